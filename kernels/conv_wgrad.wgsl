@@ -1,0 +1,217 @@
+// conv_wgrad.wgsl: gradient of a convolution w.r.t. its weight (and, with x and dy swapped by
+// the host, of a transposed convolution), 2D and 3D, groups = 1.
+//
+// Formula: dw[o,c,k] = sum_{n,q} dy[n,o,q] * x[n, c, q*s - p + k*dl]   (per axis; 0 outside x)
+// GEMM view: DW[o, r] = sum_col DY[o, col] * X[col, r], r = (c, kd, kh, kw), col = (n, od, oh, ow);
+// M = O, N = C*kD*kH*kW, K = batch * out spatial (long). The K range is split over
+// `splits` = num_workgroups.z slices; split z writes part[z][o][r] and the host sums the slices
+// with reduce.wgsl's sum_splits (or the kernel writes dw directly when splits = 1).
+//
+// Entry points (same bindings and params):
+//   main_tiled  GPUs: 256 threads, 64 (o) x 128 (r) tile, K slices of 8 positions staged in
+//               workgroup memory, 4x8 register block per thread (rows ty + 16i, cols tx + 16j).
+//               Split z covers positions [z*chunk, (z+1)*chunk), chunk = aux2 (multiple of 8).
+//   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
+//               owns 64 consecutive r and OB output channels; each invocation accumulates OB
+//               weights (o0..o0+OB, r) over the output rows [z*chunk, (z+1)*chunk) (chunk =
+//               aux2 rows of (n, od, oh)). dy reads are uniform across the workgroup.
+// Params: aux = splits, aux2 = chunk. Grid x (linearised with y) = tiles; z = splits.
+// Bindings: 0 params, 1 x (read), 2 dy (read), 3 out (read_write: part or dw).
+
+struct Params {
+    n: u32, c: u32, o: u32, flags: u32,
+    in_d: u32, in_h: u32, in_w: u32, kk: u32,
+    out_d: u32, out_h: u32, out_w: u32, aux: u32,
+    k_d: u32, k_h: u32, k_w: u32, aux2: u32,
+    s_d: u32, s_h: u32, s_w: u32, aux3: u32,
+    p_d: u32, p_h: u32, p_w: u32, aux4: u32,
+    d_d: u32, d_h: u32, d_w: u32, aux5: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(3) var<storage, read_write> part: array<f32>;
+
+fn out_spatial() -> u32 {
+    return P.out_d * P.out_h * P.out_w;
+}
+
+// Tap decode r -> (c, kd, kh, kw).
+fn tap_decode(r: u32) -> vec4<u32> {
+    let c = r / P.kk;
+    let t = r - c * P.kk;
+    let khw = P.k_h * P.k_w;
+    let kd = t / khw;
+    let t2 = t - kd * khw;
+    let kh = t2 / P.k_w;
+    return vec4<u32>(c, kd, kh, t2 - kh * P.k_w);
+}
+
+// ---------------------------------------------------------------- main_tiled
+const BM: u32 = 64u;
+const BN: u32 = 128u;
+const BK: u32 = 8u;
+
+var<workgroup> As: array<f32, 512>;   // [BK][BM]  dy
+var<workgroup> Bs: array<f32, 1024>;  // [BK][BN]  x
+
+@compute @workgroup_size(256)
+fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+              @builtin(local_invocation_index) lid: u32) {
+    let osp = out_spatial();
+    let R = P.c * P.kk;
+    let KT = P.n * osp;
+    let tiles_n = (R + BN - 1u) / BN;
+    let tiles_m = (P.o + BM - 1u) / BM;
+    let tile = wid.x + wid.y * nwg.x;
+    if (tile >= tiles_m * tiles_n) {
+        return;
+    }
+    let m0 = (tile / tiles_n) * BM;
+    let n0 = (tile % tiles_n) * BN;
+    let kbeg = wid.z * P.aux2;
+    let kend = min(kbeg + P.aux2, KT);
+
+    // The r column this thread stages, decoded once.
+    let bcol = lid % BN;
+    let brow = lid / BN;
+    let gr = n0 + bcol;
+    let r_ok = gr < R;
+    let tp = tap_decode(min(gr, R - 1u));
+    let in_sp = P.in_d * P.in_h * P.in_w;
+
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    var acc: array<f32, 32>;
+    for (var i = 0u; i < 32u; i++) {
+        acc[i] = 0.0;
+    }
+    for (var k0 = kbeg; k0 < kend; k0 += BK) {
+        for (var i = 0u; i < 2u; i++) {
+            let e = lid + i * 256u;
+            let m = e / BK;
+            let kc = e % BK;
+            let o = m0 + m;
+            let col = k0 + kc;
+            var v = 0.0;
+            if (o < P.o && col < kend) {
+                let n = col / osp;
+                v = dy[(n * P.o + o) * osp + (col - n * osp)];
+            }
+            As[kc * BM + m] = v;
+        }
+        for (var i = 0u; i < 4u; i++) {
+            let kr = brow + 2u * i;
+            let col = k0 + kr;
+            var v = 0.0;
+            if (r_ok && col < kend) {
+                let n = col / osp;
+                let sp = col - n * osp;
+                let ow = sp % P.out_w;
+                let oh = (sp / P.out_w) % P.out_h;
+                let od = sp / (P.out_w * P.out_h);
+                let id = i32(od * P.s_d + tp.y * P.d_d) - i32(P.p_d);
+                let ih = i32(oh * P.s_h + tp.z * P.d_h) - i32(P.p_h);
+                let iw = i32(ow * P.s_w + tp.w * P.d_w) - i32(P.p_w);
+                if (id >= 0 && ih >= 0 && iw >= 0 && id < i32(P.in_d) && ih < i32(P.in_h) && iw < i32(P.in_w)) {
+                    v = x[(n * P.c + tp.x) * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw)];
+                }
+            }
+            Bs[kr * BN + bcol] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < BK; kk++) {
+            var a: array<f32, 4>;
+            var b: array<f32, 8>;
+            for (var i = 0u; i < 4u; i++) {
+                a[i] = As[kk * BM + ty + 16u * i];
+            }
+            for (var j = 0u; j < 8u; j++) {
+                b[j] = Bs[kk * BN + tx + 16u * j];
+            }
+            for (var i = 0u; i < 4u; i++) {
+                for (var j = 0u; j < 8u; j++) {
+                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    let base = wid.z * P.o * R;
+    for (var i = 0u; i < 4u; i++) {
+        let o = m0 + ty + 16u * i;
+        if (o >= P.o) {
+            continue;
+        }
+        for (var j = 0u; j < 8u; j++) {
+            let r = n0 + tx + 16u * j;
+            if (r < R) {
+                part[base + o * R + r] = acc[i * 8u + j];
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- main_cpu
+const OB: u32 = 16u;
+
+@compute @workgroup_size(64)
+fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let R = P.c * P.kk;
+    let rtiles = (R + 63u) / 64u;
+    let oblocks = (P.o + OB - 1u) / OB;
+    let g = wid.x + wid.y * nwg.x;
+    if (g >= rtiles * oblocks) {
+        return;
+    }
+    let ob = g % oblocks;
+    let rt = g / oblocks;
+    let r = rt * 64u + lid;
+    let r_ok = r < R;
+    let tp = tap_decode(min(r, R - 1u));
+    let o0 = ob * OB;
+    let olast = P.o - 1u;
+    let osp = out_spatial();
+    let in_sp = P.in_d * P.in_h * P.in_w;
+    let rows = P.n * P.out_d * P.out_h;
+    let rbeg = wid.z * P.aux2;
+    let rend = min(rbeg + P.aux2, rows);
+
+    var acc: array<f32, 16>;
+    for (var i = 0u; i < OB; i++) {
+        acc[i] = 0.0;
+    }
+    for (var row = rbeg; row < rend; row++) {
+        let oh = row % P.out_h;
+        let od = (row / P.out_h) % P.out_d;
+        let n = row / (P.out_h * P.out_d);
+        let id = i32(od * P.s_d + tp.y * P.d_d) - i32(P.p_d);
+        let ih = i32(oh * P.s_h + tp.z * P.d_h) - i32(P.p_h);
+        let row_ok = r_ok && id >= 0 && ih >= 0 && id < i32(P.in_d) && ih < i32(P.in_h);
+        let xrow = (n * P.c + tp.x) * in_sp + (u32(max(id, 0)) * P.in_h + u32(max(ih, 0))) * P.in_w;
+        let dyrow = n * P.o * osp + (od * P.out_h + oh) * P.out_w;
+        let iw0 = i32(tp.w * P.d_w) - i32(P.p_w);
+        for (var ow = 0u; ow < P.out_w; ow++) {
+            let iw = iw0 + i32(ow * P.s_w);
+            var v = 0.0;
+            if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
+                v = x[xrow + u32(iw)];
+            }
+            for (var i = 0u; i < OB; i++) {
+                acc[i] = fma(dy[dyrow + min(o0 + i, olast) * osp + ow], v, acc[i]);
+            }
+        }
+    }
+    if (!r_ok) {
+        return;
+    }
+    let base = wid.z * P.o * R;
+    for (var i = 0u; i < OB; i++) {
+        let o = o0 + i;
+        if (o < P.o) {
+            part[base + o * R + r] = acc[i];
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The GPU context: device, queue, adapter facts, pipeline cache and buffer pool.
+//!
+//! A [`Context`] is made either by the engine ([`Context::new`], which picks an
+//! adapter) or from a host application's own device and queue
+//! ([`Context::from_device`]), so that tests, the CLI and embedding apps share
+//! one code path.
+
+use super::pipelines::PipelineCache;
+use super::pool::BufferPool;
+use crate::error::{Error, Result};
+use std::sync::Arc;
+
+/// Which family of kernel variants suits the adapter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AdapterClass {
+    /// A real GPU: workgroup-memory tiles with barriers.
+    Gpu,
+    /// A CPU rasteriser such as lavapipe: register blocks, no barriers.
+    Cpu,
+}
+
+/// How to pick an adapter.
+#[derive(Clone, Debug, Default)]
+pub struct ContextOptions {
+    /// `vulkan`, `metal`, `dx12`, `gl` (comma-separated list allowed). `None`:
+    /// `WUNET_BACKEND` from the environment, else every backend.
+    pub backend: Option<String>,
+    /// Case-insensitive substring of the adapter name (`WUNET_ADAPTER`).
+    pub adapter: Option<String>,
+}
+
+/// Engine state bound to one device.
+pub struct Context {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: wgpu::AdapterInfo,
+    pub limits: wgpu::Limits,
+    pub class: AdapterClass,
+    pub(crate) pipelines: PipelineCache,
+    pub(crate) pool: Arc<BufferPool>,
+}
+
+/// Parse a backend list such as `vulkan` or `vulkan,gl`.
+pub fn parse_backends(s: &str) -> Result<wgpu::Backends> {
+    let mut b = wgpu::Backends::empty();
+    for part in s.split(',').map(|p| p.trim().to_ascii_lowercase()) {
+        b |= match part.as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            "all" | "" => wgpu::Backends::all(),
+            other => {
+                return Err(Error::Gpu(format!(
+                    "unknown backend '{other}' (expected vulkan, metal, dx12, gl or all)"
+                )))
+            }
+        };
+    }
+    Ok(b)
+}
+
+fn backends_from(opts: &ContextOptions) -> Result<wgpu::Backends> {
+    match opts.backend.clone().or_else(|| std::env::var("WUNET_BACKEND").ok()) {
+        Some(s) => parse_backends(&s),
+        None => Ok(wgpu::Backends::all()),
+    }
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+/// Every adapter the selected backends expose.
+pub fn enumerate_adapters(opts: &ContextOptions) -> Result<Vec<wgpu::Adapter>> {
+    let inst = instance(backends_from(opts)?);
+    Ok(pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all())))
+}
+
+fn type_rank(t: wgpu::DeviceType) -> u8 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn backend_rank(b: wgpu::Backend) -> u8 {
+    match b {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        _ => 1,
+    }
+}
+
+impl Context {
+    /// Pick an adapter (discrete > integrated > CPU; native APIs before GL) and
+    /// open a device with the adapter's full limits.
+    pub fn new(opts: &ContextOptions) -> Result<Self> {
+        let mut adapters = enumerate_adapters(opts)?;
+        let wanted = opts.adapter.clone().or_else(|| std::env::var("WUNET_ADAPTER").ok());
+        if let Some(w) = &wanted {
+            let w = w.to_ascii_lowercase();
+            adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&w));
+        }
+        adapters.sort_by_key(|a| {
+            let i = a.get_info();
+            (type_rank(i.device_type), backend_rank(i.backend))
+        });
+        let adapter = adapters.into_iter().next().ok_or_else(|| {
+            Error::Gpu(format!(
+                "no GPU adapter found (backends: {:?}{}). Install a Vulkan driver; without a GPU install \
+                 Mesa's lavapipe (Debian: mesa-vulkan-drivers libvulkan1).",
+                backends_from(opts).unwrap_or(wgpu::Backends::all()),
+                wanted.map(|w| format!(", name containing '{w}'")).unwrap_or_default()
+            ))
+        })?;
+        let info = adapter.get_info();
+        let limits = adapter.limits();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("wunet"),
+            required_features: wgpu::Features::empty(),
+            required_limits: limits.clone(),
+            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            memory_hints: wgpu::MemoryHints::Performance,
+            trace: wgpu::Trace::Off,
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::Gpu(format!("request_device on '{}' failed: {e}", info.name)))?;
+        Ok(Self::from_device(device, queue, info))
+    }
+
+    /// Wrap a host application's device and queue (embedding). The engine
+    /// uses the device's own limits; nothing is created until ops run.
+    pub fn from_device(device: wgpu::Device, queue: wgpu::Queue, info: wgpu::AdapterInfo) -> Self {
+        let limits = device.limits();
+        let class = match info.device_type {
+            wgpu::DeviceType::Cpu => AdapterClass::Cpu,
+            _ => AdapterClass::Gpu,
+        };
+        let class = match std::env::var("WUNET_KERNELS").ok().as_deref() {
+            Some("cpu") => AdapterClass::Cpu,
+            Some("gpu") => AdapterClass::Gpu,
+            _ => class,
+        };
+        Context {
+            pool: Arc::new(BufferPool::new(device.clone())),
+            pipelines: PipelineCache::new(device.clone()),
+            device,
+            queue,
+            info,
+            limits,
+            class,
+        }
+    }
+
+    /// A one-line description: `name (backend, type, driver)`.
+    pub fn describe(&self) -> String {
+        describe_info(&self.info)
+    }
+
+    /// Block until all submitted work is done.
+    pub fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))
+    }
+
+    /// Check a buffer / binding size against the device limits before any GPU work.
+    pub fn check_binding_size(&self, op: &'static str, what: &str, bytes: u64) -> Result<()> {
+        let lim = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        if bytes > lim {
+            let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
+                "max_storage_buffer_binding_size"
+            } else {
+                "max_buffer_size"
+            };
+            return Err(Error::TooLarge { op, what: what.to_string(), bytes, limit: lim, limit_name });
+        }
+        Ok(())
+    }
+}
+
+pub fn describe_info(i: &wgpu::AdapterInfo) -> String {
+    format!("{} ({:?}, {:?}, {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+}
+
+/// The `wunet devices` report for one adapter.
+pub fn adapter_report(a: &wgpu::Adapter) -> String {
+    let i = a.get_info();
+    let l = a.limits();
+    let f = a.features();
+    let yn = |b: bool| if b { "yes" } else { "no" };
+    format!(
+        "{name}\n  backend: {backend:?}\n  type: {ty:?}\n  driver: {driver} {dinfo}\n  vendor/device: {vendor:#06x}/{device:#06x}\n  \
+         max_buffer_size: {mbs}\n  max_storage_buffer_binding_size: {msb}\n  max_storage_buffers_per_shader_stage: {nsb}\n  \
+         max_compute_workgroup_storage_size: {wgs}\n  max_compute_invocations_per_workgroup: {inv}\n  \
+         max_compute_workgroup_size: {x}x{y}x{z}\n  max_compute_workgroups_per_dimension: {wpd}\n  \
+         min_storage_buffer_offset_alignment: {align}\n  shader_f16: {f16}\n  subgroup: {sg}\n  timestamp_query: {ts}",
+        name = i.name,
+        backend = i.backend,
+        ty = i.device_type,
+        driver = i.driver,
+        dinfo = i.driver_info,
+        vendor = i.vendor,
+        device = i.device,
+        mbs = l.max_buffer_size,
+        msb = l.max_storage_buffer_binding_size,
+        nsb = l.max_storage_buffers_per_shader_stage,
+        wgs = l.max_compute_workgroup_storage_size,
+        inv = l.max_compute_invocations_per_workgroup,
+        x = l.max_compute_workgroup_size_x,
+        y = l.max_compute_workgroup_size_y,
+        z = l.max_compute_workgroup_size_z,
+        wpd = l.max_compute_workgroups_per_dimension,
+        align = l.min_storage_buffer_offset_alignment,
+        f16 = yn(f.contains(wgpu::Features::SHADER_F16)),
+        sg = yn(f.contains(wgpu::Features::SUBGROUP)),
+        ts = yn(f.contains(wgpu::Features::TIMESTAMP_QUERY)),
+    )
+}

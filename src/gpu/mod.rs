@@ -1,0 +1,12 @@
+//! GPU runtime: context, tensors and buffer pool, kernels and pipeline cache,
+//! and the recorder that batches dispatches into one submission.
+
+pub mod context;
+pub mod pipelines;
+pub mod pool;
+pub mod record;
+pub mod tensor;
+
+pub use context::{AdapterClass, Context, ContextOptions};
+pub use record::{Program, Recorder};
+pub use tensor::{DType, Tensor};

@@ -1,0 +1,14 @@
+//! wunet: train and run U-Net segmentation networks on any GPU that wgpu reaches.
+//!
+//! Layout: [`shape`] (all size formulas), [`gpu`] (context, tensors, kernels,
+//! recording), [`ops`] (GPU ops), [`reference`] (CPU versions of every op).
+
+pub mod error;
+pub mod gpu;
+pub mod ops;
+pub mod reference;
+pub mod shape;
+
+pub use error::{Error, Result};
+pub use gpu::{Context, ContextOptions, DType, Tensor};
+pub use shape::{Shape, Window};

@@ -1,0 +1,26 @@
+//! GPU ops, one file per op family. Each op: check shapes -> output shape ->
+//! params -> dispatch. `*_into` variants write into a given tensor (the
+//! executor's planned buffers); the plain variants allocate their output.
+
+pub mod conv;
+pub mod reduce;
+
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Tensor};
+use crate::shape::Shape;
+
+/// Fail unless `t` has shape `want` and dtype `dt`.
+pub(crate) fn expect(op: &'static str, what: &str, t: &Tensor, want: Shape, dt: DType) -> Result<()> {
+    if t.shape.dims != want.dims {
+        return Err(Error::shape(op, format!("{what} is {} but must be {want}", t.shape)));
+    }
+    if t.dtype != dt {
+        return Err(Error::shape(op, format!("{what} has dtype {:?}, expected {dt:?}", t.dtype)));
+    }
+    Ok(())
+}
+
+/// Number of workgroups for `n` items at `per` items per workgroup.
+pub(crate) fn groups_for(n: usize, per: usize) -> u64 {
+    n.div_ceil(per) as u64
+}

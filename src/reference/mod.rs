@@ -1,0 +1,5 @@
+//! Naive CPU versions of every op, f64 accumulation, same names and argument
+//! order as the GPU ops. They define what the kernels must compute.
+
+pub mod conv;
+pub mod fd;

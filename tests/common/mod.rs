@@ -1,0 +1,61 @@
+//! Shared test helpers: one GPU context per test binary, seeded data, and
+//! the `atol + rtol*|ref|` comparison.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+use wunet::gpu::{Context, ContextOptions};
+
+/// The test context, or `None` (with a message) where no adapter exists.
+pub fn ctx() -> Option<&'static Context> {
+    static CTX: OnceLock<Option<Context>> = OnceLock::new();
+    CTX.get_or_init(|| match Context::new(&ContextOptions::default()) {
+        Ok(c) => {
+            eprintln!("adapter: {}", c.describe());
+            Some(c)
+        }
+        Err(e) => {
+            if std::env::var("WUNET_REQUIRE_GPU").is_ok() {
+                panic!("WUNET_REQUIRE_GPU is set but no adapter: {e}");
+            }
+            eprintln!("skip: no GPU adapter ({e})");
+            None
+        }
+    })
+    .as_ref()
+}
+
+/// Deterministic pseudo-random values in [-1, 1) (xorshift).
+pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..n)
+        .map(|_| {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+/// Fail with the worst element if any `|got - want| > atol + rtol*|want|`.
+pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
+    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    let mut worst = (0.0f32, 0usize);
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let r = (g - w).abs() / (atol + rtol * w.abs());
+        if !r.is_finite() || !g.is_finite() {
+            panic!("{what}: non-finite at {i}: got {g}, want {w}");
+        }
+        if r > worst.0 {
+            worst = (r, i);
+        }
+    }
+    assert!(
+        worst.0 <= 1.0,
+        "{what}: worst error ratio {:.3} at {}: got {}, want {}",
+        worst.0,
+        worst.1,
+        got[worst.1],
+        want[worst.1]
+    );
+}
