@@ -3,6 +3,8 @@
 //! Layout: [`shape`] (all size formulas), [`gpu`] (context, tensors, kernels,
 //! recording), [`ops`] (GPU ops), [`reference`] (CPU versions of every op).
 
+pub mod bench;
+pub mod cli;
 pub mod error;
 pub mod gpu;
 pub mod ops;

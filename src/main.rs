@@ -1,1 +1,72 @@
-fn main() {}
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+use wunet::cli::bench::{bench_conv, ConvBenchArgs};
+use wunet::gpu::context::{adapter_report, enumerate_adapters};
+use wunet::{Context, ContextOptions};
+
+#[derive(Parser)]
+#[command(name = "wunet", version, about = "U-Net segmentation on any GPU wgpu reaches")]
+struct Cli {
+    /// Graphics API: vulkan, metal, dx12, gl (default: WUNET_BACKEND, else any).
+    #[arg(long, global = true, env = "WUNET_BACKEND")]
+    backend: Option<String>,
+    /// Pick the adapter whose name contains this text.
+    #[arg(long, global = true, env = "WUNET_ADAPTER")]
+    adapter: Option<String>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// List every adapter with backend, type, driver and limits.
+    Devices,
+    /// Time kernels.
+    #[command(subcommand)]
+    Bench(BenchCmd),
+}
+
+#[derive(Subcommand)]
+enum BenchCmd {
+    /// Convolution forward (and --backward).
+    Conv(ConvBenchArgs),
+    /// Transposed convolution forward (and --backward).
+    ConvTranspose(ConvBenchArgs),
+}
+
+fn run(cli: Cli) -> wunet::Result<()> {
+    let opts = ContextOptions { backend: cli.backend.clone(), adapter: cli.adapter.clone() };
+    match cli.cmd {
+        Cmd::Devices => {
+            let adapters = enumerate_adapters(&opts)?;
+            if adapters.is_empty() {
+                return Err(wunet::Error::Gpu("no adapters found".into()));
+            }
+            for a in adapters {
+                println!("{}", adapter_report(&a));
+            }
+        }
+        Cmd::Bench(b) => {
+            let ctx = Context::new(&opts)?;
+            match b {
+                BenchCmd::Conv(a) => {
+                    bench_conv(&ctx, &a, false)?;
+                }
+                BenchCmd::ConvTranspose(a) => {
+                    bench_conv(&ctx, &a, true)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

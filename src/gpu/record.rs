@@ -5,7 +5,7 @@
 
 use super::context::Context;
 use super::pipelines::{BindKind, Pipeline};
-use super::tensor::Tensor;
+use super::tensor::{Storage, Tensor};
 use crate::error::{Error, Result};
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
@@ -15,6 +15,9 @@ pub struct Dispatch {
     pub pipeline: Arc<Pipeline>,
     pub bind_group: wgpu::BindGroup,
     pub groups: [u32; 3],
+    /// The storages bound here stay out of the buffer pool while the dispatch
+    /// exists, so a kept [`Program`] never sees its buffers handed to others.
+    _keep: Vec<Arc<Storage>>,
 }
 
 /// A recorded sequence of dispatches that can be submitted many times.
@@ -101,7 +104,8 @@ impl<'c> Recorder<'c> {
             layout: &pipeline.kernel.bind_layout,
             entries: &entries,
         });
-        self.program.dispatches.push(Dispatch { pipeline, bind_group, groups });
+        let keep = tensors.iter().map(|t| t.storage.clone()).collect();
+        self.program.dispatches.push(Dispatch { pipeline, bind_group, groups, _keep: keep });
         Ok(())
     }
 

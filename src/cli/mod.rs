@@ -1,0 +1,3 @@
+//! Command-line front end (`wunet ...`).
+
+pub mod bench;
