@@ -7,6 +7,14 @@
 use crate::error::{Error, Result};
 use std::fmt;
 
+/// Element type of a tensor. Everything is 4 bytes wide.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum DType {
+    F32,
+    U32,
+    I32,
+}
+
 /// Shape of an activation tensor: `[N, C, D, H, W]` plus the logical rank (4 or 5).
 /// Shapes of other ranks (a weight `O,C,kD,kH,kW`, a bias `[C]`, a scalar) use
 /// the same type with leading size-1 axes; `rank` records how to print them.

@@ -3,16 +3,10 @@
 use super::context::Context;
 use super::pool::{BufferPool, USAGE};
 use crate::error::{Error, Result};
+pub use crate::shape::DType;
 use crate::shape::Shape;
 use std::sync::{Arc, Weak};
 
-/// Element type. Everything is 4 bytes wide.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DType {
-    F32,
-    U32,
-    I32,
-}
 
 /// Owns one `wgpu::Buffer`; a pooled one goes back to its pool on drop.
 pub struct Storage {
