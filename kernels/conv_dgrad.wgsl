@@ -18,8 +18,9 @@
 //   main_tiled  GPUs: 256 threads, 64 (c) x 128 (col) tile, K slices of 8 in workgroup memory,
 //               4x8 register block per thread (rows ty + 16i, cols tx + 16j).
 //   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
-//               owns 64 consecutive jw of one (n, jd, jh) row and CB channels; each invocation
-//               accumulates CB channels of one position. Weight reads are uniform.
+//               owns CB channels and 64/lpr phase rows (n, jd, jh) (lpr = lanes per row);
+//               each invocation accumulates CB channels x PB adjacent positions (pipeline
+//               constants). Weight reads are uniform.
 //   main_direct Fallback: one output per invocation.
 // Bindings: 0 params, 1 dy (read), 2 w (read), 3 bias (read, used when flags & 1), 4 dx (rw).
 
@@ -27,7 +28,7 @@ struct Params {
     n: u32, c: u32, o: u32, flags: u32,
     in_d: u32, in_h: u32, in_w: u32, kk: u32,
     out_d: u32, out_h: u32, out_w: u32, kv: u32,
-    k_d: u32, k_h: u32, k_w: u32, pad0: u32,
+    k_d: u32, k_h: u32, k_w: u32, lpr: u32,
     s_d: u32, s_h: u32, s_w: u32, pad1: u32,
     p_d: u32, p_h: u32, p_w: u32, pad2: u32,
     d_d: u32, d_h: u32, d_w: u32, pad3: u32,
@@ -213,74 +214,97 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // ---------------------------------------------------------------- main_cpu
-const CB: u32 = 16u;
+// Register block: CB input channels x PB adjacent phase positions along W per invocation.
+override CB: u32 = 8u;
+override PB: u32 = 4u;
 
 @compute @workgroup_size(64)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let wtiles = (P.j_w + 63u) / 64u;
+    // lpr = lanes per row; a workgroup covers 64 / lpr rows of the phase.
+    let rpw = 64u / P.lpr;
+    let wtiles = (P.j_w + P.lpr * PB - 1u) / (P.lpr * PB);
     let rows = P.n * P.j_d * P.j_h;
+    let rgroups = (rows + rpw - 1u) / rpw;
     let cblocks = (P.c + CB - 1u) / CB;
     let g = wid.x + wid.y * nwg.x;
-    if (g >= cblocks * rows * wtiles) {
+    if (g >= cblocks * rgroups * wtiles) {
         return;
     }
     let cb = g % cblocks;
     let rest = g / cblocks;
     let wt = rest % wtiles;
-    let row = rest / wtiles;
+    let row_raw = (rest / wtiles) * rpw + lid / P.lpr;
+    let row_ok = row_raw < rows;
+    let row = min(row_raw, rows - 1u);
     let jh = row % P.j_h;
     let jd = (row / P.j_h) % P.j_d;
     let n = row / (P.j_h * P.j_d);
-    let jw = wt * 64u + lid;
+    let jw0 = (wt * P.lpr + lid % P.lpr) * PB;
     let c0 = cb * CB;
     let clast = P.c - 1u;
-    let jw_ok = jw < P.j_w;
-    let khw = P.k_h * P.k_w;
-    let wstride_c = P.kk;          // w[o, c+1, ...] - w[o, c, ...]
 
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < CB; i++) {
+    var acc: array<f32, 32>;
+    for (var i = 0u; i < CB * PB; i++) {
         acc[i] = 0.0;
     }
-    for (var o = 0u; o < P.o; o++) {
-        let dyo = (n * P.o + o) * P.out_d;
-        for (var td = 0u; td < P.kc_d; td++) {
-            let kd = P.k0_d + td * P.ks_d;
-            let qd = i32(jd) + delta(P.r_d, P.p_d, kd, P.d_d, P.s_d);
-            if (qd < 0 || qd >= i32(P.out_d)) {
+    // Taps outer (their offsets cost integer divisions), channels o inner.
+    let osp = P.out_d * P.out_h * P.out_w;
+    for (var td = 0u; td < P.kc_d; td++) {
+        let kd = P.k0_d + td * P.ks_d;
+        let qd = i32(jd) + delta(P.r_d, P.p_d, kd, P.d_d, P.s_d);
+        if (qd < 0 || qd >= i32(P.out_d)) {
+            continue;
+        }
+        for (var th = 0u; th < P.kc_h; th++) {
+            let kh = P.k0_h + th * P.ks_h;
+            let qh = i32(jh) + delta(P.r_h, P.p_h, kh, P.d_h, P.s_h);
+            if (qh < 0 || qh >= i32(P.out_h)) {
                 continue;
             }
-            for (var th = 0u; th < P.kc_h; th++) {
-                let kh = P.k0_h + th * P.ks_h;
-                let qh = i32(jh) + delta(P.r_h, P.p_h, kh, P.d_h, P.s_h);
-                if (qh < 0 || qh >= i32(P.out_h)) {
-                    continue;
+            let dyrow = ((n * P.o * P.out_d + u32(qd)) * P.out_h + u32(qh)) * P.out_w;
+            for (var tw = 0u; tw < P.kc_w; tw++) {
+                let kw = P.k0_w + tw * P.ks_w;
+                let dw = delta(P.r_w, P.p_w, kw, P.d_w, P.s_w);
+                var ok: array<bool, 8>;
+                var qs: array<u32, 8>;
+                for (var p = 0u; p < PB; p++) {
+                    let jw = jw0 + p;
+                    let qw = i32(jw) + dw;
+                    ok[p] = row_ok && jw < P.j_w && qw >= 0 && qw < i32(P.out_w);
+                    qs[p] = dyrow + u32(max(qw, 0));
                 }
-                let dyrow = ((dyo + u32(qd)) * P.out_h + u32(qh)) * P.out_w;
-                for (var tw = 0u; tw < P.kc_w; tw++) {
-                    let kw = P.k0_w + tw * P.ks_w;
-                    let qw = i32(jw) + delta(P.r_w, P.p_w, kw, P.d_w, P.s_w);
-                    var v = 0.0;
-                    if (jw_ok && qw >= 0 && qw < i32(P.out_w)) {
-                        v = dy[dyrow + u32(qw)];
+                let wt0 = kd * P.k_h * P.k_w + kh * P.k_w + kw;
+                for (var o = 0u; o < P.o; o++) {
+                    var v: array<f32, 8>;
+                    for (var p = 0u; p < PB; p++) {
+                        v[p] = 0.0;
+                        if (ok[p]) {
+                            v[p] = dy[qs[p] + o * osp];
+                        }
                     }
-                    let wb = (o * P.c) * P.kk + kd * khw + kh * P.k_w + kw;
+                    let wb = o * P.c * P.kk + wt0;
                     for (var i = 0u; i < CB; i++) {
-                        acc[i] = fma(w[wb + min(c0 + i, clast) * wstride_c], v, acc[i]);
+                        let wv = w[wb + min(c0 + i, clast) * P.kk];
+                        for (var p = 0u; p < PB; p++) {
+                            acc[i * PB + p] = fma(wv, v[p], acc[i * PB + p]);
+                        }
                     }
                 }
             }
         }
     }
-    if (!jw_ok) {
-        return;
-    }
-    let j = vec3<u32>(jd, jh, jw);
-    for (var i = 0u; i < CB; i++) {
-        let c = c0 + i;
-        if (c < P.c) {
-            dx[dx_index(n, c, j)] = acc[i] + bias_of(c);
+    for (var p = 0u; p < PB; p++) {
+        let jw = jw0 + p;
+        if (!row_ok || jw >= P.j_w) {
+            continue;
+        }
+        let j = vec3<u32>(jd, jh, jw);
+        for (var i = 0u; i < CB; i++) {
+            let c = c0 + i;
+            if (c < P.c) {
+                dx[dx_index(n, c, j)] = acc[i * PB + p] + bias_of(c);
+            }
         }
     }
 }

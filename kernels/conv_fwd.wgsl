@@ -13,14 +13,13 @@
 //               Each thread loads one fixed column of the X slice (its im2col address is
 //               decoded once) and two W elements per slice.
 //   main_cpu    CPU adapters (lavapipe). No workgroup memory, no barriers (both are expensive
-//               when a CPU emulates them). A workgroup of 64 invocations owns 64 consecutive
-//               output positions of one output row (same n, od, oh) and OB output channels; every
-//               invocation accumulates a block of OB channels for its own position. The weight
-//               reads are the same address in every invocation (scalar loads), the input reads
-//               are consecutive across invocations.
+//               when a CPU emulates them). A workgroup of 64 invocations owns OB output
+//               channels and 64/LPR output rows (LPR = lanes per row, params.aux), each lane PB
+//               adjacent positions of its row; every invocation accumulates an OB x PB block.
+//               Weight reads are the same address in every invocation (scalar loads).
 //   main_direct Fallback / reference: one output per invocation.
 // Grid: main_tiled: ceil(O/64) * ceil(N/128) workgroups, linearised over x and y.
-//       main_cpu:   ceil(O/OB) * rows * ceil(out_w/64) workgroups, linearised over x and y.
+//       main_cpu:   ceil(O/OB) * ceil(rows/(64/LPR)) * ceil(out_w/(LPR*PB)), linearised.
 //       main_direct: ceil(O*N/64) workgroups, linearised.
 // Bindings: 0 params (uniform), 1 x (read), 2 w (read), 3 bias (read; used when flags & 1),
 //           4 y (read_write).
@@ -201,42 +200,57 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // ---------------------------------------------------------------- main_cpu
-// OB output channels per invocation.
-const OB: u32 = 16u;
+// Register block: OB output channels x PB adjacent output positions per invocation
+// (OB*PB <= 32). The kernel width KW, stride SW and dilation DW along W are pipeline
+// constants, so the row segment an invocation needs for one (c, kd, kh) - SPAN =
+// (PB-1)*SW + (KW-1)*DW + 1 <= 16 values - is loaded once and every tap reads it from
+// registers (a sliding window): PB*KW*OB multiply-adds per SPAN loads.
+override OB: u32 = 8u;
+override PB: u32 = 4u;
+override KW: u32 = 3u;
+override SW: u32 = 1u;
+override DW: u32 = 1u;
 
 @compute @workgroup_size(64)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let wtiles = (P.out_w + 63u) / 64u;
+    let span = (PB - 1u) * SW + (KW - 1u) * DW + 1u;
+    // aux = lanes per output row (LPR); a workgroup covers 64 / LPR rows.
+    let lpr = P.aux;
+    let rpw = 64u / lpr;
+    let wtiles = (P.out_w + lpr * PB - 1u) / (lpr * PB);
     let rows = P.n * P.out_d * P.out_h;
+    let rgroups = (rows + rpw - 1u) / rpw;
     let oblocks = (P.o + OB - 1u) / OB;
     let g = wid.x + wid.y * nwg.x;
-    if (g >= oblocks * rows * wtiles) {
+    if (g >= oblocks * rgroups * wtiles) {
         return;
     }
     let ob = g % oblocks;
     let rest = g / oblocks;
     let wt = rest % wtiles;
-    let row = rest / wtiles;
+    let row_raw = (rest / wtiles) * rpw + lid / lpr;
+    let row_ok = row_raw < rows;
+    let row = min(row_raw, rows - 1u);
     let oh = row % P.out_h;
     let od = (row / P.out_h) % P.out_d;
     let n = row / (P.out_h * P.out_d);
-    let ow = wt * 64u + lid;
+    let ow0 = (wt * lpr + lid % lpr) * PB;
     let o0 = ob * OB;
     let K = P.c * P.kk;
     let khw = P.k_h * P.k_w;
-    let iw0 = i32(ow * P.s_w) - i32(P.p_w);
     let ih0 = i32(oh * P.s_h) - i32(P.p_h);
     let id0 = i32(od * P.s_d) - i32(P.p_d);
-    let in_plane = P.in_h * P.in_w;
-    let ow_ok = ow < P.out_w;
+    let iw0 = i32(ow0 * SW) - i32(P.p_w);
+    // Positions past the row end read nothing (their results are discarded).
+    let iw_end = min(i32(P.in_w), iw0 + i32(span));
+    let ow_ok = row_ok && ow0 < P.out_w;
 
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < OB; i++) {
+    var acc: array<f32, 32>;
+    for (var i = 0u; i < OB * PB; i++) {
         acc[i] = 0.0;
     }
-    // Weights of channel o0+i at reduction index r: w[(o0+i)*K + r]. Rows past O are clamped
-    // to the last channel (their results are discarded) so the inner loop has no branch.
+    // Rows past O are clamped to the last channel (results discarded): no branch inside.
     let olast = P.o - 1u;
     for (var c = 0u; c < P.c; c++) {
         let xc = (n * P.c + c) * P.in_d;
@@ -251,30 +265,39 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                     continue;
                 }
                 let xrow = ((xc + u32(id)) * P.in_h + u32(ih)) * P.in_w;
-                let rbase = c * P.kk + kd * khw + kh * P.k_w;
-                for (var kw = 0u; kw < P.k_w; kw++) {
-                    let iw = iw0 + i32(kw * P.d_w);
-                    var v = 0.0;
-                    if (ow_ok && iw >= 0 && iw < i32(P.in_w)) {
-                        v = x[xrow + u32(iw)];
+                var v: array<f32, 16>;
+                for (var t = 0u; t < span; t++) {
+                    let iw = iw0 + i32(t);
+                    v[t] = 0.0;
+                    if (ow_ok && iw >= 0 && iw < iw_end) {
+                        v[t] = x[xrow + u32(iw)];
                     }
-                    let r = rbase + kw;
-                    for (var i = 0u; i < OB; i++) {
-                        acc[i] = fma(w[min(o0 + i, olast) * K + r], v, acc[i]);
+                }
+                let rbase = c * P.kk + kd * khw + kh * KW;
+                for (var i = 0u; i < OB; i++) {
+                    let wrow = min(o0 + i, olast) * K + rbase;
+                    for (var kw = 0u; kw < KW; kw++) {
+                        let wv = w[wrow + kw];
+                        for (var p = 0u; p < PB; p++) {
+                            acc[i * PB + p] = fma(wv, v[p * SW + kw * DW], acc[i * PB + p]);
+                        }
                     }
                 }
             }
         }
     }
-    if (!ow_ok) {
-        return;
-    }
     let osp = out_spatial();
-    let sp = (od * P.out_h + oh) * P.out_w + ow;
-    for (var i = 0u; i < OB; i++) {
-        let o = o0 + i;
-        if (o < P.o) {
-            y[(n * P.o + o) * osp + sp] = acc[i] + bias_of(o);
+    for (var p = 0u; p < PB; p++) {
+        let ow = ow0 + p;
+        if (!row_ok || ow >= P.out_w) {
+            continue;
+        }
+        let sp = (od * P.out_h + oh) * P.out_w + ow;
+        for (var i = 0u; i < OB; i++) {
+            let o = o0 + i;
+            if (o < P.o) {
+                y[(n * P.o + o) * osp + sp] = acc[i * PB + p] + bias_of(o);
+            }
         }
     }
 }

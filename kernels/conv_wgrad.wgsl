@@ -12,9 +12,10 @@
 //               workgroup memory, 4x8 register block per thread (rows ty + 16i, cols tx + 16j).
 //               Split z covers positions [z*chunk, (z+1)*chunk), chunk = aux2 (multiple of 8).
 //   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
-//               owns 64 consecutive r and OB output channels; each invocation accumulates OB
-//               weights (o0..o0+OB, r) over the output rows [z*chunk, (z+1)*chunk) (chunk =
-//               aux2 rows of (n, od, oh)). dy reads are uniform across the workgroup.
+//               owns 64 consecutive tap rows (c, kd, kh) and OB output channels; each
+//               invocation accumulates the OB x KW weights of its tap row over the output rows
+//               [z*chunk, (z+1)*chunk) (chunk = aux2 rows of (n, od, oh)). dy reads are
+//               uniform across the workgroup. KW, SW, DW, OB are pipeline constants.
 // Params: aux = splits, aux2 = chunk. Grid x (linearised with y) = tiles; z = splits.
 // Bindings: 0 params, 1 x (read), 2 dy (read), 3 out (read_write: part or dw).
 
@@ -154,13 +155,21 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 }
 
 // ---------------------------------------------------------------- main_cpu
-const OB: u32 = 16u;
+// An invocation owns one tap row (c, kd, kh) - all KW taps along W - for OB output channels:
+// OB*KW accumulators. It walks the output positions of its row range; the KW input values
+// of a position are a sliding window (SLIDE: stride 1, dilation 1 along W, one new load per
+// position) and dy[o, position] is the same address in every invocation (a scalar load).
+override OB: u32 = 8u;
+override KW: u32 = 3u;
+override SW: u32 = 1u;
+override DW: u32 = 1u;
 
 @compute @workgroup_size(64)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let R = P.c * P.kk;
-    let rtiles = (R + 63u) / 64u;
+    let RR = P.c * P.k_d * P.k_h;
+    let rtiles = (RR + 63u) / 64u;
     let oblocks = (P.o + OB - 1u) / OB;
     let g = wid.x + wid.y * nwg.x;
     if (g >= rtiles * oblocks) {
@@ -168,9 +177,12 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let ob = g % oblocks;
     let rt = g / oblocks;
-    let r = rt * 64u + lid;
-    let r_ok = r < R;
-    let tp = tap_decode(min(r, R - 1u));
+    let rr = rt * 64u + lid;
+    let rr_ok = rr < RR;
+    let rrc = min(rr, RR - 1u);
+    let kh = rrc % P.k_h;
+    let kd = (rrc / P.k_h) % P.k_d;
+    let c = rrc / (P.k_h * P.k_d);
     let o0 = ob * OB;
     let olast = P.o - 1u;
     let osp = out_spatial();
@@ -178,40 +190,70 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let rows = P.n * P.out_d * P.out_h;
     let rbeg = wid.z * P.aux2;
     let rend = min(rbeg + P.aux2, rows);
+    let slide = SW == 1u && DW == 1u;
 
-    var acc: array<f32, 16>;
-    for (var i = 0u; i < OB; i++) {
+    var acc: array<f32, 32>;
+    for (var i = 0u; i < OB * KW; i++) {
         acc[i] = 0.0;
     }
     for (var row = rbeg; row < rend; row++) {
         let oh = row % P.out_h;
         let od = (row / P.out_h) % P.out_d;
         let n = row / (P.out_h * P.out_d);
-        let id = i32(od * P.s_d + tp.y * P.d_d) - i32(P.p_d);
-        let ih = i32(oh * P.s_h + tp.z * P.d_h) - i32(P.p_h);
-        let row_ok = r_ok && id >= 0 && ih >= 0 && id < i32(P.in_d) && ih < i32(P.in_h);
-        let xrow = (n * P.c + tp.x) * in_sp + (u32(max(id, 0)) * P.in_h + u32(max(ih, 0))) * P.in_w;
+        let id = i32(od * P.s_d + kd * P.d_d) - i32(P.p_d);
+        let ih = i32(oh * P.s_h + kh * P.d_h) - i32(P.p_h);
+        let row_ok = rr_ok && id >= 0 && ih >= 0 && id < i32(P.in_d) && ih < i32(P.in_h);
+        let xrow = (n * P.c + c) * in_sp + (u32(max(id, 0)) * P.in_h + u32(max(ih, 0))) * P.in_w;
         let dyrow = n * P.o * osp + (od * P.out_h + oh) * P.out_w;
-        let iw0 = i32(tp.w * P.d_w) - i32(P.p_w);
+        let iw0 = -i32(P.p_w);
+        var v: array<f32, 32>;
+        if (slide) {
+            for (var kw = 0u; kw + 1u < KW; kw++) {
+                let iw = iw0 + i32(kw);
+                v[kw + 1u] = 0.0;
+                if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
+                    v[kw + 1u] = x[xrow + u32(iw)];
+                }
+            }
+        }
         for (var ow = 0u; ow < P.out_w; ow++) {
-            let iw = iw0 + i32(ow * P.s_w);
-            var v = 0.0;
-            if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
-                v = x[xrow + u32(iw)];
+            if (slide) {
+                for (var kw = 0u; kw + 1u < KW; kw++) {
+                    v[kw] = v[kw + 1u];
+                }
+                let iw = iw0 + i32(ow + KW - 1u);
+                v[KW - 1u] = 0.0;
+                if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
+                    v[KW - 1u] = x[xrow + u32(iw)];
+                }
+            } else {
+                for (var kw = 0u; kw < KW; kw++) {
+                    let iw = iw0 + i32(ow * SW + kw * DW);
+                    v[kw] = 0.0;
+                    if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
+                        v[kw] = x[xrow + u32(iw)];
+                    }
+                }
             }
             for (var i = 0u; i < OB; i++) {
-                acc[i] = fma(dy[dyrow + min(o0 + i, olast) * osp + ow], v, acc[i]);
+                let gv = dy[dyrow + min(o0 + i, olast) * osp + ow];
+                for (var kw = 0u; kw < KW; kw++) {
+                    acc[i * KW + kw] = fma(gv, v[kw], acc[i * KW + kw]);
+                }
             }
         }
     }
-    if (!r_ok) {
+    if (!rr_ok) {
         return;
     }
     let base = wid.z * P.o * R;
+    let r0 = rr * KW;
     for (var i = 0u; i < OB; i++) {
         let o = o0 + i;
         if (o < P.o) {
-            part[base + o * R + r] = acc[i];
+            for (var kw = 0u; kw < KW; kw++) {
+                part[base + o * R + r0 + kw] = acc[i * KW + kw];
+            }
         }
     }
 }

@@ -7,7 +7,12 @@ use std::time::Instant;
 
 /// Submit `program` `warmup` times, then `runs` times, waiting for completion
 /// after each; returns per-run milliseconds, sorted.
-pub fn time_program(ctx: &Context, program: &Program, warmup: usize, runs: usize) -> Result<Vec<f64>> {
+pub fn time_program(
+    ctx: &Context,
+    program: &Program,
+    warmup: usize,
+    runs: usize,
+) -> Result<Vec<f64>> {
     for _ in 0..warmup {
         program.submit(ctx);
         ctx.wait()?;

@@ -15,7 +15,9 @@ pub enum Error {
     #[error("gpu: {0}")]
     Gpu(String),
     /// A tensor or buffer larger than the device allows.
-    #[error("{op}: {what} needs {bytes} bytes but the device allows at most {limit} ({limit_name})")]
+    #[error(
+        "{op}: {what} needs {bytes} bytes but the device allows at most {limit} ({limit_name})"
+    )]
     TooLarge {
         op: &'static str,
         what: String,
@@ -34,12 +36,21 @@ pub type Result<T> = std::result::Result<T, Error>;
 
 impl Error {
     pub fn shape(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Shape { op, msg: msg.into() }
+        Error::Shape {
+            op,
+            msg: msg.into(),
+        }
     }
     pub fn unsupported(op: &'static str, msg: impl Into<String>) -> Self {
-        Error::Unsupported { op, msg: msg.into() }
+        Error::Unsupported {
+            op,
+            msg: msg.into(),
+        }
     }
     pub fn file(path: impl AsRef<std::path::Path>, msg: impl std::fmt::Display) -> Self {
-        Error::File { path: path.as_ref().display().to_string(), msg: msg.to_string() }
+        Error::File {
+            path: path.as_ref().display().to_string(),
+            msg: msg.to_string(),
+        }
     }
 }

@@ -5,7 +5,11 @@ use wunet::gpu::context::{adapter_report, enumerate_adapters};
 use wunet::{Context, ContextOptions};
 
 #[derive(Parser)]
-#[command(name = "wunet", version, about = "U-Net segmentation on any GPU wgpu reaches")]
+#[command(
+    name = "wunet",
+    version,
+    about = "U-Net segmentation on any GPU wgpu reaches"
+)]
 struct Cli {
     /// Graphics API: vulkan, metal, dx12, gl (default: WUNET_BACKEND, else any).
     #[arg(long, global = true, env = "WUNET_BACKEND")]
@@ -35,7 +39,10 @@ enum BenchCmd {
 }
 
 fn run(cli: Cli) -> wunet::Result<()> {
-    let opts = ContextOptions { backend: cli.backend.clone(), adapter: cli.adapter.clone() };
+    let opts = ContextOptions {
+        backend: cli.backend.clone(),
+        adapter: cli.adapter.clone(),
+    };
     match cli.cmd {
         Cmd::Devices => {
             let adapters = enumerate_adapters(&opts)?;

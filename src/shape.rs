@@ -26,10 +26,16 @@ pub struct Shape {
 
 impl Shape {
     pub fn new4(n: usize, c: usize, h: usize, w: usize) -> Self {
-        Shape { dims: [n, c, 1, h, w], rank: 4 }
+        Shape {
+            dims: [n, c, 1, h, w],
+            rank: 4,
+        }
     }
     pub fn new5(n: usize, c: usize, d: usize, h: usize, w: usize) -> Self {
-        Shape { dims: [n, c, d, h, w], rank: 5 }
+        Shape {
+            dims: [n, c, d, h, w],
+            rank: 5,
+        }
     }
     /// A shape of any rank 0..=5. Rank 5 is `N, C, D, H, W`; rank 4 is
     /// `N, C, H, W` (D = 1 is inserted); lower ranks are right-aligned.
@@ -42,9 +48,17 @@ impl Shape {
                 d[5 - s.len()..].copy_from_slice(s);
                 d
             }
-            _ => return Err(Error::shape("shape", format!("rank {} > 5 in {:?}", s.len(), s))),
+            _ => {
+                return Err(Error::shape(
+                    "shape",
+                    format!("rank {} > 5 in {:?}", s.len(), s),
+                ))
+            }
         };
-        Ok(Shape { dims, rank: s.len() as u8 })
+        Ok(Shape {
+            dims,
+            rank: s.len() as u8,
+        })
     }
     /// Activation shape for `spatial` of 2 or 3 axes (`[H, W]` or `[D, H, W]`).
     pub fn activation(n: usize, c: usize, spatial: &[usize]) -> Self {
@@ -94,11 +108,17 @@ impl Shape {
     }
     /// A 1-D shape `[len]`.
     pub fn vector(len: usize) -> Self {
-        Shape { dims: [1, 1, 1, 1, len], rank: 1 }
+        Shape {
+            dims: [1, 1, 1, 1, len],
+            rank: 1,
+        }
     }
     /// The 0-D shape of a scalar.
     pub fn scalar() -> Self {
-        Shape { dims: [1; 5], rank: 0 }
+        Shape {
+            dims: [1; 5],
+            rank: 0,
+        }
     }
     pub fn with_c(&self, c: usize) -> Self {
         let mut s = *self;
@@ -131,10 +151,14 @@ impl fmt::Debug for Shape {
 
 /// Parse `1x64x256x256` (4-D) or `1x32x64x64x64` (5-D).
 pub fn parse_shape(s: &str) -> Result<Shape> {
-    let dims: std::result::Result<Vec<usize>, _> = s.split('x').map(|p| p.trim().parse::<usize>()).collect();
+    let dims: std::result::Result<Vec<usize>, _> =
+        s.split('x').map(|p| p.trim().parse::<usize>()).collect();
     match dims {
         Ok(d) if d.len() == 4 || d.len() == 5 => Shape::from_slice(&d),
-        _ => Err(Error::shape("parse_shape", format!("'{s}' is not NxCxHxW or NxCxDxHxW"))),
+        _ => Err(Error::shape(
+            "parse_shape",
+            format!("'{s}' is not NxCxHxW or NxCxDxHxW"),
+        )),
     }
 }
 
@@ -151,7 +175,14 @@ pub fn conv_out_len(input: usize, k: usize, s: usize, p: usize, d: usize) -> Opt
 
 /// Output length of a transposed convolution along one axis:
 /// `(in-1)s - 2p + d(k-1) + output_padding + 1`, or `None` if not positive.
-pub fn conv_transpose_out_len(input: usize, k: usize, s: usize, p: usize, d: usize, op: usize) -> Option<usize> {
+pub fn conv_transpose_out_len(
+    input: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    op: usize,
+) -> Option<usize> {
     let full = (input.checked_sub(1)?) * s + d * (k.checked_sub(1)?) + op + 1;
     full.checked_sub(2 * p).filter(|&v| v > 0)
 }
@@ -171,7 +202,12 @@ pub struct Window {
 impl Window {
     /// Same settings on every axis (`dims` = 2 or 3).
     pub fn cube(dims: usize, k: usize, s: usize, p: usize) -> Self {
-        Self::new(&vec![k; dims], &vec![s; dims], &vec![p; dims], &vec![1; dims])
+        Self::new(
+            &vec![k; dims],
+            &vec![s; dims],
+            &vec![p; dims],
+            &vec![1; dims],
+        )
     }
     /// From per-axis lists of length 2 (`H, W`) or 3 (`D, H, W`); other lengths give the identity window.
     pub fn new(k: &[usize], s: &[usize], p: &[usize], d: &[usize]) -> Self {
@@ -205,7 +241,13 @@ impl Window {
     pub fn conv_out(&self, input: [usize; 3]) -> Option<[usize; 3]> {
         let mut o = [0; 3];
         for a in 0..3 {
-            o[a] = conv_out_len(input[a], self.kernel[a], self.stride[a], self.pad[a], self.dilation[a])?;
+            o[a] = conv_out_len(
+                input[a],
+                self.kernel[a],
+                self.stride[a],
+                self.pad[a],
+                self.dilation[a],
+            )?;
         }
         Some(o)
     }
@@ -231,7 +273,10 @@ impl Window {
     /// (the U-Net 2x2 stride-2 up-convolution)?
     pub fn is_exact_tiling(&self) -> bool {
         (0..3).all(|a| {
-            self.kernel[a] == self.stride[a] && self.pad[a] == 0 && self.dilation[a] == 1 && self.output_padding[a] == 0
+            self.kernel[a] == self.stride[a]
+                && self.pad[a] == 0
+                && self.dilation[a] == 1
+                && self.output_padding[a] == 0
         })
     }
 }
@@ -272,7 +317,10 @@ mod tests {
     #[test]
     fn shape_display() {
         assert_eq!(Shape::new4(1, 64, 256, 256).to_string(), "1x64x256x256");
-        assert_eq!(parse_shape("1x32x64x64x64").unwrap(), Shape::new5(1, 32, 64, 64, 64));
+        assert_eq!(
+            parse_shape("1x32x64x64x64").unwrap(),
+            Shape::new5(1, 32, 64, 64, 64)
+        );
         assert!(parse_shape("1x2").is_err());
     }
 }

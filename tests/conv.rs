@@ -25,16 +25,84 @@ fn w3(k: [usize; 3], s: [usize; 3], p: [usize; 3], d: [usize; 3]) -> Window {
 
 fn cases() -> Vec<Case> {
     vec![
-        Case { x: Shape::new4(2, 3, 7, 13), o: 5, win: w2([3, 3], [1, 1], [1, 1], [1, 1]), bias: true },
-        Case { x: Shape::new4(1, 5, 11, 9), o: 17, win: w2([3, 2], [2, 3], [1, 2], [1, 1]), bias: false },
-        Case { x: Shape::new4(3, 1, 13, 10), o: 3, win: w2([3, 3], [1, 1], [2, 2], [2, 2]), bias: true },
-        Case { x: Shape::new4(2, 17, 5, 6), o: 70, win: w2([1, 1], [1, 1], [0, 0], [1, 1]), bias: true },
-        Case { x: Shape::new4(1, 3, 1, 1), o: 5, win: w2([1, 1], [1, 1], [0, 0], [1, 1]), bias: true },
-        Case { x: Shape::new4(1, 4, 8, 6), o: 3, win: w2([2, 2], [2, 2], [0, 0], [1, 1]), bias: false },
-        Case { x: Shape::new4(1, 3, 70, 5), o: 2, win: w2([3, 3], [1, 1], [0, 0], [1, 1]), bias: true },
-        Case { x: Shape::new5(2, 3, 5, 7, 6), o: 4, win: w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]), bias: true },
-        Case { x: Shape::new5(1, 2, 6, 5, 9), o: 5, win: w3([2, 3, 1], [2, 1, 3], [1, 0, 0], [1, 2, 1]), bias: false },
-        Case { x: Shape::new5(1, 3, 4, 6, 8), o: 2, win: w3([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1]), bias: true },
+        Case {
+            x: Shape::new4(2, 3, 7, 13),
+            o: 5,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 5, 11, 9),
+            o: 17,
+            win: w2([3, 2], [2, 3], [1, 2], [1, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(3, 1, 13, 10),
+            o: 3,
+            win: w2([3, 3], [1, 1], [2, 2], [2, 2]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(2, 17, 5, 6),
+            o: 70,
+            win: w2([1, 1], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 3, 1, 1),
+            o: 5,
+            win: w2([1, 1], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 4, 8, 6),
+            o: 3,
+            win: w2([2, 2], [2, 2], [0, 0], [1, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(1, 3, 70, 5),
+            o: 2,
+            win: w2([3, 3], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(2, 3, 5, 7, 6),
+            o: 4,
+            win: w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(1, 2, 6, 5, 9),
+            o: 5,
+            win: w3([2, 3, 1], [2, 1, 3], [1, 0, 0], [1, 2, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(2, 3, 6, 5),
+            o: 4,
+            win: w2([1, 3], [1, 1], [1, 2], [1, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(1, 2, 5, 40),
+            o: 3,
+            win: w2([2, 9], [1, 1], [1, 4], [1, 3]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(3, 6, 3, 150),
+            o: 9,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(1, 3, 4, 6, 8),
+            o: 2,
+            win: w3([2, 2, 2], [2, 2, 2], [0, 0, 0], [1, 1, 1]),
+            bias: true,
+        },
     ]
 }
 
@@ -56,12 +124,24 @@ fn conv_forward_and_backward_match_reference() {
         let xv = rand_vec(case.x.numel(), 10 + ci as u64);
         let wv = rand_vec(ws.numel(), 20 + ci as u64);
         let bv = rand_vec(case.o, 30 + ci as u64);
-        let (yref, ys) = r::conv_fwd(&xv, &case.x, &wv, &ws, case.bias.then_some(&bv[..]), &case.win);
+        let (yref, ys) = r::conv_fwd(
+            &xv,
+            &case.x,
+            &wv,
+            &ws,
+            case.bias.then_some(&bv[..]),
+            &case.win,
+        );
         let gv = rand_vec(ys.numel(), 40 + ci as u64);
         let dxref = r::conv_dgrad(&gv, &ys, &wv, &ws, &case.x, &case.win);
         let dwref = r::conv_wgrad(&xv, &case.x, &gv, &ys, &ws, &case.win);
         let dbref = r::channel_sum(&gv, &ys);
-        let (x, w, b, g) = (upload(c, &xv, case.x), upload(c, &wv, ws), upload(c, &bv, Shape::vector(case.o)), upload(c, &gv, ys));
+        let (x, w, b, g) = (
+            upload(c, &xv, case.x),
+            upload(c, &wv, ws),
+            upload(c, &bv, Shape::vector(case.o)),
+            upload(c, &gv, ys),
+        );
         for k in VARIANTS {
             let y = Tensor::empty(c, ys, DType::F32).unwrap();
             let dx = Tensor::empty(c, case.x, DType::F32).unwrap();
@@ -76,12 +156,36 @@ fn conv_forward_and_backward_match_reference() {
                 .unwrap();
             let name = format!("case {ci} {} -> {ys} {:?} {k:?}", case.x, case.win);
             let kf = case.x.c() * case.win.kernel_numel();
-            assert_close(&format!("{name} y"), &y.to_f32_vec(c).unwrap(), &yref, tol(kf), tol(kf));
+            assert_close(
+                &format!("{name} y"),
+                &y.to_f32_vec(c).unwrap(),
+                &yref,
+                tol(kf),
+                tol(kf),
+            );
             let kd = case.o * case.win.kernel_numel();
-            assert_close(&format!("{name} dx"), &dx.to_f32_vec(c).unwrap(), &dxref, tol(kd), tol(kd));
+            assert_close(
+                &format!("{name} dx"),
+                &dx.to_f32_vec(c).unwrap(),
+                &dxref,
+                tol(kd),
+                tol(kd),
+            );
             let kw = ys.n() * ys.spatial_numel();
-            assert_close(&format!("{name} dw"), &dw.to_f32_vec(c).unwrap(), &dwref, tol(kw), tol(kw));
-            assert_close(&format!("{name} db"), &db.to_f32_vec(c).unwrap(), &dbref, tol(kw), tol(kw));
+            assert_close(
+                &format!("{name} dw"),
+                &dw.to_f32_vec(c).unwrap(),
+                &dwref,
+                tol(kw),
+                tol(kw),
+            );
+            assert_close(
+                &format!("{name} db"),
+                &db.to_f32_vec(c).unwrap(),
+                &dbref,
+                tol(kw),
+                tol(kw),
+            );
         }
     }
 }

@@ -36,12 +36,20 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "tiled" => ConvKernel::Tiled,
         "cpu" => ConvKernel::Cpu,
         "direct" => ConvKernel::Direct,
-        o => return Err(Error::Other(format!("unknown variant '{o}' (auto, tiled, cpu, direct)"))),
+        o => {
+            return Err(Error::Other(format!(
+                "unknown variant '{o}' (auto, tiled, cpu, direct)"
+            )))
+        }
     })
 }
 
 fn filled(ctx: &Context, s: Shape, seed: u32) -> Result<Tensor> {
-    let v: Vec<f32> = (0..s.numel()).map(|i| ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5).collect();
+    let v: Vec<f32> = (0..s.numel())
+        .map(|i| {
+            ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5
+        })
+        .collect();
     Tensor::from_f32(ctx, &v, s)
 }
 
@@ -88,8 +96,12 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
     let ms = median(&time_program(ctx, &prog, 1, a.runs.max(1))?);
     // MACs: forward = every (output, tap) pair of the dense formula; the backward
     // adds the same count twice (grad input, grad weight).
-    let k_per_out = if transpose { xs.c() * win.kernel_numel() } else { xs.c() * win.kernel_numel() };
-    let fwd_macs = if transpose { (xs.numel() / xs.c()) as f64 * ys.c() as f64 * k_per_out as f64 } else { ys.numel() as f64 * k_per_out as f64 };
+    let k_per_out = xs.c() * win.kernel_numel();
+    let fwd_macs = if transpose {
+        (xs.numel() / xs.c()) as f64 * ys.c() as f64 * k_per_out as f64
+    } else {
+        ys.numel() as f64 * k_per_out as f64
+    };
     let macs = if a.backward { 3.0 * fwd_macs } else { fwd_macs };
     let gflops = 2.0 * macs / (ms * 1e6);
     let what = if transpose { "conv_transpose" } else { "conv" };
@@ -101,7 +113,11 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
         a.kernel,
         a.stride,
         a.pad,
-        if a.backward { " forward+backward" } else { " forward" },
+        if a.backward {
+            " forward+backward"
+        } else {
+            " forward"
+        },
         variant
     );
     println!("median_ms: {ms:.3}");

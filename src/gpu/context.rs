@@ -61,7 +61,11 @@ pub fn parse_backends(s: &str) -> Result<wgpu::Backends> {
 }
 
 fn backends_from(opts: &ContextOptions) -> Result<wgpu::Backends> {
-    match opts.backend.clone().or_else(|| std::env::var("WUNET_BACKEND").ok()) {
+    match opts
+        .backend
+        .clone()
+        .or_else(|| std::env::var("WUNET_BACKEND").ok())
+    {
         Some(s) => parse_backends(&s),
         None => Ok(wgpu::Backends::all()),
     }
@@ -76,7 +80,9 @@ fn instance(backends: wgpu::Backends) -> wgpu::Instance {
 /// Every adapter the selected backends expose.
 pub fn enumerate_adapters(opts: &ContextOptions) -> Result<Vec<wgpu::Adapter>> {
     let inst = instance(backends_from(opts)?);
-    Ok(pollster::block_on(inst.enumerate_adapters(wgpu::Backends::all())))
+    Ok(pollster::block_on(
+        inst.enumerate_adapters(wgpu::Backends::all()),
+    ))
 }
 
 fn type_rank(t: wgpu::DeviceType) -> u8 {
@@ -101,7 +107,10 @@ impl Context {
     /// open a device with the adapter's full limits.
     pub fn new(opts: &ContextOptions) -> Result<Self> {
         let mut adapters = enumerate_adapters(opts)?;
-        let wanted = opts.adapter.clone().or_else(|| std::env::var("WUNET_ADAPTER").ok());
+        let wanted = opts
+            .adapter
+            .clone()
+            .or_else(|| std::env::var("WUNET_ADAPTER").ok());
         if let Some(w) = &wanted {
             let w = w.to_ascii_lowercase();
             adapters.retain(|a| a.get_info().name.to_ascii_lowercase().contains(&w));
@@ -172,21 +181,34 @@ impl Context {
 
     /// Check a buffer / binding size against the device limits before any GPU work.
     pub fn check_binding_size(&self, op: &'static str, what: &str, bytes: u64) -> Result<()> {
-        let lim = self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size);
+        let lim = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size);
         if bytes > lim {
-            let limit_name = if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
-                "max_storage_buffer_binding_size"
-            } else {
-                "max_buffer_size"
-            };
-            return Err(Error::TooLarge { op, what: what.to_string(), bytes, limit: lim, limit_name });
+            let limit_name =
+                if self.limits.max_storage_buffer_binding_size <= self.limits.max_buffer_size {
+                    "max_storage_buffer_binding_size"
+                } else {
+                    "max_buffer_size"
+                };
+            return Err(Error::TooLarge {
+                op,
+                what: what.to_string(),
+                bytes,
+                limit: lim,
+                limit_name,
+            });
         }
         Ok(())
     }
 }
 
 pub fn describe_info(i: &wgpu::AdapterInfo) -> String {
-    format!("{} ({:?}, {:?}, {} {})", i.name, i.backend, i.device_type, i.driver, i.driver_info)
+    format!(
+        "{} ({:?}, {:?}, {} {})",
+        i.name, i.backend, i.device_type, i.driver, i.driver_info
+    )
 }
 
 /// The `wunet devices` report for one adapter.

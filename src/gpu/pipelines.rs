@@ -13,6 +13,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_dgrad", include_str!("../../kernels/conv_dgrad.wgsl")),
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
+    ("weights", include_str!("../../kernels/weights.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {
@@ -29,28 +30,42 @@ pub enum BindKind {
 
 /// Read the bindings of group 0 from WGSL source.
 pub fn reflect_bindings(name: &str, source: &str) -> Result<Vec<BindKind>> {
-    let module = naga::front::wgsl::parse_str(source)
-        .map_err(|e| Error::Gpu(format!("kernel {name}: WGSL parse error: {}", e.emit_to_string(source))))?;
+    let module = naga::front::wgsl::parse_str(source).map_err(|e| {
+        Error::Gpu(format!(
+            "kernel {name}: WGSL parse error: {}",
+            e.emit_to_string(source)
+        ))
+    })?;
     let mut slots: Vec<(u32, BindKind)> = Vec::new();
     for (_, g) in module.global_variables.iter() {
         let Some(rb) = &g.binding else { continue };
         if rb.group != 0 {
-            return Err(Error::Gpu(format!("kernel {name}: only bind group 0 is supported")));
+            return Err(Error::Gpu(format!(
+                "kernel {name}: only bind group 0 is supported"
+            )));
         }
         let kind = match g.space {
             naga::AddressSpace::Uniform => BindKind::Uniform,
-            naga::AddressSpace::Storage { access } if access.contains(naga::StorageAccess::STORE) => {
+            naga::AddressSpace::Storage { access }
+                if access.contains(naga::StorageAccess::STORE) =>
+            {
                 BindKind::StorageReadWrite
             }
             naga::AddressSpace::Storage { .. } => BindKind::StorageRead,
-            other => return Err(Error::Gpu(format!("kernel {name}: unsupported binding space {other:?}"))),
+            other => {
+                return Err(Error::Gpu(format!(
+                    "kernel {name}: unsupported binding space {other:?}"
+                )))
+            }
         };
         slots.push((rb.binding, kind));
     }
     slots.sort_by_key(|s| s.0);
     for (i, (b, _)) in slots.iter().enumerate() {
         if *b != i as u32 {
-            return Err(Error::Gpu(format!("kernel {name}: bindings must be numbered 0..n without gaps")));
+            return Err(Error::Gpu(format!(
+                "kernel {name}: bindings must be numbered 0..n without gaps"
+            )));
         }
     }
     Ok(slots.into_iter().map(|s| s.1).collect())
@@ -80,14 +95,19 @@ pub struct PipelineCache {
 
 impl PipelineCache {
     pub fn new(device: wgpu::Device) -> Self {
-        PipelineCache { device, modules: Mutex::new(HashMap::new()), pipelines: Mutex::new(HashMap::new()) }
+        PipelineCache {
+            device,
+            modules: Mutex::new(HashMap::new()),
+            pipelines: Mutex::new(HashMap::new()),
+        }
     }
 
     fn module(&self, name: &'static str) -> Result<Arc<KernelModule>> {
         if let Some(m) = self.modules.lock().map_err(poisoned)?.get(name) {
             return Ok(m.clone());
         }
-        let source = kernel_source(name).ok_or_else(|| Error::Gpu(format!("no kernel named '{name}'")))?;
+        let source =
+            kernel_source(name).ok_or_else(|| Error::Gpu(format!("no kernel named '{name}'")))?;
         let bindings = reflect_bindings(name, source)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
@@ -98,8 +118,12 @@ impl PipelineCache {
                 ty: wgpu::BindingType::Buffer {
                     ty: match k {
                         BindKind::Uniform => wgpu::BufferBindingType::Uniform,
-                        BindKind::StorageRead => wgpu::BufferBindingType::Storage { read_only: true },
-                        BindKind::StorageReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                        BindKind::StorageRead => {
+                            wgpu::BufferBindingType::Storage { read_only: true }
+                        }
+                        BindKind::StorageReadWrite => {
+                            wgpu::BufferBindingType::Storage { read_only: false }
+                        }
                     },
                     has_dynamic_offset: false,
                     min_binding_size: None,
@@ -109,52 +133,89 @@ impl PipelineCache {
             .collect();
         let bind_layout = self
             .device
-            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(name), entries: &entries });
-        let pipeline_layout = self.device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some(name),
-            bind_group_layouts: &[Some(&bind_layout)],
-            immediate_size: 0,
-        });
+            .create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+                label: Some(name),
+                entries: &entries,
+            });
+        let pipeline_layout = self
+            .device
+            .create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+                label: Some(name),
+                bind_group_layouts: &[Some(&bind_layout)],
+                immediate_size: 0,
+            });
         // SAFETY: every kernel guards its own indices against the sizes in its
         // params, and every op checks shapes and binding sizes on the host
         // before dispatching, so the runtime bounds checks naga would add are
         // redundant (and cost ~20% in the inner loops of the conv kernels).
         let module = unsafe {
             self.device.create_shader_module_trusted(
-                wgpu::ShaderModuleDescriptor { label: Some(name), source: wgpu::ShaderSource::Wgsl(source.into()) },
+                wgpu::ShaderModuleDescriptor {
+                    label: Some(name),
+                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                },
                 wgpu::ShaderRuntimeChecks::unchecked(),
             )
         };
-        let m = Arc::new(KernelModule { name, module, bind_layout, pipeline_layout, bindings });
-        self.modules.lock().map_err(poisoned)?.insert(name, m.clone());
+        let m = Arc::new(KernelModule {
+            name,
+            module,
+            bind_layout,
+            pipeline_layout,
+            bindings,
+        });
+        self.modules
+            .lock()
+            .map_err(poisoned)?
+            .insert(name, m.clone());
         Ok(m)
     }
 
     /// The pipeline for `kernel`'s `entry` with the given override constants.
-    pub fn get(&self, kernel: &'static str, entry: &'static str, overrides: &[(&'static str, f64)]) -> Result<Arc<Pipeline>> {
-        let key: Key = (kernel, entry, overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect());
+    pub fn get(
+        &self,
+        kernel: &'static str,
+        entry: &'static str,
+        overrides: &[(&'static str, f64)],
+    ) -> Result<Arc<Pipeline>> {
+        let key: Key = (
+            kernel,
+            entry,
+            overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
+        );
         if let Some(p) = self.pipelines.lock().map_err(poisoned)?.get(&key) {
             return Ok(p.clone());
         }
         let km = self.module(kernel)?;
         let constants: Vec<(&str, f64)> = overrides.to_vec();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
-        let compute = self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-            label: Some(kernel),
-            layout: Some(&km.pipeline_layout),
-            module: &km.module,
-            entry_point: Some(entry),
-            compilation_options: wgpu::PipelineCompilationOptions {
-                constants: &constants,
-                zero_initialize_workgroup_memory: false,
-            },
-            cache: None,
-        });
+        let compute = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(kernel),
+                layout: Some(&km.pipeline_layout),
+                module: &km.module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
+                    zero_initialize_workgroup_memory: false,
+                },
+                cache: None,
+            });
         if let Some(err) = pollster::block_on(scope.pop()) {
-            return Err(Error::Gpu(format!("pipeline {kernel}::{entry} {overrides:?}: {err}")));
+            return Err(Error::Gpu(format!(
+                "pipeline {kernel}::{entry} {overrides:?}: {err}"
+            )));
         }
-        let p = Arc::new(Pipeline { kernel: km, entry, compute });
-        self.pipelines.lock().map_err(poisoned)?.insert(key, p.clone());
+        let p = Arc::new(Pipeline {
+            kernel: km,
+            entry,
+            compute,
+        });
+        self.pipelines
+            .lock()
+            .map_err(poisoned)?
+            .insert(key, p.clone());
         Ok(p)
     }
 

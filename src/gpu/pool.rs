@@ -36,14 +36,22 @@ pub struct PoolStats {
 
 impl BufferPool {
     pub fn new(device: wgpu::Device) -> Self {
-        BufferPool { device, free: Mutex::new(HashMap::new()), stats: Mutex::new(PoolStats::default()) }
+        BufferPool {
+            device,
+            free: Mutex::new(HashMap::new()),
+            stats: Mutex::new(PoolStats::default()),
+        }
     }
 
     /// A buffer of at least `bytes` (its size class). The caller has checked the
     /// device limits.
     pub fn take(&self, bytes: u64) -> (wgpu::Buffer, u64) {
         let class = size_class(bytes);
-        let reused = self.free.lock().ok().and_then(|mut f| f.get_mut(&class).and_then(|v| v.pop()));
+        let reused = self
+            .free
+            .lock()
+            .ok()
+            .and_then(|mut f| f.get_mut(&class).and_then(|v| v.pop()));
         let mut st = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         st.live_bytes += class;
         if let Some(b) = reused {

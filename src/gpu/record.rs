@@ -29,7 +29,10 @@ pub struct Program {
 impl Program {
     /// Encode into a host application's own encoder (embedding).
     pub fn encode(&self, encoder: &mut wgpu::CommandEncoder) {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("wunet"), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some("wunet"),
+            timestamp_writes: None,
+        });
         for d in &self.dispatches {
             pass.set_pipeline(&d.pipeline.compute);
             pass.set_bind_group(0, &d.bind_group, &[]);
@@ -39,7 +42,11 @@ impl Program {
 
     /// One command buffer, one submission.
     pub fn submit(&self, ctx: &Context) -> wgpu::SubmissionIndex {
-        let mut enc = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("wunet.step") });
+        let mut enc = ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("wunet.step"),
+            });
         self.encode(&mut enc);
         ctx.queue.submit([enc.finish()])
     }
@@ -60,7 +67,10 @@ pub struct Recorder<'c> {
 
 impl<'c> Recorder<'c> {
     pub fn new(ctx: &'c Context) -> Self {
-        Recorder { ctx, program: Program::default() }
+        Recorder {
+            ctx,
+            program: Program::default(),
+        }
     }
 
     /// Append a launch of `kernel::entry`. Binding 0 of every kernel is its
@@ -85,27 +95,46 @@ impl<'c> Recorder<'c> {
         }
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
-            return Err(Error::Gpu(format!("kernel {kernel}: grid {groups:?} exceeds {max} workgroups per dimension")));
+            return Err(Error::Gpu(format!(
+                "kernel {kernel}: grid {groups:?} exceeds {max} workgroups per dimension"
+            )));
         }
         if groups.contains(&0) {
             return Ok(());
         }
-        let ubuf = self.ctx.device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
-            label: Some(kernel),
-            contents: bytemuck::bytes_of(params),
-            usage: wgpu::BufferUsages::UNIFORM,
-        });
-        let mut entries = vec![wgpu::BindGroupEntry { binding: 0, resource: ubuf.as_entire_binding() }];
+        let ubuf = self
+            .ctx
+            .device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(kernel),
+                contents: bytemuck::bytes_of(params),
+                usage: wgpu::BufferUsages::UNIFORM,
+            });
+        let mut entries = vec![wgpu::BindGroupEntry {
+            binding: 0,
+            resource: ubuf.as_entire_binding(),
+        }];
         for (i, t) in tensors.iter().enumerate() {
-            entries.push(wgpu::BindGroupEntry { binding: i as u32 + 1, resource: t.binding() });
+            entries.push(wgpu::BindGroupEntry {
+                binding: i as u32 + 1,
+                resource: t.binding(),
+            });
         }
-        let bind_group = self.ctx.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some(kernel),
-            layout: &pipeline.kernel.bind_layout,
-            entries: &entries,
-        });
+        let bind_group = self
+            .ctx
+            .device
+            .create_bind_group(&wgpu::BindGroupDescriptor {
+                label: Some(kernel),
+                layout: &pipeline.kernel.bind_layout,
+                entries: &entries,
+            });
         let keep = tensors.iter().map(|t| t.storage.clone()).collect();
-        self.program.dispatches.push(Dispatch { pipeline, bind_group, groups, _keep: keep });
+        self.program.dispatches.push(Dispatch {
+            pipeline,
+            bind_group,
+            groups,
+            _keep: keep,
+        });
         Ok(())
     }
 

@@ -7,7 +7,6 @@ pub use crate::shape::DType;
 use crate::shape::Shape;
 use std::sync::{Arc, Weak};
 
-
 /// Owns one `wgpu::Buffer`; a pooled one goes back to its pool on drop.
 pub struct Storage {
     buffer: Option<wgpu::Buffer>,
@@ -17,7 +16,9 @@ pub struct Storage {
 
 impl Storage {
     pub fn buffer(&self) -> &wgpu::Buffer {
-        self.buffer.as_ref().expect("storage buffer present until drop")
+        self.buffer
+            .as_ref()
+            .expect("storage buffer present until drop")
     }
 }
 
@@ -52,7 +53,11 @@ impl Tensor {
         ctx.check_binding_size("tensor", &format!("a {shape} tensor"), bytes)?;
         let (buffer, class) = ctx.pool.take(bytes);
         Ok(Tensor {
-            storage: Arc::new(Storage { buffer: Some(buffer), class, pool: Arc::downgrade(&ctx.pool) }),
+            storage: Arc::new(Storage {
+                buffer: Some(buffer),
+                class,
+                pool: Arc::downgrade(&ctx.pool),
+            }),
             offset: 0,
             shape,
             dtype,
@@ -72,7 +77,11 @@ impl Tensor {
         if bytes.len() as u64 != shape.bytes() {
             return Err(Error::shape(
                 "upload",
-                format!("{} elements given for a {shape} tensor ({} elements)", bytes.len() / 4, shape.numel()),
+                format!(
+                    "{} elements given for a {shape} tensor ({} elements)",
+                    bytes.len() / 4,
+                    shape.numel()
+                ),
             ));
         }
         let t = Self::empty(ctx, shape, dtype)?;
@@ -95,22 +104,41 @@ impl Tensor {
     /// Wrap a buffer the host application owns (embedding). The buffer needs
     /// `STORAGE` usage (and `COPY_SRC` to read it back). `offset` must be a
     /// multiple of the device's `min_storage_buffer_offset_alignment`.
-    pub fn from_buffer(ctx: &Context, buffer: wgpu::Buffer, offset: u64, shape: Shape, dtype: DType) -> Result<Self> {
+    pub fn from_buffer(
+        ctx: &Context,
+        buffer: wgpu::Buffer,
+        offset: u64,
+        shape: Shape,
+        dtype: DType,
+    ) -> Result<Self> {
         let align = ctx.limits.min_storage_buffer_offset_alignment as u64;
-        if offset % align != 0 {
-            return Err(Error::shape("from_buffer", format!("offset {offset} is not a multiple of {align}")));
+        if !offset.is_multiple_of(align) {
+            return Err(Error::shape(
+                "from_buffer",
+                format!("offset {offset} is not a multiple of {align}"),
+            ));
         }
         if offset + shape.bytes() > buffer.size() {
             return Err(Error::shape(
                 "from_buffer",
-                format!("a {shape} tensor at offset {offset} needs {} bytes; the buffer has {}", shape.bytes(), buffer.size()),
+                format!(
+                    "a {shape} tensor at offset {offset} needs {} bytes; the buffer has {}",
+                    shape.bytes(),
+                    buffer.size()
+                ),
             ));
         }
         if !buffer.usage().contains(wgpu::BufferUsages::STORAGE) {
-            return Err(Error::Gpu("from_buffer: the buffer lacks STORAGE usage".into()));
+            return Err(Error::Gpu(
+                "from_buffer: the buffer lacks STORAGE usage".into(),
+            ));
         }
         Ok(Tensor {
-            storage: Arc::new(Storage { buffer: Some(buffer), class: 0, pool: Weak::new() }),
+            storage: Arc::new(Storage {
+                buffer: Some(buffer),
+                class: 0,
+                pool: Weak::new(),
+            }),
             offset,
             shape,
             dtype,
@@ -130,9 +158,15 @@ impl Tensor {
     /// The same storage seen with another shape of equal element count.
     pub fn reshape(&self, shape: Shape) -> Result<Self> {
         if shape.numel() != self.shape.numel() {
-            return Err(Error::shape("reshape", format!("{} -> {shape}: element counts differ", self.shape)));
+            return Err(Error::shape(
+                "reshape",
+                format!("{} -> {shape}: element counts differ", self.shape),
+            ));
         }
-        Ok(Tensor { shape, ..self.clone() })
+        Ok(Tensor {
+            shape,
+            ..self.clone()
+        })
     }
 
     pub fn binding(&self) -> wgpu::BindingResource<'_> {

@@ -68,7 +68,7 @@ pub(crate) struct ConvParams {
     out: [u32; 3],
     aux: u32,
     k: [u32; 3],
-    aux2: u32,
+    k_pad: u32,
     s: [u32; 3],
     aux3: u32,
     p: [u32; 3],
@@ -113,6 +113,44 @@ struct DgradParams {
     j: [u32; 4],
 }
 
+/// Register block (output channels, positions per invocation) of the CPU forward kernel:
+/// as many positions as keep the row segment within 16 values, at most 4.
+fn cpu_block(win: &Window) -> (usize, usize) {
+    if let Ok(v) = std::env::var("WUNET_CPU_BLOCK") {
+        if let Some((a, b)) = v.split_once('x') {
+            if let (Ok(a), Ok(b)) = (a.parse::<usize>(), b.parse::<usize>()) {
+                if a * b <= 32 && a > 0 && b > 0 && span(win, b) <= 16 {
+                    return (a, b);
+                }
+            }
+        }
+    }
+    let pb = (1..=4).rev().find(|&pb| span(win, pb) <= 16).unwrap_or(1);
+    (32 / pb.max(4), pb)
+}
+
+/// Lanes of a 64-wide workgroup given to one output row of `width` positions at `pb`
+/// positions per lane: a power of two, so narrow rows share a workgroup.
+fn lanes_per_row(width: usize, pb: usize) -> usize {
+    width.div_ceil(pb).next_power_of_two().clamp(1, 64)
+}
+
+fn span(win: &Window, pb: usize) -> usize {
+    (pb - 1) * win.stride[2] + (win.kernel[2] - 1) * win.dilation[2] + 1
+}
+
+/// Pipeline constants of `conv_fwd::main_cpu` for this window.
+fn cpu_overrides(win: &Window) -> Vec<(&'static str, f64)> {
+    let (ob, pb) = cpu_block(win);
+    vec![
+        ("OB", ob as f64),
+        ("PB", pb as f64),
+        ("KW", win.kernel[2] as f64),
+        ("SW", win.stride[2] as f64),
+        ("DW", win.dilation[2] as f64),
+    ]
+}
+
 fn gcd(a: usize, b: usize) -> usize {
     if b == 0 {
         a
@@ -123,7 +161,13 @@ fn gcd(a: usize, b: usize) -> usize {
 
 /// Valid taps `(first, step, count)` on one axis for output phase `r`:
 /// the k in `0..kernel` with `(r + pad - k*dil) % stride == 0`.
-fn phase_taps(r: usize, kernel: usize, stride: usize, pad: usize, dil: usize) -> (usize, usize, usize) {
+fn phase_taps(
+    r: usize,
+    kernel: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+) -> (usize, usize, usize) {
     let step = stride / gcd(dil, stride);
     let target = (r + pad) % stride;
     match (0..step.min(kernel)).find(|&k| (k * dil) % stride == target) {
@@ -143,11 +187,19 @@ fn op_name(prefix: &'static str, x: &Shape) -> &'static str {
 }
 
 fn check_window(op: &'static str, x: &Shape, win: &Window) -> Result<()> {
-    if !x.is_3d() && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0 || win.dilation[0] != 1) {
-        return Err(Error::shape(op, format!("a 2D input {x} needs a 2D window, got {win:?}")));
+    if !x.is_3d()
+        && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0 || win.dilation[0] != 1)
+    {
+        return Err(Error::shape(
+            op,
+            format!("a 2D input {x} needs a 2D window, got {win:?}"),
+        ));
     }
     if win.stride.contains(&0) || win.dilation.contains(&0) || win.kernel.contains(&0) {
-        return Err(Error::shape(op, format!("kernel, stride and dilation must be positive: {win:?}")));
+        return Err(Error::shape(
+            op,
+            format!("kernel, stride and dilation must be positive: {win:?}"),
+        ));
     }
     Ok(())
 }
@@ -158,11 +210,17 @@ pub fn conv_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Shape> {
     check_window(op, x, win)?;
     let want_w = conv_weight_shape(w.dims[0], x.c(), win, x.is_3d());
     if w.dims != want_w.dims {
-        return Err(Error::shape(op, format!("input {x} and weight {w} do not fit (weight must be {want_w})")));
+        return Err(Error::shape(
+            op,
+            format!("input {x} and weight {w} do not fit (weight must be {want_w})"),
+        ));
     }
-    let sp = win
-        .conv_out(x.spatial())
-        .ok_or_else(|| Error::shape(op, format!("input {x} is smaller than the window of weight {w} ({win:?})")))?;
+    let sp = win.conv_out(x.spatial()).ok_or_else(|| {
+        Error::shape(
+            op,
+            format!("input {x} is smaller than the window of weight {w} ({win:?})"),
+        )
+    })?;
     Ok(x.with_c(w.dims[0]).with_spatial(sp))
 }
 
@@ -172,7 +230,10 @@ pub fn conv_transpose_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Sh
     check_window(op, x, win)?;
     let want_w = conv_weight_shape(x.c(), w.dims[1], win, x.is_3d());
     if w.dims != want_w.dims {
-        return Err(Error::shape(op, format!("input {x} and weight {w} do not fit (weight must be {want_w})")));
+        return Err(Error::shape(
+            op,
+            format!("input {x} and weight {w} do not fit (weight must be {want_w})"),
+        ));
     }
     let sp = win.conv_transpose_out(x.spatial()).ok_or_else(|| {
         Error::shape(op, format!("input {x}, weight {w}: no positive output size, or output_padding >= stride ({win:?})"))
@@ -183,7 +244,10 @@ pub fn conv_transpose_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Sh
 fn check_bias(op: &'static str, b: Option<&Tensor>, ch: usize) -> Result<()> {
     if let Some(b) = b {
         if b.numel() != ch || b.dtype != DType::F32 {
-            return Err(Error::shape(op, format!("bias is {} but must be [{ch}] f32", b.shape)));
+            return Err(Error::shape(
+                op,
+                format!("bias is {} but must be [{ch}] f32", b.shape),
+            ));
         }
     }
     Ok(())
@@ -192,23 +256,118 @@ fn check_bias(op: &'static str, b: Option<&Tensor>, ch: usize) -> Result<()> {
 // ------------------------------------------------------------------ kernels
 
 /// `y = conv(x, w) + b` computed by `conv_fwd` (x: C side, y: O side).
-fn dispatch_fwd(rec: &mut Recorder, k: ConvKernel, x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window, y: &Tensor) -> Result<()> {
+fn dispatch_fwd(
+    rec: &mut Recorder,
+    k: ConvKernel,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    y: &Tensor,
+) -> Result<()> {
     let (xs, ys) = (x.shape, y.shape);
-    let params = ConvParams::new(&xs, &ys, win, b.is_some());
+    let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
+    params.aux = lanes_per_row(ys.w(), cpu_block(win).1) as u32;
     let bias = b.unwrap_or(w);
+    // The CPU kernel keeps a row segment of at most 16 values in registers.
+    let k = if k == ConvKernel::Cpu && span(win, 1) > 16 {
+        ConvKernel::Direct
+    } else {
+        k
+    };
     let groups = match k {
-        ConvKernel::Tiled => rec.grid(groups_for(ys.c(), 64) * groups_for(ys.n() * ys.spatial_numel(), 128))?,
+        ConvKernel::Tiled => {
+            rec.grid(groups_for(ys.c(), 64) * groups_for(ys.n() * ys.spatial_numel(), 128))?
+        }
         ConvKernel::Cpu => {
             let rows = ys.n() * ys.d() * ys.h();
-            rec.grid(groups_for(ys.c(), 16) * rows as u64 * groups_for(ys.w(), 64))?
+            let (ob, pb) = cpu_block(win);
+            let lpr = lanes_per_row(ys.w(), pb);
+            rec.grid(
+                groups_for(ys.c(), ob) * groups_for(rows, 64 / lpr) * groups_for(ys.w(), lpr * pb),
+            )?
         }
         _ => rec.grid(groups_for(ys.numel(), 64))?,
     };
-    rec.dispatch("conv_fwd", k.entry(), &[], &params, &[x, w, bias, y], groups)
+    let ov = if k == ConvKernel::Cpu {
+        cpu_overrides(win)
+    } else {
+        Vec::new()
+    };
+    rec.dispatch(
+        "conv_fwd",
+        k.entry(),
+        &ov,
+        &params,
+        &[x, w, bias, y],
+        groups,
+    )
+}
+
+/// Register block of `conv_dgrad::main_cpu` (channels x positions).
+const DGRAD_CB: usize = 8;
+const DGRAD_PB: usize = 4;
+
+/// `dx = dgrad(dy, w) + b`. With stride 1 (and padding <= dilation*(k-1)) this is the
+/// forward kernel on `dy` with the flipped, transposed weight (the fast path on every
+/// adapter); otherwise `conv_dgrad`, one dispatch per stride phase.
+fn dgrad_any(
+    rec: &mut Recorder,
+    k: ConvKernel,
+    dy: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    dx: &Tensor,
+) -> Result<()> {
+    let flip_ok =
+        (0..3).all(|a| win.stride[a] == 1 && win.pad[a] <= win.dilation[a] * (win.kernel[a] - 1));
+    if !flip_ok || k == ConvKernel::Direct {
+        return dispatch_dgrad(rec, k, dy, w, b, win, dx);
+    }
+    let ws = w.shape;
+    let mut fs = ws;
+    fs.dims[0] = ws.dims[1];
+    fs.dims[1] = ws.dims[0];
+    let wf = Tensor::empty(rec.ctx, fs, DType::F32)?;
+    let p = FlipParams {
+        o: ws.dims[0] as u32,
+        c: ws.dims[1] as u32,
+        kk: win.kernel_numel() as u32,
+        k: u3(win.kernel),
+        ..Default::default()
+    };
+    let g = rec.grid(groups_for(ws.numel(), 256))?;
+    rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
+    let mut fwin = *win;
+    fwin.output_padding = [0; 3];
+    for a in 0..3 {
+        fwin.pad[a] = win.dilation[a] * (win.kernel[a] - 1) - win.pad[a];
+    }
+    dispatch_fwd(rec, k, dy, &wf, b, &fwin, dx)
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
+struct FlipParams {
+    o: u32,
+    c: u32,
+    kk: u32,
+    pad0: u32,
+    k: [u32; 3],
+    pad1: u32,
 }
 
 /// `dx = dgrad(dy, w) + b` computed by `conv_dgrad`, one dispatch per stride phase.
-fn dispatch_dgrad(rec: &mut Recorder, k: ConvKernel, dy: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window, dx: &Tensor) -> Result<()> {
+fn dispatch_dgrad(
+    rec: &mut Recorder,
+    k: ConvKernel,
+    dy: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    dx: &Tensor,
+) -> Result<()> {
     let (xs, ys) = (dx.shape, dy.shape);
     let base = ConvParams::new(&xs, &ys, win, b.is_some());
     let bias = b.unwrap_or(w);
@@ -217,10 +376,19 @@ fn dispatch_dgrad(rec: &mut Recorder, k: ConvKernel, dy: &Tensor, w: &Tensor, b:
         for rh in 0..sh {
             for rw in 0..sw {
                 let r = [rd, rh, rw];
-                let mut p = DgradParams { base, ..Default::default() };
+                let mut p = DgradParams {
+                    base,
+                    ..Default::default()
+                };
                 let mut jn = [0usize; 3];
                 for a in 0..3 {
-                    let (k0, ks, kc) = phase_taps(r[a], win.kernel[a], win.stride[a], win.pad[a], win.dilation[a]);
+                    let (k0, ks, kc) = phase_taps(
+                        r[a],
+                        win.kernel[a],
+                        win.stride[a],
+                        win.pad[a],
+                        win.dilation[a],
+                    );
                     jn[a] = xs.spatial()[a].saturating_sub(r[a]).div_ceil(win.stride[a]);
                     p.r[a] = r[a] as u32;
                     p.k0[a] = k0 as u32;
@@ -228,34 +396,60 @@ fn dispatch_dgrad(rec: &mut Recorder, k: ConvKernel, dy: &Tensor, w: &Tensor, b:
                     p.kc[a] = kc as u32;
                     p.j[a] = jn[a] as u32;
                 }
-                p.base.aux = (p.kc[0] * p.kc[1] * p.kc[2]) as u32;
+                p.base.aux = p.kc[0] * p.kc[1] * p.kc[2];
                 let cols = xs.n() * jn[0] * jn[1] * jn[2];
                 if cols == 0 {
                     continue;
                 }
                 let groups = match k {
-                    ConvKernel::Tiled => rec.grid(groups_for(xs.c(), 64) * groups_for(cols, 128))?,
+                    ConvKernel::Tiled => {
+                        rec.grid(groups_for(xs.c(), 64) * groups_for(cols, 128))?
+                    }
                     ConvKernel::Cpu => {
                         let rows = xs.n() * jn[0] * jn[1];
-                        rec.grid(groups_for(xs.c(), 16) * rows as u64 * groups_for(jn[2], 64))?
+                        let lpr = lanes_per_row(jn[2], DGRAD_PB);
+                        p.base.k_pad = lpr as u32;
+                        rec.grid(
+                            groups_for(xs.c(), DGRAD_CB)
+                                * groups_for(rows, 64 / lpr)
+                                * groups_for(jn[2], lpr * DGRAD_PB),
+                        )?
                     }
                     _ => rec.grid(groups_for(xs.c() * cols, 64))?,
                 };
-                rec.dispatch("conv_dgrad", k.entry(), &[], &p, &[dy, w, bias, dx], groups)?;
+                let ov: &[(&'static str, f64)] = if k == ConvKernel::Cpu {
+                    &[("CB", DGRAD_CB as f64), ("PB", DGRAD_PB as f64)]
+                } else {
+                    &[]
+                };
+                rec.dispatch("conv_dgrad", k.entry(), ov, &p, &[dy, w, bias, dx], groups)?;
             }
         }
     }
     Ok(())
 }
 
+/// Output channels per invocation of `conv_wgrad::main_cpu` (OB * kW <= 32 accumulators).
+fn wgrad_ob(win: &Window) -> usize {
+    (32 / win.kernel[2]).clamp(1, 8)
+}
+
 /// `dw = wgrad(x, dy)` computed by `conv_wgrad` with split-K and a final sum.
-fn dispatch_wgrad(rec: &mut Recorder, k: ConvKernel, x: &Tensor, dy: &Tensor, win: &Window, dw: &Tensor) -> Result<()> {
+fn dispatch_wgrad(
+    rec: &mut Recorder,
+    k: ConvKernel,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    dw: &Tensor,
+) -> Result<()> {
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
     let r = xs.c() * win.kernel_numel();
     let (tiles, splits, chunk) = match k {
         ConvKernel::Cpu => {
-            let tiles = groups_for(r, 64) * groups_for(ys.c(), 16);
+            let tiles = groups_for(xs.c() * win.kernel[0] * win.kernel[1], 64)
+                * groups_for(ys.c(), wgrad_ob(win));
             let rows = ys.n() * ys.d() * ys.h();
             let splits = (64u64.div_ceil(tiles) as usize).clamp(1, rows);
             (tiles, splits, rows.div_ceil(splits))
@@ -269,22 +463,52 @@ fn dispatch_wgrad(rec: &mut Recorder, k: ConvKernel, x: &Tensor, dy: &Tensor, wi
         }
     };
     params.aux = splits as u32;
-    params.aux2 = chunk as u32;
+    params.k_pad = chunk as u32;
     let mut groups = rec.grid(tiles)?;
     groups[2] = splits as u32;
-    let entry = if k == ConvKernel::Cpu { "main_cpu" } else { "main_tiled" };
+    let entry = if k == ConvKernel::Cpu {
+        "main_cpu"
+    } else {
+        "main_tiled"
+    };
+    let ov: Vec<(&'static str, f64)> = if k == ConvKernel::Cpu {
+        vec![
+            ("OB", wgrad_ob(win) as f64),
+            ("KW", win.kernel[2] as f64),
+            ("SW", win.stride[2] as f64),
+            ("DW", win.dilation[2] as f64),
+        ]
+    } else {
+        Vec::new()
+    };
     if splits == 1 {
-        return rec.dispatch("conv_wgrad", entry, &[], &params, &[x, dy, dw], groups);
+        return rec.dispatch("conv_wgrad", entry, &ov, &params, &[x, dy, dw], groups);
     }
     let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
-    rec.dispatch("conv_wgrad", entry, &[], &params, &[x, dy, &part], groups)?;
+    rec.dispatch("conv_wgrad", entry, &ov, &params, &[x, dy, &part], groups)?;
     super::reduce::sum_splits_into(rec, &part, splits, dw, false)
+}
+
+/// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
+fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window) -> ConvKernel {
+    match kernel.resolve(rec) {
+        ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
+        _ => ConvKernel::Tiled,
+    }
 }
 
 // ------------------------------------------------------------------ public ops
 
 /// Convolution forward into `y`.
-pub fn conv_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window, y: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    y: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let ys = conv_out_shape(&x.shape, &w.shape, win)?;
     let op = op_name("conv", &x.shape);
     expect(op, "input", x, x.shape, DType::F32)?;
@@ -294,65 +518,118 @@ pub fn conv_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>,
 }
 
 /// `y = conv(x, w) + b`: x `N,C,(D),H,W`, w `O,C,(kD),kH,kW`, b `[O]`.
-pub fn conv(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, conv_out_shape(&x.shape, &w.shape, win)?, DType::F32)?;
+pub fn conv(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+) -> Result<Tensor> {
+    let y = Tensor::empty(
+        rec.ctx,
+        conv_out_shape(&x.shape, &w.shape, win)?,
+        DType::F32,
+    )?;
     conv_into(rec, x, w, b, win, &y, ConvKernel::Auto)?;
     Ok(y)
 }
 
 /// Gradient of `conv` w.r.t. its input, into `dx` (shape of the conv input).
-pub fn conv_grad_input_into(rec: &mut Recorder, dy: &Tensor, w: &Tensor, win: &Window, dx: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_grad_input_into(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &Tensor,
+    win: &Window,
+    dx: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let op = op_name("conv", &dx.shape);
     let ys = conv_out_shape(&dx.shape, &w.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
-    let k = match kernel.resolve(rec) {
-        ConvKernel::Direct => ConvKernel::Direct,
-        k => k,
-    };
-    dispatch_dgrad(rec, k, dy, w, None, win, dx)
+    dgrad_any(rec, kernel.resolve(rec), dy, w, None, win, dx)
 }
 
-pub fn conv_grad_input(rec: &mut Recorder, dy: &Tensor, w: &Tensor, win: &Window, x_shape: Shape) -> Result<Tensor> {
+pub fn conv_grad_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &Tensor,
+    win: &Window,
+    x_shape: Shape,
+) -> Result<Tensor> {
     let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
     conv_grad_input_into(rec, dy, w, win, &dx, ConvKernel::Auto)?;
     Ok(dx)
 }
 
 /// Gradient of `conv` w.r.t. its weight, into `dw` (`O, C, k..`).
-pub fn conv_grad_weight_into(rec: &mut Recorder, x: &Tensor, dy: &Tensor, win: &Window, dw: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_grad_weight_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    dw: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let op = op_name("conv", &x.shape);
     let ys = conv_out_shape(&x.shape, &dw.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
-    let k = match kernel.resolve(rec) {
-        ConvKernel::Cpu => ConvKernel::Cpu,
-        _ => ConvKernel::Tiled,
-    };
-    dispatch_wgrad(rec, k, x, dy, win, dw)
+    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win), x, dy, win, dw)
 }
 
-pub fn conv_grad_weight(rec: &mut Recorder, x: &Tensor, dy: &Tensor, win: &Window, w_shape: Shape) -> Result<Tensor> {
+pub fn conv_grad_weight(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    w_shape: Shape,
+) -> Result<Tensor> {
     let dw = Tensor::empty(rec.ctx, w_shape, DType::F32)?;
     conv_grad_weight_into(rec, x, dy, win, &dw, ConvKernel::Auto)?;
     Ok(dw)
 }
 
 /// Transposed convolution forward into `y`: x `N,C_in,..`, w `C_in,C_out,k..`, b `[C_out]`.
-pub fn conv_transpose_into(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window, y: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_transpose_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    y: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &w.shape, win)?;
     expect(op, "output", y, ys, DType::F32)?;
     check_bias(op, b, ys.c())?;
-    dispatch_dgrad(rec, kernel.resolve(rec), x, w, b, win, y)
+    dgrad_any(rec, kernel.resolve(rec), x, w, b, win, y)
 }
 
-pub fn conv_transpose(rec: &mut Recorder, x: &Tensor, w: &Tensor, b: Option<&Tensor>, win: &Window) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, conv_transpose_out_shape(&x.shape, &w.shape, win)?, DType::F32)?;
+pub fn conv_transpose(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+) -> Result<Tensor> {
+    let y = Tensor::empty(
+        rec.ctx,
+        conv_transpose_out_shape(&x.shape, &w.shape, win)?,
+        DType::F32,
+    )?;
     conv_transpose_into(rec, x, w, b, win, &y, ConvKernel::Auto)?;
     Ok(y)
 }
 
 /// Gradient of `conv_transpose` w.r.t. its input: a convolution of `dy` with `w`.
-pub fn conv_transpose_grad_input_into(rec: &mut Recorder, dy: &Tensor, w: &Tensor, win: &Window, dx: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_transpose_grad_input_into(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &Tensor,
+    win: &Window,
+    dx: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let op = op_name("conv_transpose", &dx.shape);
     let ys = conv_transpose_out_shape(&dx.shape, &w.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
@@ -361,27 +638,42 @@ pub fn conv_transpose_grad_input_into(rec: &mut Recorder, dy: &Tensor, w: &Tenso
     dispatch_fwd(rec, kernel.resolve(rec), dy, w, None, &cwin, dx)
 }
 
-pub fn conv_transpose_grad_input(rec: &mut Recorder, dy: &Tensor, w: &Tensor, win: &Window, x_shape: Shape) -> Result<Tensor> {
+pub fn conv_transpose_grad_input(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    w: &Tensor,
+    win: &Window,
+    x_shape: Shape,
+) -> Result<Tensor> {
     let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
     conv_transpose_grad_input_into(rec, dy, w, win, &dx, ConvKernel::Auto)?;
     Ok(dx)
 }
 
 /// Gradient of `conv_transpose` w.r.t. its weight `C_in, C_out, k..`.
-pub fn conv_transpose_grad_weight_into(rec: &mut Recorder, x: &Tensor, dy: &Tensor, win: &Window, dw: &Tensor, kernel: ConvKernel) -> Result<()> {
+pub fn conv_transpose_grad_weight_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    dw: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &dw.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
-    let k = match kernel.resolve(rec) {
-        ConvKernel::Cpu => ConvKernel::Cpu,
-        _ => ConvKernel::Tiled,
-    };
-    dispatch_wgrad(rec, k, dy, x, &cwin, dw)
+    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, &cwin), dy, x, &cwin, dw)
 }
 
-pub fn conv_transpose_grad_weight(rec: &mut Recorder, x: &Tensor, dy: &Tensor, win: &Window, w_shape: Shape) -> Result<Tensor> {
+pub fn conv_transpose_grad_weight(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    w_shape: Shape,
+) -> Result<Tensor> {
     let dw = Tensor::empty(rec.ctx, w_shape, DType::F32)?;
     conv_transpose_grad_weight_into(rec, x, dy, win, &dw, ConvKernel::Auto)?;
     Ok(dw)

@@ -10,12 +10,24 @@ use crate::gpu::{DType, Tensor};
 use crate::shape::Shape;
 
 /// Fail unless `t` has shape `want` and dtype `dt`.
-pub(crate) fn expect(op: &'static str, what: &str, t: &Tensor, want: Shape, dt: DType) -> Result<()> {
+pub(crate) fn expect(
+    op: &'static str,
+    what: &str,
+    t: &Tensor,
+    want: Shape,
+    dt: DType,
+) -> Result<()> {
     if t.shape.dims != want.dims {
-        return Err(Error::shape(op, format!("{what} is {} but must be {want}", t.shape)));
+        return Err(Error::shape(
+            op,
+            format!("{what} is {} but must be {want}", t.shape),
+        ));
     }
     if t.dtype != dt {
-        return Err(Error::shape(op, format!("{what} has dtype {:?}, expected {dt:?}", t.dtype)));
+        return Err(Error::shape(
+            op,
+            format!("{what} has dtype {:?}, expected {dt:?}", t.dtype),
+        ));
     }
     Ok(())
 }

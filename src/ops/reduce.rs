@@ -15,20 +15,51 @@ struct ReduceParams {
 }
 
 /// `out[i] = sum_s part[s*len + i]` (plus `out[i]` if `accumulate`), len = out.numel().
-pub fn sum_splits_into(rec: &mut Recorder, part: &Tensor, splits: usize, out: &Tensor, accumulate: bool) -> Result<()> {
+pub fn sum_splits_into(
+    rec: &mut Recorder,
+    part: &Tensor,
+    splits: usize,
+    out: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
     let len = out.numel();
     if part.numel() != splits * len {
-        return Err(Error::shape("sum_splits", format!("{} partial values for {splits} x {}", part.numel(), out.shape)));
+        return Err(Error::shape(
+            "sum_splits",
+            format!(
+                "{} partial values for {splits} x {}",
+                part.numel(),
+                out.shape
+            ),
+        ));
     }
-    let p = ReduceParams { len: len as u32, splits: splits as u32, c: 0, flags: accumulate as u32 };
+    let p = ReduceParams {
+        len: len as u32,
+        splits: splits as u32,
+        c: 0,
+        flags: accumulate as u32,
+    };
     let g = rec.grid(groups_for(len, 256))?;
     rec.dispatch("reduce", "sum_splits", &[], &p, &[part, out], g)
 }
 
 /// `out[c] = sum over batch and space of x[:, c]` (plus `out[c]` if `accumulate`).
-pub fn channel_sum_into(rec: &mut Recorder, x: &Tensor, out: &Tensor, accumulate: bool) -> Result<()> {
+pub fn channel_sum_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    out: &Tensor,
+    accumulate: bool,
+) -> Result<()> {
     if out.numel() != x.shape.c() {
-        return Err(Error::shape("channel_sum", format!("input {} needs an output of {} values, got {}", x.shape, x.shape.c(), out.shape)));
+        return Err(Error::shape(
+            "channel_sum",
+            format!(
+                "input {} needs an output of {} values, got {}",
+                x.shape,
+                x.shape.c(),
+                out.shape
+            ),
+        ));
     }
     let p = ReduceParams {
         len: x.shape.spatial_numel() as u32,

@@ -20,18 +20,29 @@ fn tap(o: usize, k: usize, a: usize, win: &Window, len: usize) -> Option<usize> 
 }
 
 /// Visit every (output position, tap, input position) triple of a convolution.
-fn for_each_tap(xs: &Shape, ys: &Shape, win: &Window, mut f: impl FnMut([usize; 3], [usize; 3], [usize; 3])) {
+fn for_each_tap(
+    xs: &Shape,
+    ys: &Shape,
+    win: &Window,
+    mut f: impl FnMut([usize; 3], [usize; 3], [usize; 3]),
+) {
     let [di, hi, wi] = xs.spatial();
     let [do_, ho, wo] = ys.spatial();
     for od in 0..do_ {
         for oh in 0..ho {
             for ow in 0..wo {
                 for kd in 0..win.kernel[0] {
-                    let Some(id) = tap(od, kd, 0, win, di) else { continue };
+                    let Some(id) = tap(od, kd, 0, win, di) else {
+                        continue;
+                    };
                     for kh in 0..win.kernel[1] {
-                        let Some(ih) = tap(oh, kh, 1, win, hi) else { continue };
+                        let Some(ih) = tap(oh, kh, 1, win, hi) else {
+                            continue;
+                        };
                         for kw in 0..win.kernel[2] {
-                            let Some(iw) = tap(ow, kw, 2, win, wi) else { continue };
+                            let Some(iw) = tap(ow, kw, 2, win, wi) else {
+                                continue;
+                            };
                             f([od, oh, ow], [kd, kh, kw], [id, ih, iw]);
                         }
                     }
@@ -47,7 +58,14 @@ pub fn conv_out_shape(xs: &Shape, o: usize, win: &Window) -> Option<Shape> {
 }
 
 /// `y = conv(x, w) + b`.
-pub fn conv_fwd(x: &[f32], xs: &Shape, w: &[f32], ws: &Shape, b: Option<&[f32]>, win: &Window) -> (Vec<f32>, Shape) {
+pub fn conv_fwd(
+    x: &[f32],
+    xs: &Shape,
+    w: &[f32],
+    ws: &Shape,
+    b: Option<&[f32]>,
+    win: &Window,
+) -> (Vec<f32>, Shape) {
     let (o_ch, c_ch) = (ws.dims[0], ws.dims[1]);
     let ys = conv_out_shape(xs, o_ch, win).expect("reference conv_fwd: window does not fit");
     let mut acc = vec![0f64; ys.numel()];
@@ -72,7 +90,14 @@ pub fn conv_fwd(x: &[f32], xs: &Shape, w: &[f32], ws: &Shape, b: Option<&[f32]>,
 }
 
 /// `dx` of a convolution: the adjoint of `conv_fwd` in `x` (`xs` is the input shape).
-pub fn conv_dgrad(dy: &[f32], ys: &Shape, w: &[f32], ws: &Shape, xs: &Shape, win: &Window) -> Vec<f32> {
+pub fn conv_dgrad(
+    dy: &[f32],
+    ys: &Shape,
+    w: &[f32],
+    ws: &Shape,
+    xs: &Shape,
+    win: &Window,
+) -> Vec<f32> {
     let (o_ch, c_ch) = (ws.dims[0], ws.dims[1]);
     let mut acc = vec![0f64; xs.numel()];
     for n in 0..xs.n() {
@@ -90,7 +115,14 @@ pub fn conv_dgrad(dy: &[f32], ys: &Shape, w: &[f32], ws: &Shape, xs: &Shape, win
 }
 
 /// `dw` of a convolution (`ws` is the weight shape).
-pub fn conv_wgrad(x: &[f32], xs: &Shape, dy: &[f32], ys: &Shape, ws: &Shape, win: &Window) -> Vec<f32> {
+pub fn conv_wgrad(
+    x: &[f32],
+    xs: &Shape,
+    dy: &[f32],
+    ys: &Shape,
+    ws: &Shape,
+    win: &Window,
+) -> Vec<f32> {
     let (o_ch, c_ch) = (ws.dims[0], ws.dims[1]);
     let mut acc = vec![0f64; ws.numel()];
     for n in 0..xs.n() {
@@ -119,11 +151,21 @@ pub fn channel_sum(dy: &[f32], ys: &Shape) -> Vec<f32> {
 
 /// Output shape of a transposed convolution with weight `(C_in, C_out, k..)`.
 pub fn conv_transpose_out_shape(xs: &Shape, ws: &Shape, win: &Window) -> Option<Shape> {
-    Some(xs.with_c(ws.dims[1]).with_spatial(win.conv_transpose_out(xs.spatial())?))
+    Some(
+        xs.with_c(ws.dims[1])
+            .with_spatial(win.conv_transpose_out(xs.spatial())?),
+    )
 }
 
 /// `y = conv_transpose(x, w) + b` with PyTorch's ConvTranspose weight `(C_in, C_out, k..)`.
-pub fn conv_transpose_fwd(x: &[f32], xs: &Shape, w: &[f32], ws: &Shape, b: Option<&[f32]>, win: &Window) -> (Vec<f32>, Shape) {
+pub fn conv_transpose_fwd(
+    x: &[f32],
+    xs: &Shape,
+    w: &[f32],
+    ws: &Shape,
+    b: Option<&[f32]>,
+    win: &Window,
+) -> (Vec<f32>, Shape) {
     let ys = conv_transpose_out_shape(xs, ws, win).expect("reference conv_transpose: bad window");
     let mut y = conv_dgrad(x, xs, w, ws, &ys, win);
     if let Some(b) = b {
@@ -136,13 +178,26 @@ pub fn conv_transpose_fwd(x: &[f32], xs: &Shape, w: &[f32], ws: &Shape, b: Optio
 }
 
 /// `dx` of a transposed convolution: a convolution of `dy` with the same weight.
-pub fn conv_transpose_dgrad(dy: &[f32], ys: &Shape, w: &[f32], ws: &Shape, win: &Window) -> (Vec<f32>, Shape) {
+pub fn conv_transpose_dgrad(
+    dy: &[f32],
+    ys: &Shape,
+    w: &[f32],
+    ws: &Shape,
+    win: &Window,
+) -> (Vec<f32>, Shape) {
     let mut win = *win;
     win.output_padding = [0; 3];
     conv_fwd(dy, ys, w, ws, None, &win)
 }
 
 /// `dw` of a transposed convolution, weight `(C_in, C_out, k..)`.
-pub fn conv_transpose_wgrad(x: &[f32], xs: &Shape, dy: &[f32], ys: &Shape, ws: &Shape, win: &Window) -> Vec<f32> {
+pub fn conv_transpose_wgrad(
+    x: &[f32],
+    xs: &Shape,
+    dy: &[f32],
+    ys: &Shape,
+    ws: &Shape,
+    win: &Window,
+) -> Vec<f32> {
     conv_wgrad(dy, ys, x, xs, ws, win)
 }

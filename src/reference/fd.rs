@@ -2,7 +2,12 @@
 
 /// Central-difference estimate of `d f / d x[i]` for every `i` in `which`,
 /// with step `eps`, evaluated in f64 on a copy of `x`.
-pub fn numeric_grad(f: &mut dyn FnMut(&[f32]) -> f64, x: &[f32], which: &[usize], eps: f64) -> Vec<f64> {
+pub fn numeric_grad(
+    f: &mut dyn FnMut(&[f32]) -> f64,
+    x: &[f32],
+    which: &[usize],
+    eps: f64,
+) -> Vec<f64> {
     let mut xp = x.to_vec();
     which
         .iter()

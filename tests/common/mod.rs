@@ -39,7 +39,13 @@ pub fn rand_vec(n: usize, seed: u64) -> Vec<f32> {
 
 /// Fail with the worst element if any `|got - want| > atol + rtol*|want|`.
 pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32) {
-    assert_eq!(got.len(), want.len(), "{what}: length {} vs {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: length {} vs {}",
+        got.len(),
+        want.len()
+    );
     let mut worst = (0.0f32, 0usize);
     for (i, (g, w)) in got.iter().zip(want).enumerate() {
         let r = (g - w).abs() / (atol + rtol * w.abs());
