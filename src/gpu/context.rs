@@ -166,6 +166,11 @@ impl Context {
         }
     }
 
+    /// Buffer pool counters (allocations, reuses, live bytes).
+    pub fn pool_stats(&self) -> super::pool::PoolStats {
+        self.pool.stats()
+    }
+
     /// A one-line description: `name (backend, type, driver)`.
     pub fn describe(&self) -> String {
         describe_info(&self.info)

@@ -2,6 +2,7 @@
 //! and the recorder that batches dispatches into one submission.
 
 pub mod context;
+pub mod interop;
 pub mod pipelines;
 pub mod pool;
 pub mod record;
