@@ -1,22 +1,25 @@
 // conv_dgrad.wgsl: gradient of a convolution w.r.t. its input, and (with the bias flag) the
-// forward of a transposed convolution, 2D and 3D, groups = 1.
+// forward of a transposed convolution, 2D and 3D, groups = 1. (Stride-1 input gradients run
+// conv_fwd on flipped weights instead; this kernel serves the strided cases.)
 //
 // Formula: dx[n,c,i] = b[c] + sum_{o,k : i + p - k*dl = q*s, 0 <= q < out} dy[n,o,q] * w[o,c,k]
 // per axis (i, k, q are (d, h, w) triples). A transposed convolution with ConvTranspose weight
 // (C_in, C_out, k..) is exactly this with dy := its input, w read as (O = C_in, C = C_out),
 // dx := its output.
 //
-// Stride-phase decomposition: the host launches one dispatch per phase r (r_a in 0..s_a per
-// axis). A phase covers the positions i = r + s*j; for those only the taps k = k0 + t*ks
-// (t < kc) satisfy the divisibility, and q = j + (r + p - k*dl) / s exactly. So no multiply is
-// wasted on a tap that cannot contribute: the U-Net 2x2 stride-2 up-convolution becomes 4 (2D)
-// or 8 (3D) dense GEMMs with K = C_in, one per output phase.
+// Stride-phase decomposition: workgroup z = phase r (r_a in 0..s_a per axis, W fastest). A
+// phase covers the positions i = r + s*j; for those only the taps k = k0 + t*ks (t < kc,
+// ks = s / gcd(dl, s)) satisfy the divisibility, and q = j + D0 - t*m exactly, with
+// D0 = (r + p - k0*dl) / s and m = ks*dl / s. No multiply is wasted on a tap that cannot
+// contribute: the U-Net 2x2 stride-2 up-convolution is 4 (2D) or 8 (3D) dense GEMMs with
+// K = C_in, all in one dispatch.
 // GEMM view per phase: DX[c, col] = sum_{r'} A[c, r'] * B[r', col], col = (n, jd, jh, jw),
 // r' = (o, td, th, tw); M = C, N = batch * jd*jh*jw, K = O * kc_d*kc_h*kc_w.
 //
-// Entry points (same bindings and params):
-//   main_tiled  GPUs: 256 threads, 64 (c) x 128 (col) tile, K slices of 8 in workgroup memory,
-//               4x8 register block per thread (rows ty + 16i, cols tx + 16j).
+// Entry points (same bindings and params; grid x*y = tiles of the largest phase, z = phases):
+//   main_tiled  GPUs: 128 threads, 64 (c) x 128 (col) tile, K slices of 16 staged in workgroup
+//               memory and double-buffered through registers, 8x8 register block per thread
+//               (rows {ty*4.., 32+ty*4..}, cols {tx*4.., 64+tx*4..}).
 //   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
 //               owns CB channels and 64/lpr phase rows (n, jd, jh) (lpr = lanes per row);
 //               each invocation accumulates CB channels x PB adjacent positions (pipeline
@@ -27,16 +30,11 @@
 struct Params {
     n: u32, c: u32, o: u32, flags: u32,
     in_d: u32, in_h: u32, in_w: u32, kk: u32,
-    out_d: u32, out_h: u32, out_w: u32, kv: u32,
+    out_d: u32, out_h: u32, out_w: u32, aux: u32,
     k_d: u32, k_h: u32, k_w: u32, lpr: u32,
-    s_d: u32, s_h: u32, s_w: u32, pad1: u32,
-    p_d: u32, p_h: u32, p_w: u32, pad2: u32,
-    d_d: u32, d_h: u32, d_w: u32, pad3: u32,
-    r_d: u32, r_h: u32, r_w: u32, pad4: u32,
-    k0_d: u32, k0_h: u32, k0_w: u32, pad5: u32,
-    ks_d: u32, ks_h: u32, ks_w: u32, pad6: u32,
-    kc_d: u32, kc_h: u32, kc_w: u32, pad7: u32,
-    j_d: u32, j_h: u32, j_w: u32, pad8: u32,
+    s_d: u32, s_h: u32, s_w: u32, aux3: u32,
+    p_d: u32, p_h: u32, p_w: u32, aux4: u32,
+    d_d: u32, d_h: u32, d_w: u32, aux5: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -45,6 +43,69 @@ struct Params {
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dx: array<f32>;
 
+// One stride phase: per axis (x = d, y = h, z = w) the residue r, first tap k0, tap step ks,
+// tap count kc, q offset D0, q step per tap m, and the number of positions j.
+struct Phase {
+    r: vec3<u32>,
+    k0: vec3<u32>,
+    ks: vec3<u32>,
+    kc: vec3<u32>,
+    d0: vec3<i32>,
+    m: vec3<i32>,
+    j: vec3<u32>,
+}
+
+fn gcd(a0: u32, b0: u32) -> u32 {
+    var a = a0;
+    var b = b0;
+    loop {
+        if (b == 0u) {
+            break;
+        }
+        let t = a % b;
+        a = b;
+        b = t;
+    }
+    return a;
+}
+
+// (k0, ks, kc, d0, m, jn) of one axis for residue r.
+fn axis_phase(r: u32, k: u32, s: u32, p: u32, dl: u32, len: u32) -> array<i32, 6> {
+    let step = s / gcd(dl, s);
+    let want = (r + p) % s;
+    var k0 = 0u;
+    var kc = 0u;
+    for (var t = 0u; t < min(step, k); t++) {
+        if ((t * dl) % s == want) {
+            k0 = t;
+            kc = (k - t + step - 1u) / step;
+            break;
+        }
+    }
+    let d0 = (i32(r + p) - i32(k0 * dl)) / i32(s);
+    let m = i32(step * dl / s);
+    let jn = select(0u, (len - r + s - 1u) / s, len > r);
+    return array<i32, 6>(i32(k0), i32(step), i32(kc), d0, m, i32(jn));
+}
+
+fn phase_of(z: u32) -> Phase {
+    let rw = z % P.s_w;
+    let rh = (z / P.s_w) % P.s_h;
+    let rd = z / (P.s_w * P.s_h);
+    let a = axis_phase(rd, P.k_d, P.s_d, P.p_d, P.d_d, P.in_d);
+    let b = axis_phase(rh, P.k_h, P.s_h, P.p_h, P.d_h, P.in_h);
+    let c = axis_phase(rw, P.k_w, P.s_w, P.p_w, P.d_w, P.in_w);
+    var ph: Phase;
+    ph.r = vec3<u32>(rd, rh, rw);
+    ph.k0 = vec3<u32>(u32(a[0]), u32(b[0]), u32(c[0]));
+    ph.ks = vec3<u32>(u32(a[1]), u32(b[1]), u32(c[1]));
+    ph.kc = vec3<u32>(u32(a[2]), u32(b[2]), u32(c[2]));
+    ph.d0 = vec3<i32>(a[3], b[3], c[3]);
+    ph.m = vec3<i32>(a[4], b[4], c[4]);
+    ph.j = vec3<u32>(u32(a[5]), u32(b[5]), u32(c[5]));
+    return ph;
+}
+
 fn bias_of(c: u32) -> f32 {
     if ((P.flags & 1u) != 0u) {
         return bias[c];
@@ -52,88 +113,76 @@ fn bias_of(c: u32) -> f32 {
     return 0.0;
 }
 
-// Tap number t (of this phase's valid taps) -> (kd, kh, kw).
-fn tap_of(t: u32) -> vec3<u32> {
-    let tw = t % P.kc_w;
-    let th = (t / P.kc_w) % P.kc_h;
-    let td = t / (P.kc_w * P.kc_h);
-    return vec3<u32>(P.k0_d + td * P.ks_d, P.k0_h + th * P.ks_h, P.k0_w + tw * P.ks_w);
+fn dx_index(ph: Phase, n: u32, c: u32, j: vec3<u32>) -> u32 {
+    let i = ph.r + j * vec3<u32>(P.s_d, P.s_h, P.s_w);
+    return (((n * P.c + c) * P.in_d + i.x) * P.in_h + i.y) * P.in_w + i.z;
 }
 
-// Offset from j to q on one axis for tap k: (r + p - k*dl) / s (exact).
-fn delta(r: u32, p: u32, k: u32, dl: u32, s: u32) -> i32 {
-    return (i32(r + p) - i32(k * dl)) / i32(s);
+fn col_decode(ph: Phase, col: u32) -> vec4<u32> {
+    let pn = ph.j.x * ph.j.y * ph.j.z;
+    let n = col / pn;
+    let s = col - n * pn;
+    return vec4<u32>(n, s / (ph.j.y * ph.j.z), (s / ph.j.z) % ph.j.y, s % ph.j.z);
 }
 
-fn w_index(o: u32, c: u32, k: vec3<u32>) -> u32 {
+// Weight index of (o, c) at tap numbers t = (td, th, tw) of the phase.
+fn w_index(ph: Phase, o: u32, c: u32, t: vec3<u32>) -> u32 {
+    let k = ph.k0 + t * ph.ks;
     return ((o * P.c + c) * P.k_d + k.x) * P.k_h * P.k_w + k.y * P.k_w + k.z;
 }
 
-// dy[n, o, j + delta(k)] or 0 outside.
-fn dy_at(n: u32, o: u32, j: vec3<u32>, k: vec3<u32>) -> f32 {
-    let qd = i32(j.x) + delta(P.r_d, P.p_d, k.x, P.d_d, P.s_d);
-    let qh = i32(j.y) + delta(P.r_h, P.p_h, k.y, P.d_h, P.s_h);
-    let qw = i32(j.z) + delta(P.r_w, P.p_w, k.z, P.d_w, P.s_w);
-    if (qd < 0 || qh < 0 || qw < 0 || qd >= i32(P.out_d) || qh >= i32(P.out_h) || qw >= i32(P.out_w)) {
+// dy[n, o, j + d0 - t*m] or 0 outside.
+fn dy_at(ph: Phase, n: u32, o: u32, j: vec3<u32>, t: vec3<u32>) -> f32 {
+    let q = vec3<i32>(j) + ph.d0 - vec3<i32>(t) * ph.m;
+    if (any(q < vec3<i32>(0)) || q.x >= i32(P.out_d) || q.y >= i32(P.out_h) || q.z >= i32(P.out_w)) {
         return 0.0;
     }
-    return dy[(((n * P.o + o) * P.out_d + u32(qd)) * P.out_h + u32(qh)) * P.out_w + u32(qw)];
+    return dy[(((n * P.o + o) * P.out_d + u32(q.x)) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)];
 }
 
-fn dx_index(n: u32, c: u32, j: vec3<u32>) -> u32 {
-    let id = P.r_d + j.x * P.s_d;
-    let ih = P.r_h + j.y * P.s_h;
-    let iw = P.r_w + j.z * P.s_w;
-    return (((n * P.c + c) * P.in_d + id) * P.in_h + ih) * P.in_w + iw;
-}
-
-fn phase_numel() -> u32 {
-    return P.j_d * P.j_h * P.j_w;
-}
-
-fn col_decode(col: u32) -> vec4<u32> {
-    let pn = phase_numel();
-    let n = col / pn;
-    let s = col % pn;
-    return vec4<u32>(n, s / (P.j_h * P.j_w), (s / P.j_w) % P.j_h, s % P.j_w);
+fn tap_decode(ph: Phase, t: u32) -> vec3<u32> {
+    return vec3<u32>(t / (ph.kc.y * ph.kc.z), (t / ph.kc.z) % ph.kc.y, t % ph.kc.z);
 }
 
 // ---------------------------------------------------------------- main_direct
 @compute @workgroup_size(64)
 fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let pn = phase_numel();
+    let ph = phase_of(wid.z);
+    let pn = ph.j.x * ph.j.y * ph.j.z;
     let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
     if (idx >= P.n * P.c * pn) {
         return;
     }
     let c = (idx / pn) % P.c;
     let n = idx / (pn * P.c);
-    let d = col_decode(n * pn + idx % pn);
-    let j = d.yzw;
+    let d = col_decode(ph, n * pn + idx % pn);
+    let kv = ph.kc.x * ph.kc.y * ph.kc.z;
     var acc = bias_of(c);
     for (var o = 0u; o < P.o; o++) {
-        for (var t = 0u; t < P.kv; t++) {
-            let k = tap_of(t);
-            acc += w[w_index(o, c, k)] * dy_at(n, o, j, k);
+        for (var t = 0u; t < kv; t++) {
+            let tt = tap_decode(ph, t);
+            acc += w[w_index(ph, o, c, tt)] * dy_at(ph, n, o, d.yzw, tt);
         }
     }
-    dx[dx_index(n, c, j)] = acc;
+    dx[dx_index(ph, n, c, d.yzw)] = acc;
 }
 
 // ---------------------------------------------------------------- main_tiled
 const BM: u32 = 64u;
 const BN: u32 = 128u;
-const BK: u32 = 8u;
+const BK: u32 = 16u;
 
-var<workgroup> As: array<f32, 512>;   // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>;  // [BK][BN]
+var<workgroup> As: array<vec4<f32>, 256>;   // [BK][BM/4]
+var<workgroup> Bs: array<vec4<f32>, 512>;   // [BK][BN/4]
 
-@compute @workgroup_size(256)
+@compute @workgroup_size(128)
 fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let NC = P.n * phase_numel();
-    let K = P.o * P.kv;
+    let ph = phase_of(wid.z);
+    let NC = P.n * ph.j.x * ph.j.y * ph.j.z;
+    let kv = ph.kc.x * ph.kc.y * ph.kc.z;
+    let K = P.o * kv;
     let tiles_n = (NC + BN - 1u) / BN;
     let tiles_m = (P.c + BM - 1u) / BM;
     let tile = wid.x + wid.y * nwg.x;
@@ -143,71 +192,76 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let m0 = (tile / tiles_n) * BM;
     let n0 = (tile % tiles_n) * BN;
 
-    let bcol = lid % BN;
-    let brow = lid / BN;
-    let gcol = n0 + bcol;
+    let gcol = n0 + lid;
     let col_ok = gcol < NC;
-    let cd = col_decode(min(gcol, NC - 1u));
+    let cd = col_decode(ph, min(gcol, max(NC, 1u) - 1u));
+    let am = lid / 2u;
+    let ak = (lid % 2u) * 8u;
+    let ac = m0 + am;
+    let arow_ok = ac < P.c;
 
+    var a_reg: array<f32, 8>;
+    var b_reg: array<f32, 16>;
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
+    }
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 32>;
-    for (var i = 0u; i < 32u; i++) {
-        acc[i] = 0.0;
-    }
     for (var k0 = 0u; k0 < K; k0 += BK) {
-        for (var i = 0u; i < 2u; i++) {
-            let e = lid + i * 256u;
-            let m = e / BK;
-            let kc = e % BK;
-            let c = m0 + m;
-            let r = k0 + kc;
+        for (var j = 0u; j < 8u; j++) {
+            let r = k0 + ak + j;
             var v = 0.0;
-            if (c < P.c && r < K) {
-                let o = r / P.kv;
-                v = w[w_index(o, c, tap_of(r - o * P.kv))];
+            if (arow_ok && r < K) {
+                let o = r / kv;
+                v = w[w_index(ph, o, ac, tap_decode(ph, r - o * kv))];
             }
-            As[kc * BM + m] = v;
+            a_reg[j] = v;
         }
-        for (var i = 0u; i < 4u; i++) {
-            let kr = brow + 2u * i;
-            let r = k0 + kr;
+        for (var j = 0u; j < 16u; j++) {
+            let r = k0 + j;
             var v = 0.0;
             if (col_ok && r < K) {
-                let o = r / P.kv;
-                v = dy_at(cd.x, o, cd.yzw, tap_of(r - o * P.kv));
+                let o = r / kv;
+                v = dy_at(ph, cd.x, o, cd.yzw, tap_decode(ph, r - o * kv));
             }
-            Bs[kr * BN + bcol] = v;
+            b_reg[j] = v;
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < 8u; j++) {
+            As[(ak + j) * 16u + am / 4u][am % 4u] = a_reg[j];
+        }
+        for (var j = 0u; j < 16u; j++) {
+            Bs[j * 32u + lid / 4u][lid % 4u] = b_reg[j];
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 8>;
+            let a0 = As[kk * 16u + ty];
+            let a1 = As[kk * 16u + 8u + ty];
+            let b0 = Bs[kk * 32u + tx];
+            let b1 = Bs[kk * 32u + 16u + tx];
             for (var i = 0u; i < 4u; i++) {
-                a[i] = As[kk * BM + ty + 16u * i];
-            }
-            for (var j = 0u; j < 8u; j++) {
-                b[j] = Bs[kk * BN + tx + 16u * j];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 8u; j++) {
-                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
-                }
+                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
+                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
+                acc[8u + i * 2u] = fma(vec4<f32>(a1[i]), b0, acc[8u + i * 2u]);
+                acc[8u + i * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + i * 2u + 1u]);
             }
         }
-        workgroupBarrier();
     }
-    for (var i = 0u; i < 4u; i++) {
-        let c = m0 + ty + 16u * i;
+    for (var ri = 0u; ri < 8u; ri++) {
+        let c = m0 + (ri / 4u) * 32u + ty * 4u + ri % 4u;
         if (c >= P.c) {
             continue;
         }
         let bc = bias_of(c);
-        for (var j = 0u; j < 8u; j++) {
-            let col = n0 + tx + 16u * j;
-            if (col < NC) {
-                let d = col_decode(col);
-                dx[dx_index(d.x, c, d.yzw)] = acc[i * 8u + j] + bc;
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[ri * 2u + h];
+            for (var j = 0u; j < 4u; j++) {
+                let col = n0 + h * 64u + tx * 4u + j;
+                if (col < NC) {
+                    let d = col_decode(ph, col);
+                    dx[dx_index(ph, d.x, c, d.yzw)] = v[j] + bc;
+                }
             }
         }
     }
@@ -221,10 +275,11 @@ override PB: u32 = 4u;
 @compute @workgroup_size(64)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
+    let ph = phase_of(wid.z);
     // lpr = lanes per row; a workgroup covers 64 / lpr rows of the phase.
     let rpw = 64u / P.lpr;
-    let wtiles = (P.j_w + P.lpr * PB - 1u) / (P.lpr * PB);
-    let rows = P.n * P.j_d * P.j_h;
+    let wtiles = (ph.j.z + P.lpr * PB - 1u) / (P.lpr * PB);
+    let rows = P.n * ph.j.x * ph.j.y;
     let rgroups = (rows + rpw - 1u) / rpw;
     let cblocks = (P.c + CB - 1u) / CB;
     let g = wid.x + wid.y * nwg.x;
@@ -237,9 +292,9 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let row_raw = (rest / wtiles) * rpw + lid / P.lpr;
     let row_ok = row_raw < rows;
     let row = min(row_raw, rows - 1u);
-    let jh = row % P.j_h;
-    let jd = (row / P.j_h) % P.j_d;
-    let n = row / (P.j_h * P.j_d);
+    let jh = row % ph.j.y;
+    let jd = (row / ph.j.y) % ph.j.x;
+    let n = row / (ph.j.y * ph.j.x);
     let jw0 = (wt * P.lpr + lid % P.lpr) * PB;
     let c0 = cb * CB;
     let clast = P.c - 1u;
@@ -248,33 +303,30 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     for (var i = 0u; i < CB * PB; i++) {
         acc[i] = 0.0;
     }
-    // Taps outer (their offsets cost integer divisions), channels o inner.
+    // Taps outer, channels o inner.
     let osp = P.out_d * P.out_h * P.out_w;
-    for (var td = 0u; td < P.kc_d; td++) {
-        let kd = P.k0_d + td * P.ks_d;
-        let qd = i32(jd) + delta(P.r_d, P.p_d, kd, P.d_d, P.s_d);
+    for (var td = 0u; td < ph.kc.x; td++) {
+        let qd = i32(jd) + ph.d0.x - i32(td) * ph.m.x;
         if (qd < 0 || qd >= i32(P.out_d)) {
             continue;
         }
-        for (var th = 0u; th < P.kc_h; th++) {
-            let kh = P.k0_h + th * P.ks_h;
-            let qh = i32(jh) + delta(P.r_h, P.p_h, kh, P.d_h, P.s_h);
+        for (var th = 0u; th < ph.kc.y; th++) {
+            let qh = i32(jh) + ph.d0.y - i32(th) * ph.m.y;
             if (qh < 0 || qh >= i32(P.out_h)) {
                 continue;
             }
             let dyrow = ((n * P.o * P.out_d + u32(qd)) * P.out_h + u32(qh)) * P.out_w;
-            for (var tw = 0u; tw < P.kc_w; tw++) {
-                let kw = P.k0_w + tw * P.ks_w;
-                let dw = delta(P.r_w, P.p_w, kw, P.d_w, P.s_w);
+            for (var tw = 0u; tw < ph.kc.z; tw++) {
+                let dw = ph.d0.z - i32(tw) * ph.m.z;
                 var ok: array<bool, 8>;
                 var qs: array<u32, 8>;
                 for (var p = 0u; p < PB; p++) {
                     let jw = jw0 + p;
                     let qw = i32(jw) + dw;
-                    ok[p] = row_ok && jw < P.j_w && qw >= 0 && qw < i32(P.out_w);
+                    ok[p] = row_ok && jw < ph.j.z && qw >= 0 && qw < i32(P.out_w);
                     qs[p] = dyrow + u32(max(qw, 0));
                 }
-                let wt0 = kd * P.k_h * P.k_w + kh * P.k_w + kw;
+                let wt0 = w_index(ph, 0u, 0u, vec3<u32>(td, th, tw));
                 for (var o = 0u; o < P.o; o++) {
                     var v: array<f32, 8>;
                     for (var p = 0u; p < PB; p++) {
@@ -296,14 +348,14 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     for (var p = 0u; p < PB; p++) {
         let jw = jw0 + p;
-        if (!row_ok || jw >= P.j_w) {
+        if (!row_ok || jw >= ph.j.z) {
             continue;
         }
         let j = vec3<u32>(jd, jh, jw);
         for (var i = 0u; i < CB; i++) {
             let c = c0 + i;
             if (c < P.c) {
-                dx[dx_index(n, c, j)] = acc[i * PB + p] + bias_of(c);
+                dx[dx_index(ph, n, c, j)] = acc[i * PB + p] + bias_of(c);
             }
         }
     }

@@ -7,11 +7,9 @@
 // r = (c, kd, kh, kw); M = O, N = batch * out spatial, K = C * kD*kH*kW.
 //
 // Entry points (same bindings and params):
-//   main_tiled  GPUs. 256 threads; a workgroup owns a 64 (o) x 128 (col) tile of Y and walks K
-//               in slices of 8, staging W and X slices in workgroup memory. Thread (tx, ty) =
-//               (lid % 16, lid / 16) keeps a 4x8 register block: rows ty + 16i, cols tx + 16j.
-//               Each thread loads one fixed column of the X slice (its im2col address is
-//               decoded once) and two W elements per slice.
+//   main_tiled  GPUs. 128 threads; a workgroup owns a 64 (o) x 128 (col) tile of Y and walks K
+//               in slices of 16, staging W and X slices in workgroup memory (double-buffered
+//               through registers). Each thread keeps an 8x8 register block (see below).
 //   main_cpu    CPU adapters (lavapipe). No workgroup memory, no barriers (both are expensive
 //               when a CPU emulates them). A workgroup of 64 invocations owns OB output
 //               channels and 64/LPR output rows (LPR = lanes per row, params.aux), each lane PB
@@ -101,12 +99,17 @@ fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
 // ---------------------------------------------------------------- main_tiled
 const BM: u32 = 64u;
 const BN: u32 = 128u;
-const BK: u32 = 8u;
+const BK: u32 = 16u;
 
-var<workgroup> As: array<f32, 512>;   // [BK][BM]
-var<workgroup> Bs: array<f32, 1024>;  // [BK][BN]
+var<workgroup> As: array<vec4<f32>, 256>;   // [BK][BM/4]
+var<workgroup> Bs: array<vec4<f32>, 512>;   // [BK][BN/4]
 
-@compute @workgroup_size(256)
+// 128 threads; thread (tx, ty) = (lid % 16, lid / 16) owns rows {ty*4.., 32+ty*4..} and
+// columns {tx*4.., 64+tx*4..} of the tile: an 8x8 register block, read from workgroup memory as
+// vec4s. Staging: W rows m = lid/2, k half (lid%2)*8 (8 values); X column lid, all 16 k rows (its
+// im2col coordinates decoded once; the k decode walks by increments, no divisions). The next
+// slice is fetched into registers while the current one is multiplied (double buffering).
+@compute @workgroup_size(128)
 fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
     let osp = out_spatial();
@@ -120,80 +123,122 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     let m0 = (tile / tiles_n) * BM;
     let n0 = (tile % tiles_n) * BN;
+    let in_sp = in_spatial();
+    let hw = P.in_h * P.in_w;
 
-    // The X column this thread stages, decoded once.
-    let bcol = lid % BN;
-    let brow = lid / BN;          // 0 or 1; rows brow + 2i
-    let gcol = n0 + bcol;
+    // X column of this thread.
+    let gcol = n0 + lid;
     let col_ok = gcol < NC;
-    let cn = gcol / osp;
-    let csp = gcol % osp;
+    let gc = min(gcol, NC - 1u);
+    let cn = gc / osp;
+    let csp = gc - cn * osp;
     let cow = csp % P.out_w;
     let coh = (csp / P.out_w) % P.out_h;
     let cod = csp / (P.out_w * P.out_h);
+    let id0 = i32(cod * P.s_d) - i32(P.p_d);
+    let ih0 = i32(coh * P.s_h) - i32(P.p_h);
+    let iw0 = i32(cow * P.s_w) - i32(P.p_w);
+    let xbase = cn * P.c * in_sp;
+    // W staging position of this thread.
+    let am = lid / 2u;
+    let ak = (lid % 2u) * 8u;
+    let arow_ok = m0 + am < P.o;
+    let abase = (m0 + am) * K;
 
-    let tx = lid % 16u;
-    let ty = lid / 16u;
-    var acc: array<f32, 32>;
-    for (var i = 0u; i < 32u; i++) {
-        acc[i] = 0.0;
+    var a_reg: array<f32, 8>;
+    var b_reg: array<f32, 16>;
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
     }
 
-    for (var k0 = 0u; k0 < K; k0 += BK) {
-        // Stage W[m0.., k0..k0+8] (512 values, 2 per thread; consecutive lids read consecutive r).
-        for (var i = 0u; i < 2u; i++) {
-            let e = lid + i * 256u;
-            let m = e / BK;
-            let kc = e % BK;
-            let o = m0 + m;
-            let r = k0 + kc;
-            var v = 0.0;
-            if (o < P.o && r < K) {
-                v = w[o * K + r];
-            }
-            As[kc * BM + m] = v;
+    var k0 = 0u;
+    loop {
+        // ---- fetch slice k0 into registers
+        for (var j = 0u; j < 8u; j++) {
+            let k = k0 + ak + j;
+            a_reg[j] = select(0.0, w[abase + min(k, K - 1u)], arow_ok && k < K);
         }
-        // Stage X[k0..k0+8, n0..n0+128] (1024 values, 4 per thread, one column each).
-        for (var i = 0u; i < 4u; i++) {
-            let kr = brow + 2u * i;
-            let r = k0 + kr;
-            var v = 0.0;
-            if (col_ok && r < K) {
-                v = im2col(cn, cod, coh, cow, r);
-            }
-            Bs[kr * BN + bcol] = v;
-        }
-        workgroupBarrier();
-        for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 8>;
-            for (var i = 0u; i < 4u; i++) {
-                a[i] = As[kk * BM + ty + 16u * i];
-            }
-            for (var j = 0u; j < 8u; j++) {
-                b[j] = Bs[kk * BN + tx + 16u * j];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 8u; j++) {
-                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
+        {
+            let c_ = k0 / P.kk;
+            let t = k0 - c_ * P.kk;
+            let khw = P.k_h * P.k_w;
+            var c = c_;
+            var kd = t / khw;
+            var kh = (t - kd * khw) / P.k_w;
+            var kw = t - kd * khw - kh * P.k_w;
+            for (var j = 0u; j < 16u; j++) {
+                let id = id0 + i32(kd * P.d_d);
+                let ih = ih0 + i32(kh * P.d_h);
+                let iw = iw0 + i32(kw * P.d_w);
+                let ok = col_ok && k0 + j < K && id >= 0 && ih >= 0 && iw >= 0
+                    && id < i32(P.in_d) && ih < i32(P.in_h) && iw < i32(P.in_w);
+                let xi = xbase + c * in_sp + u32(max(id, 0)) * hw + u32(max(ih, 0)) * P.in_w + u32(max(iw, 0));
+                b_reg[j] = 0.0;
+                if (ok) {
+                    b_reg[j] = x[xi];
+                }
+                kw += 1u;
+                if (kw == P.k_w) {
+                    kw = 0u;
+                    kh += 1u;
+                    if (kh == P.k_h) {
+                        kh = 0u;
+                        kd += 1u;
+                        if (kd == P.k_d) {
+                            kd = 0u;
+                            c += 1u;
+                        }
+                    }
                 }
             }
         }
         workgroupBarrier();
+        // ---- registers -> workgroup memory
+        for (var j = 0u; j < 8u; j++) {
+            As[(ak + j) * 16u + am / 4u][am % 4u] = a_reg[j];
+        }
+        for (var j = 0u; j < 16u; j++) {
+            Bs[j * 32u + lid / 4u][lid % 4u] = b_reg[j];
+        }
+        workgroupBarrier();
+        // ---- multiply the slice
+        let tx = lid % 16u;
+        let ty = lid / 16u;
+        for (var kk = 0u; kk < BK; kk++) {
+            let a0 = As[kk * 16u + ty];
+            let a1 = As[kk * 16u + 8u + ty];
+            let b0 = Bs[kk * 32u + tx];
+            let b1 = Bs[kk * 32u + 16u + tx];
+            for (var i = 0u; i < 4u; i++) {
+                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
+                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
+                acc[8u + i * 2u] = fma(vec4<f32>(a1[i]), b0, acc[8u + i * 2u]);
+                acc[8u + i * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + i * 2u + 1u]);
+            }
+        }
+        k0 += BK;
+        if (k0 >= K) {
+            break;
+        }
     }
 
-    for (var i = 0u; i < 4u; i++) {
-        let o = m0 + ty + 16u * i;
+    let tx = lid % 16u;
+    let ty = lid / 16u;
+    for (var ri = 0u; ri < 8u; ri++) {
+        let o = m0 + (ri / 4u) * 32u + ty * 4u + ri % 4u;
         if (o >= P.o) {
             continue;
         }
         let bo = bias_of(o);
-        for (var j = 0u; j < 8u; j++) {
-            let col = n0 + tx + 16u * j;
-            if (col < NC) {
-                let n = col / osp;
-                let sp = col % osp;
-                y[(n * P.o + o) * osp + sp] = acc[i * 8u + j] + bo;
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[ri * 2u + h];
+            for (var j = 0u; j < 4u; j++) {
+                let col = n0 + h * 64u + tx * 4u + j;
+                if (col < NC) {
+                    let n = col / osp;
+                    y[(n * P.o + o) * osp + (col - n * osp)] = v[j] + bo;
+                }
             }
         }
     }

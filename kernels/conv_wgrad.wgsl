@@ -8,9 +8,9 @@
 // with reduce.wgsl's sum_splits (or the kernel writes dw directly when splits = 1).
 //
 // Entry points (same bindings and params):
-//   main_tiled  GPUs: 256 threads, 64 (o) x 128 (r) tile, K slices of 8 positions staged in
-//               workgroup memory, 4x8 register block per thread (rows ty + 16i, cols tx + 16j).
-//               Split z covers positions [z*chunk, (z+1)*chunk), chunk = aux2 (multiple of 8).
+//   main_tiled  GPUs: 128 threads, 64 (o) x 128 (r) tile, K slices of 16 positions staged in
+//               workgroup memory, 8x8 register block per thread. Split z covers positions
+//               [z*chunk, (z+1)*chunk), chunk = aux2 (multiple of 16).
 //   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
 //               owns 64 consecutive tap rows (c, kd, kh) and OB output channels; each
 //               invocation accumulates the OB x KW weights of its tap row over the output rows
@@ -52,12 +52,16 @@ fn tap_decode(r: u32) -> vec4<u32> {
 // ---------------------------------------------------------------- main_tiled
 const BM: u32 = 64u;
 const BN: u32 = 128u;
-const BK: u32 = 8u;
+const BK: u32 = 16u;
 
-var<workgroup> As: array<f32, 512>;   // [BK][BM]  dy
-var<workgroup> Bs: array<f32, 1024>;  // [BK][BN]  x
+var<workgroup> As: array<vec4<f32>, 256>;   // [BK][BM/4]  dy
+var<workgroup> Bs: array<vec4<f32>, 512>;   // [BK][BN/4]  x
 
-@compute @workgroup_size(256)
+// 128 threads, 8x8 register block per thread (rows {ty*4.., 32+ty*4..}, cols {tx*4..,
+// 64+tx*4..}). Staging: dy rows m = lid/2 with 8 consecutive positions; x column r = lid with
+// 16 consecutive positions (the position decode walks by increments). Double-buffered through
+// registers.
+@compute @workgroup_size(128)
 fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
     let osp = out_spatial();
@@ -74,81 +78,106 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let kbeg = wid.z * P.aux2;
     let kend = min(kbeg + P.aux2, KT);
 
-    // The r column this thread stages, decoded once.
-    let bcol = lid % BN;
-    let brow = lid / BN;
-    let gr = n0 + bcol;
+    let gr = n0 + lid;
     let r_ok = gr < R;
     let tp = tap_decode(min(gr, R - 1u));
     let in_sp = P.in_d * P.in_h * P.in_w;
-
+    let koff = vec3<i32>(i32(tp.y * P.d_d) - i32(P.p_d), i32(tp.z * P.d_h) - i32(P.p_h), i32(tp.w * P.d_w) - i32(P.p_w));
+    let am = lid / 2u;
+    let ak = (lid % 2u) * 8u;
+    let ao = m0 + am;
+    let arow_ok = ao < P.o;
     let tx = lid % 16u;
     let ty = lid / 16u;
-    var acc: array<f32, 32>;
-    for (var i = 0u; i < 32u; i++) {
-        acc[i] = 0.0;
+
+    var a_reg: array<f32, 8>;
+    var b_reg: array<f32, 16>;
+    var acc: array<vec4<f32>, 16>;
+    for (var i = 0u; i < 16u; i++) {
+        acc[i] = vec4<f32>(0.0);
     }
     for (var k0 = kbeg; k0 < kend; k0 += BK) {
-        for (var i = 0u; i < 2u; i++) {
-            let e = lid + i * 256u;
-            let m = e / BK;
-            let kc = e % BK;
-            let o = m0 + m;
-            let col = k0 + kc;
-            var v = 0.0;
-            if (o < P.o && col < kend) {
-                let n = col / osp;
-                v = dy[(n * P.o + o) * osp + (col - n * osp)];
-            }
-            As[kc * BM + m] = v;
-        }
-        for (var i = 0u; i < 4u; i++) {
-            let kr = brow + 2u * i;
-            let col = k0 + kr;
-            var v = 0.0;
-            if (r_ok && col < kend) {
-                let n = col / osp;
-                let sp = col - n * osp;
-                let ow = sp % P.out_w;
-                let oh = (sp / P.out_w) % P.out_h;
-                let od = sp / (P.out_w * P.out_h);
-                let id = i32(od * P.s_d + tp.y * P.d_d) - i32(P.p_d);
-                let ih = i32(oh * P.s_h + tp.z * P.d_h) - i32(P.p_h);
-                let iw = i32(ow * P.s_w + tp.w * P.d_w) - i32(P.p_w);
-                if (id >= 0 && ih >= 0 && iw >= 0 && id < i32(P.in_d) && ih < i32(P.in_h) && iw < i32(P.in_w)) {
-                    v = x[(n * P.c + tp.x) * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw)];
+        {
+            let c0 = k0 + ak;
+            var n = c0 / osp;
+            var sp = c0 - n * osp;
+            for (var j = 0u; j < 8u; j++) {
+                var v = 0.0;
+                if (arow_ok && c0 + j < kend) {
+                    v = dy[(n * P.o + ao) * osp + sp];
+                }
+                a_reg[j] = v;
+                sp += 1u;
+                if (sp == osp) {
+                    sp = 0u;
+                    n += 1u;
                 }
             }
-            Bs[kr * BN + bcol] = v;
+        }
+        {
+            var n = k0 / osp;
+            let sp0 = k0 - n * osp;
+            var ow = sp0 % P.out_w;
+            var oh = (sp0 / P.out_w) % P.out_h;
+            var od = sp0 / (P.out_w * P.out_h);
+            for (var j = 0u; j < 16u; j++) {
+                let id = i32(od * P.s_d) + koff.x;
+                let ih = i32(oh * P.s_h) + koff.y;
+                let iw = i32(ow * P.s_w) + koff.z;
+                var v = 0.0;
+                if (r_ok && k0 + j < kend && id >= 0 && ih >= 0 && iw >= 0 && id < i32(P.in_d) && ih < i32(P.in_h) && iw < i32(P.in_w)) {
+                    v = x[(n * P.c + tp.x) * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw)];
+                }
+                b_reg[j] = v;
+                ow += 1u;
+                if (ow == P.out_w) {
+                    ow = 0u;
+                    oh += 1u;
+                    if (oh == P.out_h) {
+                        oh = 0u;
+                        od += 1u;
+                        if (od == P.out_d) {
+                            od = 0u;
+                            n += 1u;
+                        }
+                    }
+                }
+            }
+        }
+        workgroupBarrier();
+        for (var j = 0u; j < 8u; j++) {
+            As[(ak + j) * 16u + am / 4u][am % 4u] = a_reg[j];
+        }
+        for (var j = 0u; j < 16u; j++) {
+            Bs[j * 32u + lid / 4u][lid % 4u] = b_reg[j];
         }
         workgroupBarrier();
         for (var kk = 0u; kk < BK; kk++) {
-            var a: array<f32, 4>;
-            var b: array<f32, 8>;
+            let a0 = As[kk * 16u + ty];
+            let a1 = As[kk * 16u + 8u + ty];
+            let b0 = Bs[kk * 32u + tx];
+            let b1 = Bs[kk * 32u + 16u + tx];
             for (var i = 0u; i < 4u; i++) {
-                a[i] = As[kk * BM + ty + 16u * i];
-            }
-            for (var j = 0u; j < 8u; j++) {
-                b[j] = Bs[kk * BN + tx + 16u * j];
-            }
-            for (var i = 0u; i < 4u; i++) {
-                for (var j = 0u; j < 8u; j++) {
-                    acc[i * 8u + j] = fma(a[i], b[j], acc[i * 8u + j]);
-                }
+                acc[i * 2u] = fma(vec4<f32>(a0[i]), b0, acc[i * 2u]);
+                acc[i * 2u + 1u] = fma(vec4<f32>(a0[i]), b1, acc[i * 2u + 1u]);
+                acc[8u + i * 2u] = fma(vec4<f32>(a1[i]), b0, acc[8u + i * 2u]);
+                acc[8u + i * 2u + 1u] = fma(vec4<f32>(a1[i]), b1, acc[8u + i * 2u + 1u]);
             }
         }
-        workgroupBarrier();
     }
     let base = wid.z * P.o * R;
-    for (var i = 0u; i < 4u; i++) {
-        let o = m0 + ty + 16u * i;
+    for (var ri = 0u; ri < 8u; ri++) {
+        let o = m0 + (ri / 4u) * 32u + ty * 4u + ri % 4u;
         if (o >= P.o) {
             continue;
         }
-        for (var j = 0u; j < 8u; j++) {
-            let r = n0 + tx + 16u * j;
-            if (r < R) {
-                part[base + o * R + r] = acc[i * 8u + j];
+        for (var h = 0u; h < 2u; h++) {
+            let v = acc[ri * 2u + h];
+            for (var j = 0u; j < 4u; j++) {
+                let r = n0 + h * 64u + tx * 4u + j;
+                if (r < R) {
+                    part[base + o * R + r] = v[j];
+                }
             }
         }
     }

@@ -11,27 +11,50 @@ use crate::error::{Error, Result};
 fn check(op: &'static str, t: &Tensor, tex: &wgpu::Texture, n: usize, c: usize) -> Result<u64> {
     let s = t.shape;
     if tex.format() != wgpu::TextureFormat::R32Float {
-        return Err(Error::shape(op, format!("texture format {:?}; only R32Float is supported", tex.format())));
+        return Err(Error::shape(
+            op,
+            format!(
+                "texture format {:?}; only R32Float is supported",
+                tex.format()
+            ),
+        ));
     }
     if s.d() != 1 || tex.width() as usize != s.w() || tex.height() as usize != s.h() {
         return Err(Error::shape(
             op,
-            format!("tensor {s} plane and texture {}x{} (WxH) must have the same size (2D only)", tex.width(), tex.height()),
+            format!(
+                "tensor {s} plane and texture {}x{} (WxH) must have the same size (2D only)",
+                tex.width(),
+                tex.height()
+            ),
         ));
     }
     if n >= s.n() || c >= s.c() {
-        return Err(Error::shape(op, format!("plane (n={n}, c={c}) is outside tensor {s}")));
+        return Err(Error::shape(
+            op,
+            format!("plane (n={n}, c={c}) is outside tensor {s}"),
+        ));
     }
     Ok(t.offset + ((n * s.c() + c) * s.h() * s.w()) as u64 * 4)
 }
 
 /// Copy plane `(n, c)` of `t` into `tex` (usage `COPY_DST`). Rows are copied one by one
 /// when `W*4` is not a multiple of 256 bytes (wgpu's row-pitch rule).
-pub fn copy_tensor_to_texture(enc: &mut wgpu::CommandEncoder, t: &Tensor, n: usize, c: usize, tex: &wgpu::Texture) -> Result<()> {
+pub fn copy_tensor_to_texture(
+    enc: &mut wgpu::CommandEncoder,
+    t: &Tensor,
+    n: usize,
+    c: usize,
+    tex: &wgpu::Texture,
+) -> Result<()> {
     let base = check("copy_tensor_to_texture", t, tex, n, c)?;
     let (w, h) = (tex.width(), tex.height());
     let row = w as u64 * 4;
-    let rows: Vec<(u32, u32)> = if row % 256 == 0 { vec![(0, h)] } else { (0..h).map(|y| (y, 1)).collect() };
+    let rows: Vec<(u32, u32)> = if row % 256 == 0 {
+        vec![(0, h)]
+    } else {
+        (0..h).map(|y| (y, 1)).collect()
+    };
     for (y0, nh) in rows {
         enc.copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
@@ -42,22 +65,46 @@ pub fn copy_tensor_to_texture(enc: &mut wgpu::CommandEncoder, t: &Tensor, n: usi
                     rows_per_image: None,
                 },
             },
-            wgpu::TexelCopyTextureInfo { texture: tex, mip_level: 0, origin: wgpu::Origin3d { x: 0, y: y0, z: 0 }, aspect: wgpu::TextureAspect::All },
-            wgpu::Extent3d { width: w, height: nh, depth_or_array_layers: 1 },
+            wgpu::TexelCopyTextureInfo {
+                texture: tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: 0, y: y0, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: nh,
+                depth_or_array_layers: 1,
+            },
         );
     }
     Ok(())
 }
 
 /// Copy `tex` (usage `COPY_SRC`) into plane `(n, c)` of `t`.
-pub fn copy_texture_to_tensor(enc: &mut wgpu::CommandEncoder, tex: &wgpu::Texture, t: &Tensor, n: usize, c: usize) -> Result<()> {
+pub fn copy_texture_to_tensor(
+    enc: &mut wgpu::CommandEncoder,
+    tex: &wgpu::Texture,
+    t: &Tensor,
+    n: usize,
+    c: usize,
+) -> Result<()> {
     let base = check("copy_texture_to_tensor", t, tex, n, c)?;
     let (w, h) = (tex.width(), tex.height());
     let row = w as u64 * 4;
-    let rows: Vec<(u32, u32)> = if row % 256 == 0 { vec![(0, h)] } else { (0..h).map(|y| (y, 1)).collect() };
+    let rows: Vec<(u32, u32)> = if row % 256 == 0 {
+        vec![(0, h)]
+    } else {
+        (0..h).map(|y| (y, 1)).collect()
+    };
     for (y0, nh) in rows {
         enc.copy_texture_to_buffer(
-            wgpu::TexelCopyTextureInfo { texture: tex, mip_level: 0, origin: wgpu::Origin3d { x: 0, y: y0, z: 0 }, aspect: wgpu::TextureAspect::All },
+            wgpu::TexelCopyTextureInfo {
+                texture: tex,
+                mip_level: 0,
+                origin: wgpu::Origin3d { x: 0, y: y0, z: 0 },
+                aspect: wgpu::TextureAspect::All,
+            },
             wgpu::TexelCopyBufferInfo {
                 buffer: t.buffer(),
                 layout: wgpu::TexelCopyBufferLayout {
@@ -66,7 +113,11 @@ pub fn copy_texture_to_tensor(enc: &mut wgpu::CommandEncoder, tex: &wgpu::Textur
                     rows_per_image: None,
                 },
             },
-            wgpu::Extent3d { width: w, height: nh, depth_or_array_layers: 1 },
+            wgpu::Extent3d {
+                width: w,
+                height: nh,
+                depth_or_array_layers: 1,
+            },
         );
     }
     Ok(())
@@ -74,7 +125,10 @@ pub fn copy_texture_to_tensor(enc: &mut wgpu::CommandEncoder, tex: &wgpu::Textur
 
 impl Context {
     /// A fresh encoder, `f` records into it, then one submission.
-    pub fn with_encoder(&self, f: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>) -> Result<()> {
+    pub fn with_encoder(
+        &self,
+        f: impl FnOnce(&mut wgpu::CommandEncoder) -> Result<()>,
+    ) -> Result<()> {
         let mut enc = self.device.create_command_encoder(&Default::default());
         f(&mut enc)?;
         self.queue.submit([enc.finish()]);

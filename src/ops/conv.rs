@@ -101,18 +101,6 @@ impl ConvParams {
     }
 }
 
-/// `conv_dgrad` params: the conv block plus one stride phase.
-#[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
-struct DgradParams {
-    base: ConvParams,
-    r: [u32; 4],
-    k0: [u32; 4],
-    ks: [u32; 4],
-    kc: [u32; 4],
-    j: [u32; 4],
-}
-
 /// Register block (output channels, positions per invocation) of the CPU forward kernel:
 /// as many positions as keep the row segment within 16 values, at most 4.
 fn cpu_block(win: &Window) -> (usize, usize) {
@@ -149,31 +137,6 @@ fn cpu_overrides(win: &Window) -> Vec<(&'static str, f64)> {
         ("SW", win.stride[2] as f64),
         ("DW", win.dilation[2] as f64),
     ]
-}
-
-fn gcd(a: usize, b: usize) -> usize {
-    if b == 0 {
-        a
-    } else {
-        gcd(b, a % b)
-    }
-}
-
-/// Valid taps `(first, step, count)` on one axis for output phase `r`:
-/// the k in `0..kernel` with `(r + pad - k*dil) % stride == 0`.
-fn phase_taps(
-    r: usize,
-    kernel: usize,
-    stride: usize,
-    pad: usize,
-    dil: usize,
-) -> (usize, usize, usize) {
-    let step = stride / gcd(dil, stride);
-    let target = (r + pad) % stride;
-    match (0..step.min(kernel)).find(|&k| (k * dil) % stride == target) {
-        Some(k0) => (k0, step, (kernel - k0).div_ceil(step)),
-        None => (0, 1, 0),
-    }
 }
 
 fn op_name(prefix: &'static str, x: &Shape) -> &'static str {
@@ -358,7 +321,7 @@ struct FlipParams {
     pad1: u32,
 }
 
-/// `dx = dgrad(dy, w) + b` computed by `conv_dgrad`, one dispatch per stride phase.
+/// `dx = dgrad(dy, w) + b` computed by `conv_dgrad`: one dispatch, workgroup z = stride phase.
 fn dispatch_dgrad(
     rec: &mut Recorder,
     k: ConvKernel,
@@ -369,64 +332,34 @@ fn dispatch_dgrad(
     dx: &Tensor,
 ) -> Result<()> {
     let (xs, ys) = (dx.shape, dy.shape);
-    let base = ConvParams::new(&xs, &ys, win, b.is_some());
+    let mut p = ConvParams::new(&xs, &ys, win, b.is_some());
     let bias = b.unwrap_or(w);
-    let [sd, sh, sw] = win.stride;
-    for rd in 0..sd {
-        for rh in 0..sh {
-            for rw in 0..sw {
-                let r = [rd, rh, rw];
-                let mut p = DgradParams {
-                    base,
-                    ..Default::default()
-                };
-                let mut jn = [0usize; 3];
-                for a in 0..3 {
-                    let (k0, ks, kc) = phase_taps(
-                        r[a],
-                        win.kernel[a],
-                        win.stride[a],
-                        win.pad[a],
-                        win.dilation[a],
-                    );
-                    jn[a] = xs.spatial()[a].saturating_sub(r[a]).div_ceil(win.stride[a]);
-                    p.r[a] = r[a] as u32;
-                    p.k0[a] = k0 as u32;
-                    p.ks[a] = ks as u32;
-                    p.kc[a] = kc as u32;
-                    p.j[a] = jn[a] as u32;
-                }
-                p.base.aux = p.kc[0] * p.kc[1] * p.kc[2];
-                let cols = xs.n() * jn[0] * jn[1] * jn[2];
-                if cols == 0 {
-                    continue;
-                }
-                let groups = match k {
-                    ConvKernel::Tiled => {
-                        rec.grid(groups_for(xs.c(), 64) * groups_for(cols, 128))?
-                    }
-                    ConvKernel::Cpu => {
-                        let rows = xs.n() * jn[0] * jn[1];
-                        let lpr = lanes_per_row(jn[2], DGRAD_PB);
-                        p.base.k_pad = lpr as u32;
-                        rec.grid(
-                            groups_for(xs.c(), DGRAD_CB)
-                                * groups_for(rows, 64 / lpr)
-                                * groups_for(jn[2], lpr * DGRAD_PB),
-                        )?
-                    }
-                    _ => rec.grid(groups_for(xs.c() * cols, 64))?,
-                };
-                let ov: &[(&'static str, f64)] = if k == ConvKernel::Cpu {
-                    &[("CB", DGRAD_CB as f64), ("PB", DGRAD_PB as f64)]
-                } else {
-                    &[]
-                };
-                rec.dispatch("conv_dgrad", k.entry(), ov, &p, &[dy, w, bias, dx], groups)?;
-            }
+    let phases = win.stride[0] * win.stride[1] * win.stride[2];
+    // Positions per axis of phase 0 (the largest phase).
+    let jn: Vec<usize> = (0..3)
+        .map(|a| xs.spatial()[a].div_ceil(win.stride[a]))
+        .collect();
+    let cols = xs.n() * jn[0] * jn[1] * jn[2];
+    let tiles = match k {
+        ConvKernel::Tiled => groups_for(xs.c(), 64) * groups_for(cols, 128),
+        ConvKernel::Cpu => {
+            let rows = xs.n() * jn[0] * jn[1];
+            let lpr = lanes_per_row(jn[2], DGRAD_PB);
+            p.k_pad = lpr as u32;
+            groups_for(xs.c(), DGRAD_CB)
+                * groups_for(rows, 64 / lpr)
+                * groups_for(jn[2], lpr * DGRAD_PB)
         }
-    }
-    Ok(())
+        _ => groups_for(xs.c() * cols, 64),
+    };
+    let mut groups = rec.grid(tiles)?;
+    groups[2] = phases as u32;
+    let ov: &[(&'static str, f64)] = if k == ConvKernel::Cpu {
+        &[("CB", DGRAD_CB as f64), ("PB", DGRAD_PB as f64)]
+    } else {
+        &[]
+    };
+    rec.dispatch("conv_dgrad", k.entry(), ov, &p, &[dy, w, bias, dx], groups)
 }
 
 /// Output channels per invocation of `conv_wgrad::main_cpu` (OB * kW <= 32 accumulators).
@@ -458,7 +391,7 @@ fn dispatch_wgrad(
             let tiles = groups_for(r, 128) * groups_for(ys.c(), 64);
             let kt = ys.n() * ys.spatial_numel();
             let splits = (512u64.div_ceil(tiles) as usize).clamp(1, kt.div_ceil(256).max(1));
-            let chunk = kt.div_ceil(splits).div_ceil(8) * 8;
+            let chunk = kt.div_ceil(splits).div_ceil(16) * 16;
             (tiles, kt.div_ceil(chunk), chunk)
         }
     };
@@ -684,24 +617,4 @@ pub fn bias_grad(rec: &mut Recorder, dy: &Tensor) -> Result<Tensor> {
     let db = Tensor::empty(rec.ctx, Shape::vector(dy.shape.c()), DType::F32)?;
     super::reduce::channel_sum_into(rec, dy, &db, false)?;
     Ok(db)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::phase_taps;
-
-    #[test]
-    fn phases() {
-        // 2x2 stride 2, no pad: phase r uses exactly tap r.
-        assert_eq!(phase_taps(0, 2, 2, 0, 1), (0, 2, 1));
-        assert_eq!(phase_taps(1, 2, 2, 0, 1), (1, 2, 1));
-        // stride 1: every tap.
-        assert_eq!(phase_taps(0, 3, 1, 1, 1), (0, 1, 3));
-        // 3 taps, stride 2, pad 1: phase 0 uses k=1, phase 1 uses k=0,2.
-        assert_eq!(phase_taps(0, 3, 2, 1, 1), (1, 2, 1));
-        assert_eq!(phase_taps(1, 3, 2, 1, 1), (0, 2, 2));
-        // dilation 2, stride 2: taps all share one residue.
-        assert_eq!(phase_taps(0, 3, 2, 0, 2), (0, 1, 3));
-        assert_eq!(phase_taps(1, 3, 2, 0, 2).2, 0);
-    }
 }
