@@ -38,6 +38,16 @@ fn check(op: &'static str, t: &Tensor, tex: &wgpu::Texture, n: usize, c: usize) 
     Ok(t.offset + ((n * s.c() + c) * s.h() * s.w()) as u64 * 4)
 }
 
+/// Row runs `(first row, rows)` to copy: all at once when the row pitch meets wgpu's
+/// 256-byte rule, else one row at a time.
+fn row_runs(row_bytes: u64, h: u32) -> Vec<(u32, u32)> {
+    if row_bytes.is_multiple_of(256) {
+        vec![(0, h)]
+    } else {
+        (0..h).map(|y| (y, 1)).collect()
+    }
+}
+
 /// Copy plane `(n, c)` of `t` into `tex` (usage `COPY_DST`). Rows are copied one by one
 /// when `W*4` is not a multiple of 256 bytes (wgpu's row-pitch rule).
 pub fn copy_tensor_to_texture(
@@ -50,11 +60,7 @@ pub fn copy_tensor_to_texture(
     let base = check("copy_tensor_to_texture", t, tex, n, c)?;
     let (w, h) = (tex.width(), tex.height());
     let row = w as u64 * 4;
-    let rows: Vec<(u32, u32)> = if row % 256 == 0 {
-        vec![(0, h)]
-    } else {
-        (0..h).map(|y| (y, 1)).collect()
-    };
+    let rows = row_runs(row, h);
     for (y0, nh) in rows {
         enc.copy_buffer_to_texture(
             wgpu::TexelCopyBufferInfo {
@@ -92,11 +98,7 @@ pub fn copy_texture_to_tensor(
     let base = check("copy_texture_to_tensor", t, tex, n, c)?;
     let (w, h) = (tex.width(), tex.height());
     let row = w as u64 * 4;
-    let rows: Vec<(u32, u32)> = if row % 256 == 0 {
-        vec![(0, h)]
-    } else {
-        (0..h).map(|y| (y, 1)).collect()
-    };
+    let rows = row_runs(row, h);
     for (y0, nh) in rows {
         enc.copy_texture_to_buffer(
             wgpu::TexelCopyTextureInfo {
