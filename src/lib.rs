@@ -6,10 +6,12 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod fsutil;
 pub mod gpu;
 pub mod ops;
 pub mod reference;
 pub mod shape;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Context, ContextOptions, DType, Tensor};

@@ -1,0 +1,195 @@
+//! Checkpoints in safetensors: every parameter, optimiser state and BN running
+//! statistic as a named f32 tensor, plus string metadata (step, config).
+//! Writes are atomic; loads validate the file, and `check_against` validates
+//! names and shapes against what a model expects, with errors that name them.
+
+use crate::error::{Error, Result};
+use crate::fsutil::write_atomic;
+use safetensors::{Dtype, SafeTensors};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    pub name: String,
+    pub shape: Vec<usize>,
+    pub data: Vec<f32>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Checkpoint {
+    pub tensors: Vec<NamedTensor>,
+    pub meta: BTreeMap<String, String>,
+}
+
+impl Checkpoint {
+    pub fn get(&self, name: &str) -> Option<&NamedTensor> {
+        self.tensors.iter().find(|t| t.name == name)
+    }
+
+    /// Fail unless every expected `(name, shape)` is present with that shape and
+    /// nothing unexpected is there.
+    pub fn check_against(&self, path: &Path, expected: &[(String, Vec<usize>)]) -> Result<()> {
+        for (name, shape) in expected {
+            match self.get(name) {
+                None => return Err(Error::file(path, format!("checkpoint lacks tensor '{name}' (shape {shape:?})"))),
+                Some(t) if &t.shape != shape => {
+                    return Err(Error::file(
+                        path,
+                        format!("tensor '{name}' has shape {:?} in the checkpoint but the model needs {shape:?}", t.shape),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        if let Some(extra) = self
+            .tensors
+            .iter()
+            .find(|t| !expected.iter().any(|(n, _)| n == &t.name))
+        {
+            return Err(Error::file(
+                path,
+                format!(
+                    "checkpoint has tensor '{}' that the model does not have",
+                    extra.name
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Save atomically (temp file + rename).
+pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
+    let mut views = Vec::with_capacity(ckpt.tensors.len());
+    for t in &ckpt.tensors {
+        if t.shape.iter().product::<usize>() != t.data.len() {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor '{}': shape {:?} but {} values",
+                    t.name,
+                    t.shape,
+                    t.data.len()
+                ),
+            ));
+        }
+        let view = safetensors::tensor::TensorView::new(
+            Dtype::F32,
+            t.shape.clone(),
+            bytemuck::cast_slice(&t.data),
+        )
+        .map_err(|e| Error::file(path, format!("tensor '{}': {e}", t.name)))?;
+        views.push((t.name.clone(), view));
+    }
+    let meta: HashMap<String, String> = ckpt
+        .meta
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| Error::file(path, format!("serialize: {e}")))?;
+    write_atomic(path, &bytes)
+}
+
+/// Load and validate the file format (f32 tensors only).
+pub fn load(path: &Path) -> Result<Checkpoint> {
+    let bytes = std::fs::read(path)
+        .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Error::file(path, format!("not a valid safetensors checkpoint: {e}")))?;
+    let (_, md) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Error::file(path, format!("bad header: {e}")))?;
+    let mut names: Vec<String> = st.names().into_iter().map(String::from).collect();
+    names.sort();
+    let mut tensors = Vec::with_capacity(names.len());
+    for name in names {
+        let v = st
+            .tensor(&name)
+            .map_err(|e| Error::file(path, format!("tensor '{name}': {e}")))?;
+        if v.dtype() != Dtype::F32 {
+            return Err(Error::file(
+                path,
+                format!(
+                    "tensor '{name}' has dtype {:?}; wunet checkpoints hold F32 only",
+                    v.dtype()
+                ),
+            ));
+        }
+        tensors.push(NamedTensor {
+            name,
+            shape: v.shape().to_vec(),
+            data: bytemuck::pod_collect_to_vec(v.data()),
+        });
+    }
+    let meta = md
+        .metadata()
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    Ok(Checkpoint { tensors, meta })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Checkpoint {
+        let mut meta = BTreeMap::new();
+        meta.insert("step".into(), "42".into());
+        Checkpoint {
+            tensors: vec![
+                NamedTensor {
+                    name: "enc0.conv1.weight".into(),
+                    shape: vec![4, 1, 3, 3],
+                    data: (0..36).map(|i| i as f32).collect(),
+                },
+                NamedTensor {
+                    name: "head.bias".into(),
+                    shape: vec![2],
+                    data: vec![0.5, -0.5],
+                },
+            ],
+            meta,
+        }
+    }
+
+    #[test]
+    fn round_trip_and_validation() {
+        let dir = std::env::temp_dir().join(format!("wunet-ckpt-{}", std::process::id()));
+        let p = dir.join("last.safetensors");
+        let c = sample();
+        save(&p, &c).unwrap();
+        let back = load(&p).unwrap();
+        assert_eq!(back, c);
+        let exp = vec![
+            ("enc0.conv1.weight".to_string(), vec![4, 1, 3, 3]),
+            ("head.bias".to_string(), vec![2]),
+        ];
+        back.check_against(&p, &exp).unwrap();
+        let wrong = vec![
+            ("enc0.conv1.weight".to_string(), vec![8, 1, 3, 3]),
+            ("head.bias".to_string(), vec![2]),
+        ];
+        let e = back.check_against(&p, &wrong).unwrap_err().to_string();
+        assert!(
+            e.contains("enc0.conv1.weight")
+                && e.contains("[4, 1, 3, 3]")
+                && e.contains("[8, 1, 3, 3]"),
+            "{e}"
+        );
+        let e = back.check_against(&p, &exp[..1]).unwrap_err().to_string();
+        assert!(e.contains("head.bias"), "{e}");
+        // A corrupt file is an error naming the file; the good one beside it is untouched.
+        let bad = dir.join("corrupt.safetensors");
+        std::fs::write(&bad, b"\x10\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+        let e = load(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("corrupt.safetensors") && e.contains("not a valid"),
+            "{e}"
+        );
+        assert_eq!(load(&p).unwrap(), c);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
