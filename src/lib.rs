@@ -6,7 +6,10 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod gpu;
+pub mod graph;
+pub mod models;
 pub mod ops;
 pub mod reference;
 pub mod shape;
