@@ -287,11 +287,13 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
         }
     }
 
-    // Greedy by size.
-    let mut idx: Vec<usize> = (0..groups.len()).collect();
-    idx.sort_by_key(|&i| (Reverse(groups[i].size), groups[i].live.def, i));
+    // Greedy by size (largest first); also try schedule order and keep the smaller layout.
+    let mut by_size: Vec<usize> = (0..groups.len()).collect();
+    by_size.sort_by_key(|&i| (Reverse(groups[i].size), groups[i].live.def, i));
+    let mut by_time = by_size.clone();
+    by_time.sort_by_key(|&i| (groups[i].live.def, Reverse(groups[i].size), i));
     let max_arena = opts.max_arena_bytes.unwrap_or(u64::MAX);
-    if let Some(&big) = idx.first() {
+    if let Some(&big) = by_size.first() {
         if groups[big].size > max_arena {
             let v = groups[big].members[0];
             return Err(Error::TooLarge {
@@ -303,15 +305,33 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
+    let a1 = assign(&groups, &by_size, opts.strategy, max_arena);
+    let a2 = assign(&groups, &by_time, opts.strategy, max_arena);
+    let (arenas, where_) = if a2.0.iter().sum::<u64>() < a1.0.iter().sum::<u64>() { a2 } else { a1 };
+
+    let placement: Vec<Placement> = g
+        .ids()
+        .map(|v| match group_of[v.0] {
+            Some(gi) => Placement::Arena { arena: where_[gi].0, offset: where_[gi].1, bytes: size_of(v) },
+            None => Placement::Persistent,
+        })
+        .collect();
+    let report = report(g, opts, &live, &groups, &arenas, in_place.len(), order.len());
+    Ok(Plan { schedule: order, placement, live, arenas, in_place, report })
+}
+
+/// Place the groups in `order`: arena sizes and `(arena, offset)` per group.
+fn assign(groups: &[Group], order: &[usize], strategy: Strategy, max_arena: u64) -> (Vec<u64>, Vec<(usize, u64)>) {
     let mut arenas: Vec<u64> = Vec::new();
     let mut placed: Vec<Vec<(usize, u64)>> = Vec::new(); // per arena: (group, offset)
     let mut where_: Vec<(usize, u64)> = vec![(0, 0); groups.len()];
-    for &gi in &idx {
+    for &gi in order {
         let (size, lv) = (groups[gi].size, groups[gi].live);
-        let choice = match opts.strategy {
-            Strategy::Arena => best_offset(&groups, &placed, &arenas, size, lv, max_arena),
+        let choice = match strategy {
+            Strategy::Arena => best_offset(groups, &placed, &arenas, size, lv, max_arena),
+            // Best fit among the buffers free over `lv` that are large enough.
             Strategy::SharedBuffers => (0..arenas.len())
-                .filter(|&a| placed[a].iter().all(|&(o, _)| !groups[o].live.overlaps(&lv)))
+                .filter(|&a| arenas[a] >= size && placed[a].iter().all(|&(o, _)| !groups[o].live.overlaps(&lv)))
                 .min_by_key(|&a| (arenas[a], a))
                 .map(|a| (a, 0)),
         };
@@ -324,16 +344,7 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
         placed[a].push((gi, off));
         where_[gi] = (a, off);
     }
-
-    let placement: Vec<Placement> = g
-        .ids()
-        .map(|v| match group_of[v.0] {
-            Some(gi) => Placement::Arena { arena: where_[gi].0, offset: where_[gi].1, bytes: size_of(v) },
-            None => Placement::Persistent,
-        })
-        .collect();
-    let report = report(g, opts, &live, &groups, &arenas, in_place.len(), order.len());
-    Ok(Plan { schedule: order, placement, live, arenas, in_place, report })
+    (arenas, where_)
 }
 
 /// Best-fit `(arena, offset)` for a group of `size` live over `lv`: the
