@@ -35,6 +35,12 @@ fn ronneberger2015_count_and_shape() {
     assert_eq!(c.total, 31_030_658);
     assert_eq!(c.norm_affine, 0);
     assert_eq!(net.graph.shape(net.logits), Shape::new4(1, 2, 388, 388));
+    let cfg = UNetConfig::ronneberger2015();
+    assert_eq!(cfg.axis_out(572), Some((388, true)));
+    assert_eq!(cfg.axis_out(574), Some((388, false)));
+    assert_eq!(cfg.seamless_input(573), Some(588));
+    assert_eq!(cfg.axis_out(60), None);
+    assert_eq!(UNetConfig::cicek2016().axis_out(116), Some((28, true)));
     // Dropout only in training graphs.
     assert!(!net.graph.nodes().iter().any(|n| matches!(n.op, Op::Dropout(_))));
 }

@@ -177,11 +177,20 @@ pub fn config_from_args(a: &NetArgs) -> Result<(UNetConfig, usize, Vec<usize>)> 
     Ok((cfg, a.batch, spatial))
 }
 
+/// Build, adding to a failure the nearest input sizes that work.
+fn build(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode) -> Result<UNet> {
+    build_unet(cfg, batch, spatial, mode).map_err(|e| {
+        let fit: Vec<String> =
+            spatial.iter().map(|&l| cfg.seamless_input(l).map_or("-".into(), |v| v.to_string())).collect();
+        Error::Other(format!("{e}\n(nearest input sizes with even poolings: {})", fit.join("x")))
+    })
+}
+
 /// The text of `wunet model`: a header, the layer table and totals; the last
 /// line is `parameters: <total>`.
 pub fn model_report(a: &ModelArgs) -> Result<String> {
     let (cfg, batch, spatial) = config_from_args(&a.net)?;
-    let net = build_unet(&cfg, batch, &spatial, &Mode::Inference)?;
+    let net = build(&cfg, batch, &spatial, &Mode::Inference)?;
     let g = &net.graph;
     let mut s = format!("{cfg:?}\n");
     s += &format!("input {} -> logits {}\n", g.shape(net.input), g.shape(net.logits));
@@ -194,7 +203,7 @@ pub fn model_report(a: &ModelArgs) -> Result<String> {
 pub fn build_plan(a: &PlanArgs) -> Result<(UNet, Plan)> {
     let (cfg, batch, spatial) = config_from_args(&a.net)?;
     let mode = if a.train { Mode::Training(Loss::cross_entropy()) } else { Mode::Inference };
-    let mut net = build_unet(&cfg, batch, &spatial, &mode)?;
+    let mut net = build(&cfg, batch, &spatial, &mode)?;
     let keep = match net.loss {
         Some(loss) => {
             let grads = backward(&mut net.graph, loss)?;

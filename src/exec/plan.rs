@@ -18,6 +18,15 @@
 //!    a whole buffer shared with groups that are never live together (for
 //!    APIs that track usage per buffer, e.g. wgpu, where a dispatch must not
 //!    bind one buffer both read-only and writable).
+//!
+//! Executor notes: wgpu tracks storage usage per whole buffer within a
+//! dispatch, so binding two ranges of one arena, one `read` and one
+//! `read_write`, in the same dispatch is a usage conflict. With
+//! [`Strategy::Arena`] kernels must declare their arena bindings
+//! `read_write` (allowed to alias); with [`Strategy::SharedBuffers`] distinct
+//! groups are distinct buffers, and only in-place pairs (`Plan::in_place`)
+//! bind the same buffer twice (again needing `read_write`, or
+//! `PlanOptions::in_place = false`).
 
 use crate::error::{Error, Result};
 use crate::graph::{Graph, NodeId, StateRole, ValueId, ValueKind};

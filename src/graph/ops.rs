@@ -10,8 +10,9 @@
 //! - `ConvTranspose(ConvAttrs)`: `(x, w[C_in,C_out,k..], b[C_out]?) -> y`.
 //! - `MaxPool(WindowAttrs)`: `x -> (y, indices: U32)`; `indices` holds, per
 //!   `(n, c)`, the flat spatial index `(d*H + h)*W + w` of the maximum in `x`
-//!   (first maximum wins).
-//! - `AvgPool(AvgPoolAttrs)`: `x -> y`.
+//!   (first maximum wins); padded taps never win (implicit -inf).
+//! - `AvgPool(AvgPoolAttrs)`: `x -> y`; padded taps count as zeros, divided by
+//!   the full window (`count_include_pad`) or by the taps inside the input.
 //! - `MaxUnpool(UnpoolAttrs)`: `(x, indices: U32) -> y` of spatial `size`,
 //!   zero except `y[n,c,indices[i]] = x[i]`.
 //! - `BatchNorm(BatchNormAttrs)`: `(x, gamma[C], beta[C], running_mean[C],

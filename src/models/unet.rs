@@ -139,6 +139,28 @@ impl UNetConfig {
             vec![572, 572]
         }
     }
+    /// Output length along one axis for an input of `len`, and whether every
+    /// pooling saw an even length (the paper's condition for seamless
+    /// overlap-tile output); `None` if some layer gets no output.
+    pub fn axis_out(&self, len: usize) -> Option<(usize, bool)> {
+        let shrink = if self.padding == Padding::Valid { 4 } else { 0 };
+        let mut s = len;
+        let mut even = true;
+        for _ in 0..self.depth {
+            s = s.checked_sub(shrink).filter(|&v| v > 0)?;
+            even &= s.is_multiple_of(2);
+            s /= 2;
+        }
+        s = s.checked_sub(shrink).filter(|&v| v > 0)?;
+        for _ in 0..self.depth {
+            s = (2 * s).checked_sub(shrink).filter(|&v| v > 0)?;
+        }
+        Some((s, even))
+    }
+    /// The smallest input length `>= len` with an output and even poolings.
+    pub fn seamless_input(&self, len: usize) -> Option<usize> {
+        (len.max(1)..len.max(1) + (64 << self.depth.min(8))).find(|&l| self.axis_out(l).is_some_and(|(_, e)| e))
+    }
     fn lvl(&self, l: usize) -> usize {
         self.base << l
     }
