@@ -6,8 +6,11 @@
 pub mod bench;
 pub mod cli;
 pub mod error;
+pub mod exec;
 pub mod fsutil;
 pub mod gpu;
+pub mod graph;
+pub mod models;
 pub mod ops;
 pub mod reference;
 pub mod shape;

@@ -1,6 +1,7 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use wunet::cli::bench::{bench_conv, ConvBenchArgs};
+use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
 use wunet::gpu::context::{adapter_report, enumerate_adapters};
 use wunet::{Context, ContextOptions};
 
@@ -28,6 +29,10 @@ enum Cmd {
     /// Time kernels.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// Print a model's layer table and parameter count (no GPU needed).
+    Model(ModelArgs),
+    /// Print a model's memory plan (no GPU needed).
+    Plan(PlanArgs),
 }
 
 #[derive(Subcommand)]
@@ -44,6 +49,8 @@ fn run(cli: Cli) -> wunet::Result<()> {
         adapter: cli.adapter.clone(),
     };
     match cli.cmd {
+        Cmd::Model(a) => print!("{}", model_report(&a)?),
+        Cmd::Plan(a) => print!("{}", plan_report(&a)?),
         Cmd::Devices => {
             let adapters = enumerate_adapters(&opts)?;
             if adapters.is_empty() {

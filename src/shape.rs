@@ -299,6 +299,42 @@ pub fn center_crop_offset(input: [usize; 3], size: [usize; 3]) -> Option<[usize;
     Some(o)
 }
 
+/// Spatial size after padding `low` before and `high` after each axis.
+pub fn pad_out(input: [usize; 3], low: [usize; 3], high: [usize; 3]) -> [usize; 3] {
+    [
+        input[0] + low[0] + high[0],
+        input[1] + low[1] + high[1],
+        input[2] + low[2] + high[2],
+    ]
+}
+
+/// Spatial size before a pad of `low`/`high` (the pad gradient's output), or
+/// `None` if the padded size is smaller than the padding.
+pub fn unpad_out(padded: [usize; 3], low: [usize; 3], high: [usize; 3]) -> Option<[usize; 3]> {
+    let mut o = [0; 3];
+    for a in 0..3 {
+        o[a] = padded[a].checked_sub(low[a] + high[a]).filter(|&v| v > 0)?;
+    }
+    Some(o)
+}
+
+/// Spatial size after upsampling by an integer `factor` per axis (`in * factor`).
+pub fn upsample_out(input: [usize; 3], factor: [usize; 3]) -> Option<[usize; 3]> {
+    if factor.contains(&0) {
+        return None;
+    }
+    Some([
+        input[0] * factor[0],
+        input[1] * factor[1],
+        input[2] * factor[2],
+    ])
+}
+
+/// Does a crop of `size` at `offset` lie inside `input` on every axis?
+pub fn crop_fits(input: [usize; 3], offset: [usize; 3], size: [usize; 3]) -> bool {
+    (0..3).all(|a| size[a] > 0 && offset[a] + size[a] <= input[a])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -312,6 +348,18 @@ mod tests {
         assert_eq!(conv_out_len(9, 3, 2, 1, 2), Some(4));
         assert_eq!(conv_transpose_out_len(5, 2, 2, 0, 1, 0), Some(10));
         assert_eq!(conv_transpose_out_len(5, 3, 2, 1, 1, 1), Some(10));
+        assert_eq!(pad_out([1, 5, 6], [0, 1, 2], [0, 3, 0]), [1, 9, 8]);
+        assert_eq!(unpad_out([1, 9, 8], [0, 1, 2], [0, 3, 0]), Some([1, 5, 6]));
+        assert_eq!(unpad_out([1, 4, 8], [0, 1, 2], [0, 3, 0]), None);
+        assert_eq!(upsample_out([1, 3, 5], [1, 2, 2]), Some([1, 6, 10]));
+        assert_eq!(
+            center_crop_offset([1, 64, 65], [1, 56, 56]),
+            Some([0, 4, 4])
+        );
+        assert!(
+            crop_fits([1, 64, 65], [0, 4, 4], [1, 56, 56])
+                && !crop_fits([1, 8, 8], [0, 4, 0], [1, 5, 8])
+        );
     }
 
     #[test]

@@ -1,3 +1,4 @@
 //! Command-line front end (`wunet ...`).
 
 pub mod bench;
+pub mod model;

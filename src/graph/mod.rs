@@ -1,0 +1,23 @@
+//! The graph layer: IR with static shapes ([`ir`]), the op set ([`ops`]) and
+//! its shape inference ([`infer`]), builder methods ([`builder`]), reverse-mode
+//! autodiff and optimiser nodes ([`autodiff`]), and host-side initial values
+//! ([`init`]). Nothing here touches the GPU; `crate::exec` plans the memory
+//! and the executor maps each [`Op`] to one kernel call.
+
+pub mod autodiff;
+pub mod builder;
+pub mod infer;
+pub mod init;
+pub mod ir;
+pub mod ops;
+
+#[cfg(test)]
+mod tests;
+
+pub use autodiff::{
+    append_optimizer, backward, backward_uses_only_kernel_ops, check_kernel_ops, Gradients,
+    Optimizer,
+};
+pub use init::{init_graph, init_tensor, Init};
+pub use ir::{Graph, Node, NodeId, StateRole, Value, ValueId, ValueKind};
+pub use ops::{Op, OpKind, SUPPORTED};

@@ -1,0 +1,314 @@
+//! Unit tests of the graph layer: shape inference errors and autodiff structure.
+
+use super::ops::*;
+use super::*;
+use crate::shape::{DType, Shape, Window};
+
+fn ce() -> CrossEntropyAttrs {
+    CrossEntropyAttrs {
+        class_weights: None,
+        weight_map: false,
+        ignore_label: None,
+        reduction: Reduction::Mean,
+    }
+}
+
+#[test]
+fn conv_mismatch_names_node_op_and_shapes() {
+    let mut g = Graph::new();
+    let x = g.input("x", Shape::new4(2, 3, 9, 7)).unwrap();
+    let w = g
+        .param("enc0.conv1.weight", Shape::new4(4, 5, 3, 3), Init::Zeros)
+        .unwrap();
+    let e = g
+        .conv(x, w, None, Window::cube(2, 3, 1, 1))
+        .unwrap_err()
+        .to_string();
+    for want in ["Conv", "enc0.conv1", "2x3x9x7", "4x5x3x3"] {
+        assert!(e.contains(want), "'{e}' lacks '{want}'");
+    }
+    // 3D window on a 2D input.
+    let w = g
+        .param("w3", Shape::new5(4, 3, 3, 3, 3), Init::Zeros)
+        .unwrap();
+    let e = g
+        .conv(x, w, None, Window::cube(3, 3, 1, 1))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("2x3x9x7") && e.contains("Conv"), "{e}");
+}
+
+#[test]
+fn other_mismatches_name_both_shapes() {
+    let mut g = Graph::new();
+    g.set_scope("dec1");
+    let a = g.input("a", Shape::new4(1, 3, 8, 8)).unwrap();
+    let b = g.input("b", Shape::new4(1, 2, 8, 6)).unwrap();
+    let e = g.concat(&[a, b]).unwrap_err().to_string();
+    assert!(
+        e.contains("Concat")
+            && e.contains("dec1.concat1")
+            && e.contains("1x3x8x8")
+            && e.contains("1x2x8x6"),
+        "{e}"
+    );
+    let e = g.add(a, b).unwrap_err().to_string();
+    assert!(
+        e.contains("Add") && e.contains("1x3x8x8") && e.contains("1x2x8x6"),
+        "{e}"
+    );
+    let l = g
+        .label("labels", Shape::new4(1, 1, 8, 7), DType::I32)
+        .unwrap();
+    let e = g
+        .softmax_cross_entropy(a, l, None, ce())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("SoftmaxCrossEntropy") && e.contains("1x3x8x8") && e.contains("1x1x8x7"),
+        "{e}"
+    );
+    let e = g.crop(a, [0, 2, 2], [1, 7, 7]).unwrap_err().to_string();
+    assert!(
+        e.contains("CenterCrop") && e.contains("1x3x8x8") && e.contains("1x3x7x7"),
+        "{e}"
+    );
+    // Wrong dtype of labels.
+    let lf = g.input("lf", Shape::new4(1, 1, 8, 8)).unwrap();
+    assert!(g.softmax_cross_entropy(a, lf, None, ce()).is_err());
+    // Arity.
+    assert!(g
+        .add_node(Op::Add, &[a])
+        .unwrap_err()
+        .to_string()
+        .contains("takes 2 inputs"));
+}
+
+#[test]
+fn shapes_of_the_ops() {
+    let mut g = Graph::new();
+    let x = g.input("x", Shape::new5(2, 3, 9, 10, 11)).unwrap();
+    let y = g
+        .conv_layer("c", x, 5, Window::cube(3, 3, 1, 0), true)
+        .unwrap();
+    assert_eq!(g.shape(y), Shape::new5(2, 5, 7, 8, 9));
+    let (p, idx) = g.max_pool(y, Window::cube(3, 2, 2, 0)).unwrap();
+    assert_eq!(g.shape(p), Shape::new5(2, 5, 3, 4, 4));
+    assert_eq!(g.value(idx).dtype, DType::U32);
+    let u = g
+        .conv_transpose_layer("u", p, 4, Window::cube(3, 2, 2, 0), false)
+        .unwrap();
+    assert_eq!(g.shape(u), Shape::new5(2, 4, 6, 8, 8));
+    assert_eq!(
+        g.shape(g.find("u.weight").unwrap()),
+        Shape::new5(5, 4, 2, 2, 2)
+    );
+    let c = g.center_crop(y, [6, 8, 8]).unwrap();
+    assert_eq!(
+        g.node(g.producer(c).unwrap()).op,
+        Op::CenterCrop(CropAttrs {
+            offset: [0, 0, 0],
+            size: [6, 8, 8]
+        })
+    );
+    let cat = g.concat(&[c, u]).unwrap();
+    assert_eq!(g.shape(cat).c(), 9);
+    let up = g.upsample(cat, UpsampleMode::Linear, [2, 2, 2]).unwrap();
+    assert_eq!(g.shape(up), Shape::new5(2, 9, 12, 16, 16));
+    let pd = g.pad(up, [1, 0, 2], [0, 3, 0], PadMode::Reflect).unwrap();
+    assert_eq!(g.shape(pd), Shape::new5(2, 9, 13, 19, 18));
+    let bn = g
+        .batch_norm_layer(
+            "bn",
+            pd,
+            BatchNormAttrs {
+                training: true,
+                momentum: 0.1,
+                eps: 1e-5,
+            },
+        )
+        .unwrap();
+    assert_eq!(g.siblings(bn).len(), 3);
+    assert_eq!(g.shape(g.siblings(bn)[1]), Shape::vector(9));
+    let gn = g.group_norm_layer("gn", bn, 3, 1e-5).unwrap();
+    assert_eq!(g.shape(g.siblings(gn)[2]).logical(), vec![2, 3]);
+    assert!(g.group_norm_layer("gn2", bn, 4, 1e-5).is_err());
+    let parts = g.split(gn, &[4, 5]).unwrap();
+    assert_eq!(g.shape(parts[1]).c(), 5);
+    let un = g.max_unpool(p, idx, [7, 8, 9]).unwrap();
+    assert_eq!(g.shape(un), g.shape(y));
+}
+
+/// x -> conv1 -> relu = a; a -> conv2 -> relu = b; concat(crop(a), b) -> head -> CE.
+fn skip_net() -> (Graph, ValueId, ValueId, ValueId) {
+    let mut g = Graph::new();
+    let x = g.input("x", Shape::new4(2, 3, 12, 10)).unwrap();
+    let labels = g
+        .label("labels", Shape::new4(2, 1, 10, 8), DType::I32)
+        .unwrap();
+    let c1 = g
+        .conv_layer("c1", x, 4, Window::cube(2, 3, 1, 1), true)
+        .unwrap();
+    let a = g.relu(c1).unwrap();
+    let c2 = g
+        .conv_layer("c2", a, 5, Window::cube(2, 3, 1, 0), true)
+        .unwrap();
+    let b = g.relu(c2).unwrap();
+    let ac = g.center_crop(a, [1, 10, 8]).unwrap();
+    let cat = g.concat(&[ac, b]).unwrap();
+    let logits = g
+        .conv_layer("head", cat, 3, Window::cube(2, 1, 1, 0), true)
+        .unwrap();
+    let loss = g.softmax_cross_entropy(logits, labels, None, ce()).unwrap();
+    (g, a, labels, loss)
+}
+
+#[test]
+fn fan_out_accumulates_with_add() {
+    let (mut g, a, _, loss) = skip_net();
+    let n_fwd = g.nodes().len();
+    backward(&mut g, loss).unwrap();
+    let adds: Vec<&Node> = g.nodes()[n_fwd..]
+        .iter()
+        .filter(|n| n.op == Op::Add)
+        .collect();
+    assert_eq!(adds.len(), 1, "{}", g.dump());
+    assert_eq!(adds[0].name, format!("grad.{}.acc", g.value(a).name));
+    // Its inputs: the crop gradient and the conv2 input gradient.
+    let kinds: Vec<OpKind> = adds[0]
+        .inputs
+        .iter()
+        .map(|v| g.node(g.producer(*v).unwrap()).op.kind())
+        .collect();
+    assert!(
+        kinds.contains(&OpKind::CenterCropGrad) && kinds.contains(&OpKind::ConvGradInput),
+        "{kinds:?}"
+    );
+    assert!(backward_uses_only_kernel_ops(&g));
+    check_kernel_ops(&g).unwrap();
+}
+
+#[test]
+fn gradients_only_where_needed() {
+    let (mut g, _, labels, loss) = skip_net();
+    // Freeze c2's bias: it must get no gradient.
+    let frozen = g.find("c2.bias").unwrap();
+    g.set_trainable(frozen, false).unwrap();
+    let n_fwd = g.nodes().len();
+    let grads = backward(&mut g, loss).unwrap();
+    let trainable = g.trainable_params();
+    assert_eq!(grads.params.len(), trainable.len());
+    assert!(grads.unused.is_empty());
+    for p in &trainable {
+        assert_eq!(
+            grads.params.iter().filter(|(q, _)| q == p).count(),
+            1,
+            "{}",
+            g.value(*p).name
+        );
+        let gv = grads.of(*p).unwrap();
+        assert_eq!(g.shape(gv).dims, g.shape(*p).dims);
+    }
+    assert!(grads.of(frozen).is_none());
+    let bwd = &g.nodes()[n_fwd..];
+    // Nothing reads the labels in the backward pass, and the data input gets no gradient:
+    // only c2 and head propagate to their inputs.
+    assert!(bwd.iter().all(|n| !n.inputs.contains(&labels)));
+    assert_eq!(
+        bwd.iter()
+            .filter(|n| n.op.kind() == OpKind::ConvGradInput)
+            .count(),
+        2
+    );
+    assert_eq!(
+        bwd.iter()
+            .filter(|n| n.op.kind() == OpKind::BiasGrad)
+            .count(),
+        2
+    );
+    assert_eq!(
+        bwd.iter()
+            .filter(|n| n.op.kind() == OpKind::ConvGradWeight)
+            .count(),
+        3
+    );
+    // ReluGrad reads the forward output y.
+    let rg = bwd.iter().find(|n| n.op == Op::ReluGrad).unwrap();
+    assert_eq!(g.node(g.producer(rg.inputs[1]).unwrap()).op, Op::Relu);
+}
+
+#[test]
+fn combined_loss_and_optimizer() {
+    let (mut g, _, labels, ce_loss) = skip_net();
+    let logits = g.node(g.producer(ce_loss).unwrap()).inputs[0];
+    let dice = g
+        .dice_loss(
+            logits,
+            labels,
+            DiceAttrs {
+                smooth: 1.0,
+                batch_dice: false,
+            },
+        )
+        .unwrap();
+    let half = g.scale(dice, 0.5).unwrap();
+    let total = g.add(ce_loss, half).unwrap();
+    let n_fwd = g.nodes().len();
+    let grads = backward(&mut g, total).unwrap();
+    let bwd = &g.nodes()[n_fwd..];
+    // grad(logits) = ce.grad + Scale(0.5, dice.grad).
+    let sc = bwd
+        .iter()
+        .find(|n| matches!(n.op, Op::Scale(ScaleAttrs { alpha }) if alpha == 0.5))
+        .unwrap();
+    assert_eq!(sc.inputs[0], g.siblings(dice)[1]);
+    let acc = bwd.iter().find(|n| n.op == Op::Add).unwrap();
+    assert!(acc.inputs.contains(&g.siblings(ce_loss)[1]) && acc.inputs.contains(&sc.outputs[0]));
+
+    let before = g.values().len();
+    let ups = append_optimizer(&mut g, &grads.params, &Optimizer::adam()).unwrap();
+    assert_eq!(ups.len(), grads.params.len());
+    assert_eq!(g.values().len() - before, 2 * grads.params.len());
+    assert!(g.find("head.weight.exp_avg_sq").is_some());
+    assert!(matches!(g.node(ups[0]).op, Op::AdamUpdate(_)));
+    assert_eq!(g.node(ups[0]).op.mutates(), &[0, 2, 3]);
+    assert!(backward_uses_only_kernel_ops(&g));
+}
+
+#[test]
+fn backward_errors() {
+    let (mut g, _, _, loss) = skip_net();
+    let logits = g.node(g.producer(loss).unwrap()).inputs[0];
+    assert!(backward(&mut g, logits)
+        .unwrap_err()
+        .to_string()
+        .contains("scalar"));
+    // A loss may reach the objective only through Add and Scale.
+    let r = g.relu(loss).unwrap();
+    let e = backward(&mut g, r).unwrap_err().to_string();
+    assert!(e.contains("Relu") && e.contains("constant gradient"), "{e}");
+}
+
+#[test]
+fn split_gradient_fills_zeros() {
+    let mut g = Graph::new();
+    let x = g.input("x", Shape::new4(1, 2, 5, 5)).unwrap();
+    let labels = g
+        .label("labels", Shape::new4(1, 1, 5, 5), DType::I32)
+        .unwrap();
+    let h = g
+        .conv_layer("c", x, 5, Window::cube(2, 1, 1, 0), false)
+        .unwrap();
+    let parts = g.split(h, &[2, 3]).unwrap();
+    let loss = g
+        .softmax_cross_entropy(parts[1], labels, None, ce())
+        .unwrap();
+    let n_fwd = g.nodes().len();
+    let grads = backward(&mut g, loss).unwrap();
+    let bwd = &g.nodes()[n_fwd..];
+    assert!(bwd
+        .iter()
+        .any(|n| n.op == Op::Zeros(Shape::new4(1, 2, 5, 5))));
+    assert!(bwd.iter().any(|n| n.op == Op::Concat));
+    assert_eq!(grads.params.len(), 1);
+}
