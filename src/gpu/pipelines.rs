@@ -13,6 +13,9 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_dgrad", include_str!("../../kernels/conv_dgrad.wgsl")),
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
+    ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),
+    ("norm_grad", include_str!("../../kernels/norm_grad.wgsl")),
+    ("norm_apply", include_str!("../../kernels/norm_apply.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

@@ -4,6 +4,8 @@
 
 pub mod conv;
 pub mod reduce;
+pub mod norm;
+pub mod group_norm;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};

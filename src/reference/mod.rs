@@ -3,3 +3,4 @@
 
 pub mod conv;
 pub mod fd;
+pub mod norm;
