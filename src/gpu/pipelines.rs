@@ -16,6 +16,9 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),
     ("norm_grad", include_str!("../../kernels/norm_grad.wgsl")),
     ("norm_apply", include_str!("../../kernels/norm_apply.wgsl")),
+    ("loss_ce", include_str!("../../kernels/loss_ce.wgsl")),
+    ("loss_ce_grad", include_str!("../../kernels/loss_ce_grad.wgsl")),
+    ("loss_dice", include_str!("../../kernels/loss_dice.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

@@ -6,6 +6,7 @@ pub mod conv;
 pub mod reduce;
 pub mod norm;
 pub mod group_norm;
+pub mod loss;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};

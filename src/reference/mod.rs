@@ -4,3 +4,4 @@
 pub mod conv;
 pub mod fd;
 pub mod norm;
+pub mod loss;
