@@ -10,6 +10,7 @@ pub mod gpu;
 pub mod ops;
 pub mod reference;
 pub mod shape;
+pub mod train;
 
 pub use error::{Error, Result};
 pub use gpu::{Context, ContextOptions, DType, Tensor};

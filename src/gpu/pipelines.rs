@@ -19,6 +19,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("loss_ce", include_str!("../../kernels/loss_ce.wgsl")),
     ("loss_ce_grad", include_str!("../../kernels/loss_ce_grad.wgsl")),
     ("loss_dice", include_str!("../../kernels/loss_dice.wgsl")),
+    ("optim", include_str!("../../kernels/optim.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

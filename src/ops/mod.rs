@@ -7,6 +7,7 @@ pub mod reduce;
 pub mod norm;
 pub mod group_norm;
 pub mod loss;
+pub mod optim;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};

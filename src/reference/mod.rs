@@ -5,3 +5,4 @@ pub mod conv;
 pub mod fd;
 pub mod norm;
 pub mod loss;
+pub mod optim;

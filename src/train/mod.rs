@@ -1,0 +1,3 @@
+//! Training-loop pieces that run on the host.
+
+pub mod schedule;
