@@ -398,9 +398,12 @@ fn naive_f32_var(x: &[f32], xs: &Shape, ch: usize) -> f32 {
 #[test]
 fn batch_norm_large_m_with_offset_is_accurate() {
     let Some(c) = ctx() else { return };
-    for (ci, xs) in [Shape::new4(2, 3, 211, 257), Shape::new5(1, 2, 132, 132, 116)]
-        .into_iter()
-        .enumerate()
+    for (ci, xs) in [
+        Shape::new4(2, 3, 211, 257),
+        Shape::new5(1, 2, 132, 132, 116),
+    ]
+    .into_iter()
+    .enumerate()
     {
         let ch = xs.c();
         let cv = Shape::vector(ch);
