@@ -335,6 +335,42 @@ pub fn crop_fits(input: [usize; 3], offset: [usize; 3], size: [usize; 3]) -> boo
     (0..3).all(|a| size[a] > 0 && offset[a] + size[a] <= input[a])
 }
 
+/// Values one batch-norm statistic is taken over: `m = N*D*H*W` per channel.
+pub fn batch_norm_count(x: &Shape) -> usize {
+    x.n() * x.spatial_numel()
+}
+
+/// Values one group-norm statistic is taken over: `m = (C/G)*D*H*W` per (n, group)
+/// (instance norm: `G = C`, `m = D*H*W`). `groups` must divide `C`.
+pub fn group_norm_count(x: &Shape, groups: usize) -> usize {
+    x.c() / groups.max(1) * x.spatial_numel()
+}
+
+/// Shape of the saved mean / inverse std of group (and instance) norm: `[N, G]`.
+pub fn group_norm_stats_shape(x: &Shape, groups: usize) -> Shape {
+    Shape {
+        dims: [1, 1, 1, x.n(), groups],
+        rank: 2,
+    }
+}
+
+/// Shape of a label map, pixel weight map or per-pixel loss of logits `x`: `N,1,(D),H,W`.
+pub fn label_map_shape(x: &Shape) -> Shape {
+    x.with_c(1)
+}
+
+/// Shape of the per-class Dice values: `[C]` (sums over the batch) or `[N, C]` (per sample).
+pub fn dice_shape(x: &Shape, per_sample: bool) -> Shape {
+    if per_sample {
+        Shape {
+            dims: [1, 1, 1, x.n(), x.c()],
+            rank: 2,
+        }
+    } else {
+        Shape::vector(x.c())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

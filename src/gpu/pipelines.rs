@@ -14,6 +14,16 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
+    ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),
+    ("norm_grad", include_str!("../../kernels/norm_grad.wgsl")),
+    ("norm_apply", include_str!("../../kernels/norm_apply.wgsl")),
+    ("loss_ce", include_str!("../../kernels/loss_ce.wgsl")),
+    (
+        "loss_ce_grad",
+        include_str!("../../kernels/loss_ce_grad.wgsl"),
+    ),
+    ("loss_dice", include_str!("../../kernels/loss_dice.wgsl")),
+    ("optim", include_str!("../../kernels/optim.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

@@ -3,6 +3,10 @@
 //! executor's planned buffers); the plain variants allocate their output.
 
 pub mod conv;
+pub mod group_norm;
+pub mod loss;
+pub mod norm;
+pub mod optim;
 pub mod reduce;
 
 use crate::error::{Error, Result};

@@ -3,3 +3,6 @@
 
 pub mod conv;
 pub mod fd;
+pub mod loss;
+pub mod norm;
+pub mod optim;

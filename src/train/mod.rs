@@ -1,1 +1,4 @@
+//! Training-loop pieces that run on the host.
+
 pub mod checkpoint;
+pub mod schedule;

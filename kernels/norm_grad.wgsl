@@ -1,0 +1,141 @@
+// norm_grad.wgsl: backward reductions of batch, instance and group norm (2D and 3D).
+//
+// Planes, sets, chunks and the Params block are as in norm_stats.wgsl. With g = dL/dy,
+// xhat = (x - mean[k])*invstd[k] and h = g*gamma[c]:
+//   dx      = invstd/m * (m*h - sum_set(h) - xhat*sum_set(h*xhat))    (norm_apply.wgsl)
+//   dgamma_c = sum_{n, space} g*xhat,   dbeta_c = sum_{n, space} g
+// partials: one workgroup (64 invocations) per (plane, chunk), id = p*cpp + q:
+//   part[2*id] = sum(g), part[2*id + 1] = invstd * sum(g*(x - mean)) over the chunk.
+//   With flags & 2 the invstd binding holds a variance (batch norm eval: running_var) and
+//   invstd = 1/sqrt(v + eps) is formed here.
+// combine: one workgroup per output item i in [0, sets + C):
+//   i < sets:  the set sums  part[sums_off + 2i] = sum_set(h), part[sums_off + 2i + 1] =
+//              sum_set(h*xhat), i.e. the plane partials of the set weighted by gamma[c];
+//   i >= sets: channel c = i - sets: dbeta[c] = sum over n and chunks of part[2*id],
+//              dgamma[c] = the same of part[2*id + 1].
+//   64 invocations sum strided subsets of the partials in f32, one barrier.
+// Grid: partials planes*cpp workgroups, combine sets + C workgroups, linearised (x, y).
+// Bindings: 0 params, 1 x (read), 2 g (read), 3 mean (read, [sets]),
+//           4 invstd (read, [sets]; variance when flags & 2), 5 gamma (read, [C]),
+//           6 part (read_write: 2 floats per (plane, chunk), then 2 per set at sums_off),
+//           7 dgamma (read_write, [C]), 8 dbeta (read_write, [C]).
+
+struct Params {
+    s: u32, c: u32, planes: u32, chunk: u32,
+    cpp: u32, sets: u32, pps: u32, flags: u32,
+    set_a: u32, set_b: u32, set_q: u32, set_r: u32,
+    eps: f32, momentum: f32, unbias: f32, inv_m: f32,
+    sums_off: u32, pad0: u32, pad1: u32, pad2: u32,
+}
+
+@group(0) @binding(0) var<uniform> P: Params;
+@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(3) var<storage, read> mean: array<f32>;
+@group(0) @binding(4) var<storage, read> invstd: array<f32>;
+@group(0) @binding(5) var<storage, read> gamma: array<f32>;
+@group(0) @binding(6) var<storage, read_write> part: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
+
+const WG: u32 = 64u;
+var<workgroup> red_a: array<f32, 64>;
+var<workgroup> red_b: array<f32, 64>;
+
+fn set_invstd(k: u32) -> f32 {
+    let v = invstd[k];
+    if ((P.flags & 2u) != 0u) {
+        return 1.0 / sqrt(v + P.eps);
+    }
+    return v;
+}
+
+fn store_totals(at: u32) {
+    var ta = 0.0;
+    var tb = 0.0;
+    for (var j = 0u; j < WG; j++) {
+        ta += red_a[j];
+        tb += red_b[j];
+    }
+    part[at] = ta;
+    part[at + 1u] = tb;
+}
+
+@compute @workgroup_size(64)
+fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let id = wid.x + wid.y * nwg.x;
+    if (id >= P.planes * P.cpp) {
+        return;
+    }
+    let p = id / P.cpp;
+    let q = id - p * P.cpp;
+    let start = q * P.chunk;
+    let end = min(start + P.chunk, P.s);
+    let base = p * P.s;
+    let k = (p / P.set_q) % P.set_r;
+    let mu = mean[k];
+    var sg = 0.0;
+    var sgx = 0.0;
+    for (var i = start + lid; i < end; i += WG) {
+        let gv = g[base + i];
+        sg += gv;
+        sgx = fma(gv, x[base + i] - mu, sgx);
+    }
+    red_a[lid] = sg;
+    red_b[lid] = sgx * set_invstd(k);
+    workgroupBarrier();
+    if (lid == 0u) {
+        store_totals(2u * id);
+    }
+}
+
+@compute @workgroup_size(64)
+fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+           @builtin(local_invocation_index) lid: u32) {
+    let i = wid.x + wid.y * nwg.x;
+    if (i >= P.sets + P.c) {
+        return;
+    }
+    var sa = 0.0;
+    var sb = 0.0;
+    if (i < P.sets) {
+        let per = P.pps * P.cpp;
+        for (var j = lid; j < per; j += WG) {
+            let jp = j / P.cpp;
+            let plane = i * P.set_a + jp * P.set_b;
+            let pi = plane * P.cpp + (j - jp * P.cpp);
+            let gm = gamma[plane % P.c];
+            sa = fma(gm, part[2u * pi], sa);
+            sb = fma(gm, part[2u * pi + 1u], sb);
+        }
+    } else {
+        let c = i - P.sets;
+        let n_count = P.planes / P.c;
+        let per = n_count * P.cpp;
+        for (var j = lid; j < per; j += WG) {
+            let n = j / P.cpp;
+            let pi = (n * P.c + c) * P.cpp + (j - n * P.cpp);
+            sa += part[2u * pi];
+            sb += part[2u * pi + 1u];
+        }
+    }
+    red_a[lid] = sa;
+    red_b[lid] = sb;
+    workgroupBarrier();
+    if (lid == 0u) {
+        var ta = 0.0;
+        var tb = 0.0;
+        for (var j = 0u; j < WG; j++) {
+            ta += red_a[j];
+            tb += red_b[j];
+        }
+        if (i < P.sets) {
+            part[P.sums_off + 2u * i] = ta;
+            part[P.sums_off + 2u * i + 1u] = tb;
+        } else {
+            dbeta[i - P.sets] = ta;
+            dgamma[i - P.sets] = tb;
+        }
+    }
+}
