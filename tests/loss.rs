@@ -184,7 +184,7 @@ fn cross_entropy_all_ignored_is_zero() {
     let Some(c) = ctx() else { return };
     let xs = Shape::new4(1, 3, 4, 5);
     let z = up(c, &scaled(xs.numel(), 1, 2.0), xs);
-    let lab = Tensor::from_i32(c, &vec![7; 20], label_map_shape(&xs)).unwrap();
+    let lab = Tensor::from_i32(c, &[7; 20], label_map_shape(&xs)).unwrap();
     let cfg = CeConfig {
         reduction: CeReduction::Mean,
         ignore_index: Some(7),
@@ -403,7 +403,7 @@ fn loss_errors_name_the_op() {
         e.contains("softmax_cross_entropy") && e.contains("I32"),
         "{e}"
     );
-    let wrong = Tensor::from_i32(c, &vec![0; 2 * 4 * 4], Shape::new4(2, 1, 4, 4)).unwrap();
+    let wrong = Tensor::from_i32(c, &[0; 2 * 4 * 4], Shape::new4(2, 1, 4, 4)).unwrap();
     let e = err(gl::dice_loss(&mut rec, &z, &wrong, &DiceConfig::default()));
     assert!(
         e.contains("dice_loss") && e.contains("2x1x4x4") && e.contains("2x1x4x5"),
