@@ -1,0 +1,245 @@
+//! The GPU executor: a planned graph recorded once into a [`Program`] and
+//! submitted as one command buffer per step.
+//!
+//! Persistent values (parameters, state, inputs, labels, kept outputs) get
+//! their own tensors; every other value is a view into one of the plan's
+//! shared buffers, reused over the schedule ([`Strategy::SharedBuffers`]:
+//! wgpu tracks usage per buffer, so one dispatch never binds a buffer both
+//! read-only and writable). Nothing is read back unless asked.
+
+use super::dispatch::{encode_node, StepValues};
+use super::plan::{plan, Placement, Plan, PlanOptions, Strategy};
+use crate::error::{Error, Result};
+use crate::gpu::{Context, DType, Program, Tensor};
+use crate::graph::ops::Op;
+use crate::graph::{init_graph, Graph, ValueId, ValueKind};
+use crate::ops::optim;
+use crate::shape::Shape;
+use crate::train::checkpoint::{Checkpoint, NamedTensor};
+
+/// How an executor is set up.
+#[derive(Clone, Debug, Default)]
+pub struct ExecOptions {
+    /// Seed of the parameter initialisation.
+    pub seed: u64,
+    /// Node outputs to keep readable after a step (the loss is always kept).
+    pub keep: Vec<ValueId>,
+}
+
+pub struct Executor {
+    pub graph: Graph,
+    pub plan: Plan,
+    tensors: Vec<Option<Tensor>>,
+    program: Program,
+    hyper: Tensor,
+    class_weights: Vec<Option<Tensor>>,
+    dice_scratch: Vec<Option<Tensor>>,
+    /// Dropout masks change every step, so the program is re-recorded per step.
+    rerecord: bool,
+    /// Steps taken (the optimiser's t counts from 1).
+    pub step: u64,
+    adam_betas: Option<(f64, f64)>,
+}
+
+impl Executor {
+    /// Plan `graph`, allocate its memory, initialise parameters and state from
+    /// `opts.seed`, and record the step program.
+    pub fn new(ctx: &Context, graph: Graph, opts: &ExecOptions) -> Result<Self> {
+        let mut keep = opts.keep.clone();
+        for n in graph.nodes() {
+            if matches!(n.op, Op::SoftmaxCrossEntropy(_) | Op::DiceLoss(_)) {
+                keep.push(n.outputs[0]);
+            }
+        }
+        let popts = PlanOptions {
+            alignment: ctx.limits.min_storage_buffer_offset_alignment.max(4) as u64,
+            max_binding_bytes: ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size),
+            max_arena_bytes: Some(ctx.limits.max_buffer_size),
+            strategy: Strategy::SharedBuffers,
+            in_place: false,
+            keep,
+        };
+        let plan = plan(&graph, &popts)?;
+        let mut arenas = Vec::with_capacity(plan.arenas.len());
+        for &bytes in &plan.arenas {
+            arenas.push(Tensor::empty(ctx, Shape::vector((bytes as usize).div_ceil(4)), DType::F32)?);
+        }
+        let mut tensors: Vec<Option<Tensor>> = Vec::with_capacity(graph.values().len());
+        for (i, v) in graph.values().iter().enumerate() {
+            let t = match plan.placement[i] {
+                Placement::Persistent => Tensor::zeros(ctx, v.shape, v.dtype)?,
+                Placement::Arena { arena, offset, .. } => {
+                    Tensor { storage: arenas[arena].storage.clone(), offset, shape: v.shape, dtype: v.dtype }
+                }
+            };
+            tensors.push(Some(t));
+        }
+        for (id, data) in init_graph(&graph, opts.seed) {
+            if let Some(t) = &tensors[id.0] {
+                ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&data));
+            }
+        }
+        let mut class_weights = vec![None; graph.nodes().len()];
+        let mut dice_scratch = vec![None; graph.nodes().len()];
+        let mut rerecord = false;
+        let mut adam_betas = None;
+        for (ni, n) in graph.nodes().iter().enumerate() {
+            match &n.op {
+                Op::SoftmaxCrossEntropy(a) => {
+                    if let Some(w) = &a.class_weights {
+                        class_weights[ni] = Some(Tensor::from_f32(ctx, w, Shape::vector(w.len()))?);
+                    }
+                }
+                Op::DiceLoss(a) => {
+                    let ls = graph.shape(n.inputs[0]);
+                    let s = crate::shape::dice_shape(&ls, !a.batch_dice);
+                    dice_scratch[ni] = Some(Tensor::zeros(ctx, s, DType::F32)?);
+                }
+                Op::Dropout(_) => rerecord = true,
+                Op::AdamUpdate(a) => adam_betas = Some((a.beta1 as f64, a.beta2 as f64)),
+                _ => {}
+            }
+        }
+        let mut ex = Executor {
+            graph,
+            plan,
+            tensors,
+            program: Program::default(),
+            hyper: optim::hyper_tensor(ctx)?,
+            class_weights,
+            dice_scratch,
+            rerecord,
+            step: 0,
+            adam_betas,
+        };
+        ex.program = ex.record(ctx, 0)?;
+        Ok(ex)
+    }
+
+    fn record(&self, ctx: &Context, step: u64) -> Result<Program> {
+        let t = |v: ValueId| self.tensors[v.0].as_ref().expect("every value has a tensor");
+        let cw = |ni: usize| self.class_weights[ni].as_ref();
+        let ds = |ni: usize| self.dice_scratch[ni].as_ref();
+        let sv = StepValues { hyper: &self.hyper, step, class_weights: &cw, dice_scratch: &ds };
+        ctx.record(|rec| {
+            for &nid in &self.plan.schedule {
+                let node = self.graph.node(nid);
+                encode_node(rec, &self.graph, nid.0, node, &t, &sv)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// The tensor of a value.
+    pub fn tensor(&self, v: ValueId) -> &Tensor {
+        self.tensors[v.0].as_ref().expect("every value has a tensor")
+    }
+
+    fn persistent(&self, v: ValueId, what: &str) -> Result<&Tensor> {
+        if self.plan.placement[v.0] != Placement::Persistent {
+            return Err(Error::Other(format!(
+                "{what}: value '{}' is not kept; pass it in ExecOptions::keep",
+                self.graph.value(v).name
+            )));
+        }
+        Ok(self.tensor(v))
+    }
+
+    /// Upload `data` into an input (or parameter) value.
+    pub fn write_f32(&self, ctx: &Context, v: ValueId, data: &[f32]) -> Result<()> {
+        let t = self.persistent(v, "write")?;
+        if data.len() != t.numel() || t.dtype != DType::F32 {
+            return Err(Error::shape(
+                "write",
+                format!("'{}' is {} {:?}; {} f32 values given", self.graph.value(v).name, t.shape, t.dtype, data.len()),
+            ));
+        }
+        ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Upload integer labels.
+    pub fn write_i32(&self, ctx: &Context, v: ValueId, data: &[i32]) -> Result<()> {
+        let t = self.persistent(v, "write")?;
+        if data.len() != t.numel() || t.dtype != DType::I32 {
+            return Err(Error::shape(
+                "write",
+                format!("'{}' is {} {:?}; {} i32 values given", self.graph.value(v).name, t.shape, t.dtype, data.len()),
+            ));
+        }
+        ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
+        Ok(())
+    }
+
+    /// Read a kept value back (waits for the GPU).
+    pub fn read_f32(&self, ctx: &Context, v: ValueId) -> Result<Vec<f32>> {
+        self.persistent(v, "read")?.to_f32_vec(ctx)
+    }
+
+    /// Run one step: forward (and, for a training graph, loss, backward and
+    /// the optimiser update at learning rate `lr`) as one submission.
+    pub fn run(&mut self, ctx: &Context, lr: f32) -> Result<()> {
+        self.step += 1;
+        let hv = match self.adam_betas {
+            Some((b1, b2)) => optim::hyper_values(self.step, lr, b1, b2),
+            None => optim::hyper_values(self.step, lr, 0.9, 0.999),
+        };
+        optim::write_hyper(ctx, &self.hyper, hv)?;
+        if self.rerecord {
+            self.program = self.record(ctx, self.step)?;
+        }
+        self.program.submit(ctx);
+        Ok(())
+    }
+
+    /// Number of kernel dispatches per step.
+    pub fn dispatches(&self) -> usize {
+        self.program.len()
+    }
+
+    /// Every parameter and state value (BN statistics, optimiser moments) with
+    /// its name, for checkpoints.
+    pub fn export(&self, ctx: &Context) -> Result<Checkpoint> {
+        let mut ck = Checkpoint::default();
+        for (i, v) in self.graph.values().iter().enumerate() {
+            if matches!(v.kind, ValueKind::Param { .. } | ValueKind::State { .. }) {
+                let data = self.tensor(ValueId(i)).to_f32_vec(ctx)?;
+                ck.tensors.push(NamedTensor { name: v.name.clone(), shape: v.shape.logical(), data });
+            }
+        }
+        ck.meta.insert("step".into(), self.step.to_string());
+        Ok(ck)
+    }
+
+    /// Names and shapes `export` produces (for validating a checkpoint).
+    pub fn expected_tensors(&self, with_optimizer: bool) -> Vec<(String, Vec<usize>)> {
+        self.graph
+            .values()
+            .iter()
+            .filter(|v| match &v.kind {
+                ValueKind::Param { .. } => true,
+                ValueKind::State { role, .. } => with_optimizer || *role == crate::graph::StateRole::NormStats,
+                _ => false,
+            })
+            .map(|v| (v.name.clone(), v.shape.logical()))
+            .collect()
+    }
+
+    /// Load every tensor of `ck` whose name the graph has (names and shapes
+    /// must have been validated with `Checkpoint::check_against`).
+    pub fn import(&mut self, ctx: &Context, ck: &Checkpoint) -> Result<()> {
+        for nt in &ck.tensors {
+            if let Some(id) = self.graph.find(&nt.name) {
+                let t = self.tensor(id);
+                if nt.data.len() != t.numel() {
+                    return Err(Error::shape("import", format!("'{}': {} values for {}", nt.name, nt.data.len(), t.shape)));
+                }
+                ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&nt.data));
+            }
+        }
+        if let Some(s) = ck.meta.get("step").and_then(|s| s.parse().ok()) {
+            self.step = s;
+        }
+        Ok(())
+    }
+}
