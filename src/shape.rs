@@ -254,6 +254,34 @@ pub fn center_crop_offset(input: [usize; 3], size: [usize; 3]) -> Option<[usize;
     Some(o)
 }
 
+/// Default output length of max-unpooling along one axis, `(in-1)*s - 2p + k`
+/// (PyTorch's `max_unpool` default), or `None` if not positive. An odd original
+/// size cannot be recovered from this; pass the size explicitly then.
+pub fn unpool_out_len(input: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    ((input.checked_sub(1)?) * s + k).checked_sub(2 * p).filter(|&v| v > 0)
+}
+
+impl Window {
+    /// Default output spatial size of max-unpooling `input` (see [`unpool_out_len`]).
+    pub fn unpool_out(&self, input: [usize; 3]) -> Option<[usize; 3]> {
+        let mut o = [0; 3];
+        for a in 0..3 {
+            o[a] = unpool_out_len(input[a], self.kernel[a], self.stride[a], self.pad[a])?;
+        }
+        Some(o)
+    }
+}
+
+/// Output spatial size of integer-factor upsampling: `in * f` per axis.
+pub fn upsample_out(input: [usize; 3], factor: [usize; 3]) -> [usize; 3] {
+    [input[0] * factor[0], input[1] * factor[1], input[2] * factor[2]]
+}
+
+/// Spatial size after padding `lo` before and `hi` after each axis.
+pub fn pad_out(input: [usize; 3], lo: [usize; 3], hi: [usize; 3]) -> [usize; 3] {
+    [input[0] + lo[0] + hi[0], input[1] + lo[1] + hi[1], input[2] + lo[2] + hi[2]]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -267,6 +295,16 @@ mod tests {
         assert_eq!(conv_out_len(9, 3, 2, 1, 2), Some(4));
         assert_eq!(conv_transpose_out_len(5, 2, 2, 0, 1, 0), Some(10));
         assert_eq!(conv_transpose_out_len(5, 3, 2, 1, 1, 1), Some(10));
+    }
+
+    #[test]
+    fn unpool_upsample_pad_sizes() {
+        assert_eq!(unpool_out_len(3, 2, 2, 0), Some(6));
+        assert_eq!(unpool_out_len(4, 3, 2, 1), Some(7));
+        assert_eq!(unpool_out_len(0, 2, 2, 0), None);
+        assert_eq!(Window::cube(2, 2, 2, 0).unpool_out([1, 3, 6]), Some([1, 6, 12]));
+        assert_eq!(upsample_out([1, 3, 5], [1, 2, 3]), [1, 6, 15]);
+        assert_eq!(pad_out([1, 3, 5], [0, 1, 2], [0, 3, 0]), [1, 7, 7]);
     }
 
     #[test]

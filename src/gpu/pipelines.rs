@@ -13,6 +13,10 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_dgrad", include_str!("../../kernels/conv_dgrad.wgsl")),
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
+    ("pool", include_str!("../../kernels/pool.wgsl")),
+    ("upsample", include_str!("../../kernels/upsample.wgsl")),
+    ("tensor", include_str!("../../kernels/tensor.wgsl")),
+    ("activation", include_str!("../../kernels/activation.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

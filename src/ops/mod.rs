@@ -4,6 +4,10 @@
 
 pub mod conv;
 pub mod reduce;
+pub mod activation;
+pub mod pool;
+pub mod tensor;
+pub mod upsample;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};

@@ -3,3 +3,7 @@
 
 pub mod conv;
 pub mod fd;
+pub mod activation;
+pub mod pool;
+pub mod tensor;
+pub mod upsample;
