@@ -61,7 +61,7 @@ fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let o = decode(e, P.out_d, P.out_h, P.out_w);
-    var d = 0u;
+    var d = o.d; // f_d is 1 in 2D: skip that division
     if (P.f_d != 1u) {
         d = o.d / P.f_d;
     }
