@@ -303,3 +303,32 @@ fn bad_shapes_are_errors() {
     let u = Tensor::zeros(c, Shape::new4(1, 2, 4, 5), DType::U32).unwrap();
     assert!(t::copy_into(&mut rec, &u, &a).is_err());
 }
+
+#[test]
+fn large_grids_are_split_over_two_dimensions() {
+    let Some(c) = ctx() else { return };
+    // More than 65535 workgroups of 256: the grid spills into y (id = wid.x + wid.y * nwg.x).
+    let max = c.limits.max_compute_workgroups_per_dimension as usize;
+    let n = max * 256 + 300;
+    let s = Shape::vector(n);
+    let Ok(y) = Tensor::empty(c, s, DType::F32) else {
+        eprintln!("skip: the adapter cannot hold {n} floats in one binding");
+        return;
+    };
+    let x = up(c, &[1.0], Shape::vector(1));
+    c.run(|rec| {
+        t::fill_into(rec, &y, 1.5)?;
+        // Only the last 300 elements are touched by the second grid row: check them after a copy.
+        let last = t::crop(
+            rec,
+            &y.reshape(Shape::new4(1, 1, 1, n))?,
+            [0, 0, n - 1],
+            [1, 1, 1],
+        )?;
+        t::axpy_into(rec, 2.0, &last, &x.reshape(Shape::new4(1, 1, 1, 1))?)
+    })
+    .unwrap();
+    let v = y.to_f32_vec(c).unwrap();
+    assert!(v.iter().all(|&e| e == 1.5), "fill missed elements");
+    assert_eq!(x.to_f32_vec(c).unwrap(), vec![4.0]);
+}
