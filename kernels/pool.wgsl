@@ -22,7 +22,11 @@
 //   avg_bwd     dx[nc, i] = sum over windows o covering i of dy[nc, o] / divisor(o). One per input.
 //
 // Thread mapping: 256 invocations per workgroup, one element each, grid linearised
-// (id = wid.x + wid.y * nwg.x). Decoding an element index costs two divisions in 2D (three in 3D).
+// (id = wid.x + wid.y * nwg.x). Index decoding uses no divide instruction: every division is by
+// a per-dispatch constant and done as a multiply-high and shift (`fdiv`, src/ops/fastdiv.rs) with
+// magics from the params (dec_*: the sizes of the decoded tensor, div_s*: the strides).
+// The backwards visit, per axis, the cnt = ceil(k/s) outputs o = (i+p)/s - t, t < cnt
+// (uniform trip counts), skipping those outside the output or whose window misses i.
 // Bindings: 0 params (uniform), 1 src f32 (read: x or dy), 2 dst f32 (read_write: y or dx),
 //           3 idx u32 (read_write: the argmax indices; written by max_fwd, read by the others;
 //           avg_* bind a dummy).
@@ -34,6 +38,12 @@ struct Params {
     k_d: u32, k_h: u32, k_w: u32, kk: u32,
     s_d: u32, s_h: u32, s_w: u32, aux1: u32,
     p_d: u32, p_h: u32, p_w: u32, aux2: u32,
+    // windows covering one input per axis, ceil(k/s); fast-division magics (see fdiv)
+    cnt_d: u32, cnt_h: u32, cnt_w: u32, aux3: u32,
+    dec_w: vec2<u32>, dec_h: vec2<u32>,
+    dec_d: vec2<u32>, dec_sp: vec2<u32>,
+    div_sd: vec2<u32>, div_sh: vec2<u32>,
+    div_sw: vec2<u32>, aux4: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -49,19 +59,33 @@ struct Pos {
     w: u32,
 }
 
+// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
+fn mulhi(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
+fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
+    return mulhi(mag.x, n << 1u) >> mag.y;
+}
+
+// Element e of a tensor of spatial size (dd, hh, ww), whose magics are P.dec_*.
 fn decode(e: u32, dd: u32, hh: u32, ww: u32) -> Pos {
     var p: Pos;
-    let t = e / ww;
+    let t = fdiv(e, P.dec_w);
     p.w = e - t * ww;
-    let t2 = t / hh;
+    let t2 = fdiv(t, P.dec_h);
     p.h = t - t2 * hh;
-    if (dd == 1u) {
-        p.nc = t2;
-        p.d = 0u;
-    } else {
-        p.nc = t2 / dd;
-        p.d = t2 - p.nc * dd;
-    }
+    p.nc = fdiv(t2, P.dec_d);
+    p.d = t2 - p.nc * dd;
     return p;
 }
 
@@ -73,15 +97,14 @@ fn window(o: u32, k: u32, s: u32, p: u32, n: u32) -> vec2<u32> {
     return vec2<u32>(u32(lo), u32(max(hi, lo)));
 }
 
-// Outputs [lo, hi) whose window covers input i on one axis.
-fn covering(i: u32, k: u32, s: u32, p: u32, n_out: u32) -> vec2<u32> {
-    let ip = i + p;
-    var lo = 0u;
-    if (ip >= k) {
-        lo = (ip - k) / s + 1u;
-    }
-    let hi = min(ip / s + 1u, n_out);
-    return vec2<u32>(lo, max(hi, lo));
+// First candidate output (i + p)/s on one axis; candidates are q - t for t < cnt.
+fn first_window(i: u32, p: u32, mag: vec2<u32>) -> i32 {
+    return i32(fdiv(i + p, mag));
+}
+
+// Does output o (a candidate) exist and cover input i on one axis?
+fn covers(o: i32, i: u32, k: u32, s: u32, p: u32, n_out: u32) -> bool {
+    return o >= 0 && o < i32(n_out) && u32(o) * s + k > i + p;
 }
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
@@ -127,17 +150,30 @@ fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     let i = decode(e, P.in_d, P.in_h, P.in_w);
     let flat = e - i.nc * P.in_sp;
-    let rd = covering(i.d, P.k_d, P.s_d, P.p_d, P.out_d);
-    let rh = covering(i.h, P.k_h, P.s_h, P.p_h, P.out_h);
-    let rw = covering(i.w, P.k_w, P.s_w, P.p_w, P.out_w);
+    let qd = first_window(i.d, P.p_d, P.div_sd);
+    let qh = first_window(i.h, P.p_h, P.div_sh);
+    let qw = first_window(i.w, P.p_w, P.div_sw);
     let base = i.nc * P.out_sp;
     var acc = 0.0;
-    for (var d = rd.x; d < rd.y; d++) {
-        for (var h = rh.x; h < rh.y; h++) {
-            let row = base + (d * P.out_h + h) * P.out_w;
-            for (var w = rw.x; w < rw.y; w++) {
-                if (idx[row + w] == flat) {
-                    acc += src[row + w];
+    // A window that misses i cannot have its argmax at i: the index test suffices.
+    for (var td = 0u; td < P.cnt_d; td++) {
+        let od = qd - i32(td);
+        if (od < 0 || od >= i32(P.out_d)) {
+            continue;
+        }
+        for (var th = 0u; th < P.cnt_h; th++) {
+            let oh = qh - i32(th);
+            if (oh < 0 || oh >= i32(P.out_h)) {
+                continue;
+            }
+            let row = base + (u32(od) * P.out_h + u32(oh)) * P.out_w;
+            for (var tw = 0u; tw < P.cnt_w; tw++) {
+                let ow = qw - i32(tw);
+                if (ow >= 0 && ow < i32(P.out_w)) {
+                    let o = row + u32(ow);
+                    if (idx[o] == flat) {
+                        acc += src[o];
+                    }
                 }
             }
         }
@@ -152,7 +188,7 @@ fn unpool_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (e >= P.total) {
         return;
     }
-    let nc = e / P.in_sp;
+    let nc = fdiv(e, P.dec_sp);
     let j = idx[e];
     if (j < P.out_sp) {
         dst[nc * P.out_sp + j] = src[e];
@@ -166,7 +202,7 @@ fn unpool_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     if (e >= P.total) {
         return;
     }
-    let nc = e / P.in_sp;
+    let nc = fdiv(e, P.dec_sp);
     let j = idx[e];
     var v = 0.0;
     if (j < P.out_sp) {
@@ -211,24 +247,36 @@ fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         return;
     }
     let i = decode(e, P.in_d, P.in_h, P.in_w);
-    let rd = covering(i.d, P.k_d, P.s_d, P.p_d, P.out_d);
-    let rh = covering(i.h, P.k_h, P.s_h, P.p_h, P.out_h);
-    let rw = covering(i.w, P.k_w, P.s_w, P.p_w, P.out_w);
+    let qd = first_window(i.d, P.p_d, P.div_sd);
+    let qh = first_window(i.h, P.p_h, P.div_sh);
+    let qw = first_window(i.w, P.p_w, P.div_sw);
     let base = i.nc * P.out_sp;
     let include_pad = (P.flags & 1u) != 0u;
     var acc = 0.0;
-    for (var d = rd.x; d < rd.y; d++) {
-        let wd = window(d, P.k_d, P.s_d, P.p_d, P.in_d);
-        for (var h = rh.x; h < rh.y; h++) {
-            let wh = window(h, P.k_h, P.s_h, P.p_h, P.in_h);
-            let row = base + (d * P.out_h + h) * P.out_w;
-            for (var w = rw.x; w < rw.y; w++) {
+    for (var td = 0u; td < P.cnt_d; td++) {
+        let od = qd - i32(td);
+        if (!covers(od, i.d, P.k_d, P.s_d, P.p_d, P.out_d)) {
+            continue;
+        }
+        let wd = window(u32(od), P.k_d, P.s_d, P.p_d, P.in_d);
+        for (var th = 0u; th < P.cnt_h; th++) {
+            let oh = qh - i32(th);
+            if (!covers(oh, i.h, P.k_h, P.s_h, P.p_h, P.out_h)) {
+                continue;
+            }
+            let wh = window(u32(oh), P.k_h, P.s_h, P.p_h, P.in_h);
+            let row = base + (u32(od) * P.out_h + u32(oh)) * P.out_w;
+            for (var tw = 0u; tw < P.cnt_w; tw++) {
+                let ow = qw - i32(tw);
+                if (!covers(ow, i.w, P.k_w, P.s_w, P.p_w, P.out_w)) {
+                    continue;
+                }
                 var div = P.kk;
                 if (!include_pad) {
-                    let ww = window(w, P.k_w, P.s_w, P.p_w, P.in_w);
+                    let ww = window(u32(ow), P.k_w, P.s_w, P.p_w, P.in_w);
                     div = (wd.y - wd.x) * (wh.y - wh.x) * (ww.y - ww.x);
                 }
-                acc += src[row + w] / f32(max(div, 1u));
+                acc += src[row + u32(ow)] / f32(max(div, 1u));
             }
         }
     }

@@ -20,7 +20,9 @@
 //                 i + lo, lo - i (1 <= i <= lo), lo + 2(n-1) - i (i <= n-2, inside dy).
 //
 // Thread mapping: one element per invocation, 256 per workgroup, grid linearised
-// (id = wid.x + wid.y * nwg.x); spatial decodes cost two divisions in 2D (three in 3D).
+// (id = wid.x + wid.y * nwg.x). Integer divisions by per-dispatch constants use multiply-high
+// magics from the params (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of y (W, H, D),
+// div_sp / div_blk for channel_block's sp and c_blk.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; only `add` uses it, others bind a again),
 //           3 y (read_write).
 
@@ -30,6 +32,9 @@ struct Params {
     src_d: u32, src_h: u32, src_w: u32, src_sp: u32,
     dst_d: u32, dst_h: u32, dst_w: u32, dst_sp: u32,
     off_d: i32, off_h: i32, off_w: i32, aux: u32,
+    dec_w: vec2<u32>, dec_h: vec2<u32>,
+    dec_d: vec2<u32>, div_sp: vec2<u32>,
+    div_blk: vec2<u32>, aux2: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -93,9 +98,9 @@ fn channel_block(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups)
     if (i >= P.len) {
         return;
     }
-    let nc = i / P.sp;
+    let nc = fdiv(i, P.div_sp);
     let s = i - nc * P.sp;
-    let n = nc / P.c_blk;
+    let n = fdiv(nc, P.div_blk);
     let c = nc - n * P.c_blk;
     y[(n * P.c_dst + P.off_dst + c) * P.sp + s] = a[(n * P.c_src + P.off_src + c) * P.sp + s];
 }
@@ -107,20 +112,33 @@ struct Pos {
     w: i32,
 }
 
-// Position of element e of a tensor with spatial size (dd, hh, ww).
+// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
+fn mulhi(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
+fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
+    return mulhi(mag.x, n << 1u) >> mag.y;
+}
+
+// Position of element e of a tensor with spatial size (dd, hh, ww), whose magics are P.dec_*.
 fn decode(e: u32, dd: u32, hh: u32, ww: u32) -> Pos {
     var p: Pos;
-    let t = e / ww;
+    let t = fdiv(e, P.dec_w);
     p.w = i32(e - t * ww);
-    let t2 = t / hh;
+    let t2 = fdiv(t, P.dec_h);
     p.h = i32(t - t2 * hh);
-    if (dd == 1u) {
-        p.nc = t2;
-        p.d = 0;
-    } else {
-        p.nc = t2 / dd;
-        p.d = i32(t2 - p.nc * dd);
-    }
+    p.nc = fdiv(t2, P.dec_d);
+    p.d = i32(t2 - p.nc * dd);
     return p;
 }
 

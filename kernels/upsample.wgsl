@@ -13,6 +13,8 @@
 //                output), which also covers the clamped borders.
 // Thread mapping: one element per invocation (outputs for *_fwd, inputs for *_bwd), 256 per
 // workgroup, grid linearised (id = wid.x + wid.y * nwg.x); no atomics (backwards gather).
+// Integer divisions by per-dispatch constants use multiply-high magics from the params
+// (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of the decoded tensor, div_f* for the factors.
 // Bindings: 0 params (uniform), 1 src (read: x or dy), 2 dst (read_write: y or dx).
 
 struct Params {
@@ -20,6 +22,9 @@ struct Params {
     in_d: u32, in_h: u32, in_w: u32, in_sp: u32,
     out_d: u32, out_h: u32, out_w: u32, out_sp: u32,
     f_d: u32, f_h: u32, f_w: u32, aux2: u32,
+    dec_w: vec2<u32>, dec_h: vec2<u32>,
+    dec_d: vec2<u32>, div_fd: vec2<u32>,
+    div_fh: vec2<u32>, div_fw: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -33,19 +38,33 @@ struct Pos {
     w: u32,
 }
 
+// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
+fn mulhi(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
+fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
+    return mulhi(mag.x, n << 1u) >> mag.y;
+}
+
+// Element e of a tensor of spatial size (dd, hh, ww), whose magics are P.dec_*.
 fn decode(e: u32, dd: u32, hh: u32, ww: u32) -> Pos {
     var p: Pos;
-    let t = e / ww;
+    let t = fdiv(e, P.dec_w);
     p.w = e - t * ww;
-    let t2 = t / hh;
+    let t2 = fdiv(t, P.dec_h);
     p.h = t - t2 * hh;
-    if (dd == 1u) {
-        p.nc = t2;
-        p.d = 0u;
-    } else {
-        p.nc = t2 / dd;
-        p.d = t2 - p.nc * dd;
-    }
+    p.nc = fdiv(t2, P.dec_d);
+    p.d = t2 - p.nc * dd;
     return p;
 }
 
@@ -61,11 +80,10 @@ fn nearest_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         return;
     }
     let o = decode(e, P.out_d, P.out_h, P.out_w);
-    var d = o.d; // f_d is 1 in 2D: skip that division
-    if (P.f_d != 1u) {
-        d = o.d / P.f_d;
-    }
-    dst[e] = src[o.nc * P.in_sp + (d * P.in_h + o.h / P.f_h) * P.in_w + o.w / P.f_w];
+    let d = fdiv(o.d, P.div_fd);
+    let h = fdiv(o.h, P.div_fh);
+    let w = fdiv(o.w, P.div_fw);
+    dst[e] = src[o.nc * P.in_sp + (d * P.in_h + h) * P.in_w + w];
 }
 
 @compute @workgroup_size(256)

@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod reduce;
 pub mod activation;
+pub mod fastdiv;
 pub mod pool;
 pub mod tensor;
 pub mod upsample;

@@ -10,6 +10,7 @@
 //! Every backward is a gather (one invocation per input element), so results
 //! are deterministic and no atomics are needed, overlapping windows included.
 
+use super::fastdiv::magic;
 use super::tensor::{distinct, dummy, fill_into};
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
@@ -34,6 +35,14 @@ struct PoolParams {
     aux1: u32,
     p: [u32; 3],
     aux2: u32,
+    cnt: [u32; 3],
+    aux3: u32,
+    dec_w: [u32; 2],
+    dec_h: [u32; 2],
+    dec_d: [u32; 2],
+    dec_sp: [u32; 2],
+    div_s: [[u32; 2]; 3],
+    aux4: [u32; 2],
 }
 
 fn u3(a: [usize; 3]) -> [u32; 3] {
@@ -41,11 +50,12 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
 }
 
 impl PoolParams {
-    /// `total` is the number of invocations (output elements for forwards, input elements for backwards).
-    fn new(xs: &Shape, ys: &Shape, win: &Window, total: usize, flags: u32) -> Self {
+    /// One invocation per element of `run` (the output for forwards, the input for backwards).
+    fn new(xs: &Shape, ys: &Shape, win: &Window, run: &Shape, flags: u32) -> Self {
+        let [d, h, w] = run.spatial();
         PoolParams {
             nc: (xs.n() * xs.c()) as u32,
-            total: total as u32,
+            total: run.numel() as u32,
             flags,
             inp: u3(xs.spatial()),
             in_sp: xs.spatial_numel() as u32,
@@ -55,6 +65,12 @@ impl PoolParams {
             kk: win.kernel_numel() as u32,
             s: u3(win.stride),
             p: u3(win.pad),
+            cnt: u3([0, 1, 2].map(|a| win.kernel[a].div_ceil(win.stride[a]))),
+            dec_w: magic(w),
+            dec_h: magic(h),
+            dec_d: magic(d),
+            dec_sp: magic(xs.spatial_numel()),
+            div_s: win.stride.map(magic),
             ..Default::default()
         }
     }
@@ -73,7 +89,11 @@ fn launch(
 }
 
 /// Output shape of max or average pooling `x` with `win`; checks the window.
-pub fn pool_out_shape(op: &'static str, x: &Shape, win: &Window) -> Result<Shape> {
+pub fn pool_out_shape(x: &Shape, win: &Window) -> Result<Shape> {
+    out_shape("pool", x, win)
+}
+
+fn out_shape(op: &'static str, x: &Shape, win: &Window) -> Result<Shape> {
     if !x.is_3d() && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0) {
         return Err(Error::shape(
             op,
@@ -115,7 +135,7 @@ fn check_pair(
     what_x: &str,
     what_y: &str,
 ) -> Result<()> {
-    let want = pool_out_shape(op, xs, win)?;
+    let want = out_shape(op, xs, win)?;
     if ys.dims != want.dims {
         return Err(Error::shape(
             op,
@@ -136,19 +156,19 @@ pub fn max_pool_into(
     indices: &Tensor,
 ) -> Result<()> {
     let op = "max_pool";
-    let ys = pool_out_shape(op, &x.shape, win)?;
+    let ys = out_shape(op, &x.shape, win)?;
     expect(op, "input", x, x.shape, DType::F32)?;
     expect(op, "output", y, ys, DType::F32)?;
     expect(op, "indices", indices, ys, DType::U32)?;
     distinct(op, &[x], y)?;
-    distinct(op, &[x], indices)?;
-    let p = PoolParams::new(&x.shape, &ys, win, ys.numel(), 0);
+    distinct(op, &[x, y], indices)?;
+    let p = PoolParams::new(&x.shape, &ys, win, &ys, 0);
     launch(rec, "max_fwd", &p, x, y, indices)
 }
 
 /// Max pooling: `(y, indices)`.
 pub fn max_pool(rec: &mut Recorder, x: &Tensor, win: &Window) -> Result<(Tensor, Tensor)> {
-    let ys = pool_out_shape("max_pool", &x.shape, win)?;
+    let ys = out_shape("max_pool", &x.shape, win)?;
     let y = Tensor::empty(rec.ctx, ys, DType::F32)?;
     let indices = Tensor::empty(rec.ctx, ys, DType::U32)?;
     max_pool_into(rec, x, win, &y, &indices)?;
@@ -170,7 +190,7 @@ pub fn max_pool_grad_into(
     expect(op, "indices", indices, dy.shape, DType::U32)?;
     expect(op, "grad_input", dx, dx.shape, DType::F32)?;
     distinct(op, &[dy, indices], dx)?;
-    let p = PoolParams::new(&dx.shape, &dy.shape, win, dx.numel(), 0);
+    let p = PoolParams::new(&dx.shape, &dy.shape, win, &dx.shape, 0);
     launch(rec, "max_bwd", &p, dy, dx, indices)
 }
 
@@ -213,7 +233,7 @@ pub fn max_unpool_into(rec: &mut Recorder, x: &Tensor, indices: &Tensor, y: &Ten
     expect(op, "output", y, y.shape, DType::F32)?;
     distinct(op, &[x, indices], y)?;
     fill_into(rec, y, 0.0)?;
-    let p = PoolParams::new(&x.shape, &y.shape, &Window::cube(3, 1, 1, 0), x.numel(), 0);
+    let p = PoolParams::new(&x.shape, &y.shape, &Window::cube(3, 1, 1, 0), &x.shape, 0);
     launch(rec, "unpool_fwd", &p, x, y, indices)
 }
 
@@ -245,7 +265,7 @@ pub fn max_unpool_grad_into(
         &dx.shape,
         &dy.shape,
         &Window::cube(3, 1, 1, 0),
-        dx.numel(),
+        &dx.shape,
         0,
     );
     launch(rec, "unpool_bwd", &p, dy, dx, indices)
@@ -269,11 +289,11 @@ pub fn avg_pool_into(
     y: &Tensor,
 ) -> Result<()> {
     let op = "avg_pool";
-    let ys = pool_out_shape(op, &x.shape, win)?;
+    let ys = out_shape(op, &x.shape, win)?;
     expect(op, "input", x, x.shape, DType::F32)?;
     expect(op, "output", y, ys, DType::F32)?;
     distinct(op, &[x], y)?;
-    let p = PoolParams::new(&x.shape, &ys, win, ys.numel(), count_include_pad as u32);
+    let p = PoolParams::new(&x.shape, &ys, win, &ys, count_include_pad as u32);
     let d = dummy(rec, DType::U32)?;
     launch(rec, "avg_fwd", &p, x, y, &d)
 }
@@ -284,11 +304,7 @@ pub fn avg_pool(
     win: &Window,
     count_include_pad: bool,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(
-        rec.ctx,
-        pool_out_shape("avg_pool", &x.shape, win)?,
-        DType::F32,
-    )?;
+    let y = Tensor::empty(rec.ctx, out_shape("avg_pool", &x.shape, win)?, DType::F32)?;
     avg_pool_into(rec, x, win, count_include_pad, &y)?;
     Ok(y)
 }
@@ -310,7 +326,7 @@ pub fn avg_pool_grad_into(
         &dx.shape,
         &dy.shape,
         win,
-        dx.numel(),
+        &dx.shape,
         count_include_pad as u32,
     );
     let d = dummy(rec, DType::U32)?;

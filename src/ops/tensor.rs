@@ -7,6 +7,7 @@
 //! binding one buffer as read-only and read-write storage in one dispatch);
 //! ops check this and return an error instead.
 
+use super::fastdiv::magic;
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
@@ -41,6 +42,12 @@ struct TensorParams {
     dst_sp: u32,
     off: [i32; 3],
     aux: u32,
+    dec_w: [u32; 2],
+    dec_h: [u32; 2],
+    dec_d: [u32; 2],
+    div_sp: [u32; 2],
+    div_blk: [u32; 2],
+    aux2: [u32; 2],
 }
 
 fn u3(a: [usize; 3]) -> [u32; 3] {
@@ -209,6 +216,8 @@ fn channel_block(rec: &mut Recorder, src: &Tensor, dst: &Tensor, b: Block) -> Re
         off_src: b.src_off as u32,
         off_dst: b.dst_off as u32,
         sp: sp as u32,
+        div_sp: magic(sp),
+        div_blk: magic(b.count),
         ..Default::default()
     };
     launch(rec, "channel_block", &p, src, src, dst)
@@ -315,6 +324,9 @@ fn shift_params(src: &Shape, dst: &Shape, off: [i64; 3]) -> TensorParams {
         dst: u3(dst.spatial()),
         dst_sp: dst.spatial_numel() as u32,
         off: [off[0] as i32, off[1] as i32, off[2] as i32],
+        dec_w: magic(dst.w()),
+        dec_h: magic(dst.h()),
+        dec_d: magic(dst.d()),
         ..Default::default()
     }
 }

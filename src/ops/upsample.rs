@@ -7,6 +7,7 @@
 //! `src = max((o + 0.5)/f - 0.5, 0)`, `i0 = floor(src)`, `i1 = min(i0+1, in-1)`,
 //! `lambda = src - i0`. Backwards are gathers (no atomics).
 
+use super::fastdiv::magic;
 use super::tensor::distinct;
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
@@ -37,6 +38,10 @@ struct UpsampleParams {
     out_sp: u32,
     f: [u32; 3],
     aux2: u32,
+    dec_w: [u32; 2],
+    dec_h: [u32; 2],
+    dec_d: [u32; 2],
+    div_f: [[u32; 2]; 3],
 }
 
 fn u3(a: [usize; 3]) -> [u32; 3] {
@@ -72,6 +77,7 @@ fn launch(
     dst: &Tensor,
 ) -> Result<()> {
     let total = dst.numel();
+    let [d, h, w] = dst.shape.spatial();
     let p = UpsampleParams {
         nc: (xs.n() * xs.c()) as u32,
         total: total as u32,
@@ -80,6 +86,10 @@ fn launch(
         out: u3(ys.spatial()),
         out_sp: ys.spatial_numel() as u32,
         f: u3(factor),
+        dec_w: magic(w),
+        dec_h: magic(h),
+        dec_d: magic(d),
+        div_f: factor.map(magic),
         ..Default::default()
     };
     let g = rec.grid(groups_for(total, 256))?;
