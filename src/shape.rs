@@ -371,6 +371,26 @@ pub fn dice_shape(x: &Shape, per_sample: bool) -> Shape {
     }
 }
 
+/// Default output length of max-unpooling along one axis, `(in-1)*s - 2p + k`
+/// (PyTorch's `max_unpool` default), or `None` if not positive. An odd original
+/// size cannot be recovered from this; pass the size explicitly then.
+pub fn unpool_out_len(input: usize, k: usize, s: usize, p: usize) -> Option<usize> {
+    ((input.checked_sub(1)?) * s + k)
+        .checked_sub(2 * p)
+        .filter(|&v| v > 0)
+}
+
+impl Window {
+    /// Default output spatial size of max-unpooling `input` (see [`unpool_out_len`]).
+    pub fn unpool_out(&self, input: [usize; 3]) -> Option<[usize; 3]> {
+        let mut o = [0; 3];
+        for a in 0..3 {
+            o[a] = unpool_out_len(input[a], self.kernel[a], self.stride[a], self.pad[a])?;
+        }
+        Some(o)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -396,6 +416,19 @@ mod tests {
             crop_fits([1, 64, 65], [0, 4, 4], [1, 56, 56])
                 && !crop_fits([1, 8, 8], [0, 4, 0], [1, 5, 8])
         );
+    }
+
+    #[test]
+    fn unpool_upsample_pad_sizes() {
+        assert_eq!(unpool_out_len(3, 2, 2, 0), Some(6));
+        assert_eq!(unpool_out_len(4, 3, 2, 1), Some(7));
+        assert_eq!(unpool_out_len(0, 2, 2, 0), None);
+        assert_eq!(
+            Window::cube(2, 2, 2, 0).unpool_out([1, 3, 6]),
+            Some([1, 6, 12])
+        );
+        assert_eq!(upsample_out([1, 3, 5], [1, 2, 3]), Some([1, 6, 15]));
+        assert_eq!(pad_out([1, 3, 5], [0, 1, 2], [0, 3, 0]), [1, 7, 7]);
     }
 
     #[test]

@@ -24,6 +24,10 @@ pub const KERNELS: &[(&str, &str)] = &[
     ),
     ("loss_dice", include_str!("../../kernels/loss_dice.wgsl")),
     ("optim", include_str!("../../kernels/optim.wgsl")),
+    ("pool", include_str!("../../kernels/pool.wgsl")),
+    ("upsample", include_str!("../../kernels/upsample.wgsl")),
+    ("tensor", include_str!("../../kernels/tensor.wgsl")),
+    ("activation", include_str!("../../kernels/activation.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {

@@ -2,12 +2,17 @@
 //! params -> dispatch. `*_into` variants write into a given tensor (the
 //! executor's planned buffers); the plain variants allocate their output.
 
+pub mod activation;
 pub mod conv;
+pub mod fastdiv;
 pub mod group_norm;
 pub mod loss;
 pub mod norm;
 pub mod optim;
+pub mod pool;
 pub mod reduce;
+pub mod tensor;
+pub mod upsample;
 
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Tensor};

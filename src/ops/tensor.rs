@@ -1,0 +1,493 @@
+//! Tensor plumbing (`kernels/tensor.wgsl`): elementwise add / scale / axpy /
+//! fill / copy, channel concat and split, crop, zero and reflect padding, each
+//! with its backward. The graph executor uses these for skip connections and
+//! for gradient accumulation at fan-out.
+//!
+//! Inputs and outputs of one op must live in different buffers (wgpu forbids
+//! binding one buffer as read-only and read-write storage in one dispatch);
+//! ops check this and return an error instead.
+
+use super::fastdiv::magic;
+use super::{expect, groups_for};
+use crate::error::{Error, Result};
+use crate::gpu::{DType, Recorder, Tensor};
+use crate::shape::{pad_out, Shape};
+use bytemuck::{Pod, Zeroable};
+use std::sync::Arc;
+
+/// Padding mode of [`pad`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum PadMode {
+    /// Zeros outside the input.
+    #[default]
+    Zero,
+    /// PyTorch `reflect`: mirror without repeating the edge; needs `pad < size`.
+    Reflect,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
+struct TensorParams {
+    len: u32,
+    alpha: f32,
+    c_src: u32,
+    c_dst: u32,
+    c_blk: u32,
+    off_src: u32,
+    off_dst: u32,
+    sp: u32,
+    src: [u32; 3],
+    src_sp: u32,
+    dst: [u32; 3],
+    dst_sp: u32,
+    off: [i32; 3],
+    aux: u32,
+    dec_w: [u32; 2],
+    dec_h: [u32; 2],
+    dec_d: [u32; 2],
+    div_sp: [u32; 2],
+    div_blk: [u32; 2],
+    aux2: [u32; 2],
+}
+
+fn u3(a: [usize; 3]) -> [u32; 3] {
+    [a[0] as u32, a[1] as u32, a[2] as u32]
+}
+
+/// Fail if the written tensor shares a buffer with one of the read tensors.
+pub(crate) fn distinct(op: &'static str, reads: &[&Tensor], write: &Tensor) -> Result<()> {
+    if reads
+        .iter()
+        .any(|r| Arc::ptr_eq(&r.storage, &write.storage))
+    {
+        return Err(Error::shape(
+            op,
+            format!(
+                "the output {} shares a buffer with an input; use separate buffers",
+                write.shape
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A one-element scratch tensor to fill bindings a kernel entry does not use.
+pub(crate) fn dummy(rec: &Recorder, dtype: DType) -> Result<Tensor> {
+    Tensor::empty(rec.ctx, Shape::scalar(), dtype)
+}
+
+fn launch(
+    rec: &mut Recorder,
+    entry: &'static str,
+    p: &TensorParams,
+    a: &Tensor,
+    b: &Tensor,
+    y: &Tensor,
+) -> Result<()> {
+    let g = rec.grid(groups_for(p.len as usize, 256))?;
+    rec.dispatch("tensor", entry, &[], p, &[a, b, y], g)
+}
+
+fn elementwise(op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {
+    expect(op, "input", x, x.shape, DType::F32)?;
+    expect(op, "output", y, x.shape, DType::F32)?;
+    distinct(op, &[x], y)
+}
+
+// ------------------------------------------------------------------ elementwise
+
+/// `y = a + b` (same shapes).
+pub fn add_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<()> {
+    elementwise("add", a, y)?;
+    expect("add", "second input", b, a.shape, DType::F32)?;
+    distinct("add", &[b], y)?;
+    let p = TensorParams {
+        len: y.numel() as u32,
+        ..Default::default()
+    };
+    launch(rec, "add", &p, a, b, y)
+}
+
+pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx, a.shape, DType::F32)?;
+    add_into(rec, a, b, &y)?;
+    Ok(y)
+}
+
+/// `y = alpha * x`.
+pub fn scale_into(rec: &mut Recorder, x: &Tensor, alpha: f32, y: &Tensor) -> Result<()> {
+    elementwise("scale", x, y)?;
+    let p = TensorParams {
+        len: y.numel() as u32,
+        alpha,
+        ..Default::default()
+    };
+    launch(rec, "scale", &p, x, x, y)
+}
+
+pub fn scale(rec: &mut Recorder, x: &Tensor, alpha: f32) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx, x.shape, DType::F32)?;
+    scale_into(rec, x, alpha, &y)?;
+    Ok(y)
+}
+
+/// `y += alpha * x` in place (gradient accumulation at fan-out).
+pub fn axpy_into(rec: &mut Recorder, alpha: f32, x: &Tensor, y: &Tensor) -> Result<()> {
+    elementwise("axpy", x, y)?;
+    let p = TensorParams {
+        len: y.numel() as u32,
+        alpha,
+        ..Default::default()
+    };
+    launch(rec, "axpy", &p, x, x, y)
+}
+
+/// `y[i] = value` for every element.
+pub fn fill_into(rec: &mut Recorder, y: &Tensor, value: f32) -> Result<()> {
+    expect("fill", "output", y, y.shape, DType::F32)?;
+    let d = dummy(rec, DType::F32)?;
+    let p = TensorParams {
+        len: y.numel() as u32,
+        alpha: value,
+        ..Default::default()
+    };
+    launch(rec, "fill", &p, &d, &d, y)
+}
+
+/// `y = x` (same shapes, f32).
+pub fn copy_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
+    elementwise("copy", x, y)?;
+    let p = TensorParams {
+        len: y.numel() as u32,
+        ..Default::default()
+    };
+    launch(rec, "copy", &p, x, x, y)
+}
+
+pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx, x.shape, DType::F32)?;
+    copy_into(rec, x, &y)?;
+    Ok(y)
+}
+
+// ------------------------------------------------------------------ channel concat / split
+
+/// Shape of the channel concat of `xs` (equal N and spatial sizes, at least 2 inputs).
+pub fn concat_channels_out_shape(xs: &[Shape]) -> Result<Shape> {
+    let Some(first) = xs.first() else {
+        return Err(Error::shape("concat_channels", "no inputs"));
+    };
+    if xs.len() < 2 {
+        return Err(Error::shape(
+            "concat_channels",
+            format!("needs at least 2 inputs, got 1 ({first})"),
+        ));
+    }
+    let mut c = 0;
+    for s in xs {
+        if s.n() != first.n() || s.spatial() != first.spatial() || s.rank != first.rank {
+            return Err(Error::shape(
+                "concat_channels",
+                format!("inputs {first} and {s} differ outside the channel axis"),
+            ));
+        }
+        c += s.c();
+    }
+    Ok(first.with_c(c))
+}
+
+/// Which channels a `channel_block` dispatch moves: `count` channels from
+/// channel `src_off` of a `src_c`-channel tensor to channel `dst_off` of a `dst_c`-channel one.
+struct Block {
+    src_c: usize,
+    src_off: usize,
+    dst_c: usize,
+    dst_off: usize,
+    count: usize,
+}
+
+fn channel_block(rec: &mut Recorder, src: &Tensor, dst: &Tensor, b: Block) -> Result<()> {
+    let sp = dst.shape.spatial_numel();
+    let p = TensorParams {
+        len: (dst.shape.n() * b.count * sp) as u32,
+        c_src: b.src_c as u32,
+        c_dst: b.dst_c as u32,
+        c_blk: b.count as u32,
+        off_src: b.src_off as u32,
+        off_dst: b.dst_off as u32,
+        sp: sp as u32,
+        div_sp: magic(sp),
+        div_blk: magic(b.count),
+        ..Default::default()
+    };
+    launch(rec, "channel_block", &p, src, src, dst)
+}
+
+/// Concatenate `xs` along the channel axis into `y` (one dispatch per input).
+pub fn concat_channels_into(rec: &mut Recorder, xs: &[&Tensor], y: &Tensor) -> Result<()> {
+    let shapes: Vec<Shape> = xs.iter().map(|t| t.shape).collect();
+    let ys = concat_channels_out_shape(&shapes)?;
+    expect("concat_channels", "output", y, ys, DType::F32)?;
+    for (i, x) in xs.iter().enumerate() {
+        expect(
+            "concat_channels",
+            &format!("input {i}"),
+            x,
+            x.shape,
+            DType::F32,
+        )?;
+    }
+    distinct("concat_channels", xs, y)?;
+    let mut off = 0;
+    for x in xs {
+        channel_block(
+            rec,
+            x,
+            y,
+            Block {
+                src_c: x.shape.c(),
+                src_off: 0,
+                dst_c: ys.c(),
+                dst_off: off,
+                count: x.shape.c(),
+            },
+        )?;
+        off += x.shape.c();
+    }
+    Ok(())
+}
+
+pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
+    let shapes: Vec<Shape> = xs.iter().map(|t| t.shape).collect();
+    let y = Tensor::empty(rec.ctx, concat_channels_out_shape(&shapes)?, DType::F32)?;
+    concat_channels_into(rec, xs, &y)?;
+    Ok(y)
+}
+
+/// Split `dy` along the channel axis into `dxs` (the backward of the concat);
+/// the channel counts of `dxs` must add up to `dy`'s.
+pub fn split_channels_into(rec: &mut Recorder, dy: &Tensor, dxs: &[&Tensor]) -> Result<()> {
+    let shapes: Vec<Shape> = dxs.iter().map(|t| t.shape).collect();
+    let ys = concat_channels_out_shape(&shapes)?;
+    expect("split_channels", "input", dy, ys, DType::F32)?;
+    let mut off = 0;
+    for (i, dx) in dxs.iter().enumerate() {
+        expect(
+            "split_channels",
+            &format!("output {i}"),
+            dx,
+            dx.shape,
+            DType::F32,
+        )?;
+        distinct("split_channels", &[dy], dx)?;
+        channel_block(
+            rec,
+            dy,
+            dx,
+            Block {
+                src_c: ys.c(),
+                src_off: off,
+                dst_c: dx.shape.c(),
+                dst_off: 0,
+                count: dx.shape.c(),
+            },
+        )?;
+        off += dx.shape.c();
+    }
+    Ok(())
+}
+
+/// Split `dy` into tensors of `sizes` channels each.
+pub fn split_channels(rec: &mut Recorder, dy: &Tensor, sizes: &[usize]) -> Result<Vec<Tensor>> {
+    if sizes.iter().sum::<usize>() != dy.shape.c() || sizes.contains(&0) {
+        return Err(Error::shape(
+            "split_channels",
+            format!("channel sizes {sizes:?} do not split {}", dy.shape),
+        ));
+    }
+    let dxs: Vec<Tensor> = sizes
+        .iter()
+        .map(|&c| Tensor::empty(rec.ctx, dy.shape.with_c(c), DType::F32))
+        .collect::<Result<_>>()?;
+    let refs: Vec<&Tensor> = dxs.iter().collect();
+    split_channels_into(rec, dy, &refs)?;
+    Ok(dxs)
+}
+
+// ------------------------------------------------------------------ crop and pad
+
+fn shift_params(src: &Shape, dst: &Shape, off: [i64; 3]) -> TensorParams {
+    TensorParams {
+        len: dst.numel() as u32,
+        src: u3(src.spatial()),
+        src_sp: src.spatial_numel() as u32,
+        dst: u3(dst.spatial()),
+        dst_sp: dst.spatial_numel() as u32,
+        off: [off[0] as i32, off[1] as i32, off[2] as i32],
+        dec_w: magic(dst.w()),
+        dec_h: magic(dst.h()),
+        dec_d: magic(dst.d()),
+        ..Default::default()
+    }
+}
+
+fn signed(a: [usize; 3], sign: i64) -> [i64; 3] {
+    [a[0] as i64 * sign, a[1] as i64 * sign, a[2] as i64 * sign]
+}
+
+fn check_crop(op: &'static str, xs: &Shape, offset: [usize; 3], ys: &Shape) -> Result<()> {
+    let (i, o) = (xs.spatial(), ys.spatial());
+    if xs.n() != ys.n() || xs.c() != ys.c() || (0..3).any(|a| offset[a] + o[a] > i[a]) {
+        return Err(Error::shape(
+            op,
+            format!("a {ys} crop at offset {offset:?} does not fit in {xs}"),
+        ));
+    }
+    Ok(())
+}
+
+/// `y = x[.., off_d.., off_h.., off_w..]` with `y`'s size (`offset` is `[D, H, W]`, D = 0 in 2D).
+pub fn crop_into(rec: &mut Recorder, x: &Tensor, offset: [usize; 3], y: &Tensor) -> Result<()> {
+    check_crop("crop", &x.shape, offset, &y.shape)?;
+    elementwise_pair("crop", x, y)?;
+    let p = shift_params(&x.shape, &y.shape, signed(offset, 1));
+    launch(rec, "shift_copy", &p, x, x, y)
+}
+
+/// Crop `x` to spatial `size` at `offset`.
+pub fn crop(
+    rec: &mut Recorder,
+    x: &Tensor,
+    offset: [usize; 3],
+    size: [usize; 3],
+) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx, x.shape.with_spatial(size), DType::F32)?;
+    crop_into(rec, x, offset, &y)?;
+    Ok(y)
+}
+
+/// Crop `x` to spatial `size` at the centre (offset `floor((in - size)/2)`).
+pub fn center_crop(rec: &mut Recorder, x: &Tensor, size: [usize; 3]) -> Result<Tensor> {
+    let off = crate::shape::center_crop_offset(x.shape.spatial(), size).ok_or_else(|| {
+        Error::shape(
+            "crop",
+            format!("crop size {size:?} is larger than {}", x.shape),
+        )
+    })?;
+    crop(rec, x, off, size)
+}
+
+/// Backward of [`crop_into`]: `dx` is `dy` at `offset`, zero elsewhere.
+pub fn crop_grad_into(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    offset: [usize; 3],
+    dx: &Tensor,
+) -> Result<()> {
+    check_crop("crop_grad", &dx.shape, offset, &dy.shape)?;
+    elementwise_pair("crop_grad", dy, dx)?;
+    let p = shift_params(&dy.shape, &dx.shape, signed(offset, -1));
+    launch(rec, "shift_copy", &p, dy, dy, dx)
+}
+
+pub fn crop_grad(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    offset: [usize; 3],
+    x_shape: Shape,
+) -> Result<Tensor> {
+    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    crop_grad_into(rec, dy, offset, &dx)?;
+    Ok(dx)
+}
+
+/// f32 dtypes and separate buffers for a (source, destination) pair of any shapes.
+fn elementwise_pair(op: &'static str, src: &Tensor, dst: &Tensor) -> Result<()> {
+    expect(op, "input", src, src.shape, DType::F32)?;
+    expect(op, "output", dst, dst.shape, DType::F32)?;
+    distinct(op, &[src], dst)
+}
+
+/// Shape of `x` padded by `lo` / `hi` (`[D, H, W]`); reflect needs `lo, hi < size` per axis.
+pub fn pad_out_shape(x: &Shape, lo: [usize; 3], hi: [usize; 3], mode: PadMode) -> Result<Shape> {
+    let sp = x.spatial();
+    if !x.is_3d() && (lo[0] != 0 || hi[0] != 0) {
+        return Err(Error::shape(
+            "pad",
+            format!("a 2D input {x} cannot be padded along D ({lo:?}, {hi:?})"),
+        ));
+    }
+    if mode == PadMode::Reflect && (0..3).any(|a| lo[a] >= sp[a] || hi[a] >= sp[a]) {
+        return Err(Error::shape(
+            "pad",
+            format!("reflect padding {lo:?} / {hi:?} must be smaller than the input {x} per axis"),
+        ));
+    }
+    Ok(x.with_spatial(pad_out(sp, lo, hi)))
+}
+
+/// Pad `x` by `lo` before and `hi` after each spatial axis into `y`.
+pub fn pad_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    mode: PadMode,
+    y: &Tensor,
+) -> Result<()> {
+    let ys = pad_out_shape(&x.shape, lo, hi, mode)?;
+    expect("pad", "output", y, ys, DType::F32)?;
+    elementwise_pair("pad", x, y)?;
+    let p = shift_params(&x.shape, &ys, signed(lo, -1));
+    let entry = match mode {
+        PadMode::Zero => "shift_copy",
+        PadMode::Reflect => "reflect_fwd",
+    };
+    launch(rec, entry, &p, x, x, y)
+}
+
+pub fn pad(
+    rec: &mut Recorder,
+    x: &Tensor,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    mode: PadMode,
+) -> Result<Tensor> {
+    let y = Tensor::empty(rec.ctx, pad_out_shape(&x.shape, lo, hi, mode)?, DType::F32)?;
+    pad_into(rec, x, lo, hi, mode, &y)?;
+    Ok(y)
+}
+
+/// Backward of [`pad_into`] into `dx` (the input's shape): a crop for zero
+/// padding; for reflect padding each input sums every padded position reading it.
+pub fn pad_grad_into(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    mode: PadMode,
+    dx: &Tensor,
+) -> Result<()> {
+    let ys = pad_out_shape(&dx.shape, lo, hi, mode)?;
+    expect("pad_grad", "grad_output", dy, ys, DType::F32)?;
+    elementwise_pair("pad_grad", dy, dx)?;
+    let p = shift_params(&ys, &dx.shape, signed(lo, 1));
+    let entry = match mode {
+        PadMode::Zero => "shift_copy",
+        PadMode::Reflect => "reflect_bwd",
+    };
+    launch(rec, entry, &p, dy, dy, dx)
+}
+
+pub fn pad_grad(
+    rec: &mut Recorder,
+    dy: &Tensor,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    mode: PadMode,
+    x_shape: Shape,
+) -> Result<Tensor> {
+    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    pad_grad_into(rec, dy, lo, hi, mode, &dx)?;
+    Ok(dx)
+}
