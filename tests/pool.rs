@@ -138,7 +138,7 @@ fn reference_max_unpool_grad_matches_finite_differences() {
 fn reference_ties_pick_first_and_padding_is_minus_infinity() {
     // Constant input: every window's argmax is its first real element.
     let xs = Shape::new4(1, 1, 5, 5);
-    let (y, ind, ys) = r::max_pool(&vec![-2.0; 25], &xs, &w2([3, 3], [2, 2], [1, 1]));
+    let (y, ind, ys) = r::max_pool(&[-2.0; 25], &xs, &w2([3, 3], [2, 2], [1, 1]));
     assert_eq!(ys, Shape::new4(1, 1, 3, 3));
     assert!(y.iter().all(|&v| v == -2.0), "{y:?}");
     assert_eq!(ind, vec![0, 1, 3, 5, 6, 8, 15, 16, 18]);

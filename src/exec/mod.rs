@@ -1,7 +1,9 @@
-//! Execution planning: schedule, liveness and memory plan ([`plan`]). The
-//! GPU executor builds on these; nothing here touches wgpu.
+//! Execution: schedule, liveness and memory plan ([`plan`], no wgpu types),
+//! the graph-op -> kernel table ([`dispatch`]) and the GPU executor ([`run`]).
 
+pub mod dispatch;
 pub mod plan;
+pub mod run;
 
 #[cfg(test)]
 mod tests;
@@ -10,3 +12,4 @@ pub use plan::{
     check_binding_limits, fmt_bytes, liveness, plan, schedule, Interval, MemoryReport, Placement,
     Plan, PlanOptions, Strategy,
 };
+pub use run::{ExecOptions, Executor};
