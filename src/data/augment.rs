@@ -349,25 +349,39 @@ impl SpatialTransform {
     ) {
         let d = src.dims;
         self.for_each(out_dims, offset, |i, s| {
-            let z = super::reflect_index((s[0] + 0.5).floor() as isize, d[0]);
-            let y = super::reflect_index((s[1] + 0.5).floor() as isize, d[1]);
-            let x = super::reflect_index((s[2] + 0.5).floor() as isize, d[2]);
+            let z = super::reflect_index(floor_i(s[0] + 0.5), d[0]);
+            let y = super::reflect_index(floor_i(s[1] + 0.5), d[1]);
+            let x = super::reflect_index(floor_i(s[2] + 0.5), d[2]);
             out[i] = src.data[(z * d[1] + y) * d[2] + x];
         });
     }
+}
+
+/// `floor(v)` as an integer without a libm call (`f32::floor` is not inlined
+/// on baseline x86-64); saturates for huge values, 0 for NaN.
+#[inline(always)]
+fn floor_i(v: f32) -> isize {
+    let i = v as isize;
+    i - ((i as f32) > v) as isize
 }
 
 /// (Tri)linear sample of `src` at continuous position `s` with mirrored borders.
 #[inline]
 pub fn sample_linear(src: &Volume, s: [f32; 3]) -> f32 {
     let d = src.dims;
-    let (y0f, x0f) = (s[1].floor(), s[2].floor());
-    let (fy, fx) = (s[1] - y0f, s[2] - x0f);
-    let (y0, x0) = (y0f as isize, x0f as isize);
-    let ya = super::reflect_index(y0, d[1]);
-    let yb = super::reflect_index(y0 + 1, d[1]);
-    let xa = super::reflect_index(x0, d[2]);
-    let xb = super::reflect_index(x0 + 1, d[2]);
+    let (y0, x0) = (floor_i(s[1]), floor_i(s[2]));
+    let (fy, fx) = (s[1] - y0 as f32, s[2] - x0 as f32);
+    let inside = |i: isize, n: usize| i >= 0 && i + 1 < n as isize;
+    let (ya, yb, xa, xb) = if inside(y0, d[1]) && inside(x0, d[2]) {
+        (y0 as usize, y0 as usize + 1, x0 as usize, x0 as usize + 1)
+    } else {
+        (
+            super::reflect_index(y0, d[1]),
+            super::reflect_index(y0 + 1, d[1]),
+            super::reflect_index(x0, d[2]),
+            super::reflect_index(x0 + 1, d[2]),
+        )
+    };
     let plane = |z: usize| -> f32 {
         let base = z * d[1];
         let r0 = (base + ya) * d[2];
@@ -379,13 +393,13 @@ pub fn sample_linear(src: &Volume, s: [f32; 3]) -> f32 {
     if d[0] == 1 {
         return plane(0);
     }
-    let z0f = s[0].floor();
-    let fz = s[0] - z0f;
-    let za = super::reflect_index(z0f as isize, d[0]);
+    let z0 = floor_i(s[0]);
+    let fz = s[0] - z0 as f32;
+    let za = super::reflect_index(z0, d[0]);
     if fz == 0.0 {
         return plane(za);
     }
-    let zb = super::reflect_index(z0f as isize + 1, d[0]);
+    let zb = super::reflect_index(z0 + 1, d[0]);
     let a = plane(za);
     a + fz * (plane(zb) - a)
 }

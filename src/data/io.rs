@@ -507,7 +507,8 @@ pub fn write_png_gray8(path: &Path, img: &Array3<u8>) -> Result<()> {
 /// Write a 16-bit gray PNG (`dims[0]` must be 1).
 pub fn write_png_gray16(path: &Path, img: &Array3<u16>) -> Result<()> {
     check_2d(path, img)?;
-    let bytes: Vec<u8> = img.data.iter().flat_map(|v| v.to_be_bytes()).collect();
+    // the image crate takes 16-bit samples in native byte order (it writes PNG big-endian itself)
+    let bytes: Vec<u8> = img.data.iter().flat_map(|v| v.to_ne_bytes()).collect();
     write_png_raw(
         path,
         img.dims[2],

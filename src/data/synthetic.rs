@@ -212,12 +212,12 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
         }
     }
     // dark round organelles well inside cells (unlabelled: still class 0)
-    let n_org = (h * w) / 350;
+    let n_org = (h * w) / 180;
     for _ in 0..n_org {
         let cy = rng.random::<f32>() * h as f32;
         let cx = rng.random::<f32>() * w as f32;
-        let r = 1.5 + 2.0 * rng.random::<f32>();
-        let dark = 0.25 + 0.15 * rng.random::<f32>();
+        let r = 1.5 + 3.0 * rng.random::<f32>();
+        let dark = 0.15 + 0.2 * rng.random::<f32>();
         let ci = (cy as usize).min(h - 1) * w + (cx as usize).min(w - 1);
         if bdist[ci] < r + 2.5 {
             continue;
@@ -242,7 +242,7 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
     }
     gaussian_blur(&mut img, [0.0, 1.0, 1.0]);
     for v in &mut img.data {
-        *v += 0.04 * normal(&mut rng);
+        *v += 0.05 * normal(&mut rng);
     }
     // instances: cell pixels by owner seed, ids compacted to 1..n in scan order
     let mut map = vec![0i32; n_seeds];
