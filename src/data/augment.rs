@@ -567,6 +567,70 @@ mod tests {
     }
 
     #[test]
+    fn trilinear_is_exact_on_linear_functions_and_mirrors() {
+        let f = |z: f32, y: f32, x: f32| 3.0 * z + 2.0 * y + x;
+        let d = [4, 5, 6];
+        let src = ramp(d).map(|&i| {
+            let i = i as usize;
+            f((i / 30) as f32, ((i / 6) % 5) as f32, (i % 6) as f32)
+        });
+        for p in [[0.5, 1.25, 2.75], [2.9, 3.99, 0.01], [1.0, 0.5, 4.5]] {
+            assert!(
+                (sample_linear(&src, p) - f(p[0], p[1], p[2])).abs() < 1e-4,
+                "{p:?}"
+            );
+        }
+        // mirrored: position -0.5 along z reads like +0.5
+        let a = sample_linear(&src, [-0.5, 1.0, 2.0]);
+        assert!((a - f(0.5, 1.0, 2.0)).abs() < 1e-4);
+        // past the end (z = 3.5 of 0..=3) reads like 2.5
+        let b = sample_linear(&src, [3.5, 1.0, 2.0]);
+        assert!((b - f(2.5, 1.0, 2.0)).abs() < 1e-4);
+    }
+
+    #[test]
+    fn elastic_3d_moves_z_unless_in_plane() {
+        let dims = [9, 11, 10];
+        let mut rng = rng_for(3, 3);
+        let full = DisplacementField::random(&mut rng, dims, &ElasticOptions::default());
+        assert!(
+            full.coarse.iter().any(|d| d[0].abs() > 0.5),
+            "z displacements drawn"
+        );
+        assert_eq!(full.coarse.len(), 27);
+        let plane = DisplacementField::random(
+            &mut rng,
+            dims,
+            &ElasticOptions {
+                in_plane: true,
+                ..Default::default()
+            },
+        );
+        assert!(
+            plane.coarse.iter().all(|d| d[0] == 0.0) && plane.coarse.iter().any(|d| d[1] != 0.0)
+        );
+        // a constant z shift of 1.5 applied to a z ramp: every voxel reads z + 1.5
+        // (mirrored past the last section)
+        let src = ramp(dims).map(|&i| (i as usize / 110) as f32);
+        let shift = DisplacementField::from_coarse(dims, [3, 3, 3], vec![[1.5, 0.0, 0.0]; 27]);
+        let t = SpatialTransform {
+            field: Some(shift),
+            ..SpatialTransform::crop([4.0, 5.0, 4.5], dims)
+        };
+        let mut out = vec![0.0; 990];
+        t.warp_linear(&src, dims, [0; 3], &mut out);
+        for z in 0..9 {
+            let zs = z as f32 + 1.5;
+            let want = if zs <= 8.0 { zs } else { 16.0 - zs };
+            assert!(
+                (out[z * 110 + 37] - want).abs() < 1e-4,
+                "z {z}: {} vs {want}",
+                out[z * 110 + 37]
+            );
+        }
+    }
+
+    #[test]
     fn intensity_jitter_ranges() {
         let opts = IntensityOptions {
             gamma_prob: 0.0,

@@ -112,6 +112,12 @@ impl Sampler {
         let mut fg = Vec::with_capacity(data.samples.len());
         for s in &data.samples {
             let d = s.image.dims;
+            if numel(d) > u32::MAX as usize {
+                return Err(Error::shape(
+                    op,
+                    format!("{}: {:?} has more than 2^32 voxels", s.name, d),
+                ));
+            }
             if s.labels.dims != d
                 || s.image.data.len() != numel(d)
                 || s.labels.data.len() != numel(d)
