@@ -627,6 +627,12 @@ fn overlap_tile_inference_reproduces_identity() {
         acc.add(&plan.tiles[0], &[0.0; 5]).is_err(),
         "wrong tile size"
     );
+    let mut foreign = plan.tiles[0].clone();
+    foreign.out_origin = [0, 36, 0];
+    assert!(
+        acc.add(&foreign, &[0.0; 96]).is_err(),
+        "tile from another plan"
+    );
     let other: Volume = ramp([5, 37, 30], |_| 0.0);
     assert!(plan.extract(&other, &plan.tiles[0]).is_err());
 }

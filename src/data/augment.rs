@@ -20,6 +20,7 @@
 
 use super::synthetic::normal;
 use super::{Array3, LabelVolume, Volume};
+use crate::error::{Error, Result};
 use rand::Rng;
 
 /// Elastic deformation parameters.
@@ -166,17 +167,26 @@ impl DisplacementField {
                 [if no_z { 0.0 } else { z }, y, x]
             })
             .collect();
-        Self::from_coarse(dims, grid, coarse)
+        Self::build(dims, grid, coarse)
     }
 
-    /// A field with given control-point displacements (`grid[a]` points per
-    /// axis, (gz, gy, gx) order). Panics if `coarse.len()` does not match `grid`.
-    pub fn from_coarse(dims: [usize; 3], grid: [usize; 3], coarse: Vec<[f32; 3]>) -> Self {
-        assert_eq!(
-            coarse.len(),
-            grid[0] * grid[1] * grid[2],
-            "coarse grid size"
-        );
+    /// A field with given control-point displacements (`grid[a] >= 1` points
+    /// per axis, (gz, gy, gx) order, `coarse.len()` = product of `grid`).
+    pub fn from_coarse(dims: [usize; 3], grid: [usize; 3], coarse: Vec<[f32; 3]>) -> Result<Self> {
+        if grid.contains(&0) || dims.contains(&0) || coarse.len() != grid.iter().product::<usize>()
+        {
+            return Err(Error::shape(
+                "DisplacementField::from_coarse",
+                format!(
+                    "{} displacements for grid {grid:?} over dims {dims:?}",
+                    coarse.len()
+                ),
+            ));
+        }
+        Ok(Self::build(dims, grid, coarse))
+    }
+
+    fn build(dims: [usize; 3], grid: [usize; 3], coarse: Vec<[f32; 3]>) -> Self {
         let weights = std::array::from_fn(|a| cubic_weights(dims[a], grid[a]));
         DisplacementField {
             dims,
@@ -327,9 +337,55 @@ impl SpatialTransform {
         }
     }
 
-    /// Resample `src` (linear, mirrored) on `out_dims` at `offset` in the
-    /// patch frame into `out` (length `out_dims` product).
+    fn check<T>(
+        &self,
+        op: &'static str,
+        src: &Array3<T>,
+        out_dims: [usize; 3],
+        offset: [usize; 3],
+        out_len: usize,
+    ) -> Result<()> {
+        let fits = (0..3).all(|a| offset[a] + out_dims[a] <= self.dims[a]);
+        if src.data.is_empty()
+            || src.data.len() != super::numel(src.dims)
+            || !fits
+            || out_len != super::numel(out_dims)
+        {
+            return Err(Error::shape(
+                op,
+                format!(
+                    "source {:?} ({} values), output {out_dims:?} at {offset:?} ({out_len} values) in a patch of {:?}",
+                    src.dims,
+                    src.data.len(),
+                    self.dims
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Resample `src` (linear, mirrored) on a grid of `out_dims` placed at
+    /// `offset` inside the patch frame (`offset + out_dims <= dims`) into
+    /// `out` (length `out_dims` product).
     pub fn warp_linear(
+        &self,
+        src: &Volume,
+        out_dims: [usize; 3],
+        offset: [usize; 3],
+        out: &mut [f32],
+    ) -> Result<()> {
+        self.check(
+            "SpatialTransform::warp_linear",
+            src,
+            out_dims,
+            offset,
+            out.len(),
+        )?;
+        self.warp_linear_unchecked(src, out_dims, offset, out);
+        Ok(())
+    }
+
+    pub(crate) fn warp_linear_unchecked(
         &self,
         src: &Volume,
         out_dims: [usize; 3],
@@ -339,8 +395,26 @@ impl SpatialTransform {
         self.for_each(out_dims, offset, |i, s| out[i] = sample_linear(src, s));
     }
 
-    /// Resample labels (nearest neighbour, mirrored).
+    /// Resample labels (nearest neighbour, mirrored); see [`Self::warp_linear`].
     pub fn warp_nearest(
+        &self,
+        src: &LabelVolume,
+        out_dims: [usize; 3],
+        offset: [usize; 3],
+        out: &mut [i32],
+    ) -> Result<()> {
+        self.check(
+            "SpatialTransform::warp_nearest",
+            src,
+            out_dims,
+            offset,
+            out.len(),
+        )?;
+        self.warp_nearest_unchecked(src, out_dims, offset, out);
+        Ok(())
+    }
+
+    pub(crate) fn warp_nearest_unchecked(
         &self,
         src: &LabelVolume,
         out_dims: [usize; 3],
@@ -431,8 +505,18 @@ pub fn jitter_intensity(rng: &mut impl Rng, patch: &mut [f32], opts: &IntensityO
 
 /// A plain crop of `arr` with mirrored borders (no augmentation): the box
 /// starting at `origin` (may be negative or beyond the array) of `size`.
-pub fn crop_reflect<T: Copy>(arr: &Array3<T>, origin: [isize; 3], size: [usize; 3]) -> Array3<T> {
+pub fn crop_reflect<T: Copy>(
+    arr: &Array3<T>,
+    origin: [isize; 3],
+    size: [usize; 3],
+) -> Result<Array3<T>> {
     let d = arr.dims;
+    if arr.data.is_empty() || arr.data.len() != super::numel(d) {
+        return Err(Error::shape(
+            "crop_reflect",
+            format!("source {:?} with {} values", d, arr.data.len()),
+        ));
+    }
     let mut data = Vec::with_capacity(size[0] * size[1] * size[2]);
     let xs: Vec<usize> = (0..size[2])
         .map(|x| super::reflect_index(origin[2] + x as isize, d[2]))
@@ -445,7 +529,7 @@ pub fn crop_reflect<T: Copy>(arr: &Array3<T>, origin: [isize; 3], size: [usize; 
             data.extend(xs.iter().map(|&x| arr.data[row + x]));
         }
     }
-    Array3 { data, dims: size }
+    Ok(Array3 { data, dims: size })
 }
 
 #[cfg(test)]
@@ -475,10 +559,12 @@ mod tests {
     fn field_reproduces_control_points_and_constants() {
         let grid = [1, 3, 3];
         let coarse: Vec<[f32; 3]> = (0..9).map(|i| [0.0, i as f32, -(i as f32)]).collect();
-        let f = DisplacementField::from_coarse([1, 9, 5], grid, coarse);
+        let f = DisplacementField::from_coarse([1, 9, 5], grid, coarse).unwrap();
         assert_eq!(f.at(0, 4, 2), [0.0, 4.0, -4.0]);
         assert_eq!(f.at(0, 8, 4), [0.0, 8.0, -8.0]);
-        let c = DisplacementField::from_coarse([4, 7, 6], [3, 3, 3], vec![[1.5, -2.0, 0.25]; 27]);
+        let c = DisplacementField::from_coarse([4, 7, 6], [3, 3, 3], vec![[1.5, -2.0, 0.25]; 27])
+            .unwrap();
+        assert!(DisplacementField::from_coarse([4, 7, 6], [3, 3, 3], vec![[0.0; 3]; 26]).is_err());
         let v = c.at(2, 3, 5);
         assert!(
             (v[0] - 1.5).abs() < 1e-6 && (v[1] + 2.0).abs() < 1e-6 && (v[2] - 0.25).abs() < 1e-6
@@ -490,13 +576,21 @@ mod tests {
         let src = ramp([3, 7, 9]);
         let t = SpatialTransform::crop([1.0, 3.0, 4.0], [3, 7, 9]);
         let mut out = vec![0.0; src.len()];
-        t.warp_linear(&src, [3, 7, 9], [0; 3], &mut out);
+        t.warp_linear(&src, [3, 7, 9], [0; 3], &mut out).unwrap();
         assert_eq!(out, src.data);
         // offset window and mirrored border vs crop_reflect
         let t = SpatialTransform::crop([0.5, 1.5, 0.0], [2, 6, 5]);
         let mut out = vec![0.0; 2 * 6 * 5];
-        t.warp_linear(&src, [2, 6, 5], [0; 3], &mut out);
-        let want = crop_reflect(&src, [0, -1, -2], [2, 6, 5]);
+        t.warp_linear(&src, [2, 6, 5], [0; 3], &mut out).unwrap();
+        let want = crop_reflect(&src, [0, -1, -2], [2, 6, 5]).unwrap();
+        assert!(
+            t.warp_linear(&src, [2, 6, 5], [0, 1, 0], &mut out).is_err(),
+            "window past the patch"
+        );
+        assert!(
+            t.warp_linear(&src, [2, 6, 4], [0; 3], &mut out).is_err(),
+            "output length"
+        );
         assert_eq!(out, want.data);
     }
 
@@ -513,12 +607,13 @@ mod tests {
             let mut rng = rng_for(seed, 0);
             let t = SpatialTransform::random(&mut rng, [0.0, 2.5, 2.5], [1, 6, 6], &opts);
             let mut out = vec![0.0; 36];
-            t.warp_linear(&src, [1, 6, 6], [0; 3], &mut out);
+            t.warp_linear(&src, [1, 6, 6], [0; 3], &mut out).unwrap();
             let mut sorted = out.clone();
             sorted.sort_by(|a, b| a.total_cmp(b));
             assert_eq!(sorted, src.data, "seed {seed}");
             let mut lab = vec![0; 36];
-            t.warp_nearest(&src.map(|&v| v as i32), [1, 6, 6], [0; 3], &mut lab);
+            t.warp_nearest(&src.map(|&v| v as i32), [1, 6, 6], [0; 3], &mut lab)
+                .unwrap();
             assert_eq!(lab.iter().map(|&v| v as f32).collect::<Vec<_>>(), out);
         }
     }
@@ -545,9 +640,11 @@ mod tests {
         assert!(t.field.is_some());
         let (mut oi, mut ol) = (vec![0.0; 30 * 30], vec![0; 30 * 30]);
         let mut full = vec![0.0; 1600];
-        t.warp_linear(&img, [1, 40, 40], [0; 3], &mut full);
-        t.warp_nearest(&lab, [1, 30, 30], [0, 5, 5], &mut ol);
-        t.warp_linear(&img, [1, 30, 30], [0, 5, 5], &mut oi);
+        t.warp_linear(&img, [1, 40, 40], [0; 3], &mut full).unwrap();
+        t.warp_nearest(&lab, [1, 30, 30], [0, 5, 5], &mut ol)
+            .unwrap();
+        t.warp_linear(&img, [1, 30, 30], [0, 5, 5], &mut oi)
+            .unwrap();
         let mut moved = false;
         for y in 0..30 {
             for x in 0..30 {
@@ -612,13 +709,14 @@ mod tests {
         // a constant z shift of 1.5 applied to a z ramp: every voxel reads z + 1.5
         // (mirrored past the last section)
         let src = ramp(dims).map(|&i| (i as usize / 110) as f32);
-        let shift = DisplacementField::from_coarse(dims, [3, 3, 3], vec![[1.5, 0.0, 0.0]; 27]);
+        let shift =
+            DisplacementField::from_coarse(dims, [3, 3, 3], vec![[1.5, 0.0, 0.0]; 27]).unwrap();
         let t = SpatialTransform {
             field: Some(shift),
             ..SpatialTransform::crop([4.0, 5.0, 4.5], dims)
         };
         let mut out = vec![0.0; 990];
-        t.warp_linear(&src, dims, [0; 3], &mut out);
+        t.warp_linear(&src, dims, [0; 3], &mut out).unwrap();
         for z in 0..9 {
             let zs = z as f32 + 1.5;
             let want = if zs <= 8.0 { zs } else { 16.0 - zs };

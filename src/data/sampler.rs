@@ -244,10 +244,10 @@ impl Sampler {
             std::array::from_fn(|a| origin[a] as f32 + (p[a] as f32 - 1.0) * 0.5);
         let id = self.opts.input_dims();
         let t = SpatialTransform::random(&mut rng, centre, id, &self.opts.augment);
-        t.warp_linear(&s.image, id, [0; 3], img);
-        t.warp_nearest(&s.labels, p, self.opts.margin, lab);
+        t.warp_linear_unchecked(&s.image, id, [0; 3], img);
+        t.warp_nearest_unchecked(&s.labels, p, self.opts.margin, lab);
         if let (Some(w), Some(sw)) = (w, &s.weights) {
-            t.warp_linear(sw, p, self.opts.margin, w);
+            t.warp_linear_unchecked(sw, p, self.opts.margin, w);
         }
         if let Some(io) = &self.opts.augment.intensity {
             jitter_intensity(&mut rng, img, io);

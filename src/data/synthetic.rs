@@ -93,7 +93,18 @@ impl ValueNoise {
 }
 
 /// Separable Gaussian blur with per-axis sigma (0 = skip that axis), reflect boundary.
-pub fn gaussian_blur(img: &mut Volume, sigma: [f32; 3]) {
+pub fn gaussian_blur(img: &mut Volume, sigma: [f32; 3]) -> Result<()> {
+    if img.data.len() != numel(img.dims) {
+        return Err(Error::shape(
+            "gaussian_blur",
+            format!("{} values for dims {:?}", img.data.len(), img.dims),
+        ));
+    }
+    blur(img, sigma);
+    Ok(())
+}
+
+fn blur(img: &mut Volume, sigma: [f32; 3]) {
     let dims = img.dims;
     let strides = [dims[1] * dims[2], dims[2], 1];
     let mut line = Vec::new();
@@ -240,7 +251,7 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
             }
         }
     }
-    gaussian_blur(&mut img, [0.0, 1.0, 1.0]);
+    blur(&mut img, [0.0, 1.0, 1.0]);
     for v in &mut img.data {
         *v += 0.05 * normal(&mut rng);
     }
@@ -346,7 +357,7 @@ pub fn nuclei_3d(seed: u64, dims: [usize; 3]) -> SyntheticSample {
         }
     }
     let zs = if d > 1 { 1.0 } else { 0.0 };
-    gaussian_blur(&mut img, [zs, 1.0, 1.0]);
+    blur(&mut img, [zs, 1.0, 1.0]);
     for v in &mut img.data {
         *v += 0.04 * normal(&mut rng);
     }
@@ -446,7 +457,7 @@ mod tests {
     #[test]
     fn blur_preserves_constant_and_mass() {
         let mut c = Array3::filled([3, 5, 6], 2.0f32);
-        gaussian_blur(&mut c, [1.0, 1.0, 1.0]);
+        gaussian_blur(&mut c, [1.0, 1.0, 1.0]).unwrap();
         assert!(c.data.iter().all(|v| (v - 2.0).abs() < 1e-5));
     }
 

@@ -145,7 +145,7 @@ impl TilePlan {
                 ),
             ));
         }
-        Ok(crop_reflect(image, tile.in_origin, self.in_tile).data)
+        Ok(crop_reflect(image, tile.in_origin, self.in_tile)?.data)
     }
 }
 
@@ -234,6 +234,18 @@ impl Accumulator {
         }
         let d = self.plan.image_dims;
         let n = numel(d);
+        let fits = (0..3).all(|a| {
+            tile.out_origin[a] < d[a]
+                && tile.own_lo[a] <= tile.own_hi[a]
+                && tile.own_hi[a] <= ot[a]
+                && tile.out_origin[a] + tile.own_hi[a] <= d[a]
+        });
+        if !fits {
+            return Err(Error::shape(
+                "Accumulator::add",
+                format!("tile {tile:?} does not belong to a plan for {d:?} with tiles {ot:?}"),
+            ));
+        }
         let (lo, hi) = match self.blend {
             Blend::None => (tile.own_lo, tile.own_hi),
             Blend::Gaussian => (

@@ -62,11 +62,25 @@ impl WeightMapOptions {
 /// 6 in 3D) or, with `full`, also edges and corners (8 / 26).
 pub fn instances_of_class(labels: &LabelVolume, class: i32, full: bool) -> LabelVolume {
     let mask: Vec<bool> = labels.data.iter().map(|&l| l == class).collect();
-    connected_components(&mask, labels.dims, full).0
+    components(&mask, labels.dims, full).0
 }
 
 /// Connected components of `mask` (dims `z, y, x`); returns the ids and their count.
-pub fn connected_components(mask: &[bool], dims: [usize; 3], full: bool) -> (LabelVolume, usize) {
+pub fn connected_components(
+    mask: &[bool],
+    dims: [usize; 3],
+    full: bool,
+) -> Result<(LabelVolume, usize)> {
+    if mask.len() != numel(dims) {
+        return Err(Error::shape(
+            "connected_components",
+            format!("{} voxels for dims {dims:?}", mask.len()),
+        ));
+    }
+    Ok(components(mask, dims, full))
+}
+
+fn components(mask: &[bool], dims: [usize; 3], full: bool) -> (LabelVolume, usize) {
     let [d, h, w] = dims;
     let mut out = vec![0i32; numel(dims)];
     let mut offsets: Vec<[isize; 3]> = Vec::new();
@@ -82,7 +96,7 @@ pub fn connected_components(mask: &[bool], dims: [usize; 3], full: bool) -> (Lab
     }
     let mut next = 0i32;
     let mut stack = Vec::new();
-    for start in 0..out.len().min(mask.len()) {
+    for start in 0..out.len() {
         if !mask[start] || out[start] != 0 {
             continue;
         }
@@ -164,13 +178,19 @@ fn edt_1d(f: &[f64], s: f64, d: &mut [f64], v: &mut [usize], z: &mut [f64]) {
 
 /// Exact squared Euclidean distance from every voxel to the nearest `true`
 /// voxel of `feature` (dims `z, y, x`, spacing `z, y, x`); +inf if there is none.
-pub fn edt_sq(feature: &[bool], dims: [usize; 3], spacing: [f32; 3]) -> Vec<f32> {
+pub fn edt_sq(feature: &[bool], dims: [usize; 3], spacing: [f32; 3]) -> Result<Vec<f32>> {
+    if feature.len() != numel(dims) {
+        return Err(Error::shape(
+            "edt_sq",
+            format!("{} voxels for dims {dims:?}", feature.len()),
+        ));
+    }
     let mut g: Vec<f64> = feature
         .iter()
         .map(|&b| if b { 0.0 } else { f64::INFINITY })
         .collect();
     edt_sq_inplace(&mut g, dims, spacing);
-    g.into_iter().map(|v| v as f32).collect()
+    Ok(g.into_iter().map(|v| v as f32).collect())
 }
 
 /// Separable transform along x, then y, then z, in place on `g`.
@@ -399,7 +419,7 @@ mod tests {
                     s.is_multiple_of(11)
                 })
                 .collect();
-            let got = edt_sq(&feature, dims, sp);
+            let got = edt_sq(&feature, dims, sp).unwrap();
             let want = brute_edt(&feature, dims, sp);
             for i in 0..n {
                 assert!(
@@ -412,6 +432,7 @@ mod tests {
             }
         }
         assert!(edt_sq(&[false; 6], [1, 2, 3], [1.0; 3])
+            .unwrap()
             .iter()
             .all(|v| v.is_infinite()));
     }
@@ -420,10 +441,12 @@ mod tests {
     fn components_4_vs_8() {
         // diagonal touch: two components with 4-connectivity, one with 8
         let mask = [true, false, false, true];
-        assert_eq!(connected_components(&mask, [1, 2, 2], false).1, 2);
-        assert_eq!(connected_components(&mask, [1, 2, 2], true).1, 1);
+        assert_eq!(connected_components(&mask, [1, 2, 2], false).unwrap().1, 2);
+        assert_eq!(connected_components(&mask, [1, 2, 2], true).unwrap().1, 1);
         // 3D: stacked voxels connect through z
-        let (ids, n) = connected_components(&[true, false, true, false], [2, 1, 2], false);
+        let (ids, n) = connected_components(&[true, false, true, false], [2, 1, 2], false).unwrap();
+        assert!(connected_components(&[true], [1, 1, 2], false).is_err());
+        assert!(edt_sq(&[true], [1, 1, 2], [1.0; 3]).is_err());
         assert_eq!(n, 1);
         assert_eq!(ids.data, vec![1, 0, 1, 0]);
     }
