@@ -5,6 +5,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod data;
 pub mod error;
 pub mod exec;
 pub mod fsutil;
