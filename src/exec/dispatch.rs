@@ -51,51 +51,116 @@ pub fn encode_node<'t>(
     let o = |k: usize| t(node.outputs[k]);
     let opt_in = |k: usize| node.inputs.get(k).map(|v| t(*v));
     match &node.op {
-        Op::Conv(a) => conv::conv_into(rec, i(0), i(1), if a.bias { opt_in(2) } else { None }, &a.window, o(0), Auto),
-        Op::ConvTranspose(a) => {
-            conv::conv_transpose_into(rec, i(0), i(1), if a.bias { opt_in(2) } else { None }, &a.window, o(0), Auto)
-        }
+        Op::Conv(a) => conv::conv_into(
+            rec,
+            i(0),
+            i(1),
+            if a.bias { opt_in(2) } else { None },
+            &a.window,
+            o(0),
+            Auto,
+        ),
+        Op::ConvTranspose(a) => conv::conv_transpose_into(
+            rec,
+            i(0),
+            i(1),
+            if a.bias { opt_in(2) } else { None },
+            &a.window,
+            o(0),
+            Auto,
+        ),
         Op::ConvGradInput(a) => conv::conv_grad_input_into(rec, i(0), i(1), &a.window, o(0), Auto),
-        Op::ConvGradWeight(a) => conv::conv_grad_weight_into(rec, i(0), i(1), &a.window, o(0), Auto),
+        Op::ConvGradWeight(a) => {
+            conv::conv_grad_weight_into(rec, i(0), i(1), &a.window, o(0), Auto)
+        }
         Op::BiasGrad => reduce::channel_sum_into(rec, i(0), o(0), false),
-        Op::ConvTransposeGradInput(a) => conv::conv_transpose_grad_input_into(rec, i(0), i(1), &a.window, o(0), Auto),
-        Op::ConvTransposeGradWeight(a) => conv::conv_transpose_grad_weight_into(rec, i(0), i(1), &a.window, o(0), Auto),
+        Op::ConvTransposeGradInput(a) => {
+            conv::conv_transpose_grad_input_into(rec, i(0), i(1), &a.window, o(0), Auto)
+        }
+        Op::ConvTransposeGradWeight(a) => {
+            conv::conv_transpose_grad_weight_into(rec, i(0), i(1), &a.window, o(0), Auto)
+        }
         Op::MaxPool(a) => pool::max_pool_into(rec, i(0), &a.window, o(0), o(1)),
         Op::MaxPoolGrad(a) => pool::max_pool_grad_into(rec, i(0), i(1), &a.window, o(0)),
         Op::AvgPool(a) => pool::avg_pool_into(rec, i(0), &a.window, a.count_include_pad, o(0)),
-        Op::AvgPoolGrad(a) => pool::avg_pool_grad_into(rec, i(0), &a.pool.window, a.pool.count_include_pad, o(0)),
+        Op::AvgPoolGrad(a) => {
+            pool::avg_pool_grad_into(rec, i(0), &a.pool.window, a.pool.count_include_pad, o(0))
+        }
         Op::MaxUnpool(_) => pool::max_unpool_into(rec, i(0), i(1), o(0)),
         Op::MaxUnpoolGrad => pool::max_unpool_grad_into(rec, i(0), i(1), o(0)),
-        Op::BatchNorm(a) if a.training => {
-            norm::batch_norm_train_into(rec, i(0), i(1), i(2), i(3), i(4), a.momentum, a.eps, o(0), o(1), o(2))
-        }
+        Op::BatchNorm(a) if a.training => norm::batch_norm_train_into(
+            rec,
+            i(0),
+            i(1),
+            i(2),
+            i(3),
+            i(4),
+            a.momentum,
+            a.eps,
+            o(0),
+            o(1),
+            o(2),
+        ),
         Op::BatchNorm(a) => {
             // Eval mode: the saved statistics are only needed by a backward through
             // eval-mode batch norm, which training graphs never contain.
             let cons = g.consumers();
             if node.outputs[1..].iter().any(|v| !cons[v.0].is_empty()) {
-                return Err(Error::unsupported("batch_norm", "backward through eval-mode batch norm"));
+                return Err(Error::unsupported(
+                    "batch_norm",
+                    "backward through eval-mode batch norm",
+                ));
             }
             norm::batch_norm_eval_into(rec, i(0), i(1), i(2), i(3), i(4), a.eps, o(0))
         }
-        Op::BatchNormGrad(a) if a.training => {
-            norm::batch_norm_train_backward_into(rec, i(1), i(0), i(2), i(3), i(4), o(0), o(1), o(2))
+        Op::BatchNormGrad(a) if a.training => norm::batch_norm_train_backward_into(
+            rec,
+            i(1),
+            i(0),
+            i(2),
+            i(3),
+            i(4),
+            o(0),
+            o(1),
+            o(2),
+        ),
+        Op::BatchNormGrad(_) => Err(Error::unsupported(
+            "batch_norm",
+            "backward through eval-mode batch norm",
+        )),
+        Op::InstanceNorm(a) => {
+            norm::instance_norm_into(rec, i(0), i(1), i(2), a.eps, o(0), o(1), o(2))
         }
-        Op::BatchNormGrad(_) => Err(Error::unsupported("batch_norm", "backward through eval-mode batch norm")),
-        Op::InstanceNorm(a) => norm::instance_norm_into(rec, i(0), i(1), i(2), a.eps, o(0), o(1), o(2)),
-        Op::InstanceNormGrad(_) => norm::instance_norm_backward_into(rec, i(1), i(0), i(2), i(3), i(4), o(0), o(1), o(2)),
-        Op::GroupNorm(a) => norm::group_norm_into(rec, i(0), a.groups, i(1), i(2), a.eps, o(0), o(1), o(2)),
-        Op::GroupNormGrad(a) => {
-            norm::group_norm_backward_into(rec, i(1), a.groups, i(0), i(2), i(3), i(4), o(0), o(1), o(2))
+        Op::InstanceNormGrad(_) => {
+            norm::instance_norm_backward_into(rec, i(1), i(0), i(2), i(3), i(4), o(0), o(1), o(2))
         }
+        Op::GroupNorm(a) => {
+            norm::group_norm_into(rec, i(0), a.groups, i(1), i(2), a.eps, o(0), o(1), o(2))
+        }
+        Op::GroupNormGrad(a) => norm::group_norm_backward_into(
+            rec,
+            i(1),
+            a.groups,
+            i(0),
+            i(2),
+            i(3),
+            i(4),
+            o(0),
+            o(1),
+            o(2),
+        ),
         Op::Relu => activation::relu_into(rec, i(0), o(0)),
         Op::ReluGrad => activation::relu_grad_into(rec, i(1), i(0), o(0)),
         Op::LeakyRelu(a) => activation::leaky_relu_into(rec, i(0), a.slope, o(0)),
         Op::LeakyReluGrad(a) => activation::leaky_relu_grad_into(rec, i(1), i(0), a.slope, o(0)),
         Op::Sigmoid => activation::sigmoid_into(rec, i(0), o(0)),
         Op::SigmoidGrad => activation::sigmoid_grad_into(rec, i(1), i(0), o(0)),
-        Op::Dropout(a) => activation::dropout_into(rec, i(0), a.p, dropout_seed(a.seed, sv.step), o(0)),
-        Op::DropoutGrad(a) => activation::dropout_grad_into(rec, i(0), a.p, dropout_seed(a.seed, sv.step), o(0)),
+        Op::Dropout(a) => {
+            activation::dropout_into(rec, i(0), a.p, dropout_seed(a.seed, sv.step), o(0))
+        }
+        Op::DropoutGrad(a) => {
+            activation::dropout_grad_into(rec, i(0), a.p, dropout_seed(a.seed, sv.step), o(0))
+        }
         Op::Concat => {
             let xs: Vec<&Tensor> = node.inputs.iter().map(|v| t(*v)).collect();
             tensor::concat_channels_into(rec, &xs, o(0))
@@ -112,7 +177,9 @@ pub fn encode_node<'t>(
         Op::Scale(a) => tensor::scale_into(rec, i(0), a.alpha, o(0)),
         Op::Zeros(_) => tensor::fill_into(rec, o(0), 0.0),
         Op::Upsample(a) => upsample::upsample_into(rec, i(0), a.factor, up_mode(a.mode), o(0)),
-        Op::UpsampleGrad(a) => upsample::upsample_grad_into(rec, i(0), a.factor, up_mode(a.mode), o(0)),
+        Op::UpsampleGrad(a) => {
+            upsample::upsample_grad_into(rec, i(0), a.factor, up_mode(a.mode), o(0))
+        }
         Op::SoftmaxCrossEntropy(a) => {
             let cfg = loss::CeConfig {
                 reduction: match a.reduction {
@@ -122,11 +189,25 @@ pub fn encode_node<'t>(
                 ignore_index: a.ignore_label,
             };
             let wmap = if a.weight_map { opt_in(2) } else { None };
-            loss::softmax_cross_entropy_into(rec, i(0), i(1), (sv.class_weights)(ni), wmap, &cfg, o(0), o(1), None)
+            loss::softmax_cross_entropy_into(
+                rec,
+                i(0),
+                i(1),
+                (sv.class_weights)(ni),
+                wmap,
+                &cfg,
+                o(0),
+                o(1),
+                None,
+            )
         }
         Op::DiceLoss(a) => {
             let cfg = loss::DiceConfig {
-                reduce: if a.batch_dice { loss::DiceReduce::Batch } else { loss::DiceReduce::Sample },
+                reduce: if a.batch_dice {
+                    loss::DiceReduce::Batch
+                } else {
+                    loss::DiceReduce::Sample
+                },
                 smooth: a.smooth,
                 ..Default::default()
             };
@@ -135,7 +216,11 @@ pub fn encode_node<'t>(
             loss::dice_loss_into(rec, i(0), i(1), &cfg, o(0), o(1), scratch)
         }
         Op::SgdUpdate(a) => {
-            let cfg = optim::Sgd { momentum: a.momentum as f64, weight_decay: a.weight_decay as f64, nesterov: a.nesterov };
+            let cfg = optim::Sgd {
+                momentum: a.momentum as f64,
+                weight_decay: a.weight_decay as f64,
+                nesterov: a.nesterov,
+            };
             optim::sgd_update(rec, i(0), i(1), opt_in(2), sv.hyper, &cfg)
         }
         Op::AdamUpdate(a) => {
@@ -150,7 +235,10 @@ pub fn encode_node<'t>(
         }
     }
     .map_err(|e| match e {
-        Error::Shape { op, msg } => Error::Shape { op, msg: format!("node '{}': {msg}", node.name) },
+        Error::Shape { op, msg } => Error::Shape {
+            op,
+            msg: format!("node '{}': {msg}", node.name),
+        },
         other => other,
     })
 }

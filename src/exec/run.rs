@@ -53,7 +53,10 @@ impl Executor {
         }
         let popts = PlanOptions {
             alignment: ctx.limits.min_storage_buffer_offset_alignment.max(4) as u64,
-            max_binding_bytes: ctx.limits.max_storage_buffer_binding_size.min(ctx.limits.max_buffer_size),
+            max_binding_bytes: ctx
+                .limits
+                .max_storage_buffer_binding_size
+                .min(ctx.limits.max_buffer_size),
             max_arena_bytes: Some(ctx.limits.max_buffer_size),
             strategy: Strategy::SharedBuffers,
             in_place: false,
@@ -62,21 +65,29 @@ impl Executor {
         let plan = plan(&graph, &popts)?;
         let mut arenas = Vec::with_capacity(plan.arenas.len());
         for &bytes in &plan.arenas {
-            arenas.push(Tensor::empty(ctx, Shape::vector((bytes as usize).div_ceil(4)), DType::F32)?);
+            arenas.push(Tensor::empty(
+                ctx,
+                Shape::vector((bytes as usize).div_ceil(4)),
+                DType::F32,
+            )?);
         }
         let mut tensors: Vec<Option<Tensor>> = Vec::with_capacity(graph.values().len());
         for (i, v) in graph.values().iter().enumerate() {
             let t = match plan.placement[i] {
                 Placement::Persistent => Tensor::zeros(ctx, v.shape, v.dtype)?,
-                Placement::Arena { arena, offset, .. } => {
-                    Tensor { storage: arenas[arena].storage.clone(), offset, shape: v.shape, dtype: v.dtype }
-                }
+                Placement::Arena { arena, offset, .. } => Tensor {
+                    storage: arenas[arena].storage.clone(),
+                    offset,
+                    shape: v.shape,
+                    dtype: v.dtype,
+                },
             };
             tensors.push(Some(t));
         }
         for (id, data) in init_graph(&graph, opts.seed) {
             if let Some(t) = &tensors[id.0] {
-                ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&data));
+                ctx.queue
+                    .write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&data));
             }
         }
         let mut class_weights = vec![None; graph.nodes().len()];
@@ -117,10 +128,19 @@ impl Executor {
     }
 
     fn record(&self, ctx: &Context, step: u64) -> Result<Program> {
-        let t = |v: ValueId| self.tensors[v.0].as_ref().expect("every value has a tensor");
+        let t = |v: ValueId| {
+            self.tensors[v.0]
+                .as_ref()
+                .expect("every value has a tensor")
+        };
         let cw = |ni: usize| self.class_weights[ni].as_ref();
         let ds = |ni: usize| self.dice_scratch[ni].as_ref();
-        let sv = StepValues { hyper: &self.hyper, step, class_weights: &cw, dice_scratch: &ds };
+        let sv = StepValues {
+            hyper: &self.hyper,
+            step,
+            class_weights: &cw,
+            dice_scratch: &ds,
+        };
         ctx.record(|rec| {
             for &nid in &self.plan.schedule {
                 let node = self.graph.node(nid);
@@ -132,7 +152,9 @@ impl Executor {
 
     /// The tensor of a value.
     pub fn tensor(&self, v: ValueId) -> &Tensor {
-        self.tensors[v.0].as_ref().expect("every value has a tensor")
+        self.tensors[v.0]
+            .as_ref()
+            .expect("every value has a tensor")
     }
 
     fn persistent(&self, v: ValueId, what: &str) -> Result<&Tensor> {
@@ -151,10 +173,17 @@ impl Executor {
         if data.len() != t.numel() || t.dtype != DType::F32 {
             return Err(Error::shape(
                 "write",
-                format!("'{}' is {} {:?}; {} f32 values given", self.graph.value(v).name, t.shape, t.dtype, data.len()),
+                format!(
+                    "'{}' is {} {:?}; {} f32 values given",
+                    self.graph.value(v).name,
+                    t.shape,
+                    t.dtype,
+                    data.len()
+                ),
             ));
         }
-        ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -164,10 +193,17 @@ impl Executor {
         if data.len() != t.numel() || t.dtype != DType::I32 {
             return Err(Error::shape(
                 "write",
-                format!("'{}' is {} {:?}; {} i32 values given", self.graph.value(v).name, t.shape, t.dtype, data.len()),
+                format!(
+                    "'{}' is {} {:?}; {} i32 values given",
+                    self.graph.value(v).name,
+                    t.shape,
+                    t.dtype,
+                    data.len()
+                ),
             ));
         }
-        ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
+        ctx.queue
+            .write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(data));
         Ok(())
     }
 
@@ -204,7 +240,11 @@ impl Executor {
         for (i, v) in self.graph.values().iter().enumerate() {
             if matches!(v.kind, ValueKind::Param { .. } | ValueKind::State { .. }) {
                 let data = self.tensor(ValueId(i)).to_f32_vec(ctx)?;
-                ck.tensors.push(NamedTensor { name: v.name.clone(), shape: v.shape.logical(), data });
+                ck.tensors.push(NamedTensor {
+                    name: v.name.clone(),
+                    shape: v.shape.logical(),
+                    data,
+                });
             }
         }
         ck.meta.insert("step".into(), self.step.to_string());
@@ -218,7 +258,9 @@ impl Executor {
             .iter()
             .filter(|v| match &v.kind {
                 ValueKind::Param { .. } => true,
-                ValueKind::State { role, .. } => with_optimizer || *role == crate::graph::StateRole::NormStats,
+                ValueKind::State { role, .. } => {
+                    with_optimizer || *role == crate::graph::StateRole::NormStats
+                }
                 _ => false,
             })
             .map(|v| (v.name.clone(), v.shape.logical()))
@@ -232,9 +274,13 @@ impl Executor {
             if let Some(id) = self.graph.find(&nt.name) {
                 let t = self.tensor(id);
                 if nt.data.len() != t.numel() {
-                    return Err(Error::shape("import", format!("'{}': {} values for {}", nt.name, nt.data.len(), t.shape)));
+                    return Err(Error::shape(
+                        "import",
+                        format!("'{}': {} values for {}", nt.name, nt.data.len(), t.shape),
+                    ));
                 }
-                ctx.queue.write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&nt.data));
+                ctx.queue
+                    .write_buffer(t.buffer(), t.offset, bytemuck::cast_slice(&nt.data));
             }
         }
         if let Some(s) = ck.meta.get("step").and_then(|s| s.parse().ok()) {
