@@ -86,7 +86,7 @@ fn npy_round_trips_every_dtype() {
 /// A hand-made `.npy` (format 1.0) with the given header dict and payload.
 fn raw_npy(path: &Path, dict: &str, payload: &[u8]) {
     let mut header = dict.to_string();
-    while (10 + header.len() + 1) % 64 != 0 {
+    while !(10 + header.len() + 1).is_multiple_of(64) {
         header.push(' ');
     }
     header.push('\n');
