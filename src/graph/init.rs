@@ -25,6 +25,10 @@ pub enum Init {
     HeNormal {
         fan_in: usize,
     },
+    /// Normal with mean 0 and the given std.
+    Normal {
+        std: f32,
+    },
     Zeros,
     Ones,
     Const(f32),
@@ -55,24 +59,27 @@ pub fn init_tensor(init: &Init, numel: usize, seed: u64, name: &str) -> Vec<f32>
         Init::Zeros => vec![0.0; numel],
         Init::Ones => vec![1.0; numel],
         Init::Const(c) => vec![c; numel],
-        Init::HeNormal { fan_in } => {
-            let std = (2.0 / fan_in.max(1) as f64).sqrt();
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            rng.set_stream(fnv1a(name));
-            let mut out = Vec::with_capacity(numel + 1);
-            while out.len() < numel {
-                // Box-Muller: u1 in (0, 1] so the log is finite.
-                let u1 = 1.0 - rng.random::<f64>();
-                let u2 = rng.random::<f64>();
-                let r = (-2.0 * u1.ln()).sqrt() * std;
-                let t = std::f64::consts::TAU * u2;
-                out.push((r * t.cos()) as f32);
-                out.push((r * t.sin()) as f32);
-            }
-            out.truncate(numel);
-            out
-        }
+        Init::HeNormal { fan_in } => normal(numel, (2.0 / fan_in.max(1) as f64).sqrt(), seed, name),
+        Init::Normal { std } => normal(numel, std as f64, seed, name),
     }
+}
+
+/// `numel` draws of N(0, std^2), from a stream of `seed` named by `name`.
+fn normal(numel: usize, std: f64, seed: u64, name: &str) -> Vec<f32> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    rng.set_stream(fnv1a(name));
+    let mut out = Vec::with_capacity(numel + 1);
+    while out.len() < numel {
+        // Box-Muller: u1 in (0, 1] so the log is finite.
+        let u1 = 1.0 - rng.random::<f64>();
+        let u2 = rng.random::<f64>();
+        let r = (-2.0 * u1.ln()).sqrt() * std;
+        let t = std::f64::consts::TAU * u2;
+        out.push((r * t.cos()) as f32);
+        out.push((r * t.sin()) as f32);
+    }
+    out.truncate(numel);
+    out
 }
 
 /// Initial values of every parameter and state value of `g`, in value order.

@@ -259,6 +259,20 @@ impl Graph {
         self.new_value(name, shape, DType::F32, ValueKind::State { role, init })
     }
     /// Mark a parameter trainable or frozen.
+    /// Replace the initialiser of a parameter or state value.
+    pub fn set_init(&mut self, v: ValueId, new: crate::graph::Init) -> Result<()> {
+        match &mut self.values[v.0].kind {
+            ValueKind::Param { init, .. } | ValueKind::State { init, .. } => {
+                *init = new;
+                Ok(())
+            }
+            _ => Err(Error::shape(
+                "graph",
+                format!("'{}' has no initialiser", self.values[v.0].name),
+            )),
+        }
+    }
+
     pub fn set_trainable(&mut self, v: ValueId, trainable: bool) -> Result<()> {
         match &mut self.values[v.0].kind {
             ValueKind::Param { trainable: t, .. } => {

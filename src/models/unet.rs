@@ -17,7 +17,7 @@
 
 use crate::error::{Error, Result};
 use crate::graph::ops::{BatchNormAttrs, CrossEntropyAttrs, DiceAttrs, UpsampleMode};
-use crate::graph::{Graph, ValueId};
+use crate::graph::{Graph, Init, ValueId};
 use crate::shape::{DType, Shape, Window};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -389,6 +389,20 @@ pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode
         cfg.classes,
         Window::cube(cfg.dims, 1, 1, 0),
         true,
+    )?;
+    // The head is a linear layer whose logits should start near 0, so the
+    // initial loss is ln(classes) (the sanity check every training run makes):
+    // LeCun-normal scaled by 0.1 instead of He (He makes the initial logits
+    // ~N(0, 1) after batch norm, and the initial loss ~1.4x ln 2).
+    let head_w =
+        c.g.find("head.weight")
+            .ok_or_else(|| Error::shape("unet", "head.weight missing"))?;
+    let fan_in = c.g.shape(h).c();
+    c.g.set_init(
+        head_w,
+        Init::Normal {
+            std: 0.1 / (fan_in as f32).sqrt(),
+        },
     )?;
     c.g.set_scope("loss");
 
