@@ -9,7 +9,7 @@ use wunet::data::dataset::{Dataset, DatasetOptions};
 use wunet::data::synthetic::{synthetic_dataset, SyntheticKind};
 use wunet::graph::Optimizer;
 use wunet::models::{Loss, Norm, Padding, UNetConfig};
-use wunet::train::session::Session;
+use wunet::train::session::{Session, SessionSpec};
 
 fn small(dims: usize, base: usize, depth: usize) -> UNetConfig {
     let mut c = if dims == 2 {
@@ -100,17 +100,16 @@ fn initial_loss_is_near_ln2() {
     let (img, lab, what) = crop([1, 64, 64]);
     let cfg = small(2, 8, 3);
     for seed in [1u64, 2] {
-        let mut s = Session::new(
-            c,
-            &cfg,
-            1,
-            &[64, 64],
-            Loss::cross_entropy(),
-            None,
+        let spec = SessionSpec {
+            config: cfg.clone(),
+            batch: 1,
+            spatial: vec![64, 64],
+            loss: Loss::cross_entropy(),
+            optimizer: None,
             seed,
-            false,
-        )
-        .unwrap();
+            keep_grads: false,
+        };
+        let mut s = Session::new(c, &spec).unwrap();
         s.set_batch(c, &img, &lab, None).unwrap();
         s.step(c, 0.0).unwrap();
         let l = s.read_loss(c).unwrap();
@@ -132,8 +131,16 @@ fn overfit(dims: usize, spatial: [usize; 3], base: usize, depth: usize, steps: u
         spatial.to_vec()
     };
     let cfg = small(dims, base, depth);
-    let opt = Optimizer::adam();
-    let mut s = Session::new(c, &cfg, 1, &sp, Loss::cross_entropy(), Some(&opt), 3, false).unwrap();
+    let spec = SessionSpec {
+        config: cfg,
+        batch: 1,
+        spatial: sp,
+        loss: Loss::cross_entropy(),
+        optimizer: Some(Optimizer::adam()),
+        seed: 3,
+        keep_grads: false,
+    };
+    let mut s = Session::new(c, &spec).unwrap();
     s.set_batch(c, &img, &lab, None).unwrap();
     let t = std::time::Instant::now();
     let fg = lab.iter().filter(|&&v| v == 1).count() as f64 / lab.len() as f64;

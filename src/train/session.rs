@@ -15,35 +15,52 @@ pub struct Session {
     pub loss: ValueId,
 }
 
+/// What a training session trains.
+#[derive(Clone, Debug)]
+pub struct SessionSpec {
+    pub config: UNetConfig,
+    pub batch: usize,
+    /// Input patch size, `[H, W]` or `[D, H, W]`.
+    pub spatial: Vec<usize>,
+    pub loss: Loss,
+    /// `None`: forward, loss and backward only (no update).
+    pub optimizer: Option<Optimizer>,
+    /// Seed of the parameter initialisation.
+    pub seed: u64,
+    /// Keep every gradient readable (tests); otherwise gradients live in reused buffers.
+    pub keep_grads: bool,
+}
+
 impl Session {
-    /// Build and plan the training step for `batch` patches of `spatial`
-    /// (`[H, W]` or `[D, H, W]`). `keep_grads` keeps every gradient readable
-    /// (tests); otherwise gradients live in reused buffers.
-    pub fn new(
-        ctx: &Context,
-        cfg: &UNetConfig,
-        batch: usize,
-        spatial: &[usize],
-        loss: Loss,
-        opt: Option<&Optimizer>,
-        seed: u64,
-        keep_grads: bool,
-    ) -> Result<Self> {
-        let net = build_unet(cfg, batch, spatial, &Mode::Training(loss))?;
+    /// Build and plan the training step.
+    pub fn new(ctx: &Context, spec: &SessionSpec) -> Result<Self> {
+        let net = build_unet(
+            &spec.config,
+            spec.batch,
+            &spec.spatial,
+            &Mode::Training(spec.loss.clone()),
+        )?;
         let mut g = net.graph.clone();
         let loss_v = net
             .loss
             .ok_or_else(|| Error::Other("training graph without a loss".into()))?;
         let grads = backward(&mut g, loss_v)?.params;
-        if let Some(o) = opt {
+        if let Some(o) = &spec.optimizer {
             append_optimizer(&mut g, &grads, o)?;
         }
         crate::graph::check_kernel_ops(&g)?;
         let mut keep = vec![net.logits];
-        if keep_grads {
+        if spec.keep_grads {
             keep.extend(grads.iter().map(|(_, gr)| *gr));
         }
-        let exec = Executor::new(ctx, g, &ExecOptions { seed, keep })?;
+        let exec = Executor::new(
+            ctx,
+            g,
+            &ExecOptions {
+                seed: spec.seed,
+                keep,
+            },
+        )?;
         Ok(Session {
             exec,
             net,
