@@ -20,8 +20,8 @@
 //   main_tiled  GPUs: 128 threads, 64 (c) x 128 (col) tile, K slices of 16 staged in workgroup
 //               memory and double-buffered through registers, 8x8 register block per thread
 //               (rows {ty*4.., 32+ty*4..}, cols {tx*4.., 64+tx*4..}).
-//   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
-//               owns CB channels and 64/lpr phase rows (n, jd, jh) (lpr = lanes per row);
+//   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of WG (64, fewer
+//               for tiny outputs) invocations owns CB channels and WG/lpr phase rows (n, jd, jh) (lpr = lanes per row);
 //               each invocation accumulates CB channels x PB adjacent positions (pipeline
 //               constants). Weight reads are uniform.
 //   main_direct Fallback: one output per invocation.
@@ -271,13 +271,14 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 // Register block: CB input channels x PB adjacent phase positions along W per invocation.
 override CB: u32 = 8u;
 override PB: u32 = 4u;
+override WG: u32 = 64u;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let ph = phase_of(wid.z);
-    // lpr = lanes per row; a workgroup covers 64 / lpr rows of the phase.
-    let rpw = 64u / P.lpr;
+    // lpr = lanes per row; a workgroup covers WG / lpr rows of the phase.
+    let rpw = WG / P.lpr;
     let wtiles = (ph.j.z + P.lpr * PB - 1u) / (P.lpr * PB);
     let rows = P.n * ph.j.x * ph.j.y;
     let rgroups = (rows + rpw - 1u) / rpw;

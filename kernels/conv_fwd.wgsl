@@ -11,13 +11,13 @@
 //               in slices of 16, staging W and X slices in workgroup memory (double-buffered
 //               through registers). Each thread keeps an 8x8 register block (see below).
 //   main_cpu    CPU adapters (lavapipe). No workgroup memory, no barriers (both are expensive
-//               when a CPU emulates them). A workgroup of 64 invocations owns OB output
-//               channels and 64/LPR output rows (LPR = lanes per row, params.aux), each lane PB
+//               when a CPU emulates them). A workgroup of WG (64, fewer for tiny outputs)
+//               invocations owns OB output channels and WG/LPR output rows (LPR = lanes per row, params.aux), each lane PB
 //               adjacent positions of its row; every invocation accumulates an OB x PB block.
 //               Weight reads are the same address in every invocation (scalar loads).
 //   main_direct Fallback / reference: one output per invocation.
 // Grid: main_tiled: ceil(O/64) * ceil(N/128) workgroups, linearised over x and y.
-//       main_cpu:   ceil(O/OB) * ceil(rows/(64/LPR)) * ceil(out_w/(LPR*PB)), linearised.
+//       main_cpu:   ceil(O/OB) * ceil(rows/(WG/LPR)) * ceil(out_w/(LPR*PB)), linearised.
 //       main_direct: ceil(O*N/64) workgroups, linearised.
 // Bindings: 0 params (uniform), 1 x (read), 2 w (read), 3 bias (read; used when flags & 1),
 //           4 y (read_write).
@@ -255,14 +255,17 @@ override PB: u32 = 4u;
 override KW: u32 = 3u;
 override SW: u32 = 1u;
 override DW: u32 = 1u;
+// Invocations per workgroup: 64, or fewer (down to 8) when the output is so small that
+// 64 lanes could not all get positions.
+override WG: u32 = 64u;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let span = (PB - 1u) * SW + (KW - 1u) * DW + 1u;
-    // aux = lanes per output row (LPR); a workgroup covers 64 / LPR rows.
+    // aux = lanes per output row (LPR); a workgroup covers WG / LPR rows.
     let lpr = P.aux;
-    let rpw = 64u / lpr;
+    let rpw = WG / lpr;
     let wtiles = (P.out_w + lpr * PB - 1u) / (lpr * PB);
     let rows = P.n * P.out_d * P.out_h;
     let rgroups = (rows + rpw - 1u) / rpw;

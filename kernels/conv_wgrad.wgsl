@@ -11,8 +11,8 @@
 //   main_tiled  GPUs: 128 threads, 64 (o) x 128 (r) tile, K slices of 16 positions staged in
 //               workgroup memory, 8x8 register block per thread. Split z covers positions
 //               [z*chunk, (z+1)*chunk), chunk = aux2 (multiple of 16).
-//   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of 64 invocations
-//               owns 64 consecutive tap rows (c, kd, kh) and OB output channels; each
+//   main_cpu    CPU adapters: no workgroup memory or barriers. A workgroup of WG invocations
+//               (64, fewer when there are fewer tap rows) owns WG consecutive tap rows (c, kd, kh) and OB output channels; each
 //               invocation accumulates the OB x KW weights of its tap row over the output rows
 //               [z*chunk, (z+1)*chunk) (chunk = aux2 rows of (n, od, oh)). dy reads are
 //               uniform across the workgroup. KW, SW, DW, OB are pipeline constants.
@@ -192,13 +192,15 @@ override OB: u32 = 8u;
 override KW: u32 = 3u;
 override SW: u32 = 1u;
 override DW: u32 = 1u;
+// Invocations per workgroup: 64, or fewer (down to 8) when there are fewer tap rows.
+override WG: u32 = 64u;
 
-@compute @workgroup_size(64)
+@compute @workgroup_size(WG)
 fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
     let R = P.c * P.kk;
     let RR = P.c * P.k_d * P.k_h;
-    let rtiles = (RR + 63u) / 64u;
+    let rtiles = (RR + WG - 1u) / WG;
     let oblocks = (P.o + OB - 1u) / OB;
     let g = wid.x + wid.y * nwg.x;
     if (g >= rtiles * oblocks) {
@@ -206,7 +208,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     }
     let ob = g % oblocks;
     let rt = g / oblocks;
-    let rr = rt * 64u + lid;
+    let rr = rt * WG + lid;
     let rr_ok = rr < RR;
     let rrc = min(rr, RR - 1u);
     let kh = rrc % P.k_h;

@@ -1,6 +1,6 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
-use wunet::cli::bench::{bench_conv, ConvBenchArgs};
+use wunet::cli::bench::{bench_conv, bench_unet, ConvBenchArgs, UNetBenchArgs};
 use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
 use wunet::gpu::context::{adapter_report, enumerate_adapters};
 use wunet::{Context, ContextOptions};
@@ -41,6 +41,10 @@ enum BenchCmd {
     Conv(ConvBenchArgs),
     /// Transposed convolution forward (and --backward).
     ConvTranspose(ConvBenchArgs),
+    /// One U-Net 2D training step (base 32, depth 4, BN, 2x1x256x256).
+    Unet2d(UNetBenchArgs),
+    /// One 3D U-Net training step (base 16, depth 3, BN, 1x1x64x64x64).
+    Unet3d(UNetBenchArgs),
 }
 
 fn run(cli: Cli) -> wunet::Result<()> {
@@ -65,6 +69,12 @@ fn run(cli: Cli) -> wunet::Result<()> {
             match b {
                 BenchCmd::Conv(a) => {
                     bench_conv(&ctx, &a, false)?;
+                }
+                BenchCmd::Unet2d(a) => {
+                    bench_unet(&ctx, 2, &a)?;
+                }
+                BenchCmd::Unet3d(a) => {
+                    bench_unet(&ctx, 3, &a)?;
                 }
                 BenchCmd::ConvTranspose(a) => {
                     bench_conv(&ctx, &a, true)?;

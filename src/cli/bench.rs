@@ -124,3 +124,151 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
     println!("gflops: {gflops:.2}");
     Ok((ms, gflops))
 }
+
+/// `wunet bench unet2d|unet3d`: one full training step (forward, loss,
+/// backward, SGD update) of the benchmark configurations.
+#[derive(Args, Debug, Clone)]
+pub struct UNetBenchArgs {
+    /// Base channels (default: 32 in 2D, 16 in 3D).
+    #[arg(long)]
+    pub base: Option<usize>,
+    /// Poolings (default: 4 in 2D, 3 in 3D).
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// Input spatial size, HxW or DxHxW (default: 256x256 / 64x64x64).
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Batch (default: 2 in 2D, 1 in 3D).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// Also time every node separately and print the time per op.
+    #[arg(long)]
+    pub profile: bool,
+}
+
+/// The benchmark spec of issue 4: 2D base 32, depth 4, same padding, BN,
+/// 2x1x256x256, 2 classes; 3D base 16, depth 3, BN, 1x1x64x64x64.
+pub fn unet_bench_spec(
+    dims: usize,
+    a: &UNetBenchArgs,
+) -> Result<crate::train::session::SessionSpec> {
+    use crate::graph::Optimizer;
+    use crate::models::{Loss, Norm, Padding, UNetConfig};
+    let mut cfg = if dims == 2 {
+        UNetConfig::ronneberger2015()
+    } else {
+        UNetConfig::cicek2016()
+    };
+    cfg.base = a.base.unwrap_or(if dims == 2 { 32 } else { 16 });
+    cfg.depth = a.depth.unwrap_or(if dims == 2 { 4 } else { 3 });
+    cfg.padding = Padding::Same;
+    cfg.norm = Norm::Batch;
+    cfg.in_channels = 1;
+    cfg.classes = 2;
+    cfg.dropout = 0.0;
+    let spatial = match &a.input {
+        Some(s) => s
+            .split('x')
+            .map(|p| p.parse::<usize>())
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|_| Error::Other(format!("--input '{s}' is not HxW or DxHxW")))?,
+        None => vec![if dims == 2 { 256 } else { 64 }; dims],
+    };
+    if spatial.len() != dims {
+        return Err(Error::Other(format!(
+            "--input needs {dims} sizes for unet{dims}d"
+        )));
+    }
+    Ok(crate::train::session::SessionSpec {
+        config: cfg,
+        batch: a.batch.unwrap_or(if dims == 2 { 2 } else { 1 }),
+        spatial,
+        loss: Loss::cross_entropy(),
+        optimizer: Some(Optimizer::sgd(0.99)),
+        seed: 1,
+        keep_grads: false,
+    })
+}
+
+/// Prints adapter, configuration, ms per step; returns the median ms.
+pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> {
+    let spec = unet_bench_spec(dims, a)?;
+    let t0 = std::time::Instant::now();
+    let mut s = crate::train::session::Session::new(ctx, &spec)?;
+    let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
+    let n_in: usize = spec.batch * spec.spatial.iter().product::<usize>();
+    let img: Vec<f32> = (0..n_in)
+        .map(|i| ((i * 7919) % 997) as f32 / 997.0 - 0.5)
+        .collect();
+    let out = s.exec.graph.shape(s.net.logits);
+    let lab: Vec<i32> = (0..out.n() * out.spatial_numel())
+        .map(|i| ((i / 7) % 2) as i32)
+        .collect();
+    s.set_batch(ctx, &img, &lab, None)?;
+    // First step: pipeline compilation and first-touch allocations.
+    let t1 = std::time::Instant::now();
+    s.step(ctx, 1e-3)?;
+    ctx.wait()?;
+    let first_ms = t1.elapsed().as_secs_f64() * 1e3;
+    let mut ms = Vec::new();
+    for _ in 0..a.runs.max(1) {
+        let t = std::time::Instant::now();
+        s.step(ctx, 1e-3)?;
+        ctx.wait()?;
+        ms.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    ms.sort_by(|x, y| x.total_cmp(y));
+    let med = median(&ms);
+    let loss = s.read_loss(ctx)?;
+    let r = &s.exec.plan.report;
+    println!("adapter: {}", ctx.describe());
+    println!(
+        "unet{dims}d base {} depth {} BN same-padding, input {}x1x{}, {} classes: one training step (forward, loss, backward, SGD)",
+        spec.config.base,
+        spec.config.depth,
+        spec.batch,
+        spec.spatial.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x"),
+        spec.config.classes
+    );
+    println!("dispatches per step: {}", s.exec.dispatches());
+    println!(
+        "planned activation+gradient memory: {} (unplanned {})",
+        crate::exec::fmt_bytes(r.planned_bytes),
+        crate::exec::fmt_bytes(r.unplanned_bytes)
+    );
+    println!("setup_ms: {setup_ms:.0} (graph, plan, allocation, recording)");
+    println!("first_step_ms: {first_ms:.0} (includes pipeline compilation)");
+    println!("loss: {loss:.4}");
+    println!("median_ms_per_step: {med:.2}");
+    if a.profile {
+        let prof = s.exec.profile(ctx, 1e-3)?;
+        let mut by_op: Vec<(&str, f64, usize)> = Vec::new();
+        for (_, op, ms) in &prof {
+            match by_op.iter_mut().find(|e| e.0 == *op) {
+                Some(e) => {
+                    e.1 += ms;
+                    e.2 += 1;
+                }
+                None => by_op.push((op, *ms, 1)),
+            }
+        }
+        by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = prof.iter().map(|p| p.2).sum();
+        println!("profile (each node submitted alone; total {total:.1} ms):");
+        for (op, ms, n) in by_op {
+            println!(
+                "  {op:<28} {ms:>9.1} ms  {n:>4} nodes  {:>5.1}%",
+                100.0 * ms / total
+            );
+        }
+        let mut slow = prof.clone();
+        slow.sort_by(|a, b| b.2.total_cmp(&a.2));
+        println!("slowest nodes:");
+        for (name, op, ms) in slow.iter().take(30) {
+            println!("  {name:<40} {op:<24} {ms:>8.1} ms");
+        }
+    }
+    Ok(med)
+}

@@ -228,6 +228,44 @@ impl Executor {
         Ok(())
     }
 
+    /// Time every node of one step separately (each its own submission, waited
+    /// for): `(node name, op name, milliseconds)` in schedule order. Slower
+    /// than `run`; for finding where a step's time goes.
+    pub fn profile(&mut self, ctx: &Context, lr: f32) -> Result<Vec<(String, &'static str, f64)>> {
+        self.step += 1;
+        let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
+        optim::write_hyper(ctx, &self.hyper, hv)?;
+        let t = |v: ValueId| {
+            self.tensors[v.0]
+                .as_ref()
+                .expect("every value has a tensor")
+        };
+        let cw = |ni: usize| self.class_weights[ni].as_ref();
+        let ds = |ni: usize| self.dice_scratch[ni].as_ref();
+        let sv = StepValues {
+            hyper: &self.hyper,
+            step: self.step,
+            class_weights: &cw,
+            dice_scratch: &ds,
+        };
+        let mut out = Vec::new();
+        for &nid in &self.plan.schedule {
+            let node = self.graph.node(nid);
+            let prog = ctx.record(|rec| encode_node(rec, &self.graph, nid.0, node, &t, &sv))?;
+            prog.submit(ctx);
+            ctx.wait()?;
+            let t0 = std::time::Instant::now();
+            prog.submit(ctx);
+            ctx.wait()?;
+            out.push((
+                node.name.clone(),
+                node.op.name(),
+                t0.elapsed().as_secs_f64() * 1e3,
+            ));
+        }
+        Ok(out)
+    }
+
     /// Number of kernel dispatches per step.
     pub fn dispatches(&self) -> usize {
         self.program.len()

@@ -123,6 +123,12 @@ fn lanes_per_row(width: usize, pb: usize) -> usize {
     width.div_ceil(pb).next_power_of_two().clamp(1, 64)
 }
 
+/// Workgroup size of the CPU kernels: 64, or the (power-of-two, >= 8) number of
+/// lanes that `rows` rows of `lpr` lanes need when that is fewer.
+fn cpu_workgroup(rows: usize, lpr: usize) -> usize {
+    (rows * lpr).next_power_of_two().clamp(8, 64).max(lpr)
+}
+
 fn span(win: &Window, pb: usize) -> usize {
     (pb - 1) * win.stride[2] + (win.kernel[2] - 1) * win.dilation[2] + 1
 }
@@ -246,17 +252,19 @@ fn dispatch_fwd(
             let rows = ys.n() * ys.d() * ys.h();
             let (ob, pb) = cpu_block(win);
             let lpr = lanes_per_row(ys.w(), pb);
+            let wg = cpu_workgroup(rows, lpr);
             rec.grid(
-                groups_for(ys.c(), ob) * groups_for(rows, 64 / lpr) * groups_for(ys.w(), lpr * pb),
+                groups_for(ys.c(), ob) * groups_for(rows, wg / lpr) * groups_for(ys.w(), lpr * pb),
             )?
         }
         _ => rec.grid(groups_for(ys.numel(), 64))?,
     };
-    let ov = if k == ConvKernel::Cpu {
-        cpu_overrides(win)
-    } else {
-        Vec::new()
-    };
+    let mut ov = Vec::new();
+    if k == ConvKernel::Cpu {
+        ov = cpu_overrides(win);
+        let lpr = lanes_per_row(ys.w(), cpu_block(win).1);
+        ov.push(("WG", cpu_workgroup(ys.n() * ys.d() * ys.h(), lpr) as f64));
+    }
     rec.dispatch(
         "conv_fwd",
         k.entry(),
@@ -347,19 +355,25 @@ fn dispatch_dgrad(
             let lpr = lanes_per_row(jn[2], DGRAD_PB);
             p.k_pad = lpr as u32;
             groups_for(xs.c(), DGRAD_CB)
-                * groups_for(rows, 64 / lpr)
+                * groups_for(rows, cpu_workgroup(rows, lpr) / lpr)
                 * groups_for(jn[2], lpr * DGRAD_PB)
         }
         _ => groups_for(xs.c() * cols, 64),
     };
     let mut groups = rec.grid(tiles)?;
     groups[2] = phases as u32;
-    let ov: &[(&'static str, f64)] = if k == ConvKernel::Cpu {
-        &[("CB", DGRAD_CB as f64), ("PB", DGRAD_PB as f64)]
+    let ov: Vec<(&'static str, f64)> = if k == ConvKernel::Cpu {
+        let rows = xs.n() * jn[0] * jn[1];
+        let wg = cpu_workgroup(rows, lanes_per_row(jn[2], DGRAD_PB));
+        vec![
+            ("CB", DGRAD_CB as f64),
+            ("PB", DGRAD_PB as f64),
+            ("WG", wg as f64),
+        ]
     } else {
-        &[]
+        Vec::new()
     };
-    rec.dispatch("conv_dgrad", k.entry(), ov, &p, &[dy, w, bias, dx], groups)
+    rec.dispatch("conv_dgrad", k.entry(), &ov, &p, &[dy, w, bias, dx], groups)
 }
 
 /// Output channels per invocation of `conv_wgrad::main_cpu` (OB * kW <= 32 accumulators).
@@ -379,10 +393,11 @@ fn dispatch_wgrad(
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
     let r = xs.c() * win.kernel_numel();
+    let tap_rows = xs.c() * win.kernel[0] * win.kernel[1];
+    let wg = tap_rows.next_power_of_two().clamp(8, 64);
     let (tiles, splits, chunk) = match k {
         ConvKernel::Cpu => {
-            let tiles = groups_for(xs.c() * win.kernel[0] * win.kernel[1], 64)
-                * groups_for(ys.c(), wgrad_ob(win));
+            let tiles = groups_for(tap_rows, wg) * groups_for(ys.c(), wgrad_ob(win));
             let rows = ys.n() * ys.d() * ys.h();
             let splits = (64u64.div_ceil(tiles) as usize).clamp(1, rows);
             (tiles, splits, rows.div_ceil(splits))
@@ -407,6 +422,7 @@ fn dispatch_wgrad(
     let ov: Vec<(&'static str, f64)> = if k == ConvKernel::Cpu {
         vec![
             ("OB", wgrad_ob(win) as f64),
+            ("WG", wg as f64),
             ("KW", win.kernel[2] as f64),
             ("SW", win.stride[2] as f64),
             ("DW", win.dilation[2] as f64),
