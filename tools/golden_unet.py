@@ -191,6 +191,39 @@ def run(params, x, labels, nd, dtype):
     return np.asarray(loss), np.asarray(logits), grads
 
 
+def fd_check(params, x, labels, nd, grads):
+    """Self-check: for every parameter (and x), a float64 central difference of the loss
+    along a random direction must equal <gradient, direction>."""
+    names = list(params)
+
+    def loss_of(xv, pv):
+        return forward(dict(zip(names, pv)), xv, labels, nd)[0]
+
+    f = jax.jit(loss_of)
+    x64 = jnp.asarray(x, jnp.float64)
+    p64 = [jnp.asarray(params[n], jnp.float64) for n in names]
+    rng = np.random.default_rng(0)
+    h = 1e-7
+    for name in ["x"] + names:
+        base = x64 if name == "x" else p64[names.index(name)]
+        v = rng.standard_normal(base.shape)
+        v *= max(rms(base), 1e-3) / rms(v)
+
+        def at(sign):
+            moved = base + sign * h * v
+            if name == "x":
+                return float(f(moved, p64))
+            pv = list(p64)
+            pv[names.index(name)] = moved
+            return float(f(x64, pv))
+
+        fd = (at(1) - at(-1)) / (2 * h)
+        an = float(np.sum(np.asarray(grads[name], np.float64) * v))
+        scale = float(np.sqrt(np.sum(np.asarray(grads[name], np.float64) ** 2) * np.sum(v * v)))
+        # rounding noise of the difference: ~1e-16 * |loss| / h = ~1e-9
+        assert abs(fd - an) <= 1e-5 * scale + 1e-8, f"unet fd check {name}: fd {fd} vs vjp {an}"
+
+
 def ref_name(name):
     if name in ("x", "loss", "logits"):
         return name
@@ -215,6 +248,7 @@ def make_case(cs, case_id, nd, seed):
         raise RuntimeError(f"{case_id}: no sub-seed with margins above {MIN_MARGIN}")
     loss64, logits64, g64 = run(params, x, labels, nd, jnp.float64)
     loss32, logits32, g32 = run(params, x, labels, nd, jnp.float32)
+    fd_check(params, x, labels, nd, g64)
     assert logits32.dtype == np.float32 and all(v.dtype == np.float32 for v in g32.values())
 
     def expected(fname, name, e64, e32, floor1=False):
