@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
-# Build release binaries here and copy them into .devbin/ (git-ignored) for the device machine.
+# Build release binaries here and copy them into .devbin/ (git-ignored) for the
+# device machine (which has no Rust): the CLI and every test binary.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release
-mkdir -p .devbin && rm -f .devbin/*
-cp target/release/wunet .devbin/
-for t in conv runtime; do
-    f=$(cargo test --release --no-run --test "$t" 2>&1 | grep -oE "target/release/deps/$t-[0-9a-f]+" | head -1)
-    cp "$f" ".devbin/test-$t"
+stage=$(mktemp -d)
+cp target/release/wunet "$stage/"
+cargo test --release --no-run 2>&1 | grep -oE "target/release/deps/[a-z_0-9]+-[0-9a-f]{16}" | sort -u | while read -r f; do
+    name=$(basename "$f" | sed -E 's/-[0-9a-f]{16}$//')
+    case "$name" in wunet|wgsl|data|models) continue;; esac   # no GPU in those
+    if [ "$name" = golden ]; then cp "$f" "$stage/golden"; else cp "$f" "$stage/test-$name"; fi
 done
-f=$(cargo test --release --no-run --test golden 2>&1 | grep -oE "target/release/deps/golden-[0-9a-f]+" | head -1 || true)
-[ -n "$f" ] && cp "$f" .devbin/golden || true
-du -sh .devbin
+strip "$stage"/*
+mkdir -p .devbin && rm -rf .devbin/*
+tar czf .devbin/bin.tgz -C "$stage" .
+rm -rf "$stage"
+ls -la .devbin
