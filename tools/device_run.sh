@@ -3,7 +3,7 @@
 # built here in release mode are carried in .devbin/bin.tgz (tools/device_pack.sh),
 # the Vulkan loader debs in .gl/. Usage on the device: bash tools/device_run.sh [conv|all]
 set -u
-for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig
+if command -v nvidia-smi >/dev/null; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
 B=/tmp/devbin
 mkdir -p $B && tar xzf .devbin/bin.tgz -C $B
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
