@@ -36,10 +36,24 @@
 
 mod common;
 
+#[path = "golden_ops/activation.rs"]
+mod activation;
 #[path = "golden_ops/conv.rs"]
 mod conv;
 #[path = "golden_ops/harness.rs"]
 mod harness;
+#[path = "golden_ops/loss.rs"]
+mod loss;
+#[path = "golden_ops/norm.rs"]
+mod norm;
+#[path = "golden_ops/optim.rs"]
+mod optim;
+#[path = "golden_ops/pool.rs"]
+mod pool;
+#[path = "golden_ops/tensor.rs"]
+mod tensor;
+#[path = "golden_ops/upsample.rs"]
+mod upsample;
 
 use harness::{compare, load, AdapterResult, Case, CompareFail, Outcome};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -52,6 +66,26 @@ fn adapter(op: &str) -> Option<Adapter> {
     Some(match op {
         "conv2d" | "conv3d" => conv::conv,
         "conv_transpose2d" | "conv_transpose3d" => conv::conv_transpose,
+        "max_pool2d" | "max_pool3d" => pool::max_pool,
+        "max_unpool2d" | "max_unpool3d" => pool::max_unpool,
+        "avg_pool2d" | "avg_pool3d" => pool::avg_pool,
+        "batch_norm2d" | "batch_norm3d" => norm::batch_norm,
+        "instance_norm2d" | "instance_norm3d" => norm::instance_norm,
+        "group_norm" => norm::group_norm,
+        "relu" => activation::relu,
+        "leaky_relu" => activation::leaky_relu,
+        "sigmoid" => activation::sigmoid,
+        "concat" => tensor::concat,
+        "center_crop" => tensor::center_crop,
+        "pad2d" | "pad3d" => tensor::pad,
+        "upsample_nearest2d"
+        | "upsample_nearest3d"
+        | "upsample_bilinear2d"
+        | "upsample_trilinear3d" => upsample::upsample,
+        "softmax_cross_entropy" => loss::softmax_cross_entropy,
+        "dice_loss" => loss::dice_loss,
+        "sgd_step" => optim::sgd_step,
+        "adam_step" | "adamw_step" => optim::adam_step,
         _ => return None,
     })
 }

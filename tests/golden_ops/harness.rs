@@ -1,6 +1,5 @@
 //! Golden-runner plumbing shared by every adapter: the manifest types
 //! (`../shared/golden/SCHEMA.md`), `.npy` loading, uploads, the comparison rule.
-#![allow(dead_code)] // helpers for the adapters still to come (labels, indices, ...)
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -99,6 +98,14 @@ impl Host {
             shape,
             data: Data::I64(v),
         }
+    }
+    /// Drop axis 1 (size 1): an engine map `N,1,(D),H,W` as the golden `N,(D),H,W`.
+    pub fn squeeze_c(mut self) -> Result<Self, String> {
+        if self.shape.get(1) != Some(&1) {
+            return Err(format!("cannot drop axis 1 of shape {:?}", self.shape));
+        }
+        self.shape.remove(1);
+        Ok(self)
     }
     /// Read an f32 GPU tensor back, with its logical shape.
     pub fn from_tensor(ctx: &Context, t: &Tensor) -> Result<Self, String> {
@@ -266,6 +273,13 @@ impl Case<'_> {
         s.insert(1, 1);
         Ok(Tensor::from_i32(self.ctx, &v, shape_of(&s)?)?)
     }
+    /// A float32 per-pixel map `N,(D),H,W` (e.g. a weight map) as an f32 tensor
+    /// `N,1,(D),H,W`, the layout of the engine's label maps.
+    pub fn upload_map_f32(&self, name: &str) -> Result<Tensor, Outcome> {
+        let mut h = self.input(name)?;
+        h.shape.insert(1, 1);
+        upload_f32(self.ctx, &h, name)
+    }
     /// An int64 index tensor as a U32 tensor of the same shape.
     pub fn upload_indices(&self, name: &str) -> Result<Tensor, Outcome> {
         let h = self.input(name)?;
@@ -330,6 +344,16 @@ impl Case<'_> {
         v.as_str()
             .map(str::to_string)
             .ok_or_else(|| Outcome::Error(format!("attrs.{key} is not a string: {v}")))
+    }
+}
+
+/// A per-axis list of 2 (`H, W`) or 3 (`D, H, W`) values as `[D, H, W]`
+/// (`fill` for D in 2D).
+pub fn spatial3(v: &[usize], fill: usize) -> [usize; 3] {
+    match v.len() {
+        2 => [fill, v[0], v[1]],
+        3 => [v[0], v[1], v[2]],
+        _ => [fill; 3],
     }
 }
 
