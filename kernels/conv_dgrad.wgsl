@@ -208,24 +208,71 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     let tx = lid % 16u;
     let ty = lid / 16u;
+    // This thread's column: q = j + d0 - t*m per axis; dy offset of (n, o = 0).
+    let qb = vec3<i32>(cd.yzw) + ph.d0;
+    let osp = P.out_d * P.out_h * P.out_w;
+    let dyn = cd.x * P.o * osp;
+    let khw = P.k_h * P.k_w;
     for (var k0 = 0u; k0 < K; k0 += BK) {
-        for (var j = 0u; j < 8u; j++) {
-            let r = k0 + ak + j;
-            var v = 0.0;
-            if (arow_ok && r < K) {
-                let o = r / kv;
-                v = w[w_index(ph, o, ac, tap_decode(ph, r - o * kv))];
+        // Reduction index r = o*kv + t, t = (td, th, tw): decoded once per slice, then
+        // walked by increments (no divisions in the loops).
+        {
+            let r0 = k0 + ak;
+            var o = r0 / kv;
+            var t = r0 - o * kv;
+            var tw = t % ph.kc.z;
+            var th = (t / ph.kc.z) % ph.kc.y;
+            var td = t / (ph.kc.z * ph.kc.y);
+            for (var j = 0u; j < 8u; j++) {
+                var v = 0.0;
+                if (arow_ok && r0 + j < K) {
+                    let k = ph.k0 + vec3<u32>(td, th, tw) * ph.ks;
+                    v = w[((o * P.c + ac) * P.k_d + k.x) * khw + k.y * P.k_w + k.z];
+                }
+                a_reg[j] = v;
+                tw += 1u;
+                if (tw == ph.kc.z) {
+                    tw = 0u;
+                    th += 1u;
+                    if (th == ph.kc.y) {
+                        th = 0u;
+                        td += 1u;
+                        if (td == ph.kc.x) {
+                            td = 0u;
+                            o += 1u;
+                        }
+                    }
+                }
             }
-            a_reg[j] = v;
         }
-        for (var j = 0u; j < 16u; j++) {
-            let r = k0 + j;
-            var v = 0.0;
-            if (col_ok && r < K) {
-                let o = r / kv;
-                v = dy_at(ph, cd.x, o, cd.yzw, tap_decode(ph, r - o * kv));
+        {
+            var o = k0 / kv;
+            var t = k0 - o * kv;
+            var tw = t % ph.kc.z;
+            var th = (t / ph.kc.z) % ph.kc.y;
+            var td = t / (ph.kc.z * ph.kc.y);
+            for (var j = 0u; j < 16u; j++) {
+                let q = qb - vec3<i32>(i32(td), i32(th), i32(tw)) * ph.m;
+                var v = 0.0;
+                if (col_ok && k0 + j < K && all(q >= vec3<i32>(0)) && q.x < i32(P.out_d) && q.y < i32(P.out_h)
+                    && q.z < i32(P.out_w)) {
+                    v = dy[dyn + o * osp + (u32(q.x) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)];
+                }
+                b_reg[j] = v;
+                tw += 1u;
+                if (tw == ph.kc.z) {
+                    tw = 0u;
+                    th += 1u;
+                    if (th == ph.kc.y) {
+                        th = 0u;
+                        td += 1u;
+                        if (td == ph.kc.x) {
+                            td = 0u;
+                            o += 1u;
+                        }
+                    }
+                }
             }
-            b_reg[j] = v;
         }
         workgroupBarrier();
         for (var j = 0u; j < 8u; j++) {
