@@ -123,11 +123,14 @@ pub struct PlanArgs {
     /// Largest arena; more arenas are used beyond it.
     #[arg(long)]
     pub max_arena_bytes: Option<u64>,
-    #[arg(long, value_enum, default_value = "arena")]
+    /// Layout: `buffers` (whole buffers reused over time: what the GPU executor
+    /// uses, since wgpu tracks usage per buffer) or `arena` (offsets in one arena).
+    #[arg(long, value_enum, default_value = "buffers")]
     pub strategy: StrategyArg,
-    /// Disable in-place reuse by elementwise ops.
+    /// Let elementwise ops overwrite an input that dies there (the executor does
+    /// not: one dispatch cannot bind a buffer read-only and writable).
     #[arg(long)]
-    pub no_in_place: bool,
+    pub in_place: bool,
 }
 
 /// Parse `572x572` or `132x132x116`.
@@ -264,7 +267,7 @@ pub fn build_plan(a: &PlanArgs) -> Result<(UNet, Plan)> {
         } else {
             Strategy::Arena
         },
-        in_place: !a.no_in_place,
+        in_place: a.in_place,
         keep,
     };
     let p = plan(&net.graph, &opts)?;
