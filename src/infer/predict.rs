@@ -122,17 +122,11 @@ impl Predictor {
         let spatial: Vec<usize> = g.in_tile[3 - cfg.dims..].to_vec();
         let net = build_unet(cfg, opts.batch, &spatial, &Mode::Inference)?;
         let out = net.graph.shape(net.logits).spatial();
-        let want: Vec<usize> = spatial
-            .iter()
-            .zip(&g.context[3 - cfg.dims..])
-            .map(|(l, c)| l - 2 * c)
-            .collect();
         // Same padding keeps the full size; valid gives exactly the out tile.
-        let full = out.len() == spatial.len() && out.iter().zip(&spatial).all(|(a, b)| a == b);
-        let valid = out.len() == want.len() && out.iter().zip(&want).all(|(a, b)| a == b);
-        if !(full || valid) {
+        if out != g.in_tile && out != g.out_tile {
             return Err(Error::Other(format!(
-                "predict: tile {spatial:?} gives output {out:?}, expected {want:?}"
+                "predict: tile {:?} gives output {out:?}, expected {:?}",
+                g.in_tile, g.out_tile
             )));
         }
         let exec = Executor::new(
