@@ -87,15 +87,16 @@ pub fn load_checkpoint(path: &Path) -> Result<(Checkpoint, InferMeta)> {
 
 impl Predictor {
     /// A predictor whose input tile is `request` rounded up to a size that
-    /// works (see [`super::tiles`]); weights are uninitialised until [`Self::load`].
+    /// works (see [`super::tiles`]), shrunk while one tensor of it would
+    /// exceed the device's binding limit; weights are uninitialised until
+    /// [`Self::load`].
     pub fn new(
         ctx: &Context,
         cfg: &UNetConfig,
         request: [usize; 3],
         opts: &PredictOptions,
     ) -> Result<Self> {
-        let g = tile_geometry(cfg, request)?;
-        Self::with_geometry(ctx, cfg, g, opts)
+        Self::shrinking(ctx, cfg, request, opts, |r| tile_geometry(cfg, r))
     }
 
     /// As [`Self::new`], with the tile shrunk to what `image` needs.
@@ -106,8 +107,28 @@ impl Predictor {
         image: [usize; 3],
         opts: &PredictOptions,
     ) -> Result<Self> {
-        let g = fit_geometry(cfg, request, image)?;
-        Self::with_geometry(ctx, cfg, g, opts)
+        Self::shrinking(ctx, cfg, request, opts, |r| fit_geometry(cfg, r, image))
+    }
+
+    fn shrinking(
+        ctx: &Context,
+        cfg: &UNetConfig,
+        mut request: [usize; 3],
+        opts: &PredictOptions,
+        geometry: impl Fn([usize; 3]) -> Result<TileGeometry>,
+    ) -> Result<Self> {
+        loop {
+            let g = geometry(request)?;
+            match Self::with_geometry(ctx, cfg, g, opts) {
+                Err(Error::TooLarge { .. }) if g.in_tile.iter().any(|&l| l > 2 << cfg.depth) => {
+                    // shrink the longest axis by a quarter and try again
+                    let a = (0..3).max_by_key(|&a| g.in_tile[a]).unwrap_or(2);
+                    request = g.in_tile;
+                    request[a] = (g.in_tile[a] * 3 / 4).max(1);
+                }
+                r => return r,
+            }
+        }
     }
 
     fn with_geometry(

@@ -10,9 +10,9 @@
 //!
 //! **Same padding**: the output has the input's size, but voxels near a tile
 //! edge see zero padding instead of the image. Each tile therefore keeps only
-//! its centre: `context = in/8` (rounded up to the pooling grid) on every side
-//! is read as mirrored/neighbouring image and dropped from the output. The
-//! result is close to, not exactly, the whole-image result.
+//! its centre: `context = min(in/8, 16)` (rounded up to the pooling grid) on
+//! every side is read as mirrored/neighbouring image and dropped from the
+//! output. The result is close to, not exactly, the whole-image result.
 //!
 //! Placement per axis: one tile if the image fits the output tile, else
 //! origins `0, s, 2s, …` with step `s` = the output tile less the overlap,
@@ -49,7 +49,7 @@ fn axis(cfg: &UNetConfig, req: usize) -> Option<(usize, usize, usize)> {
         }
         Padding::Same => {
             let l = req.max(1).div_ceil(a) * a;
-            let mut m = (l / 8).div_ceil(a) * a;
+            let mut m = ((l / 8).div_ceil(a) * a).min(16usize.div_ceil(a) * a);
             while m > 0 && l < 2 * m + a {
                 m -= a;
             }

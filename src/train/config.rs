@@ -73,7 +73,8 @@ pub struct TrainFlags {
     /// Patches per step.
     #[arg(long)]
     pub batch: Option<usize>,
-    /// Network input tile for validation and `wunet predict`, HxW or DxHxW.
+    /// Largest network input tile for validation and `wunet predict`, HxW or
+    /// DxHxW (shrunk to what an image needs; larger images are tiled).
     #[arg(long)]
     pub tile: Option<String>,
     // ---- loss
@@ -230,7 +231,7 @@ impl TrainConfig {
             normalize: "zscore".into(),
             foreground_value: -1,
             val_fraction: 0.1,
-            base: if three { 8 } else { 16 },
+            base: 8,
             depth: if three { 2 } else { 3 },
             padding: "same".into(),
             norm: "batch".into(),
@@ -238,7 +239,7 @@ impl TrainConfig {
             dropout: 0.0,
             patch: if three { "16x64x64" } else { "128x128" }.into(),
             batch: if three { 2 } else { 4 },
-            tile: if three { "32x96x96" } else { "256x256" }.into(),
+            tile: if three { "64x160x160" } else { "512x512" }.into(),
             loss: "auto".into(),
             w0: 10.0,
             wmap_sigma: 5.0,
@@ -255,10 +256,10 @@ impl TrainConfig {
             intensity: true,
             fg_prob: 0.33,
             prefetch: 4,
-            steps: if three { 200 } else { 300 },
+            steps: if three { 60 } else { 300 },
             seed: 0,
             log_every: 10,
-            val_every: 100,
+            val_every: if three { 30 } else { 100 },
             checkpoint_every: 100,
             val_metric: "mean_dice".into(),
             val_tta: false,

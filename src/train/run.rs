@@ -571,19 +571,14 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         }
         plot_curves(&out.join("curves.png"), &rows)?;
         if let Some(s) = data.val.samples.first() {
+            // the `wunet predict` path: a predictor loaded from the checkpoint file
             let from = if best_path.exists() {
                 &best_path
             } else {
                 &last_path
             };
-            let (mut p, _) = Predictor::from_checkpoint(
-                ctx,
-                from,
-                Some(cfg.tile_dims()?),
-                Some(s.image.dims),
-                &popts,
-            )?;
-            let pred = p.predict(ctx, &s.image)?.argmax();
+            predictor.load(ctx, &checkpoint::load(from)?, from)?;
+            let pred = predictor.predict(ctx, &s.image)?.argmax();
             let path = out.join("overlay.png");
             write_overlay(&path, &s.image, &pred)?;
             overlay = Some(path);
