@@ -19,7 +19,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// all: every pair; val: only the validation split the run used
-    /// (its val_fraction: the last images by name, or the last part along x).
+    /// (its val_fraction: the last images by name, or the last part of a
+    /// single volume along its val_axis).
     #[arg(long, default_value = "all")]
     pub split: String,
     /// Flip test-time augmentation.
@@ -58,7 +59,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             ds = if ds.samples.len() >= 2 {
                 ds.split_fraction(f)?.1
             } else {
-                ds.split_spatial(f, 2)?.1
+                ds.split_spatial(f, tc.val_axis_index())?.1
             };
         }
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),

@@ -44,10 +44,13 @@ pub struct TrainFlags {
     /// nuclei masks: 255); -1: the rarer value.
     #[arg(long, allow_hyphen_values = true)]
     pub foreground_value: Option<i64>,
-    /// Validation share: the last images by name, or, for a single volume, the
-    /// last part along x.
+    /// Validation share: the last images by name, or, for a single image or
+    /// volume, the last part along val_axis.
     #[arg(long)]
     pub val_fraction: Option<f64>,
+    /// Axis along which a single image or volume is split for validation: x, y or z.
+    #[arg(long)]
+    pub val_axis: Option<String>,
     // ---- model
     /// Channels of the first level.
     #[arg(long)]
@@ -171,6 +174,7 @@ pub struct TrainConfig {
     pub normalize: String,
     pub foreground_value: i64,
     pub val_fraction: f64,
+    pub val_axis: String,
     pub base: usize,
     pub depth: usize,
     pub padding: String,
@@ -231,6 +235,7 @@ impl TrainConfig {
             normalize: "zscore".into(),
             foreground_value: -1,
             val_fraction: 0.1,
+            val_axis: "x".into(),
             base: 8,
             depth: if three { 2 } else { 3 },
             padding: "same".into(),
@@ -308,6 +313,7 @@ impl TrainConfig {
         };
         one_of("model", &self.model, &["unet2d", "unet3d"])?;
         one_of("normalize", &self.normalize, &["zscore", "percentile"])?;
+        one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("padding", &self.padding, &["valid", "same"])?;
         one_of("norm", &self.norm, &["batch", "instance", "none"])?;
         one_of("upsample", &self.upsample, &["convt", "linear"])?;
@@ -375,6 +381,15 @@ impl TrainConfig {
     /// `synthetic_size` as `(z, y, x)`.
     pub fn synthetic_dims(&self) -> Result<[usize; 3]> {
         parse_dims("synthetic_size", &self.synthetic_size, self.dims())
+    }
+
+    /// `val_axis` as an array axis (0 = z, 1 = y, 2 = x).
+    pub fn val_axis_index(&self) -> usize {
+        match self.val_axis.as_str() {
+            "z" => 0,
+            "y" => 1,
+            _ => 2,
+        }
     }
 
     pub fn normalize_mode(&self) -> Normalize {
@@ -616,6 +631,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("loss") && e.contains("focal"), "{e}");
+    }
+
+    #[test]
+    fn shipped_configs_resolve() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let f = read_config_file(&p).unwrap();
+                let c = TrainConfig::resolve(&[(p.display().to_string(), f)])
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let unet = c.unet(2);
+                crate::train::run::patch_geometry(&unet, c.patch_dims().unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
     }
 
     #[test]

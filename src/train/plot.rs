@@ -80,7 +80,11 @@ pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
             .build_cartesian_2d(0.0..max_step, 0.0..ymax)
             .map_err(perr)?;
         if text {
-            c.configure_mesh().x_desc("step").draw().map_err(perr)?;
+            c.configure_mesh()
+                .x_desc("step")
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(perr)?;
         } else {
             c.configure_mesh()
                 .x_labels(0)
@@ -107,7 +111,11 @@ pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
             .build_cartesian_2d(0.0..max_step, 0.0..1.0f64)
             .map_err(perr)?;
         if text {
-            c.configure_mesh().x_desc("step").draw().map_err(perr)?;
+            c.configure_mesh()
+                .x_desc("step")
+                .x_label_formatter(&|x| format!("{x:.0}"))
+                .draw()
+                .map_err(perr)?;
         } else {
             c.configure_mesh()
                 .x_labels(0)

@@ -156,7 +156,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let (train, val) = if n >= 2 {
         ds.split_fraction(cfg.val_fraction as f32)?
     } else {
-        ds.split_spatial(cfg.val_fraction as f32, 2)?
+        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index())?
     };
     let names = |d: &Dataset| {
         let v: Vec<&str> = d.samples.iter().map(|s| s.name.as_str()).collect();
@@ -171,7 +171,11 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         train.n_classes,
         names(&train),
         names(&val),
-        if n < 2 { " (last part along x)" } else { "" }
+        if n < 2 {
+            format!(" (last part along {})", cfg.val_axis)
+        } else {
+            String::new()
+        }
     );
     Ok(RunData {
         train,
