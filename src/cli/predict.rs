@@ -26,7 +26,8 @@ pub struct PredictArgs {
     /// Label output (.png, .tif/.tiff or .npy), in the training data's label values.
     #[arg(long)]
     pub output: PathBuf,
-    /// Also write the segmentation over the input as an RGB PNG (3D: middle section).
+    /// Also write the segmentation over the input as an RGB PNG (3D: the section
+    /// with the most foreground).
     #[arg(long)]
     pub overlay: Option<PathBuf>,
     /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).

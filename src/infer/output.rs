@@ -121,9 +121,18 @@ pub fn write_probabilities(path: &Path, p: &ChannelVolume) -> Result<()> {
 }
 
 /// Write an RGB overlay PNG of the prediction over the image (3D: the
-/// middle section).
+/// section with the most predicted foreground; the middle one if none).
 pub fn write_overlay(path: &Path, image: &Volume, pred: &LabelVolume) -> Result<()> {
-    let z = image.dims[0] / 2;
+    let n = image.dims[1] * image.dims[2];
+    let fg = |z: usize| {
+        pred.data
+            .get(z * n..(z + 1) * n)
+            .map_or(0, |s| s.iter().filter(|&&v| v > 0).count())
+    };
+    let z = (0..image.dims[0])
+        .max_by_key(|&z| (fg(z), usize::MAX - z.abs_diff(image.dims[0] / 2)))
+        .filter(|&z| fg(z) > 0)
+        .unwrap_or(image.dims[0] / 2);
     let rgb = overlay_rgb(image, pred, z, 0.45)?;
     write_png_rgb(path, image.dims[2], image.dims[1], &rgb)
 }
