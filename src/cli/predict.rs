@@ -98,8 +98,9 @@ pub fn predict_volume(
 /// Run `wunet predict`; returns a short report.
 pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let (ck, meta) = load_checkpoint(&a.checkpoint)?;
-    let raw = read_image(&a.input)?;
-    let mut image = raw.clone();
+    let mut image = read_image(&a.input)?;
+    // the overlay shows the raw intensities; keep them only when asked
+    let raw = a.overlay.as_ref().map(|_| image.clone());
     normalize(&mut image, meta.dataset_options().normalize);
     let t = std::time::Instant::now();
     let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
@@ -112,8 +113,8 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         image.dims,
         a.output.display()
     );
-    if let Some(o) = &a.overlay {
-        write_overlay(o, &raw, &pred)?;
+    if let (Some(o), Some(raw)) = (&a.overlay, &raw) {
+        write_overlay(o, raw, &pred)?;
         s += &format!("overlay: {}\n", o.display());
     }
     if let Some(pp) = &a.probabilities {

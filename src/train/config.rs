@@ -91,6 +91,9 @@ pub struct TrainFlags {
     /// Weight map: border width sigma in pixels (paper: 5).
     #[arg(long)]
     pub wmap_sigma: Option<f32>,
+    /// Weight map: class-balancing term w_c (paper: yes); false: w_c = 1.
+    #[arg(long)]
+    pub wmap_balance: Option<bool>,
     /// The class whose connected components are the objects (cells, nuclei)
     /// of the weight map and the Rand error; -1: the class with more components.
     #[arg(long, allow_hyphen_values = true)]
@@ -187,6 +190,7 @@ pub struct TrainConfig {
     pub loss: String,
     pub w0: f32,
     pub wmap_sigma: f32,
+    pub wmap_balance: bool,
     pub objects_class: i64,
     pub optimizer: String,
     pub lr: f64,
@@ -248,6 +252,7 @@ impl TrainConfig {
             loss: "auto".into(),
             w0: 10.0,
             wmap_sigma: 5.0,
+            wmap_balance: true,
             objects_class: -1,
             optimizer: "adam".into(),
             lr: 2e-3,

@@ -347,6 +347,7 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         let wopts = WeightMapOptions {
             w0: cfg.w0,
             sigma: cfg.wmap_sigma,
+            balance: cfg.wmap_balance,
             ..Default::default()
         };
         data.train.compute_weight_maps(objects, &wopts)?;
