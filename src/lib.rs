@@ -11,6 +11,7 @@ pub mod exec;
 pub mod fsutil;
 pub mod gpu;
 pub mod graph;
+pub mod infer;
 pub mod models;
 pub mod ops;
 pub mod reference;

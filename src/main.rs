@@ -1,7 +1,10 @@
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
 use wunet::cli::bench::{bench_conv, bench_unet, ConvBenchArgs, UNetBenchArgs};
+use wunet::cli::eval::{run_eval, EvalArgs};
 use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
+use wunet::cli::predict::{run_predict, PredictArgs};
+use wunet::cli::train::{run_train, TrainArgs};
 use wunet::gpu::context::{adapter_report, enumerate_adapters};
 use wunet::{Context, ContextOptions};
 
@@ -33,6 +36,12 @@ enum Cmd {
     Model(ModelArgs),
     /// Print a model's memory plan (no GPU needed).
     Plan(PlanArgs),
+    /// Train a U-Net (default: 2D on built-in synthetic EM-like data).
+    Train(Box<TrainArgs>),
+    /// Segment an image or volume of any size with a checkpoint (overlap-tile).
+    Predict(PredictArgs),
+    /// Print metrics of a checkpoint on labelled data, one `name: value` per line.
+    Eval(EvalArgs),
 }
 
 #[derive(Subcommand)]
@@ -55,6 +64,19 @@ fn run(cli: Cli) -> wunet::Result<()> {
     match cli.cmd {
         Cmd::Model(a) => print!("{}", model_report(&a)?),
         Cmd::Plan(a) => print!("{}", plan_report(&a)?),
+        Cmd::Train(a) => {
+            let ctx = Context::new(&opts)?;
+            eprintln!("adapter: {}", ctx.describe());
+            print!("{}", run_train(&ctx, &a)?);
+        }
+        Cmd::Predict(a) => {
+            let ctx = Context::new(&opts)?;
+            print!("{}", run_predict(&ctx, &a)?);
+        }
+        Cmd::Eval(a) => {
+            let ctx = Context::new(&opts)?;
+            print!("{}", run_eval(&ctx, &a)?.to_text());
+        }
         Cmd::Devices => {
             let adapters = enumerate_adapters(&opts)?;
             if adapters.is_empty() {

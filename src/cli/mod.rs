@@ -1,4 +1,7 @@
 //! Command-line front end (`wunet ...`).
 
 pub mod bench;
+pub mod eval;
 pub mod model;
+pub mod predict;
+pub mod train;

@@ -50,6 +50,7 @@ impl Session {
         }
         crate::graph::check_kernel_ops(&g)?;
         let mut keep = vec![net.logits];
+        keep.push(loss_v); // a composite loss (Dice + CE) ends in an add node
         if spec.keep_grads {
             keep.extend(grads.iter().map(|(_, gr)| *gr));
         }

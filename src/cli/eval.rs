@@ -1,0 +1,116 @@
+//! `wunet eval`: metrics of a checkpoint on a labelled dataset, one
+//! `name: value` line per metric on stdout (see [`crate::infer::eval`]).
+
+use crate::data::dataset::{Dataset, Sample};
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::infer::eval::{evaluate, Metrics};
+use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
+use crate::train::config::{parse_dims, TrainConfig};
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct EvalArgs {
+    /// A checkpoint written by `wunet train`.
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Labelled data (same layouts as `wunet train --data`).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// all: every pair; val: only the validation split the run used
+    /// (its val_fraction: the last images by name, or the last part of a
+    /// single volume along its val_axis).
+    #[arg(long, default_value = "all")]
+    pub split: String,
+    /// Flip test-time augmentation.
+    #[arg(long)]
+    pub tta: bool,
+    /// gaussian or none (default: the checkpoint's).
+    #[arg(long)]
+    pub blend: Option<String>,
+    /// Network input tile, N, HxW or DxHxW (default: the checkpoint's).
+    #[arg(long)]
+    pub tile: Option<String>,
+    /// Tiles per GPU submission.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+}
+
+/// Evaluate; returns the metrics (print them with [`Metrics::to_text`]).
+pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
+    let (ck, meta) = load_checkpoint(&a.checkpoint)?;
+    let cfg = meta
+        .unet()
+        .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
+    let mut ds = Dataset::load(&a.data, &meta.dataset_options())?;
+    match a.split.as_str() {
+        "all" => {}
+        "val" => {
+            let text = ck.meta.get("config").ok_or_else(|| {
+                Error::file(
+                    &a.checkpoint,
+                    "no training configuration stored; use --split all",
+                )
+            })?;
+            let tc: TrainConfig = toml::from_str(text)
+                .map_err(|e| Error::file(&a.checkpoint, format!("bad stored config: {e}")))?;
+            let f = tc.val_fraction as f32;
+            ds = if ds.samples.len() >= 2 {
+                ds.split_fraction(f)?.1
+            } else {
+                ds.split_spatial(f, tc.val_axis_index())?.1
+            };
+        }
+        s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
+    }
+    if cfg.dims == 2 && ds.is_3d() {
+        // a 2D model scores a volume section by section
+        let mut secs = Vec::new();
+        for s in &ds.samples {
+            for z in 0..s.image.dims[0] {
+                secs.push(Sample {
+                    name: format!("{}[{z}]", s.name),
+                    image: s.image.section(z)?,
+                    labels: s.labels.section(z)?,
+                    weights: None,
+                });
+            }
+        }
+        ds.samples = secs;
+    } else if cfg.dims == 3 && !ds.is_3d() {
+        return Err(Error::file(
+            &a.data,
+            "a 3D model needs volumes, but the data is 2D",
+        ));
+    }
+    if ds.n_classes > cfg.classes {
+        return Err(Error::file(
+            &a.data,
+            format!(
+                "labels hold {} classes but the model predicts {}",
+                ds.n_classes, cfg.classes
+            ),
+        ));
+    }
+    let tile = match &a.tile {
+        Some(t) => parse_dims("--tile", t, cfg.dims)?,
+        None => parse_dims("tile", &meta.tile, cfg.dims)?,
+    };
+    let max: [usize; 3] = std::array::from_fn(|k| {
+        ds.samples
+            .iter()
+            .map(|s| s.image.dims[k])
+            .max()
+            .unwrap_or(1)
+    });
+    let opts = PredictOptions {
+        batch: a.batch,
+        blend: parse_blend(a.blend.as_deref().unwrap_or(&meta.blend))?,
+        tta: a.tta,
+        overlap: 0.25,
+    };
+    let mut p = Predictor::for_image(ctx, &cfg, tile, max, &opts)?;
+    p.load(ctx, &ck, &a.checkpoint)?;
+    evaluate(ctx, &mut p, &ds, meta.objects_class as i32)
+}

@@ -1,0 +1,136 @@
+//! `wunet predict`: overlap-tile inference of one image or volume of any
+//! size with a checkpoint written by `wunet train`.
+
+use crate::data::dataset::normalize;
+use crate::data::io::read_image;
+use crate::data::{ChannelVolume, Volume};
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::infer::meta::InferMeta;
+use crate::infer::output::{write_labels, write_overlay, write_probabilities};
+use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
+use crate::train::checkpoint::Checkpoint;
+use crate::train::config::parse_dims;
+use clap::Args;
+use std::path::PathBuf;
+
+#[derive(Args, Debug, Clone)]
+pub struct PredictArgs {
+    /// A checkpoint written by `wunet train` (best.safetensors or last.safetensors).
+    #[arg(long)]
+    pub checkpoint: PathBuf,
+    /// Image or volume: .png, .tif/.tiff (multi-page = volume) or .npy (z, y, x).
+    /// A 2D model predicts a volume section by section.
+    #[arg(long)]
+    pub input: PathBuf,
+    /// Label output (.png, .tif/.tiff or .npy), in the training data's label values.
+    #[arg(long)]
+    pub output: PathBuf,
+    /// Also write the segmentation over the input as an RGB PNG (3D: the section
+    /// with the most foreground).
+    #[arg(long)]
+    pub overlay: Option<PathBuf>,
+    /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).
+    #[arg(long)]
+    pub probabilities: Option<PathBuf>,
+    /// Flip test-time augmentation (average of the softmax over all flips).
+    #[arg(long)]
+    pub tta: bool,
+    /// Overlapping tiles: gaussian or none (default: the checkpoint's).
+    #[arg(long)]
+    pub blend: Option<String>,
+    /// Network input tile, N, HxW or DxHxW (default: the checkpoint's).
+    #[arg(long)]
+    pub tile: Option<String>,
+    /// Tiles per GPU submission.
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Minimum overlap of neighbouring output tiles, as a share of the tile.
+    #[arg(long, default_value_t = 0.25)]
+    pub overlap: f32,
+}
+
+/// Probabilities of `image` (normalised as in training); a 2D model on a
+/// volume runs section by section.
+pub fn predict_volume(
+    ctx: &Context,
+    a: &PredictArgs,
+    ck: &Checkpoint,
+    meta: &InferMeta,
+    image: &Volume,
+) -> Result<ChannelVolume> {
+    let cfg = meta.unet()?;
+    let tile = match &a.tile {
+        Some(t) => parse_dims("--tile", t, cfg.dims)?,
+        None => parse_dims("tile", &meta.tile, cfg.dims)?,
+    };
+    let opts = PredictOptions {
+        batch: a.batch,
+        blend: parse_blend(a.blend.as_deref().unwrap_or(&meta.blend))?,
+        tta: a.tta,
+        overlap: a.overlap,
+    };
+    if cfg.dims == 3 && image.dims[0] == 1 {
+        return Err(Error::file(
+            &a.input,
+            "a 3D model needs a volume, but this is a 2D image",
+        ));
+    }
+    let section = [1, image.dims[1], image.dims[2]];
+    let fit = if cfg.dims == 2 { section } else { image.dims };
+    let mut p = Predictor::for_image(ctx, &cfg, tile, fit, &opts)?;
+    p.load(ctx, ck, &a.checkpoint)?;
+    if cfg.dims == 3 || image.dims[0] == 1 {
+        return p.predict(ctx, image);
+    }
+    let mut out = ChannelVolume::zeros(cfg.classes, image.dims);
+    let n = section[1] * section[2];
+    for z in 0..image.dims[0] {
+        let pz = p.predict(ctx, &image.section(z)?)?;
+        for c in 0..cfg.classes {
+            let dst = (c * image.dims[0] + z) * n;
+            out.data[dst..dst + n].copy_from_slice(&pz.data[c * n..(c + 1) * n]);
+        }
+    }
+    Ok(out)
+}
+
+/// Run `wunet predict`; returns a short report.
+pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
+    let (ck, meta) = load_checkpoint(&a.checkpoint)?;
+    let mut image = read_image(&a.input)?;
+    // the overlay shows the raw intensities; keep them only when asked
+    let raw = a.overlay.as_ref().map(|_| image.clone());
+    normalize(&mut image, meta.dataset_options().normalize);
+    let t = std::time::Instant::now();
+    let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
+    let secs = t.elapsed().as_secs_f64();
+    let pred = probs.argmax();
+    write_labels(&a.output, &pred, &meta.class_values)?;
+    let mut s = format!(
+        "{} {:?} (z, y, x) -> {} in {secs:.2} s\n",
+        a.input.display(),
+        image.dims,
+        a.output.display()
+    );
+    if let (Some(o), Some(raw)) = (&a.overlay, &raw) {
+        write_overlay(o, raw, &pred)?;
+        s += &format!("overlay: {}\n", o.display());
+    }
+    if let Some(pp) = &a.probabilities {
+        write_probabilities(pp, &probs)?;
+        s += &format!("probabilities: {}\n", pp.display());
+    }
+    let counts = (0..probs.channels)
+        .map(|c| {
+            let k = pred.data.iter().filter(|&&v| v == c as i32).count();
+            format!(
+                "class {c}: {:.1}%",
+                100.0 * k as f64 / pred.data.len() as f64
+            )
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    s += &format!("{counts}\n");
+    Ok(s)
+}

@@ -1,0 +1,150 @@
+//! Metrics of a predictor on a labelled dataset, on whole images through the
+//! same overlap-tile path as `wunet predict`.
+//!
+//! * `pixel_error`: wrong voxels / all voxels, pooled over the dataset.
+//! * `rand_error`: the ISBI 2012 foreground-restricted adapted Rand error of
+//!   the segments = connected components of the objects class (cells for
+//!   ISBI, where class 1 is membrane), per image, averaged; 2D data only.
+//! * `dice_<c>`, `iou_<c>`: per class from the pooled confusion counts;
+//!   `mean_dice`: their mean over the classes `1..` (foreground).
+
+use super::predict::Predictor;
+use crate::data::dataset::Dataset;
+use crate::data::metrics::{dice_iou, isbi_rand_error};
+use crate::data::weightmap::instances_of_class;
+use crate::data::LabelVolume;
+use crate::error::Result;
+use crate::gpu::Context;
+
+/// Scores of one evaluation.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Metrics {
+    pub pixel_error: f64,
+    /// `None` for 3D data or when no image has ground-truth segments.
+    pub rand_error: Option<f64>,
+    pub dice: Vec<Option<f64>>,
+    pub iou: Vec<Option<f64>>,
+    pub mean_dice: Option<f64>,
+    pub images: usize,
+}
+
+impl Metrics {
+    /// `(name, value)` in print order: pixel_error, rand_error, dice_c,
+    /// iou_c, mean_dice (undefined ones left out).
+    pub fn lines(&self) -> Vec<(String, f64)> {
+        let mut v = vec![("pixel_error".to_string(), self.pixel_error)];
+        if let Some(r) = self.rand_error {
+            v.push(("rand_error".into(), r));
+        }
+        for (c, d) in self.dice.iter().enumerate() {
+            if let Some(d) = d {
+                v.push((format!("dice_{c}"), *d));
+            }
+        }
+        for (c, d) in self.iou.iter().enumerate() {
+            if let Some(d) = d {
+                v.push((format!("iou_{c}"), *d));
+            }
+        }
+        if let Some(m) = self.mean_dice {
+            v.push(("mean_dice".into(), m));
+        }
+        v
+    }
+
+    /// A metric by name.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.lines()
+            .into_iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v)
+    }
+
+    /// `name: value` lines.
+    pub fn to_text(&self) -> String {
+        self.lines()
+            .iter()
+            .map(|(n, v)| format!("{n}: {v:.6}\n"))
+            .collect()
+    }
+}
+
+/// `true` if a lower value of `metric` is better.
+pub fn lower_is_better(metric: &str) -> bool {
+    metric.ends_with("error")
+}
+
+/// The class whose face-connected components are the objects: for binary
+/// labels, the class with more components summed over the samples (cells
+/// between a connected membrane network: class 0 on ISBI 2012; nuclei on
+/// one background: class 1); 1 for more classes.
+pub fn auto_objects_class(data: &Dataset) -> i32 {
+    if data.n_classes != 2 {
+        return 1;
+    }
+    let count = |l: &LabelVolume, c: i32| {
+        instances_of_class(l, c, false)
+            .data
+            .iter()
+            .copied()
+            .max()
+            .unwrap_or(0) as u64
+    };
+    let (mut c0, mut c1) = (0u64, 0u64);
+    for s in data.samples.iter().take(8) {
+        c0 += count(&s.labels, 0);
+        c1 += count(&s.labels, 1);
+    }
+    if c0 > c1 {
+        0
+    } else {
+        1
+    }
+}
+
+/// Predict every sample of `data` and score it.
+pub fn evaluate(
+    ctx: &Context,
+    p: &mut Predictor,
+    data: &Dataset,
+    objects_class: i32,
+) -> Result<Metrics> {
+    let k = p.config.classes.max(data.n_classes);
+    let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
+    let (mut wrong, mut total) = (0u64, 0u64);
+    let mut rand = Vec::new();
+    for s in &data.samples {
+        let pred = p.predict(ctx, &s.image)?.argmax();
+        wrong += pred
+            .data
+            .iter()
+            .zip(&s.labels.data)
+            .filter(|(a, b)| a != b)
+            .count() as u64;
+        total += pred.data.len() as u64;
+        for cs in dice_iou(&pred, &s.labels, k)? {
+            tp[cs.class] += cs.tp;
+            fp[cs.class] += cs.fp;
+            fne[cs.class] += cs.fn_;
+        }
+        if s.image.is_2d() && s.labels.data.contains(&objects_class) {
+            rand.push(isbi_rand_error(&pred, &s.labels, objects_class)?.error);
+        }
+    }
+    let score = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
+    let dice: Vec<Option<f64>> = (0..k)
+        .map(|c| score(2 * tp[c], 2 * tp[c] + fp[c] + fne[c]))
+        .collect();
+    let iou: Vec<Option<f64>> = (0..k)
+        .map(|c| score(tp[c], tp[c] + fp[c] + fne[c]))
+        .collect();
+    let fg: Vec<f64> = dice.iter().skip(1).flatten().copied().collect();
+    Ok(Metrics {
+        pixel_error: wrong as f64 / total.max(1) as f64,
+        rand_error: (!rand.is_empty()).then(|| rand.iter().sum::<f64>() / rand.len() as f64),
+        mean_dice: (!fg.is_empty()).then(|| fg.iter().sum::<f64>() / fg.len() as f64),
+        dice,
+        iou,
+        images: data.samples.len(),
+    })
+}

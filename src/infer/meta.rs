@@ -1,0 +1,220 @@
+//! What a checkpoint carries besides its tensors, so that `wunet predict` and
+//! `wunet eval` need no model flags: the network configuration, the input
+//! normalisation, the label convention and the default tile, as TOML in the
+//! safetensors metadata under the key [`META_KEY`].
+
+use crate::error::{Error, Result};
+use crate::models::{Act, ChannelScheme, Norm, Padding, UNetConfig, Upsampling};
+use crate::train::checkpoint::Checkpoint;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Metadata key of [`InferMeta`] in a checkpoint.
+pub const META_KEY: &str = "wunet";
+
+/// A serialisable mirror of [`UNetConfig`].
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelMeta {
+    pub dims: usize,
+    pub in_channels: usize,
+    pub classes: usize,
+    pub base: usize,
+    pub depth: usize,
+    /// `valid` or `same`.
+    pub padding: String,
+    /// `none`, `batch`, `instance` or `group:G`.
+    pub norm: String,
+    /// `relu` or `leaky:SLOPE`.
+    pub act: String,
+    /// `convt` or `linear`.
+    pub upsample: String,
+    pub conv_bias: bool,
+    pub upconv_bias: bool,
+    /// `ronneberger` or `cicek`.
+    pub channels: String,
+    pub residual: bool,
+    pub dropout: f32,
+    pub bn_momentum: f32,
+    pub norm_eps: f32,
+}
+
+impl From<&UNetConfig> for ModelMeta {
+    fn from(c: &UNetConfig) -> Self {
+        ModelMeta {
+            dims: c.dims,
+            in_channels: c.in_channels,
+            classes: c.classes,
+            base: c.base,
+            depth: c.depth,
+            padding: if c.padding == Padding::Same {
+                "same"
+            } else {
+                "valid"
+            }
+            .into(),
+            norm: match c.norm {
+                Norm::None => "none".into(),
+                Norm::Batch => "batch".into(),
+                Norm::Instance => "instance".into(),
+                Norm::Group(g) => format!("group:{g}"),
+            },
+            act: match c.act {
+                Act::Relu => "relu".into(),
+                Act::LeakyRelu(s) => format!("leaky:{s}"),
+            },
+            upsample: if c.upsample == Upsampling::LinearConv {
+                "linear"
+            } else {
+                "convt"
+            }
+            .into(),
+            conv_bias: c.conv_bias,
+            upconv_bias: c.upconv_bias,
+            channels: if c.channels == ChannelScheme::Cicek {
+                "cicek"
+            } else {
+                "ronneberger"
+            }
+            .into(),
+            residual: c.residual,
+            dropout: c.dropout,
+            bn_momentum: c.bn_momentum,
+            norm_eps: c.norm_eps,
+        }
+    }
+}
+
+impl ModelMeta {
+    /// The network configuration (errors name the bad field).
+    pub fn to_config(&self) -> Result<UNetConfig> {
+        let bad = |k: &str, v: &str| Error::Other(format!("model metadata: {k} = '{v}'"));
+        let norm = match self.norm.as_str() {
+            "none" => Norm::None,
+            "batch" => Norm::Batch,
+            "instance" => Norm::Instance,
+            s => match s.strip_prefix("group:").and_then(|g| g.parse().ok()) {
+                Some(g) => Norm::Group(g),
+                None => return Err(bad("norm", s)),
+            },
+        };
+        let act = match self.act.as_str() {
+            "relu" => Act::Relu,
+            s => match s.strip_prefix("leaky:").and_then(|g| g.parse().ok()) {
+                Some(v) => Act::LeakyRelu(v),
+                None => return Err(bad("act", s)),
+            },
+        };
+        Ok(UNetConfig {
+            dims: self.dims,
+            in_channels: self.in_channels,
+            classes: self.classes,
+            base: self.base,
+            depth: self.depth,
+            padding: match self.padding.as_str() {
+                "valid" => Padding::Valid,
+                "same" => Padding::Same,
+                s => return Err(bad("padding", s)),
+            },
+            norm,
+            act,
+            upsample: match self.upsample.as_str() {
+                "convt" => Upsampling::ConvTranspose,
+                "linear" => Upsampling::LinearConv,
+                s => return Err(bad("upsample", s)),
+            },
+            conv_bias: self.conv_bias,
+            upconv_bias: self.upconv_bias,
+            channels: match self.channels.as_str() {
+                "ronneberger" => ChannelScheme::Ronneberger,
+                "cicek" => ChannelScheme::Cicek,
+                s => return Err(bad("channels", s)),
+            },
+            residual: self.residual,
+            dropout: self.dropout,
+            bn_momentum: self.bn_momentum,
+            norm_eps: self.norm_eps,
+        })
+    }
+}
+
+/// Everything inference needs besides the weights.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct InferMeta {
+    pub model: ModelMeta,
+    /// Per-image normalisation of the input: `zscore` or `percentile`.
+    pub normalize: String,
+    /// Stored label value of each class (class `c` is written as
+    /// `class_values[c]`; e.g. ISBI 2012: `[255, 0]`, membrane = class 1 = 0).
+    pub class_values: Vec<i64>,
+    /// Binary labels: the stored value of class 1 when loading labels (-1: the rarer value).
+    pub foreground_value: i64,
+    /// The class whose connected components are objects (cells, nuclei):
+    /// the segments of the Rand error.
+    pub objects_class: i64,
+    /// Default network input tile, `HxW` or `DxHxW`.
+    pub tile: String,
+    /// Tile blending: `gaussian` or `none`.
+    pub blend: String,
+}
+
+impl InferMeta {
+    /// Store into a checkpoint's metadata.
+    pub fn store(&self, ck: &mut Checkpoint) -> Result<()> {
+        let s = toml::to_string(self).map_err(|e| Error::Other(format!("metadata: {e}")))?;
+        ck.meta.insert(META_KEY.into(), s);
+        Ok(())
+    }
+
+    /// Read from a checkpoint loaded from `path`.
+    pub fn from_checkpoint(ck: &Checkpoint, path: &Path) -> Result<InferMeta> {
+        let s = ck.meta.get(META_KEY).ok_or_else(|| {
+            Error::file(
+                path,
+                format!(
+                    "checkpoint has no '{META_KEY}' metadata (model configuration); was it written by `wunet train`?"
+                ),
+            )
+        })?;
+        toml::from_str(s).map_err(|e| Error::file(path, format!("bad '{META_KEY}' metadata: {e}")))
+    }
+
+    /// The network configuration.
+    pub fn unet(&self) -> Result<UNetConfig> {
+        self.model.to_config()
+    }
+
+    /// Options for loading a labelled dataset the way training did.
+    pub fn dataset_options(&self) -> crate::data::dataset::DatasetOptions {
+        use crate::data::dataset::{DatasetOptions, Normalize};
+        DatasetOptions {
+            normalize: if self.normalize == "percentile" {
+                Normalize::Percentile { lo: 1.0, hi: 99.0 }
+            } else {
+                Normalize::ZScore
+            },
+            invert: match self.foreground_value {
+                v if v < 0 => None,
+                0 => Some(true),
+                _ => Some(false),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn model_meta_round_trip() {
+        for mut c in [UNetConfig::ronneberger2015(), UNetConfig::cicek2016()] {
+            c.norm = Norm::Group(4);
+            c.act = Act::LeakyRelu(0.01);
+            let m = ModelMeta::from(&c);
+            let back: ModelMeta = toml::from_str(&toml::to_string(&m).unwrap()).unwrap();
+            assert_eq!(back.to_config().unwrap(), c);
+        }
+    }
+}

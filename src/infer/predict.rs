@@ -1,0 +1,383 @@
+//! The overlap-tile predictor: one inference graph (batch norm in eval mode)
+//! on the GPU executor, fed batches of mirrored tiles.
+//!
+//! Memory: the host holds the image, the output (`classes` x image, plus one
+//! weight sum for Gaussian blending) and one batch of tiles; the GPU holds
+//! the network for one batch of input tiles. Flip test-time augmentation
+//! runs every flip of a tile (4 in 2D, 8 in 3D) as batch items, unflips the
+//! outputs and averages their softmax.
+
+use super::meta::InferMeta;
+use super::tiles::{fit_geometry, plan, tile_geometry, TileGeometry};
+use crate::data::tiling::{Accumulator, Blend};
+use crate::data::{numel, ChannelVolume, Volume};
+use crate::error::{Error, Result};
+use crate::exec::{ExecOptions, Executor};
+use crate::gpu::Context;
+use crate::graph::ValueId;
+use crate::models::{build_unet, Mode, UNetConfig};
+use crate::train::checkpoint::{self, Checkpoint};
+use std::path::Path;
+
+/// How a [`Predictor`] runs.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PredictOptions {
+    /// Tiles per GPU submission.
+    pub batch: usize,
+    pub blend: Blend,
+    /// Flip test-time augmentation.
+    pub tta: bool,
+    /// Share of the output tile that neighbouring tiles overlap (at least).
+    pub overlap: f32,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        PredictOptions {
+            batch: 1,
+            blend: Blend::Gaussian,
+            tta: false,
+            overlap: 0.25,
+        }
+    }
+}
+
+/// What [`Predictor::run`] accumulates.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// Softmax probabilities (averaged over flips with TTA).
+    Probabilities,
+    /// Raw logits (averaged over flips with TTA).
+    Logits,
+}
+
+pub struct Predictor {
+    pub config: UNetConfig,
+    pub geometry: TileGeometry,
+    pub opts: PredictOptions,
+    exec: Executor,
+    input: ValueId,
+    logits: ValueId,
+}
+
+/// Optimiser state in a training checkpoint (not needed for inference).
+pub fn is_optimizer_state(name: &str) -> bool {
+    name.ends_with(".momentum_buffer")
+        || name.ends_with(".exp_avg")
+        || name.ends_with(".exp_avg_sq")
+}
+
+/// Parse `gaussian` / `none`.
+pub fn parse_blend(s: &str) -> Result<Blend> {
+    match s {
+        "gaussian" => Ok(Blend::Gaussian),
+        "none" => Ok(Blend::None),
+        _ => Err(Error::Other(format!(
+            "blend '{s}': expected gaussian or none"
+        ))),
+    }
+}
+
+/// Load a checkpoint and its inference metadata.
+pub fn load_checkpoint(path: &Path) -> Result<(Checkpoint, InferMeta)> {
+    let ck = checkpoint::load(path)?;
+    let meta = InferMeta::from_checkpoint(&ck, path)?;
+    Ok((ck, meta))
+}
+
+impl Predictor {
+    /// A predictor whose input tile is `request` rounded up to a size that
+    /// works (see [`super::tiles`]), shrunk while one tensor of it would
+    /// exceed the device's binding limit; weights are uninitialised until
+    /// [`Self::load`].
+    pub fn new(
+        ctx: &Context,
+        cfg: &UNetConfig,
+        request: [usize; 3],
+        opts: &PredictOptions,
+    ) -> Result<Self> {
+        Self::shrinking(ctx, cfg, request, opts, |r| tile_geometry(cfg, r))
+    }
+
+    /// As [`Self::new`], with the tile shrunk to what `image` needs.
+    pub fn for_image(
+        ctx: &Context,
+        cfg: &UNetConfig,
+        request: [usize; 3],
+        image: [usize; 3],
+        opts: &PredictOptions,
+    ) -> Result<Self> {
+        Self::shrinking(ctx, cfg, request, opts, |r| fit_geometry(cfg, r, image))
+    }
+
+    fn shrinking(
+        ctx: &Context,
+        cfg: &UNetConfig,
+        mut request: [usize; 3],
+        opts: &PredictOptions,
+        geometry: impl Fn([usize; 3]) -> Result<TileGeometry>,
+    ) -> Result<Self> {
+        loop {
+            let g = geometry(request)?;
+            match Self::with_geometry(ctx, cfg, g, opts) {
+                Err(Error::TooLarge { .. }) if g.in_tile.iter().any(|&l| l > 2 << cfg.depth) => {
+                    // shrink the longest axis by a quarter and try again
+                    let a = (0..3).max_by_key(|&a| g.in_tile[a]).unwrap_or(2);
+                    request = g.in_tile;
+                    request[a] = (g.in_tile[a] * 3 / 4).max(1);
+                }
+                r => return r,
+            }
+        }
+    }
+
+    fn with_geometry(
+        ctx: &Context,
+        cfg: &UNetConfig,
+        g: TileGeometry,
+        opts: &PredictOptions,
+    ) -> Result<Self> {
+        if opts.batch == 0 {
+            return Err(Error::Other("predict: batch must be positive".into()));
+        }
+        let spatial: Vec<usize> = g.in_tile[3 - cfg.dims..].to_vec();
+        let net = build_unet(cfg, opts.batch, &spatial, &Mode::Inference)?;
+        let out = net.graph.shape(net.logits).spatial();
+        // Same padding keeps the full size; valid gives exactly the out tile.
+        if out != g.in_tile && out != g.out_tile {
+            return Err(Error::Other(format!(
+                "predict: tile {:?} gives output {out:?}, expected {:?}",
+                g.in_tile, g.out_tile
+            )));
+        }
+        let exec = Executor::new(
+            ctx,
+            net.graph.clone(),
+            &ExecOptions {
+                seed: 0,
+                keep: vec![net.logits],
+            },
+        )?;
+        Ok(Predictor {
+            config: cfg.clone(),
+            geometry: g,
+            opts: opts.clone(),
+            exec,
+            input: net.input,
+            logits: net.logits,
+        })
+    }
+
+    /// Load the model tensors of a checkpoint read from `path` (optimiser
+    /// state is ignored; a missing, extra or misshapen tensor is an error
+    /// naming the file and the tensor).
+    pub fn load(&mut self, ctx: &Context, ck: &Checkpoint, path: &Path) -> Result<()> {
+        let mut model = ck.clone();
+        model.tensors.retain(|t| !is_optimizer_state(&t.name));
+        model.check_against(path, &self.exec.expected_tensors(false))?;
+        self.exec.import(ctx, &model)
+    }
+
+    /// Build a predictor for `image` dims from a checkpoint file: tile from
+    /// `tile` or the checkpoint's default. Returns the metadata too.
+    pub fn from_checkpoint(
+        ctx: &Context,
+        path: &Path,
+        tile: Option<[usize; 3]>,
+        image: Option<[usize; 3]>,
+        opts: &PredictOptions,
+    ) -> Result<(Predictor, InferMeta)> {
+        let (ck, meta) = load_checkpoint(path)?;
+        let cfg = meta.unet().map_err(|e| Error::file(path, e.to_string()))?;
+        let request = match tile {
+            Some(t) => t,
+            None => crate::train::config::parse_dims("tile", &meta.tile, cfg.dims)?,
+        };
+        let mut p = match image {
+            Some(d) => Self::for_image(ctx, &cfg, request, d, opts)?,
+            None => Self::new(ctx, &cfg, request, opts)?,
+        };
+        p.load(ctx, &ck, path)?;
+        Ok((p, meta))
+    }
+
+    /// Class probabilities of a whole image or volume (`classes` x dims).
+    pub fn predict(&mut self, ctx: &Context, image: &Volume) -> Result<ChannelVolume> {
+        self.run(ctx, image, Output::Probabilities)
+    }
+
+    /// Tile, run and assemble.
+    pub fn run(&mut self, ctx: &Context, image: &Volume, output: Output) -> Result<ChannelVolume> {
+        if image.data.len() != numel(image.dims) || (self.config.dims == 2 && image.dims[0] != 1) {
+            return Err(Error::shape(
+                "predict",
+                format!("image {:?} for a {}D U-Net", image.dims, self.config.dims),
+            ));
+        }
+        let g = self.geometry;
+        let tplan = plan(image.dims, &g, self.opts.overlap)?;
+        let classes = self.config.classes;
+        let mut acc = Accumulator::new(&tplan, classes, self.opts.blend);
+        let flips: Vec<[bool; 3]> = if self.opts.tta {
+            let axes: Vec<usize> = (0..3).filter(|&a| g.in_tile[a] > 1).collect();
+            (0..1usize << axes.len())
+                .map(|m| {
+                    let mut f = [false; 3];
+                    for (k, &a) in axes.iter().enumerate() {
+                        f[a] = m >> k & 1 == 1;
+                    }
+                    f
+                })
+                .collect()
+        } else {
+            vec![[false; 3]]
+        };
+        let b = self.opts.batch;
+        let (ni, no) = (numel(g.in_tile), numel(g.out_tile));
+        // Work items: (tile, flip); a tile's result is complete after its last flip.
+        let items: Vec<(usize, usize)> = (0..tplan.tiles.len())
+            .flat_map(|t| (0..flips.len()).map(move |f| (t, f)))
+            .collect();
+        let mut input = vec![0.0f32; b * ni];
+        let mut sum = vec![0.0f32; classes * no];
+        let mut cur_tile = usize::MAX;
+        for chunk in items.chunks(b) {
+            input.iter_mut().for_each(|v| *v = 0.0);
+            for (k, &(t, f)) in chunk.iter().enumerate() {
+                let tile = tplan.extract(image, &tplan.tiles[t])?;
+                flip_into(&tile, g.in_tile, flips[f], &mut input[k * ni..(k + 1) * ni]);
+            }
+            self.exec.write_f32(ctx, self.input, &input)?;
+            self.exec.run(ctx, 0.0)?;
+            let full = self.exec.read_f32(ctx, self.logits)?;
+            let full_spatial = full.len() / (b * classes);
+            for (k, &(t, f)) in chunk.iter().enumerate() {
+                if t != cur_tile {
+                    sum.iter_mut().for_each(|v| *v = 0.0);
+                    cur_tile = t;
+                }
+                let item = &full[k * classes * full_spatial..(k + 1) * classes * full_spatial];
+                let mut out = crop_centre(item, classes, g.in_tile, full_spatial, g.out_tile);
+                if output == Output::Probabilities {
+                    softmax(&mut out, classes);
+                }
+                let unflipped = unflip(&out, classes, g.out_tile, flips[f]);
+                for (s, v) in sum.iter_mut().zip(&unflipped) {
+                    *s += v;
+                }
+                if f + 1 == flips.len() {
+                    let inv = 1.0 / flips.len() as f32;
+                    sum.iter_mut().for_each(|v| *v *= inv);
+                    acc.add(&tplan.tiles[t], &sum)?;
+                }
+            }
+        }
+        Ok(acc.finish())
+    }
+}
+
+/// The output tile: the network output as is (valid convs: `full_spatial ==
+/// out`), or its centre (same padding: `full_spatial == in`).
+fn crop_centre(
+    item: &[f32],
+    classes: usize,
+    in_tile: [usize; 3],
+    full_spatial: usize,
+    out: [usize; 3],
+) -> Vec<f32> {
+    let no = numel(out);
+    if full_spatial == no {
+        return item.to_vec();
+    }
+    let c: [usize; 3] = std::array::from_fn(|a| (in_tile[a] - out[a]) / 2);
+    let mut v = Vec::with_capacity(classes * no);
+    for ch in 0..classes {
+        let base = ch * full_spatial;
+        for z in 0..out[0] {
+            for y in 0..out[1] {
+                let s = base + ((z + c[0]) * in_tile[1] + y + c[1]) * in_tile[2] + c[2];
+                v.extend_from_slice(&item[s..s + out[2]]);
+            }
+        }
+    }
+    v
+}
+
+/// Softmax over channels, in place (`classes` planes).
+fn softmax(v: &mut [f32], classes: usize) {
+    let n = v.len() / classes;
+    for i in 0..n {
+        let m = (0..classes)
+            .map(|c| v[c * n + i])
+            .fold(f32::NEG_INFINITY, f32::max);
+        let mut s = 0.0;
+        for c in 0..classes {
+            let e = (v[c * n + i] - m).exp();
+            v[c * n + i] = e;
+            s += e;
+        }
+        for c in 0..classes {
+            v[c * n + i] /= s;
+        }
+    }
+}
+
+/// Copy `src` (dims `d`) into `dst` flipped along the marked axes.
+fn flip_into(src: &[f32], d: [usize; 3], f: [bool; 3], dst: &mut [f32]) {
+    let m = |i: usize, a: usize| if f[a] { d[a] - 1 - i } else { i };
+    for z in 0..d[0] {
+        for y in 0..d[1] {
+            let (sz, sy) = (m(z, 0), m(y, 1));
+            let srow = (sz * d[1] + sy) * d[2];
+            let drow = (z * d[1] + y) * d[2];
+            if f[2] {
+                for x in 0..d[2] {
+                    dst[drow + x] = src[srow + d[2] - 1 - x];
+                }
+            } else {
+                dst[drow..drow + d[2]].copy_from_slice(&src[srow..srow + d[2]]);
+            }
+        }
+    }
+}
+
+/// Undo a flip on every channel plane.
+fn unflip(v: &[f32], classes: usize, d: [usize; 3], f: [bool; 3]) -> Vec<f32> {
+    if f == [false; 3] {
+        return v.to_vec();
+    }
+    let n = numel(d);
+    let mut out = vec![0.0; v.len()];
+    for c in 0..classes {
+        flip_into(&v[c * n..(c + 1) * n], d, f, &mut out[c * n..(c + 1) * n]);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flips_are_involutions() {
+        let d = [2, 3, 4];
+        let v: Vec<f32> = (0..24).map(|i| i as f32).collect();
+        for m in 0..8 {
+            let f = [m & 1 == 1, m & 2 == 2, m & 4 == 4];
+            let mut a = vec![0.0; 24];
+            flip_into(&v, d, f, &mut a);
+            assert_eq!(unflip(&a, 1, d, f), v);
+        }
+        let mut a = vec![0.0; 24];
+        flip_into(&v, d, [false, false, true], &mut a);
+        assert_eq!(&a[..4], &[3.0, 2.0, 1.0, 0.0]);
+    }
+
+    #[test]
+    fn softmax_sums_to_one() {
+        let mut v = vec![1.0, -2.0, 3.0, 0.5];
+        softmax(&mut v, 2);
+        assert!((v[0] + v[2] - 1.0).abs() < 1e-6 && (v[1] + v[3] - 1.0).abs() < 1e-6);
+        assert!(v[2] > v[0]);
+    }
+}

@@ -1,0 +1,667 @@
+//! The training configuration: one flat set of keys, each of which is both a
+//! TOML key (`--config FILE`, and the run folder's `config.toml`) and a
+//! command-line flag (`key_name` <-> `--key-name`). Precedence: built-in
+//! defaults (which depend on `model`) < the run folder's `config.toml` (when
+//! resuming) < `--config FILE` < flags.
+//!
+//! [`TrainFlags`] holds every key as an `Option` (clap flags and the parsed
+//! file, with unknown keys rejected); [`TrainConfig`] is the resolved,
+//! complete configuration that a run writes as `config.toml`.
+
+use crate::data::dataset::Normalize;
+use crate::data::sampler::SamplerOptions;
+use crate::error::{Error, Result};
+use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction, SgdAttrs};
+use crate::graph::Optimizer;
+use crate::models::{Loss, Norm, Padding, UNetConfig, Upsampling};
+use crate::train::schedule::LrSchedule;
+use clap::Args;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Every training key as an optional flag. Field names are the TOML keys.
+#[derive(Args, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainFlags {
+    // ---- data
+    /// Data folder or file (image/label pairs, TIFF stacks or .npy volumes);
+    /// empty or absent: the built-in synthetic dataset.
+    #[arg(long)]
+    pub data: Option<String>,
+    /// unet2d or unet3d.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Number of synthetic images / volumes (when no --data).
+    #[arg(long)]
+    pub synthetic_images: Option<usize>,
+    /// Size of each synthetic image, HxW (2D) or DxHxW (3D).
+    #[arg(long)]
+    pub synthetic_size: Option<String>,
+    /// Per-image intensity normalisation: zscore or percentile (1-99 %).
+    #[arg(long)]
+    pub normalize: Option<String>,
+    /// Binary labels: the stored value that is class 1 (ISBI 2012 membrane: 0;
+    /// nuclei masks: 255); -1: the rarer value.
+    #[arg(long, allow_hyphen_values = true)]
+    pub foreground_value: Option<i64>,
+    /// Validation share: the last images by name, or, for a single image or
+    /// volume, the last part along val_axis.
+    #[arg(long)]
+    pub val_fraction: Option<f64>,
+    /// Axis along which a single image or volume is split for validation: x, y or z.
+    #[arg(long)]
+    pub val_axis: Option<String>,
+    // ---- model
+    /// Channels of the first level.
+    #[arg(long)]
+    pub base: Option<usize>,
+    /// Number of poolings.
+    #[arg(long)]
+    pub depth: Option<usize>,
+    /// valid (unpadded convs, the papers) or same.
+    #[arg(long)]
+    pub padding: Option<String>,
+    /// batch, instance or none.
+    #[arg(long)]
+    pub norm: Option<String>,
+    /// convt (transposed conv) or linear (interpolation + 1x1 conv).
+    #[arg(long)]
+    pub upsample: Option<String>,
+    /// Dropout after the bottom block during training (0: none).
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    /// Network input patch, HxW or DxHxW (valid convs: the output is smaller).
+    #[arg(long)]
+    pub patch: Option<String>,
+    /// Patches per step.
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Largest network input tile for validation and `wunet predict`, HxW or
+    /// DxHxW (shrunk to what an image needs; larger images are tiled).
+    #[arg(long)]
+    pub tile: Option<String>,
+    // ---- loss
+    /// wce (cross entropy weighted by the U-Net border weight map), dicece,
+    /// ce, or auto (wce for binary labels, dicece otherwise).
+    #[arg(long)]
+    pub loss: Option<String>,
+    /// Weight map: border weight w0 (paper: 10).
+    #[arg(long)]
+    pub w0: Option<f32>,
+    /// Weight map: border width sigma in pixels (paper: 5).
+    #[arg(long)]
+    pub wmap_sigma: Option<f32>,
+    /// Weight map: class-balancing term w_c (paper: yes); false: w_c = 1.
+    #[arg(long)]
+    pub wmap_balance: Option<bool>,
+    /// The class whose connected components are the objects (cells, nuclei)
+    /// of the weight map and the Rand error; -1: the class with more components.
+    #[arg(long, allow_hyphen_values = true)]
+    pub objects_class: Option<i64>,
+    // ---- optimiser
+    /// sgd (momentum) or adam.
+    #[arg(long)]
+    pub optimizer: Option<String>,
+    /// Initial learning rate.
+    #[arg(long)]
+    pub lr: Option<f64>,
+    /// poly (lr * (1 - step/steps)^0.9) or constant.
+    #[arg(long)]
+    pub schedule: Option<String>,
+    /// SGD momentum (the U-Net paper: 0.99).
+    #[arg(long)]
+    pub momentum: Option<f32>,
+    /// Nesterov momentum (SGD).
+    #[arg(long)]
+    pub nesterov: Option<bool>,
+    /// L2 weight decay.
+    #[arg(long)]
+    pub weight_decay: Option<f32>,
+    // ---- augmentation and sampling
+    /// Elastic deformation (3x3 control grid).
+    #[arg(long)]
+    pub elastic: Option<bool>,
+    /// Elastic displacement sigma in pixels (paper: 10).
+    #[arg(long)]
+    pub elastic_sigma: Option<f32>,
+    /// Random flips and 90-degree rotations.
+    #[arg(long)]
+    pub flips: Option<bool>,
+    /// Intensity scale/shift/gamma jitter.
+    #[arg(long)]
+    pub intensity: Option<bool>,
+    /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
+    #[arg(long)]
+    pub fg_prob: Option<f32>,
+    /// Batches prepared ahead on the background thread.
+    #[arg(long)]
+    pub prefetch: Option<usize>,
+    // ---- run
+    /// Training steps (total, counting from the first step of the run).
+    #[arg(long)]
+    pub steps: Option<u64>,
+    /// Seed of the initialisation and of the patch stream.
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Read the loss back (progress bar, log.csv) every N steps.
+    #[arg(long)]
+    pub log_every: Option<u64>,
+    /// Validate every N steps (0: only at the end).
+    #[arg(long)]
+    pub val_every: Option<u64>,
+    /// Write last.safetensors every N steps (and at the end).
+    #[arg(long)]
+    pub checkpoint_every: Option<u64>,
+    /// Metric that picks best.safetensors: mean_dice, pixel_error or rand_error.
+    #[arg(long)]
+    pub val_metric: Option<String>,
+    /// Validation: flip test-time augmentation.
+    #[arg(long)]
+    pub val_tta: Option<bool>,
+    /// Overlapping tiles: gaussian or none.
+    #[arg(long)]
+    pub blend: Option<String>,
+    /// Run folder (default: runs/<model>-NNN).
+    #[arg(long)]
+    pub out: Option<String>,
+}
+
+/// The resolved configuration (every key present); see [`TrainFlags`] for the meanings.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrainConfig {
+    pub data: String,
+    pub model: String,
+    pub synthetic_images: usize,
+    pub synthetic_size: String,
+    pub normalize: String,
+    pub foreground_value: i64,
+    pub val_fraction: f64,
+    pub val_axis: String,
+    pub base: usize,
+    pub depth: usize,
+    pub padding: String,
+    pub norm: String,
+    pub upsample: String,
+    pub dropout: f32,
+    pub patch: String,
+    pub batch: usize,
+    pub tile: String,
+    pub loss: String,
+    pub w0: f32,
+    pub wmap_sigma: f32,
+    pub wmap_balance: bool,
+    pub objects_class: i64,
+    pub optimizer: String,
+    pub lr: f64,
+    pub schedule: String,
+    pub momentum: f32,
+    pub nesterov: bool,
+    pub weight_decay: f32,
+    pub elastic: bool,
+    pub elastic_sigma: f32,
+    pub flips: bool,
+    pub intensity: bool,
+    pub fg_prob: f32,
+    pub prefetch: usize,
+    pub steps: u64,
+    pub seed: u64,
+    pub log_every: u64,
+    pub val_every: u64,
+    pub checkpoint_every: u64,
+    pub val_metric: String,
+    pub val_tta: bool,
+    pub blend: String,
+    pub out: String,
+}
+
+/// Keys that may differ between a run and its resumption.
+pub const RESUMABLE_KEYS: [&str; 7] = [
+    "steps",
+    "log_every",
+    "val_every",
+    "checkpoint_every",
+    "out",
+    "data",
+    "prefetch",
+];
+
+impl TrainConfig {
+    /// Built-in defaults: sized so that `wunet train` with no flags finishes
+    /// in a few minutes on a 2-core CPU (lavapipe) with a useful result.
+    pub fn defaults(model: &str) -> TrainConfig {
+        let three = model == "unet3d";
+        TrainConfig {
+            data: String::new(),
+            model: if three { "unet3d" } else { "unet2d" }.into(),
+            synthetic_images: if three { 6 } else { 20 },
+            synthetic_size: if three { "32x96x96" } else { "256x256" }.into(),
+            normalize: "zscore".into(),
+            foreground_value: -1,
+            val_fraction: 0.1,
+            val_axis: "x".into(),
+            base: 8,
+            depth: if three { 2 } else { 3 },
+            padding: "same".into(),
+            norm: "batch".into(),
+            upsample: "convt".into(),
+            dropout: 0.0,
+            patch: if three { "16x64x64" } else { "128x128" }.into(),
+            batch: if three { 2 } else { 4 },
+            tile: if three { "64x160x160" } else { "512x512" }.into(),
+            loss: "auto".into(),
+            w0: 10.0,
+            wmap_sigma: 5.0,
+            wmap_balance: true,
+            objects_class: -1,
+            optimizer: "adam".into(),
+            lr: 2e-3,
+            schedule: "poly".into(),
+            momentum: 0.99,
+            nesterov: false,
+            weight_decay: 0.0,
+            elastic: true,
+            elastic_sigma: 10.0,
+            flips: true,
+            intensity: true,
+            fg_prob: 0.33,
+            prefetch: 4,
+            steps: if three { 60 } else { 300 },
+            seed: 0,
+            log_every: 10,
+            val_every: if three { 30 } else { 100 },
+            checkpoint_every: 100,
+            val_metric: "mean_dice".into(),
+            val_tta: false,
+            blend: "gaussian".into(),
+            out: String::new(),
+        }
+    }
+
+    /// Resolve: defaults < each layer in order (later wins). Every layer is
+    /// checked for unknown keys and types; errors name `source` of the layer.
+    pub fn resolve(layers: &[(String, TrainFlags)]) -> Result<TrainConfig> {
+        let model = layers
+            .iter()
+            .rev()
+            .find_map(|(_, l)| l.model.clone())
+            .unwrap_or_else(|| "unet2d".into());
+        if model != "unet2d" && model != "unet3d" {
+            return Err(Error::Other(format!(
+                "model '{model}': expected unet2d or unet3d"
+            )));
+        }
+        let mut table = to_table(&TrainConfig::defaults(&model))?;
+        for (_, l) in layers {
+            for (k, v) in to_table(l)? {
+                table.insert(k, v);
+            }
+        }
+        let cfg: TrainConfig = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e| Error::Other(format!("configuration: {e}")))?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    /// Check every value that has a fixed vocabulary or range.
+    pub fn check(&self) -> Result<()> {
+        let one_of = |key: &str, v: &str, allowed: &[&str]| -> Result<()> {
+            if allowed.contains(&v) {
+                Ok(())
+            } else {
+                Err(Error::Other(format!(
+                    "{key} = '{v}': expected one of {}",
+                    allowed.join(", ")
+                )))
+            }
+        };
+        one_of("model", &self.model, &["unet2d", "unet3d"])?;
+        one_of("normalize", &self.normalize, &["zscore", "percentile"])?;
+        one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
+        one_of("padding", &self.padding, &["valid", "same"])?;
+        one_of("norm", &self.norm, &["batch", "instance", "none"])?;
+        one_of("upsample", &self.upsample, &["convt", "linear"])?;
+        one_of("loss", &self.loss, &["auto", "wce", "dicece", "ce"])?;
+        one_of("optimizer", &self.optimizer, &["sgd", "adam"])?;
+        one_of("schedule", &self.schedule, &["poly", "constant"])?;
+        one_of(
+            "val_metric",
+            &self.val_metric,
+            &["mean_dice", "pixel_error", "rand_error"],
+        )?;
+        one_of("blend", &self.blend, &["gaussian", "none"])?;
+        let positive = [
+            ("base", self.base),
+            ("batch", self.batch),
+            ("synthetic_images", self.synthetic_images),
+            ("prefetch", self.prefetch),
+        ];
+        for (k, v) in positive {
+            if v == 0 {
+                return Err(Error::Other(format!("{k} must be positive")));
+            }
+        }
+        if self.steps == 0 || self.log_every == 0 || self.checkpoint_every == 0 {
+            return Err(Error::Other(
+                "steps, log_every and checkpoint_every must be positive".into(),
+            ));
+        }
+        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
+            return Err(Error::Other(format!(
+                "val_fraction = {}: must lie in (0, 1)",
+                self.val_fraction
+            )));
+        }
+        if !(0.0..=1.0).contains(&self.fg_prob) || !(0.0..1.0).contains(&self.dropout) {
+            return Err(Error::Other(
+                "fg_prob must lie in [0, 1] and dropout in [0, 1)".into(),
+            ));
+        }
+        if !(self.lr > 0.0 && self.lr.is_finite()) {
+            return Err(Error::Other(format!("lr = {}: must be positive", self.lr)));
+        }
+        self.patch_dims()?;
+        self.tile_dims()?;
+        self.synthetic_dims()?;
+        Ok(())
+    }
+
+    pub fn dims(&self) -> usize {
+        if self.model == "unet3d" {
+            3
+        } else {
+            2
+        }
+    }
+
+    /// `patch` as `(z, y, x)` (2D: z = 1).
+    pub fn patch_dims(&self) -> Result<[usize; 3]> {
+        parse_dims("patch", &self.patch, self.dims())
+    }
+    /// `tile` as `(z, y, x)`.
+    pub fn tile_dims(&self) -> Result<[usize; 3]> {
+        parse_dims("tile", &self.tile, self.dims())
+    }
+    /// `synthetic_size` as `(z, y, x)`.
+    pub fn synthetic_dims(&self) -> Result<[usize; 3]> {
+        parse_dims("synthetic_size", &self.synthetic_size, self.dims())
+    }
+
+    /// `val_axis` as an array axis (0 = z, 1 = y, 2 = x).
+    pub fn val_axis_index(&self) -> usize {
+        match self.val_axis.as_str() {
+            "z" => 0,
+            "y" => 1,
+            _ => 2,
+        }
+    }
+
+    pub fn normalize_mode(&self) -> Normalize {
+        if self.normalize == "percentile" {
+            Normalize::Percentile { lo: 1.0, hi: 99.0 }
+        } else {
+            Normalize::ZScore
+        }
+    }
+
+    /// The network for `classes` classes and single-channel input.
+    pub fn unet(&self, classes: usize) -> UNetConfig {
+        let mut c = if self.dims() == 3 {
+            UNetConfig::cicek2016()
+        } else {
+            UNetConfig::ronneberger2015()
+        };
+        c.in_channels = 1;
+        c.classes = classes;
+        c.base = self.base;
+        c.depth = self.depth;
+        c.padding = if self.padding == "same" {
+            Padding::Same
+        } else {
+            Padding::Valid
+        };
+        c.norm = match self.norm.as_str() {
+            "batch" => Norm::Batch,
+            "instance" => Norm::Instance,
+            _ => Norm::None,
+        };
+        c.upsample = if self.upsample == "linear" {
+            Upsampling::LinearConv
+        } else {
+            Upsampling::ConvTranspose
+        };
+        c.dropout = self.dropout;
+        c
+    }
+
+    /// The loss for a dataset with `classes` classes (`auto`: wce for binary labels).
+    pub fn loss_fn(&self, classes: usize) -> Loss {
+        let ce = |weight_map: bool| CrossEntropyAttrs {
+            class_weights: None,
+            weight_map,
+            ignore_label: None,
+            reduction: Reduction::Mean,
+        };
+        match self.resolved_loss(classes) {
+            "wce" => Loss::CrossEntropy(ce(true)),
+            "ce" => Loss::CrossEntropy(ce(false)),
+            _ => Loss::DiceCe {
+                ce: ce(false),
+                dice: DiceAttrs {
+                    smooth: 1e-5,
+                    batch_dice: true,
+                },
+                dice_weight: 1.0,
+            },
+        }
+    }
+
+    /// `loss` with `auto` resolved.
+    pub fn resolved_loss(&self, classes: usize) -> &str {
+        match self.loss.as_str() {
+            "auto" if classes == 2 => "wce",
+            "auto" => "dicece",
+            l => l,
+        }
+    }
+
+    pub fn optimizer_fn(&self) -> Optimizer {
+        if self.optimizer == "adam" {
+            let mut o = Optimizer::adam();
+            if let Optimizer::Adam(a) = &mut o {
+                a.weight_decay = self.weight_decay;
+            }
+            o
+        } else {
+            Optimizer::Sgd(SgdAttrs {
+                momentum: self.momentum,
+                nesterov: self.nesterov,
+                weight_decay: self.weight_decay,
+            })
+        }
+    }
+
+    pub fn schedule_fn(&self) -> LrSchedule {
+        if self.schedule == "constant" {
+            LrSchedule::Constant { lr: self.lr }
+        } else {
+            LrSchedule::poly(self.lr, self.steps)
+        }
+    }
+
+    /// Patch sampling and augmentation per the flags: flips on every axis of
+    /// the patch (z only in 3D), 90-degree rotations in (y, x), the paper's
+    /// elastic deformation (3x3(x3) control points; in-plane only, as 3D
+    /// stacks are usually anisotropic) and intensity jitter.
+    pub fn sampler_options(&self, patch_out: [usize; 3], margin: [usize; 3]) -> SamplerOptions {
+        use crate::data::augment::{AugmentOptions, ElasticOptions, IntensityOptions};
+        let three = self.dims() == 3;
+        let augment = AugmentOptions {
+            flip: if self.flips {
+                [three, true, true]
+            } else {
+                [false; 3]
+            },
+            rot90: self.flips,
+            elastic: self.elastic.then_some(ElasticOptions {
+                grid: [3, 3, 3],
+                sigma: self.elastic_sigma,
+                in_plane: true,
+                prob: 1.0,
+            }),
+            intensity: self.intensity.then(IntensityOptions::default),
+        };
+        SamplerOptions {
+            patch: patch_out,
+            margin,
+            batch_size: self.batch,
+            fg_prob: self.fg_prob,
+            augment,
+            seed: self.seed,
+        }
+    }
+
+    /// The configuration as TOML text.
+    pub fn to_toml(&self) -> Result<String> {
+        toml::to_string(self).map_err(|e| Error::Other(format!("config to TOML: {e}")))
+    }
+
+    /// Keys (other than [`RESUMABLE_KEYS`]) whose values differ from `other`.
+    pub fn differing_keys(&self, other: &TrainConfig) -> Result<Vec<String>> {
+        let a = to_table(self)?;
+        let b = to_table(other)?;
+        Ok(a.iter()
+            .filter(|(k, v)| !RESUMABLE_KEYS.contains(&k.as_str()) && b.get(*k) != Some(*v))
+            .map(|(k, v)| {
+                format!(
+                    "{k} (run: {}, now: {v})",
+                    b.get(k).map(|x| x.to_string()).unwrap_or_default()
+                )
+            })
+            .collect())
+    }
+}
+
+/// Parse a TOML configuration file into flags (unknown keys are errors naming the file).
+pub fn read_config_file(path: &Path) -> Result<TrainFlags> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| Error::file(path, format!("cannot read config: {e}")))?;
+    toml::from_str(&text).map_err(|e| Error::file(path, format!("bad config: {e}")))
+}
+
+fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
+    toml::Table::try_from(v).map_err(|e| Error::Other(format!("configuration: {e}")))
+}
+
+/// Parse `HxW` (2D; z = 1) or `DxHxW` (3D); a single `N` means N on every axis.
+pub fn parse_dims(key: &str, s: &str, dims: usize) -> Result<[usize; 3]> {
+    let v: std::result::Result<Vec<usize>, _> =
+        s.split('x').map(|p| p.trim().parse::<usize>()).collect();
+    let bad = || {
+        Error::Other(format!(
+            "{key} = '{s}': expected {} positive sizes like {}",
+            dims,
+            if dims == 3 { "16x64x64" } else { "128x128" }
+        ))
+    };
+    let v = v.map_err(|_| bad())?;
+    if v.contains(&0) {
+        return Err(bad());
+    }
+    match (dims, v.as_slice()) {
+        (_, [n]) if dims == 2 => Ok([1, *n, *n]),
+        (_, [n]) => Ok([*n, *n, *n]),
+        (2, [h, w]) => Ok([1, *h, *w]),
+        (3, [d, h, w]) => Ok([*d, *h, *w]),
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        f: TrainFlags,
+    }
+
+    #[test]
+    fn every_key_is_a_flag() {
+        let keys: Vec<String> = to_table(&TrainConfig::defaults("unet2d"))
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect();
+        let cmd = Cli::command();
+        let mut ids: Vec<String> = cmd
+            .get_arguments()
+            .map(|a| a.get_id().as_str().to_string())
+            .filter(|s| s != "help")
+            .collect();
+        ids.sort();
+        let mut k = keys.clone();
+        k.sort();
+        assert_eq!(k, ids);
+        // and every flag is spelled --key-name
+        for a in cmd.get_arguments().filter(|a| a.get_id() != "help") {
+            assert_eq!(a.get_long().unwrap(), a.get_id().as_str().replace('_', "-"));
+        }
+    }
+
+    #[test]
+    fn layers_override_in_order() {
+        let file: TrainFlags = toml::from_str("base = 32\nlr = 0.5\nmodel = 'unet3d'").unwrap();
+        let flags = TrainFlags {
+            lr: Some(0.25),
+            ..Default::default()
+        };
+        let c = TrainConfig::resolve(&[("f".into(), file), ("flags".into(), flags)]).unwrap();
+        assert_eq!(c.base, 32);
+        assert_eq!(c.lr, 0.25);
+        assert_eq!(c.model, "unet3d");
+        assert_eq!(c.patch, TrainConfig::defaults("unet3d").patch);
+        // round trip through config.toml
+        let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
+        assert_eq!(back, c);
+        assert!(toml::from_str::<TrainFlags>("bse = 3").is_err());
+        let bad = TrainFlags {
+            loss: Some("focal".into()),
+            ..Default::default()
+        };
+        let e = TrainConfig::resolve(&[("x".into(), bad)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("loss") && e.contains("focal"), "{e}");
+    }
+
+    #[test]
+    fn shipped_configs_resolve() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+        let mut n = 0;
+        for e in std::fs::read_dir(&dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.extension().is_some_and(|x| x == "toml") {
+                let f = read_config_file(&p).unwrap();
+                let c = TrainConfig::resolve(&[(p.display().to_string(), f)])
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                let unet = c.unet(2);
+                crate::train::run::patch_geometry(&unet, c.patch_dims().unwrap())
+                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+                n += 1;
+            }
+        }
+        assert!(n >= 3);
+    }
+
+    #[test]
+    fn dims_parse() {
+        assert_eq!(parse_dims("p", "128x96", 2).unwrap(), [1, 128, 96]);
+        assert_eq!(parse_dims("p", "64", 3).unwrap(), [64, 64, 64]);
+        assert!(parse_dims("p", "8x0", 2).is_err());
+        assert!(parse_dims("p", "8x8x8", 2).is_err());
+    }
+}

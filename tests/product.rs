@@ -1,0 +1,593 @@
+//! The product: `wunet train` / `predict` / `eval` end to end on small
+//! synthetic data, resumption, checkpoint errors, and overlap-tile
+//! inference equal to whole-image inference (2D, 3D, and a 1344x1024
+//! image from ../shared/data/nuclei2d when present).
+
+mod common;
+use common::{assert_close, ctx};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use wunet::data::io::{read_image, read_labels, write_png_gray8, write_png_labels};
+use wunet::data::synthetic::{em_cells_2d, nuclei_3d};
+use wunet::data::tiling::Blend;
+use wunet::data::Volume;
+use wunet::infer::meta::{InferMeta, ModelMeta};
+use wunet::infer::predict::{Output, PredictOptions, Predictor};
+use wunet::models::{Loss, Norm, Padding, UNetConfig};
+use wunet::train::checkpoint::{self, Checkpoint};
+use wunet::train::config::TrainFlags;
+use wunet::train::log::read_rows;
+use wunet::train::run::{train, RunOptions};
+use wunet::train::session::{Session, SessionSpec};
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wunet-product-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wunet(args: &[&str]) -> (String, String, bool) {
+    let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
+        .args(args)
+        .output()
+        .expect("run wunet");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.success(),
+    )
+}
+
+/// Flags of a tiny 2D run on synthetic data.
+const TINY: [&str; 18] = [
+    "--synthetic-images",
+    "4",
+    "--synthetic-size",
+    "64x64",
+    "--base",
+    "4",
+    "--depth",
+    "2",
+    "--patch",
+    "32",
+    "--batch",
+    "2",
+    "--tile",
+    "64",
+    "--log-every",
+    "1",
+    "--seed",
+    "5",
+];
+
+fn tiny_flags(out: &Path, steps: u64) -> TrainFlags {
+    TrainFlags {
+        synthetic_images: Some(4),
+        synthetic_size: Some("64x64".into()),
+        base: Some(4),
+        depth: Some(2),
+        patch: Some("32".into()),
+        batch: Some(2),
+        tile: Some("64".into()),
+        log_every: Some(1),
+        seed: Some(5),
+        steps: Some(steps),
+        val_every: Some(4),
+        checkpoint_every: Some(2),
+        out: Some(out.display().to_string()),
+        ..Default::default()
+    }
+}
+
+/// One tiny run through the CLI, shared by the tests that need a checkpoint.
+fn trained() -> Option<&'static Path> {
+    ctx()?;
+    static RUN: OnceLock<PathBuf> = OnceLock::new();
+    Some(RUN.get_or_init(|| {
+        let dir = tmp("cli-run");
+        let out = dir.join("run");
+        let mut args = vec!["train"];
+        args.extend(TINY);
+        let o = out.display().to_string();
+        args.extend([
+            "--steps",
+            "6",
+            "--val-every",
+            "3",
+            "--checkpoint-every",
+            "3",
+            "--out",
+            &o,
+        ]);
+        let (stdout, stderr, ok) = wunet(&args);
+        assert!(ok, "wunet train failed:\n{stdout}\n{stderr}");
+        eprintln!("{stdout}");
+        out
+    }))
+}
+
+#[test]
+fn train_leaves_a_complete_run_folder() {
+    let Some(run) = trained() else { return };
+    for f in [
+        "last.safetensors",
+        "best.safetensors",
+        "log.csv",
+        "curves.png",
+        "overlay.png",
+        "config.toml",
+    ] {
+        let p = run.join(f);
+        assert!(
+            p.metadata().map(|m| m.len() > 0).unwrap_or(false),
+            "{} missing",
+            p.display()
+        );
+    }
+    let rows = read_rows(&run.join("log.csv")).unwrap();
+    assert_eq!(
+        rows.iter().map(|r| r.step).collect::<Vec<_>>(),
+        (1..=6).collect::<Vec<_>>()
+    );
+    assert!(rows.iter().all(|r| r.loss.is_some_and(f64::is_finite)));
+    assert!(rows[2].val_pixel_error.is_some() && rows[5].val_mean_dice.is_some());
+    assert!(rows[3].val_pixel_error.is_none());
+    // the overlay is an RGB image of the validation image's size
+    let ov = image::open(run.join("overlay.png")).unwrap();
+    assert_eq!((ov.width(), ov.height()), (64, 64));
+    let curves = image::open(run.join("curves.png")).unwrap();
+    assert_eq!((curves.width(), curves.height()), (900, 640));
+    // the effective configuration records every key, resolved
+    let cfg = std::fs::read_to_string(run.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains("steps = 6") && cfg.contains("loss = \"auto\""),
+        "{cfg}"
+    );
+    // the checkpoint carries the model configuration
+    let ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
+    let meta = InferMeta::from_checkpoint(&ck, &run.join("best.safetensors")).unwrap();
+    assert_eq!(meta.model.base, 4);
+    assert_eq!(meta.class_values, vec![0, 1]);
+    // a second run into the same folder is refused
+    let mut args = vec!["train"];
+    args.extend(TINY);
+    let o = run.display().to_string();
+    args.extend(["--steps", "2", "--out", &o]);
+    let (_, stderr, ok) = wunet(&args);
+    assert!(!ok && stderr.contains("--resume"), "{stderr}");
+}
+
+fn tensors_equal(a: &Checkpoint, b: &Checkpoint) {
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(x.name, y.name);
+        assert_eq!(x.shape, y.shape);
+        let same = x
+            .data
+            .iter()
+            .zip(&y.data)
+            .all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(same, "tensor {} differs", x.name);
+    }
+    assert_eq!(a.meta.get("step"), b.meta.get("step"));
+}
+
+#[test]
+fn resume_replays_an_uninterrupted_run() {
+    let Some(c) = ctx() else { return };
+    let dir = tmp("resume");
+    let quiet = RunOptions::default();
+    // straight through, 8 steps (poly schedule over 8 steps)
+    let straight = dir.join("straight");
+    train(c, &tiny_flags(&straight, 8), &quiet).unwrap();
+    // killed after step 5 (last checkpoint at step 4, log rows up to 5), then resumed
+    let cut = dir.join("cut");
+    let r = train(
+        c,
+        &tiny_flags(&cut, 8),
+        &RunOptions {
+            stop_after: Some(5),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert!(r.interrupted);
+    assert_eq!(read_rows(&cut.join("log.csv")).unwrap().len(), 5);
+    let r = train(
+        c,
+        &TrainFlags {
+            out: Some(cut.display().to_string()),
+            ..Default::default()
+        },
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((r.start, r.step), (4, 8));
+    let steps: Vec<u64> = read_rows(&cut.join("log.csv"))
+        .unwrap()
+        .iter()
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(steps, (1..=8).collect::<Vec<_>>(), "each step logged once");
+    let a = checkpoint::load(&straight.join("last.safetensors")).unwrap();
+    let b = checkpoint::load(&cut.join("last.safetensors")).unwrap();
+    tensors_equal(&a, &b);
+    // `--steps 4`, then `--resume --steps 8`: equal to 8 straight steps when
+    // the schedule does not depend on the horizon (poly's does: it is
+    // recomputed for the new --steps).
+    let constant = |out: &Path, steps| TrainFlags {
+        schedule: Some("constant".into()),
+        ..tiny_flags(out, steps)
+    };
+    let s8 = dir.join("const8");
+    train(c, &constant(&s8, 8), &quiet).unwrap();
+    let s4 = dir.join("const4");
+    train(c, &constant(&s4, 4), &quiet).unwrap();
+    let r = train(
+        c,
+        &TrainFlags {
+            steps: Some(8),
+            out: Some(s4.display().to_string()),
+            ..Default::default()
+        },
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!((r.start, r.step), (4, 8));
+    let a = checkpoint::load(&s8.join("last.safetensors")).unwrap();
+    let b = checkpoint::load(&s4.join("last.safetensors")).unwrap();
+    tensors_equal(&a, &b);
+    // resuming with a different model is refused, naming the key
+    let e = train(
+        c,
+        &TrainFlags {
+            base: Some(8),
+            out: Some(s4.display().to_string()),
+            ..Default::default()
+        },
+        &RunOptions {
+            resume: true,
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("base") && e.contains("config.toml"), "{e}");
+}
+
+#[test]
+fn corrupt_and_mismatched_checkpoints_are_clear_errors() {
+    let Some(c) = ctx() else { return };
+    let Some(run) = trained() else { return };
+    let dir = tmp("badckpt");
+    let good = checkpoint::load(&run.join("last.safetensors")).unwrap();
+    let opts = PredictOptions::default();
+    let load = |p: &Path| {
+        Predictor::from_checkpoint(c, p, None, None, &opts)
+            .err()
+            .expect("must fail")
+            .to_string()
+    };
+    // garbage and truncated files
+    let garbage = dir.join("garbage.safetensors");
+    std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
+    let e = load(&garbage);
+    assert!(
+        e.contains("garbage.safetensors") && e.contains("not a valid"),
+        "{e}"
+    );
+    let bytes = std::fs::read(run.join("last.safetensors")).unwrap();
+    let cut = dir.join("truncated.safetensors");
+    std::fs::write(&cut, &bytes[..bytes.len() / 2]).unwrap();
+    let e = load(&cut);
+    assert!(e.contains("truncated.safetensors"), "{e}");
+    // a tensor of the wrong shape
+    let mut bad = good.clone();
+    let t = bad
+        .tensors
+        .iter_mut()
+        .find(|t| t.name == "enc0.conv1.weight")
+        .unwrap();
+    t.shape[0] += 1;
+    t.data.extend(vec![0.0; t.data.len() / (t.shape[0] - 1)]);
+    let p = dir.join("shape.safetensors");
+    checkpoint::save(&p, &bad).unwrap();
+    let e = load(&p);
+    assert!(
+        e.contains("shape.safetensors") && e.contains("enc0.conv1.weight"),
+        "{e}"
+    );
+    // a missing tensor
+    let mut bad = good.clone();
+    bad.tensors.retain(|t| t.name != "head.bias");
+    let p = dir.join("missing.safetensors");
+    checkpoint::save(&p, &bad).unwrap();
+    let e = load(&p);
+    assert!(
+        e.contains("missing.safetensors") && e.contains("head.bias"),
+        "{e}"
+    );
+    // no model metadata
+    let mut bad = good.clone();
+    bad.meta.remove("wunet");
+    let p = dir.join("nometa.safetensors");
+    checkpoint::save(&p, &bad).unwrap();
+    let e = load(&p);
+    assert!(
+        e.contains("nometa.safetensors") && e.contains("metadata"),
+        "{e}"
+    );
+    // resuming from a corrupt last.safetensors names it
+    let rdir = dir.join("run");
+    std::fs::create_dir_all(&rdir).unwrap();
+    std::fs::copy(run.join("config.toml"), rdir.join("config.toml")).unwrap();
+    std::fs::write(rdir.join("last.safetensors"), &bytes[..100]).unwrap();
+    let o = rdir.display().to_string();
+    let (_, stderr, ok) = wunet(&["train", "--resume", "--out", &o]);
+    assert!(
+        !ok && stderr.contains("last.safetensors") && !stderr.contains("panicked"),
+        "{stderr}"
+    );
+    // and from one of another model (base 8), naming the tensor
+    let mut other = good.clone();
+    for t in &mut other.tensors {
+        if t.name == "enc0.conv1.weight" {
+            t.shape[0] = 8;
+            t.data = vec![0.0; t.shape.iter().product()];
+        }
+    }
+    checkpoint::save(&rdir.join("last.safetensors"), &other).unwrap();
+    let (_, stderr, ok) = wunet(&["train", "--resume", "--out", &o]);
+    assert!(
+        !ok && stderr.contains("last.safetensors") && stderr.contains("enc0.conv1.weight"),
+        "{stderr}"
+    );
+}
+
+/// A small valid-convolution U-Net with batch norm, its weights after one
+/// training-mode step (so the BN running statistics are not the initial ones).
+fn valid_net(dims: usize, depth: usize, patch: &[usize]) -> (UNetConfig, Checkpoint) {
+    let c = ctx().unwrap();
+    let mut cfg = if dims == 2 {
+        UNetConfig::ronneberger2015()
+    } else {
+        UNetConfig::cicek2016()
+    };
+    cfg.in_channels = 1;
+    cfg.classes = 3;
+    cfg.base = 4;
+    cfg.depth = depth;
+    cfg.padding = Padding::Valid;
+    cfg.norm = Norm::Batch;
+    cfg.dropout = 0.0;
+    // running statistics = the statistics of the one training-mode batch
+    cfg.bn_momentum = 1.0;
+    let spec = SessionSpec {
+        config: cfg.clone(),
+        batch: 1,
+        spatial: patch.to_vec(),
+        loss: Loss::cross_entropy(),
+        optimizer: None,
+        seed: 11,
+        keep_grads: false,
+    };
+    let mut s = Session::new(c, &spec).unwrap();
+    let n_in: usize = patch.iter().product();
+    let img: Vec<f32> = common::rand_vec(n_in, 3);
+    let out = s.exec.graph.shape(s.net.logits).spatial_numel();
+    s.set_batch(c, &img, &vec![1; out], None).unwrap();
+    s.step(c, 0.0).unwrap();
+    (cfg, s.exec.export(c).unwrap())
+}
+
+fn logits(
+    cfg: &UNetConfig,
+    ck: &Checkpoint,
+    tile: [usize; 3],
+    img: &Volume,
+    blend: Blend,
+) -> (Vec<f32>, usize) {
+    let c = ctx().unwrap();
+    let opts = PredictOptions {
+        batch: 2,
+        blend,
+        tta: false,
+        overlap: 0.3,
+    };
+    let mut p = Predictor::new(c, cfg, tile, &opts).unwrap();
+    p.load(c, ck, Path::new("(test)")).unwrap();
+    let tiles = wunet::infer::tiles::plan(img.dims, &p.geometry, opts.overlap)
+        .unwrap()
+        .tiles
+        .len();
+    (p.run(c, img, Output::Logits).unwrap().data, tiles)
+}
+
+#[test]
+fn tiled_inference_equals_whole_image_2d() {
+    if ctx().is_none() {
+        return;
+    }
+    let (cfg, ck) = valid_net(2, 2, &[44, 44]);
+    let img = em_cells_2d(4, 70, 53).image;
+    let (whole, n1) = logits(&cfg, &ck, [1, 120, 120], &img, Blend::None);
+    assert_eq!(n1, 1);
+    for blend in [Blend::None, Blend::Gaussian] {
+        let (tiled, n) = logits(&cfg, &ck, [1, 48, 52], &img, blend);
+        assert!(n >= 6, "{n} tiles");
+        assert_close(
+            &format!("2D tiled ({blend:?}) vs whole"),
+            &tiled,
+            &whole,
+            1e-4,
+            1e-4,
+        );
+    }
+}
+
+#[test]
+fn tiled_inference_equals_whole_image_3d() {
+    if ctx().is_none() {
+        return;
+    }
+    let (cfg, ck) = valid_net(3, 1, &[22, 22, 22]);
+    let img = nuclei_3d(2, [11, 23, 18]).image;
+    let (whole, n1) = logits(&cfg, &ck, [40, 40, 40], &img, Blend::None);
+    assert_eq!(n1, 1);
+    let (tiled, n) = logits(&cfg, &ck, [22, 24, 22], &img, Blend::None);
+    assert!(n >= 8, "{n} tiles");
+    assert_close("3D tiled vs whole", &tiled, &whole, 1e-4, 1e-4);
+}
+
+#[test]
+fn large_image_tiled_is_seamless_and_predict_writes_it() {
+    let Some(c) = ctx() else { return };
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nuclei2d/nih3t3/image-00.png");
+    if !path.exists() {
+        eprintln!("skip: {} absent", path.display());
+        return;
+    }
+    let mut img = read_image(&path).unwrap();
+    assert_eq!(img.dims, [1, 1024, 1344]);
+    wunet::data::dataset::normalize(&mut img, wunet::data::dataset::Normalize::ZScore);
+    let (cfg, ck) = valid_net(2, 2, &[44, 44]);
+    // whole image in one tile (1384 x 1064 input) vs 256-pixel tiles
+    let (whole, n1) = logits(&cfg, &ck, [1, 1064, 1384], &img, Blend::None);
+    assert_eq!(n1, 1);
+    let n = 1024 * 1344;
+    let flat = (0..n)
+        .filter(|&i| whole[i] == whole[n + i] && whole[i] == whole[2 * n + i])
+        .count();
+    assert!(
+        flat < n / 10,
+        "{flat} pixels with equal logits: a degenerate test net"
+    );
+    let (tiled, n) = logits(&cfg, &ck, [1, 256, 256], &img, Blend::None);
+    assert!(n >= 30, "{n} tiles");
+    assert_close("1344x1024 tiled vs whole", &tiled, &whole, 1e-4, 1e-4);
+    // the CLI on the same image: a mask of the image's size, equal to the
+    // whole-image argmax (ties within float noise aside)
+    let dir = tmp("large");
+    let mut ck = ck;
+    InferMeta {
+        model: ModelMeta::from(&cfg),
+        normalize: "zscore".into(),
+        class_values: vec![0, 1, 2],
+        foreground_value: -1,
+        objects_class: 1,
+        tile: "256".into(),
+        blend: "none".into(),
+    }
+    .store(&mut ck)
+    .unwrap();
+    let ckp = dir.join("net.safetensors");
+    checkpoint::save(&ckp, &ck).unwrap();
+    let out = dir.join("mask.tif");
+    let ov = dir.join("overlay.png");
+    let (stdout, stderr, ok) = wunet(&[
+        "predict",
+        "--checkpoint",
+        ckp.to_str().unwrap(),
+        "--input",
+        path.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--overlay",
+        ov.to_str().unwrap(),
+        "--batch",
+        "4",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let mask = read_labels(&out).unwrap();
+    assert_eq!(mask.dims, [1, 1024, 1344]);
+    let want = wunet::data::ChannelVolume {
+        data: whole,
+        channels: 3,
+        dims: [1, 1024, 1344],
+    }
+    .argmax();
+    // Both sides take the first class on exact ties; only float noise
+    // (within 1e-4, checked above) may flip a near-tie.
+    let agree = (0..n).filter(|&i| mask.data[i] == want.data[i]).count();
+    assert!(agree as f64 >= 0.9999 * n as f64, "{agree} of {n} agree");
+    assert!(ov.exists());
+    let _ = c;
+}
+
+#[test]
+fn eval_prints_one_metric_per_line_and_predict_writes_outputs() {
+    let Some(run) = trained() else { return };
+    let dir = tmp("eval");
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..2 {
+        let s = em_cells_2d(100 + i, 72, 60);
+        let img = s.image.map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8);
+        write_png_gray8(&dir.join(format!("images/s{i}.png")), &img).unwrap();
+        write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255).unwrap();
+    }
+    let ckp = run.join("best.safetensors");
+    let (stdout, stderr, ok) = wunet(&[
+        "eval",
+        "--checkpoint",
+        ckp.to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let mut names = Vec::new();
+    for line in stdout.lines() {
+        let (name, value) = line.split_once(": ").expect("name: value");
+        assert!(
+            name.chars()
+                .all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_'),
+            "{line}"
+        );
+        let v: f64 = value.parse().expect("a number");
+        assert!((0.0..=1.0).contains(&v), "{line}");
+        names.push(name.to_string());
+    }
+    assert_eq!(
+        names,
+        [
+            "pixel_error",
+            "rand_error",
+            "dice_0",
+            "dice_1",
+            "iou_0",
+            "iou_1",
+            "mean_dice"
+        ]
+    );
+    // predict: labels in the data's values (0/255), probabilities, TTA
+    let out = dir.join("pred.png");
+    let probs = dir.join("probs.npy");
+    let (stdout, stderr, ok) = wunet(&[
+        "predict",
+        "--checkpoint",
+        ckp.to_str().unwrap(),
+        "--input",
+        dir.join("images/s0.png").to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--probabilities",
+        probs.to_str().unwrap(),
+        "--tta",
+    ]);
+    assert!(ok, "{stdout}\n{stderr}");
+    let m = read_labels(&out).unwrap();
+    assert_eq!(m.dims, [1, 72, 60]);
+    assert!(m.data.iter().all(|&v| v == 0 || v == 255));
+    let p = npyz::NpyFile::new(std::fs::File::open(&probs).unwrap()).unwrap();
+    assert_eq!(p.shape(), &[2u64, 72, 60]);
+}
