@@ -34,5 +34,5 @@ $B/wunet bench unet2d --runs 20 | tail -6
 $B/wunet bench unet3d --runs 10 | tail -6
 $B/wunet bench unet2d --input 64x64 --runs 20 | tail -2
 if [ "${1:-conv}" = all ] && [ -f tools/device_extra.sh ]; then bash tools/device_extra.sh; fi
-echo "== PyTorch cuDNN fp32 (TF32 off) at the same sizes, for scale"
-timeout 120 python3 tools/torch_conv_bench.py 2>&1 | tail -12
+[ -n "${NO_TORCH:-}" ] || echo "== PyTorch cuDNN fp32 (TF32 off) at the same sizes, for scale"
+[ -n "${NO_TORCH:-}" ] || timeout 120 python3 tools/torch_conv_bench.py 2>&1 | tail -12
