@@ -1,10 +1,9 @@
 //! `curves.png`: training loss (top) and validation metrics (bottom) against
 //! the step, drawn with plotters into a bitmap and written atomically.
 //!
-//! Text needs a TrueType font, which is not embedded: the first of
-//! `WUNET_FONT` and a list of common system font files (DejaVu, Liberation,
-//! Noto, Arial) that loads is used. Without one the curves are drawn
-//! without text (axes, grid and lines only) rather than failing.
+//! Text uses DejaVu Sans, embedded in the binary (the `dejavu` crate), so
+//! the plot looks the same on every machine, fonts installed or not;
+//! `WUNET_FONT=<file.ttf>` picks another font.
 
 use super::log::Row;
 use crate::data::io::write_png_rgb;
@@ -13,33 +12,23 @@ use plotters::prelude::*;
 use std::path::Path;
 use std::sync::OnceLock;
 
-const FONT_FILES: [&str; 10] = [
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/truetype/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/liberation/LiberationSans-Regular.ttf",
-    "/usr/share/fonts/truetype/noto/NotoSans-Regular.ttf",
-    "/usr/share/fonts/noto/NotoSans-Regular.ttf",
-    "/System/Library/Fonts/Supplemental/Arial.ttf",
-    "/Library/Fonts/Arial.ttf",
-    "C:\\Windows\\Fonts\\arial.ttf",
-];
-
-/// Register a font for plotters once; `false` if none could be loaded.
+/// Register the font for plotters once: `WUNET_FONT` when it names a
+/// loadable TrueType file, else the embedded DejaVu Sans. `false` only if
+/// neither loads.
 pub fn font_available() -> bool {
     static OK: OnceLock<bool> = OnceLock::new();
     *OK.get_or_init(|| {
-        let env = std::env::var("WUNET_FONT").ok();
-        for p in env.iter().map(String::as_str).chain(FONT_FILES) {
-            if let Ok(bytes) = std::fs::read(p) {
-                let b: &'static [u8] = Box::leak(bytes.into_boxed_slice());
-                if plotters::style::register_font("sans-serif", FontStyle::Normal, b).is_ok() {
-                    return true;
-                }
+        if let Some(bytes) = std::env::var("WUNET_FONT")
+            .ok()
+            .and_then(|p| std::fs::read(p).ok())
+        {
+            let b: &'static [u8] = Box::leak(bytes.into_boxed_slice());
+            if plotters::style::register_font("sans-serif", FontStyle::Normal, b).is_ok() {
+                return true;
             }
         }
-        false
+        plotters::style::register_font("sans-serif", FontStyle::Normal, dejavu::sans::regular())
+            .is_ok()
     })
 }
 
@@ -181,11 +170,8 @@ mod tests {
     }
 
     #[test]
-    fn renders_with_a_font_when_present() {
-        if !font_available() {
-            eprintln!("skip: no system font found");
-            return;
-        }
+    fn renders_with_the_embedded_font() {
+        assert!(font_available());
         let with = render(&rows(), true).unwrap();
         let without = render(&rows(), false).unwrap();
         assert_ne!(with, without);
