@@ -188,6 +188,13 @@ fn png_and_tiff_round_trips() {
     assert_eq!(ov.len(), 7 * 9 * 3);
     assert_eq!(&ov[0..3], &[0, 0, 0], "class 0 stays gray");
     assert_ne!(ov[3], ov[4], "class 1 is tinted");
+    // one bright outlier (16-bit microscopy) does not darken the display range
+    let mut img = ramp([1, 20, 20], |i| (i % 20) as f32);
+    img.data[7] = 1e6;
+    let none = ramp([1, 20, 20], |_| 0);
+    let ov = overlay_rgb(&img, &none, 0, 0.5).unwrap();
+    let mid = ov[3 * 10] as i32; // value 10 of 0..19
+    assert!((mid - 134).abs() < 20, "mid-range pixel shown as {mid}");
     no_temp_files(&d);
 }
 

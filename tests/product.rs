@@ -174,6 +174,23 @@ fn tensors_equal(a: &Checkpoint, b: &Checkpoint) {
     assert_eq!(a.meta.get("step"), b.meta.get("step"));
 }
 
+/// `wunet train --resume --out <out>` with the other keys of `flags`.
+fn resume(
+    c: &wunet::Context,
+    out: &Path,
+    flags: TrainFlags,
+) -> wunet::Result<wunet::train::run::TrainReport> {
+    let flags = TrainFlags {
+        out: Some(out.display().to_string()),
+        ..flags
+    };
+    let opts = RunOptions {
+        resume: true,
+        ..Default::default()
+    };
+    train(c, &flags, &opts)
+}
+
 #[test]
 fn resume_replays_an_uninterrupted_run() {
     let Some(c) = ctx() else { return };
@@ -195,18 +212,7 @@ fn resume_replays_an_uninterrupted_run() {
     .unwrap();
     assert!(r.interrupted);
     assert_eq!(read_rows(&cut.join("log.csv")).unwrap().len(), 5);
-    let r = train(
-        c,
-        &TrainFlags {
-            out: Some(cut.display().to_string()),
-            ..Default::default()
-        },
-        &RunOptions {
-            resume: true,
-            ..Default::default()
-        },
-    )
-    .unwrap();
+    let r = resume(c, &cut, TrainFlags::default()).unwrap();
     assert_eq!((r.start, r.step), (4, 8));
     let steps: Vec<u64> = read_rows(&cut.join("log.csv"))
         .unwrap()
@@ -228,15 +234,11 @@ fn resume_replays_an_uninterrupted_run() {
     train(c, &constant(&s8, 8), &quiet).unwrap();
     let s4 = dir.join("const4");
     train(c, &constant(&s4, 4), &quiet).unwrap();
-    let r = train(
+    let r = resume(
         c,
-        &TrainFlags {
+        &s4,
+        TrainFlags {
             steps: Some(8),
-            out: Some(s4.display().to_string()),
-            ..Default::default()
-        },
-        &RunOptions {
-            resume: true,
             ..Default::default()
         },
     )
@@ -246,15 +248,11 @@ fn resume_replays_an_uninterrupted_run() {
     let b = checkpoint::load(&s4.join("last.safetensors")).unwrap();
     tensors_equal(&a, &b);
     // resuming with a different model is refused, naming the key
-    let e = train(
+    let e = resume(
         c,
-        &TrainFlags {
+        &s4,
+        TrainFlags {
             base: Some(8),
-            out: Some(s4.display().to_string()),
-            ..Default::default()
-        },
-        &RunOptions {
-            resume: true,
             ..Default::default()
         },
     )

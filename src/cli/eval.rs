@@ -1,12 +1,13 @@
 //! `wunet eval`: metrics of a checkpoint on a labelled dataset, one
 //! `name: value` line per metric on stdout (see [`crate::infer::eval`]).
 
+use crate::cli::predict::InferFlags;
 use crate::data::dataset::{Dataset, Sample};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::infer::eval::{evaluate, Metrics};
-use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
-use crate::train::config::{parse_dims, TrainConfig};
+use crate::infer::predict::{load_checkpoint, Predictor};
+use crate::train::config::TrainConfig;
 use clap::Args;
 use std::path::PathBuf;
 
@@ -23,18 +24,8 @@ pub struct EvalArgs {
     /// single volume along its val_axis).
     #[arg(long, default_value = "all")]
     pub split: String,
-    /// Flip test-time augmentation.
-    #[arg(long)]
-    pub tta: bool,
-    /// gaussian or none (default: the checkpoint's).
-    #[arg(long)]
-    pub blend: Option<String>,
-    /// Network input tile, N, HxW or DxHxW (default: the checkpoint's).
-    #[arg(long)]
-    pub tile: Option<String>,
-    /// Tiles per GPU submission.
-    #[arg(long, default_value_t = 1)]
-    pub batch: usize,
+    #[command(flatten)]
+    pub infer: InferFlags,
 }
 
 /// Evaluate; returns the metrics (print them with [`Metrics::to_text`]).
@@ -93,10 +84,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             ),
         ));
     }
-    let tile = match &a.tile {
-        Some(t) => parse_dims("--tile", t, cfg.dims)?,
-        None => parse_dims("tile", &meta.tile, cfg.dims)?,
-    };
+    let (tile, opts) = a.infer.resolve(&meta, cfg.dims)?;
     let max: [usize; 3] = std::array::from_fn(|k| {
         ds.samples
             .iter()
@@ -104,12 +92,6 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             .max()
             .unwrap_or(1)
     });
-    let opts = PredictOptions {
-        batch: a.batch,
-        blend: parse_blend(a.blend.as_deref().unwrap_or(&meta.blend))?,
-        tta: a.tta,
-        overlap: 0.25,
-    };
     let mut p = Predictor::for_image(ctx, &cfg, tile, max, &opts)?;
     p.load(ctx, &ck, &a.checkpoint)?;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32)

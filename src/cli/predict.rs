@@ -33,6 +33,13 @@ pub struct PredictArgs {
     /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
+    #[command(flatten)]
+    pub infer: InferFlags,
+}
+
+/// The inference flags that `predict` and `eval` share.
+#[derive(Args, Debug, Clone)]
+pub struct InferFlags {
     /// Flip test-time augmentation (average of the softmax over all flips).
     #[arg(long)]
     pub tta: bool,
@@ -50,6 +57,24 @@ pub struct PredictArgs {
     pub overlap: f32,
 }
 
+impl InferFlags {
+    /// The requested network input tile and the predictor options; what a
+    /// flag leaves open comes from the checkpoint.
+    pub fn resolve(&self, meta: &InferMeta, dims: usize) -> Result<([usize; 3], PredictOptions)> {
+        let tile = match &self.tile {
+            Some(t) => parse_dims("--tile", t, dims)?,
+            None => parse_dims("tile", &meta.tile, dims)?,
+        };
+        let opts = PredictOptions {
+            batch: self.batch,
+            blend: parse_blend(self.blend.as_deref().unwrap_or(&meta.blend))?,
+            tta: self.tta,
+            overlap: self.overlap,
+        };
+        Ok((tile, opts))
+    }
+}
+
 /// Probabilities of `image` (normalised as in training); a 2D model on a
 /// volume runs section by section.
 pub fn predict_volume(
@@ -60,16 +85,7 @@ pub fn predict_volume(
     image: &Volume,
 ) -> Result<ChannelVolume> {
     let cfg = meta.unet()?;
-    let tile = match &a.tile {
-        Some(t) => parse_dims("--tile", t, cfg.dims)?,
-        None => parse_dims("tile", &meta.tile, cfg.dims)?,
-    };
-    let opts = PredictOptions {
-        batch: a.batch,
-        blend: parse_blend(a.blend.as_deref().unwrap_or(&meta.blend))?,
-        tta: a.tta,
-        overlap: a.overlap,
-    };
+    let (tile, opts) = a.infer.resolve(meta, cfg.dims)?;
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
             &a.input,

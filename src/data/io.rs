@@ -580,11 +580,17 @@ pub fn overlay_rgb(image: &Volume, labels: &LabelVolume, z: usize, alpha: f32) -
     let n = image.dims[1] * image.dims[2];
     let img = &image.data[z * n..(z + 1) * n];
     let lab = &labels.data[z * n..(z + 1) * n];
-    let (lo, hi) = img
-        .iter()
-        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-            (a.min(v), b.max(v))
-        });
+    // display range: the 0.5 and 99.5 percentiles of the section, so that a
+    // few bright outliers (16-bit microscopy) do not darken the whole image
+    let mut sorted: Vec<f32> = img.iter().copied().filter(|v| v.is_finite()).collect();
+    sorted.sort_unstable_by(f32::total_cmp);
+    let pick = |q: f64| {
+        sorted
+            .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
+    let (lo, hi) = (pick(0.005), pick(0.995));
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let a = alpha.clamp(0.0, 1.0);
     let mut out = Vec::with_capacity(n * 3);

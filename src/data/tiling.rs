@@ -58,8 +58,9 @@ fn axis_origins(n: usize, out: usize, overlap: usize) -> Vec<usize> {
         .collect()
 }
 
-/// Owned ranges `[lo, hi)` (image coordinates) for the origins of one axis.
-fn axis_owned(n: usize, out: usize, origins: &[usize]) -> Vec<(usize, usize)> {
+/// Owned ranges `[lo, hi)` (image coordinates) for the origins of one axis:
+/// each tile owns the voxels up to the middle of its overlap with the next.
+pub fn axis_owned(n: usize, out: usize, origins: &[usize]) -> Vec<(usize, usize)> {
     let k = origins.len();
     let starts: Vec<usize> = (0..k)
         .map(|i| {

@@ -21,7 +21,7 @@
 //! discarded). Without blending each voxel comes from the tile that *owns* it
 //! (neighbours split their overlap in the middle).
 
-use crate::data::tiling::{Tile, TilePlan};
+use crate::data::tiling::{axis_owned, Tile, TilePlan};
 use crate::error::{Error, Result};
 use crate::models::{Padding, UNetConfig};
 
@@ -127,23 +127,6 @@ fn origins(n: usize, out: usize, align: usize, overlap: f32) -> Result<Vec<usize
     Ok((0..k).map(|i| i * s).collect())
 }
 
-/// Owned ranges `[lo, hi)` in image coordinates.
-fn owned(n: usize, out: usize, o: &[usize]) -> Vec<(usize, usize)> {
-    let k = o.len();
-    let starts: Vec<usize> = (0..k)
-        .map(|i| {
-            if i == 0 {
-                0
-            } else {
-                (o[i] + (o[i - 1] + out).min(n)).div_ceil(2)
-            }
-        })
-        .collect();
-    (0..k)
-        .map(|i| (starts[i], if i + 1 < k { starts[i + 1] } else { n }))
-        .collect()
-}
-
 /// Tiles covering an image of `image` voxels; `overlap` is the share of the
 /// output tile that neighbours overlap (at least; 0 is fine for valid convs).
 pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePlan> {
@@ -154,7 +137,7 @@ pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePla
     let mut own: [Vec<(usize, usize)>; 3] = Default::default();
     for a in 0..3 {
         org[a] = origins(image[a], g.out_tile[a], g.align[a], overlap)?;
-        own[a] = owned(image[a], g.out_tile[a], &org[a]);
+        own[a] = axis_owned(image[a], g.out_tile[a], &org[a]);
     }
     let mut tiles = Vec::new();
     for (iz, &oz) in org[0].iter().enumerate() {

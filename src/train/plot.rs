@@ -43,6 +43,43 @@ pub fn plot_curves(path: &Path, rows: &[Row]) -> Result<()> {
     write_png_rgb(path, 900, 640, &rgb)
 }
 
+type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
+type Chart<'a, 'b> = ChartContext<
+    'a,
+    BitMapBackend<'b>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+/// A chart over `[0, max_step] x [0, ymax]` with its grid; captions and axis
+/// labels only with `text`.
+fn chart<'a, 'b>(
+    area: &'a Area<'b>,
+    text: bool,
+    caption: &str,
+    max_step: f64,
+    ymax: f64,
+) -> Result<Chart<'a, 'b>> {
+    let mut b = ChartBuilder::on(area);
+    b.margin(12);
+    if text {
+        b.caption(caption, ("sans-serif", 18))
+            .x_label_area_size(28)
+            .y_label_area_size(56);
+    }
+    let mut c = b
+        .build_cartesian_2d(0.0..max_step, 0.0..ymax)
+        .map_err(perr)?;
+    let mut mesh = c.configure_mesh();
+    if text {
+        mesh.x_desc("step")
+            .x_label_formatter(&|x| format!("{x:.0}"));
+    } else {
+        mesh.x_labels(0).y_labels(0);
+    }
+    mesh.draw().map_err(perr)?;
+    Ok(c)
+}
+
 /// Render to RGB bytes; `text: false` draws no text at all.
 pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
     let (w, h) = (900u32, 640u32);
@@ -58,29 +95,7 @@ pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
             .filter_map(|r| r.loss.filter(|l| l.is_finite()).map(|l| (r.step as f64, l)))
             .collect();
         let ymax = loss.iter().map(|p| p.1).fold(0.0f64, f64::max).max(1e-3) * 1.05;
-        let mut b = ChartBuilder::on(&top);
-        b.margin(12);
-        if text {
-            b.caption("training loss", ("sans-serif", 18))
-                .x_label_area_size(28)
-                .y_label_area_size(56);
-        }
-        let mut c = b
-            .build_cartesian_2d(0.0..max_step, 0.0..ymax)
-            .map_err(perr)?;
-        if text {
-            c.configure_mesh()
-                .x_desc("step")
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .draw()
-                .map_err(perr)?;
-        } else {
-            c.configure_mesh()
-                .x_labels(0)
-                .y_labels(0)
-                .draw()
-                .map_err(perr)?;
-        }
+        let mut c = chart(&top, text, "training loss", max_step, ymax)?;
         c.draw_series(LineSeries::new(loss, &BLUE)).map_err(perr)?;
         // validation metrics
         type Get = fn(&Row) -> Option<f64>;
@@ -89,29 +104,7 @@ pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
             ("val Rand error", MAGENTA, |r| r.val_rand_error),
             ("val mean Dice", GREEN, |r| r.val_mean_dice),
         ];
-        let mut b = ChartBuilder::on(&bottom);
-        b.margin(12);
-        if text {
-            b.caption("validation", ("sans-serif", 18))
-                .x_label_area_size(28)
-                .y_label_area_size(56);
-        }
-        let mut c = b
-            .build_cartesian_2d(0.0..max_step, 0.0..1.0f64)
-            .map_err(perr)?;
-        if text {
-            c.configure_mesh()
-                .x_desc("step")
-                .x_label_formatter(&|x| format!("{x:.0}"))
-                .draw()
-                .map_err(perr)?;
-        } else {
-            c.configure_mesh()
-                .x_labels(0)
-                .y_labels(0)
-                .draw()
-                .map_err(perr)?;
-        }
+        let mut c = chart(&bottom, text, "validation", max_step, 1.0)?;
         let mut any = false;
         for (name, colour, get) in series {
             let pts: Vec<(f64, f64)> = rows
