@@ -80,7 +80,10 @@ fn run(cli: Cli) -> wunet::Result<()> {
         Cmd::Devices => {
             let adapters = enumerate_adapters(&opts)?;
             if adapters.is_empty() {
-                return Err(wunet::Error::Gpu("no adapters found".into()));
+                return Err(wunet::Error::Gpu(format!(
+                    "no adapter found (backend: {}). Install a Vulkan driver; without a GPU install Mesa's lavapipe (Debian: mesa-vulkan-drivers libvulkan1)",
+                    opts.backend.as_deref().unwrap_or("any")
+                )));
             }
             for a in adapters {
                 println!("{}", adapter_report(&a));
