@@ -496,9 +496,14 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
                 ..Default::default()
             });
         }
-        if do_val {
-            let ck = session.exec.export(ctx)?;
-            predictor.load(ctx, &ck, &mem_path)?;
+        // one readback of the parameters serves validation and checkpoint
+        let exported = if do_val || do_ckpt {
+            Some(session.exec.export(ctx)?)
+        } else {
+            None
+        };
+        if let (true, Some(ck)) = (do_val, &exported) {
+            predictor.load(ctx, ck, &mem_path)?;
             let m = evaluate(ctx, &mut predictor, &data.val, objects)?;
             if let Some(r) = row.as_mut() {
                 r.val_pixel_error = Some(m.pixel_error);
@@ -513,8 +518,15 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
             })?;
             if better(v, best) {
                 best = Some((s, v));
-                let mut bck = ck;
-                bck.tensors.retain(|t| !is_optimizer_state(&t.name));
+                let mut bck = Checkpoint {
+                    tensors: ck
+                        .tensors
+                        .iter()
+                        .filter(|t| !is_optimizer_state(&t.name))
+                        .cloned()
+                        .collect(),
+                    meta: ck.meta.clone(),
+                };
                 let el = elapsed0 + t0.elapsed().as_secs_f64();
                 stamp(&mut bck, el, train_s0 + train_s, best)?;
                 checkpoint::save(&best_path, &bck)?;
@@ -541,8 +553,7 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
             log.append(&r)?;
             rows.push(r);
         }
-        if do_ckpt {
-            let mut ck = session.exec.export(ctx)?;
+        if let (true, Some(mut ck)) = (do_ckpt, exported) {
             let el = elapsed0 + t0.elapsed().as_secs_f64();
             stamp(&mut ck, el, train_s0 + train_s, best)?;
             checkpoint::save(&last_path, &ck)?;
