@@ -174,6 +174,29 @@ fn tensors_equal(a: &Checkpoint, b: &Checkpoint) {
     assert_eq!(a.meta.get("step"), b.meta.get("step"));
 }
 
+#[test]
+fn sanity_checks_initial_loss_and_overfit() {
+    let Some(c) = ctx() else { return };
+    let dir = tmp("overfit");
+    let flags = TrainFlags {
+        overfit: Some(2),
+        base: Some(8),
+        lr: Some(0.01),
+        log_every: Some(20),
+        val_every: Some(60),
+        checkpoint_every: Some(60),
+        ..tiny_flags(&dir.join("run"), 60)
+    };
+    let quiet = RunOptions::default();
+    let r = train(c, &flags, &quiet).unwrap();
+    // weighted CE with the "mean" reduction: ln 2 x the batch's mean weight
+    let (l, expected) = r.initial_loss.expect("CE loss reports its initial value");
+    assert!(expected > 2f64.ln(), "border weights raise the mean weight");
+    assert!((l - expected).abs() < 0.1 * expected, "initial loss {l} vs {expected}");
+    let acc = r.overfit_accuracy.expect("--overfit reports the training accuracy");
+    assert!(acc > 0.95, "2 fixed patches fitted to {acc} after 60 steps");
+}
+
 /// `wunet train --resume --out <out>` with the other keys of `flags`.
 fn resume(
     c: &wunet::Context,

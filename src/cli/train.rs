@@ -34,8 +34,17 @@ pub fn summary(r: &TrainReport) -> String {
         r.steps_per_s,
         r.wall_s
     );
+    if let Some((l, lnc)) = r.initial_loss {
+        s += &format!("initial loss: {l:.4} (expected for a fresh network: {lnc:.4})\n");
+    }
     if let Some(l) = r.last_loss {
         s += &format!("final training loss: {l:.4}\n");
+    }
+    if let Some(a) = r.overfit_accuracy {
+        s += &format!(
+            "overfit check: training pixel accuracy {a:.4} on {} fixed patches\n",
+            r.config.overfit
+        );
     }
     if let Some(m) = &r.val {
         s += &format!(

@@ -40,6 +40,9 @@ pub struct SamplerOptions {
     pub fg_prob: f32,
     pub augment: AugmentOptions,
     pub seed: u64,
+    /// `> 0`: only patches `0..repeat` are drawn, cyclically (overfitting
+    /// check); 0: a new patch every time.
+    pub repeat: usize,
 }
 
 impl SamplerOptions {
@@ -52,6 +55,7 @@ impl SamplerOptions {
             fg_prob: 0.33,
             augment: AugmentOptions::default(),
             seed: 0,
+            repeat: 0,
         }
     }
     /// Input patch dims: `patch + 2·margin`.
@@ -199,7 +203,10 @@ impl Sampler {
             sources: Vec::with_capacity(n),
         };
         for i in 0..n {
-            let k = index.wrapping_mul(n as u64).wrapping_add(i as u64);
+            let mut k = index.wrapping_mul(n as u64).wrapping_add(i as u64);
+            if self.opts.repeat > 0 {
+                k %= self.opts.repeat as u64;
+            }
             let img = &mut b.images[i * ni..(i + 1) * ni];
             let lab = &mut b.labels[i * nl..(i + 1) * nl];
             let w = b.weights.as_mut().map(|w| &mut w[i * nl..(i + 1) * nl]);

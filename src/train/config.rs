@@ -136,6 +136,11 @@ pub struct TrainFlags {
     /// Batches prepared ahead on the background thread.
     #[arg(long)]
     pub prefetch: Option<usize>,
+    /// Sanity check: train on this many fixed patches, without augmentation,
+    /// and report the training pixel accuracy on them (a working setup fits
+    /// them almost exactly); 0: off.
+    #[arg(long)]
+    pub overfit: Option<usize>,
     // ---- run
     /// Training steps (total, counting from the first step of the run).
     #[arg(long)]
@@ -204,6 +209,7 @@ pub struct TrainConfig {
     pub intensity: bool,
     pub fg_prob: f32,
     pub prefetch: usize,
+    pub overfit: usize,
     pub steps: u64,
     pub seed: u64,
     pub log_every: u64,
@@ -266,6 +272,7 @@ impl TrainConfig {
             intensity: true,
             fg_prob: 0.33,
             prefetch: 4,
+            overfit: 0,
             steps: if three { 60 } else { 300 },
             seed: 0,
             log_every: 10,
@@ -497,20 +504,24 @@ impl TrainConfig {
     pub fn sampler_options(&self, patch_out: [usize; 3], margin: [usize; 3]) -> SamplerOptions {
         use crate::data::augment::{AugmentOptions, ElasticOptions, IntensityOptions};
         let three = self.dims() == 3;
-        let augment = AugmentOptions {
-            flip: if self.flips {
-                [three, true, true]
-            } else {
-                [false; 3]
-            },
-            rot90: self.flips,
-            elastic: self.elastic.then_some(ElasticOptions {
-                grid: [3, 3, 3],
-                sigma: self.elastic_sigma,
-                in_plane: true,
-                prob: 1.0,
-            }),
-            intensity: self.intensity.then(IntensityOptions::default),
+        let augment = if self.overfit > 0 {
+            AugmentOptions::none()
+        } else {
+            AugmentOptions {
+                flip: if self.flips {
+                    [three, true, true]
+                } else {
+                    [false; 3]
+                },
+                rot90: self.flips,
+                elastic: self.elastic.then_some(ElasticOptions {
+                    grid: [3, 3, 3],
+                    sigma: self.elastic_sigma,
+                    in_plane: true,
+                    prob: 1.0,
+                }),
+                intensity: self.intensity.then(IntensityOptions::default),
+            }
         };
         SamplerOptions {
             patch: patch_out,
@@ -519,6 +530,7 @@ impl TrainConfig {
             fg_prob: self.fg_prob,
             augment,
             seed: self.seed,
+            repeat: self.overfit,
         }
     }
 

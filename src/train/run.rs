@@ -24,11 +24,12 @@ use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::graph::ops::Reduction;
 use crate::infer::eval::{auto_objects_class, evaluate, lower_is_better, Metrics};
 use crate::infer::meta::{InferMeta, ModelMeta};
 use crate::infer::output::write_overlay;
 use crate::infer::predict::{is_optimizer_state, parse_blend, PredictOptions, Predictor};
-use crate::models::{Padding, UNetConfig};
+use crate::models::{Loss, Padding, UNetConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -62,6 +63,13 @@ pub struct TrainReport {
     /// Step the run started from (0, or the resumed checkpoint's).
     pub start: u64,
     pub last_loss: Option<f64>,
+    /// Loss of the first step of a fresh run, with its expected value (ln C,
+    /// times the mean weight-map value of the batch with the "mean"
+    /// reduction; cross-entropy losses only).
+    pub initial_loss: Option<(f64, f64)>,
+    /// `--overfit N`: training pixel accuracy on the N fixed patches at the
+    /// last logged step.
+    pub overfit_accuracy: Option<f64>,
     /// Last validation.
     pub val: Option<Metrics>,
     /// `(step, value)` of the best validation by `val_metric`.
@@ -468,12 +476,56 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
     };
     let mem_path = out.join("(memory)");
     let mut interrupted = false;
+    let say = |m: String| {
+        if chatty {
+            eprintln!("{m}");
+        } else {
+            pb.println(m);
+        }
+    };
+    // sanity checks: a fresh network's first CE loss is about ln C; with
+    // --overfit the training accuracy on the fixed patches goes to ~1
+    let ce_attrs = match cfg.loss_fn(classes) {
+        Loss::CrossEntropy(a) => Some(a),
+        _ => None,
+    };
+    let mut initial_loss = None;
+    let mut overfit_accuracy = None;
     for step in start..cfg.steps {
         let b = pf.next_batch()?;
         session.set_batch(ctx, &b.images, &b.labels, b.weights.as_deref())?;
         let lr = sched.lr(step);
         session.step(ctx, lr as f32)?;
         let s = step + 1;
+        if let (0, Some(ce)) = (step, &ce_attrs) {
+            // uniform softmax: every voxel's loss is ln C; the "mean" reduction
+            // divides sum(w * loss) by the voxel count, so the weight map's
+            // mean scales it
+            let lnc = (classes as f64).ln();
+            let wmean = match (&b.weights, ce.reduction) {
+                (Some(w), Reduction::Mean) => {
+                    w.iter().map(|&v| v as f64).sum::<f64>() / w.len().max(1) as f64
+                }
+                _ => 1.0,
+            };
+            let expected = lnc * wmean;
+            let l = session.read_loss(ctx)? as f64;
+            let far = (l - expected).abs() > 0.25 * expected;
+            let how = if wmean == 1.0 {
+                format!("ln {classes} = {expected:.4}")
+            } else {
+                format!("ln {classes} x mean weight {wmean:.3} = {expected:.4}")
+            };
+            say(format!(
+                "step 1: loss {l:.4} (a fresh network starts near {how}{})",
+                if far {
+                    "; far from it: check the labels, the loss weights and the initialisation"
+                } else {
+                    ""
+                }
+            ));
+            initial_loss = Some((l, expected));
+        }
         let fin = s == cfg.steps;
         let do_val = fin || (cfg.val_every > 0 && s.is_multiple_of(cfg.val_every));
         let do_ckpt = fin || s.is_multiple_of(cfg.checkpoint_every);
@@ -489,6 +541,14 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
             }
             last_loss = Some(loss);
             pb.set_message(format!("loss {loss:.4}"));
+            if cfg.overfit > 0 {
+                let acc = pixel_accuracy(&session.read_logits(ctx)?, &b.labels, b.n, classes);
+                overfit_accuracy = Some(acc);
+                say(format!(
+                    "step {s}: loss {loss:.4}, training pixel accuracy on the {} fixed patches {acc:.4}",
+                    cfg.overfit
+                ));
+            }
             row = Some(Row {
                 step: s,
                 loss: Some(loss),
@@ -541,11 +601,7 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
                     .collect::<Vec<_>>()
                     .join(", ")
             );
-            if chatty {
-                eprintln!("{msg}");
-            } else {
-                pb.println(msg);
-            }
+            say(msg);
             last_val = Some(m);
         }
         if let Some(mut r) = row {
@@ -606,6 +662,8 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         step,
         start,
         last_loss,
+        initial_loss,
+        overfit_accuracy,
         val: last_val,
         best,
         steps_per_s: (step - start) as f64 / train_s.max(1e-9),
@@ -615,4 +673,19 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         interrupted,
         data_note: data.note,
     })
+}
+
+/// Share of voxels whose arg-max class over `logits` (`n, classes, voxels..`)
+/// equals `labels` (`n, voxels..`).
+fn pixel_accuracy(logits: &[f32], labels: &[i32], n: usize, classes: usize) -> f64 {
+    let per = labels.len() / n.max(1);
+    let mut right = 0usize;
+    for b in 0..n {
+        for v in 0..per {
+            let at = |c: usize| logits[(b * classes + c) * per + v];
+            let best = (1..classes).fold(0, |k, c| if at(c) > at(k) { c } else { k });
+            right += usize::from(best as i32 == labels[b * per + v]);
+        }
+    }
+    right as f64 / labels.len().max(1) as f64
 }
