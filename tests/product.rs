@@ -192,8 +192,13 @@ fn sanity_checks_initial_loss_and_overfit() {
     // weighted CE with the "mean" reduction: ln 2 x the batch's mean weight
     let (l, expected) = r.initial_loss.expect("CE loss reports its initial value");
     assert!(expected > 2f64.ln(), "border weights raise the mean weight");
-    assert!((l - expected).abs() < 0.1 * expected, "initial loss {l} vs {expected}");
-    let acc = r.overfit_accuracy.expect("--overfit reports the training accuracy");
+    assert!(
+        (l - expected).abs() < 0.1 * expected,
+        "initial loss {l} vs {expected}"
+    );
+    let acc = r
+        .overfit_accuracy
+        .expect("--overfit reports the training accuracy");
     assert!(acc > 0.95, "2 fixed patches fitted to {acc} after 60 steps");
 }
 
@@ -297,6 +302,11 @@ fn corrupt_and_mismatched_checkpoints_are_clear_errors() {
             .expect("must fail")
             .to_string()
     };
+    let save_and_load = |name: &str, ck: &Checkpoint| {
+        let p = dir.join(name);
+        checkpoint::save(&p, ck).unwrap();
+        load(&p)
+    };
     // garbage and truncated files
     let garbage = dir.join("garbage.safetensors");
     std::fs::write(&garbage, b"this is not a checkpoint").unwrap();
@@ -319,9 +329,7 @@ fn corrupt_and_mismatched_checkpoints_are_clear_errors() {
         .unwrap();
     t.shape[0] += 1;
     t.data.extend(vec![0.0; t.data.len() / (t.shape[0] - 1)]);
-    let p = dir.join("shape.safetensors");
-    checkpoint::save(&p, &bad).unwrap();
-    let e = load(&p);
+    let e = save_and_load("shape.safetensors", &bad);
     assert!(
         e.contains("shape.safetensors") && e.contains("enc0.conv1.weight"),
         "{e}"
@@ -329,9 +337,7 @@ fn corrupt_and_mismatched_checkpoints_are_clear_errors() {
     // a missing tensor
     let mut bad = good.clone();
     bad.tensors.retain(|t| t.name != "head.bias");
-    let p = dir.join("missing.safetensors");
-    checkpoint::save(&p, &bad).unwrap();
-    let e = load(&p);
+    let e = save_and_load("missing.safetensors", &bad);
     assert!(
         e.contains("missing.safetensors") && e.contains("head.bias"),
         "{e}"
@@ -339,9 +345,7 @@ fn corrupt_and_mismatched_checkpoints_are_clear_errors() {
     // no model metadata
     let mut bad = good.clone();
     bad.meta.remove("wunet");
-    let p = dir.join("nometa.safetensors");
-    checkpoint::save(&p, &bad).unwrap();
-    let e = load(&p);
+    let e = save_and_load("nometa.safetensors", &bad);
     assert!(
         e.contains("nometa.safetensors") && e.contains("metadata"),
         "{e}"

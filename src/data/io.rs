@@ -396,16 +396,22 @@ impl NpyElement for f32 {}
 
 /// Write a `.npy` (format 1.0, C order, little-endian, shape `(z, y, x)`, always 3 axes).
 pub fn write_npy<T: NpyElement>(path: &Path, arr: &Array3<T>) -> Result<()> {
-    use npyz::WriterBuilder;
     check_len(path, arr)?;
     let shape: Vec<u64> = arr.dims.iter().map(|&d| d as u64).collect();
+    write_npy_nd(path, &shape, &arr.data)
+}
+
+/// Write `data` as a `.npy` of any `shape` (C order; the caller checks that
+/// the shape holds `data.len()` elements).
+pub fn write_npy_nd<T: NpyElement>(path: &Path, shape: &[u64], data: &[T]) -> Result<()> {
+    use npyz::WriterBuilder;
     atomic_write(path, |w| {
         let mut wr = npyz::WriteOptions::new()
             .default_dtype()
-            .shape(&shape)
+            .shape(shape)
             .writer(w)
             .begin_nd()?;
-        wr.extend(arr.data.iter().copied())?;
+        wr.extend(data.iter().copied())?;
         wr.finish()
     })
 }

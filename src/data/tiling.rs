@@ -76,6 +76,32 @@ pub fn axis_owned(n: usize, out: usize, origins: &[usize]) -> Vec<(usize, usize)
         .collect()
 }
 
+/// The tiles of the grid `origins[z] x origins[y] x origins[x]` (output
+/// origins per axis, with the ranges each owns), whose inputs start
+/// `context` voxels before their outputs.
+pub fn grid_tiles(
+    origins: &[Vec<usize>; 3],
+    owned: &[Vec<(usize, usize)>; 3],
+    context: [usize; 3],
+) -> Vec<Tile> {
+    let mut tiles = Vec::new();
+    for (iz, &oz) in origins[0].iter().enumerate() {
+        for (iy, &oy) in origins[1].iter().enumerate() {
+            for (ix, &ox) in origins[2].iter().enumerate() {
+                let o = [oz, oy, ox];
+                let own = [owned[0][iz], owned[1][iy], owned[2][ix]];
+                tiles.push(Tile {
+                    out_origin: o,
+                    in_origin: std::array::from_fn(|a| o[a] as isize - context[a] as isize),
+                    own_lo: std::array::from_fn(|a| own[a].0 - o[a]),
+                    own_hi: std::array::from_fn(|a| own[a].1 - o[a]),
+                });
+            }
+        }
+    }
+    tiles
+}
+
 /// Plan the tiles for an image of `image` voxels `(z, y, x)`. `overlap`
 /// (per axis, `< out_tile`) is the minimum overlap of neighbouring output tiles.
 pub fn plan_tiles(
@@ -110,21 +136,7 @@ pub fn plan_tiles(
         std::array::from_fn(|a| axis_origins(image[a], out_tile[a], overlap[a]));
     let owned: [Vec<(usize, usize)>; 3] =
         std::array::from_fn(|a| axis_owned(image[a], out_tile[a], &origins[a]));
-    let mut tiles = Vec::new();
-    for (iz, &oz) in origins[0].iter().enumerate() {
-        for (iy, &oy) in origins[1].iter().enumerate() {
-            for (ix, &ox) in origins[2].iter().enumerate() {
-                let o = [oz, oy, ox];
-                let own = [owned[0][iz], owned[1][iy], owned[2][ix]];
-                tiles.push(Tile {
-                    out_origin: o,
-                    in_origin: std::array::from_fn(|a| o[a] as isize - context[a] as isize),
-                    own_lo: std::array::from_fn(|a| own[a].0 - o[a]),
-                    own_hi: std::array::from_fn(|a| own[a].1 - o[a]),
-                });
-            }
-        }
-    }
+    let tiles = grid_tiles(&origins, &owned, context);
     Ok(TilePlan {
         image_dims: image,
         in_tile,

@@ -2,7 +2,7 @@
 //! the file type chosen by the extension (`.png`, `.tif`/`.tiff`, `.npy`).
 
 use crate::data::io::{
-    atomic_write, overlay_rgb, write_npy, write_png_gray16, write_png_gray8, write_png_rgb,
+    overlay_rgb, write_npy, write_npy_nd, write_png_gray16, write_png_gray8, write_png_rgb,
     write_tiff, write_tiff_labels,
 };
 use crate::data::{Array3, ChannelVolume, LabelVolume, Volume};
@@ -83,21 +83,12 @@ pub fn write_probabilities(path: &Path, p: &ChannelVolume) -> Result<()> {
     let [d, h, w] = p.dims;
     match ext(path).as_str() {
         "npy" => {
-            use npyz::WriterBuilder;
             let mut shape = vec![p.channels as u64];
             if d > 1 {
                 shape.push(d as u64);
             }
             shape.extend([h as u64, w as u64]);
-            atomic_write(path, |out| {
-                let mut wr = npyz::WriteOptions::new()
-                    .default_dtype()
-                    .shape(&shape)
-                    .writer(out)
-                    .begin_nd()?;
-                wr.extend(p.data.iter().copied())?;
-                wr.finish()
-            })
+            write_npy_nd(path, &shape, &p.data)
         }
         "tif" | "tiff" => write_tiff(
             path,

@@ -21,7 +21,7 @@
 //! discarded). Without blending each voxel comes from the tile that *owns* it
 //! (neighbours split their overlap in the middle).
 
-use crate::data::tiling::{axis_owned, Tile, TilePlan};
+use crate::data::tiling::{axis_owned, grid_tiles, TilePlan};
 use crate::error::{Error, Result};
 use crate::models::{Padding, UNetConfig};
 
@@ -139,21 +139,7 @@ pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePla
         org[a] = origins(image[a], g.out_tile[a], g.align[a], overlap)?;
         own[a] = axis_owned(image[a], g.out_tile[a], &org[a]);
     }
-    let mut tiles = Vec::new();
-    for (iz, &oz) in org[0].iter().enumerate() {
-        for (iy, &oy) in org[1].iter().enumerate() {
-            for (ix, &ox) in org[2].iter().enumerate() {
-                let o = [oz, oy, ox];
-                let w = [own[0][iz], own[1][iy], own[2][ix]];
-                tiles.push(Tile {
-                    out_origin: o,
-                    in_origin: std::array::from_fn(|a| o[a] as isize - g.context[a] as isize),
-                    own_lo: std::array::from_fn(|a| w[a].0 - o[a]),
-                    own_hi: std::array::from_fn(|a| w[a].1 - o[a]),
-                });
-            }
-        }
-    }
+    let tiles = grid_tiles(&org, &own, g.context);
     Ok(TilePlan {
         image_dims: image,
         in_tile: g.in_tile,
