@@ -42,7 +42,7 @@ pub fn summary(r: &TrainReport) -> String {
     }
     if let Some(a) = r.overfit_accuracy {
         s += &format!(
-            "overfit check: training pixel accuracy {a:.4} on {} fixed patches\n",
+            "overfit check: training pixel accuracy {a:.4} (last logged batch of the {} fixed patches)\n",
             r.config.overfit
         );
     }

@@ -560,7 +560,7 @@ pub fn write_png_rgb(path: &Path, width: usize, height: usize, rgb: &[u8]) -> Re
     write_png_raw(path, width, height, rgb, image::ExtendedColorType::Rgb8)
 }
 
-/// An RGB overlay of section `z`: the image (min-max scaled to gray) with
+/// An RGB overlay of section `z`: the image (0.5-99.5 percentile range scaled to gray) with
 /// classes `1..` tinted in fixed colours at opacity `alpha` (0..1).
 /// Returns interleaved RGB bytes of `dims[2]` x `dims[1]` for [`write_png_rgb`].
 pub fn overlay_rgb(image: &Volume, labels: &LabelVolume, z: usize, alpha: f32) -> Result<Vec<u8>> {
@@ -588,15 +588,7 @@ pub fn overlay_rgb(image: &Volume, labels: &LabelVolume, z: usize, alpha: f32) -
     let lab = &labels.data[z * n..(z + 1) * n];
     // display range: the 0.5 and 99.5 percentiles of the section, so that a
     // few bright outliers (16-bit microscopy) do not darken the whole image
-    let mut sorted: Vec<f32> = img.iter().copied().filter(|v| v.is_finite()).collect();
-    sorted.sort_unstable_by(f32::total_cmp);
-    let pick = |q: f64| {
-        sorted
-            .get(((sorted.len().saturating_sub(1)) as f64 * q).round() as usize)
-            .copied()
-            .unwrap_or(0.0)
-    };
-    let (lo, hi) = (pick(0.005), pick(0.995));
+    let (lo, hi) = crate::data::dataset::percentiles(img, 0.5, 99.5);
     let scale = if hi > lo { 255.0 / (hi - lo) } else { 0.0 };
     let a = alpha.clamp(0.0, 1.0);
     let mut out = Vec::with_capacity(n * 3);

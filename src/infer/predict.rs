@@ -60,12 +60,7 @@ pub struct Predictor {
     logits: ValueId,
 }
 
-/// Optimiser state in a training checkpoint (not needed for inference).
-pub fn is_optimizer_state(name: &str) -> bool {
-    name.ends_with(".momentum_buffer")
-        || name.ends_with(".exp_avg")
-        || name.ends_with(".exp_avg_sq")
-}
+pub use crate::train::checkpoint::is_optimizer_state;
 
 /// Parse `gaussian` / `none`.
 pub fn parse_blend(s: &str) -> Result<Blend> {
@@ -117,11 +112,18 @@ impl Predictor {
         opts: &PredictOptions,
         geometry: impl Fn([usize; 3]) -> Result<TileGeometry>,
     ) -> Result<Self> {
+        let mut tried: Option<[usize; 3]> = None;
         loop {
             let g = geometry(request)?;
             match Self::with_geometry(ctx, cfg, g, opts) {
-                Err(Error::TooLarge { .. }) if g.in_tile.iter().any(|&l| l > 2 << cfg.depth) => {
-                    // shrink the longest axis by a quarter and try again
+                // shrink the longest axis by a quarter and try again, while
+                // that still changes the tile (the geometry rounds requests
+                // up to sizes the network takes)
+                Err(Error::TooLarge { .. })
+                    if tried != Some(g.in_tile)
+                        && g.in_tile.iter().any(|&l| l > 2 << cfg.depth) =>
+                {
+                    tried = Some(g.in_tile);
                     let a = (0..3).max_by_key(|&a| g.in_tile[a]).unwrap_or(2);
                     request = g.in_tile;
                     request[a] = (g.in_tile[a] * 3 / 4).max(1);
@@ -172,8 +174,7 @@ impl Predictor {
     /// state is ignored; a missing, extra or misshapen tensor is an error
     /// naming the file and the tensor).
     pub fn load(&mut self, ctx: &Context, ck: &Checkpoint, path: &Path) -> Result<()> {
-        let mut model = ck.clone();
-        model.tensors.retain(|t| !is_optimizer_state(&t.name));
+        let model = ck.without_optimizer_state();
         model.check_against(path, &self.exec.expected_tensors(false))?;
         self.exec.import(ctx, &model)
     }
@@ -241,11 +242,17 @@ impl Predictor {
         let mut input = vec![0.0f32; b * ni];
         let mut sum = vec![0.0f32; classes * no];
         let mut cur_tile = usize::MAX;
+        // the mirrored crop of the current tile, shared by its flips
+        let mut cut: Option<(usize, Vec<f32>)> = None;
         for chunk in items.chunks(b) {
             input.iter_mut().for_each(|v| *v = 0.0);
             for (k, &(t, f)) in chunk.iter().enumerate() {
-                let tile = tplan.extract(image, &tplan.tiles[t])?;
-                flip_into(&tile, g.in_tile, flips[f], &mut input[k * ni..(k + 1) * ni]);
+                if cut.as_ref().is_none_or(|c| c.0 != t) {
+                    cut = Some((t, tplan.extract(image, &tplan.tiles[t])?));
+                }
+                if let Some((_, tile)) = &cut {
+                    flip_into(tile, g.in_tile, flips[f], &mut input[k * ni..(k + 1) * ni]);
+                }
             }
             self.exec.write_f32(ctx, self.input, &input)?;
             self.exec.run(ctx, 0.0)?;

@@ -22,7 +22,27 @@ pub struct Checkpoint {
     pub meta: BTreeMap<String, String>,
 }
 
+/// Optimiser state in a training checkpoint (not needed for inference).
+pub fn is_optimizer_state(name: &str) -> bool {
+    name.ends_with(".momentum_buffer")
+        || name.ends_with(".exp_avg")
+        || name.ends_with(".exp_avg_sq")
+}
+
 impl Checkpoint {
+    /// The model tensors and metadata, without the optimiser state.
+    pub fn without_optimizer_state(&self) -> Checkpoint {
+        Checkpoint {
+            tensors: self
+                .tensors
+                .iter()
+                .filter(|t| !is_optimizer_state(&t.name))
+                .cloned()
+                .collect(),
+            meta: self.meta.clone(),
+        }
+    }
+
     pub fn get(&self, name: &str) -> Option<&NamedTensor> {
         self.tensors.iter().find(|t| t.name == name)
     }

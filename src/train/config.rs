@@ -299,15 +299,19 @@ impl TrainConfig {
             )));
         }
         let mut table = to_table(&TrainConfig::defaults(&model))?;
-        for (_, l) in layers {
+        let mut cfg = TrainConfig::defaults(&model);
+        // check after each layer, so that an error names the layer (file or
+        // flags) that brought the bad value
+        for (source, l) in layers {
             for (k, v) in to_table(l)? {
                 table.insert(k, v);
             }
+            cfg = toml::Value::Table(table.clone())
+                .try_into()
+                .map_err(|e| Error::Other(format!("{source}: {e}")))?;
+            cfg.check()
+                .map_err(|e| Error::Other(format!("{source}: {e}")))?;
         }
-        let cfg: TrainConfig = toml::Value::Table(table)
-            .try_into()
-            .map_err(|e| Error::Other(format!("configuration: {e}")))?;
-        cfg.check()?;
         Ok(cfg)
     }
 

@@ -28,7 +28,7 @@ use crate::graph::ops::Reduction;
 use crate::infer::eval::{auto_objects_class, evaluate, lower_is_better, Metrics};
 use crate::infer::meta::{InferMeta, ModelMeta};
 use crate::infer::output::write_overlay;
-use crate::infer::predict::{is_optimizer_state, parse_blend, PredictOptions, Predictor};
+use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
 use crate::models::{Loss, Padding, UNetConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
@@ -67,8 +67,8 @@ pub struct TrainReport {
     /// times the mean weight-map value of the batch with the "mean"
     /// reduction; cross-entropy losses only).
     pub initial_loss: Option<(f64, f64)>,
-    /// `--overfit N`: training pixel accuracy on the N fixed patches at the
-    /// last logged step.
+    /// `--overfit N`: training pixel accuracy of the last logged step's batch
+    /// (drawn cyclically from the N fixed patches; all of them when batch >= N).
     pub overfit_accuracy: Option<f64>,
     /// Last validation.
     pub val: Option<Metrics>,
@@ -239,19 +239,24 @@ fn numbered_runs(model: &str) -> Vec<(u32, PathBuf)> {
 }
 
 /// The run folder: `out`, or `runs/<model>-NNN` (the next number; when
-/// resuming, the highest one).
+/// resuming, the highest one that holds a checkpoint).
 fn run_dir(cfg: &TrainConfig, resume: bool) -> Result<PathBuf> {
     if !cfg.out.is_empty() {
         return Ok(PathBuf::from(&cfg.out));
     }
     let runs = numbered_runs(&cfg.model);
     if resume {
-        return runs.last().map(|r| r.1.clone()).ok_or_else(|| {
-            Error::Other(format!(
-                "--resume: no runs/{}-NNN folder to resume; pass --out RUN_DIR",
-                cfg.model
-            ))
-        });
+        return runs
+            .iter()
+            .rev()
+            .find(|r| r.1.join("last.safetensors").exists())
+            .map(|r| r.1.clone())
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "--resume: no runs/{}-NNN folder with a last.safetensors to resume; pass --out RUN_DIR",
+                    cfg.model
+                ))
+            });
     }
     let next = runs.last().map_or(1, |r| r.0 + 1);
     Ok(PathBuf::from("runs").join(format!("{}-{next:03}", cfg.model)))
@@ -263,7 +268,7 @@ pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig
     if let Some(f) = &opts.config_file {
         layers.push((f.display().to_string(), read_config_file(f)?));
     }
-    layers.push(("flags".to_string(), flags.clone()));
+    layers.push(("command line".to_string(), flags.clone()));
     let pre = TrainConfig::resolve(&layers)?;
     let out = run_dir(&pre, opts.resume)?;
     let mut cfg = if opts.resume {
@@ -292,13 +297,13 @@ pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig
         }
         cfg
     } else {
-        for f in ["last.safetensors", "log.csv"] {
-            if out.join(f).exists() {
-                return Err(Error::file(
-                    &out,
-                    format!("already holds a run ({f}); pass --resume to continue it or choose another --out"),
-                ));
-            }
+        // a run that stopped before its first checkpoint (log.csv only) can
+        // neither be resumed nor lost: a fresh run starts over in its folder
+        if out.join("last.safetensors").exists() {
+            return Err(Error::file(
+                &out,
+                "already holds a run (last.safetensors); pass --resume to continue it or choose another --out",
+            ));
         }
         pre
     };
@@ -314,7 +319,6 @@ fn meta_f64(ck: &Checkpoint, key: &str) -> Option<f64> {
 pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<TrainReport> {
     let wall = Instant::now();
     let (cfg, out) = resolve_run(flags, opts)?;
-    std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
     let mut data = load_data(&cfg)?;
     let classes = data.train.n_classes;
     let unet = cfg.unet(classes);
@@ -346,6 +350,13 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         ));
     }
     let objects = if cfg.objects_class >= 0 {
+        if cfg.objects_class >= classes as i64 {
+            return Err(Error::Other(format!(
+                "objects_class = {}: the labels hold {classes} classes (0..{})",
+                cfg.objects_class,
+                classes - 1
+            )));
+        }
         cfg.objects_class as i32
     } else {
         auto_objects_class(&data.train)
@@ -396,6 +407,8 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
             keep_grads: false,
         },
     )?;
+    // the folder appears once data, model and sizes have passed their checks
+    std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
     let last_path = out.join("last.safetensors");
     let best_path = out.join("best.safetensors");
     let log_path = out.join("log.csv");
@@ -545,7 +558,7 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
                 let acc = pixel_accuracy(&session.read_logits(ctx)?, &b.labels, b.n, classes);
                 overfit_accuracy = Some(acc);
                 say(format!(
-                    "step {s}: loss {loss:.4}, training pixel accuracy on the {} fixed patches {acc:.4}",
+                    "step {s}: loss {loss:.4}, training pixel accuracy {acc:.4} (this step's batch of the {} fixed patches)",
                     cfg.overfit
                 ));
             }
@@ -570,23 +583,18 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
                 r.val_rand_error = m.rand_error;
                 r.val_mean_dice = m.mean_dice;
             }
-            let v = m.get(&cfg.val_metric).ok_or_else(|| {
-                Error::Other(format!(
-                    "validation metric {} is undefined on this data",
+            // an undefined metric (e.g. no object in the validation images)
+            // is reported, not fatal: best.safetensors waits for a value
+            let v = m.get(&cfg.val_metric);
+            if v.is_none() {
+                say(format!(
+                    "step {s}: validation metric {} is undefined on these images; best.safetensors not updated",
                     cfg.val_metric
-                ))
-            })?;
-            if better(v, best) {
+                ));
+            }
+            if let Some(v) = v.filter(|&v| better(v, best)) {
                 best = Some((s, v));
-                let mut bck = Checkpoint {
-                    tensors: ck
-                        .tensors
-                        .iter()
-                        .filter(|t| !is_optimizer_state(&t.name))
-                        .cloned()
-                        .collect(),
-                    meta: ck.meta.clone(),
-                };
+                let mut bck = ck.without_optimizer_state();
                 let el = elapsed0 + t0.elapsed().as_secs_f64();
                 stamp(&mut bck, el, train_s0 + train_s, best)?;
                 checkpoint::save(&best_path, &bck)?;
