@@ -58,6 +58,27 @@ pub struct DatasetOptions {
     pub invert: Option<bool>,
 }
 
+impl DatasetOptions {
+    /// The options behind the training keys `normalize` (`zscore`, or
+    /// `percentile`: 1-99 %) and `foreground_value` (binary labels: the stored
+    /// value of class 1; 0: stored 0 is class 1; negative: the rarer value).
+    /// Training and inference both load data through this one mapping.
+    pub fn from_keys(normalize: &str, foreground_value: i64) -> Self {
+        DatasetOptions {
+            normalize: if normalize == "percentile" {
+                Normalize::Percentile { lo: 1.0, hi: 99.0 }
+            } else {
+                Normalize::ZScore
+            },
+            invert: match foreground_value {
+                v if v < 0 => None,
+                0 => Some(true),
+                _ => Some(false),
+            },
+        }
+    }
+}
+
 /// How stored label values were turned into class ids.
 #[derive(Clone, Debug, PartialEq)]
 pub enum LabelMapping {

@@ -187,19 +187,7 @@ impl InferMeta {
 
     /// Options for loading a labelled dataset the way training did.
     pub fn dataset_options(&self) -> crate::data::dataset::DatasetOptions {
-        use crate::data::dataset::{DatasetOptions, Normalize};
-        DatasetOptions {
-            normalize: if self.normalize == "percentile" {
-                Normalize::Percentile { lo: 1.0, hi: 99.0 }
-            } else {
-                Normalize::ZScore
-            },
-            invert: match self.foreground_value {
-                v if v < 0 => None,
-                0 => Some(true),
-                _ => Some(false),
-            },
-        }
+        crate::data::dataset::DatasetOptions::from_keys(&self.normalize, self.foreground_value)
     }
 }
 

@@ -8,7 +8,6 @@
 //! file, with unknown keys rejected); [`TrainConfig`] is the resolved,
 //! complete configuration that a run writes as `config.toml`.
 
-use crate::data::dataset::Normalize;
 use crate::data::sampler::SamplerOptions;
 use crate::error::{Error, Result};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction, SgdAttrs};
@@ -405,14 +404,6 @@ impl TrainConfig {
             "z" => 0,
             "y" => 1,
             _ => 2,
-        }
-    }
-
-    pub fn normalize_mode(&self) -> Normalize {
-        if self.normalize == "percentile" {
-            Normalize::Percentile { lo: 1.0, hi: 99.0 }
-        } else {
-            Normalize::ZScore
         }
     }
 

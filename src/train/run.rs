@@ -121,14 +121,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         )
     } else {
         let path = Path::new(&cfg.data);
-        let opts = DatasetOptions {
-            normalize: cfg.normalize_mode(),
-            invert: match cfg.foreground_value {
-                v if v < 0 => None,
-                0 => Some(true),
-                _ => Some(false),
-            },
-        };
+        let opts = DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value);
         let ds = Dataset::load(path, &opts)?;
         if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
             if v > 0 && *foreground as i64 != v {
@@ -420,11 +413,19 @@ pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Tra
         start = session.exec.step;
         elapsed0 = meta_f64(&ck, "elapsed_s").unwrap_or(0.0);
         train_s0 = meta_f64(&ck, "train_s").unwrap_or(0.0);
-        best = ck
-            .meta
-            .get("best_step")
-            .and_then(|s| s.parse::<u64>().ok())
-            .zip(meta_f64(&ck, "best_value"));
+        // the best so far: best.safetensors may be newer than last's record
+        // of it (written after the last checkpoint, before an interruption)
+        let best_of = |c: &Checkpoint| {
+            c.meta
+                .get("best_step")
+                .and_then(|s| s.parse::<u64>().ok())
+                .zip(meta_f64(c, "best_value"))
+        };
+        best = if best_path.exists() {
+            best_of(&checkpoint::load(&best_path)?)
+        } else {
+            best_of(&ck)
+        };
         CsvLog::resume(&log_path, start)?
     } else {
         (CsvLog::create(&log_path)?, Vec::new())
