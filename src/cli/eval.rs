@@ -92,7 +92,6 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             .max()
             .unwrap_or(1)
     });
-    let mut p = Predictor::for_image(ctx, &cfg, tile, max, &opts)?;
-    p.load(ctx, &ck, &a.checkpoint)?;
+    let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32)
 }

@@ -58,13 +58,18 @@ pub struct InferFlags {
 }
 
 impl InferFlags {
-    /// The requested network input tile and the predictor options; what a
-    /// flag leaves open comes from the checkpoint.
-    pub fn resolve(&self, meta: &InferMeta, dims: usize) -> Result<([usize; 3], PredictOptions)> {
-        let tile = match &self.tile {
-            Some(t) => parse_dims("--tile", t, dims)?,
-            None => parse_dims("tile", &meta.tile, dims)?,
-        };
+    /// The `--tile` request (`None`: the checkpoint's tile) and the
+    /// predictor options; what a flag leaves open comes from the checkpoint.
+    pub fn resolve(
+        &self,
+        meta: &InferMeta,
+        dims: usize,
+    ) -> Result<(Option<[usize; 3]>, PredictOptions)> {
+        let tile = self
+            .tile
+            .as_deref()
+            .map(|t| parse_dims("--tile", t, dims))
+            .transpose()?;
         let opts = PredictOptions {
             batch: self.batch,
             blend: parse_blend(self.blend.as_deref().unwrap_or(&meta.blend))?,
@@ -84,7 +89,9 @@ pub fn predict_volume(
     meta: &InferMeta,
     image: &Volume,
 ) -> Result<ChannelVolume> {
-    let cfg = meta.unet()?;
+    let cfg = meta
+        .unet()
+        .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
     let (tile, opts) = a.infer.resolve(meta, cfg.dims)?;
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
@@ -94,8 +101,7 @@ pub fn predict_volume(
     }
     let section = [1, image.dims[1], image.dims[2]];
     let fit = if cfg.dims == 2 { section } else { image.dims };
-    let mut p = Predictor::for_image(ctx, &cfg, tile, fit, &opts)?;
-    p.load(ctx, ck, &a.checkpoint)?;
+    let mut p = Predictor::from_loaded(ctx, ck, meta, &a.checkpoint, tile, Some(fit), &opts)?;
     if cfg.dims == 3 || image.dims[0] == 1 {
         return p.predict(ctx, image);
     }

@@ -179,8 +179,9 @@ impl Predictor {
         self.exec.import(ctx, &model)
     }
 
-    /// Build a predictor for `image` dims from a checkpoint file: tile from
-    /// `tile` or the checkpoint's default. Returns the metadata too.
+    /// Build a predictor from a checkpoint file: tile from `tile` or the
+    /// checkpoint's default, shrunk to `image` dims when given. Returns the
+    /// metadata too.
     pub fn from_checkpoint(
         ctx: &Context,
         path: &Path,
@@ -189,17 +190,32 @@ impl Predictor {
         opts: &PredictOptions,
     ) -> Result<(Predictor, InferMeta)> {
         let (ck, meta) = load_checkpoint(path)?;
+        let p = Self::from_loaded(ctx, &ck, &meta, path, tile, image, opts)?;
+        Ok((p, meta))
+    }
+
+    /// As [`Self::from_checkpoint`], for a checkpoint already read from `path`.
+    pub fn from_loaded(
+        ctx: &Context,
+        ck: &Checkpoint,
+        meta: &InferMeta,
+        path: &Path,
+        tile: Option<[usize; 3]>,
+        image: Option<[usize; 3]>,
+        opts: &PredictOptions,
+    ) -> Result<Predictor> {
         let cfg = meta.unet().map_err(|e| Error::file(path, e.to_string()))?;
         let request = match tile {
             Some(t) => t,
-            None => crate::train::config::parse_dims("tile", &meta.tile, cfg.dims)?,
+            None => crate::train::config::parse_dims("tile", &meta.tile, cfg.dims)
+                .map_err(|e| Error::file(path, e.to_string()))?,
         };
         let mut p = match image {
             Some(d) => Self::for_image(ctx, &cfg, request, d, opts)?,
             None => Self::new(ctx, &cfg, request, opts)?,
         };
-        p.load(ctx, &ck, path)?;
-        Ok((p, meta))
+        p.load(ctx, ck, path)?;
+        Ok(p)
     }
 
     /// Class probabilities of a whole image or volume (`classes` x dims).
