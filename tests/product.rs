@@ -615,4 +615,30 @@ fn eval_prints_one_metric_per_line_and_predict_writes_outputs() {
     assert!(m.data.iter().all(|&v| v == 0 || v == 255));
     let p = npyz::NpyFile::new(std::fs::File::open(&probs).unwrap()).unwrap();
     assert_eq!(p.shape(), &[2u64, 72, 60]);
+    // `--split val` on a checkpoint written before a configuration key
+    // existed (its stored config lacks `overfit`): the defaults fill it in
+    let mut ck = checkpoint::load(&ckp).unwrap();
+    let cfg = ck.meta.get("config").unwrap().clone();
+    let old: String = cfg
+        .lines()
+        .filter(|l| !l.starts_with("overfit"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_ne!(old, cfg);
+    ck.meta.insert("config".into(), old);
+    let older = dir.join("older.safetensors");
+    checkpoint::save(&older, &ck).unwrap();
+    let (stdout, stderr, ok) = wunet(&[
+        "eval",
+        "--checkpoint",
+        older.to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+        "--split",
+        "val",
+    ]);
+    assert!(
+        ok && stdout.starts_with("pixel_error: "),
+        "{stdout}\n{stderr}"
+    );
 }

@@ -2,12 +2,12 @@
 //! `name: value` line per metric on stdout (see [`crate::infer::eval`]).
 
 use crate::cli::predict::InferFlags;
-use crate::data::dataset::{Dataset, Sample};
+use crate::data::dataset::{normalize, Dataset, DatasetOptions, Normalize, Sample};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::infer::eval::{evaluate, Metrics};
 use crate::infer::predict::{load_checkpoint, Predictor};
-use crate::train::config::TrainConfig;
+use crate::train::config::{TrainConfig, TrainFlags};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -34,7 +34,17 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     let cfg = meta
         .unet()
         .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
-    let mut ds = Dataset::load(&a.data, &meta.dataset_options())?;
+    // a 2D model normalises every image (or section of a volume) on its
+    // own, as in training; a 3D model every volume
+    let opts = meta.dataset_options();
+    let mode = opts.normalize;
+    let mut ds = Dataset::load(
+        &a.data,
+        &DatasetOptions {
+            normalize: if cfg.dims == 2 { Normalize::None } else { mode },
+            ..opts
+        },
+    )?;
     match a.split.as_str() {
         "all" => {}
         "val" => {
@@ -44,8 +54,11 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
                     "no training configuration stored; use --split all",
                 )
             })?;
-            let tc: TrainConfig = toml::from_str(text)
+            // through the defaults, so that checkpoints written before a key
+            // existed still resolve
+            let flags: TrainFlags = toml::from_str(text)
                 .map_err(|e| Error::file(&a.checkpoint, format!("bad stored config: {e}")))?;
+            let tc = TrainConfig::resolve(&[(a.checkpoint.display().to_string(), flags)])?;
             let f = tc.val_fraction as f32;
             ds = if ds.samples.len() >= 2 {
                 ds.split_fraction(f)?.1
@@ -69,11 +82,17 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             }
         }
         ds.samples = secs;
-    } else if cfg.dims == 3 && !ds.is_3d() {
+    }
+    if cfg.dims == 3 && !ds.is_3d() {
         return Err(Error::file(
             &a.data,
             "a 3D model needs volumes, but the data is 2D",
         ));
+    }
+    if cfg.dims == 2 {
+        for smp in &mut ds.samples {
+            normalize(&mut smp.image, mode);
+        }
     }
     if ds.n_classes > cfg.classes {
         return Err(Error::file(

@@ -1,7 +1,7 @@
 //! `wunet predict`: overlap-tile inference of one image or volume of any
 //! size with a checkpoint written by `wunet train`.
 
-use crate::data::dataset::normalize;
+use crate::data::dataset::{normalize, normalize_sections};
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
@@ -123,7 +123,13 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let mut image = read_image(&a.input)?;
     // the overlay shows the raw intensities; keep them only when asked
     let raw = a.overlay.as_ref().map(|_| image.clone());
-    normalize(&mut image, meta.dataset_options().normalize);
+    let mode = meta.dataset_options().normalize;
+    if meta.model.dims == 2 {
+        // as in training, where every 2D image was normalised on its own
+        normalize_sections(&mut image, mode);
+    } else {
+        normalize(&mut image, mode);
+    }
     let t = std::time::Instant::now();
     let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
     let secs = t.elapsed().as_secs_f64();

@@ -248,29 +248,37 @@ pub fn find_pairs(path: &Path) -> Result<Vec<PairPaths>> {
 
 /// Normalise `img` in place.
 pub fn normalize(img: &mut Volume, mode: Normalize) {
-    let n = img.data.len();
+    normalize_values(&mut img.data, mode);
+}
+
+/// Normalise each z-section of `img` on its own (a 2D model on a stack: its
+/// training images were normalised one by one).
+pub fn normalize_sections(img: &mut Volume, mode: Normalize) {
+    let n = img.dims[1] * img.dims[2];
+    for s in img.data.chunks_mut(n.max(1)) {
+        normalize_values(s, mode);
+    }
+}
+
+fn normalize_values(data: &mut [f32], mode: Normalize) {
+    let n = data.len();
     if n == 0 {
         return;
     }
     match mode {
         Normalize::None => {}
         Normalize::ZScore => {
-            let mean = img.data.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-            let var = img
-                .data
-                .iter()
-                .map(|&v| (v as f64 - mean).powi(2))
-                .sum::<f64>()
-                / n as f64;
+            let mean = data.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+            let var = data.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n as f64;
             let inv = 1.0 / var.sqrt().max(1e-6);
-            for v in &mut img.data {
+            for v in data.iter_mut() {
                 *v = ((*v as f64 - mean) * inv) as f32;
             }
         }
         Normalize::Percentile { lo, hi } => {
-            let (plo, phi) = percentiles(&img.data, lo, hi);
+            let (plo, phi) = percentiles(data, lo, hi);
             let scale = if phi > plo { 1.0 / (phi - plo) } else { 0.0 };
-            for v in &mut img.data {
+            for v in data.iter_mut() {
                 *v = (v.clamp(plo, phi) - plo) * scale;
             }
         }
@@ -624,6 +632,15 @@ mod tests {
         let mut c = Array3::filled([1, 2, 2], 7.0f32);
         normalize(&mut c, Normalize::ZScore);
         assert!(c.data.iter().all(|&v| v == 0.0));
+        // sections on their own: a stack whose second section is 10x + 5 of
+        // the first gives both the same values
+        let mut st =
+            Array3::from_vec([2, 1, 4], vec![1.0, 2.0, 3.0, 4.0, 15.0, 25.0, 35.0, 45.0]).unwrap();
+        normalize_sections(&mut st, Normalize::ZScore);
+        for i in 0..4 {
+            assert!((st.data[i] - img.data[i]).abs() < 1e-5);
+            assert!((st.data[4 + i] - img.data[i]).abs() < 1e-5);
+        }
     }
 
     fn item(name: &str, labels: Vec<i32>) -> (String, Volume, LabelVolume) {
