@@ -7,12 +7,24 @@
 use crate::error::{Error, Result};
 use std::fmt;
 
-/// Element type of a tensor. Everything is 4 bytes wide.
+/// Element type of a tensor. F16 holds activations and activation gradients
+/// in mixed precision (see [`crate::gpu::Precision`]); everything else is 4 bytes wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
     U32,
     I32,
+    F16,
+}
+
+impl DType {
+    /// Bytes per element.
+    pub fn size(self) -> u64 {
+        match self {
+            DType::F16 => 2,
+            DType::F32 | DType::U32 | DType::I32 => 4,
+        }
+    }
 }
 
 /// Shape of an activation tensor: `[N, C, D, H, W]` plus the logical rank (4 or 5).
@@ -92,8 +104,13 @@ impl Shape {
     pub fn numel(&self) -> usize {
         self.dims.iter().product()
     }
+    /// Bytes of a tensor of this shape with 4-byte elements.
     pub fn bytes(&self) -> u64 {
-        self.numel() as u64 * 4
+        self.bytes_of(DType::F32)
+    }
+    /// Bytes of a tensor of this shape and element type.
+    pub fn bytes_of(&self, dt: DType) -> u64 {
+        self.numel() as u64 * dt.size()
     }
     pub fn is_3d(&self) -> bool {
         self.rank == 5

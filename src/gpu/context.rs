@@ -36,6 +36,12 @@ pub struct Context {
     pub info: wgpu::AdapterInfo,
     pub limits: wgpu::Limits,
     pub class: AdapterClass,
+    /// Features the device was opened with (`SHADER_F16` enables f16 storage,
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX` the matrix-unit kernels).
+    pub features: wgpu::Features,
+    /// Matrix-unit configurations the adapter reports (empty without
+    /// `EXPERIMENTAL_COOPERATIVE_MATRIX`, or for a host device given without its adapter).
+    pub coop: Vec<wgpu::CooperativeMatrixProperties>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) pool: Arc<BufferPool>,
 }
@@ -129,17 +135,43 @@ impl Context {
         })?;
         let info = adapter.get_info();
         let limits = adapter.limits();
+        let features = wanted_features(&adapter);
+        let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
+            // SAFETY: the only experimental feature requested is cooperative
+            // matrices, used by kernels that are checked against the f32 path
+            // on this device before they are chosen (see `ops::coop`).
+            unsafe { wgpu::ExperimentalFeatures::enabled() }
+        } else {
+            wgpu::ExperimentalFeatures::disabled()
+        };
         let desc = wgpu::DeviceDescriptor {
             label: Some("wunet"),
-            required_features: wgpu::Features::empty(),
+            required_features: features,
             required_limits: limits.clone(),
-            experimental_features: wgpu::ExperimentalFeatures::disabled(),
+            experimental_features: experimental,
             memory_hints: wgpu::MemoryHints::Performance,
             trace: wgpu::Trace::Off,
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("request_device on '{}' failed: {e}", info.name)))?;
-        Ok(Self::from_device(device, queue, info))
+        Ok(Self::from_adapter_device(&adapter, device, queue))
+    }
+
+    /// Wrap a host application's device and queue, with the adapter it came
+    /// from, so that the matrix-unit configurations are known (embedding).
+    pub fn from_adapter_device(
+        adapter: &wgpu::Adapter,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> Self {
+        let mut ctx = Self::from_device(device, queue, adapter.get_info());
+        if ctx
+            .features
+            .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+        {
+            ctx.coop = adapter.cooperative_matrix_properties();
+        }
+        ctx
     }
 
     /// Wrap a host application's device and queue (embedding). The engine
@@ -158,6 +190,8 @@ impl Context {
         Context {
             pool: Arc::new(BufferPool::new(device.clone())),
             pipelines: PipelineCache::new(device.clone()),
+            features: device.features(),
+            coop: Vec::new(),
             device,
             queue,
             info,
@@ -209,6 +243,17 @@ impl Context {
     }
 }
 
+/// The optional features wunet uses, where the adapter has them: f16 storage
+/// (`SHADER_F16`), and cooperative matrices unless `WUNET_NO_COOP` is set.
+fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
+    let have = adapter.features();
+    let mut want = wgpu::Features::SHADER_F16 & have;
+    if std::env::var_os("WUNET_NO_COOP").is_none() {
+        want |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX & have;
+    }
+    want
+}
+
 pub fn describe_info(i: &wgpu::AdapterInfo) -> String {
     format!(
         "{} ({:?}, {:?}, {} {})",
@@ -227,7 +272,8 @@ pub fn adapter_report(a: &wgpu::Adapter) -> String {
          max_buffer_size: {mbs}\n  max_storage_buffer_binding_size: {msb}\n  max_storage_buffers_per_shader_stage: {nsb}\n  \
          max_compute_workgroup_storage_size: {wgs}\n  max_compute_invocations_per_workgroup: {inv}\n  \
          max_compute_workgroup_size: {x}x{y}x{z}\n  max_compute_workgroups_per_dimension: {wpd}\n  \
-         min_storage_buffer_offset_alignment: {align}\n  shader_f16: {f16}\n  subgroup: {sg}\n  timestamp_query: {ts}",
+         min_storage_buffer_offset_alignment: {align}\n  shader_f16: {f16}\n  subgroup: {sg}\n  timestamp_query: {ts}\n  \
+         cooperative_matrix: {coop}",
         name = i.name,
         backend = i.backend,
         ty = i.device_type,
@@ -248,5 +294,31 @@ pub fn adapter_report(a: &wgpu::Adapter) -> String {
         f16 = yn(f.contains(wgpu::Features::SHADER_F16)),
         sg = yn(f.contains(wgpu::Features::SUBGROUP)),
         ts = yn(f.contains(wgpu::Features::TIMESTAMP_QUERY)),
+        coop = coop_report(a),
     )
+}
+
+/// The adapter's matrix-unit configurations, `MxNxK AB->CR` each, or `no`.
+fn coop_report(a: &wgpu::Adapter) -> String {
+    if !a
+        .features()
+        .contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX)
+    {
+        return "no".into();
+    }
+    let list: Vec<String> = a
+        .cooperative_matrix_properties()
+        .iter()
+        .map(|p| {
+            format!(
+                "{}x{}x{} {:?}->{:?}",
+                p.m_size, p.n_size, p.k_size, p.ab_type, p.cr_type
+            )
+        })
+        .collect();
+    if list.is_empty() {
+        "no configurations".into()
+    } else {
+        list.join(", ")
+    }
 }

@@ -1,8 +1,18 @@
 //! Kernel sources (compiled into the binary), their bind-group layouts (read
 //! from the WGSL itself with naga), and a cache that builds each pipeline once
-//! per (kernel, entry point, override constants).
+//! per (kernel, activation type, entry point, override constants).
+//!
+//! **Activation type.** A kernel that handles activations declares their
+//! storage as `array<act>` and converts on load (`f32(x[i])`) and store
+//! (`act(v)`); it accumulates in f32 either way. `act` is a type alias from
+//! `kernels/precision/f32.wgsl` or `kernels/precision/f16.wgsl`, appended to
+//! the kernel's module (the f16 variant also gets the `enable f16;`
+//! directive in front). The same `.wgsl` file thus compiles to an f32 and an
+//! f16-storage pipeline without any text substituted into it.
 
 use crate::error::{Error, Result};
+use crate::shape::DType;
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -34,6 +44,23 @@ pub fn kernel_source(name: &str) -> Option<&'static str> {
     KERNELS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
 }
 
+/// The alias declarations that give `act` its meaning, per activation type.
+const ACT_F32: &str = include_str!("../../kernels/precision/f32.wgsl");
+const ACT_F16: &str = include_str!("../../kernels/precision/f16.wgsl");
+
+/// The module compiled for `source` with activations stored as `act`
+/// (F32 or F16): the kernel, then the alias file; F16 modules start with
+/// `enable f16;`.
+pub fn compose(source: &str, act: DType) -> Result<Cow<'_, str>> {
+    match act {
+        DType::F32 => Ok(Cow::Owned(format!("{source}\n{ACT_F32}"))),
+        DType::F16 => Ok(Cow::Owned(format!("enable f16;\n{source}\n{ACT_F16}"))),
+        other => Err(Error::Gpu(format!(
+            "activations are stored as F32 or F16, not {other:?}"
+        ))),
+    }
+}
+
 /// Binding kinds of a kernel's group 0, in binding order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum BindKind {
@@ -42,15 +69,48 @@ pub enum BindKind {
     StorageReadWrite,
 }
 
+/// One binding of group 0: its kind and, for storage arrays, the element
+/// scalar type (`array<vec4<f32>>` and `array<atomic<u32>>` count as F32, U32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Binding {
+    pub kind: BindKind,
+    pub elem: Option<DType>,
+}
+
+fn scalar_dtype(s: naga::Scalar) -> Option<DType> {
+    match (s.kind, s.width) {
+        (naga::ScalarKind::Float, 4) => Some(DType::F32),
+        (naga::ScalarKind::Float, 2) => Some(DType::F16),
+        (naga::ScalarKind::Uint, 4) => Some(DType::U32),
+        (naga::ScalarKind::Sint, 4) => Some(DType::I32),
+        _ => None,
+    }
+}
+
+fn elem_dtype(module: &naga::Module, ty: naga::Handle<naga::Type>) -> Option<DType> {
+    match &module.types[ty].inner {
+        naga::TypeInner::Array { base, .. } => elem_dtype(module, *base),
+        naga::TypeInner::Scalar(s) => scalar_dtype(*s),
+        naga::TypeInner::Vector { scalar, .. } => scalar_dtype(*scalar),
+        naga::TypeInner::Atomic(s) => scalar_dtype(*s),
+        _ => None,
+    }
+}
+
 /// Read the bindings of group 0 from WGSL source.
 pub fn reflect_bindings(name: &str, source: &str) -> Result<Vec<BindKind>> {
+    Ok(reflect(name, source)?.into_iter().map(|b| b.kind).collect())
+}
+
+/// Read the bindings of group 0 (kinds and element types) from WGSL source.
+pub fn reflect(name: &str, source: &str) -> Result<Vec<Binding>> {
     let module = naga::front::wgsl::parse_str(source).map_err(|e| {
         Error::Gpu(format!(
             "kernel {name}: WGSL parse error: {}",
             e.emit_to_string(source)
         ))
     })?;
-    let mut slots: Vec<(u32, BindKind)> = Vec::new();
+    let mut slots: Vec<(u32, Binding)> = Vec::new();
     for (_, g) in module.global_variables.iter() {
         let Some(rb) = &g.binding else { continue };
         if rb.group != 0 {
@@ -72,7 +132,11 @@ pub fn reflect_bindings(name: &str, source: &str) -> Result<Vec<BindKind>> {
                 )))
             }
         };
-        slots.push((rb.binding, kind));
+        let elem = match kind {
+            BindKind::Uniform => None,
+            _ => elem_dtype(&module, g.ty),
+        };
+        slots.push((rb.binding, Binding { kind, elem }));
     }
     slots.sort_by_key(|s| s.0);
     for (i, (b, _)) in slots.iter().enumerate() {
@@ -87,10 +151,12 @@ pub fn reflect_bindings(name: &str, source: &str) -> Result<Vec<BindKind>> {
 
 pub struct KernelModule {
     pub name: &'static str,
+    /// Storage type of `act` in this module (F32 or F16).
+    pub act: DType,
     pub module: wgpu::ShaderModule,
     pub bind_layout: wgpu::BindGroupLayout,
     pub pipeline_layout: wgpu::PipelineLayout,
-    pub bindings: Vec<BindKind>,
+    pub bindings: Vec<Binding>,
 }
 
 pub struct Pipeline {
@@ -99,11 +165,11 @@ pub struct Pipeline {
     pub compute: wgpu::ComputePipeline,
 }
 
-type Key = (&'static str, &'static str, Vec<(&'static str, u64)>);
+type Key = (&'static str, DType, &'static str, Vec<(&'static str, u64)>);
 
 pub struct PipelineCache {
     device: wgpu::Device,
-    modules: Mutex<HashMap<&'static str, Arc<KernelModule>>>,
+    modules: Mutex<HashMap<(&'static str, DType), Arc<KernelModule>>>,
     pipelines: Mutex<HashMap<Key, Arc<Pipeline>>>,
 }
 
@@ -116,21 +182,22 @@ impl PipelineCache {
         }
     }
 
-    fn module(&self, name: &'static str) -> Result<Arc<KernelModule>> {
-        if let Some(m) = self.modules.lock().map_err(poisoned)?.get(name) {
+    fn module(&self, name: &'static str, act: DType) -> Result<Arc<KernelModule>> {
+        if let Some(m) = self.modules.lock().map_err(poisoned)?.get(&(name, act)) {
             return Ok(m.clone());
         }
-        let source =
+        let raw =
             kernel_source(name).ok_or_else(|| Error::Gpu(format!("no kernel named '{name}'")))?;
-        let bindings = reflect_bindings(name, source)?;
+        let source = compose(raw, act)?;
+        let bindings = reflect(name, &source)?;
         let entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
             .iter()
             .enumerate()
-            .map(|(i, k)| wgpu::BindGroupLayoutEntry {
+            .map(|(i, b)| wgpu::BindGroupLayoutEntry {
                 binding: i as u32,
                 visibility: wgpu::ShaderStages::COMPUTE,
                 ty: wgpu::BindingType::Buffer {
-                    ty: match k {
+                    ty: match b.kind {
                         BindKind::Uniform => wgpu::BufferBindingType::Uniform,
                         BindKind::StorageRead => {
                             wgpu::BufferBindingType::Storage { read_only: true }
@@ -166,13 +233,14 @@ impl PipelineCache {
             self.device.create_shader_module_trusted(
                 wgpu::ShaderModuleDescriptor {
                     label: Some(name),
-                    source: wgpu::ShaderSource::Wgsl(source.into()),
+                    source: wgpu::ShaderSource::Wgsl(source.into_owned().into()),
                 },
                 wgpu::ShaderRuntimeChecks::unchecked(),
             )
         };
         let m = Arc::new(KernelModule {
             name,
+            act,
             module,
             bind_layout,
             pipeline_layout,
@@ -181,26 +249,29 @@ impl PipelineCache {
         self.modules
             .lock()
             .map_err(poisoned)?
-            .insert(name, m.clone());
+            .insert((name, act), m.clone());
         Ok(m)
     }
 
-    /// The pipeline for `kernel`'s `entry` with the given override constants.
+    /// The pipeline for `kernel`'s `entry`, with activations stored as `act`
+    /// (F32 or F16) and the given override constants.
     pub fn get(
         &self,
         kernel: &'static str,
+        act: DType,
         entry: &'static str,
         overrides: &[(&'static str, f64)],
     ) -> Result<Arc<Pipeline>> {
         let key: Key = (
             kernel,
+            act,
             entry,
             overrides.iter().map(|(k, v)| (*k, v.to_bits())).collect(),
         );
         if let Some(p) = self.pipelines.lock().map_err(poisoned)?.get(&key) {
             return Ok(p.clone());
         }
-        let km = self.module(kernel)?;
+        let km = self.module(kernel, act)?;
         let constants: Vec<(&str, f64)> = overrides.to_vec();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let compute = self
@@ -218,7 +289,7 @@ impl PipelineCache {
             });
         if let Some(err) = pollster::block_on(scope.pop()) {
             return Err(Error::Gpu(format!(
-                "pipeline {kernel}::{entry} {overrides:?}: {err}"
+                "pipeline {kernel}::{entry} ({act:?} activations) {overrides:?}: {err}"
             )));
         }
         let p = Arc::new(Pipeline {

@@ -4,9 +4,10 @@
 //! compute pass in one command buffer, submitted once.
 
 use super::context::Context;
-use super::pipelines::{BindKind, Pipeline};
+use super::pipelines::{BindKind, Binding, Pipeline};
 use super::tensor::{Storage, Tensor};
 use crate::error::{Error, Result};
+use crate::shape::DType;
 use std::sync::Arc;
 use wgpu::util::DeviceExt;
 
@@ -59,6 +60,34 @@ impl Program {
     }
 }
 
+/// Fail unless `tensors` fill the storage bindings after the params exactly,
+/// each with an element type its binding reads: F16 only where the kernel
+/// declares f16 (directly or as `act`), 4-byte types where it declares a
+/// 4-byte type (kernels that copy bits bind u32/i32 data as f32 words).
+fn check_bindings(kernel: &str, bindings: &[Binding], tensors: &[&Tensor]) -> Result<()> {
+    if bindings.first().map(|b| b.kind) != Some(BindKind::Uniform)
+        || bindings.len() != tensors.len() + 1
+    {
+        return Err(Error::Gpu(format!(
+            "kernel {kernel}: expects {} bindings after params, {} given",
+            bindings.len().saturating_sub(1),
+            tensors.len()
+        )));
+    }
+    for (i, (b, t)) in bindings[1..].iter().zip(tensors).enumerate() {
+        let Some(elem) = b.elem else { continue };
+        if (elem == DType::F16) != (t.dtype == DType::F16) {
+            return Err(Error::Gpu(format!(
+                "kernel {kernel}: binding {} holds {elem:?} elements, given a {:?} tensor {}",
+                i + 1,
+                t.dtype,
+                t.shape
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Collects dispatches for one batch of work.
 pub struct Recorder<'c> {
     pub ctx: &'c Context,
@@ -74,7 +103,9 @@ impl<'c> Recorder<'c> {
     }
 
     /// Append a launch of `kernel::entry`. Binding 0 of every kernel is its
-    /// uniform `params`; `tensors` fill bindings 1.. in order.
+    /// uniform `params`; `tensors` fill bindings 1.. in order. The kernel's
+    /// activation type `act` is F16 when any bound tensor is F16, else F32;
+    /// every tensor's dtype is checked against its binding's element type.
     pub fn dispatch<P: bytemuck::Pod>(
         &mut self,
         kernel: &'static str,
@@ -84,15 +115,13 @@ impl<'c> Recorder<'c> {
         tensors: &[&Tensor],
         groups: [u32; 3],
     ) -> Result<()> {
-        let pipeline = self.ctx.pipelines.get(kernel, entry, overrides)?;
-        let kinds = &pipeline.kernel.bindings;
-        if kinds.first() != Some(&BindKind::Uniform) || kinds.len() != tensors.len() + 1 {
-            return Err(Error::Gpu(format!(
-                "kernel {kernel}: expects {} bindings after params, {} given",
-                kinds.len().saturating_sub(1),
-                tensors.len()
-            )));
-        }
+        let act = if tensors.iter().any(|t| t.dtype == DType::F16) {
+            DType::F16
+        } else {
+            DType::F32
+        };
+        let pipeline = self.ctx.pipelines.get(kernel, act, entry, overrides)?;
+        check_bindings(kernel, &pipeline.kernel.bindings, tensors)?;
         let max = self.ctx.limits.max_compute_workgroups_per_dimension;
         if groups.iter().any(|&g| g > max) {
             return Err(Error::Gpu(format!(

@@ -30,8 +30,9 @@ impl Drop for Storage {
     }
 }
 
-/// A tensor on the GPU: `shape.numel()` 4-byte elements starting at `offset`
-/// bytes into `storage`. Cloning shares the storage.
+/// A tensor on the GPU: `shape.numel()` elements of `dtype` starting at `offset`
+/// bytes into `storage` (bound as whole 4-byte words: an F16 tensor of odd size
+/// has one padding half at the end). Cloning shares the storage.
 #[derive(Clone)]
 pub struct Tensor {
     pub(crate) storage: Arc<Storage>,
@@ -49,7 +50,7 @@ impl std::fmt::Debug for Tensor {
 impl Tensor {
     /// Uninitialised tensor from the pool (contents are whatever the buffer held).
     pub fn empty(ctx: &Context, shape: Shape, dtype: DType) -> Result<Self> {
-        let bytes = shape.bytes().max(4);
+        let bytes = binding_bytes(shape, dtype);
         ctx.check_binding_size("tensor", &format!("a {shape} tensor"), bytes)?;
         let (buffer, class) = ctx.pool.take(bytes);
         Ok(Tensor {
@@ -74,19 +75,28 @@ impl Tensor {
     }
 
     fn upload(ctx: &Context, bytes: &[u8], shape: Shape, dtype: DType) -> Result<Self> {
-        if bytes.len() as u64 != shape.bytes() {
+        if bytes.len() as u64 != shape.bytes_of(dtype) {
             return Err(Error::shape(
                 "upload",
                 format!(
                     "{} elements given for a {shape} tensor ({} elements)",
-                    bytes.len() / 4,
+                    bytes.len() as u64 / dtype.size(),
                     shape.numel()
                 ),
             ));
         }
         let t = Self::empty(ctx, shape, dtype)?;
         if !bytes.is_empty() {
-            ctx.queue.write_buffer(t.buffer(), t.offset, bytes);
+            // write_buffer needs whole 4-byte words: pad an odd-length F16 upload.
+            let mut padded;
+            let words = if bytes.len() % 4 != 0 {
+                padded = bytes.to_vec();
+                padded.resize(bytes.len().next_multiple_of(4), 0);
+                &padded[..]
+            } else {
+                bytes
+            };
+            ctx.queue.write_buffer(t.buffer(), t.offset, words);
         }
         Ok(t)
     }
@@ -99,6 +109,11 @@ impl Tensor {
     }
     pub fn from_i32(ctx: &Context, data: &[i32], shape: Shape) -> Result<Self> {
         Self::upload(ctx, bytemuck::cast_slice(data), shape, DType::I32)
+    }
+    /// An F16 tensor holding `data` rounded to half precision (round to nearest even).
+    pub fn from_f32_as_f16(ctx: &Context, data: &[f32], shape: Shape) -> Result<Self> {
+        let h: Vec<half::f16> = data.iter().map(|&v| half::f16::from_f32(v)).collect();
+        Self::upload(ctx, bytemuck::cast_slice(&h), shape, DType::F16)
     }
 
     /// Wrap a buffer the host application owns (embedding). The buffer needs
@@ -118,12 +133,12 @@ impl Tensor {
                 format!("offset {offset} is not a multiple of {align}"),
             ));
         }
-        if offset + shape.bytes() > buffer.size() {
+        if offset + binding_bytes(shape, dtype) > buffer.size() {
             return Err(Error::shape(
                 "from_buffer",
                 format!(
-                    "a {shape} tensor at offset {offset} needs {} bytes; the buffer has {}",
-                    shape.bytes(),
+                    "a {shape} {dtype:?} tensor at offset {offset} needs {} bytes; the buffer has {}",
+                    binding_bytes(shape, dtype),
                     buffer.size()
                 ),
             ));
@@ -148,8 +163,9 @@ impl Tensor {
     pub fn buffer(&self) -> &wgpu::Buffer {
         self.storage.buffer()
     }
+    /// Bytes bound for this tensor (whole 4-byte words, at least one).
     pub fn size_bytes(&self) -> u64 {
-        self.shape.bytes().max(4)
+        binding_bytes(self.shape, self.dtype)
     }
     pub fn numel(&self) -> usize {
         self.shape.numel()
@@ -203,12 +219,18 @@ impl Tensor {
         let mut out = view.to_vec();
         drop(view);
         staging.unmap();
-        out.truncate(self.shape.bytes() as usize);
+        out.truncate(self.shape.bytes_of(self.dtype) as usize);
         Ok(out)
     }
 
+    /// The values as f32 (F16 tensors are widened exactly; U32/I32 bits are reinterpreted).
     pub fn to_f32_vec(&self, ctx: &Context) -> Result<Vec<f32>> {
-        Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
+        let bytes = self.read_bytes(ctx)?;
+        if self.dtype == DType::F16 {
+            let h: Vec<half::f16> = bytemuck::pod_collect_to_vec(&bytes);
+            return Ok(h.into_iter().map(half::f16::to_f32).collect());
+        }
+        Ok(bytemuck::pod_collect_to_vec(&bytes))
     }
     pub fn to_u32_vec(&self, ctx: &Context) -> Result<Vec<u32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
@@ -216,6 +238,11 @@ impl Tensor {
     pub fn to_i32_vec(&self, ctx: &Context) -> Result<Vec<i32>> {
         Ok(bytemuck::pod_collect_to_vec(&self.read_bytes(ctx)?))
     }
+}
+
+/// Bytes a tensor's binding covers: its elements rounded up to whole 4-byte words, at least one.
+pub fn binding_bytes(shape: Shape, dtype: DType) -> u64 {
+    shape.bytes_of(dtype).next_multiple_of(4).max(4)
 }
 
 /// Usage flags of pooled buffers (for hosts that create buffers to wrap).

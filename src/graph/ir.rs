@@ -63,8 +63,9 @@ pub struct Value {
 }
 
 impl Value {
+    /// Bytes of the value's buffer (rounded up to whole 4-byte words, as bindings need).
     pub fn bytes(&self) -> u64 {
-        self.shape.bytes()
+        self.shape.bytes_of(self.dtype).next_multiple_of(4)
     }
     /// The node that writes this value, if it is an activation.
     pub fn producer(&self) -> Option<NodeId> {
