@@ -89,7 +89,7 @@ impl Tensor {
         if !bytes.is_empty() {
             // write_buffer needs whole 4-byte words: pad an odd-length F16 upload.
             let mut padded;
-            let words = if bytes.len() % 4 != 0 {
+            let words = if !bytes.len().is_multiple_of(4) {
                 padded = bytes.to_vec();
                 padded.resize(bytes.len().next_multiple_of(4), 0);
                 &padded[..]

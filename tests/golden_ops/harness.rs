@@ -111,7 +111,7 @@ impl Host {
     pub fn from_tensor(ctx: &Context, t: &Tensor) -> Result<Self, String> {
         let shape = t.shape.logical();
         match t.dtype {
-            DType::F32 => Ok(Host::f32(
+            DType::F32 | DType::F16 => Ok(Host::f32(
                 shape,
                 t.to_f32_vec(ctx).map_err(|e| e.to_string())?,
             )),
