@@ -243,32 +243,50 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     println!("loss: {loss:.4}");
     println!("median_ms_per_step: {med:.2}");
     if a.profile {
-        let prof = s.exec.profile(ctx, 1e-3)?;
-        let mut by_op: Vec<(&str, f64, usize)> = Vec::new();
-        for (_, op, ms) in &prof {
-            match by_op.iter_mut().find(|e| e.0 == *op) {
-                Some(e) => {
-                    e.1 += ms;
-                    e.2 += 1;
-                }
-                None => by_op.push((op, *ms, 1)),
-            }
-        }
-        by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
-        let total: f64 = prof.iter().map(|p| p.2).sum();
-        println!("profile (each node submitted alone; total {total:.1} ms):");
-        for (op, ms, n) in by_op {
-            println!(
-                "  {op:<28} {ms:>9.1} ms  {n:>4} nodes  {:>5.1}%",
-                100.0 * ms / total
-            );
-        }
-        let mut slow = prof.clone();
-        slow.sort_by(|a, b| b.2.total_cmp(&a.2));
-        println!("slowest nodes:");
-        for (name, op, ms) in slow.iter().take(30) {
-            println!("  {name:<40} {op:<24} {ms:>8.1} ms");
-        }
+        print_profile(ctx, &mut s.exec)?;
     }
     Ok(med)
+}
+
+/// Per-op and slowest-node times of one step: GPU timestamps between the
+/// dispatches of the step's own program where the device supports them,
+/// else each node submitted alone and timed by the wall clock.
+fn print_profile(ctx: &Context, ex: &mut crate::exec::Executor) -> Result<()> {
+    let (timer, prof) = match ex.profile_gpu(ctx, 1e-3)? {
+        Some(p) => ("GPU timestamps, one submission", p),
+        None => (
+            "wall clock, each node submitted alone",
+            ex.profile(ctx, 1e-3)?
+                .into_iter()
+                .map(|(n, op, ms)| (n, op, 1, ms))
+                .collect(),
+        ),
+    };
+    let mut by_op: Vec<(&str, f64, usize, usize)> = Vec::new();
+    for (_, op, k, ms) in &prof {
+        match by_op.iter_mut().find(|e| e.0 == *op) {
+            Some(e) => {
+                e.1 += ms;
+                e.2 += 1;
+                e.3 += k;
+            }
+            None => by_op.push((op, *ms, 1, *k)),
+        }
+    }
+    by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
+    let total: f64 = prof.iter().map(|p| p.3).sum();
+    println!("profile ({timer}; total {total:.3} ms):");
+    for (op, ms, n, k) in by_op {
+        println!(
+            "  {op:<28} {ms:>9.3} ms  {n:>4} nodes {k:>4} dispatches  {:>5.1}%",
+            100.0 * ms / total
+        );
+    }
+    let mut slow = prof.clone();
+    slow.sort_by(|a, b| b.3.total_cmp(&a.3));
+    println!("slowest nodes:");
+    for (name, op, _, ms) in slow.iter().take(30) {
+        println!("  {name:<40} {op:<24} {ms:>8.3} ms");
+    }
+    Ok(())
 }

@@ -128,26 +128,7 @@ impl Executor {
     }
 
     fn record(&self, ctx: &Context, step: u64) -> Result<Program> {
-        let t = |v: ValueId| {
-            self.tensors[v.0]
-                .as_ref()
-                .expect("every value has a tensor")
-        };
-        let cw = |ni: usize| self.class_weights[ni].as_ref();
-        let ds = |ni: usize| self.dice_scratch[ni].as_ref();
-        let sv = StepValues {
-            hyper: &self.hyper,
-            step,
-            class_weights: &cw,
-            dice_scratch: &ds,
-        };
-        ctx.record(|rec| {
-            for &nid in &self.plan.schedule {
-                let node = self.graph.node(nid);
-                encode_node(rec, &self.graph, nid.0, node, &t, &sv)?;
-            }
-            Ok(())
-        })
+        Ok(self.record_counted(ctx, step)?.0)
     }
 
     /// The tensor of a value.
@@ -264,6 +245,60 @@ impl Executor {
             ));
         }
         Ok(out)
+    }
+
+    /// GPU time of every node of one step from timestamps written between the
+    /// dispatches of the step's own program (one submission, as in training):
+    /// `(node name, op name, dispatches, milliseconds)` in schedule order.
+    /// `None` when the device cannot write timestamps inside passes.
+    pub fn profile_gpu(
+        &mut self,
+        ctx: &Context,
+        lr: f32,
+    ) -> Result<Option<Vec<(String, &'static str, usize, f64)>>> {
+        self.step += 1;
+        let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
+        optim::write_hyper(ctx, &self.hyper, hv)?;
+        let (prog, counts) = self.record_counted(ctx, self.step)?;
+        let Some(times) = prog.gpu_times(ctx)? else {
+            return Ok(None);
+        };
+        let mut out = Vec::with_capacity(counts.len());
+        let mut at = 0;
+        for (&nid, &k) in self.plan.schedule.iter().zip(&counts) {
+            let node = self.graph.node(nid);
+            let ms = times[at..at + k].iter().sum();
+            out.push((node.name.clone(), node.op.name(), k, ms));
+            at += k;
+        }
+        Ok(Some(out))
+    }
+
+    /// The step program and the number of dispatches of each scheduled node.
+    fn record_counted(&self, ctx: &Context, step: u64) -> Result<(Program, Vec<usize>)> {
+        let t = |v: ValueId| {
+            self.tensors[v.0]
+                .as_ref()
+                .expect("every value has a tensor")
+        };
+        let cw = |ni: usize| self.class_weights[ni].as_ref();
+        let ds = |ni: usize| self.dice_scratch[ni].as_ref();
+        let sv = StepValues {
+            hyper: &self.hyper,
+            step,
+            class_weights: &cw,
+            dice_scratch: &ds,
+        };
+        let mut counts = Vec::with_capacity(self.plan.schedule.len());
+        let prog = ctx.record(|rec| {
+            for &nid in &self.plan.schedule {
+                let before = rec.program.len();
+                encode_node(rec, &self.graph, nid.0, self.graph.node(nid), &t, &sv)?;
+                counts.push(rec.program.len() - before);
+            }
+            Ok(())
+        })?;
+        Ok((prog, counts))
     }
 
     /// Number of kernel dispatches per step.

@@ -244,10 +244,14 @@ impl Context {
 }
 
 /// The optional features wunet uses, where the adapter has them: f16 storage
-/// (`SHADER_F16`), and cooperative matrices unless `WUNET_NO_COOP` is set.
+/// (`SHADER_F16`), GPU timestamps between dispatches (profiling), and
+/// cooperative matrices unless `WUNET_NO_COOP` is set.
 fn wanted_features(adapter: &wgpu::Adapter) -> wgpu::Features {
     let have = adapter.features();
-    let mut want = wgpu::Features::SHADER_F16 & have;
+    let mut want = (wgpu::Features::SHADER_F16
+        | wgpu::Features::TIMESTAMP_QUERY
+        | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES)
+        & have;
     if std::env::var_os("WUNET_NO_COOP").is_none() {
         want |= wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX & have;
     }

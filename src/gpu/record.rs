@@ -52,6 +52,80 @@ impl Program {
         ctx.queue.submit([enc.finish()])
     }
 
+    /// GPU time of every dispatch, in milliseconds, measured with timestamps
+    /// written between the dispatches of one compute pass (the program runs
+    /// once, as in a step). `None` when the device lacks
+    /// `TIMESTAMP_QUERY_INSIDE_PASSES`. A dispatch's time includes the wait
+    /// for the barrier in front of it, so the times add up to the pass.
+    pub fn gpu_times(&self, ctx: &Context) -> Result<Option<Vec<f64>>> {
+        if !ctx.features.contains(
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        ) {
+            return Ok(None);
+        }
+        let n = self.dispatches.len();
+        let stamps = self.timestamps(ctx)?;
+        let period_ms = ctx.queue.get_timestamp_period() as f64 * 1e-6;
+        Ok(Some(
+            (0..n)
+                .map(|i| stamps[i + 1].saturating_sub(stamps[i]) as f64 * period_ms)
+                .collect(),
+        ))
+    }
+
+    /// Raw timestamps: one before the first dispatch and one after each.
+    fn timestamps(&self, ctx: &Context) -> Result<Vec<u64>> {
+        let count = self.dispatches.len() as u32 + 1;
+        let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("wunet.profile"),
+            ty: wgpu::QueryType::Timestamp,
+            count,
+        });
+        let bytes = count as u64 * 8;
+        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wunet.profile.resolve"),
+            size: bytes,
+            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        });
+        let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("wunet.profile.read"),
+            size: bytes,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wunet.profile"),
+                timestamp_writes: None,
+            });
+            pass.write_timestamp(&qs, 0);
+            for (i, d) in self.dispatches.iter().enumerate() {
+                pass.set_pipeline(&d.pipeline.compute);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+                pass.write_timestamp(&qs, i as u32 + 1);
+            }
+        }
+        enc.resolve_query_set(&qs, 0..count, &resolve, 0);
+        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+        ctx.queue.submit([enc.finish()]);
+        let (tx, rx) = std::sync::mpsc::channel();
+        read.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        ctx.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("profile: map callback never ran".into()))?
+            .map_err(|e| Error::Gpu(format!("profile: map failed: {e}")))?;
+        let view = read
+            .get_mapped_range(..)
+            .map_err(|e| Error::Gpu(format!("profile: mapped range: {e}")))?;
+        let out: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+        Ok(out)
+    }
+
     pub fn len(&self) -> usize {
         self.dispatches.len()
     }
