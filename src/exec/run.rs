@@ -26,6 +26,9 @@ pub struct ExecOptions {
     pub keep: Vec<ValueId>,
 }
 
+/// One node's share of a profiled step: name, op, dispatches, milliseconds.
+pub type NodeTime = (String, &'static str, usize, f64);
+
 pub struct Executor {
     pub graph: Graph,
     pub plan: Plan,
@@ -251,11 +254,7 @@ impl Executor {
     /// dispatches of the step's own program (one submission, as in training):
     /// `(node name, op name, dispatches, milliseconds)` in schedule order.
     /// `None` when the device cannot write timestamps inside passes.
-    pub fn profile_gpu(
-        &mut self,
-        ctx: &Context,
-        lr: f32,
-    ) -> Result<Option<Vec<(String, &'static str, usize, f64)>>> {
+    pub fn profile_gpu(&mut self, ctx: &Context, lr: f32) -> Result<Option<Vec<NodeTime>>> {
         self.step += 1;
         let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
         optim::write_hyper(ctx, &self.hyper, hv)?;
