@@ -3,6 +3,7 @@ use std::process::ExitCode;
 use wunet::cli::bench::{bench_conv, bench_unet, ConvBenchArgs, UNetBenchArgs};
 use wunet::cli::eval::{run_eval, EvalArgs};
 use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
+use wunet::cli::peak::{bench_peak, PeakArgs};
 use wunet::cli::predict::{run_predict, PredictArgs};
 use wunet::cli::train::{run_train, TrainArgs};
 use wunet::gpu::context::{adapter_report, enumerate_adapters};
@@ -54,6 +55,8 @@ enum BenchCmd {
     Unet2d(UNetBenchArgs),
     /// One 3D U-Net training step (base 16, depth 3, BN, 1x1x64x64x64).
     Unet3d(UNetBenchArgs),
+    /// The adapter's ceilings: f32 / f16 FMA, matrix units, memory bandwidth.
+    Peak(PeakArgs),
 }
 
 fn run(cli: Cli) -> wunet::Result<()> {
@@ -103,6 +106,9 @@ fn run(cli: Cli) -> wunet::Result<()> {
                 }
                 BenchCmd::ConvTranspose(a) => {
                     bench_conv(&ctx, &a, true)?;
+                }
+                BenchCmd::Peak(a) => {
+                    bench_peak(&ctx, &a)?;
                 }
             }
         }

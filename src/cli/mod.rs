@@ -3,5 +3,6 @@
 pub mod bench;
 pub mod eval;
 pub mod model;
+pub mod peak;
 pub mod predict;
 pub mod train;

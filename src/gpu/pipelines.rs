@@ -38,6 +38,8 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("upsample", include_str!("../../kernels/upsample.wgsl")),
     ("tensor", include_str!("../../kernels/tensor.wgsl")),
     ("activation", include_str!("../../kernels/activation.wgsl")),
+    ("peak", include_str!("../../kernels/peak.wgsl")),
+    ("peak_coop", include_str!("../../kernels/peak_coop.wgsl")),
 ];
 
 pub fn kernel_source(name: &str) -> Option<&'static str> {
