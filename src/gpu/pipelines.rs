@@ -39,6 +39,8 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("tensor", include_str!("../../kernels/tensor.wgsl")),
     ("activation", include_str!("../../kernels/activation.wgsl")),
     ("peak", include_str!("../../kernels/peak.wgsl")),
+    ("amp", include_str!("../../kernels/amp.wgsl")),
+    ("cast", include_str!("../../kernels/cast.wgsl")),
     ("peak_coop", include_str!("../../kernels/peak_coop.wgsl")),
 ];
 

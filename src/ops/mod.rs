@@ -3,6 +3,7 @@
 //! executor's planned buffers); the plain variants allocate their output.
 
 pub mod activation;
+pub mod amp;
 pub mod conv;
 pub mod fastdiv;
 pub mod group_norm;
