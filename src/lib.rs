@@ -12,6 +12,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod graph;
 pub mod infer;
+pub mod model_io;
 pub mod models;
 pub mod ops;
 pub mod reference;

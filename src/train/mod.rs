@@ -1,6 +1,5 @@
 //! Training-loop pieces that run on the host.
 
-pub mod checkpoint;
 pub mod config;
 pub mod log;
 pub mod plot;

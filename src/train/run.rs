@@ -13,7 +13,6 @@
 //! step, so a resumed run replays exactly the steps an uninterrupted run
 //! takes; on the same adapter the parameters agree bit for bit.
 
-use super::checkpoint::{self, Checkpoint};
 use super::config::{read_config_file, TrainConfig, TrainFlags};
 use super::log::{CsvLog, Row};
 use super::plot::plot_curves;
@@ -26,9 +25,10 @@ use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::graph::ops::Reduction;
 use crate::infer::eval::{auto_objects_class, evaluate, lower_is_better, Metrics};
-use crate::infer::meta::{InferMeta, ModelMeta};
 use crate::infer::output::write_overlay;
 use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
+use crate::model_io::checkpoint::{self, Checkpoint};
+use crate::model_io::{InferMeta, ModelMeta};
 use crate::models::{Loss, Padding, UNetConfig};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
