@@ -167,6 +167,7 @@ pub struct TrainFlags {
     #[arg(long)]
     pub blend: Option<String>,
     /// Run folder (default: runs/<model>-NNN).
+    #[allow(rustdoc::invalid_html_tags)] // the text is clap's --help, not HTML
     #[arg(long)]
     pub out: Option<String>,
 }
