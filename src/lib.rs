@@ -1,7 +1,9 @@
 //! wunet: train and run U-Net segmentation networks on any GPU that wgpu reaches.
 //!
 //! Layout: [`shape`] (all size formulas), [`gpu`] (context, tensors, kernels,
-//! recording), [`ops`] (GPU ops), [`reference`] (CPU versions of every op).
+//! recording), [`ops`] (GPU ops), [`mod@reference`] (CPU versions of every op).
+//! Training and inference: [`train`] (uses [`infer`] to validate), [`infer`],
+//! and below both [`model_io`] (checkpoints and their metadata).
 
 pub mod bench;
 pub mod cli;
@@ -12,6 +14,7 @@ pub mod fsutil;
 pub mod gpu;
 pub mod graph;
 pub mod infer;
+pub mod model_io;
 pub mod models;
 pub mod ops;
 pub mod reference;

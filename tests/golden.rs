@@ -12,8 +12,12 @@
 //! with `|got - exp| <= atol + rtol*|exp|` (NaN/Inf, a shape mismatch or a
 //! missing tensor fail; `exact` integer tensors must match). It prints
 //! `ok <id>`, `skip <id>: <reason>` or `FAIL <id> <tensor>: ...` per case and
-//! ends with `golden: P passed, F failed, S skipped`; the exit code is 1 on any
-//! failure. Without a GPU adapter it prints `skip all: ...` and exits 0.
+//! ends with `golden: P passed, F failed, S skipped`. The exit code is 1 on any
+//! failure, and when a case that the manifest does not mark `"optional": true`
+//! is skipped (printed `SKIP <id>: <reason>`, then a `FAIL` line naming it;
+//! the decision is in `golden_ops/verdict.rs`, tested by
+//! `tests/golden_verdict.rs`). Without a GPU adapter it prints `skip all: ...`
+//! and exits 0.
 //!
 //! # Adding an op
 //!
@@ -30,9 +34,12 @@
 //!    input name: `"x"`, `"weight"`, ...).
 //! 2. For an attribute value the engine does not support, return
 //!    `Err(Outcome::Skip(reason))`; engine errors (`?`) count as failures,
-//!    except `Error::Unsupported`, which becomes a skip.
+//!    except `Error::Unsupported`, which becomes a skip. A skip fails the run
+//!    unless the case is `"optional": true` in the manifest (with its
+//!    `"optional_reason"`; set by `optional=` in `tools/make_goldens.py`).
 //! 3. Add the op name(s) to the `match` in `adapter()` below. Ops not listed
-//!    there are skipped with "op <name> not implemented yet".
+//!    there are skipped with "op <name> not implemented yet" (which fails the
+//!    run unless their cases are optional).
 
 mod common;
 
@@ -54,10 +61,13 @@ mod pool;
 mod tensor;
 #[path = "golden_ops/upsample.rs"]
 mod upsample;
+#[path = "golden_ops/verdict.rs"]
+mod verdict;
 
 use harness::{compare, load, AdapterResult, Case, CompareFail, Outcome};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::path::PathBuf;
+use verdict::{skip_line, Tally, Verdict};
 
 type Adapter = fn(&Case) -> AdapterResult;
 
@@ -99,25 +109,15 @@ fn golden_dir() -> PathBuf {
     }
 }
 
-enum Verdict {
-    Pass(f64),
-    Fail,
-    Skip,
-}
-
-/// Run one case and print its lines.
+/// Run one case and print its lines (a skip's line is the caller's).
 fn run_case(case: &Case) -> Verdict {
     let id = &case.spec.id;
     let Some(f) = adapter(&case.spec.op) else {
-        println!("skip {id}: op {} not implemented yet", case.spec.op);
-        return Verdict::Skip;
+        return Verdict::Skip(format!("op {} not implemented yet", case.spec.op));
     };
     let produced = match catch_unwind(AssertUnwindSafe(|| f(case))) {
         Ok(Ok(p)) => p,
-        Ok(Err(Outcome::Skip(reason))) => {
-            println!("skip {id}: {reason}");
-            return Verdict::Skip;
-        }
+        Ok(Err(Outcome::Skip(reason))) => return Verdict::Skip(reason),
         Ok(Err(Outcome::Error(e))) => {
             println!("FAIL {id}: {e}");
             return Verdict::Fail;
@@ -203,8 +203,7 @@ fn main() {
         manifest.cases.len(),
         ctx.describe()
     );
-    let (mut pass, mut fail, mut skip, mut skip_required) = (0, 0, 0, 0);
-    let mut worst = (0.0f64, String::new());
+    let mut tally = Tally::default();
     for spec in &manifest.cases {
         if !filters.is_empty() && !filters.iter().any(|f| spec.id.contains(f.as_str())) {
             continue;
@@ -214,28 +213,18 @@ fn main() {
             dir: &dir,
             ctx,
         };
-        match run_case(&case) {
-            Verdict::Pass(r) => {
-                pass += 1;
-                if r > worst.0 {
-                    worst = (r, spec.id.clone());
-                }
-            }
-            Verdict::Fail => fail += 1,
-            Verdict::Skip => {
-                skip += 1;
-                skip_required += usize::from(!spec.optional);
-            }
+        let v = run_case(&case);
+        if let Verdict::Skip(why) = &v {
+            let reason = spec.optional_reason.as_deref();
+            println!("{}", skip_line(&spec.id, why, spec.optional, reason));
         }
+        tally.add(&spec.id, spec.optional, v);
     }
-    if pass > 0 {
-        println!("worst passing ratio {:.4} ({})", worst.0, worst.1);
+    let (lines, code) = tally.finish();
+    for l in lines {
+        println!("{l}");
     }
-    if skip_required > 0 {
-        println!("{skip_required} of the skipped cases are not optional");
-    }
-    println!("golden: {pass} passed, {fail} failed, {skip} skipped");
-    if fail > 0 {
-        std::process::exit(1);
+    if code != 0 {
+        std::process::exit(code);
     }
 }

@@ -12,10 +12,10 @@ use wunet::data::io::{read_image, read_labels, write_png_gray8, write_png_labels
 use wunet::data::synthetic::{em_cells_2d, nuclei_3d};
 use wunet::data::tiling::Blend;
 use wunet::data::Volume;
-use wunet::infer::meta::{InferMeta, ModelMeta};
 use wunet::infer::predict::{Output, PredictOptions, Predictor};
+use wunet::model_io::checkpoint::{self, Checkpoint};
+use wunet::model_io::{InferMeta, ModelMeta};
 use wunet::models::{Loss, Norm, Padding, UNetConfig};
-use wunet::train::checkpoint::{self, Checkpoint};
 use wunet::train::config::TrainFlags;
 use wunet::train::log::read_rows;
 use wunet::train::run::{train, RunOptions};

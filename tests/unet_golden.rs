@@ -21,8 +21,8 @@ mod harness;
 use harness::{compare, load, CaseSpec, CompareFail, Data, Host};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
+use wunet::model_io::checkpoint::{Checkpoint, NamedTensor};
 use wunet::models::{ChannelScheme, Loss, Norm, Padding, UNetConfig, Upsampling};
-use wunet::train::checkpoint::{Checkpoint, NamedTensor};
 use wunet::train::session::{Session, SessionSpec};
 
 fn dir() -> PathBuf {

@@ -153,9 +153,13 @@ class CaseSet:
         entry.update({"rtol": rtol, "atol": atol, "k_reduce": int(k_reduce), "jax_fp32_max_abs_err": sig3(err)})
         return entry
 
-    def add(self, case_id, op, attrs, inputs, diff, *, note="", optional=False,
+    def add(self, case_id, op, attrs, inputs, diff, *, note="", optional=None,
             k_out=None, k_grad=None, loss=False, no_grad=False):
         """Compute and write one case.
+
+        optional: None for a case the engine must run (the golden runner fails
+        when it skips it), or the reason why the engine may skip it (manifest:
+        "optional": true, "optional_reason": the reason)
 
         inputs: name -> float32 or int64 numpy array (dict order = manifest order)
         diff: names of the differentiable inputs
@@ -180,7 +184,11 @@ class CaseSet:
             g = rng.standard_normal(shapes[primary]).astype(np.float32)
         o64, g64 = evaluate(op, inputs, attrs, diff, primary, g, np.float64)
         o32, g32 = evaluate(op, inputs, attrs, diff, primary, g, np.float32)
-        case = {"id": case_id, "op": op, "optional": optional, "note": note, "attrs": attrs}
+        assert optional is None or (isinstance(optional, str) and optional), (case_id, optional)
+        case = {"id": case_id, "op": op, "optional": optional is not None}
+        if optional is not None:
+            case["optional_reason"] = optional
+        case.update({"note": note, "attrs": attrs})
         case["inputs"] = {n: self._save(case_id, n, v) for n, v in inputs.items()}
         case["grad_output"] = {} if g is None else {primary: self._save(case_id, "grad_" + primary, g)}
         case["outputs"] = {

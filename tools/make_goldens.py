@@ -96,8 +96,11 @@ def lst(v, nd):
 
 # ----------------------------------------------------------------- conv
 
+# Why the grouped-convolution cases are optional (the only ones the engine skips).
+GROUPS = "a U-Net has no grouped convolutions, and the engine implements groups = 1 only"
 
-def conv_case(cs, ids, desc, x_shape, o, k, s=1, p=0, d=1, groups=1, bias=True, optional=False, note=""):
+
+def conv_case(cs, ids, desc, x_shape, o, k, s=1, p=0, d=1, groups=1, bias=True, optional=None, note=""):
     nd = len(x_shape) - 2
     k, s, p, d = lst(k, nd), lst(s, nd), lst(p, nd), lst(d, nd)
     op = f"conv{nd}d"
@@ -117,7 +120,7 @@ def conv_case(cs, ids, desc, x_shape, o, k, s=1, p=0, d=1, groups=1, bias=True, 
 
 
 def conv_transpose_case(cs, ids, desc, x_shape, cout, k, s=1, p=0, op_=0, d=1, groups=1, bias=True,
-                        optional=False, note=""):
+                        optional=None, note=""):
     nd = len(x_shape) - 2
     k, s, p, op_, d = lst(k, nd), lst(s, nd), lst(p, nd), lst(op_, nd), lst(d, nd)
     op = f"conv_transpose{nd}d"
@@ -150,14 +153,14 @@ def conv_cases(cs, ids):
     c(cs, ids, "k1_1x1_spatial_nobias", (2, 5, 1, 1), 3, 1, bias=False, note="1x1 plane, 1x1 kernel")
     c(cs, ids, "k3_valid_c1_12x9", (2, 1, 12, 9), 4, 3, note="valid (unpadded) 3x3 as in the original U-Net")
     c(cs, ids, "k2_s2_nobias_8x7", (2, 3, 8, 7), 4, 2, s=2, bias=False, note="strided downsampling conv, floor on W")
-    c(cs, ids, "k3_s2_p1_groups2", (2, 4, 7, 9), 6, 3, s=2, p=1, groups=2, optional=True, note="groups = 2")
+    c(cs, ids, "k3_s2_p1_groups2", (2, 4, 7, 9), 6, 3, s=2, p=1, groups=2, optional=GROUPS, note="groups = 2")
     c(cs, ids, "k3_s1_p1_bias_5x7x6", (2, 3, 5, 7, 6), 4, 3, p=1, note="'same' 3x3x3, D != H != W")
     c(cs, ids, "k2x3x1_s2x1x3_p1x0x0_d1x2x1_nobias", (1, 2, 6, 5, 9), 5, (2, 3, 1), s=(2, 1, 3), p=(1, 0, 0),
       d=(1, 2, 1), bias=False, note="per-axis kernel, stride, padding and dilation")
     c(cs, ids, "k3_d2_p2", (1, 3, 7, 6, 5), 2, 3, p=2, d=2, note="dilation 2 in 3D")
     c(cs, ids, "k1_c17", (1, 17, 3, 4, 5), 3, 1, note="1x1x1 conv, 17 input channels")
     c(cs, ids, "k3_p1_1x1x1_spatial", (2, 5, 1, 1, 1), 3, 3, p=1, note="1x1x1 volume")
-    c(cs, ids, "k3_p1_groups2", (1, 4, 4, 5, 3), 4, 3, p=1, groups=2, optional=True, note="groups = 2")
+    c(cs, ids, "k3_p1_groups2", (1, 4, 4, 5, 3), 4, 3, p=1, groups=2, optional=GROUPS, note="groups = 2")
 
 
 def conv_transpose_cases(cs, ids):
@@ -169,12 +172,12 @@ def conv_transpose_cases(cs, ids):
     c(cs, ids, "k3_s1_p1_bias", (2, 5, 6, 7), 4, 3, p=1, note="stride 1: a conv with the flipped kernel")
     c(cs, ids, "k3_s2_p1_op1_d2", (1, 3, 4, 5), 2, 3, s=2, p=1, op_=1, d=2, note="dilation 2")
     c(cs, ids, "k2_s2_1x1_spatial", (2, 3, 1, 1), 5, 2, s=2, note="1x1 input plane -> 2x2")
-    c(cs, ids, "k3_s2_p1_op1_groups2", (1, 4, 4, 5), 6, 3, s=2, p=1, op_=1, groups=2, optional=True,
+    c(cs, ids, "k3_s2_p1_op1_groups2", (1, 4, 4, 5), 6, 3, s=2, p=1, op_=1, groups=2, optional=GROUPS,
       note="groups = 2")
     c(cs, ids, "k2_s2_upconv_bias", (1, 4, 3, 4, 5), 2, 2, s=2, note="the 3D U-Net 2x2x2 stride-2 up-convolution")
     c(cs, ids, "k3_s2x1x3_p1x0x1_op1x0x2_nobias", (2, 3, 3, 4, 3), 5, 3, s=(2, 1, 3), p=(1, 0, 1),
       op_=(1, 0, 2), bias=False, note="per-axis stride, padding and output_padding")
-    c(cs, ids, "k2_s2_groups2", (1, 4, 2, 3, 3), 4, 2, s=2, groups=2, optional=True, note="groups = 2")
+    c(cs, ids, "k2_s2_groups2", (1, 4, 2, 3, 3), 4, 2, s=2, groups=2, optional=GROUPS, note="groups = 2")
 
 
 # ----------------------------------------------------------------- pooling
@@ -391,14 +394,14 @@ def upsample_cases(cs, ids):
 
 
 def loss_cases(cs, ids):
-    for desc, shape, red, wmap, scale, optional, note in (
-        ("2d_c2_8x8_mean", (2, 2, 8, 8), "mean", False, 1.0, False, "mean over all pixels"),
-        ("2d_c3_7x9_wmap", (2, 3, 7, 9), "weighted_mean", True, 1.0, False, "sum(w*nll)/sum(w)"),
-        ("3d_c4_mean", (1, 4, 3, 5, 6), "mean", False, 1.0, False, "3D, 4 classes"),
-        ("2d_c5_extreme", (2, 5, 6, 7), "mean", False, 40.0, False,
+    for desc, shape, red, wmap, scale, note in (
+        ("2d_c2_8x8_mean", (2, 2, 8, 8), "mean", False, 1.0, "mean over all pixels"),
+        ("2d_c3_7x9_wmap", (2, 3, 7, 9), "weighted_mean", True, 1.0, "sum(w*nll)/sum(w)"),
+        ("3d_c4_mean", (1, 4, 3, 5, 6), "mean", False, 1.0, "3D, 4 classes"),
+        ("2d_c5_extreme", (2, 5, 6, 7), "mean", False, 40.0,
          "logits ~ N(0, 40^2): needs the max-subtracted log-sum-exp"),
-        ("2d_c2_wmap_mean", (2, 2, 6, 5), "mean", True, 1.0, True, "sum(w*nll)/num_pixels"),
-        ("3d_c2_wmap", (1, 2, 4, 5, 6), "weighted_mean", True, 1.0, False, "3D weight map"),
+        ("2d_c2_wmap_mean", (2, 2, 6, 5), "mean", True, 1.0, "sum(w*nll)/num_pixels"),
+        ("3d_c2_wmap", (1, 2, 4, 5, 6), "weighted_mean", True, 1.0, "3D weight map"),
     ):
         cid = ids("softmax_cross_entropy", desc)
         rng = cs.rng(cid)
@@ -408,14 +411,14 @@ def loss_cases(cs, ids):
             inputs["weight_map"] = (1.0 + 4.0 * rng.random((n,) + shape[2:]) ** 3).astype(np.float32)
         attrs = {"axis": 1, "reduction": red, "has_weight_map": wmap}
         pix = n * prod(shape[2:])
-        cs.add(cid, "softmax_cross_entropy", attrs, inputs, ["logits"], loss=True, optional=optional, note=note,
+        cs.add(cid, "softmax_cross_entropy", attrs, inputs, ["logits"], loss=True, note=note,
                k_out={"loss": pix * c, "nll_map": c}, k_grad={"logits": 1})
-    for desc, shape, over, allowed, optional, note in (
-        ("2d_c3_batch", (2, 3, 7, 9), "batch", None, False, "sums over batch and space per class"),
-        ("2d_c2_sample", (2, 2, 8, 8), "sample", None, True, "sums over space per (n, c)"),
-        ("2d_c4_absent_class", (2, 4, 6, 7), "batch", [0, 1, 3], False, "class 2 never occurs in the labels"),
-        ("3d_c2_batch", (1, 2, 4, 5, 6), "batch", None, False, "3D"),
-        ("3d_c3_sample_absent_class", (2, 3, 3, 4, 5), "sample", [0, 2], True, "class 1 absent, per sample"),
+    for desc, shape, over, allowed, note in (
+        ("2d_c3_batch", (2, 3, 7, 9), "batch", None, "sums over batch and space per class"),
+        ("2d_c2_sample", (2, 2, 8, 8), "sample", None, "sums over space per (n, c)"),
+        ("2d_c4_absent_class", (2, 4, 6, 7), "batch", [0, 1, 3], "class 2 never occurs in the labels"),
+        ("3d_c2_batch", (1, 2, 4, 5, 6), "batch", None, "3D"),
+        ("3d_c3_sample_absent_class", (2, 3, 3, 4, 5), "sample", [0, 2], "class 1 absent, per sample"),
     ):
         cid = ids("dice_loss", desc)
         rng = cs.rng(cid)
@@ -423,7 +426,7 @@ def loss_cases(cs, ids):
         inputs = {"logits": normal(rng, shape), "labels": labels(rng, (n,) + shape[2:], c, allowed)}
         attrs = {"axis": 1, "smooth": 1e-5, "reduce_over": over, "input": "logits (softmax over axis 1 inside)"}
         red = (n if over == "batch" else 1) * prod(shape[2:])
-        cs.add(cid, "dice_loss", attrs, inputs, ["logits"], loss=True, optional=optional, note=note,
+        cs.add(cid, "dice_loss", attrs, inputs, ["logits"], loss=True, note=note,
                k_out={"loss": red * c, "dice": red}, k_grad={"logits": red})
 
 

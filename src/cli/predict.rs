@@ -6,11 +6,9 @@ use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
-use crate::infer::meta::InferMeta;
 use crate::infer::output::{write_labels, write_overlay, write_probabilities};
 use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
-use crate::train::checkpoint::Checkpoint;
-use crate::train::config::parse_dims;
+use crate::model_io::{parse_dims, Checkpoint, InferMeta};
 use clap::Args;
 use std::path::PathBuf;
 
@@ -31,6 +29,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub overlay: Option<PathBuf>,
     /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).
+    #[allow(rustdoc::broken_intra_doc_links)] // the text is clap's --help, not a link
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
     #[command(flatten)]

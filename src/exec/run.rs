@@ -13,9 +13,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Program, Tensor};
 use crate::graph::ops::Op;
 use crate::graph::{init_graph, Graph, ValueId, ValueKind};
+use crate::model_io::checkpoint::{Checkpoint, NamedTensor};
 use crate::ops::optim;
 use crate::shape::Shape;
-use crate::train::checkpoint::{Checkpoint, NamedTensor};
 
 /// How an executor is set up.
 #[derive(Clone, Debug, Default)]

@@ -1,14 +1,13 @@
 //! Inference: overlap-tile prediction of whole images and volumes of any
-//! size ([`predict`], geometry in [`tiles`]), the metadata a checkpoint
-//! carries for it ([`meta`]), scoring on labelled data ([`eval`]) and the
-//! output files ([`output`]).
+//! size ([`predict`], geometry in [`tiles`]), scoring on labelled data
+//! ([`eval`]) and the output files ([`output`]). Checkpoints and the metadata
+//! they carry for inference live below, in [`crate::model_io`].
 
 pub mod eval;
-pub mod meta;
 pub mod output;
 pub mod predict;
 pub mod tiles;
 
+pub use crate::model_io::InferMeta;
 pub use eval::{evaluate, Metrics};
-pub use meta::InferMeta;
 pub use predict::{PredictOptions, Predictor};

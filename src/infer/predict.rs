@@ -7,7 +7,6 @@
 //! runs every flip of a tile (4 in 2D, 8 in 3D) as batch items, unflips the
 //! outputs and averages their softmax.
 
-use super::meta::InferMeta;
 use super::tiles::{fit_geometry, plan, tile_geometry, TileGeometry};
 use crate::data::tiling::{Accumulator, Blend};
 use crate::data::{numel, ChannelVolume, Volume};
@@ -15,8 +14,9 @@ use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
 use crate::gpu::Context;
 use crate::graph::ValueId;
+use crate::model_io::checkpoint::{self, Checkpoint};
+use crate::model_io::{parse_dims, InferMeta};
 use crate::models::{build_unet, Mode, UNetConfig};
-use crate::train::checkpoint::{self, Checkpoint};
 use std::path::Path;
 
 /// How a [`Predictor`] runs.
@@ -60,7 +60,7 @@ pub struct Predictor {
     logits: ValueId,
 }
 
-pub use crate::train::checkpoint::is_optimizer_state;
+pub use crate::model_io::checkpoint::is_optimizer_state;
 
 /// Parse `gaussian` / `none`.
 pub fn parse_blend(s: &str) -> Result<Blend> {
@@ -207,7 +207,7 @@ impl Predictor {
         let cfg = meta.unet().map_err(|e| Error::file(path, e.to_string()))?;
         let request = match tile {
             Some(t) => t,
-            None => crate::train::config::parse_dims("tile", &meta.tile, cfg.dims)
+            None => parse_dims("tile", &meta.tile, cfg.dims)
                 .map_err(|e| Error::file(path, e.to_string()))?,
         };
         let mut p = match image {

@@ -12,6 +12,7 @@ use crate::data::sampler::SamplerOptions;
 use crate::error::{Error, Result};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction, SgdAttrs};
 use crate::graph::Optimizer;
+use crate::model_io::parse_dims;
 use crate::models::{Loss, Norm, Padding, UNetConfig, Upsampling};
 use crate::train::schedule::LrSchedule;
 use clap::Args;
@@ -166,6 +167,7 @@ pub struct TrainFlags {
     #[arg(long)]
     pub blend: Option<String>,
     /// Run folder (default: runs/<model>-NNN).
+    #[allow(rustdoc::invalid_html_tags)] // the text is clap's --help, not HTML
     #[arg(long)]
     pub out: Option<String>,
 }
@@ -561,30 +563,6 @@ fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
     toml::Table::try_from(v).map_err(|e| Error::Other(format!("configuration: {e}")))
 }
 
-/// Parse `HxW` (2D; z = 1) or `DxHxW` (3D); a single `N` means N on every axis.
-pub fn parse_dims(key: &str, s: &str, dims: usize) -> Result<[usize; 3]> {
-    let v: std::result::Result<Vec<usize>, _> =
-        s.split('x').map(|p| p.trim().parse::<usize>()).collect();
-    let bad = || {
-        Error::Other(format!(
-            "{key} = '{s}': expected {} positive sizes like {}",
-            dims,
-            if dims == 3 { "16x64x64" } else { "128x128" }
-        ))
-    };
-    let v = v.map_err(|_| bad())?;
-    if v.contains(&0) {
-        return Err(bad());
-    }
-    match (dims, v.as_slice()) {
-        (_, [n]) if dims == 2 => Ok([1, *n, *n]),
-        (_, [n]) => Ok([*n, *n, *n]),
-        (2, [h, w]) => Ok([1, *h, *w]),
-        (3, [d, h, w]) => Ok([*d, *h, *w]),
-        _ => Err(bad()),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -662,13 +640,5 @@ mod tests {
             }
         }
         assert!(n >= 3);
-    }
-
-    #[test]
-    fn dims_parse() {
-        assert_eq!(parse_dims("p", "128x96", 2).unwrap(), [1, 128, 96]);
-        assert_eq!(parse_dims("p", "64", 3).unwrap(), [64, 64, 64]);
-        assert!(parse_dims("p", "8x0", 2).is_err());
-        assert!(parse_dims("p", "8x8x8", 2).is_err());
     }
 }

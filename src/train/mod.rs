@@ -1,9 +1,13 @@
-//! Training-loop pieces that run on the host.
+//! Training: the configuration ([`config`]), the training session on the
+//! GPU ([`session`]), and `wunet train` ([`run`]: prepare, resume, the loop
+//! of [`steps`], finish), with its CSV log, curves plot and LR schedules.
+//! Checkpoints and their metadata live in [`crate::model_io`].
 
-pub mod checkpoint;
 pub mod config;
 pub mod log;
 pub mod plot;
+pub mod prepare;
 pub mod run;
 pub mod schedule;
 pub mod session;
+pub mod steps;

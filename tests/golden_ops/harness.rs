@@ -20,8 +20,12 @@ pub struct Manifest {
 pub struct CaseSpec {
     pub id: String,
     pub op: String,
+    /// The engine may skip this case (otherwise a skip fails the run).
     #[serde(default)]
     pub optional: bool,
+    /// Why the case is optional (wunet's manifest extension).
+    #[serde(default)]
+    pub optional_reason: Option<String>,
     #[serde(default)]
     pub attrs: serde_json::Value,
     #[serde(default)]

@@ -1,11 +1,12 @@
 //! What a checkpoint carries besides its tensors, so that `wunet predict` and
 //! `wunet eval` need no model flags: the network configuration, the input
 //! normalisation, the label convention and the default tile, as TOML in the
-//! safetensors metadata under the key [`META_KEY`].
+//! safetensors metadata under the key [`META_KEY`]; and [`parse_dims`], the
+//! size syntax (`HxW`, `DxHxW`) of `tile` and of the training size keys.
 
+use super::checkpoint::Checkpoint;
 use crate::error::{Error, Result};
 use crate::models::{Act, ChannelScheme, Norm, Padding, UNetConfig, Upsampling};
-use crate::train::checkpoint::Checkpoint;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -191,6 +192,30 @@ impl InferMeta {
     }
 }
 
+/// Parse `HxW` (2D; z = 1) or `DxHxW` (3D); a single `N` means N on every axis.
+pub fn parse_dims(key: &str, s: &str, dims: usize) -> Result<[usize; 3]> {
+    let v: std::result::Result<Vec<usize>, _> =
+        s.split('x').map(|p| p.trim().parse::<usize>()).collect();
+    let bad = || {
+        Error::Other(format!(
+            "{key} = '{s}': expected {} positive sizes like {}",
+            dims,
+            if dims == 3 { "16x64x64" } else { "128x128" }
+        ))
+    };
+    let v = v.map_err(|_| bad())?;
+    if v.contains(&0) {
+        return Err(bad());
+    }
+    match (dims, v.as_slice()) {
+        (_, [n]) if dims == 2 => Ok([1, *n, *n]),
+        (_, [n]) => Ok([*n, *n, *n]),
+        (2, [h, w]) => Ok([1, *h, *w]),
+        (3, [d, h, w]) => Ok([*d, *h, *w]),
+        _ => Err(bad()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -204,5 +229,13 @@ mod tests {
             let back: ModelMeta = toml::from_str(&toml::to_string(&m).unwrap()).unwrap();
             assert_eq!(back.to_config().unwrap(), c);
         }
+    }
+
+    #[test]
+    fn dims_parse() {
+        assert_eq!(parse_dims("p", "128x96", 2).unwrap(), [1, 128, 96]);
+        assert_eq!(parse_dims("p", "64", 3).unwrap(), [64, 64, 64]);
+        assert!(parse_dims("p", "8x0", 2).is_err());
+        assert!(parse_dims("p", "8x8x8", 2).is_err());
     }
 }

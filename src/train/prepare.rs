@@ -1,0 +1,444 @@
+//! Preparing a run of `wunet train`: the effective configuration and run
+//! folder ([`resolve_run`]), the data ([`load_data`]), the patch geometry
+//! ([`patch_geometry`]), the training session and the validation predictor.
+//! Everything is checked before the run folder appears.
+
+use super::config::{read_config_file, TrainConfig, TrainFlags};
+use super::run::RunOptions;
+use super::session::{Session, SessionSpec};
+use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping};
+use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
+use crate::data::weightmap::WeightMapOptions;
+use crate::error::{Error, Result};
+use crate::gpu::Context;
+use crate::infer::eval::auto_objects_class;
+use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
+use crate::model_io::{InferMeta, ModelMeta};
+use crate::models::{Padding, UNetConfig};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Seed of the built-in synthetic dataset (fixed, so that runs with
+/// different `--seed`s see the same data).
+pub const SYNTHETIC_SEED: u64 = 2015;
+
+/// The data of a run: training and validation sets, plus notes.
+pub struct RunData {
+    pub train: Dataset,
+    pub val: Dataset,
+    pub note: String,
+    /// Stored label value of each class.
+    pub class_values: Vec<i64>,
+}
+
+/// Load (or synthesise) the data and split it.
+pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
+    let three = cfg.dims() == 3;
+    let (ds, what) = if cfg.data.is_empty() {
+        let kind = if three {
+            SyntheticKind::Nuclei3d
+        } else {
+            SyntheticKind::EmCells2d
+        };
+        let d = cfg.synthetic_dims()?;
+        let ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
+        (
+            ds,
+            format!(
+                "built-in synthetic {} ({} x {:?})",
+                if three {
+                    "3D nuclei"
+                } else {
+                    "2D EM-like cells (class 1 = membrane)"
+                },
+                cfg.synthetic_images,
+                &d[3 - cfg.dims()..]
+            ),
+        )
+    } else {
+        let path = Path::new(&cfg.data);
+        let opts = DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value);
+        let ds = Dataset::load(path, &opts)?;
+        if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
+            if v > 0 && *foreground as i64 != v {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "foreground_value = {v}, but the binary labels hold 0 and {foreground}"
+                    ),
+                ));
+            }
+        }
+        (ds, cfg.data.clone())
+    };
+    for s in &ds.samples {
+        if three != (s.image.dims[0] > 1) {
+            return Err(Error::Other(format!(
+                "{}: {} is {:?} (z, y, x): use --model {}",
+                what,
+                s.name,
+                s.image.dims,
+                if three { "unet2d" } else { "unet3d" }
+            )));
+        }
+    }
+    let class_values: Vec<i64> = match ds.labels {
+        LabelMapping::Binary {
+            foreground,
+            background,
+        } => vec![background as i64, foreground as i64],
+        LabelMapping::AsStored => (0..ds.n_classes as i64).collect(),
+    };
+    let n = ds.samples.len();
+    let (train, val) = if n >= 2 {
+        ds.split_fraction(cfg.val_fraction as f32)?
+    } else {
+        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index())?
+    };
+    let names = |d: &Dataset| {
+        let v: Vec<&str> = d.samples.iter().map(|s| s.name.as_str()).collect();
+        if v.len() > 4 {
+            format!("{} .. {} ({})", v[0], v[v.len() - 1], v.len())
+        } else {
+            v.join(", ")
+        }
+    };
+    let note = format!(
+        "data: {what}; {} classes (stored values {class_values:?}); train: {}; validation: {}{}",
+        train.n_classes,
+        names(&train),
+        names(&val),
+        if n < 2 {
+            format!(" (last part along {})", cfg.val_axis)
+        } else {
+            String::new()
+        }
+    );
+    Ok(RunData {
+        train,
+        val,
+        note,
+        class_values,
+    })
+}
+
+/// Output patch and input margin of a training input patch (errors suggest sizes that work).
+pub fn patch_geometry(unet: &UNetConfig, patch: [usize; 3]) -> Result<([usize; 3], [usize; 3])> {
+    let mut out = patch;
+    let mut margin = [0; 3];
+    for a in (3 - unet.dims)..3 {
+        let ok = unet.axis_out(patch[a]).filter(|(_, even)| *even);
+        match ok {
+            Some((o, _)) => {
+                out[a] = o;
+                margin[a] = (patch[a] - o) / 2;
+            }
+            None => {
+                return Err(Error::Other(format!(
+                    "patch {patch:?}: {} is not an input size this U-Net ({:?} padding, depth {}) takes with even poolings; nearest: {}",
+                    patch[a],
+                    unet.padding,
+                    unet.depth,
+                    unet.seamless_input(patch[a]).map_or("-".into(), |v| v.to_string())
+                )))
+            }
+        }
+    }
+    if unet.padding == Padding::Same {
+        margin = [0; 3];
+    }
+    Ok((out, margin))
+}
+
+fn numbered_runs(model: &str) -> Vec<(u32, PathBuf)> {
+    let mut v = Vec::new();
+    if let Ok(rd) = std::fs::read_dir("runs") {
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(n) = name
+                .strip_prefix(&format!("{model}-"))
+                .and_then(|s| s.parse::<u32>().ok())
+            {
+                v.push((n, e.path()));
+            }
+        }
+    }
+    v.sort();
+    v
+}
+
+/// The run folder: `out`, or `runs/<model>-NNN` (the next number; when
+/// resuming, the highest one that holds a checkpoint).
+fn run_dir(cfg: &TrainConfig, resume: bool) -> Result<PathBuf> {
+    if !cfg.out.is_empty() {
+        return Ok(PathBuf::from(&cfg.out));
+    }
+    let runs = numbered_runs(&cfg.model);
+    if resume {
+        return runs
+            .iter()
+            .rev()
+            .find(|r| r.1.join("last.safetensors").exists())
+            .map(|r| r.1.clone())
+            .ok_or_else(|| {
+                Error::Other(format!(
+                    "--resume: no runs/{}-NNN folder with a last.safetensors to resume; pass --out RUN_DIR",
+                    cfg.model
+                ))
+            });
+    }
+    let next = runs.last().map_or(1, |r| r.0 + 1);
+    Ok(PathBuf::from("runs").join(format!("{}-{next:03}", cfg.model)))
+}
+
+/// The effective configuration and run folder of a (new or resumed) run.
+pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig, PathBuf)> {
+    let mut layers = Vec::new();
+    if let Some(f) = &opts.config_file {
+        layers.push((f.display().to_string(), read_config_file(f)?));
+    }
+    layers.push(("command line".to_string(), flags.clone()));
+    let pre = TrainConfig::resolve(&layers)?;
+    let out = run_dir(&pre, opts.resume)?;
+    let mut cfg = if opts.resume {
+        let saved_path = out.join("config.toml");
+        if !out.join("last.safetensors").exists() {
+            return Err(Error::file(
+                &out,
+                "--resume: this folder has no last.safetensors to continue from",
+            ));
+        }
+        let saved_flags = read_config_file(&saved_path)?;
+        let saved =
+            TrainConfig::resolve(&[(saved_path.display().to_string(), saved_flags.clone())])?;
+        let mut all = vec![(saved_path.display().to_string(), saved_flags)];
+        all.extend(layers);
+        let cfg = TrainConfig::resolve(&all)?;
+        let diff = cfg.differing_keys(&saved)?;
+        if !diff.is_empty() {
+            return Err(Error::file(
+                &saved_path,
+                format!(
+                    "--resume keeps the run's configuration, but these keys differ: {}",
+                    diff.join("; ")
+                ),
+            ));
+        }
+        cfg
+    } else {
+        // a run that stopped before its first checkpoint (log.csv only) can
+        // neither be resumed nor lost: a fresh run starts over in its folder
+        if out.join("last.safetensors").exists() {
+            return Err(Error::file(
+                &out,
+                "already holds a run (last.safetensors); pass --resume to continue it or choose another --out",
+            ));
+        }
+        pre
+    };
+    cfg.out = out.display().to_string();
+    Ok((cfg, out))
+}
+
+/// The files of a run folder.
+pub(super) struct RunFiles {
+    pub out: PathBuf,
+    pub last: PathBuf,
+    pub best: PathBuf,
+    pub log: PathBuf,
+    pub config: PathBuf,
+    pub curves: PathBuf,
+    pub overlay: PathBuf,
+    /// Names parameters validated straight from the GPU in error messages.
+    pub memory: PathBuf,
+}
+
+impl RunFiles {
+    fn new(out: PathBuf) -> Self {
+        RunFiles {
+            last: out.join("last.safetensors"),
+            best: out.join("best.safetensors"),
+            log: out.join("log.csv"),
+            config: out.join("config.toml"),
+            curves: out.join("curves.png"),
+            overlay: out.join("overlay.png"),
+            memory: out.join("(memory)"),
+            out,
+        }
+    }
+}
+
+/// A checked run, ready to resume or start: configuration, data, the
+/// training session (freshly initialised) and the validation predictor.
+pub(super) struct Prepared {
+    pub cfg: TrainConfig,
+    pub files: RunFiles,
+    pub train: Arc<Dataset>,
+    pub val: Dataset,
+    /// A line about the data (what was loaded, classes, split).
+    pub data_note: String,
+    pub classes: usize,
+    /// The class whose connected components are the objects.
+    pub objects: i32,
+    /// Label patch and input margin of a training patch.
+    pub patch_out: [usize; 3],
+    pub margin: [usize; 3],
+    /// What every checkpoint of the run carries for inference.
+    pub meta: InferMeta,
+    /// The effective configuration as TOML (`config.toml`, and every checkpoint).
+    pub config_text: String,
+    pub session: Session,
+    /// Validation through the `wunet predict` path.
+    pub predictor: Predictor,
+    /// Validation pixel error of predicting class 0 everywhere.
+    pub baseline_pixel_error: f64,
+}
+
+/// Check the configuration, load the data, build the model and the
+/// validation predictor; then create the run folder.
+pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Prepared> {
+    let (cfg, out) = resolve_run(flags, opts)?;
+    let mut data = load_data(&cfg)?;
+    let classes = data.train.n_classes;
+    let unet = cfg.unet(classes);
+    if opts.progress {
+        print_plan(&cfg, &data, &out);
+    }
+    let patch = cfg.patch_dims()?;
+    let (patch_out, margin) = patch_geometry(&unet, patch)?;
+    let objects = check_metrics(&cfg, &data.train)?;
+    if cfg.resolved_loss(classes) == "wce" {
+        let wopts = WeightMapOptions {
+            w0: cfg.w0,
+            sigma: cfg.wmap_sigma,
+            balance: cfg.wmap_balance,
+            ..Default::default()
+        };
+        data.train.compute_weight_maps(objects, &wopts)?;
+    }
+    let meta = InferMeta {
+        model: ModelMeta::from(&unet),
+        normalize: cfg.normalize.clone(),
+        class_values: data.class_values.clone(),
+        foreground_value: match data.train.labels {
+            LabelMapping::Binary { foreground, .. } => foreground as i64,
+            LabelMapping::AsStored => -1,
+        },
+        objects_class: objects as i64,
+        tile: cfg.tile.clone(),
+        blend: cfg.blend.clone(),
+    };
+    let config_text = cfg.to_toml()?;
+    let session = Session::new(
+        ctx,
+        &SessionSpec {
+            config: unet.clone(),
+            batch: cfg.batch,
+            spatial: patch[3 - cfg.dims()..].to_vec(),
+            loss: cfg.loss_fn(classes),
+            optimizer: Some(cfg.optimizer_fn()),
+            seed: cfg.seed,
+            keep_grads: false,
+        },
+    )?;
+    let predictor = validation_predictor(ctx, &cfg, &unet, &data.val)?;
+    // the folder appears once data, model and sizes have passed their checks
+    std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
+    Ok(Prepared {
+        files: RunFiles::new(out),
+        baseline_pixel_error: background_pixel_error(&data.val),
+        train: Arc::new(data.train),
+        val: data.val,
+        data_note: data.note,
+        classes,
+        objects,
+        patch_out,
+        margin,
+        meta,
+        config_text,
+        session,
+        predictor,
+        cfg,
+    })
+}
+
+/// The data and model lines a run starts with.
+fn print_plan(cfg: &TrainConfig, data: &RunData, out: &Path) {
+    let classes = data.train.n_classes;
+    eprintln!("{}", data.note);
+    eprintln!(
+        "model: {} base {} depth {} {} padding, norm {}, patch {} x batch {}; loss {}; {} lr {} ({}); {} steps -> {}",
+        cfg.model,
+        cfg.base,
+        cfg.depth,
+        cfg.padding,
+        cfg.norm,
+        cfg.patch,
+        cfg.batch,
+        cfg.resolved_loss(classes),
+        cfg.optimizer,
+        cfg.lr,
+        cfg.schedule,
+        cfg.steps,
+        out.display()
+    );
+}
+
+/// Check that the validation metric and the objects class fit the data;
+/// returns the objects class (`objects_class`, or chosen from the data).
+fn check_metrics(cfg: &TrainConfig, train: &Dataset) -> Result<i32> {
+    if cfg.val_metric == "rand_error" && cfg.dims() == 3 {
+        return Err(Error::Other(
+            "val_metric = rand_error is defined for 2D data only; use mean_dice or pixel_error"
+                .into(),
+        ));
+    }
+    let classes = train.n_classes;
+    if cfg.objects_class >= 0 {
+        if cfg.objects_class >= classes as i64 {
+            return Err(Error::Other(format!(
+                "objects_class = {}: the labels hold {classes} classes (0..{})",
+                cfg.objects_class,
+                classes - 1
+            )));
+        }
+        Ok(cfg.objects_class as i32)
+    } else {
+        Ok(auto_objects_class(train))
+    }
+}
+
+/// The predictor that validates on whole images (tiles of `tile`, sized
+/// for the largest validation image).
+fn validation_predictor(
+    ctx: &Context,
+    cfg: &TrainConfig,
+    unet: &UNetConfig,
+    val: &Dataset,
+) -> Result<Predictor> {
+    let max_val: [usize; 3] = std::array::from_fn(|a| {
+        val.samples
+            .iter()
+            .map(|s| s.image.dims[a])
+            .max()
+            .unwrap_or(1)
+    });
+    let popts = PredictOptions {
+        batch: 1,
+        blend: parse_blend(&cfg.blend)?,
+        tta: cfg.val_tta,
+        overlap: 0.25,
+    };
+    Predictor::for_image(ctx, unet, cfg.tile_dims()?, max_val, &popts)
+}
+
+/// Pixel error of predicting class 0 everywhere: the share of non-zero labels.
+fn background_pixel_error(val: &Dataset) -> f64 {
+    let (nz, n) = val.samples.iter().fold((0u64, 0u64), |(a, b), s| {
+        (
+            a + s.labels.data.iter().filter(|&&l| l != 0).count() as u64,
+            b + s.labels.data.len() as u64,
+        )
+    });
+    nz as f64 / n.max(1) as f64
+}
