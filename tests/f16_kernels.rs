@@ -30,7 +30,9 @@ use bytemuck::{Pod, Zeroable};
 use common::{assert_close, ctx, rand_vec};
 use wunet::gpu::{Context, DType, Recorder, Tensor};
 use wunet::ops::fastdiv::magic;
+use wunet::ops::tensor::PadMode;
 use wunet::reference;
+use wunet::reference::activation as ra;
 use wunet::shape::{Shape, Window};
 use wunet::Result;
 
@@ -131,6 +133,12 @@ fn check(c: &Context, what: &str, runs: &[Vec<Tensor>; 2], i: usize, tol: (f32, 
     }
 }
 
+/// A stored f16 activation against the f64 reference on the rounded inputs: the
+/// family tests' f32 tolerance (1e-4, atol and rtol) plus one f16 rounding.
+fn near(what: &str, got: &[f32], want: &[f32]) {
+    assert_close(what, got, want, 1e-4, 1e-4 + 1.0 / 1024.0);
+}
+
 /// Fail at the first element whose bits differ.
 fn same_bits(what: &str, got: &[f32], want: &[f32]) {
     assert_eq!(got.len(), want.len(), "{what}: lengths");
@@ -184,11 +192,10 @@ fn activation_entries_store_f16() {
         ("leaky_bwd", 0.01, 0),
         ("sigmoid_fwd", 0.0, 0),
         ("sigmoid_bwd", 0.0, 0),
-        // src/ops/activation.rs: dropout_threshold(p), dropout_scale(p)
         (
             "dropout",
-            (1.0 / (1.0 - p as f64)) as f32,
-            (p as f64 * 16_777_216.0).round() as u32,
+            wunet::ops::activation::dropout_scale(p),
+            wunet::ops::activation::dropout_threshold(p),
         ),
     ] {
         let prm = ActParams {
@@ -210,6 +217,21 @@ fn activation_entries_store_f16() {
             )
         });
         check(c, entry, &runs, 2, STORED);
+        let (a, b) = (input(&binds[0]), input(&binds[1]));
+        let want = match entry {
+            "relu_fwd" => ra::relu(&a),
+            "relu_bwd" => ra::relu_grad(&a, &b),
+            "leaky_fwd" => ra::leaky_relu(&a, alpha),
+            "leaky_bwd" => ra::leaky_relu_grad(&a, &b, alpha),
+            "sigmoid_fwd" => ra::sigmoid(&a),
+            "sigmoid_bwd" => ra::sigmoid_grad(&a, &b),
+            _ => ra::dropout(&a, p, 1234),
+        };
+        near(
+            &format!("{entry} vs reference"),
+            &vals(c, &runs[0][2]),
+            &want,
+        );
     }
 }
 
@@ -289,6 +311,23 @@ fn tensor_elementwise_entries_store_f16() {
             tensor_launch(rec, entry, &p, [&t[0], &t[1], &t[2]])
         });
         check(c, entry, &runs, 2, tol);
+        let (a, b) = (input(&binds[0]), input(&binds[1]));
+        let want = match entry {
+            "add" => reference::tensor::add(&a, &b),
+            "scale" => reference::tensor::scale(&a, alpha),
+            "axpy" => {
+                let mut y = input(&binds[2]);
+                reference::tensor::axpy(alpha, &a, &mut y);
+                y
+            }
+            "fill" => vec![alpha; a.len()],
+            _ => a,
+        };
+        near(
+            &format!("{entry} vs reference"),
+            &vals(c, &runs[0][2]),
+            &want,
+        );
     }
 }
 
@@ -354,6 +393,22 @@ fn tensor_concat_crop_pad_store_f16() {
     check(c, "reflect pad backward", &runs, 5, STORED);
     let (want, _) = reference::tensor::crop(&input(&binds[0]), &xs, [1, 2, 0], [3, 4, 4]);
     same_bits("crop vs reference", &vals(c, &runs[0][1]), &want);
+    let x = input(&binds[0]);
+    for (i, mode) in [(2, PadMode::Zero), (3, PadMode::Reflect)] {
+        let (want, _) = reference::tensor::pad(&x, &xs, lo, hi, mode);
+        same_bits(
+            &format!("{mode:?} pad vs reference"),
+            &vals(c, &runs[0][i]),
+            &want,
+        );
+    }
+    let want =
+        reference::tensor::pad_grad(&input(&binds[4]), &padded, lo, hi, PadMode::Reflect, &xs);
+    near(
+        "reflect pad backward vs reference",
+        &vals(c, &runs[0][5]),
+        &want,
+    );
 }
 
 // ------------------------------------------------------------------ reduce
@@ -812,6 +867,15 @@ fn pool_entries_read_and_store_f16() {
     check(c, "unpool_bwd", &runs, 7, EXACT);
     check(c, "avg_fwd y", &runs, 8, STORED);
     check(c, "avg_bwd dx", &runs, 9, STORED);
+    let dy = input(&binds[3]);
+    let want = reference::pool::max_pool_grad(&dy, &iref, &ys, &xs);
+    near("max_bwd vs reference", &vals(c, &runs[0][4]), &want);
+    let (want, _) = reference::pool::max_unpool(&yref, &ys, &iref, xs.spatial());
+    same_bits("unpool_fwd vs reference", &vals(c, &runs[0][5]), &want);
+    let want = reference::pool::max_unpool_grad(&input(&binds[6]), &xs, &iref, &ys);
+    same_bits("unpool_bwd vs reference", &vals(c, &runs[0][7]), &want);
+    let want = reference::pool::avg_pool_grad(&dy, &ys, &win, false, &xs);
+    near("avg_bwd vs reference", &vals(c, &runs[0][9]), &want);
     let (aref, _) = reference::pool::avg_pool(&input(&binds[0]), &xs, &win, false);
     assert_close(
         "avg_fwd vs reference",
@@ -900,13 +964,23 @@ fn upsample_entries_read_and_store_f16() {
         check(c, &format!("{xs} nearest_bwd"), &runs, 3, STORED);
         check(c, &format!("{xs} linear_fwd"), &runs, 4, STORED);
         check(c, &format!("{xs} linear_bwd"), &runs, 5, STORED);
-        let want = reference::upsample::upsample(
-            &input(&binds[0]),
-            &xs,
-            f,
-            wunet::ops::upsample::UpsampleMode::Linear,
-        )
-        .0;
+        use wunet::ops::upsample::UpsampleMode::{Linear, Nearest};
+        let (x, dy) = (input(&binds[0]), input(&binds[1]));
+        let (want, _) = reference::upsample::upsample(&x, &xs, f, Nearest);
+        same_bits(
+            &format!("{xs} nearest_fwd vs reference"),
+            &vals(c, &runs[0][2]),
+            &want,
+        );
+        for (i, mode) in [(3, Nearest), (5, Linear)] {
+            let want = reference::upsample::upsample_grad(&dy, f, mode, &xs);
+            near(
+                &format!("{xs} {mode:?} backward vs reference"),
+                &vals(c, &runs[0][i]),
+                &want,
+            );
+        }
+        let (want, _) = reference::upsample::upsample(&x, &xs, f, Linear);
         assert_close(
             &format!("{xs} linear_fwd vs reference"),
             &vals(c, &runs[0][4]),
@@ -1069,12 +1143,32 @@ fn batch_norm_entries_read_and_store_f16() {
         1e-4,
         1e-4,
     );
+    near("y vs reference", &vals(c, &runs[0][8]), &r.y);
+    let (x, gamma, beta) = (input(&binds[0]), input(&binds[6]), input(&binds[7]));
+    let want = reference::norm::batch_norm_eval(&x, &xs, &gamma, &beta, &rm, &rv, 1e-5);
+    near("eval y vs reference", &vals(c, &runs[0][9]), &want);
+    let gr = reference::norm::batch_norm_train_backward(
+        &x,
+        &xs,
+        &input(&binds[10]),
+        &gamma,
+        &r.mean,
+        &r.invstd,
+    );
+    near("dx vs reference", &vals(c, &runs[0][14]), &gr.dx);
     assert_close(
-        "y vs reference",
-        &vals(c, &runs[0][8]),
-        &r.y,
+        "dgamma vs reference",
+        &vals(c, &runs[0][12]),
+        &gr.dgamma,
         1e-4,
-        1e-4 + 1.0 / 1024.0,
+        1e-4,
+    );
+    assert_close(
+        "dbeta vs reference",
+        &vals(c, &runs[0][13]),
+        &gr.dbeta,
+        1e-4,
+        1e-4,
     );
 }
 
