@@ -15,6 +15,8 @@
 // (id = wid.x + wid.y * nwg.x).
 // Bindings: 0 params (uniform), 1 a (read: x, or y for sigmoid_bwd), 2 b (read: dy for the
 //           backwards; the forwards bind a again), 3 out (read_write: y or dx).
+//           a, b and out are activations (`act`: f32, or f16 storage in mixed precision); every
+//           value is widened to f32 on load, computed in f32 and narrowed on store.
 
 struct Params {
     len: u32,
@@ -24,9 +26,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> out: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> out: array<act>;
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid;
@@ -37,8 +39,8 @@ fn relu_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        let x = a[i];
-        out[i] = select(0.0, x, x > 0.0);
+        let x = f32(a[i]);
+        out[i] = act(select(0.0, x, x > 0.0));
     }
 }
 
@@ -47,7 +49,7 @@ fn relu_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
             @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        out[i] = select(0.0, b[i], a[i] > 0.0);
+        out[i] = act(select(0.0, f32(b[i]), f32(a[i]) > 0.0));
     }
 }
 
@@ -56,8 +58,8 @@ fn leaky_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        let x = a[i];
-        out[i] = select(P.alpha * x, x, x > 0.0);
+        let x = f32(a[i]);
+        out[i] = act(select(P.alpha * x, x, x > 0.0));
     }
 }
 
@@ -66,8 +68,8 @@ fn leaky_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
              @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        let g = b[i];
-        out[i] = select(P.alpha * g, g, a[i] > 0.0);
+        let g = f32(b[i]);
+        out[i] = act(select(P.alpha * g, g, f32(a[i]) > 0.0));
     }
 }
 
@@ -76,7 +78,7 @@ fn sigmoid_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        out[i] = 1.0 / (1.0 + exp(-a[i]));
+        out[i] = act(1.0 / (1.0 + exp(-f32(a[i]))));
     }
 }
 
@@ -85,8 +87,8 @@ fn sigmoid_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
                @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        let y = a[i];
-        out[i] = b[i] * y * (1.0 - y);
+        let y = f32(a[i]);
+        out[i] = act(f32(b[i]) * y * (1.0 - y));
     }
 }
 
@@ -102,6 +104,6 @@ fn dropout(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
         let h = pcg(pcg(i) ^ pcg(P.seed));
-        out[i] = select(0.0, a[i] * P.alpha, (h >> 8u) >= P.thr);
+        out[i] = act(select(0.0, f32(a[i]) * P.alpha, (h >> 8u) >= P.thr));
     }
 }

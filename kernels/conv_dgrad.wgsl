@@ -26,6 +26,9 @@
 //               constants). Weight reads are uniform.
 //   main_direct Fallback: one output per invocation.
 // Bindings: 0 params, 1 dy (read), 2 w (read), 3 bias (read, used when flags & 1), 4 dx (rw).
+//           dy and dx are activations / activation gradients (`act`: f32, or f16 storage in
+//           mixed precision; for the transposed convolution its input and output); w and bias
+//           are f32. dy is widened to f32 on load, sums are in f32, dx is narrowed on store.
 
 struct Params {
     n: u32, c: u32, o: u32, flags: u32,
@@ -38,10 +41,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> dy: array<act>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> dx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dx: array<act>;
 
 // One stride phase: per axis (x = d, y = h, z = w) the residue r, first tap k0, tap step ks,
 // tap count kc, q offset D0, q step per tap m, and the number of positions j.
@@ -137,7 +140,7 @@ fn dy_at(ph: Phase, n: u32, o: u32, j: vec3<u32>, t: vec3<u32>) -> f32 {
     if (any(q < vec3<i32>(0)) || q.x >= i32(P.out_d) || q.y >= i32(P.out_h) || q.z >= i32(P.out_w)) {
         return 0.0;
     }
-    return dy[(((n * P.o + o) * P.out_d + u32(q.x)) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)];
+    return f32(dy[(((n * P.o + o) * P.out_d + u32(q.x)) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)]);
 }
 
 fn tap_decode(ph: Phase, t: u32) -> vec3<u32> {
@@ -165,7 +168,7 @@ fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             acc += w[w_index(ph, o, c, tt)] * dy_at(ph, n, o, d.yzw, tt);
         }
     }
-    dx[dx_index(ph, n, c, d.yzw)] = acc;
+    dx[dx_index(ph, n, c, d.yzw)] = act(acc);
 }
 
 // ---------------------------------------------------------------- main_tiled
@@ -256,7 +259,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 var v = 0.0;
                 if (col_ok && k0 + j < K && all(q >= vec3<i32>(0)) && q.x < i32(P.out_d) && q.y < i32(P.out_h)
                     && q.z < i32(P.out_w)) {
-                    v = dy[dyn + o * osp + (u32(q.x) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)];
+                    v = f32(dy[dyn + o * osp + (u32(q.x) * P.out_h + u32(q.y)) * P.out_w + u32(q.z)]);
                 }
                 b_reg[j] = v;
                 tw += 1u;
@@ -307,7 +310,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 let col = n0 + h * 64u + tx * 4u + j;
                 if (col < NC) {
                     let d = col_decode(ph, col);
-                    dx[dx_index(ph, d.x, c, d.yzw)] = v[j] + bc;
+                    dx[dx_index(ph, d.x, c, d.yzw)] = act(v[j] + bc);
                 }
             }
         }
@@ -380,7 +383,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                     for (var p = 0u; p < PB; p++) {
                         v[p] = 0.0;
                         if (ok[p]) {
-                            v[p] = dy[qs[p] + o * osp];
+                            v[p] = f32(dy[qs[p] + o * osp]);
                         }
                     }
                     let wb = o * P.c * P.kk + wt0;
@@ -403,7 +406,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         for (var i = 0u; i < CB; i++) {
             let c = c0 + i;
             if (c < P.c) {
-                dx[dx_index(ph, n, c, j)] = acc[i * PB + p] + bias_of(c);
+                dx[dx_index(ph, n, c, j)] = act(acc[i * PB + p] + bias_of(c));
             }
         }
     }

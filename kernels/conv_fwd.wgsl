@@ -20,7 +20,10 @@
 //       main_cpu:   ceil(O/OB) * ceil(rows/(WG/LPR)) * ceil(out_w/(LPR*PB)), linearised.
 //       main_direct: ceil(O*N/64) workgroups, linearised.
 // Bindings: 0 params (uniform), 1 x (read), 2 w (read), 3 bias (read; used when flags & 1),
-//           4 y (read_write).
+//           4 y (read_write). x and y are activations (`act`: f32, or f16 storage in mixed
+//           precision; as the stride-1 input gradient they hold dy and dx); w and bias are f32.
+//           x is widened to f32 when loaded into registers, the GEMM accumulates in f32 and y
+//           is narrowed on store.
 
 struct Params {
     n: u32, c: u32, o: u32, flags: u32,
@@ -33,10 +36,10 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
 @group(0) @binding(2) var<storage, read> w: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
-@group(0) @binding(4) var<storage, read_write> y: array<f32>;
+@group(0) @binding(4) var<storage, read_write> y: array<act>;
 
 fn out_spatial() -> u32 {
     return P.out_d * P.out_h * P.out_w;
@@ -62,7 +65,7 @@ fn im2col(n: u32, od: u32, oh: u32, ow: u32, r: u32) -> f32 {
     if (id < 0 || ih < 0 || iw < 0 || id >= i32(P.in_d) || ih >= i32(P.in_h) || iw >= i32(P.in_w)) {
         return 0.0;
     }
-    return x[(((n * P.c + c) * P.in_d + u32(id)) * P.in_h + u32(ih)) * P.in_w + u32(iw)];
+    return f32(x[(((n * P.c + c) * P.in_d + u32(id)) * P.in_h + u32(ih)) * P.in_w + u32(iw)]);
 }
 
 fn bias_of(o: u32) -> f32 {
@@ -93,7 +96,7 @@ fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var r = 0u; r < K; r++) {
         acc += w[o * K + r] * im2col(n, od, oh, ow, r);
     }
-    y[idx] = acc;
+    y[idx] = act(acc);
 }
 
 // ---------------------------------------------------------------- main_tiled
@@ -176,7 +179,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 let xi = xbase + c * in_sp + u32(max(id, 0)) * hw + u32(max(ih, 0)) * P.in_w + u32(max(iw, 0));
                 b_reg[j] = 0.0;
                 if (ok) {
-                    b_reg[j] = x[xi];
+                    b_reg[j] = f32(x[xi]);
                 }
                 kw += 1u;
                 if (kw == P.k_w) {
@@ -237,7 +240,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 let col = n0 + h * 64u + tx * 4u + j;
                 if (col < NC) {
                     let n = col / osp;
-                    y[(n * P.o + o) * osp + (col - n * osp)] = v[j] + bo;
+                    y[(n * P.o + o) * osp + (col - n * osp)] = act(v[j] + bo);
                 }
             }
         }
@@ -318,7 +321,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                     let iw = iw0 + i32(t);
                     v[t] = 0.0;
                     if (ow_ok && iw >= 0 && iw < iw_end) {
-                        v[t] = x[xrow + u32(iw)];
+                        v[t] = f32(x[xrow + u32(iw)]);
                     }
                 }
                 let rbase = c * P.kk + kd * khw + kh * KW;
@@ -344,7 +347,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         for (var i = 0u; i < OB; i++) {
             let o = o0 + i;
             if (o < P.o) {
-                y[(n * P.o + o) * osp + sp] = acc[i * PB + p] + bias_of(o);
+                y[(n * P.o + o) * osp + sp] = act(acc[i * PB + p] + bias_of(o));
             }
         }
     }

@@ -18,6 +18,9 @@
 //               uniform across the workgroup. KW, SW, DW, OB are pipeline constants.
 // Params: aux = splits, aux2 = chunk. Grid x (linearised with y) = tiles; z = splits.
 // Bindings: 0 params, 1 x (read), 2 dy (read), 3 out (read_write: part or dw).
+//           x and dy are activations / activation gradients (`act`: f32, or f16 storage in
+//           mixed precision), widened to f32 on load; part / dw (a parameter gradient) and every
+//           sum are f32.
 
 struct Params {
     n: u32, c: u32, o: u32, flags: u32,
@@ -30,8 +33,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> dy: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read> dy: array<act>;
 @group(0) @binding(3) var<storage, read_write> part: array<f32>;
 
 fn out_spatial() -> u32 {
@@ -104,7 +107,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
             for (var j = 0u; j < 8u; j++) {
                 var v = 0.0;
                 if (arow_ok && c0 + j < kend) {
-                    v = dy[(n * P.o + ao) * osp + sp];
+                    v = f32(dy[(n * P.o + ao) * osp + sp]);
                 }
                 a_reg[j] = v;
                 sp += 1u;
@@ -126,7 +129,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 let iw = i32(ow * P.s_w) + koff.z;
                 var v = 0.0;
                 if (r_ok && k0 + j < kend && id >= 0 && ih >= 0 && iw >= 0 && id < i32(P.in_d) && ih < i32(P.in_h) && iw < i32(P.in_w)) {
-                    v = x[(n * P.c + tp.x) * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw)];
+                    v = f32(x[(n * P.c + tp.x) * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw)]);
                 }
                 b_reg[j] = v;
                 ow += 1u;
@@ -243,7 +246,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                 let iw = iw0 + i32(kw);
                 v[kw + 1u] = 0.0;
                 if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
-                    v[kw + 1u] = x[xrow + u32(iw)];
+                    v[kw + 1u] = f32(x[xrow + u32(iw)]);
                 }
             }
         }
@@ -255,19 +258,19 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
                 let iw = iw0 + i32(ow + KW - 1u);
                 v[KW - 1u] = 0.0;
                 if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
-                    v[KW - 1u] = x[xrow + u32(iw)];
+                    v[KW - 1u] = f32(x[xrow + u32(iw)]);
                 }
             } else {
                 for (var kw = 0u; kw < KW; kw++) {
                     let iw = iw0 + i32(ow * SW + kw * DW);
                     v[kw] = 0.0;
                     if (row_ok && iw >= 0 && iw < i32(P.in_w)) {
-                        v[kw] = x[xrow + u32(iw)];
+                        v[kw] = f32(x[xrow + u32(iw)]);
                     }
                 }
             }
             for (var i = 0u; i < OB; i++) {
-                let gv = dy[dyrow + min(o0 + i, olast) * osp + ow];
+                let gv = f32(dy[dyrow + min(o0 + i, olast) * osp + ow]);
                 for (var kw = 0u; kw < KW; kw++) {
                     acc[i * KW + kw] = fma(gv, v[kw], acc[i * KW + kw]);
                 }

@@ -15,6 +15,8 @@
 // Bindings: 0 params, 1 logits (read), 2 labels (read, i32), 3 class_w (read, [C]; flags & 1),
 //           4 wmap (read, N*S; flags & 2), 5 lse (read_write, N*S), 6 nll_map (read_write, N*S;
 //           flags & 16), 7 part (read_write, 3*nparts + 1), 8 loss (read_write, 1).
+//           logits are activations (`act`: f32, or f16 storage in mixed precision), widened to
+//           f32 on load; lse, nll_map, part and loss stay f32 and every sum is in f32.
 
 struct Params {
     n: u32, c: u32, s: u32, chunk: u32,
@@ -23,7 +25,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read> class_w: array<f32>;
 @group(0) @binding(4) var<storage, read> wmap: array<f32>;
@@ -68,13 +70,13 @@ fn pixels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     var cnt = 0.0;
     for (var s = start + lid; s < end; s += WG) {
         let zb = n * P.c * P.s + s;
-        var mx = logits[zb];
+        var mx = f32(logits[zb]);
         for (var c = 1u; c < P.c; c++) {
-            mx = max(mx, logits[zb + c * P.s]);
+            mx = max(mx, f32(logits[zb + c * P.s]));
         }
         var se = 0.0;
         for (var c = 0u; c < P.c; c++) {
-            se += exp(logits[zb + c * P.s] - mx);
+            se += exp(f32(logits[zb + c * P.s]) - mx);
         }
         let l = mx + log(se);
         let pix = n * P.s + s;
@@ -82,7 +84,7 @@ fn pixels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
         let lab = labels[pix];
         var nll = 0.0;
         if (is_valid(lab)) {
-            nll = l - logits[zb + u32(lab) * P.s];
+            nll = l - f32(logits[zb + u32(lab) * P.s]);
             let w = pixel_weight(u32(lab), pix);
             swn = fma(w, nll, swn);
             sw += w;

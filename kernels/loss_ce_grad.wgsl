@@ -7,6 +7,8 @@
 // lid handles pixels lid, lid + 64, ... and loops over the classes. No barriers.
 // Bindings: 0 params, 1 logits (read), 2 labels (read, i32), 3 class_w (read), 4 wmap (read),
 //           5 lse (read), 6 part (read; inv at aux_off), 7 grad (read_write, N*C*S).
+//           logits and grad are activations / activation gradients (`act`: f32, or f16 storage
+//           in mixed precision): computed in f32, narrowed on store; the rest is f32.
 
 struct Params {
     n: u32, c: u32, s: u32, chunk: u32,
@@ -15,13 +17,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read> class_w: array<f32>;
 @group(0) @binding(4) var<storage, read> wmap: array<f32>;
 @group(0) @binding(5) var<storage, read> lse: array<f32>;
 @group(0) @binding(6) var<storage, read> part: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<act>;
 
 const WG: u32 = 64u;
 
@@ -58,18 +60,18 @@ fn grad_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         let lab = labels[pix];
         if (!is_valid(lab)) {
             for (var c = 0u; c < P.c; c++) {
-                grad[zb + c * P.s] = 0.0;
+                grad[zb + c * P.s] = act(0.0);
             }
             continue;
         }
         let f = pixel_weight(u32(lab), pix) * inv;
         let l = lse[pix];
         for (var c = 0u; c < P.c; c++) {
-            var p = exp(logits[zb + c * P.s] - l);
+            var p = exp(f32(logits[zb + c * P.s]) - l);
             if (i32(c) == lab) {
                 p -= 1.0;
             }
-            grad[zb + c * P.s] = p * f;
+            grad[zb + c * P.s] = act(p * f);
         }
     }
 }

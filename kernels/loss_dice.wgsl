@@ -20,6 +20,9 @@
 // Bindings: 0 params, 1 logits (read), 2 labels (read, i32), 3 lse (read_write, N*S),
 //           4 part (read_write: 3 per (c, n, chunk), then 2 per term at coef_off),
 //           5 dice (read_write, [terms]), 6 loss (read_write, 1), 7 grad (read_write, N*C*S).
+//           logits and grad are activations / activation gradients (`act`: f32, or f16 storage
+//           in mixed precision): loads widen to f32, stores narrow; lse, part, dice and loss are
+//           f32 and every sum is in f32.
 
 struct Params {
     n: u32, c: u32, s: u32, chunk: u32,
@@ -28,13 +31,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> logits: array<f32>;
+@group(0) @binding(1) var<storage, read> logits: array<act>;
 @group(0) @binding(2) var<storage, read> labels: array<i32>;
 @group(0) @binding(3) var<storage, read_write> lse: array<f32>;
 @group(0) @binding(4) var<storage, read_write> part: array<f32>;
 @group(0) @binding(5) var<storage, read_write> dice: array<f32>;
 @group(0) @binding(6) var<storage, read_write> loss: array<f32>;
-@group(0) @binding(7) var<storage, read_write> grad: array<f32>;
+@group(0) @binding(7) var<storage, read_write> grad: array<act>;
 
 const WG: u32 = 64u;
 var<workgroup> red_a: array<f32, 64>;
@@ -64,13 +67,13 @@ fn lse_pixels(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let end = min(q * P.chunk + P.chunk, P.s);
     for (var s = q * P.chunk + lid; s < end; s += WG) {
         let zb = n * P.c * P.s + s;
-        var mx = logits[zb];
+        var mx = f32(logits[zb]);
         for (var c = 1u; c < P.c; c++) {
-            mx = max(mx, logits[zb + c * P.s]);
+            mx = max(mx, f32(logits[zb + c * P.s]));
         }
         var se = 0.0;
         for (var c = 0u; c < P.c; c++) {
-            se += exp(logits[zb + c * P.s] - mx);
+            se += exp(f32(logits[zb + c * P.s]) - mx);
         }
         lse[n * P.s + s] = mx + log(se);
     }
@@ -96,7 +99,7 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         let pix = n * P.s + s;
         let lab = labels[pix];
         if (is_valid(lab)) {
-            let p = exp(logits[(n * P.c + c) * P.s + s] - lse[pix]);
+            let p = exp(f32(logits[(n * P.c + c) * P.s + s]) - lse[pix]);
             sp += p;
             if (u32(lab) == c) {
                 si += p;
@@ -211,7 +214,7 @@ fn grad_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         if (!is_valid(lab)) {
             if (!acc) {
                 for (var c = 0u; c < P.c; c++) {
-                    grad[zb + c * P.s] = 0.0;
+                    grad[zb + c * P.s] = act(0.0);
                 }
             }
             continue;
@@ -224,7 +227,7 @@ fn grad_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if (u32(lab) == c) {
                 gk += part[P.coef_off + 2u * t];
             }
-            dp = fma(exp(logits[zb + c * P.s] - l), gk, dp);
+            dp = fma(exp(f32(logits[zb + c * P.s]) - l), gk, dp);
         }
         for (var c = 0u; c < P.c; c++) {
             let t = term_of(n, c);
@@ -232,11 +235,11 @@ fn grad_logits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             if (u32(lab) == c) {
                 gk += part[P.coef_off + 2u * t];
             }
-            var v = exp(logits[zb + c * P.s] - l) * (gk - dp);
+            var v = exp(f32(logits[zb + c * P.s]) - l) * (gk - dp);
             if (acc) {
-                v += grad[zb + c * P.s];
+                v += f32(grad[zb + c * P.s]);
             }
-            grad[zb + c * P.s] = v;
+            grad[zb + c * P.s] = act(v);
         }
     }
 }

@@ -14,6 +14,9 @@
 // Bindings: 0 params, 1 x (read), 2 g (read; normalize: unused), 3 mean (read), 4 invstd (read),
 //           5 gamma (read), 6 aux (read: normalize: beta [C]; grad_input: the norm_grad part
 //           buffer with the set sums at sums_off; unused with flags & 4), 7 out (read_write).
+//           x, g and out are activations / activation gradients (`act`: f32, or f16 storage in
+//           mixed precision), widened to f32 on load and narrowed on store; mean, invstd,
+//           gamma and aux are f32.
 
 struct Params {
     s: u32, c: u32, planes: u32, chunk: u32,
@@ -24,13 +27,13 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read> g: array<act>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
 @group(0) @binding(6) var<storage, read> aux: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<f32>;
+@group(0) @binding(7) var<storage, read_write> out: array<act>;
 
 const WG: u32 = 64u;
 
@@ -60,7 +63,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let a = gamma[c] * set_invstd(k);
     let b = aux[c];
     for (var i = start + lid; i < end; i += WG) {
-        out[base + i] = fma(x[base + i] - mu, a, b);
+        out[base + i] = act(fma(f32(x[base + i]) - mu, a, b));
     }
 }
 
@@ -82,7 +85,7 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let gc = gamma[c] * is;
     if ((P.flags & 4u) != 0u) {
         for (var i = start + lid; i < end; i += WG) {
-            out[base + i] = g[base + i] * gc;
+            out[base + i] = act(f32(g[base + i]) * gc);
         }
         return;
     }
@@ -90,6 +93,6 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let a = is * aux[P.sums_off + 2u * k] * P.inv_m;
     let b = is * is * aux[P.sums_off + 2u * k + 1u] * P.inv_m;
     for (var i = start + lid; i < end; i += WG) {
-        out[base + i] = fma(gc, g[base + i], -fma(x[base + i] - mu, b, a));
+        out[base + i] = act(fma(gc, f32(g[base + i]), -fma(f32(x[base + i]) - mu, b, a)));
     }
 }

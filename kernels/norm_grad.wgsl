@@ -19,6 +19,8 @@
 //           4 invstd (read, [sets]; variance when flags & 2), 5 gamma (read, [C]),
 //           6 part (read_write: 2 floats per (plane, chunk), then 2 per set at sums_off),
 //           7 dgamma (read_write, [C]), 8 dbeta (read_write, [C]).
+//           x and g are activations / activation gradients (`act`: f32, or f16 storage in mixed
+//           precision), widened to f32 on load; everything else is f32, every sum is in f32.
 
 struct Params {
     s: u32, c: u32, planes: u32, chunk: u32,
@@ -29,8 +31,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
-@group(0) @binding(2) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
+@group(0) @binding(2) var<storage, read> g: array<act>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
@@ -78,9 +80,9 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var sg = 0.0;
     var sgx = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        let gv = g[base + i];
+        let gv = f32(g[base + i]);
         sg += gv;
-        sgx = fma(gv, x[base + i] - mu, sgx);
+        sgx = fma(gv, f32(x[base + i]) - mu, sgx);
     }
     red_a[lid] = sg;
     red_b[lid] = sgx * set_invstd(k);

@@ -25,6 +25,8 @@
 // Bindings: 0 params, 1 x (read), 2 part (read_write, 2 floats per (plane, chunk)),
 //           3 mean (read_write, [sets]), 4 invstd (read_write, [sets]),
 //           5 rmean (read_write, [C]; dummy unless flags & 1), 6 rvar (read_write, likewise).
+//           x is an activation (`act`: f32, or f16 storage in mixed precision), widened to f32
+//           on load; part, mean, invstd, rmean and rvar are f32 and every sum is in f32.
 
 struct Params {
     s: u32, c: u32, planes: u32, chunk: u32,
@@ -35,7 +37,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> x: array<act>;
 @group(0) @binding(2) var<storage, read_write> part: array<f32>;
 @group(0) @binding(3) var<storage, read_write> mean: array<f32>;
 @group(0) @binding(4) var<storage, read_write> invstd: array<f32>;
@@ -74,17 +76,17 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let start = q * P.chunk;
     let end = min(start + P.chunk, P.s);
     let base = p * P.s;
-    let shift = x[base + start];
+    let shift = f32(x[base + start]);
     var s1 = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        s1 += x[base + i] - shift;
+        s1 += f32(x[base + i]) - shift;
     }
     red_a[lid] = s1;
     workgroupBarrier();
     let cm = total_a() / f32(end - start);
     var s2 = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        let d = (x[base + i] - shift) - cm;
+        let d = (f32(x[base + i]) - shift) - cm;
         s2 = fma(d, d, s2);
     }
     red_b[lid] = s2;

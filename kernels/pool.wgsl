@@ -27,9 +27,12 @@
 // magics from the params (dec_*: the sizes of the decoded tensor, div_s*: the strides).
 // The backwards visit, per axis, the cnt = ceil(k/s) outputs o = (i+p)/s - t, t < cnt
 // (uniform trip counts), skipping those outside the output or whose window misses i.
-// Bindings: 0 params (uniform), 1 src f32 (read: x or dy), 2 dst f32 (read_write: y or dx),
+// Bindings: 0 params (uniform), 1 src act (read: x or dy), 2 dst act (read_write: y or dx),
 //           3 idx u32 (read_write: the argmax indices; written by max_fwd, read by the others;
 //           avg_* bind a dummy).
+//           src and dst are activations (`act`: f32, or f16 storage in mixed precision): loads
+//           widen to f32, maxima and sums are taken in f32, stores narrow; copies (unpool) move
+//           `act` values unchanged.
 
 struct Params {
     nc: u32, total: u32, flags: u32, aux: u32,
@@ -47,8 +50,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<act>;
+@group(0) @binding(2) var<storage, read_write> dst: array<act>;
 @group(0) @binding(3) var<storage, read_write> idx: array<u32>;
 
 // (position in plane, plane index nc, d, h, w) of element e of an N*C*D*H*W tensor.
@@ -129,7 +132,7 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var h = rh.x; h < rh.y; h++) {
             let row = (d * P.in_h + h) * P.in_w;
             for (var w = rw.x; w < rw.y; w++) {
-                let v = src[base + row + w];
+                let v = f32(src[base + row + w]);
                 if (v > m) {
                     m = v;
                     mi = row + w;
@@ -137,7 +140,7 @@ fn max_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             }
         }
     }
-    dst[e] = m;
+    dst[e] = act(m);
     idx[e] = mi;
 }
 
@@ -172,13 +175,13 @@ fn max_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
                 if (ow >= 0 && ow < i32(P.out_w)) {
                     let o = row + u32(ow);
                     if (idx[o] == flat) {
-                        acc += src[o];
+                        acc += f32(src[o]);
                     }
                 }
             }
         }
     }
-    dst[e] = acc;
+    dst[e] = act(acc);
 }
 
 @compute @workgroup_size(256)
@@ -204,7 +207,7 @@ fn unpool_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     let nc = fdiv(e, P.dec_sp);
     let j = idx[e];
-    var v = 0.0;
+    var v = act(0.0);
     if (j < P.out_sp) {
         v = src[nc * P.out_sp + j];
     }
@@ -228,7 +231,7 @@ fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         for (var h = rh.x; h < rh.y; h++) {
             let row = base + (d * P.in_h + h) * P.in_w;
             for (var w = rw.x; w < rw.y; w++) {
-                acc += src[row + w];
+                acc += f32(src[row + w]);
             }
         }
     }
@@ -236,7 +239,7 @@ fn avg_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if ((P.flags & 1u) == 0u) {
         div = (rd.y - rd.x) * (rh.y - rh.x) * (rw.y - rw.x);
     }
-    dst[e] = acc / f32(max(div, 1u));
+    dst[e] = act(acc / f32(max(div, 1u)));
 }
 
 @compute @workgroup_size(256)
@@ -276,9 +279,9 @@ fn avg_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
                     let ww = window(u32(ow), P.k_w, P.s_w, P.p_w, P.in_w);
                     div = (wd.y - wd.x) * (wh.y - wh.x) * (ww.y - ww.x);
                 }
-                acc += src[row + u32(ow)] / f32(max(div, 1u));
+                acc += f32(src[row + u32(ow)]) / f32(max(div, 1u));
             }
         }
     }
-    dst[e] = acc;
+    dst[e] = act(acc);
 }

@@ -6,7 +6,10 @@
 //              (the bias gradient). One workgroup of 256 per channel: each thread sums a
 //              strided subset in f32, then a tree reduction in workgroup memory (8 barriers,
 //              once per channel).
-// Bindings: 0 params, 1 input (read), 2 out (read_write).
+// Bindings: 0 params, 1 src (read, `act`: channel_sum reads an activation gradient dy, f16 in
+//           mixed precision; sum_splits is given f32 partial sums, so it always runs in the f32
+//           module, where act = f32), 2 out (read_write, f32: bias or weight gradients).
+// Loads widen to f32; every sum accumulates in f32.
 
 struct Params {
     len: u32,     // sum_splits: elements per split; channel_sum: S (spatial size)
@@ -16,7 +19,7 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<act>;
 @group(0) @binding(2) var<storage, read_write> out: array<f32>;
 
 @compute @workgroup_size(256)
@@ -28,7 +31,7 @@ fn sum_splits(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     var acc = 0.0;
     for (var s = 0u; s < P.splits; s++) {
-        acc += src[s * P.len + i];
+        acc += f32(src[s * P.len + i]);
     }
     if ((P.flags & 1u) != 0u) {
         acc += out[i];
@@ -49,7 +52,7 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     var acc = 0.0;
     for (var e = lid; e < total; e += 256u) {
         let n = e / P.len;
-        acc += src[(n * P.c + c) * P.len + (e - n * P.len)];
+        acc += f32(src[(n * P.c + c) * P.len + (e - n * P.len)]);
     }
     partial[lid] = acc;
     workgroupBarrier();

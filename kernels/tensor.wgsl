@@ -24,7 +24,13 @@
 // magics from the params (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of y (W, H, D),
 // div_sp / div_blk for channel_block's sp and c_blk.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; only `add` uses it, others bind a again),
-//           3 y (read_write).
+//           3 y (read_write). All three are activations or activation gradients (`act`: f32,
+//           or f16 storage in mixed precision); arithmetic is in f32 (loads widen, stores
+//           narrow), pure copies move `act` values unchanged. No entry point is given integer
+//           data today (src/ops/tensor.rs accepts F32 only); a dispatch whose tensors are all
+//           4-byte types runs in the f32 module, where the copying entry points (copy,
+//           channel_block, shift_copy, reflect_fwd) move 4-byte words unchanged, so U32/I32
+//           tensors could use them there (the f16 module rejects them at dispatch).
 
 struct Params {
     len: u32, alpha: f32, c_src: u32, c_dst: u32,
@@ -38,9 +44,9 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> a: array<f32>;
-@group(0) @binding(2) var<storage, read> b: array<f32>;
-@group(0) @binding(3) var<storage, read_write> y: array<f32>;
+@group(0) @binding(1) var<storage, read> a: array<act>;
+@group(0) @binding(2) var<storage, read> b: array<act>;
+@group(0) @binding(3) var<storage, read_write> y: array<act>;
 
 fn linear_id(wid: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
     return (wid.x + wid.y * nwg.x) * 256u + lid;
@@ -51,7 +57,7 @@ fn add(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3
        @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        y[i] = a[i] + b[i];
+        y[i] = act(f32(a[i]) + f32(b[i]));
     }
 }
 
@@ -60,7 +66,7 @@ fn scale(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
          @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        y[i] = P.alpha * a[i];
+        y[i] = act(P.alpha * f32(a[i]));
     }
 }
 
@@ -69,7 +75,7 @@ fn axpy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        y[i] = fma(P.alpha, a[i], y[i]);
+        y[i] = act(fma(P.alpha, f32(a[i]), f32(y[i])));
     }
 }
 
@@ -78,7 +84,7 @@ fn fill(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         @builtin(local_invocation_index) lid: u32) {
     let i = linear_id(wid, nwg, lid);
     if (i < P.len) {
-        y[i] = P.alpha;
+        y[i] = act(P.alpha);
     }
 }
 
@@ -153,7 +159,7 @@ fn shift_copy(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let d = o.d + P.off_d;
     let h = o.h + P.off_h;
     let w = o.w + P.off_w;
-    var v = 0.0;
+    var v = act(0.0);
     if (d >= 0 && h >= 0 && w >= 0 && d < i32(P.src_d) && h < i32(P.src_h) && w < i32(P.src_w)) {
         v = a[o.nc * P.src_sp + (u32(d) * P.src_h + u32(h)) * P.src_w + u32(w)];
     }
@@ -225,10 +231,10 @@ fn reflect_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
             for (var k = 0u; k < 3u; k++) {
                 let w = rw[k];
                 if (w >= 0) {
-                    acc += a[row + u32(w)];
+                    acc += f32(a[row + u32(w)]);
                 }
             }
         }
     }
-    y[e] = acc;
+    y[e] = act(acc);
 }

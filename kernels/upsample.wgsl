@@ -15,7 +15,9 @@
 // workgroup, grid linearised (id = wid.x + wid.y * nwg.x); no atomics (backwards gather).
 // Integer divisions by per-dispatch constants use multiply-high magics from the params
 // (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of the decoded tensor, div_f* for the factors.
-// Bindings: 0 params (uniform), 1 src (read: x or dy), 2 dst (read_write: y or dx).
+// Bindings: 0 params (uniform), 1 src (read: x or dy), 2 dst (read_write: y or dx); both are
+//           activations (`act`: f32, or f16 storage in mixed precision). Interpolation and the
+//           backward sums are in f32 (loads widen, stores narrow); nearest_fwd copies `act`.
 
 struct Params {
     nc: u32, total: u32, aux0: u32, aux1: u32,
@@ -28,8 +30,8 @@ struct Params {
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
-@group(0) @binding(1) var<storage, read> src: array<f32>;
-@group(0) @binding(2) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(1) var<storage, read> src: array<act>;
+@group(0) @binding(2) var<storage, read_write> dst: array<act>;
 
 struct Pos {
     nc: u32,
@@ -100,11 +102,11 @@ fn nearest_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
         for (var h = i.h * P.f_h; h < (i.h + 1u) * P.f_h; h++) {
             let row = base + (d * P.out_h + h) * P.out_w;
             for (var w = i.w * P.f_w; w < (i.w + 1u) * P.f_w; w++) {
-                acc += src[row + w];
+                acc += f32(src[row + w]);
             }
         }
     }
-    dst[e] = acc;
+    dst[e] = act(acc);
 }
 
 // Source taps of output o on one axis: (i0, i1, lambda).
@@ -127,8 +129,8 @@ fn taps(o: u32, f: u32, n: u32) -> Taps {
 fn bilinear(base: u32, th: Taps, tw: Taps) -> f32 {
     let r0 = base + th.i0 * P.in_w;
     let r1 = base + th.i1 * P.in_w;
-    let top = (1.0 - tw.l) * src[r0 + tw.i0] + tw.l * src[r0 + tw.i1];
-    let bot = (1.0 - tw.l) * src[r1 + tw.i0] + tw.l * src[r1 + tw.i1];
+    let top = (1.0 - tw.l) * f32(src[r0 + tw.i0]) + tw.l * f32(src[r0 + tw.i1]);
+    let bot = (1.0 - tw.l) * f32(src[r1 + tw.i0]) + tw.l * f32(src[r1 + tw.i1]);
     return (1.0 - th.l) * top + th.l * bot;
 }
 
@@ -145,13 +147,13 @@ fn linear_fwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let plane = P.in_h * P.in_w;
     let base = o.nc * P.in_sp;
     if (P.in_d == 1u) {
-        dst[e] = bilinear(base, th, tw);
+        dst[e] = act(bilinear(base, th, tw));
         return;
     }
     let td = taps(o.d, P.f_d, P.in_d);
     let v0 = bilinear(base + td.i0 * plane, th, tw);
     let v1 = bilinear(base + td.i1 * plane, th, tw);
-    dst[e] = (1.0 - td.l) * v0 + td.l * v1;
+    dst[e] = act((1.0 - td.l) * v0 + td.l * v1);
 }
 
 // Weight of input i in output o on one axis.
@@ -205,10 +207,10 @@ fn linear_bwd(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
             let row = base + (d * P.out_h + h) * P.out_w;
             var racc = 0.0;
             for (var w = rw.x; w < rw.y; w++) {
-                racc += weight(w, i.w, P.f_w, P.in_w) * src[row + w];
+                racc += weight(w, i.w, P.f_w, P.in_w) * f32(src[row + w]);
             }
             acc += wd * wh * racc;
         }
     }
-    dst[e] = acc;
+    dst[e] = act(acc);
 }

@@ -84,3 +84,58 @@ fn act_alias_sets_the_storage_type() {
     }
     assert!(compose(src, DType::U32).is_err());
 }
+
+/// Which storage bindings of each kernel hold activations (`array<act>`): f16 in
+/// the F16 module and f32 in the F32 one. Every other storage binding
+/// (parameters, statistics, losses, scratch, indices, labels) is a 4-byte type
+/// in both. Binding 0 is the params block.
+#[test]
+fn activation_bindings_are_act_and_nothing_else() {
+    let table: &[(&str, &[usize])] = &[
+        ("activation", &[1, 2, 3]), // a, b, out
+        ("conv_fwd", &[1, 4]),      // x, y
+        ("conv_dgrad", &[1, 4]),    // dy, dx
+        ("conv_wgrad", &[1, 2]),    // x, dy
+        ("reduce", &[1]),           // src (channel_sum: dy)
+        ("weights", &[]),           // weights only
+        ("norm_stats", &[1]),       // x
+        ("norm_grad", &[1, 2]),     // x, g
+        ("norm_apply", &[1, 2, 7]), // x, g, out
+        ("loss_ce", &[1]),          // logits
+        ("loss_ce_grad", &[1, 7]),  // logits, grad
+        ("loss_dice", &[1, 7]),     // logits, grad
+        ("optim", &[]),             // parameters and optimiser state only
+        ("pool", &[1, 2]),          // src, dst (idx is u32)
+        ("upsample", &[1, 2]),      // src, dst
+        ("tensor", &[1, 2, 3]),     // a, b, y
+    ];
+    let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
+    let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
+    assert_eq!(names, registered, "the table must list every kernel");
+    for (name, acts) in table {
+        let src = KERNELS
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, s)| *s)
+            .expect("registered");
+        let b16 = reflect(name, &compose(src, DType::F16).expect("composes")).expect("reflects");
+        let b32 = reflect(name, &compose(src, DType::F32).expect("composes")).expect("reflects");
+        for i in 1..b16.len() {
+            let is_act = acts.contains(&i);
+            assert_eq!(
+                b16[i].elem == Some(DType::F16),
+                is_act,
+                "{name} binding {i}: f16 in the F16 module iff it is an activation ({:?})",
+                b16[i].elem
+            );
+            assert_ne!(
+                b32[i].elem,
+                Some(DType::F16),
+                "{name} binding {i} in the F32 module"
+            );
+            if is_act {
+                assert_eq!(b32[i].elem, Some(DType::F32), "{name} binding {i}");
+            }
+        }
+    }
+}
