@@ -108,6 +108,10 @@ fn activation_bindings_are_act_and_nothing_else() {
         ("pool", &[1, 2]),          // src, dst (idx is u32)
         ("upsample", &[1, 2]),      // src, dst
         ("tensor", &[1, 2, 3]),     // a, b, y
+        ("peak", &[1]),             // out (the FMA ceiling runs in act)
+        ("peak_coop", &[]),         // f16 fragments from workgroup memory, f32 out
+        ("amp", &[]),               // f32 gradients, u32 flag, f32 scaler
+        ("cast", &[2, 3]),          // y (cast_to output), xa (cast_from input)
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
