@@ -175,16 +175,15 @@ fn fan_out_accumulates_with_add() {
     assert_eq!(adds.len(), 1, "{}", g.dump());
     assert_eq!(adds[0].name, format!("grad.{}.acc", g.value(a).name));
     // Its inputs: the crop gradient and the conv2 input gradient.
-    let kinds: Vec<OpKind> = adds[0]
+    let kinds: Vec<&str> = adds[0]
         .inputs
         .iter()
-        .map(|v| g.node(g.producer(*v).unwrap()).op.kind())
+        .map(|v| g.node(g.producer(*v).unwrap()).op.name())
         .collect();
     assert!(
-        kinds.contains(&OpKind::CenterCropGrad) && kinds.contains(&OpKind::ConvGradInput),
+        kinds.contains(&"CenterCropGrad") && kinds.contains(&"ConvGradInput"),
         "{kinds:?}"
     );
-    assert!(backward_uses_only_kernel_ops(&g));
     check_kernel_ops(&g).unwrap();
 }
 
@@ -214,24 +213,10 @@ fn gradients_only_where_needed() {
     // Nothing reads the labels in the backward pass, and the data input gets no gradient:
     // only c2 and head propagate to their inputs.
     assert!(bwd.iter().all(|n| !n.inputs.contains(&labels)));
-    assert_eq!(
-        bwd.iter()
-            .filter(|n| n.op.kind() == OpKind::ConvGradInput)
-            .count(),
-        2
-    );
-    assert_eq!(
-        bwd.iter()
-            .filter(|n| n.op.kind() == OpKind::BiasGrad)
-            .count(),
-        2
-    );
-    assert_eq!(
-        bwd.iter()
-            .filter(|n| n.op.kind() == OpKind::ConvGradWeight)
-            .count(),
-        3
-    );
+    let count = |name: &str| bwd.iter().filter(|n| n.op.name() == name).count();
+    assert_eq!(count("ConvGradInput"), 2);
+    assert_eq!(count("BiasGrad"), 2);
+    assert_eq!(count("ConvGradWeight"), 3);
     // ReluGrad reads the forward output y.
     let rg = bwd.iter().find(|n| n.op == Op::ReluGrad).unwrap();
     assert_eq!(g.node(g.producer(rg.inputs[1]).unwrap()).op, Op::Relu);
@@ -248,6 +233,7 @@ fn combined_loss_and_optimizer() {
             DiceAttrs {
                 smooth: 1.0,
                 batch_dice: false,
+                ignore_label: None,
             },
         )
         .unwrap();
@@ -272,7 +258,6 @@ fn combined_loss_and_optimizer() {
     assert!(g.find("head.weight.exp_avg_sq").is_some());
     assert!(matches!(g.node(ups[0]).op, Op::AdamUpdate(_)));
     assert_eq!(g.node(ups[0]).op.mutates(), &[0, 2, 3]);
-    assert!(backward_uses_only_kernel_ops(&g));
 }
 
 #[test]
