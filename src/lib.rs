@@ -1,7 +1,7 @@
 //! wunet: train and run U-Net segmentation networks on any GPU that wgpu reaches.
 //!
 //! Layout: [`shape`] (all size formulas), [`gpu`] (context, tensors, kernels,
-//! recording), [`ops`] (GPU ops), [`reference`] (CPU versions of every op).
+//! recording), [`ops`] (GPU ops), [`reference`](mod@reference) (CPU versions of every op).
 
 pub mod bench;
 pub mod cli;

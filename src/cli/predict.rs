@@ -31,6 +31,7 @@ pub struct PredictArgs {
     #[arg(long)]
     pub overlay: Option<PathBuf>,
     /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).
+    #[allow(rustdoc::broken_intra_doc_links)] // `[z,]` is CLI help text, not a link
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
     #[command(flatten)]

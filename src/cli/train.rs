@@ -14,6 +14,7 @@ pub struct TrainArgs {
     pub config: Option<PathBuf>,
     /// Continue the run in --out (default: the latest runs/<model>-NNN) from its
     /// last.safetensors; only --steps and the interval flags may change.
+    #[allow(rustdoc::invalid_html_tags)] // `<model>` is CLI help text, not HTML
     #[arg(long)]
     pub resume: bool,
     #[command(flatten)]

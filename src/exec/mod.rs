@@ -1,4 +1,4 @@
-//! Execution: schedule, liveness and memory plan ([`plan`], no wgpu types),
+//! Execution: schedule, liveness and memory plan ([`plan`](mod@plan), no wgpu types),
 //! the graph-op -> kernel table ([`dispatch`]) and the GPU executor ([`run`]).
 
 pub mod dispatch;

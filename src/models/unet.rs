@@ -7,7 +7,7 @@
 //! (skip first, as in the paper's figure), block `dec{l}`. Head: 1x1 conv
 //! `head` to the class logits.
 //!
-//! A block is conv1 -> [norm1] -> act -> conv2 -> [norm2] -> act; with
+//! A block is conv1 -> \[norm1\] -> act -> conv2 -> \[norm2\] -> act; with
 //! `residual` the second activation follows `h + shortcut(x)` (ResNet v1 basic
 //! block; the shortcut is a 1x1 conv `{block}.skip` when the channels change,
 //! centre-cropped for valid padding). Parameter names:

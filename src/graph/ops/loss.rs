@@ -1,6 +1,6 @@
-//! Loss family: fused softmax cross-entropy and soft Dice over channels (axis
-//! 1) with integer label maps. Each outputs the scalar loss and its gradient
-//! with respect to the logits for an upstream gradient of 1.
+//! Loss family: fused softmax cross-entropy and soft Dice over the channel
+//! axis with integer label maps. Each outputs the scalar loss and its
+//! gradient with respect to the logits for an upstream gradient of 1.
 //!
 //! - `SoftmaxCrossEntropy(CrossEntropyAttrs)`: `(logits, labels: I32 [N,1,..],
 //!   weight_map[N,1,..]?) -> (loss[] scalar, grad_logits)`; `weight_map`
