@@ -9,8 +9,8 @@
 //! integer hash on the CPU, so GPU and CPU masks agree exactly.
 
 use super::tensor::distinct;
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::graph::ops::activation::check_drop_probability;
 use crate::shape;
@@ -52,8 +52,10 @@ fn unary(
 ) -> Result<()> {
     expect(op, "input", a, a.shape, DType::F32)?;
     if let Some(b) = b {
-        shape::check_same("gradient", &b.shape, "forward value", &a.shape)
-            .map_err(|m| Error::shape(op, m))?;
+        checked(
+            op,
+            shape::check_same("gradient", &b.shape, "forward value", &a.shape),
+        )?;
         expect(op, "grad_output", b, a.shape, DType::F32)?;
     }
     expect(op, "output", out, a.shape, DType::F32)?;
@@ -190,7 +192,7 @@ pub fn sigmoid_grad(rec: &mut Recorder, dy: &Tensor, y: &Tensor) -> Result<Tenso
 }
 
 fn dropout_params(op: &'static str, p: f32, seed: u32) -> Result<ActParams> {
-    check_drop_probability(p).map_err(|m| Error::shape(op, m))?;
+    checked(op, check_drop_probability(p))?;
     Ok(ActParams {
         len: 0,
         seed,

@@ -5,11 +5,11 @@
 //! `GroupNorm` `(x, gamma, beta)`, `GroupNormGrad` `(dy, x, gamma, mean,
 //! invstd)`, then attributes, then outputs.
 
-use super::expect;
 use super::norm::{
-    alloc_grads, alloc_out, check_backward, check_common, check_eps, check_groups, checked,
+    alloc_grads, alloc_out, check_backward, check_common, check_eps, check_groups,
     dispatch_backward, dispatch_normalize, dispatch_stats, distinct, Layout, NormGrads, NormOutput,
 };
+use super::{checked, expect};
 use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::{self, group_norm_stats_shape, Shape};

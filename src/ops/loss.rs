@@ -16,8 +16,8 @@
 //! | Dice    | `loss_dice::{lse_pixels, partials, combine, total, grad_logits}`             |
 //! | Dice+CE | the CE three, then Dice without `lse_pixels` (reuses CE's log-sum-exp)       |
 
-use super::expect;
-use super::norm::{checked, distinct};
+use super::norm::distinct;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};

@@ -21,7 +21,7 @@
 //! `BatchNormGrad` (`dy` first) etc., then attributes, then outputs. The
 //! validity rules are [`crate::shape`]'s, shared with the graph.
 
-use super::expect;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{self, batch_norm_count, group_norm_count, Shape};
@@ -177,11 +177,6 @@ pub(super) fn distinct(
         }
     }
     Ok(())
-}
-
-/// A shared check's message as this op's error.
-pub(super) fn checked<T>(op: &'static str, r: shape::Check<T>) -> Result<T> {
-    r.map_err(|m| Error::shape(op, m))
 }
 
 /// `x` (indexable, f32) and its per-channel tensors (`[C]`, f32).

@@ -11,8 +11,8 @@
 //! uniform params; they are checked by the same rules as the graph's update
 //! nodes. One `hyper` tensor can serve every parameter of a model.
 
-use super::expect;
-use super::norm::{checked, distinct};
+use super::norm::distinct;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Recorder, Tensor};
 use crate::graph::ops::optim::check_update_size;

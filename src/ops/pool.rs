@@ -12,8 +12,8 @@
 
 use super::fastdiv::magic;
 use super::tensor::{distinct, dummy, fill_into};
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
@@ -95,13 +95,13 @@ pub fn pool_out_shape(x: &Shape, win: &Window) -> Result<Shape> {
 }
 
 fn out_shape(op: &'static str, x: &Shape, win: &Window) -> Result<Shape> {
-    shape::pool_out_shape(x, win).map_err(|m| Error::shape(op, m))
+    checked(op, shape::pool_out_shape(x, win))
 }
 
 /// `dy` must be the pooled shape of the input `xs`.
 fn check_pair(op: &'static str, xs: &Shape, win: &Window, dy: &Shape) -> Result<()> {
     let want = out_shape(op, xs, win)?;
-    shape::check_grad_output(dy, &want, xs, win).map_err(|m| Error::shape(op, m))
+    checked(op, shape::check_grad_output(dy, &want, xs, win))
 }
 
 // ------------------------------------------------------------------ max pooling
@@ -169,7 +169,7 @@ pub fn max_pool_grad(
 
 /// [`shape::check_unpool`] and the dtype of the indices.
 fn check_unpool(op: &'static str, xs: &Shape, indices: &Tensor, ys: &Shape) -> Result<()> {
-    shape::check_unpool(xs, &indices.shape, ys).map_err(|m| Error::shape(op, m))?;
+    checked(op, shape::check_unpool(xs, &indices.shape, ys))?;
     expect(op, "indices", indices, *xs, DType::U32)
 }
 
@@ -182,7 +182,7 @@ fn check_unpool(op: &'static str, xs: &Shape, indices: &Tensor, ys: &Shape) -> R
 /// winner (as in PyTorch). Indices outside `y`'s plane are skipped.
 pub fn max_unpool_into(rec: &mut Recorder, x: &Tensor, indices: &Tensor, y: &Tensor) -> Result<()> {
     let op = "max_unpool";
-    shape::unpool_out_shape(&x.shape, y.shape.spatial()).map_err(|m| Error::shape(op, m))?;
+    checked(op, shape::unpool_out_shape(&x.shape, y.shape.spatial()))?;
     check_unpool(op, &x.shape, indices, &y.shape)?;
     expect(op, "input", x, x.shape, DType::F32)?;
     expect(op, "output", y, y.shape, DType::F32)?;

@@ -8,11 +8,11 @@
 //! ops check this and return an error instead.
 
 use super::fastdiv::magic;
-use super::{expect, groups_for};
+use super::{checked, expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::graph::ops::PadMode;
-use crate::shape::{self, Check, Shape};
+use crate::shape::{self, Shape};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
@@ -77,11 +77,6 @@ fn launch(
 ) -> Result<()> {
     let g = rec.grid(groups_for(p.len as usize, 256))?;
     rec.dispatch("tensor", entry, &[], p, &[a, b, y], g)
-}
-
-/// A shared check's message as this op's error.
-fn checked<T>(op: &'static str, r: Check<T>) -> Result<T> {
-    r.map_err(|m| Error::shape(op, m))
 }
 
 fn elementwise(op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {

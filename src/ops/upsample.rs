@@ -9,8 +9,8 @@
 
 use super::fastdiv::magic;
 use super::tensor::distinct;
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::graph::ops::UpsampleMode;
 use crate::shape::{self, Shape};
@@ -41,7 +41,7 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
 
 /// Output shape of upsampling `x` by `factor` ([`shape::upsample_out_shape`]).
 pub fn upsample_out_shape(x: &Shape, factor: [usize; 3]) -> Result<Shape> {
-    shape::upsample_out_shape(x, factor).map_err(|m| Error::shape("upsample", m))
+    checked("upsample", shape::upsample_out_shape(x, factor))
 }
 
 /// Dispatch `entry` with one invocation per element of `dst`; `xs`/`ys` are the
@@ -113,8 +113,10 @@ pub fn upsample_grad_into(
     mode: UpsampleMode,
     dx: &Tensor,
 ) -> Result<()> {
-    let xs = shape::downsample_out_shape(&dy.shape, factor)
-        .map_err(|m| Error::shape("upsample_grad", m))?;
+    let xs = checked(
+        "upsample_grad",
+        shape::downsample_out_shape(&dy.shape, factor),
+    )?;
     expect("upsample_grad", "grad_output", dy, dy.shape, DType::F32)?;
     expect("upsample_grad", "grad_input", dx, xs, DType::F32)?;
     let ys = dy.shape;

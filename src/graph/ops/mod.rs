@@ -238,7 +238,7 @@ impl Role {
 
     pub(crate) fn expected(self) -> &'static str {
         match self {
-            Role::Act | Role::Any => "an activation dtype (F32)",
+            Role::Act | Role::Any => "an activation dtype",
             Role::F32 => "F32",
             Role::Labels => "I32",
             Role::Indices => "U32",
