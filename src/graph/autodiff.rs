@@ -86,7 +86,7 @@ fn needs_gradient(g: &Graph, loss: ValueId) -> Vec<bool> {
     for node in g.nodes() {
         if node.inputs.iter().any(|v| requires[v.0]) {
             for o in &node.outputs {
-                requires[o.0] = g.value(*o).dtype == DType::F32;
+                requires[o.0] = is_differentiable_dtype(g.value(*o).dtype);
             }
         }
     }

@@ -301,6 +301,7 @@ fn split_gradient_fills_zeros() {
 #[test]
 fn dtypes_follow_the_slot_roles() {
     assert!(is_activation_dtype(DType::F32) && !is_activation_dtype(DType::I32));
+    assert!(is_differentiable_dtype(DType::F32) && !is_differentiable_dtype(DType::U32));
     let mut g = Graph::new();
     let xs = Shape::new4(1, 2, 4, 4);
     // Activation slots take an activation dtype, parameter slots F32.

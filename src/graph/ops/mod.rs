@@ -253,6 +253,12 @@ pub fn is_activation_dtype(dt: DType) -> bool {
     matches!(dt, DType::F32)
 }
 
+/// Can a value of dtype `dt` carry a gradient (an activation or F32 value,
+/// not labels or indices)?
+pub fn is_differentiable_dtype(dt: DType) -> bool {
+    dt == DType::F32 || is_activation_dtype(dt)
+}
+
 /// One input or output of an op: its name in messages and its role.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Slot {
