@@ -4,10 +4,10 @@
 //! The driver is generic: each op's gradient rule lives beside its
 //! declaration in its family module (`graph::ops::*`, reached through
 //! [`crate::graph::Op::spec`]) and talks to the graph through [`Backward`].
-//! The fused loss ops
-//! already output `d loss / d logits`, so the loss scalar's gradient only
-//! needs to travel through `Add` and `Scale` as a constant (e.g. `CE + 0.5 *
-//! Dice`); everything else carries gradient tensors. A value read by several
+//! The fused loss ops already output `d loss / d logits`, so the loss
+//! scalar's gradient only needs to travel through `Add` and `Scale` as a
+//! constant (e.g. `CE + 0.5 * Dice`); everything else carries gradient
+//! tensors. A value read by several
 //! nodes gets its contributions summed with `Add` nodes. Only values that
 //! depend on a trainable parameter and that the loss depends on get
 //! gradients, so no backward node is emitted for labels, indices, state or

@@ -2,8 +2,9 @@
 //! module per op family with its attributes, specs, shape and gradient rules),
 //! the generic type-inference driver ([`infer`]), builder methods
 //! ([`builder`]), the reverse-mode autodiff driver and optimiser nodes
-//! ([`autodiff`]), and host-side initial values ([`init`]). Nothing here touches the GPU; `crate::exec` plans the memory
-//! and the executor maps each [`Op`] to one kernel call.
+//! ([`autodiff`]), and host-side initial values ([`init`]). Nothing here
+//! touches the GPU; `crate::exec` plans the memory and its dispatch table maps
+//! each [`Op`] to one GPU op call.
 
 pub mod autodiff;
 pub mod builder;
