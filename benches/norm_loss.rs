@@ -7,7 +7,8 @@
 use criterion::{Criterion, Throughput};
 use std::time::Duration;
 use wunet::gpu::{Context, ContextOptions, Program};
-use wunet::ops::loss::{self, CeConfig, DiceCeConfig};
+use wunet::graph::ops::CrossEntropyAttrs;
+use wunet::ops::loss::{self, DiceCeConfig};
 use wunet::ops::norm::{self, BN_MOMENTUM, NORM_EPS};
 use wunet::shape::label_map_shape;
 use wunet::{DType, Shape, Tensor};
@@ -88,7 +89,7 @@ fn batch_norm(c: &mut Criterion, ctx: &Context) -> wunet::Result<()> {
     let prog = ctx.record(|rec| {
         fwd(rec)?;
         norm::batch_norm_train_backward_into(
-            rec, &x, &g, &gamma, &mean, &invstd, &dx, &dgamma, &dbeta,
+            rec, &g, &x, &gamma, &mean, &invstd, &dx, &dgamma, &dbeta,
         )
     })?;
     bench_program(
@@ -118,9 +119,12 @@ fn losses(c: &mut Criterion, ctx: &Context) -> wunet::Result<()> {
             rec,
             &z,
             &lab,
-            None,
             Some(&wmap),
-            &CeConfig::default(),
+            None,
+            &CrossEntropyAttrs {
+                weight_map: true,
+                ..Default::default()
+            },
             &l,
             &grad,
             None,

@@ -408,6 +408,320 @@ impl Window {
     }
 }
 
+// ------------------------------------------------------------------ checks
+//
+// Every rule that decides whether an op can run on given shapes, shared by the
+// graph's shape rules (`crate::graph::ops`) and the GPU wrappers (`crate::ops`):
+// a graph that builds is a graph that runs. Messages name the shapes; callers
+// add the op (and the graph adds the node).
+
+/// A check's outcome: `Err` holds a message naming the shapes involved.
+pub type Check<T> = std::result::Result<T, String>;
+
+/// Largest element count the kernels index with 32-bit integers.
+pub const MAX_INDEXED: usize = u32::MAX as usize / 2;
+
+/// `what` must be NxCxHxW or NxCxDxHxW.
+pub fn check_activation(what: &str, s: &Shape) -> Check<()> {
+    if s.rank < 4 {
+        return Err(format!("{what} {s} must be NxCxHxW or NxCxDxHxW"));
+    }
+    Ok(())
+}
+
+/// `what` must be non-empty and small enough for 32-bit indexing.
+pub fn check_indexable(what: &str, s: &Shape) -> Check<()> {
+    if s.numel() == 0 {
+        return Err(format!("{what} {s} is empty"));
+    }
+    if s.numel() > MAX_INDEXED {
+        return Err(format!(
+            "{what} {s} has too many elements for 32-bit indexing"
+        ));
+    }
+    Ok(())
+}
+
+/// `a` and `b` must have the same dims.
+pub fn check_same(what_a: &str, a: &Shape, what_b: &str, b: &Shape) -> Check<()> {
+    if a.dims != b.dims {
+        return Err(format!(
+            "{what_a} {a} and {what_b} {b} must have the same shape"
+        ));
+    }
+    Ok(())
+}
+
+/// `v` must be the vector `[len]` (a per-channel parameter or statistic of `x`).
+pub fn check_vector(what: &str, v: &Shape, len: usize, x: &Shape) -> Check<()> {
+    if v.dims != Shape::vector(len).dims {
+        return Err(format!(
+            "{what} {v} does not fit input {x} (must be [{len}])"
+        ));
+    }
+    Ok(())
+}
+
+/// Saved statistics `s` of input `x` must have the shape `want` (`[C]` or `[N, G]`).
+pub fn check_stats(what: &str, s: &Shape, want: &Shape, x: &Shape) -> Check<()> {
+    if s.dims != want.dims {
+        return Err(format!(
+            "{what} {s} does not fit input {x} (must be {want})"
+        ));
+    }
+    Ok(())
+}
+
+/// A 2D input `x` has size 1 (or `neutral`) along D for a per-axis setting `v`.
+pub fn check_axes_2d(x: &Shape, what: &str, v: [usize; 3], neutral: usize) -> Check<()> {
+    if !x.is_3d() && v[0] != neutral {
+        return Err(format!(
+            "a 2D input {x} cannot have {what} {} along D",
+            v[0]
+        ));
+    }
+    Ok(())
+}
+
+/// 2D inputs need windows that do nothing along D; kernel, stride and dilation must be positive.
+pub fn check_window(x: &Shape, win: &Window) -> Check<()> {
+    if !x.is_3d()
+        && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0 || win.dilation[0] != 1)
+    {
+        return Err(format!("a 2D input {x} needs a 2D window, got {win:?}"));
+    }
+    if win.stride.contains(&0) || win.dilation.contains(&0) || win.kernel.contains(&0) {
+        return Err(format!(
+            "kernel, stride and dilation must be positive: {win:?}"
+        ));
+    }
+    Ok(())
+}
+
+/// Output shape of a convolution of `x` with weight `w` (`O, C, k..`).
+pub fn conv_out_shape(x: &Shape, w: &Shape, win: &Window) -> Check<Shape> {
+    check_window(x, win)?;
+    let want = conv_weight_shape(w.dims[0], x.c(), win, x.is_3d());
+    if w.dims != want.dims {
+        return Err(format!(
+            "input {x} and weight {w} do not fit (weight must be {want})"
+        ));
+    }
+    let sp = win
+        .conv_out(x.spatial())
+        .ok_or_else(|| format!("input {x} is smaller than the window of weight {w} ({win:?})"))?;
+    Ok(x.with_c(w.dims[0]).with_spatial(sp))
+}
+
+/// Output shape of a transposed convolution of `x` with weight `w` (`C_in, C_out, k..`).
+pub fn conv_transpose_out_shape(x: &Shape, w: &Shape, win: &Window) -> Check<Shape> {
+    check_window(x, win)?;
+    let want = conv_weight_shape(x.c(), w.dims[1], win, x.is_3d());
+    if w.dims != want.dims {
+        return Err(format!(
+            "input {x} and weight {w} do not fit (weight must be {want})"
+        ));
+    }
+    let sp = win.conv_transpose_out(x.spatial()).ok_or_else(|| {
+        format!(
+            "input {x}, weight {w}: no positive output size, or output_padding >= stride ({win:?})"
+        )
+    })?;
+    Ok(x.with_c(w.dims[1]).with_spatial(sp))
+}
+
+/// `dy` must be the output shape `want` of the forward op whose input was `x`.
+pub fn check_grad_output(dy: &Shape, want: &Shape, x: &Shape, win: &Window) -> Check<()> {
+    if dy.dims != want.dims {
+        return Err(format!(
+            "gradient {dy} does not match forward input {x} under window {win:?} (output {want})"
+        ));
+    }
+    Ok(())
+}
+
+/// Pooling windows: a valid window, dilation 1 and `pad <= kernel/2` per axis
+/// (PyTorch's rule; it guarantees every window holds a real element).
+pub fn check_pool_window(x: &Shape, win: &Window) -> Check<()> {
+    check_window(x, win)?;
+    if win.dilation != [1; 3] {
+        return Err(format!(
+            "pooling dilation {:?} is not supported (only 1)",
+            win.dilation
+        ));
+    }
+    if (0..3).any(|a| 2 * win.pad[a] > win.kernel[a]) {
+        return Err(format!(
+            "padding {:?} must be at most half the kernel {:?}",
+            win.pad, win.kernel
+        ));
+    }
+    Ok(())
+}
+
+/// Output shape of max or average pooling `x` with `win` (floor mode).
+pub fn pool_out_shape(x: &Shape, win: &Window) -> Check<Shape> {
+    check_pool_window(x, win)?;
+    let sp = win
+        .conv_out(x.spatial())
+        .ok_or_else(|| format!("input {x} is smaller than the pooling window {win:?}"))?;
+    Ok(x.with_spatial(sp))
+}
+
+/// Max-unpooling of `x` (indices of `x`'s shape) into `y`: same batch, channels and rank.
+pub fn check_unpool(x: &Shape, indices: &Shape, y: &Shape) -> Check<()> {
+    check_same("input", x, "indices", indices)?;
+    if x.n() != y.n() || x.c() != y.c() || x.rank != y.rank {
+        return Err(format!(
+            "pooled {x} and unpooled {y} differ in batch, channels or rank"
+        ));
+    }
+    Ok(())
+}
+
+/// Output shape of max-unpooling `x` to spatial `size`.
+pub fn unpool_out_shape(x: &Shape, size: [usize; 3]) -> Check<Shape> {
+    check_axes_2d(x, "output size", size, 1)?;
+    if size.contains(&0) {
+        return Err(format!("output size {size:?} must be positive"));
+    }
+    Ok(x.with_spatial(size))
+}
+
+/// Shape of the channel concatenation of `xs` (2+ inputs, equal outside the channel axis).
+pub fn concat_out_shape(xs: &[Shape]) -> Check<Shape> {
+    let Some(first) = xs.first() else {
+        return Err("no inputs".to_string());
+    };
+    if xs.len() < 2 {
+        return Err(format!("needs at least 2 inputs, got 1 ({first})"));
+    }
+    let mut c = 0;
+    for (i, s) in xs.iter().enumerate() {
+        if s.with_c(1) != first.with_c(1) {
+            return Err(format!(
+                "input 0 {first} and input {i} {s} differ outside the channel axis"
+            ));
+        }
+        c += s.c();
+    }
+    Ok(first.with_c(c))
+}
+
+/// Shapes of splitting `x` along channels into parts of `sizes` channels (2+ parts).
+pub fn split_out_shapes(x: &Shape, sizes: &[usize]) -> Check<Vec<Shape>> {
+    if sizes.len() < 2 || sizes.contains(&0) || sizes.iter().sum::<usize>() != x.c() {
+        return Err(format!(
+            "sizes {sizes:?} do not split the {} channels of input {x} into 2 or more parts",
+            x.c()
+        ));
+    }
+    Ok(sizes.iter().map(|&c| x.with_c(c)).collect())
+}
+
+/// A crop of spatial `size` at `offset` must lie inside `x`.
+pub fn crop_out_shape(x: &Shape, offset: [usize; 3], size: [usize; 3]) -> Check<Shape> {
+    let y = x.with_spatial(size);
+    if !crop_fits(x.spatial(), offset, size) {
+        return Err(format!(
+            "crop to {y} at offset {offset:?} does not fit input {x}"
+        ));
+    }
+    Ok(y)
+}
+
+/// Output shape of padding `x` by `low` / `high` per spatial axis; reflect
+/// padding must be smaller than the input on every axis.
+pub fn pad_out_shape(x: &Shape, low: [usize; 3], high: [usize; 3], reflect: bool) -> Check<Shape> {
+    check_axes_2d(x, "padding", low, 0)?;
+    check_axes_2d(x, "padding", high, 0)?;
+    let sp = x.spatial();
+    if reflect && (0..3).any(|a| low[a] >= sp[a] || high[a] >= sp[a]) {
+        return Err(format!(
+            "reflect padding {low:?}/{high:?} must be smaller than input {x}"
+        ));
+    }
+    Ok(x.with_spatial(pad_out(sp, low, high)))
+}
+
+/// Shape of the input that padding by `low` / `high` maps to the padded `dy`.
+pub fn unpad_out_shape(
+    dy: &Shape,
+    low: [usize; 3],
+    high: [usize; 3],
+    reflect: bool,
+) -> Check<Shape> {
+    let sp = unpad_out(dy.spatial(), low, high)
+        .ok_or_else(|| format!("gradient {dy} is smaller than the padding {low:?}/{high:?}"))?;
+    let x = dy.with_spatial(sp);
+    pad_out_shape(&x, low, high, reflect)?;
+    Ok(x)
+}
+
+/// Output shape of upsampling `x` by `factor` (`[D, H, W]`, positive; D = 1 in 2D).
+pub fn upsample_out_shape(x: &Shape, factor: [usize; 3]) -> Check<Shape> {
+    check_axes_2d(x, "factor", factor, 1)?;
+    let sp = upsample_out(x.spatial(), factor)
+        .ok_or_else(|| format!("factor {factor:?} must be positive"))?;
+    Ok(x.with_spatial(sp))
+}
+
+/// Shape of the input that upsampling by `factor` maps to `dy`.
+pub fn downsample_out_shape(dy: &Shape, factor: [usize; 3]) -> Check<Shape> {
+    let sp = dy.spatial();
+    if factor.contains(&0) || (0..3).any(|a| !sp[a].is_multiple_of(factor[a])) {
+        return Err(format!(
+            "gradient {dy} is not a multiple of the factor {factor:?}"
+        ));
+    }
+    let x = dy.with_spatial([0, 1, 2].map(|a| sp[a] / factor[a]));
+    upsample_out_shape(&x, factor)?;
+    Ok(x)
+}
+
+/// Batch norm in training mode needs more than one value per channel.
+pub fn check_batch_norm_train(x: &Shape) -> Check<()> {
+    let m = batch_norm_count(x);
+    if m < 2 {
+        return Err(format!(
+            "input {x}: training needs more than one value per channel (m = N*D*H*W = {m})"
+        ));
+    }
+    Ok(())
+}
+
+/// `groups` must divide the channels of `x`.
+pub fn check_groups(x: &Shape, groups: usize) -> Check<()> {
+    if groups == 0 || !x.c().is_multiple_of(groups) {
+        return Err(format!(
+            "{groups} groups do not divide the {} channels of input {x}",
+            x.c()
+        ));
+    }
+    Ok(())
+}
+
+/// Instance norm needs more than one spatial value per (n, c).
+pub fn check_instance_norm(x: &Shape) -> Check<()> {
+    if x.spatial_numel() < 2 {
+        return Err(format!(
+            "input {x} needs more than one spatial value per (n, c)"
+        ));
+    }
+    Ok(())
+}
+
+/// Labels (or a pixel weight map) of logits `x` are `N,1,(D),H,W`.
+pub fn check_label_map(what: &str, l: &Shape, x: &Shape) -> Check<()> {
+    let want = label_map_shape(x);
+    if l.dims != want.dims {
+        return Err(format!(
+            "logits {x} and {what} {l} do not fit ({what} must be {want})"
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

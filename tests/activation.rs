@@ -53,20 +53,20 @@ fn kernel_validates_with_naga() {
 fn reference_grads_match_finite_differences() {
     let x = away_from_zero(300, 1);
     let g = rand_vec(300, 2);
-    fd_check("relu", &x, &r::relu_grad(&x, &g), &mut |xp| {
+    fd_check("relu", &x, &r::relu_grad(&g, &x), &mut |xp| {
         dot(&g, &r::relu(xp))
     });
     for slope in [0.01, 0.2, -0.5] {
         fd_check(
             &format!("leaky {slope}"),
             &x,
-            &r::leaky_relu_grad(&x, &g, slope),
+            &r::leaky_relu_grad(&g, &x, slope),
             &mut |xp| dot(&g, &r::leaky_relu(xp, slope)),
         );
     }
     let xs: Vec<f32> = x.iter().map(|v| v * 6.0).collect();
     let y = r::sigmoid(&xs);
-    fd_check("sigmoid", &xs, &r::sigmoid_grad(&y, &g), &mut |xp| {
+    fd_check("sigmoid", &xs, &r::sigmoid_grad(&g, &y), &mut |xp| {
         dot(&g, &r::sigmoid(xp))
     });
     for p in [0.0, 0.3, 0.5] {
@@ -81,8 +81,8 @@ fn reference_grads_match_finite_differences() {
 
 #[test]
 fn reference_gradient_at_zero() {
-    assert_eq!(r::relu_grad(&[0.0, -0.0], &[3.0, 3.0]), vec![0.0, 0.0]);
-    assert_eq!(r::leaky_relu_grad(&[0.0], &[3.0], 0.1), vec![0.1f32 * 3.0]);
+    assert_eq!(r::relu_grad(&[3.0, 3.0], &[0.0, -0.0]), vec![0.0, 0.0]);
+    assert_eq!(r::leaky_relu_grad(&[3.0], &[0.0], 0.1), vec![0.1f32 * 3.0]);
 }
 
 #[test]
@@ -103,35 +103,35 @@ fn activations_match_reference() {
         let out = c
             .run(|rec| {
                 let y_relu = act::relu(rec, &x)?;
-                let d_relu = act::relu_grad(rec, &x, &g)?;
-                let d_relu_y = act::relu_grad(rec, &y_relu, &g)?;
+                let d_relu = act::relu_grad(rec, &g, &x)?;
+                let d_relu_y = act::relu_grad(rec, &g, &y_relu)?;
                 let y_leaky = act::leaky_relu(rec, &x, slope)?;
-                let d_leaky = act::leaky_relu_grad(rec, &x, &g, slope)?;
+                let d_leaky = act::leaky_relu_grad(rec, &g, &x, slope)?;
                 let y_sig = act::sigmoid(rec, &x)?;
-                let d_sig = act::sigmoid_grad(rec, &y_sig, &g)?;
+                let d_sig = act::sigmoid_grad(rec, &g, &y_sig)?;
                 Ok([y_relu, d_relu, d_relu_y, y_leaky, d_leaky, y_sig, d_sig])
             })
             .unwrap();
         let v: Vec<Vec<f32>> = out.iter().map(|t| t.to_f32_vec(c).unwrap()).collect();
         assert_eq!(v[0], r::relu(&xv), "{s} relu");
-        assert_eq!(v[1], r::relu_grad(&xv, &gv), "{s} relu grad");
-        assert_eq!(v[2], r::relu_grad(&xv, &gv), "{s} relu grad from y");
+        assert_eq!(v[1], r::relu_grad(&gv, &xv), "{s} relu grad");
+        assert_eq!(v[2], r::relu_grad(&gv, &xv), "{s} relu grad from y");
         assert_eq!(v[3], r::leaky_relu(&xv, slope), "{s} leaky");
-        assert_eq!(v[4], r::leaky_relu_grad(&xv, &gv, slope), "{s} leaky grad");
+        assert_eq!(v[4], r::leaky_relu_grad(&gv, &xv, slope), "{s} leaky grad");
         let ysig = r::sigmoid(&xv);
         assert_close(&format!("{s} sigmoid"), &v[5], &ysig, 1e-6, 1e-5);
         // The grad is computed from the GPU's y (as the executor would) and from the reference y.
         assert_close(
             &format!("{s} sigmoid grad"),
             &v[6],
-            &r::sigmoid_grad(&v[5], &gv),
+            &r::sigmoid_grad(&gv, &v[5]),
             1e-6,
             1e-5,
         );
         assert_close(
             &format!("{s} sigmoid grad vs ref y"),
             &v[6],
-            &r::sigmoid_grad(&ysig, &gv),
+            &r::sigmoid_grad(&gv, &ysig),
             1e-5,
             1e-4,
         );
@@ -227,7 +227,7 @@ fn bad_inputs_are_errors() {
     let mut rec = wunet::gpu::Recorder::new(c);
     let x = Tensor::zeros(c, Shape::new4(1, 2, 3, 4), DType::F32).unwrap();
     let g = Tensor::zeros(c, Shape::new4(1, 2, 4, 3), DType::F32).unwrap();
-    let e = act::relu_grad(&mut rec, &x, &g).unwrap_err();
+    let e = act::relu_grad(&mut rec, &g, &x).unwrap_err();
     assert!(
         e.to_string().contains("relu_grad") && e.to_string().contains("1x2x4x3"),
         "{e}"

@@ -3,7 +3,8 @@
 
 mod common;
 use common::{assert_close, ctx, rand_vec};
-use wunet::ops::loss::{self as gl, CeConfig, CeReduction, DiceCeConfig, DiceConfig, DiceReduce};
+use wunet::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
+use wunet::ops::loss::{self as gl, DiceCeConfig};
 use wunet::reference::fd::numeric_grad;
 use wunet::reference::loss as r;
 use wunet::shape::label_map_shape;
@@ -45,12 +46,12 @@ struct CeCase {
     class_w: bool,
     wmap: bool,
     ignore: Option<(i32, usize)>,
-    reduction: CeReduction,
+    reduction: Reduction,
 }
 
 fn ce_cases() -> Vec<CeCase> {
-    let red = CeReduction::Mean;
-    let wm = CeReduction::WeightedMean;
+    let red = Reduction::Mean;
+    let wm = Reduction::WeightedMean;
     vec![
         CeCase {
             xs: Shape::new4(2, 3, 7, 13),
@@ -128,9 +129,11 @@ fn cross_entropy_matches_reference() {
             .iter()
             .map(|v| 1.0 + 4.0 * v.abs())
             .collect();
-        let cfg = CeConfig {
+        let cfg = CrossEntropyAttrs {
+            class_weights: k.class_w.then(|| cwv.clone()),
+            weight_map: k.wmap,
+            ignore_label: k.ignore.map(|i| i.0),
             reduction: k.reduction,
-            ignore_index: k.ignore.map(|i| i.0),
         };
         let z = up(c, &zv, k.xs);
         let lab = Tensor::from_i32(c, &lv, ls).unwrap();
@@ -138,16 +141,9 @@ fn cross_entropy_matches_reference() {
         let wm = up(c, &wmv, ls);
         let (cwo, wmo) = (k.class_w.then_some(&cw), k.wmap.then_some(&wm));
         let out = c
-            .run(|rec| gl::softmax_cross_entropy(rec, &z, &lab, cwo, wmo, &cfg, true))
+            .run(|rec| gl::softmax_cross_entropy(rec, &z, &lab, wmo, cwo, &cfg, true))
             .unwrap();
-        let want = r::softmax_cross_entropy(
-            &zv,
-            &k.xs,
-            &lv,
-            k.class_w.then_some(&cwv[..]),
-            k.wmap.then_some(&wmv[..]),
-            &cfg,
-        );
+        let want = r::softmax_cross_entropy(&zv, &k.xs, &lv, k.wmap.then_some(&wmv[..]), &cfg);
         let name = format!("ce case {ci} {} {:?}", k.xs, k.reduction);
         assert!(
             want.loss > 0.1,
@@ -185,9 +181,9 @@ fn cross_entropy_all_ignored_is_zero() {
     let xs = Shape::new4(1, 3, 4, 5);
     let z = up(c, &scaled(xs.numel(), 1, 2.0), xs);
     let lab = Tensor::from_i32(c, &[7; 20], label_map_shape(&xs)).unwrap();
-    let cfg = CeConfig {
-        reduction: CeReduction::Mean,
-        ignore_index: Some(7),
+    let cfg = CrossEntropyAttrs {
+        ignore_label: Some(7),
+        ..Default::default()
     };
     let out = c
         .run(|rec| gl::softmax_cross_entropy(rec, &z, &lab, None, None, &cfg, false))
@@ -198,7 +194,7 @@ fn cross_entropy_all_ignored_is_zero() {
 
 struct DiceCase {
     xs: Shape,
-    reduce: DiceReduce,
+    batch_dice: bool,
     /// Labels only use classes 0..present (the rest are absent).
     present: usize,
     ignore: Option<(i32, usize)>,
@@ -208,43 +204,43 @@ fn dice_cases() -> Vec<DiceCase> {
     vec![
         DiceCase {
             xs: Shape::new4(2, 3, 7, 13),
-            reduce: DiceReduce::Batch,
+            batch_dice: true,
             present: 3,
             ignore: None,
         },
         DiceCase {
             xs: Shape::new4(2, 3, 7, 13),
-            reduce: DiceReduce::Sample,
+            batch_dice: false,
             present: 3,
             ignore: None,
         },
         DiceCase {
             xs: Shape::new4(3, 5, 6, 9),
-            reduce: DiceReduce::Batch,
+            batch_dice: true,
             present: 4,
             ignore: None,
         }, // absent class
         DiceCase {
             xs: Shape::new4(2, 4, 5, 7),
-            reduce: DiceReduce::Sample,
+            batch_dice: false,
             present: 3,
             ignore: Some((9, 4)),
         },
         DiceCase {
             xs: Shape::new5(2, 3, 3, 5, 4),
-            reduce: DiceReduce::Batch,
+            batch_dice: true,
             present: 3,
             ignore: Some((1, 6)),
         },
         DiceCase {
             xs: Shape::new5(2, 2, 4, 3, 5),
-            reduce: DiceReduce::Sample,
+            batch_dice: false,
             present: 2,
             ignore: None,
         },
         DiceCase {
             xs: Shape::new4(2, 2, 67, 71),
-            reduce: DiceReduce::Batch,
+            batch_dice: true,
             present: 2,
             ignore: None,
         },
@@ -258,16 +254,16 @@ fn dice_matches_reference() {
         let ls = label_map_shape(&k.xs);
         let zv = scaled(k.xs.numel(), 50 + ci as u64, 3.0);
         let lv = labels(ls.numel(), k.present, 60 + ci as u64, k.ignore);
-        let cfg = DiceConfig {
-            reduce: k.reduce,
+        let cfg = DiceAttrs {
+            batch_dice: k.batch_dice,
             smooth: 1e-5,
-            ignore_index: k.ignore.map(|i| i.0),
+            ignore_label: k.ignore.map(|i| i.0),
         };
         let z = up(c, &zv, k.xs);
         let lab = Tensor::from_i32(c, &lv, ls).unwrap();
         let out = c.run(|rec| gl::dice_loss(rec, &z, &lab, &cfg)).unwrap();
         let want = r::dice_loss(&zv, &k.xs, &lv, &cfg);
-        let name = format!("dice case {ci} {} {:?}", k.xs, k.reduce);
+        let name = format!("dice case {ci} {} batch_dice {}", k.xs, k.batch_dice);
         assert_close(
             &format!("{name} loss"),
             &read(c, &out.loss),
@@ -307,14 +303,16 @@ fn dice_ce_matches_reference_and_replays() {
             .map(|v| 1.0 + v.abs())
             .collect();
         let cfg = DiceCeConfig {
-            ce: CeConfig {
-                reduction: CeReduction::WeightedMean,
-                ignore_index: Some(-100),
+            ce: CrossEntropyAttrs {
+                class_weights: None,
+                weight_map: true,
+                ignore_label: Some(-100),
+                reduction: Reduction::WeightedMean,
             },
-            dice: DiceConfig {
-                reduce: DiceReduce::Batch,
+            dice: DiceAttrs {
+                batch_dice: true,
                 smooth: 1e-5,
-                ignore_index: Some(-100),
+                ignore_label: Some(-100),
             },
             weight_ce: 0.7,
             weight_dice: 1.3,
@@ -334,8 +332,8 @@ fn dice_ce_matches_reference_and_replays() {
                     rec,
                     &z,
                     &lab,
-                    None,
                     Some(&wm),
+                    None,
                     &cfg,
                     &loss,
                     &grad,
@@ -344,7 +342,7 @@ fn dice_ce_matches_reference_and_replays() {
                 )
             })
             .unwrap();
-        let want = r::dice_ce_loss(&zv, &xs, &lv, None, Some(&wmv), &cfg);
+        let want = r::dice_ce_loss(&zv, &xs, &lv, Some(&wmv), &cfg);
         let name = format!("dice_ce {xs}");
         // Replaying the recorded program must not accumulate across submissions.
         for round in 0..2 {
@@ -396,7 +394,7 @@ fn loss_errors_name_the_op() {
         &f32_labels,
         None,
         None,
-        &CeConfig::default(),
+        &CrossEntropyAttrs::default(),
         false,
     ));
     assert!(
@@ -404,24 +402,26 @@ fn loss_errors_name_the_op() {
         "{e}"
     );
     let wrong = Tensor::from_i32(c, &[0; 2 * 4 * 4], Shape::new4(2, 1, 4, 4)).unwrap();
-    let e = err(gl::dice_loss(&mut rec, &z, &wrong, &DiceConfig::default()));
+    let e = err(gl::dice_loss(&mut rec, &z, &wrong, &DiceAttrs::default()));
     assert!(
         e.contains("dice_loss") && e.contains("2x1x4x4") && e.contains("2x1x4x5"),
         "{e}"
     );
     let lab = Tensor::from_i32(c, &vec![0; ls.numel()], ls).unwrap();
     let cw = up(c, &[1.0, 1.0], Shape::vector(2));
+    let mut cfg = DiceCeConfig::default();
+    cfg.ce.class_weights = Some(vec![1.0, 1.0]);
     let e = err(gl::dice_ce_loss(
         &mut rec,
         &z,
         &lab,
-        Some(&cw),
         None,
-        &DiceCeConfig::default(),
+        Some(&cw),
+        &cfg,
         false,
     ));
     assert!(
-        e.contains("dice_ce_loss") && e.contains("class_weight"),
+        e.contains("dice_ce_loss") && e.contains("2 class weights for logits 2x3x4x5"),
         "{e}"
     );
     assert!(
@@ -460,45 +460,53 @@ fn reference_gradients_match_finite_differences() {
         .iter()
         .map(|v| 1.0 + v.abs())
         .collect();
-    for reduction in [CeReduction::Mean, CeReduction::WeightedMean] {
-        let cfg = CeConfig {
+    for reduction in [Reduction::Mean, Reduction::WeightedMean] {
+        let cfg = CrossEntropyAttrs {
+            class_weights: Some(cw.to_vec()),
+            weight_map: true,
+            ignore_label: Some(5),
             reduction,
-            ignore_index: Some(5),
         };
-        let an = r::softmax_cross_entropy(&zv, &xs, &lv, Some(&cw), Some(&wm), &cfg);
-        let mut f =
-            |z: &[f32]| r::softmax_cross_entropy(z, &xs, &lv, Some(&cw), Some(&wm), &cfg).loss;
+        let an = r::softmax_cross_entropy(&zv, &xs, &lv, Some(&wm), &cfg);
+        let mut f = |z: &[f32]| r::softmax_cross_entropy(z, &xs, &lv, Some(&wm), &cfg).loss;
         fd_check(&format!("fd ce {reduction:?}"), &an.grad, &mut f, &zv);
     }
     // Absent class (labels use 0..2 of 4 classes).
     let xs4 = Shape::new5(2, 4, 2, 1, 3);
     let z4 = scaled(xs4.numel(), 4, 2.0);
     let l4 = labels(label_map_shape(&xs4).numel(), 2, 5, None);
-    for reduce in [DiceReduce::Batch, DiceReduce::Sample] {
-        let cfg = DiceConfig {
-            reduce,
+    for batch_dice in [true, false] {
+        let cfg = DiceAttrs {
+            batch_dice,
             smooth: 1e-5,
-            ignore_index: None,
+            ignore_label: None,
         };
         let an = r::dice_loss(&z4, &xs4, &l4, &cfg);
         let mut f = |z: &[f32]| r::dice_loss(z, &xs4, &l4, &cfg).loss;
-        fd_check(&format!("fd dice {reduce:?}"), &an.grad, &mut f, &z4);
+        fd_check(
+            &format!("fd dice batch {batch_dice}"),
+            &an.grad,
+            &mut f,
+            &z4,
+        );
     }
     let cfg = DiceCeConfig {
-        ce: CeConfig {
-            reduction: CeReduction::Mean,
-            ignore_index: Some(5),
+        ce: CrossEntropyAttrs {
+            class_weights: None,
+            weight_map: true,
+            ignore_label: Some(5),
+            reduction: Reduction::Mean,
         },
-        dice: DiceConfig {
-            reduce: DiceReduce::Sample,
+        dice: DiceAttrs {
+            batch_dice: false,
             smooth: 1e-5,
-            ignore_index: Some(5),
+            ignore_label: Some(5),
         },
         weight_ce: 0.5,
         weight_dice: 2.0,
     };
-    let an = r::dice_ce_loss(&zv, &xs, &lv, None, Some(&wm), &cfg);
-    let mut f = |z: &[f32]| r::dice_ce_loss(z, &xs, &lv, None, Some(&wm), &cfg).loss;
+    let an = r::dice_ce_loss(&zv, &xs, &lv, Some(&wm), &cfg);
+    let mut f = |z: &[f32]| r::dice_ce_loss(z, &xs, &lv, Some(&wm), &cfg).loss;
     fd_check("fd dice_ce", &an.grad, &mut f, &zv);
 }
 
@@ -512,8 +520,7 @@ fn cross_entropy_uniform_logits_give_ln_c() {
         &xs,
         &lv,
         None,
-        None,
-        &CeConfig::default(),
+        &CrossEntropyAttrs::default(),
     );
     assert!((out.loss - 5f64.ln()).abs() < 1e-12, "{}", out.loss);
 }

@@ -126,7 +126,7 @@ fn batch_norm_train_matches_reference() {
         prog.submit(c);
         prog.submit(c);
         let grads = c
-            .run(|rec| gn::batch_norm_train_backward(rec, &x, &g, &gm, &mean, &invstd))
+            .run(|rec| gn::batch_norm_train_backward(rec, &g, &x, &gm, &mean, &invstd))
             .unwrap();
 
         let (mut rm_ref, mut rv_ref) = (rm0.clone(), rv0.clone());
@@ -150,7 +150,7 @@ fn batch_norm_train_matches_reference() {
             MOMENTUM,
             EPS,
         );
-        let gref = r::batch_norm_train_backward(&xv, &xs, &gv, &gamma, &out.mean, &out.invstd);
+        let gref = r::batch_norm_train_backward(&gv, &xv, &xs, &gamma, &out.mean, &out.invstd);
         let m = xs.n() * xs.spatial_numel();
         let name = format!("batch_norm train {xs} (m = {m})");
         assert_close(&format!("{name} y"), &read(c, &y), &out.y, 1e-4, 1e-4);
@@ -240,12 +240,12 @@ fn batch_norm_eval_matches_reference() {
         let (y, grads) = c
             .run(|rec| {
                 let y = gn::batch_norm_eval(rec, &x, &gm, &bt, &rm, &rv, EPS)?;
-                let gr = gn::batch_norm_eval_backward(rec, &x, &g, &gm, &rm, &rv, EPS)?;
+                let gr = gn::batch_norm_eval_backward(rec, &g, &x, &gm, &rm, &rv, EPS)?;
                 Ok((y, gr))
             })
             .unwrap();
         let yref = r::batch_norm_eval(&xv, &xs, &gamma, &beta, &rm0, &rv0, EPS);
-        let gref = r::batch_norm_eval_backward(&xv, &xs, &gv, &gamma, &rm0, &rv0, EPS);
+        let gref = r::batch_norm_eval_backward(&gv, &xv, &xs, &gamma, &rm0, &rv0, EPS);
         let m = xs.n() * xs.spatial_numel();
         let name = format!("batch_norm eval {xs}");
         assert_close(&format!("{name} y"), &read(c, &y), &yref, 1e-4, 1e-4);
@@ -291,18 +291,18 @@ fn group_and_instance_norm_match_reference() {
                 if instance {
                     let o = gn::instance_norm(rec, &x, &gm, &bt, EPS)?;
                     let gr =
-                        gn::instance_norm_backward(rec, &x, &g, &gm, &o.save_mean, &o.save_invstd)?;
+                        gn::instance_norm_backward(rec, &g, &x, &gm, &o.save_mean, &o.save_invstd)?;
                     Ok((o, gr))
                 } else {
-                    let o = gn::group_norm(rec, &x, groups, &gm, &bt, EPS)?;
+                    let o = gn::group_norm(rec, &x, &gm, &bt, groups, EPS)?;
                     let gr = gn::group_norm_backward(
                         rec,
-                        &x,
-                        groups,
                         &g,
+                        &x,
                         &gm,
                         &o.save_mean,
                         &o.save_invstd,
+                        groups,
                     )?;
                     Ok((o, gr))
                 }
@@ -311,12 +311,12 @@ fn group_and_instance_norm_match_reference() {
         assert_eq!(o.save_mean.shape, group_norm_stats_shape(&xs, groups));
         let (out, gref) = if instance {
             let out = r::instance_norm(&xv, &xs, &gamma, &beta, EPS);
-            let gref = r::instance_norm_backward(&xv, &xs, &gv, &gamma, &out.mean, &out.invstd);
+            let gref = r::instance_norm_backward(&gv, &xv, &xs, &gamma, &out.mean, &out.invstd);
             (out, gref)
         } else {
-            let out = r::group_norm(&xv, &xs, groups, &gamma, &beta, EPS);
+            let out = r::group_norm(&xv, &xs, &gamma, &beta, groups, EPS);
             let gref =
-                r::group_norm_backward(&xv, &xs, groups, &gv, &gamma, &out.mean, &out.invstd);
+                r::group_norm_backward(&gv, &xv, &xs, &gamma, &out.mean, &out.invstd, groups);
             (out, gref)
         };
         let m = xs.n() * xs.spatial_numel();
@@ -395,7 +395,7 @@ fn batch_norm_large_m_with_offset_is_accurate() {
             .run(|rec| {
                 let o = gn::batch_norm_train(rec, &x, &gm, &bt, &rm, &rv, MOMENTUM, EPS)?;
                 let gr =
-                    gn::batch_norm_train_backward(rec, &x, &g, &gm, &o.save_mean, &o.save_invstd)?;
+                    gn::batch_norm_train_backward(rec, &g, &x, &gm, &o.save_mean, &o.save_invstd)?;
                 Ok((o, gr))
             })
             .unwrap();
@@ -410,7 +410,7 @@ fn batch_norm_large_m_with_offset_is_accurate() {
             MOMENTUM,
             EPS,
         );
-        let gref = r::batch_norm_train_backward(&xv, &xs, &gv, &gamma, &out.mean, &out.invstd);
+        let gref = r::batch_norm_train_backward(&gv, &xv, &xs, &gamma, &out.mean, &out.invstd);
         let m = xs.n() * xs.spatial_numel();
         let name = format!("batch_norm train {xs} (m = {m}) offset 1000");
         // The test data really defeat the naive formula (so this test can fail).
@@ -485,16 +485,16 @@ fn norm_errors_name_the_op() {
         &mut rec, &x, &v3, &v4, &m4, &i4, EPS, &y,
     ));
     assert!(
-        e.contains("batch_norm2d") && e.contains("gamma is 3"),
+        e.contains("batch_norm2d") && e.contains("gamma 3 does not fit input 1x4x1x1"),
         "{e}"
     );
     // groups that do not divide C.
     let e = err(gn::group_norm_into(
         &mut rec,
         &x,
+        &v4,
+        &v4,
         3,
-        &v4,
-        &v4,
         EPS,
         &y,
         &t(Shape::vector(3)),
@@ -582,12 +582,12 @@ fn reference_backward_matches_finite_differences() {
         );
         // The public wrappers agree with the generic backward.
         let wrapped = match sets {
-            NormSets::Batch => r::batch_norm_train_backward(&xv, &xs, &g, &gamma, &mean, &invstd),
+            NormSets::Batch => r::batch_norm_train_backward(&g, &xv, &xs, &gamma, &mean, &invstd),
             NormSets::Groups(gr) if gr == ch => {
-                r::instance_norm_backward(&xv, &xs, &g, &gamma, &mean, &invstd)
+                r::instance_norm_backward(&g, &xv, &xs, &gamma, &mean, &invstd)
             }
             NormSets::Groups(gr) => {
-                r::group_norm_backward(&xv, &xs, gr, &g, &gamma, &mean, &invstd)
+                r::group_norm_backward(&g, &xv, &xs, &gamma, &mean, &invstd, gr)
             }
         };
         assert_eq!(wrapped.dx, an.dx);
@@ -605,7 +605,7 @@ fn reference_backward_matches_finite_differences() {
     let fwd = |x: &[f32], gm: &[f32], bt: &[f32]| {
         dot_f64(&g, &r::batch_norm_eval_f64(x, &xs, gm, bt, &rm, &rv, EPS))
     };
-    let an = r::batch_norm_eval_backward(&xv, &xs, &g, &gamma, &rm, &rv, EPS);
+    let an = r::batch_norm_eval_backward(&g, &xv, &xs, &gamma, &rm, &rv, EPS);
     fd_check("fd eval dx", &an.dx, &mut |x| fwd(x, &gamma, &beta), &xv);
     fd_check(
         "fd eval dgamma",

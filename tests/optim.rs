@@ -3,7 +3,8 @@
 
 mod common;
 use common::{assert_close, ctx, rand_vec};
-use wunet::ops::optim::{self as go, Adam, Sgd};
+use wunet::graph::ops::{AdamAttrs, SgdAttrs};
+use wunet::ops::optim::{self as go};
 use wunet::reference::optim as r;
 use wunet::train::schedule::LrSchedule;
 use wunet::{Context, DType, Shape, Tensor};
@@ -38,17 +39,17 @@ fn sgd_steps_match_reference() {
     let Some(c) = ctx() else { return };
     let sched = LrSchedule::poly(0.05, 10);
     let cfgs = [
-        Sgd {
+        SgdAttrs {
             momentum: 0.0,
             weight_decay: 0.0,
             nesterov: false,
         },
-        Sgd {
+        SgdAttrs {
             momentum: 0.9,
             weight_decay: 1e-2,
             nesterov: false,
         },
-        Sgd {
+        SgdAttrs {
             momentum: 0.99,
             weight_decay: 3e-5,
             nesterov: true,
@@ -94,15 +95,15 @@ fn adam_and_adamw_steps_match_reference() {
         every: 2,
     };
     let cfgs = [
-        Adam::default(),
-        Adam {
+        AdamAttrs::default(),
+        AdamAttrs {
             beta1: 0.8,
             beta2: 0.99,
             eps: 1e-6,
             weight_decay: 1e-2,
             decoupled: false,
         },
-        Adam {
+        AdamAttrs {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
@@ -143,17 +144,22 @@ fn adam_and_adamw_steps_match_reference() {
 
 #[test]
 fn hyper_values_hold_the_bias_corrections() {
-    let a = Adam::default();
-    let h = a.hyper(1, 0.5);
+    let h = go::hyper_values(1, 0.5, 0.9, 0.999);
     assert_eq!(h[0], 0.5);
     assert!(
         (h[1] - 0.1).abs() < 1e-7 && (h[2] - 0.001).abs() < 1e-9,
         "{h:?}"
     );
-    let h = a.hyper(10, 0.5);
+    let h = go::hyper_values(10, 0.5, 0.9, 0.999);
     assert!((h[1] as f64 - (1.0 - 0.9f64.powi(10))).abs() < 1e-7);
     assert!((h[2] as f64 - (1.0 - 0.999f64.powi(10))).abs() < 1e-8);
     assert_eq!(h[3], 10.0);
+    // The attributes' bias corrections use their (f32) betas, as the executor does.
+    let a = AdamAttrs::default();
+    assert_eq!(
+        a.hyper(10, 0.5),
+        go::hyper_values(10, 0.5, 0.9f32 as f64, 0.999f32 as f64)
+    );
 }
 
 #[test]
@@ -168,7 +174,7 @@ fn optim_errors_name_the_op() {
         &g2,
         None,
         &hyper,
-        &Sgd {
+        &SgdAttrs {
             momentum: 0.0,
             weight_decay: 0.0,
             nesterov: false,
@@ -177,8 +183,13 @@ fn optim_errors_name_the_op() {
     assert!(e
         .unwrap_err()
         .to_string()
-        .contains("sgd: grad is 11 but must be 10"));
-    let e = go::sgd_update(&mut rec, &p, &g, None, &hyper, &Sgd::default());
+        .contains("sgd: parameter 10 and gradient 11 must have the same shape"));
+    let nnunet = SgdAttrs {
+        momentum: 0.99,
+        weight_decay: 3e-5,
+        nesterov: true,
+    };
+    let e = go::sgd_update(&mut rec, &p, &g, None, &hyper, &nnunet);
     assert!(e.unwrap_err().to_string().contains("momentum buffer"));
     let e = go::adam_update(
         &mut rec,
@@ -187,13 +198,13 @@ fn optim_errors_name_the_op() {
         &z(10),
         &z(10),
         &z(3),
-        &Adam {
+        &AdamAttrs {
             decoupled: true,
-            ..Adam::default()
+            ..AdamAttrs::default()
         },
     );
     assert!(e.unwrap_err().to_string().contains("adamw: hyper"));
-    let e = go::adam_update(&mut rec, &p, &g, &p, &z(10), &hyper, &Adam::default());
+    let e = go::adam_update(&mut rec, &p, &g, &p, &z(10), &hyper, &AdamAttrs::default());
     assert!(e
         .unwrap_err()
         .to_string()

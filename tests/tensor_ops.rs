@@ -3,7 +3,8 @@
 
 mod common;
 use common::{assert_close, ctx, rand_vec};
-use wunet::ops::tensor::{self as t, PadMode};
+use wunet::graph::ops::PadMode;
+use wunet::ops::tensor as t;
 use wunet::reference::fd::{dot, numeric_grad};
 use wunet::reference::tensor as r;
 use wunet::shape::center_crop_offset;

@@ -3,7 +3,8 @@
 
 mod common;
 use common::{assert_close, ctx, rand_vec};
-use wunet::ops::upsample::{self as ups, UpsampleMode};
+use wunet::graph::ops::UpsampleMode;
+use wunet::ops::upsample as ups;
 use wunet::reference::fd::{dot, numeric_grad};
 use wunet::reference::upsample as r;
 use wunet::{DType, Shape, Tensor};

@@ -1,10 +1,13 @@
 //! Reverse-mode autodiff over the graph from a scalar loss, and the optimiser
 //! update nodes.
 //!
-//! All gradient rules live in one `match` ([`rule`]). The fused loss ops
-//! already output `d loss / d logits`, so the loss scalar's gradient only
-//! needs to travel through `Add` and `Scale` as a constant (e.g. `CE + 0.5 *
-//! Dice`); everything else carries gradient tensors. A value read by several
+//! The driver is generic: each op's gradient rule lives beside its
+//! declaration in its family module (`graph::ops::*`, reached through
+//! [`crate::graph::Op::spec`]) and talks to the graph through [`Backward`].
+//! The fused loss ops already output `d loss / d logits`, so the loss
+//! scalar's gradient only needs to travel through `Add` and `Scale` as a
+//! constant (e.g. `CE + 0.5 * Dice`); everything else carries gradient
+//! tensors. A value read by several
 //! nodes gets its contributions summed with `Add` nodes. Only values that
 //! depend on a trainable parameter and that the loss depends on get
 //! gradients, so no backward node is emitted for labels, indices, state or
@@ -14,7 +17,7 @@ use super::init::Init;
 use super::ir::{Graph, Node, NodeId, StateRole, ValueId};
 use super::ops::*;
 use crate::error::{Error, Result};
-use crate::shape::DType;
+use crate::shape::{DType, Shape};
 
 /// The result of [`backward`].
 #[derive(Clone, Debug)]
@@ -38,7 +41,7 @@ impl Gradients {
 /// A gradient: a tensor, or a known constant (only for scalars between the
 /// loss ops and the objective).
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Grad {
+pub enum Grad {
     Const(f32),
     Value(ValueId),
 }
@@ -56,28 +59,8 @@ pub fn backward(g: &mut Graph, loss: ValueId) -> Result<Gradients> {
         ));
     }
     let n_fwd = g.nodes().len();
-    let n_vals = g.values().len();
-    // Values that depend on a trainable parameter.
-    let mut requires: Vec<bool> = g.values().iter().map(|v| v.is_trainable()).collect();
-    for node in g.nodes() {
-        if node.inputs.iter().any(|v| requires[v.0]) {
-            for o in &node.outputs {
-                requires[o.0] = g.value(*o).dtype == DType::F32;
-            }
-        }
-    }
-    // Values the loss depends on.
-    let mut reaches = vec![false; n_vals];
-    reaches[loss.0] = true;
-    for node in g.nodes().iter().rev() {
-        if node.outputs.iter().any(|v| reaches[v.0]) {
-            for i in &node.inputs {
-                reaches[i.0] = true;
-            }
-        }
-    }
-    let need: Vec<bool> = (0..n_vals).map(|i| requires[i] && reaches[i]).collect();
-    let mut grads: Vec<Option<Grad>> = vec![None; n_vals];
+    let need = needs_gradient(g, loss);
+    let mut grads: Vec<Option<Grad>> = vec![None; g.values().len()];
     grads[loss.0] = Some(Grad::Const(1.0));
 
     for id in (0..n_fwd).rev() {
@@ -87,14 +70,49 @@ pub fn backward(g: &mut Graph, loss: ValueId) -> Result<Gradients> {
             continue;
         }
         let need_in: Vec<bool> = node.inputs.iter().map(|v| need[v.0]).collect();
-        for (slot, gr) in rule(g, &node, &gy, &need_in)? {
+        for (slot, gr) in node_gradients(g, &node, &gy, &need_in)? {
             let v = node.inputs[slot];
             if need[v.0] {
                 accumulate(g, &mut grads, v, gr)?;
             }
         }
     }
+    collect_params(g, &grads, loss, n_fwd)
+}
 
+/// Values that depend on a trainable parameter and that the loss depends on.
+fn needs_gradient(g: &Graph, loss: ValueId) -> Vec<bool> {
+    let mut requires: Vec<bool> = g.values().iter().map(|v| v.is_trainable()).collect();
+    for node in g.nodes() {
+        if node.inputs.iter().any(|v| requires[v.0]) {
+            for o in &node.outputs {
+                requires[o.0] = is_differentiable_dtype(g.value(*o).dtype);
+            }
+        }
+    }
+    let mut reaches = vec![false; g.values().len()];
+    reaches[loss.0] = true;
+    for node in g.nodes().iter().rev() {
+        if node.outputs.iter().any(|v| reaches[v.0]) {
+            for i in &node.inputs {
+                reaches[i.0] = true;
+            }
+        }
+    }
+    requires
+        .iter()
+        .zip(&reaches)
+        .map(|(r, s)| *r && *s)
+        .collect()
+}
+
+/// The `(parameter, gradient)` pairs, in parameter creation order.
+fn collect_params(
+    g: &Graph,
+    grads: &[Option<Grad>],
+    loss: ValueId,
+    n_fwd: usize,
+) -> Result<Gradients> {
     let mut params = Vec::new();
     let mut unused = Vec::new();
     for p in g.trainable_params() {
@@ -142,166 +160,135 @@ fn accumulate(g: &mut Graph, grads: &mut [Option<Grad>], v: ValueId, new: Grad) 
     Ok(())
 }
 
-/// The gradient table: contributions `(input slot, gradient)` of one forward
-/// node, given the gradients `gy` of its outputs and which inputs need one.
-fn rule(g: &mut Graph, n: &Node, gy: &[Option<Grad>], need: &[bool]) -> Result<Vec<(usize, Grad)>> {
-    use Grad::Value as V;
-    let (x, outs) = (n.inputs[0], &n.outputs);
-    let xs = g.shape(x);
-    let op_name = n.op.name();
-    let node_name = n.name.clone();
-    let nm = |what: &str| format!("grad.{node_name}.{what}");
-    // The tensor gradient of output 0.
-    let dy = || -> Result<ValueId> {
-        match gy[0] {
-            Some(Grad::Value(v)) => Ok(v),
-            _ => Err(Error::unsupported(
-                op_name,
-                format!("node '{node_name}': only the loss scalar may carry a constant gradient, and its output 0 must have one"),
-            )),
-        }
-    };
-    if !matches!(n.op, Op::Split(_)) && gy.iter().skip(1).any(|x| x.is_some()) {
-        return Err(Error::unsupported(
-            op_name,
+/// Run the gradient rule of `node`'s op (from its spec) and check that every
+/// output gradient the loss depends on was used.
+fn node_gradients(
+    g: &mut Graph,
+    node: &Node,
+    gy: &[Option<Grad>],
+    need: &[bool],
+) -> Result<Vec<(usize, Grad)>> {
+    let spec = node.op.spec();
+    let rule = spec.grads.ok_or_else(|| {
+        Error::unsupported(
+            spec.name,
             format!(
-                "node '{node_name}': output 1+ is not differentiable but the loss depends on it"
+                "node '{}': no gradient rule (backward and update ops are not differentiated)",
+                node.name
+            ),
+        )
+    })?;
+    let mut b = Backward {
+        g,
+        node,
+        gy,
+        need,
+        read: vec![false; gy.len()],
+        out: Vec::new(),
+    };
+    rule(&mut b)?;
+    if let Some(i) = (0..gy.len()).find(|&i| gy[i].is_some() && !b.read[i]) {
+        return Err(Error::unsupported(
+            spec.name,
+            format!(
+                "node '{}': output {i} is not differentiable but the loss depends on it",
+                node.name
             ),
         ));
     }
-    let mut r = Vec::new();
-    match &n.op {
-        Op::Conv(a) => {
-            let dy = dy()?;
-            if need[0] {
-                let at = WindowGradAttrs { window: a.window, input: xs };
-                r.push((0, V(g.add_node_named(&nm("dx"), Op::ConvGradInput(at), &[dy, n.inputs[1]])?[0])));
-            }
-            if need[1] {
-                let at = WindowAttrs { window: a.window };
-                r.push((1, V(g.add_node_named(&nm("dw"), Op::ConvGradWeight(at), &[x, dy])?[0])));
-            }
-            if a.bias && need[2] {
-                r.push((2, V(g.add_node_named(&nm("db"), Op::BiasGrad, &[dy])?[0])));
-            }
-        }
-        Op::ConvTranspose(a) => {
-            let dy = dy()?;
-            let at = WindowAttrs { window: a.window };
-            if need[0] {
-                r.push((0, V(g.add_node_named(&nm("dx"), Op::ConvTransposeGradInput(at), &[dy, n.inputs[1]])?[0])));
-            }
-            if need[1] {
-                r.push((1, V(g.add_node_named(&nm("dw"), Op::ConvTransposeGradWeight(at), &[x, dy])?[0])));
-            }
-            if a.bias && need[2] {
-                r.push((2, V(g.add_node_named(&nm("db"), Op::BiasGrad, &[dy])?[0])));
-            }
-        }
-        Op::MaxPool(a) => {
-            let at = WindowGradAttrs { window: a.window, input: xs };
-            r.push((0, V(g.add_node_named(&nm("dx"), Op::MaxPoolGrad(at), &[dy()?, outs[1]])?[0])));
-        }
-        Op::AvgPool(a) => {
-            let at = AvgPoolGradAttrs { pool: *a, input: xs };
-            r.push((0, V(g.add_node_named(&nm("dx"), Op::AvgPoolGrad(at), &[dy()?])?[0])));
-        }
-        Op::MaxUnpool(_) => {
-            r.push((0, V(g.add_node_named(&nm("dx"), Op::MaxUnpoolGrad, &[dy()?, n.inputs[1]])?[0])));
-        }
-        Op::BatchNorm(_) | Op::InstanceNorm(_) | Op::GroupNorm(_) => {
-            let op = match &n.op {
-                Op::BatchNorm(a) => Op::BatchNormGrad(*a),
-                Op::InstanceNorm(a) => Op::InstanceNormGrad(*a),
-                Op::GroupNorm(a) => Op::GroupNormGrad(*a),
-                _ => unreachable!("outer match"),
-            };
-            let o = g.add_node_named(&nm("d"), op, &[dy()?, x, n.inputs[1], outs[1], outs[2]])?;
-            r.extend([(0, V(o[0])), (1, V(o[1])), (2, V(o[2]))]);
-        }
-        Op::Relu => r.push((0, V(g.add_node_named(&nm("dx"), Op::ReluGrad, &[dy()?, outs[0]])?[0]))),
-        Op::LeakyRelu(a) => {
-            // y has the sign of x when slope >= 0; reading y lets the forward run in place.
-            let v = if a.slope >= 0.0 { outs[0] } else { x };
-            r.push((0, V(g.add_node_named(&nm("dx"), Op::LeakyReluGrad(*a), &[dy()?, v])?[0])));
-        }
-        Op::Sigmoid => r.push((0, V(g.add_node_named(&nm("dx"), Op::SigmoidGrad, &[dy()?, outs[0]])?[0]))),
-        Op::Dropout(a) => r.push((0, V(g.add_node_named(&nm("dx"), Op::DropoutGrad(*a), &[dy()?])?[0]))),
-        Op::Concat => {
-            let sizes: Vec<usize> = n.inputs.iter().map(|v| g.shape(*v).c()).collect();
-            let parts = g.add_node_named(&nm("dx"), Op::Split(SplitAttrs { sizes }), &[dy()?])?;
-            r.extend(parts.into_iter().enumerate().map(|(i, p)| (i, V(p))));
-        }
-        Op::Split(_) => {
-            let mut parts = Vec::new();
-            for (i, o) in outs.iter().enumerate() {
-                parts.push(match gy[i] {
-                    Some(Grad::Value(v)) => v,
-                    None => g.add_node_named(&nm(&format!("zero{i}")), Op::Zeros(g.shape(*o)), &[])?[0],
-                    Some(Grad::Const(_)) => {
-                        return Err(Error::unsupported(op_name, "constant gradient on a split output"))
-                    }
-                });
-            }
-            let dx = if parts.len() == 1 { parts[0] } else { g.add_node_named(&nm("dx"), Op::Concat, &parts)?[0] };
-            r.push((0, V(dx)));
-        }
-        Op::CenterCrop(a) => {
-            let at = CropGradAttrs { offset: a.offset, input: xs.spatial() };
-            r.push((0, V(g.add_node_named(&nm("dx"), Op::CenterCropGrad(at), &[dy()?])?[0])));
-        }
-        Op::Pad(a) => r.push((0, V(g.add_node_named(&nm("dx"), Op::PadGrad(*a), &[dy()?])?[0]))),
-        Op::Add => {
-            let gr = gy[0].ok_or_else(|| Error::shape(op_name, "no gradient"))?;
-            r.extend([(0, gr), (1, gr)]);
-        }
-        Op::Scale(a) => match gy[0] {
-            Some(Grad::Const(c)) => r.push((0, Grad::Const(c * a.alpha))),
-            _ => r.push((0, V(g.add_node_named(&nm("dx"), Op::Scale(*a), &[dy()?])?[0]))),
-        },
-        Op::Upsample(a) => r.push((0, V(g.add_node_named(&nm("dx"), Op::UpsampleGrad(*a), &[dy()?])?[0]))),
-        Op::SoftmaxCrossEntropy(_) | Op::DiceLoss(_) => match gy[0] {
-            Some(Grad::Const(1.0)) => r.push((0, V(outs[1]))),
-            Some(Grad::Const(c)) => {
-                r.push((0, V(g.add_node_named(&nm("dx"), Op::Scale(ScaleAttrs { alpha: c }), &[outs[1]])?[0])))
-            }
-            _ => {
-                return Err(Error::unsupported(
-                    op_name,
-                    format!("node '{node_name}': a loss may reach the objective only through Add and Scale"),
-                ))
-            }
-        },
-        Op::Zeros(_) => {}
-        op => {
-            return Err(Error::unsupported(
-                op.name(),
-                format!("node '{node_name}': no gradient rule (backward and update ops are not differentiated)"),
-            ))
+    Ok(b.out)
+}
+
+/// What a gradient rule sees of one forward node: its inputs and outputs, the
+/// gradients of its outputs, which inputs need a gradient; and what it does:
+/// add backward nodes ([`Backward::emit`]) and hand gradients to inputs
+/// ([`Backward::give`]).
+pub struct Backward<'a> {
+    g: &'a mut Graph,
+    /// The forward node.
+    pub node: &'a Node,
+    gy: &'a [Option<Grad>],
+    need: &'a [bool],
+    read: Vec<bool>,
+    out: Vec<(usize, Grad)>,
+}
+
+impl Backward<'_> {
+    /// Input `i` of the forward node.
+    pub fn input(&self, i: usize) -> ValueId {
+        self.node.inputs[i]
+    }
+    /// Output `i` of the forward node (a forward value, not a gradient).
+    pub fn output(&self, i: usize) -> ValueId {
+        self.node.outputs[i]
+    }
+    pub fn shape(&self, v: ValueId) -> Shape {
+        self.g.shape(v)
+    }
+    /// Does input `i` need a gradient?
+    pub fn needs(&self, i: usize) -> bool {
+        self.need.get(i).copied().unwrap_or(false)
+    }
+    /// The gradient of output `i`, tensor or constant, if the loss depends on it.
+    pub fn grad_of(&mut self, i: usize) -> Option<Grad> {
+        self.read[i] = true;
+        self.gy[i]
+    }
+    /// The tensor gradient of output 0 (an error if it is a constant or missing).
+    pub fn dy(&mut self) -> Result<ValueId> {
+        match self.grad_of(0) {
+            Some(Grad::Value(v)) => Ok(v),
+            _ => Err(self.error(
+                "only the loss scalar may carry a constant gradient, and its output 0 must have one",
+            )),
         }
     }
-    Ok(r)
+    /// Add the backward node `grad.<node>.<what>`; returns its outputs.
+    pub fn emit(&mut self, what: &str, op: Op, inputs: &[ValueId]) -> Result<Vec<ValueId>> {
+        let name = format!("grad.{}.{what}", self.node.name);
+        self.g.add_node_named(&name, op, inputs)
+    }
+    /// As [`Backward::emit`] for an op with one output.
+    pub fn emit1(&mut self, what: &str, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
+        Ok(self.emit(what, op, inputs)?[0])
+    }
+    /// Hand the tensor gradient `v` to input `i`.
+    pub fn give(&mut self, i: usize, v: ValueId) {
+        self.out.push((i, Grad::Value(v)));
+    }
+    /// Hand a gradient (tensor or constant) to input `i`.
+    pub fn give_grad(&mut self, i: usize, gr: Grad) {
+        self.out.push((i, gr));
+    }
+    /// An error naming the op and the node.
+    pub fn error(&self, msg: &str) -> Error {
+        Error::unsupported(
+            self.node.op.name(),
+            format!("node '{}': {msg}", self.node.name),
+        )
+    }
 }
 
-/// Every node's op has a GPU kernel.
-pub fn backward_uses_only_kernel_ops(g: &Graph) -> bool {
-    g.nodes().iter().all(|n| n.op.has_kernel())
-}
-
-/// As [`backward_uses_only_kernel_ops`], naming the first node without a kernel.
+/// Checks on the whole graph that per-node rules cannot make: the saved
+/// statistics of an eval-mode batch norm (its kernel does not write them)
+/// have no readers. Every op is dispatchable by construction (the dispatch
+/// table is an exhaustive match; `exec` tests record a graph of every op).
 pub fn check_kernel_ops(g: &Graph) -> Result<()> {
-    match g
-        .nodes()
-        .iter()
-        .enumerate()
-        .find(|(_, n)| !n.op.has_kernel())
-    {
-        Some((i, n)) => Err(Error::unsupported(
-            n.op.name(),
-            format!("node #{i} '{}' has no GPU kernel", n.name),
-        )),
-        None => Ok(()),
+    let cons = g.consumers();
+    for (i, n) in g.nodes().iter().enumerate() {
+        if let Op::BatchNorm(a) = &n.op {
+            if !a.training && n.outputs[1..].iter().any(|v| !cons[v.0].is_empty()) {
+                return Err(Error::unsupported(
+                    n.op.name(),
+                    format!(
+                        "node #{i} '{}': the saved statistics of an eval-mode batch norm are not computed",
+                        n.name
+                    ),
+                ));
+            }
+        }
     }
+    Ok(())
 }
 
 /// Optimiser for [`append_optimizer`].
@@ -322,13 +309,7 @@ impl Optimizer {
     }
     /// Adam with PyTorch's defaults (0.9, 0.999, 1e-8, no weight decay).
     pub fn adam() -> Self {
-        Optimizer::Adam(AdamAttrs {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-        })
+        Optimizer::Adam(AdamAttrs::default())
     }
     /// Optimizer-state tensors per parameter.
     pub fn states_per_param(&self) -> usize {

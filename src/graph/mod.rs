@@ -1,8 +1,10 @@
-//! The graph layer: IR with static shapes ([`ir`]), the op set ([`ops`]) and
-//! its shape inference ([`infer`]), builder methods ([`builder`]), reverse-mode
-//! autodiff and optimiser nodes ([`autodiff`]), and host-side initial values
-//! ([`init`]). Nothing here touches the GPU; `crate::exec` plans the memory
-//! and the executor maps each [`Op`] to one kernel call.
+//! The graph layer: IR with static shapes ([`ir`]), the op set ([`ops`]: one
+//! module per op family with its attributes, specs, shape and gradient rules),
+//! the generic type-inference driver ([`infer`]), builder methods
+//! ([`builder`]), the reverse-mode autodiff driver and optimiser nodes
+//! ([`autodiff`]), and host-side initial values ([`init`]). Nothing here
+//! touches the GPU; `crate::exec` plans the memory and its dispatch table maps
+//! each [`Op`] to one GPU op call.
 
 pub mod autodiff;
 pub mod builder;
@@ -14,10 +16,7 @@ pub mod ops;
 #[cfg(test)]
 mod tests;
 
-pub use autodiff::{
-    append_optimizer, backward, backward_uses_only_kernel_ops, check_kernel_ops, Gradients,
-    Optimizer,
-};
+pub use autodiff::{append_optimizer, backward, check_kernel_ops, Gradients, Optimizer};
 pub use init::{init_graph, init_tensor, Init};
 pub use ir::{Graph, Node, NodeId, StateRole, Value, ValueId, ValueKind};
-pub use ops::{Op, OpKind, SUPPORTED};
+pub use ops::{Op, OpSpec};

@@ -1,5 +1,7 @@
 //! Activations (`kernels/activation.wgsl`): ReLU, LeakyReLU, sigmoid and
 //! dropout, forward and backward, elementwise on tensors of any shape.
+//! Gradients take `(dy, forward value)`, the order of the graph's `ReluGrad`,
+//! `LeakyReluGrad` and `SigmoidGrad`.
 //!
 //! Dropout draws its mask from a counter-based hash of `(seed, element index)`
 //! computed in the shader, so the backward recomputes the same mask from the
@@ -7,9 +9,11 @@
 //! integer hash on the CPU, so GPU and CPU masks agree exactly.
 
 use super::tensor::distinct;
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
+use crate::graph::ops::activation::check_drop_probability;
+use crate::shape;
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -35,7 +39,8 @@ pub fn dropout_scale(p: f32) -> f32 {
     }
 }
 
-/// `out = entry(a, b)`: `a`, `b` and `out` of one shape, f32.
+/// `out = entry(a, b)`: `a`, `b` and `out` of one shape, f32. `a` is the
+/// forward value (input or output), `b` the gradient (kernel binding order).
 fn unary(
     rec: &mut Recorder,
     op: &'static str,
@@ -47,6 +52,10 @@ fn unary(
 ) -> Result<()> {
     expect(op, "input", a, a.shape, DType::F32)?;
     if let Some(b) = b {
+        checked(
+            op,
+            shape::check_same("gradient", &b.shape, "forward value", &a.shape),
+        )?;
         expect(op, "grad_output", b, a.shape, DType::F32)?;
     }
     expect(op, "output", out, a.shape, DType::F32)?;
@@ -76,7 +85,7 @@ pub fn relu(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 }
 
 /// `dx = x > 0 ? dy : 0` (`x` may be the forward's input or output; the gradient at 0 is 0).
-pub fn relu_grad_into(rec: &mut Recorder, x: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+pub fn relu_grad_into(rec: &mut Recorder, dy: &Tensor, x: &Tensor, dx: &Tensor) -> Result<()> {
     unary(
         rec,
         "relu_grad",
@@ -88,9 +97,9 @@ pub fn relu_grad_into(rec: &mut Recorder, x: &Tensor, dy: &Tensor, dx: &Tensor) 
     )
 }
 
-pub fn relu_grad(rec: &mut Recorder, x: &Tensor, dy: &Tensor) -> Result<Tensor> {
+pub fn relu_grad(rec: &mut Recorder, dy: &Tensor, x: &Tensor) -> Result<Tensor> {
     let dx = alloc_like(rec, x)?;
-    relu_grad_into(rec, x, dy, &dx)?;
+    relu_grad_into(rec, dy, x, &dx)?;
     Ok(dx)
 }
 
@@ -119,8 +128,8 @@ pub fn leaky_relu(rec: &mut Recorder, x: &Tensor, slope: f32) -> Result<Tensor> 
 /// `dx = x > 0 ? dy : slope*dy` (`x` is the forward's input; the gradient at 0 is `slope`).
 pub fn leaky_relu_grad_into(
     rec: &mut Recorder,
-    x: &Tensor,
     dy: &Tensor,
+    x: &Tensor,
     slope: f32,
     dx: &Tensor,
 ) -> Result<()> {
@@ -138,9 +147,9 @@ pub fn leaky_relu_grad_into(
     )
 }
 
-pub fn leaky_relu_grad(rec: &mut Recorder, x: &Tensor, dy: &Tensor, slope: f32) -> Result<Tensor> {
+pub fn leaky_relu_grad(rec: &mut Recorder, dy: &Tensor, x: &Tensor, slope: f32) -> Result<Tensor> {
     let dx = alloc_like(rec, x)?;
-    leaky_relu_grad_into(rec, x, dy, slope, &dx)?;
+    leaky_relu_grad_into(rec, dy, x, slope, &dx)?;
     Ok(dx)
 }
 
@@ -164,7 +173,7 @@ pub fn sigmoid(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 }
 
 /// `dx = dy * y * (1 - y)` from the forward's output `y`.
-pub fn sigmoid_grad_into(rec: &mut Recorder, y: &Tensor, dy: &Tensor, dx: &Tensor) -> Result<()> {
+pub fn sigmoid_grad_into(rec: &mut Recorder, dy: &Tensor, y: &Tensor, dx: &Tensor) -> Result<()> {
     unary(
         rec,
         "sigmoid_grad",
@@ -176,19 +185,14 @@ pub fn sigmoid_grad_into(rec: &mut Recorder, y: &Tensor, dy: &Tensor, dx: &Tenso
     )
 }
 
-pub fn sigmoid_grad(rec: &mut Recorder, y: &Tensor, dy: &Tensor) -> Result<Tensor> {
+pub fn sigmoid_grad(rec: &mut Recorder, dy: &Tensor, y: &Tensor) -> Result<Tensor> {
     let dx = alloc_like(rec, y)?;
-    sigmoid_grad_into(rec, y, dy, &dx)?;
+    sigmoid_grad_into(rec, dy, y, &dx)?;
     Ok(dx)
 }
 
 fn dropout_params(op: &'static str, p: f32, seed: u32) -> Result<ActParams> {
-    if !(0.0..=1.0).contains(&p) {
-        return Err(Error::shape(
-            op,
-            format!("drop probability {p} is outside [0, 1]"),
-        ));
-    }
+    checked(op, check_drop_probability(p))?;
     Ok(ActParams {
         len: 0,
         seed,

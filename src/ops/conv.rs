@@ -19,7 +19,7 @@
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
-use crate::shape::{conv_weight_shape, Shape, Window};
+use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
 /// Which kernel variant to run.
@@ -155,69 +155,29 @@ fn op_name(prefix: &'static str, x: &Shape) -> &'static str {
     }
 }
 
-fn check_window(op: &'static str, x: &Shape, win: &Window) -> Result<()> {
-    if !x.is_3d()
-        && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0 || win.dilation[0] != 1)
-    {
-        return Err(Error::shape(
-            op,
-            format!("a 2D input {x} needs a 2D window, got {win:?}"),
-        ));
-    }
-    if win.stride.contains(&0) || win.dilation.contains(&0) || win.kernel.contains(&0) {
-        return Err(Error::shape(
-            op,
-            format!("kernel, stride and dilation must be positive: {win:?}"),
-        ));
-    }
-    Ok(())
-}
-
-/// Output shape of `conv(x, w)` with weight `O, C, k..`; errors name the op and both shapes.
+/// Output shape of `conv(x, w)` with weight `O, C, k..` ([`shape::conv_out_shape`]);
+/// errors name the op and both shapes.
 pub fn conv_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Shape> {
-    let op = op_name("conv", x);
-    check_window(op, x, win)?;
-    let want_w = conv_weight_shape(w.dims[0], x.c(), win, x.is_3d());
-    if w.dims != want_w.dims {
-        return Err(Error::shape(
-            op,
-            format!("input {x} and weight {w} do not fit (weight must be {want_w})"),
-        ));
-    }
-    let sp = win.conv_out(x.spatial()).ok_or_else(|| {
-        Error::shape(
-            op,
-            format!("input {x} is smaller than the window of weight {w} ({win:?})"),
-        )
-    })?;
-    Ok(x.with_c(w.dims[0]).with_spatial(sp))
+    shape::conv_out_shape(x, w, win).map_err(|m| Error::shape(op_name("conv", x), m))
 }
 
-/// Output shape of `conv_transpose(x, w)` with ConvTranspose weight `C_in, C_out, k..`.
+/// Output shape of `conv_transpose(x, w)` with ConvTranspose weight `C_in, C_out, k..`
+/// ([`shape::conv_transpose_out_shape`]).
 pub fn conv_transpose_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Shape> {
-    let op = op_name("conv_transpose", x);
-    check_window(op, x, win)?;
-    let want_w = conv_weight_shape(x.c(), w.dims[1], win, x.is_3d());
-    if w.dims != want_w.dims {
-        return Err(Error::shape(
-            op,
-            format!("input {x} and weight {w} do not fit (weight must be {want_w})"),
-        ));
-    }
-    let sp = win.conv_transpose_out(x.spatial()).ok_or_else(|| {
-        Error::shape(op, format!("input {x}, weight {w}: no positive output size, or output_padding >= stride ({win:?})"))
-    })?;
-    Ok(x.with_c(w.dims[1]).with_spatial(sp))
+    shape::conv_transpose_out_shape(x, w, win)
+        .map_err(|m| Error::shape(op_name("conv_transpose", x), m))
 }
 
-fn check_bias(op: &'static str, b: Option<&Tensor>, ch: usize) -> Result<()> {
+/// `dy` must be the forward output `ys` of input `xs`, f32.
+fn check_dy(op: &'static str, dy: &Tensor, ys: &Shape, xs: &Shape, win: &Window) -> Result<()> {
+    shape::check_grad_output(&dy.shape, ys, xs, win).map_err(|m| Error::shape(op, m))?;
+    expect(op, "grad_output", dy, *ys, DType::F32)
+}
+
+fn check_bias(op: &'static str, b: Option<&Tensor>, x: &Shape, ch: usize) -> Result<()> {
     if let Some(b) = b {
-        if b.numel() != ch || b.dtype != DType::F32 {
-            return Err(Error::shape(
-                op,
-                format!("bias is {} but must be [{ch}] f32", b.shape),
-            ));
-        }
+        shape::check_vector("bias", &b.shape, ch, x).map_err(|m| Error::shape(op, m))?;
+        expect(op, "bias", b, b.shape, DType::F32)?;
     }
     Ok(())
 }
@@ -462,7 +422,7 @@ pub fn conv_into(
     let op = op_name("conv", &x.shape);
     expect(op, "input", x, x.shape, DType::F32)?;
     expect(op, "output", y, ys, DType::F32)?;
-    check_bias(op, b, ys.c())?;
+    check_bias(op, b, &x.shape, ys.c())?;
     dispatch_fwd(rec, kernel.resolve(rec), x, w, b, win, y)
 }
 
@@ -494,7 +454,7 @@ pub fn conv_grad_input_into(
 ) -> Result<()> {
     let op = op_name("conv", &dx.shape);
     let ys = conv_out_shape(&dx.shape, &w.shape, win)?;
-    expect(op, "grad_output", dy, ys, DType::F32)?;
+    check_dy(op, dy, &ys, &dx.shape, win)?;
     dgrad_any(rec, kernel.resolve(rec), dy, w, None, win, dx)
 }
 
@@ -521,7 +481,7 @@ pub fn conv_grad_weight_into(
 ) -> Result<()> {
     let op = op_name("conv", &x.shape);
     let ys = conv_out_shape(&x.shape, &dw.shape, win)?;
-    expect(op, "grad_output", dy, ys, DType::F32)?;
+    check_dy(op, dy, &ys, &x.shape, win)?;
     dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win), x, dy, win, dw)
 }
 
@@ -550,7 +510,7 @@ pub fn conv_transpose_into(
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &w.shape, win)?;
     expect(op, "output", y, ys, DType::F32)?;
-    check_bias(op, b, ys.c())?;
+    check_bias(op, b, &x.shape, ys.c())?;
     dgrad_any(rec, kernel.resolve(rec), x, w, b, win, y)
 }
 
@@ -581,7 +541,7 @@ pub fn conv_transpose_grad_input_into(
 ) -> Result<()> {
     let op = op_name("conv_transpose", &dx.shape);
     let ys = conv_transpose_out_shape(&dx.shape, &w.shape, win)?;
-    expect(op, "grad_output", dy, ys, DType::F32)?;
+    check_dy(op, dy, &ys, &dx.shape, win)?;
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_fwd(rec, kernel.resolve(rec), dy, w, None, &cwin, dx)
@@ -610,7 +570,7 @@ pub fn conv_transpose_grad_weight_into(
 ) -> Result<()> {
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &dw.shape, win)?;
-    expect(op, "grad_output", dy, ys, DType::F32)?;
+    check_dy(op, dy, &ys, &x.shape, win)?;
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_wgrad(rec, wgrad_kernel(rec, kernel, &cwin), dy, x, &cwin, dw)

@@ -1,16 +1,18 @@
 //! Group norm (statistics per (n, group) over the group's channels and space)
 //! and instance norm (per (n, c) over space; group norm with `G = C`), forward
 //! and backward, 2D and 3D. Same kernels and design as batch norm (see
-//! [`super::norm`]); re-exported from there.
+//! [`super::norm`]); re-exported from there. Arguments in the graph's order:
+//! `GroupNorm` `(x, gamma, beta)`, `GroupNormGrad` `(dy, x, gamma, mean,
+//! invstd)`, then attributes, then outputs.
 
-use super::expect;
 use super::norm::{
     alloc_grads, alloc_out, check_backward, check_common, check_eps, check_groups,
     dispatch_backward, dispatch_normalize, dispatch_stats, distinct, Layout, NormGrads, NormOutput,
 };
-use crate::error::{Error, Result};
+use super::{checked, expect};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::shape::{group_norm_stats_shape, Shape};
+use crate::shape::{self, group_norm_stats_shape, Shape};
 
 fn in_name(x: &Shape) -> &'static str {
     if x.is_3d() {
@@ -25,9 +27,9 @@ fn group_norm_impl(
     op: &'static str,
     rec: &mut Recorder,
     x: &Tensor,
-    groups: usize,
     gamma: &Tensor,
     beta: &Tensor,
+    groups: usize,
     eps: f32,
     y: &Tensor,
     save_mean: &Tensor,
@@ -67,9 +69,9 @@ fn group_norm_impl(
 pub fn group_norm_into(
     rec: &mut Recorder,
     x: &Tensor,
-    groups: usize,
     gamma: &Tensor,
     beta: &Tensor,
+    groups: usize,
     eps: f32,
     y: &Tensor,
     save_mean: &Tensor,
@@ -79,9 +81,9 @@ pub fn group_norm_into(
         "group_norm",
         rec,
         x,
-        groups,
         gamma,
         beta,
+        groups,
         eps,
         y,
         save_mean,
@@ -92,9 +94,9 @@ pub fn group_norm_into(
 pub fn group_norm(
     rec: &mut Recorder,
     x: &Tensor,
-    groups: usize,
     gamma: &Tensor,
     beta: &Tensor,
+    groups: usize,
     eps: f32,
 ) -> Result<NormOutput> {
     check_groups("group_norm", &x.shape, groups)?;
@@ -102,9 +104,9 @@ pub fn group_norm(
     group_norm_into(
         rec,
         x,
-        groups,
         gamma,
         beta,
+        groups,
         eps,
         &o.y,
         &o.save_mean,
@@ -117,12 +119,12 @@ pub fn group_norm(
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward_into(
     rec: &mut Recorder,
-    x: &Tensor,
-    groups: usize,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
+    groups: usize,
     dx: &Tensor,
     dgamma: &Tensor,
     dbeta: &Tensor,
@@ -131,8 +133,8 @@ pub fn group_norm_backward_into(
     check_groups(op, &x.shape, groups)?;
     check_backward(
         op,
-        x,
         g,
+        x,
         gamma,
         group_norm_stats_shape(&x.shape, groups),
         save_mean,
@@ -160,22 +162,22 @@ pub fn group_norm_backward_into(
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward(
     rec: &mut Recorder,
-    x: &Tensor,
-    groups: usize,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
+    groups: usize,
 ) -> Result<NormGrads> {
     let o = alloc_grads(rec, &x.shape)?;
     group_norm_backward_into(
         rec,
-        x,
-        groups,
         g,
+        x,
         gamma,
         save_mean,
         save_invstd,
+        groups,
         &o.dx,
         &o.dgamma,
         &o.dbeta,
@@ -197,22 +199,14 @@ pub fn instance_norm_into(
     save_invstd: &Tensor,
 ) -> Result<()> {
     let op = in_name(&x.shape);
-    if x.shape.spatial_numel() < 2 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "input {} needs more than one spatial value per (n, c)",
-                x.shape
-            ),
-        ));
-    }
+    checked(op, shape::check_instance_norm(&x.shape))?;
     group_norm_impl(
         op,
         rec,
         x,
-        x.shape.c(),
         gamma,
         beta,
+        x.shape.c(),
         eps,
         y,
         save_mean,
@@ -236,8 +230,8 @@ pub fn instance_norm(
 #[allow(clippy::too_many_arguments)]
 pub fn instance_norm_backward_into(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
@@ -249,8 +243,8 @@ pub fn instance_norm_backward_into(
     let c = x.shape.c();
     check_backward(
         op,
-        x,
         g,
+        x,
         gamma,
         group_norm_stats_shape(&x.shape, c),
         save_mean,
@@ -277,8 +271,8 @@ pub fn instance_norm_backward_into(
 
 pub fn instance_norm_backward(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
@@ -286,8 +280,8 @@ pub fn instance_norm_backward(
     let o = alloc_grads(rec, &x.shape)?;
     instance_norm_backward_into(
         rec,
-        x,
         g,
+        x,
         gamma,
         save_mean,
         save_invstd,

@@ -16,66 +16,20 @@
 //! | Dice    | `loss_dice::{lse_pixels, partials, combine, total, grad_logits}`             |
 //! | Dice+CE | the CE three, then Dice without `lse_pixels` (reuses CE's log-sum-exp)       |
 
-use super::expect;
 use super::norm::distinct;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
-use crate::shape::{dice_shape, label_map_shape, Shape};
+use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
+use crate::shape::{self, dice_shape, label_map_shape, Shape};
 use bytemuck::{Pod, Zeroable};
 
-/// How the cross-entropy sum is normalised.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum CeReduction {
-    /// `sum(w*nll) / number of pixels that take part` (w = 1 without weights).
-    #[default]
-    Mean,
-    /// `sum(w*nll) / sum(w)` (PyTorch's normalisation with per-class `weight=`).
-    WeightedMean,
-}
-
-/// Over what the Dice sums run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum DiceReduce {
-    /// One Dice per class, sums over batch and space (nnU-Net `batch_dice`).
-    #[default]
-    Batch,
-    /// One Dice per (sample, class), sums over space; the loss averages all N*C.
-    Sample,
-}
-
-/// Cross-entropy settings (the tensors are passed separately).
-#[derive(Clone, Copy, Debug, Default)]
-pub struct CeConfig {
-    pub reduction: CeReduction,
-    /// Pixels with this label take no part.
-    pub ignore_index: Option<i32>,
-}
-
-/// Soft Dice settings.
-#[derive(Clone, Copy, Debug)]
-pub struct DiceConfig {
-    pub reduce: DiceReduce,
-    /// Added to numerator and denominator (default 1e-5).
-    pub smooth: f32,
-    /// Pixels with this label take no part.
-    pub ignore_index: Option<i32>,
-}
-
-impl Default for DiceConfig {
-    fn default() -> Self {
-        DiceConfig {
-            reduce: DiceReduce::Batch,
-            smooth: 1e-5,
-            ignore_index: None,
-        }
-    }
-}
-
-/// Dice + CE settings: `loss = weight_ce * CE + weight_dice * Dice`.
-#[derive(Clone, Copy, Debug)]
+/// Dice + CE settings (the fused op of this module; the graph composes the
+/// two loss ops instead): `loss = weight_ce * CE + weight_dice * Dice`.
+#[derive(Clone, Debug)]
 pub struct DiceCeConfig {
-    pub ce: CeConfig,
-    pub dice: DiceConfig,
+    pub ce: CrossEntropyAttrs,
+    pub dice: DiceAttrs,
     pub weight_ce: f32,
     pub weight_dice: f32,
 }
@@ -83,8 +37,8 @@ pub struct DiceCeConfig {
 impl Default for DiceCeConfig {
     fn default() -> Self {
         DiceCeConfig {
-            ce: CeConfig::default(),
-            dice: DiceConfig::default(),
+            ce: CrossEntropyAttrs::default(),
+            dice: DiceAttrs::default(),
             weight_ce: 1.0,
             weight_dice: 1.0,
         }
@@ -169,31 +123,12 @@ fn check_inputs(
     loss: &Tensor,
 ) -> Result<()> {
     expect(op, "logits", logits, logits.shape, DType::F32)?;
-    if logits.numel() == 0 {
-        return Err(Error::shape(
-            op,
-            format!("logits {} are empty", logits.shape),
-        ));
-    }
-    if logits.numel() > u32::MAX as usize / 2 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "logits {} have too many elements for 32-bit indexing",
-                logits.shape
-            ),
-        ));
-    }
-    let ls = label_map_shape(&logits.shape);
-    if labels.shape.dims != ls.dims || labels.dtype != DType::I32 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "labels are {} {:?} but logits {} need {ls} I32",
-                labels.shape, labels.dtype, logits.shape
-            ),
-        ));
-    }
+    checked(op, shape::check_indexable("logits", &logits.shape))?;
+    checked(
+        op,
+        shape::check_label_map("labels", &labels.shape, &logits.shape),
+    )?;
+    expect(op, "labels", labels, labels.shape, DType::I32)?;
     expect(op, "grad", grad, logits.shape, DType::F32)?;
     expect(op, "loss", loss, Shape::scalar(), DType::F32)?;
     distinct(
@@ -217,7 +152,7 @@ fn dispatch_ce(
     labels: &Tensor,
     class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
-    cfg: &CeConfig,
+    cfg: &CrossEntropyAttrs,
     scale: f32,
     lse: &Tensor,
     loss: &Tensor,
@@ -236,10 +171,10 @@ fn dispatch_ce(
     if weight_map.is_some() {
         flags |= CE_WMAP;
     }
-    if cfg.ignore_index.is_some() {
+    if cfg.ignore_label.is_some() {
         flags |= IGNORE;
     }
-    if cfg.reduction == CeReduction::WeightedMean {
+    if cfg.reduction == Reduction::WeightedMean {
         flags |= CE_WEIGHTED;
     }
     if nll_map.is_some() {
@@ -252,7 +187,7 @@ fn dispatch_ce(
         chunk: chunk as u32,
         cpp: cpp as u32,
         flags,
-        ignore: cfg.ignore_index.unwrap_or(0),
+        ignore: cfg.ignore_label.unwrap_or(0),
         nparts: nparts as u32,
         scale,
         aux_off: (3 * nparts) as u32,
@@ -295,7 +230,7 @@ fn dispatch_dice(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    cfg: &DiceConfig,
+    cfg: &DiceAttrs,
     scale: f32,
     accumulate: bool,
     lse: &Tensor,
@@ -309,13 +244,13 @@ fn dispatch_dice(
     let chunk = pixel_chunk(rec, s);
     let cpp = s.div_ceil(chunk);
     let nparts = c * n * cpp;
-    let per_sample = cfg.reduce == DiceReduce::Sample;
+    let per_sample = !cfg.batch_dice;
     let terms = if per_sample { n * c } else { c };
     let mut flags = 0;
     if per_sample {
         flags |= DICE_SAMPLE;
     }
-    if cfg.ignore_index.is_some() {
+    if cfg.ignore_label.is_some() {
         flags |= IGNORE;
     }
     if accumulate {
@@ -328,7 +263,7 @@ fn dispatch_dice(
         chunk: chunk as u32,
         cpp: cpp as u32,
         flags,
-        ignore: cfg.ignore_index.unwrap_or(0),
+        ignore: cfg.ignore_label.unwrap_or(0),
         coef_off: (3 * nparts) as u32,
         smooth: cfg.smooth,
         scale,
@@ -349,14 +284,32 @@ fn dispatch_dice(
     rec.dispatch("loss_dice", "grad_logits", &[], &p, &b, pix)
 }
 
+/// The optional inputs agree with `cfg` (a weight map iff `cfg.weight_map`, a
+/// class-weight tensor iff `cfg.class_weights`) and fit the logits.
 fn check_ce_extras(
     op: &'static str,
     logits: &Tensor,
-    class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
+    class_weight: Option<&Tensor>,
+    cfg: &CrossEntropyAttrs,
     nll_map: Option<&Tensor>,
     grad: &Tensor,
 ) -> Result<()> {
+    checked(op, cfg.check(&logits.shape))?;
+    if cfg.weight_map != weight_map.is_some()
+        || cfg.class_weights.is_some() != class_weight.is_some()
+    {
+        return Err(Error::shape(
+            op,
+            format!(
+                "weight_map: {}, class_weight: {} do not match the settings (weight_map {}, class_weights {})",
+                weight_map.is_some(),
+                class_weight.is_some(),
+                cfg.weight_map,
+                cfg.class_weights.is_some()
+            ),
+        ));
+    }
     let ls = label_map_shape(&logits.shape);
     if let Some(cw) = class_weight {
         expect(
@@ -368,6 +321,10 @@ fn check_ce_extras(
         )?;
     }
     if let Some(wm) = weight_map {
+        checked(
+            op,
+            shape::check_label_map("weight map", &wm.shape, &logits.shape),
+        )?;
         expect(op, "weight_map", wm, ls, DType::F32)?;
     }
     if let Some(nm) = nll_map {
@@ -385,17 +342,12 @@ fn check_ce_extras(
 fn check_dice(
     op: &'static str,
     logits: &Tensor,
-    cfg: &DiceConfig,
+    cfg: &DiceAttrs,
     dice: &Tensor,
     grad: &Tensor,
 ) -> Result<()> {
-    if !(cfg.smooth.is_finite() && cfg.smooth >= 0.0) {
-        return Err(Error::shape(
-            op,
-            format!("smooth must be finite and >= 0, got {}", cfg.smooth),
-        ));
-    }
-    let ds = dice_shape(&logits.shape, cfg.reduce == DiceReduce::Sample);
+    checked(op, cfg.check())?;
+    let ds = dice_shape(&logits.shape, !cfg.batch_dice);
     expect(op, "dice", dice, ds, DType::F32)?;
     distinct(op, ("dice", dice), &[("logits", logits), ("grad", grad)])
 }
@@ -406,22 +358,24 @@ fn lse_scratch(rec: &Recorder, logits: &Tensor) -> Result<Tensor> {
 
 /// Softmax cross-entropy over channels into `loss` (1 element) and `grad`
 /// (logits' shape), optionally the per-pixel unweighted `nll_map` (`N,1,(D),H,W`).
-/// `class_weight`: `[C]`; `weight_map`: `N,1,(D),H,W` (e.g. the U-Net border weights).
+/// Inputs as the graph's `SoftmaxCrossEntropy`: `weight_map` `N,1,(D),H,W`
+/// (e.g. the U-Net border weights) iff `cfg.weight_map`; then `class_weight`,
+/// `cfg.class_weights` uploaded (`[C]`), iff those are set.
 #[allow(clippy::too_many_arguments)]
 pub fn softmax_cross_entropy_into(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
-    cfg: &CeConfig,
+    class_weight: Option<&Tensor>,
+    cfg: &CrossEntropyAttrs,
     loss: &Tensor,
     grad: &Tensor,
     nll_map: Option<&Tensor>,
 ) -> Result<()> {
     let op = "softmax_cross_entropy";
     check_inputs(op, logits, labels, grad, loss)?;
-    check_ce_extras(op, logits, class_weight, weight_map, nll_map, grad)?;
+    check_ce_extras(op, logits, weight_map, class_weight, cfg, nll_map, grad)?;
     let lse = lse_scratch(rec, logits)?;
     dispatch_ce(
         rec,
@@ -450,9 +404,9 @@ pub fn softmax_cross_entropy(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
-    cfg: &CeConfig,
+    class_weight: Option<&Tensor>,
+    cfg: &CrossEntropyAttrs,
     want_nll_map: bool,
 ) -> Result<LossOutput> {
     let (loss, grad) = alloc(rec, logits)?;
@@ -469,8 +423,8 @@ pub fn softmax_cross_entropy(
         rec,
         logits,
         labels,
-        class_weight,
         weight_map,
+        class_weight,
         cfg,
         &loss,
         &grad,
@@ -491,7 +445,7 @@ pub fn dice_loss_into(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    cfg: &DiceConfig,
+    cfg: &DiceAttrs,
     loss: &Tensor,
     grad: &Tensor,
     dice: &Tensor,
@@ -510,12 +464,12 @@ pub fn dice_loss(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    cfg: &DiceConfig,
+    cfg: &DiceAttrs,
 ) -> Result<LossOutput> {
     let (loss, grad) = alloc(rec, logits)?;
     let dice = Tensor::empty(
         rec.ctx,
-        dice_shape(&logits.shape, cfg.reduce == DiceReduce::Sample),
+        dice_shape(&logits.shape, !cfg.batch_dice),
         DType::F32,
     )?;
     dice_loss_into(rec, logits, labels, cfg, &loss, &grad, &dice)?;
@@ -534,8 +488,8 @@ pub fn dice_ce_loss_into(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
+    class_weight: Option<&Tensor>,
     cfg: &DiceCeConfig,
     loss: &Tensor,
     grad: &Tensor,
@@ -544,7 +498,7 @@ pub fn dice_ce_loss_into(
 ) -> Result<()> {
     let op = "dice_ce_loss";
     check_inputs(op, logits, labels, grad, loss)?;
-    check_ce_extras(op, logits, class_weight, weight_map, nll_map, grad)?;
+    check_ce_extras(op, logits, weight_map, class_weight, &cfg.ce, nll_map, grad)?;
     check_dice(op, logits, &cfg.dice, dice, grad)?;
     for (what, w) in [
         ("weight_ce", cfg.weight_ce),
@@ -588,15 +542,15 @@ pub fn dice_ce_loss(
     rec: &mut Recorder,
     logits: &Tensor,
     labels: &Tensor,
-    class_weight: Option<&Tensor>,
     weight_map: Option<&Tensor>,
+    class_weight: Option<&Tensor>,
     cfg: &DiceCeConfig,
     want_nll_map: bool,
 ) -> Result<LossOutput> {
     let (loss, grad) = alloc(rec, logits)?;
     let dice = Tensor::empty(
         rec.ctx,
-        dice_shape(&logits.shape, cfg.dice.reduce == DiceReduce::Sample),
+        dice_shape(&logits.shape, !cfg.dice.batch_dice),
         DType::F32,
     )?;
     let nll_map = if want_nll_map {
@@ -612,8 +566,8 @@ pub fn dice_ce_loss(
         rec,
         logits,
         labels,
-        class_weight,
         weight_map,
+        class_weight,
         cfg,
         &loss,
         &grad,

@@ -42,6 +42,11 @@ pub(crate) fn expect(
     Ok(())
 }
 
+/// A shared check's message ([`crate::shape`], the attribute types) as this op's error.
+pub(crate) fn checked<T>(op: &'static str, r: crate::shape::Check<T>) -> Result<T> {
+    r.map_err(|m| Error::shape(op, m))
+}
+
 /// Number of workgroups for `n` items at `per` items per workgroup.
 pub(crate) fn groups_for(n: usize, per: usize) -> u64 {
     n.div_ceil(per) as u64

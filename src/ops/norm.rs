@@ -16,11 +16,15 @@
 //! two-pass mean / centred sum of squares over each chunk), then a
 //! Chan-style merge per set, so large `m` and large offsets stay accurate.
 //! The reduction of one set is spread over many workgroups.
+//!
+//! Arguments follow the graph's ops: inputs in the order of `BatchNorm`,
+//! `BatchNormGrad` (`dy` first) etc., then attributes, then outputs. The
+//! validity rules are [`crate::shape`]'s, shared with the graph.
 
-use super::expect;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
-use crate::shape::{batch_norm_count, group_norm_count, Shape};
+use crate::shape::{self, batch_norm_count, group_norm_count, Shape};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
 
@@ -175,6 +179,7 @@ pub(super) fn distinct(
     Ok(())
 }
 
+/// `x` (indexable, f32) and its per-channel tensors (`[C]`, f32).
 pub(super) fn check_common(
     op: &'static str,
     x: &Tensor,
@@ -182,34 +187,20 @@ pub(super) fn check_common(
     extra: &[(&str, &Tensor)],
 ) -> Result<()> {
     expect(op, "input", x, x.shape, DType::F32)?;
-    if x.numel() == 0 {
-        return Err(Error::shape(op, format!("input {} is empty", x.shape)));
-    }
-    if x.numel() > u32::MAX as usize / 2 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "input {} has too many elements for 32-bit indexing",
-                x.shape
-            ),
-        ));
-    }
+    checked(op, shape::check_indexable("input", &x.shape))?;
     let cv = Shape::vector(x.shape.c());
-    expect(op, "gamma", gamma, cv, DType::F32)?;
-    for (what, t) in extra {
+    for (what, t) in std::iter::once(&("gamma", gamma)).chain(extra) {
+        checked(
+            op,
+            shape::check_vector(what, &t.shape, x.shape.c(), &x.shape),
+        )?;
         expect(op, what, t, cv, DType::F32)?;
     }
     Ok(())
 }
 
 pub(super) fn check_eps(op: &'static str, eps: f32) -> Result<()> {
-    if !(eps.is_finite() && eps >= 0.0) {
-        return Err(Error::shape(
-            op,
-            format!("eps must be finite and >= 0, got {eps}"),
-        ));
-    }
-    Ok(())
+    checked(op, crate::graph::ops::norm::check_eps(eps))
 }
 
 fn bn_name(x: &Shape) -> &'static str {
@@ -221,16 +212,7 @@ fn bn_name(x: &Shape) -> &'static str {
 }
 
 pub(super) fn check_groups(op: &'static str, x: &Shape, groups: usize) -> Result<()> {
-    if groups == 0 || !x.c().is_multiple_of(groups) {
-        return Err(Error::shape(
-            op,
-            format!(
-                "{groups} groups do not divide the {} channels of input {x}",
-                x.c()
-            ),
-        ));
-    }
-    Ok(())
+    checked(op, shape::check_groups(x, groups))
 }
 
 // ------------------------------------------------------------------ dispatch
@@ -397,22 +379,8 @@ pub fn batch_norm_train_into(
         ],
     )?;
     check_eps(op, eps)?;
-    if !momentum.is_finite() {
-        return Err(Error::shape(
-            op,
-            format!("momentum must be finite, got {momentum}"),
-        ));
-    }
-    let m = batch_norm_count(&x.shape);
-    if m < 2 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "input {}: training needs more than one value per channel (m = N*D*H*W = {m})",
-                x.shape
-            ),
-        ));
-    }
+    checked(op, crate::graph::ops::norm::check_momentum(momentum))?;
+    checked(op, shape::check_batch_norm_train(&x.shape))?;
     expect(op, "output", y, x.shape, DType::F32)?;
     let cv = Shape::vector(x.shape.c());
     expect(op, "save_mean", save_mean, cv, DType::F32)?;
@@ -575,8 +543,8 @@ pub fn batch_norm_eval(
 #[allow(clippy::too_many_arguments)]
 pub(super) fn check_backward(
     op: &'static str,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     stats: Shape,
     mean: &Tensor,
@@ -586,8 +554,20 @@ pub(super) fn check_backward(
     dbeta: &Tensor,
 ) -> Result<()> {
     check_common(op, x, gamma, &[("dgamma", dgamma), ("dbeta", dbeta)])?;
+    checked(
+        op,
+        shape::check_same("gradient", &g.shape, "input", &x.shape),
+    )?;
     expect(op, "grad_output", g, x.shape, DType::F32)?;
     expect(op, "grad_input", dx, x.shape, DType::F32)?;
+    checked(
+        op,
+        shape::check_stats("saved mean", &mean.shape, &stats, &x.shape),
+    )?;
+    checked(
+        op,
+        shape::check_stats("saved invstd", &invstd.shape, &stats, &x.shape),
+    )?;
     expect(op, "mean", mean, stats, DType::F32)?;
     expect(op, "invstd", invstd, stats, DType::F32)?;
     distinct(
@@ -603,8 +583,8 @@ pub(super) fn check_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_train_backward_into(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
@@ -615,8 +595,8 @@ pub fn batch_norm_train_backward_into(
     let op = bn_name(&x.shape);
     check_backward(
         op,
-        x,
         g,
+        x,
         gamma,
         Shape::vector(x.shape.c()),
         save_mean,
@@ -643,8 +623,8 @@ pub fn batch_norm_train_backward_into(
 
 pub fn batch_norm_train_backward(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     save_mean: &Tensor,
     save_invstd: &Tensor,
@@ -652,8 +632,8 @@ pub fn batch_norm_train_backward(
     let o = alloc_grads(rec, &x.shape)?;
     batch_norm_train_backward_into(
         rec,
-        x,
         g,
+        x,
         gamma,
         save_mean,
         save_invstd,
@@ -668,8 +648,8 @@ pub fn batch_norm_train_backward(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval_backward_into(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     running_mean: &Tensor,
     running_var: &Tensor,
@@ -682,8 +662,8 @@ pub fn batch_norm_eval_backward_into(
     check_eps(op, eps)?;
     check_backward(
         op,
-        x,
         g,
+        x,
         gamma,
         Shape::vector(x.shape.c()),
         running_mean,
@@ -711,8 +691,8 @@ pub fn batch_norm_eval_backward_into(
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval_backward(
     rec: &mut Recorder,
-    x: &Tensor,
     g: &Tensor,
+    x: &Tensor,
     gamma: &Tensor,
     running_mean: &Tensor,
     running_var: &Tensor,
@@ -721,8 +701,8 @@ pub fn batch_norm_eval_backward(
     let o = alloc_grads(rec, &x.shape)?;
     batch_norm_eval_backward_into(
         rec,
-        x,
         g,
+        x,
         gamma,
         running_mean,
         running_var,

@@ -7,84 +7,20 @@
 //! bias corrections) are read from a small `hyper` storage tensor that the
 //! host rewrites before each submission ([`write_hyper`]); a training step
 //! recorded once as a [`crate::gpu::Program`] is then replayed unchanged.
-//! Static settings ([`Sgd`], [`Adam`]; f64 like PyTorch's Python floats, so the
-//! bias corrections match) go into the uniform params. One
-//! `hyper` tensor can serve every parameter of a model.
+//! Static settings (the graph's [`SgdAttrs`], [`AdamAttrs`]) go into the
+//! uniform params; they are checked by the same rules as the graph's update
+//! nodes. One `hyper` tensor can serve every parameter of a model.
 
-use super::expect;
 use super::norm::distinct;
+use super::{checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Recorder, Tensor};
-use crate::shape::Shape;
+use crate::graph::ops::optim::check_update_size;
+use crate::graph::ops::{AdamAttrs, SgdAttrs};
+use crate::shape::{self, Shape};
 use bytemuck::{Pod, Zeroable};
 
-/// Length of the `hyper` tensor: `[lr, 1 - beta1^t, 1 - beta2^t, t]`.
-pub const HYPER_LEN: usize = 4;
-
-/// SGD settings (dampening 0, as PyTorch's default).
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Sgd {
-    pub momentum: f64,
-    pub weight_decay: f64,
-    pub nesterov: bool,
-}
-
-impl Default for Sgd {
-    /// nnU-Net's choice: momentum 0.99, Nesterov, weight decay 3e-5.
-    fn default() -> Self {
-        Sgd {
-            momentum: 0.99,
-            weight_decay: 3e-5,
-            nesterov: true,
-        }
-    }
-}
-
-/// Adam / AdamW settings.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Adam {
-    pub beta1: f64,
-    pub beta2: f64,
-    pub eps: f64,
-    pub weight_decay: f64,
-    /// AdamW: decay the parameter by `lr*weight_decay` instead of adding
-    /// `weight_decay*p` to the gradient.
-    pub decoupled: bool,
-}
-
-impl Default for Adam {
-    fn default() -> Self {
-        Adam {
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            weight_decay: 0.0,
-            decoupled: false,
-        }
-    }
-}
-
-/// `hyper` values for update number `step` (1 for the first update) at learning rate `lr`:
-/// `[lr, 1 - beta1^step, 1 - beta2^step, step]` (bias corrections computed in f64).
-pub fn hyper_values(step: u64, lr: f32, beta1: f64, beta2: f64) -> [f32; HYPER_LEN] {
-    let t = step.min(i32::MAX as u64) as i32;
-    let bc = |b: f64| (1.0 - b.powi(t)) as f32;
-    [lr, bc(beta1), bc(beta2), step as f32]
-}
-
-impl Sgd {
-    /// `hyper` values for update number `step` at learning rate `lr`.
-    pub fn hyper(&self, step: u64, lr: f32) -> [f32; HYPER_LEN] {
-        hyper_values(step, lr, 0.0, 0.0)
-    }
-}
-
-impl Adam {
-    /// `hyper` values for update number `step` (1 for the first) at learning rate `lr`.
-    pub fn hyper(&self, step: u64, lr: f32) -> [f32; HYPER_LEN] {
-        hyper_values(step, lr, self.beta1, self.beta2)
-    }
-}
+pub use crate::graph::ops::optim::{hyper_values, HYPER_LEN};
 
 /// A zeroed `hyper` tensor (`[HYPER_LEN]` f32).
 pub fn hyper_tensor(ctx: &Context) -> Result<Tensor> {
@@ -131,18 +67,14 @@ fn check(
     hyper: &Tensor,
 ) -> Result<()> {
     expect(op, "param", param, param.shape, DType::F32)?;
-    if param.numel() > u32::MAX as usize - 2048 {
-        return Err(Error::shape(
-            op,
-            format!(
-                "param {} has too many elements for 32-bit indexing",
-                param.shape
-            ),
-        ));
-    }
+    checked(op, check_update_size(&param.shape))?;
+    let same =
+        |what: &str, t: &Tensor| shape::check_same("parameter", &param.shape, what, &t.shape);
+    checked(op, same("gradient", grad))?;
     expect(op, "grad", grad, param.shape, DType::F32)?;
     expect(op, "hyper", hyper, Shape::vector(HYPER_LEN), DType::F32)?;
     for (what, t) in state {
+        checked(op, same("optimizer state", t))?;
         expect(op, what, t, param.shape, DType::F32)?;
         distinct(
             op,
@@ -151,15 +83,6 @@ fn check(
         )?;
     }
     distinct(op, ("param", param), &[("grad", grad), ("hyper", hyper)])
-}
-
-fn finite(op: &'static str, vals: &[(&str, f64)]) -> Result<()> {
-    for (what, v) in vals {
-        if !v.is_finite() {
-            return Err(Error::shape(op, format!("{what} must be finite, got {v}")));
-        }
-    }
-    Ok(())
 }
 
 /// One SGD step in place: `d = g + wd*p`; with momentum `buf = momentum*buf + d` and
@@ -171,17 +94,11 @@ pub fn sgd_update(
     grad: &Tensor,
     momentum_buf: Option<&Tensor>,
     hyper: &Tensor,
-    cfg: &Sgd,
+    cfg: &SgdAttrs,
 ) -> Result<()> {
     let op = "sgd";
-    finite(
-        op,
-        &[
-            ("momentum", cfg.momentum),
-            ("weight_decay", cfg.weight_decay),
-        ],
-    )?;
-    let uses_buf = cfg.momentum != 0.0;
+    checked(op, cfg.check())?;
+    let uses_buf = cfg.uses_velocity();
     let buf = match (uses_buf, momentum_buf) {
         (true, Some(b)) => Some(b),
         (true, None) => return Err(Error::shape(op, "momentum != 0 needs a momentum buffer")),
@@ -189,9 +106,6 @@ pub fn sgd_update(
     };
     let state: Vec<(&str, &Tensor)> = buf.map(|b| ("momentum_buf", b)).into_iter().collect();
     check(op, param, grad, &state, hyper)?;
-    if cfg.nesterov && !uses_buf {
-        return Err(Error::shape(op, "Nesterov momentum needs momentum != 0"));
-    }
     let mut flags = 0;
     if uses_buf {
         flags |= MOMENTUM;
@@ -202,8 +116,8 @@ pub fn sgd_update(
     let p = OptimParams {
         n: param.numel() as u32,
         flags,
-        beta1: cfg.momentum as f32,
-        weight_decay: cfg.weight_decay as f32,
+        beta1: cfg.momentum,
+        weight_decay: cfg.weight_decay,
         ..Default::default()
     };
     // Unused state bindings get a tiny scratch tensor (bound read_write twice, which is allowed).
@@ -220,7 +134,7 @@ pub fn sgd_update(
     )
 }
 
-/// One Adam / AdamW step in place, PyTorch semantics (see [`Adam`]); `exp_avg` and
+/// One Adam / AdamW step in place, PyTorch semantics (see [`AdamAttrs`]); `exp_avg` and
 /// `exp_avg_sq` (param's shape) start at zero; lr and the bias corrections come from `hyper`.
 pub fn adam_update(
     rec: &mut Recorder,
@@ -229,27 +143,10 @@ pub fn adam_update(
     exp_avg: &Tensor,
     exp_avg_sq: &Tensor,
     hyper: &Tensor,
-    cfg: &Adam,
+    cfg: &AdamAttrs,
 ) -> Result<()> {
     let op = if cfg.decoupled { "adamw" } else { "adam" };
-    finite(
-        op,
-        &[
-            ("beta1", cfg.beta1),
-            ("beta2", cfg.beta2),
-            ("eps", cfg.eps),
-            ("weight_decay", cfg.weight_decay),
-        ],
-    )?;
-    if !(0.0..1.0).contains(&cfg.beta1) || !(0.0..1.0).contains(&cfg.beta2) {
-        return Err(Error::shape(
-            op,
-            format!(
-                "betas must be in [0, 1), got ({}, {})",
-                cfg.beta1, cfg.beta2
-            ),
-        ));
-    }
+    checked(op, cfg.check())?;
     check(
         op,
         param,
@@ -260,12 +157,12 @@ pub fn adam_update(
     let p = OptimParams {
         n: param.numel() as u32,
         flags: if cfg.decoupled { DECOUPLED } else { 0 },
-        beta1: cfg.beta1 as f32,
-        beta2: cfg.beta2 as f32,
-        one_minus_beta1: (1.0 - cfg.beta1) as f32,
-        one_minus_beta2: (1.0 - cfg.beta2) as f32,
-        eps: cfg.eps as f32,
-        weight_decay: cfg.weight_decay as f32,
+        beta1: cfg.beta1,
+        beta2: cfg.beta2,
+        one_minus_beta1: (1.0 - cfg.beta1 as f64) as f32,
+        one_minus_beta2: (1.0 - cfg.beta2 as f64) as f32,
+        eps: cfg.eps,
+        weight_decay: cfg.weight_decay,
     };
     let g = rec.grid(param.numel().div_ceil(1024) as u64)?;
     rec.dispatch(

@@ -2,7 +2,7 @@
 //! and average pooling, forward and backward, 2D and 3D.
 //!
 //! Windows use [`Window`] in floor mode with dilation 1 and `pad <= kernel/2`
-//! per axis (PyTorch's rule; it guarantees every window holds a real element).
+//! per axis ([`shape::check_pool_window`], also the graph's rule).
 //! Max pooling pads with -inf; its `indices` (u32, same shape as y) are flat
 //! `h*W + w` (3D `(d*H + h)*W + w`) within the input plane of the same (n, c),
 //! the first maximum in row-major window order on ties (PyTorch convention; NaN
@@ -12,10 +12,10 @@
 
 use super::fastdiv::magic;
 use super::tensor::{distinct, dummy, fill_into};
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::shape::{Shape, Window};
+use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -88,61 +88,20 @@ fn launch(
     rec.dispatch("pool", entry, &[], p, &[src, dst, idx], g)
 }
 
-/// Output shape of max or average pooling `x` with `win`; checks the window.
+/// Output shape of max or average pooling `x` with `win`; checks the window
+/// ([`shape::pool_out_shape`]).
 pub fn pool_out_shape(x: &Shape, win: &Window) -> Result<Shape> {
     out_shape("pool", x, win)
 }
 
 fn out_shape(op: &'static str, x: &Shape, win: &Window) -> Result<Shape> {
-    if !x.is_3d() && (win.kernel[0] != 1 || win.stride[0] != 1 || win.pad[0] != 0) {
-        return Err(Error::shape(
-            op,
-            format!("a 2D input {x} needs a 2D window, got {win:?}"),
-        ));
-    }
-    if win.kernel.contains(&0) || win.stride.contains(&0) {
-        return Err(Error::shape(
-            op,
-            format!("kernel and stride must be positive: {win:?}"),
-        ));
-    }
-    if win.dilation != [1; 3] {
-        return Err(Error::unsupported(
-            op,
-            format!("dilation {:?} (only 1)", win.dilation),
-        ));
-    }
-    if (0..3).any(|a| 2 * win.pad[a] > win.kernel[a]) {
-        return Err(Error::shape(
-            op,
-            format!(
-                "padding {:?} must be at most half the kernel {:?}",
-                win.pad, win.kernel
-            ),
-        ));
-    }
-    let sp = win
-        .conv_out(x.spatial())
-        .ok_or_else(|| Error::shape(op, format!("input {x} is smaller than the window {win:?}")))?;
-    Ok(x.with_spatial(sp))
+    checked(op, shape::pool_out_shape(x, win))
 }
 
-fn check_pair(
-    op: &'static str,
-    xs: &Shape,
-    win: &Window,
-    ys: &Shape,
-    what_x: &str,
-    what_y: &str,
-) -> Result<()> {
+/// `dy` must be the pooled shape of the input `xs`.
+fn check_pair(op: &'static str, xs: &Shape, win: &Window, dy: &Shape) -> Result<()> {
     let want = out_shape(op, xs, win)?;
-    if ys.dims != want.dims {
-        return Err(Error::shape(
-            op,
-            format!("{what_y} is {ys} but {what_x} {xs} pooled with {win:?} gives {want}"),
-        ));
-    }
-    Ok(())
+    checked(op, shape::check_grad_output(dy, &want, xs, win))
 }
 
 // ------------------------------------------------------------------ max pooling
@@ -185,7 +144,7 @@ pub fn max_pool_grad_into(
     dx: &Tensor,
 ) -> Result<()> {
     let op = "max_pool_grad";
-    check_pair(op, &dx.shape, win, &dy.shape, "input", "grad_output")?;
+    check_pair(op, &dx.shape, win, &dy.shape)?;
     expect(op, "grad_output", dy, dy.shape, DType::F32)?;
     expect(op, "indices", indices, dy.shape, DType::U32)?;
     expect(op, "grad_input", dx, dx.shape, DType::F32)?;
@@ -208,15 +167,10 @@ pub fn max_pool_grad(
 
 // ------------------------------------------------------------------ max-unpooling
 
+/// [`shape::check_unpool`] and the dtype of the indices.
 fn check_unpool(op: &'static str, xs: &Shape, indices: &Tensor, ys: &Shape) -> Result<()> {
-    expect(op, "indices", indices, *xs, DType::U32)?;
-    if xs.n() != ys.n() || xs.c() != ys.c() || xs.rank != ys.rank {
-        return Err(Error::shape(
-            op,
-            format!("pooled {xs} and unpooled {ys} differ in batch, channels or rank"),
-        ));
-    }
-    Ok(())
+    checked(op, shape::check_unpool(xs, &indices.shape, ys))?;
+    expect(op, "indices", indices, *xs, DType::U32)
 }
 
 /// Max-unpooling (PyTorch `max_unpool`) into `y`, whose spatial size is the
@@ -228,6 +182,7 @@ fn check_unpool(op: &'static str, xs: &Shape, indices: &Tensor, ys: &Shape) -> R
 /// winner (as in PyTorch). Indices outside `y`'s plane are skipped.
 pub fn max_unpool_into(rec: &mut Recorder, x: &Tensor, indices: &Tensor, y: &Tensor) -> Result<()> {
     let op = "max_unpool";
+    checked(op, shape::unpool_out_shape(&x.shape, y.shape.spatial()))?;
     check_unpool(op, &x.shape, indices, &y.shape)?;
     expect(op, "input", x, x.shape, DType::F32)?;
     expect(op, "output", y, y.shape, DType::F32)?;
@@ -318,7 +273,7 @@ pub fn avg_pool_grad_into(
     dx: &Tensor,
 ) -> Result<()> {
     let op = "avg_pool_grad";
-    check_pair(op, &dx.shape, win, &dy.shape, "input", "grad_output")?;
+    check_pair(op, &dx.shape, win, &dy.shape)?;
     expect(op, "grad_output", dy, dy.shape, DType::F32)?;
     expect(op, "grad_input", dx, dx.shape, DType::F32)?;
     distinct(op, &[dy], dx)?;

@@ -8,22 +8,13 @@
 //! ops check this and return an error instead.
 
 use super::fastdiv::magic;
-use super::{expect, groups_for};
+use super::{checked, expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::shape::{pad_out, Shape};
+use crate::graph::ops::PadMode;
+use crate::shape::{self, Shape};
 use bytemuck::{Pod, Zeroable};
 use std::sync::Arc;
-
-/// Padding mode of [`pad`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum PadMode {
-    /// Zeros outside the input.
-    #[default]
-    Zero,
-    /// PyTorch `reflect`: mirror without repeating the edge; needs `pad < size`.
-    Reflect,
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
@@ -98,6 +89,7 @@ fn elementwise(op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {
 
 /// `y = a + b` (same shapes).
 pub fn add_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<()> {
+    checked("add", shape::check_same("a", &a.shape, "b", &b.shape))?;
     elementwise("add", a, y)?;
     expect("add", "second input", b, a.shape, DType::F32)?;
     distinct("add", &[b], y)?;
@@ -172,28 +164,9 @@ pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
 
 // ------------------------------------------------------------------ channel concat / split
 
-/// Shape of the channel concat of `xs` (equal N and spatial sizes, at least 2 inputs).
+/// Shape of the channel concat of `xs` ([`shape::concat_out_shape`]).
 pub fn concat_channels_out_shape(xs: &[Shape]) -> Result<Shape> {
-    let Some(first) = xs.first() else {
-        return Err(Error::shape("concat_channels", "no inputs"));
-    };
-    if xs.len() < 2 {
-        return Err(Error::shape(
-            "concat_channels",
-            format!("needs at least 2 inputs, got 1 ({first})"),
-        ));
-    }
-    let mut c = 0;
-    for s in xs {
-        if s.n() != first.n() || s.spatial() != first.spatial() || s.rank != first.rank {
-            return Err(Error::shape(
-                "concat_channels",
-                format!("inputs {first} and {s} differ outside the channel axis"),
-            ));
-        }
-        c += s.c();
-    }
-    Ok(first.with_c(c))
+    checked("concat_channels", shape::concat_out_shape(xs))
 }
 
 /// Which channels a `channel_block` dispatch moves: `count` channels from
@@ -299,15 +272,10 @@ pub fn split_channels_into(rec: &mut Recorder, dy: &Tensor, dxs: &[&Tensor]) -> 
 
 /// Split `dy` into tensors of `sizes` channels each.
 pub fn split_channels(rec: &mut Recorder, dy: &Tensor, sizes: &[usize]) -> Result<Vec<Tensor>> {
-    if sizes.iter().sum::<usize>() != dy.shape.c() || sizes.contains(&0) {
-        return Err(Error::shape(
-            "split_channels",
-            format!("channel sizes {sizes:?} do not split {}", dy.shape),
-        ));
-    }
-    let dxs: Vec<Tensor> = sizes
-        .iter()
-        .map(|&c| Tensor::empty(rec.ctx, dy.shape.with_c(c), DType::F32))
+    let shapes = checked("split_channels", shape::split_out_shapes(&dy.shape, sizes))?;
+    let dxs: Vec<Tensor> = shapes
+        .into_iter()
+        .map(|s| Tensor::empty(rec.ctx, s, DType::F32))
         .collect::<Result<_>>()?;
     let refs: Vec<&Tensor> = dxs.iter().collect();
     split_channels_into(rec, dy, &refs)?;
@@ -335,12 +303,14 @@ fn signed(a: [usize; 3], sign: i64) -> [i64; 3] {
     [a[0] as i64 * sign, a[1] as i64 * sign, a[2] as i64 * sign]
 }
 
+/// A crop of `xs` at `offset` to `ys`'s spatial size must fit ([`shape::crop_out_shape`])
+/// and give `ys`.
 fn check_crop(op: &'static str, xs: &Shape, offset: [usize; 3], ys: &Shape) -> Result<()> {
-    let (i, o) = (xs.spatial(), ys.spatial());
-    if xs.n() != ys.n() || xs.c() != ys.c() || (0..3).any(|a| offset[a] + o[a] > i[a]) {
+    let want = checked(op, shape::crop_out_shape(xs, offset, ys.spatial()))?;
+    if want.dims != ys.dims {
         return Err(Error::shape(
             op,
-            format!("a {ys} crop at offset {offset:?} does not fit in {xs}"),
+            format!("a {ys} crop of {xs} must be {want}"),
         ));
     }
     Ok(())
@@ -408,22 +378,12 @@ fn elementwise_pair(op: &'static str, src: &Tensor, dst: &Tensor) -> Result<()> 
     distinct(op, &[src], dst)
 }
 
-/// Shape of `x` padded by `lo` / `hi` (`[D, H, W]`); reflect needs `lo, hi < size` per axis.
+/// Shape of `x` padded by `lo` / `hi` (`[D, H, W]`; [`shape::pad_out_shape`]).
 pub fn pad_out_shape(x: &Shape, lo: [usize; 3], hi: [usize; 3], mode: PadMode) -> Result<Shape> {
-    let sp = x.spatial();
-    if !x.is_3d() && (lo[0] != 0 || hi[0] != 0) {
-        return Err(Error::shape(
-            "pad",
-            format!("a 2D input {x} cannot be padded along D ({lo:?}, {hi:?})"),
-        ));
-    }
-    if mode == PadMode::Reflect && (0..3).any(|a| lo[a] >= sp[a] || hi[a] >= sp[a]) {
-        return Err(Error::shape(
-            "pad",
-            format!("reflect padding {lo:?} / {hi:?} must be smaller than the input {x} per axis"),
-        ));
-    }
-    Ok(x.with_spatial(pad_out(sp, lo, hi)))
+    checked(
+        "pad",
+        shape::pad_out_shape(x, lo, hi, mode == PadMode::Reflect),
+    )
 }
 
 /// Pad `x` by `lo` before and `hi` after each spatial axis into `y`.
@@ -468,8 +428,12 @@ pub fn pad_grad_into(
     mode: PadMode,
     dx: &Tensor,
 ) -> Result<()> {
-    let ys = pad_out_shape(&dx.shape, lo, hi, mode)?;
-    expect("pad_grad", "grad_output", dy, ys, DType::F32)?;
+    let xs = checked(
+        "pad_grad",
+        shape::unpad_out_shape(&dy.shape, lo, hi, mode == PadMode::Reflect),
+    )?;
+    expect("pad_grad", "grad_input", dx, xs, DType::F32)?;
+    let ys = dy.shape;
     elementwise_pair("pad_grad", dy, dx)?;
     let p = shift_params(&ys, &dx.shape, signed(lo, 1));
     let entry = match mode {

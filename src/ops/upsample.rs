@@ -9,21 +9,12 @@
 
 use super::fastdiv::magic;
 use super::tensor::distinct;
-use super::{expect, groups_for};
-use crate::error::{Error, Result};
+use super::{checked, expect, groups_for};
+use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::shape::{upsample_out, Shape};
+use crate::graph::ops::UpsampleMode;
+use crate::shape::{self, Shape};
 use bytemuck::{Pod, Zeroable};
-
-/// Interpolation of [`upsample`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
-pub enum UpsampleMode {
-    /// Repeat each value `f` times per axis.
-    #[default]
-    Nearest,
-    /// Bilinear (2D) / trilinear (3D), `align_corners = false`.
-    Linear,
-}
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
@@ -48,23 +39,9 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
     [a[0] as u32, a[1] as u32, a[2] as u32]
 }
 
-/// Output shape of upsampling `x` by `factor` (`[D, H, W]`, each >= 1; D = 1 in 2D).
+/// Output shape of upsampling `x` by `factor` ([`shape::upsample_out_shape`]).
 pub fn upsample_out_shape(x: &Shape, factor: [usize; 3]) -> Result<Shape> {
-    if factor.contains(&0) {
-        return Err(Error::shape(
-            "upsample",
-            format!("factors {factor:?} must be positive"),
-        ));
-    }
-    if !x.is_3d() && factor[0] != 1 {
-        return Err(Error::shape(
-            "upsample",
-            format!("a 2D input {x} needs factor[0] = 1, got {factor:?}"),
-        ));
-    }
-    let sp = upsample_out(x.spatial(), factor)
-        .ok_or_else(|| Error::shape("upsample", format!("factors {factor:?} must be positive")))?;
-    Ok(x.with_spatial(sp))
+    checked("upsample", shape::upsample_out_shape(x, factor))
 }
 
 /// Dispatch `entry` with one invocation per element of `dst`; `xs`/`ys` are the
@@ -136,9 +113,13 @@ pub fn upsample_grad_into(
     mode: UpsampleMode,
     dx: &Tensor,
 ) -> Result<()> {
-    let ys = upsample_out_shape(&dx.shape, factor)?;
-    expect("upsample_grad", "grad_output", dy, ys, DType::F32)?;
-    expect("upsample_grad", "grad_input", dx, dx.shape, DType::F32)?;
+    let xs = checked(
+        "upsample_grad",
+        shape::downsample_out_shape(&dy.shape, factor),
+    )?;
+    expect("upsample_grad", "grad_output", dy, dy.shape, DType::F32)?;
+    expect("upsample_grad", "grad_input", dx, xs, DType::F32)?;
+    let ys = dy.shape;
     distinct("upsample_grad", &[dy], dx)?;
     let entry = match mode {
         UpsampleMode::Nearest => "nearest_bwd",

@@ -7,7 +7,7 @@ pub fn relu(x: &[f32]) -> Vec<f32> {
 }
 
 /// `dx = x > 0 ? dy : 0` (gradient 0 at exactly 0).
-pub fn relu_grad(x: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn relu_grad(dy: &[f32], x: &[f32]) -> Vec<f32> {
     x.iter()
         .zip(dy)
         .map(|(&v, &g)| if v > 0.0 { g } else { 0.0 })
@@ -21,7 +21,7 @@ pub fn leaky_relu(x: &[f32], slope: f32) -> Vec<f32> {
 }
 
 /// `dx = x > 0 ? dy : slope*dy` (gradient `slope` at exactly 0).
-pub fn leaky_relu_grad(x: &[f32], dy: &[f32], slope: f32) -> Vec<f32> {
+pub fn leaky_relu_grad(dy: &[f32], x: &[f32], slope: f32) -> Vec<f32> {
     x.iter()
         .zip(dy)
         .map(|(&v, &g)| if v > 0.0 { g } else { slope * g })
@@ -35,7 +35,7 @@ pub fn sigmoid(x: &[f32]) -> Vec<f32> {
 }
 
 /// `dx = dy * y * (1 - y)` from the output `y`.
-pub fn sigmoid_grad(y: &[f32], dy: &[f32]) -> Vec<f32> {
+pub fn sigmoid_grad(dy: &[f32], y: &[f32]) -> Vec<f32> {
     y.iter()
         .zip(dy)
         .map(|(&s, &g)| (g as f64 * s as f64 * (1.0 - s as f64)) as f32)

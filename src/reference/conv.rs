@@ -4,7 +4,7 @@
 //! Transposed convolutions are the adjoint of convolution: the ConvTranspose
 //! weight `(C_in, C_out, k..)` is the conv weight `(O = C_in, C = C_out, k..)`.
 
-use crate::shape::{Shape, Window};
+use crate::shape::{self, Shape, Window};
 
 /// Index of `[n, c, d, h, w]` in a row-major 5-D tensor of `s`.
 #[inline]
@@ -52,11 +52,6 @@ fn for_each_tap(
     }
 }
 
-/// Output shape of a convolution, or `None` if the window does not fit.
-pub fn conv_out_shape(xs: &Shape, o: usize, win: &Window) -> Option<Shape> {
-    Some(xs.with_c(o).with_spatial(win.conv_out(xs.spatial())?))
-}
-
 /// `y = conv(x, w) + b`.
 pub fn conv_fwd(
     x: &[f32],
@@ -67,7 +62,8 @@ pub fn conv_fwd(
     win: &Window,
 ) -> (Vec<f32>, Shape) {
     let (o_ch, c_ch) = (ws.dims[0], ws.dims[1]);
-    let ys = conv_out_shape(xs, o_ch, win).expect("reference conv_fwd: window does not fit");
+    let ys =
+        shape::conv_out_shape(xs, ws, win).unwrap_or_else(|e| panic!("reference conv_fwd: {e}"));
     let mut acc = vec![0f64; ys.numel()];
     for n in 0..xs.n() {
         for o in 0..o_ch {
@@ -149,14 +145,6 @@ pub fn channel_sum(dy: &[f32], ys: &Shape) -> Vec<f32> {
     acc.into_iter().map(|v| v as f32).collect()
 }
 
-/// Output shape of a transposed convolution with weight `(C_in, C_out, k..)`.
-pub fn conv_transpose_out_shape(xs: &Shape, ws: &Shape, win: &Window) -> Option<Shape> {
-    Some(
-        xs.with_c(ws.dims[1])
-            .with_spatial(win.conv_transpose_out(xs.spatial())?),
-    )
-}
-
 /// `y = conv_transpose(x, w) + b` with PyTorch's ConvTranspose weight `(C_in, C_out, k..)`.
 pub fn conv_transpose_fwd(
     x: &[f32],
@@ -166,7 +154,8 @@ pub fn conv_transpose_fwd(
     b: Option<&[f32]>,
     win: &Window,
 ) -> (Vec<f32>, Shape) {
-    let ys = conv_transpose_out_shape(xs, ws, win).expect("reference conv_transpose: bad window");
+    let ys = shape::conv_transpose_out_shape(xs, ws, win)
+        .unwrap_or_else(|e| panic!("reference conv_transpose_fwd: {e}"));
     let mut y = conv_dgrad(x, xs, w, ws, &ys, win);
     if let Some(b) = b {
         let sp = ys.spatial_numel();

@@ -1,11 +1,13 @@
 //! Plain CPU losses over channels (axis 1) with integer label maps, f64
-//! accumulation; argument order as in `ops::loss`. Gradients are w.r.t. the
+//! accumulation; argument order as in `ops::loss` (class weights are read from
+//! the attributes, where the GPU ops take them uploaded). Gradients are w.r.t. the
 //! logits for an upstream gradient of 1.
 //!
 //! A pixel takes part when its label is in `0..C` and is not the ignore
 //! label; other pixels add nothing to any sum and get gradient 0.
 
-use crate::ops::loss::{CeConfig, CeReduction, DiceCeConfig, DiceConfig, DiceReduce};
+use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
+use crate::ops::loss::DiceCeConfig;
 use crate::shape::Shape;
 
 /// Softmax cross-entropy results.
@@ -56,17 +58,17 @@ fn logsumexp_at(z: &[f32], xs: &Shape, n: usize, s: usize) -> f64 {
     mx + v.iter().map(|a| (a - mx).exp()).sum::<f64>().ln()
 }
 
-/// Softmax cross-entropy: `nll = logsumexp(z) - z[label]`, weight `w = class_weight[label] *
+/// Softmax cross-entropy: `nll = logsumexp(z) - z[label]`, weight `w = class_weights[label] *
 /// weight_map[pixel]` (1 where absent); "mean": `sum(w*nll) / valid pixels`, "weighted_mean":
 /// `sum(w*nll) / sum(w)`; loss 0 and gradient 0 if that denominator is 0.
 pub fn softmax_cross_entropy(
     logits: &[f32],
     xs: &Shape,
     labels: &[i32],
-    class_weight: Option<&[f32]>,
     weight_map: Option<&[f32]>,
-    cfg: &CeConfig,
+    cfg: &CrossEntropyAttrs,
 ) -> CeOut {
+    let class_weight = cfg.class_weights.as_deref();
     let (c, sp) = (xs.c(), xs.spatial_numel());
     let npix = xs.n() * sp;
     let mut nll_map = vec![0f32; npix];
@@ -76,7 +78,7 @@ pub fn softmax_cross_entropy(
         for s in 0..sp {
             let pix = n * sp + s;
             let l = labels[pix];
-            if !valid(l, c, cfg.ignore_index) {
+            if !valid(l, c, cfg.ignore_label) {
                 continue;
             }
             let nll = logsumexp_at(logits, xs, n, s) - logits[(n * c + l as usize) * sp + s] as f64;
@@ -90,8 +92,8 @@ pub fn softmax_cross_entropy(
         }
     }
     let norm = match cfg.reduction {
-        CeReduction::Mean => cnt,
-        CeReduction::WeightedMean => sw,
+        Reduction::Mean => cnt,
+        Reduction::WeightedMean => sw,
     };
     let inv = if norm != 0.0 { 1.0 / norm } else { 0.0 };
     let mut grad = vec![0f32; logits.len()];
@@ -99,7 +101,7 @@ pub fn softmax_cross_entropy(
         for s in 0..sp {
             let pix = n * sp + s;
             let l = labels[pix];
-            if !valid(l, c, cfg.ignore_index) {
+            if !valid(l, c, cfg.ignore_label) {
                 continue;
             }
             for (k, p) in softmax_at(logits, xs, n, s).into_iter().enumerate() {
@@ -117,16 +119,16 @@ pub fn softmax_cross_entropy(
 
 /// Soft Dice: per term (class, or (sample, class)) `dice = (2*sum(p*t) + smooth) /
 /// (sum(p) + sum(t) + smooth)`, `loss = 1 - mean(dice)` over all terms (background included).
-pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceConfig) -> DiceOut {
+pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceAttrs) -> DiceOut {
     let (c, sp) = (xs.c(), xs.spatial_numel());
-    let per_sample = cfg.reduce == DiceReduce::Sample;
+    let per_sample = !cfg.batch_dice;
     let terms = if per_sample { xs.n() * c } else { c };
     let term = |n: usize, k: usize| if per_sample { n * c + k } else { k };
     let (mut si, mut sp_, mut st) = (vec![0f64; terms], vec![0f64; terms], vec![0f64; terms]);
     for n in 0..xs.n() {
         for s in 0..sp {
             let l = labels[n * sp + s];
-            if !valid(l, c, cfg.ignore_index) {
+            if !valid(l, c, cfg.ignore_label) {
                 continue;
             }
             for (k, p) in softmax_at(logits, xs, n, s).into_iter().enumerate() {
@@ -147,7 +149,7 @@ pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceConfig) -
     for n in 0..xs.n() {
         for s in 0..sp {
             let l = labels[n * sp + s];
-            if !valid(l, c, cfg.ignore_index) {
+            if !valid(l, c, cfg.ignore_label) {
                 continue;
             }
             let p = softmax_at(logits, xs, n, s);
@@ -175,11 +177,10 @@ pub fn dice_ce_loss(
     logits: &[f32],
     xs: &Shape,
     labels: &[i32],
-    class_weight: Option<&[f32]>,
     weight_map: Option<&[f32]>,
     cfg: &DiceCeConfig,
 ) -> DiceCeOut {
-    let ce = softmax_cross_entropy(logits, xs, labels, class_weight, weight_map, &cfg.ce);
+    let ce = softmax_cross_entropy(logits, xs, labels, weight_map, &cfg.ce);
     let d = dice_loss(logits, xs, labels, &cfg.dice);
     let (a, b) = (cfg.weight_ce as f64, cfg.weight_dice as f64);
     let grad = ce

@@ -232,9 +232,9 @@ pub fn norm_backward(
 
 /// Batch norm training backward (`save_mean`, `save_invstd` from the forward).
 pub fn batch_norm_train_backward(
+    g: &[f32],
     x: &[f32],
     xs: &Shape,
-    g: &[f32],
     gamma: &[f32],
     save_mean: &[f32],
     save_invstd: &[f32],
@@ -245,9 +245,9 @@ pub fn batch_norm_train_backward(
 /// Batch norm eval backward: the statistics are constants, `dx = g*gamma*invstd`.
 #[allow(clippy::too_many_arguments)]
 pub fn batch_norm_eval_backward(
+    g: &[f32],
     x: &[f32],
     xs: &Shape,
-    g: &[f32],
     gamma: &[f32],
     running_mean: &[f32],
     running_var: &[f32],
@@ -273,9 +273,9 @@ pub fn batch_norm_eval_backward(
 pub fn group_norm(
     x: &[f32],
     xs: &Shape,
-    groups: usize,
     gamma: &[f32],
     beta: &[f32],
+    groups: usize,
     eps: f32,
 ) -> NormOut {
     assert!(
@@ -289,13 +289,13 @@ pub fn group_norm(
 /// Group norm backward.
 #[allow(clippy::too_many_arguments)]
 pub fn group_norm_backward(
+    g: &[f32],
     x: &[f32],
     xs: &Shape,
-    groups: usize,
-    g: &[f32],
     gamma: &[f32],
     save_mean: &[f32],
     save_invstd: &[f32],
+    groups: usize,
 ) -> NormGrads {
     norm_backward(
         x,
@@ -315,9 +315,9 @@ pub fn instance_norm(x: &[f32], xs: &Shape, gamma: &[f32], beta: &[f32], eps: f3
 
 /// Instance norm backward.
 pub fn instance_norm_backward(
+    g: &[f32],
     x: &[f32],
     xs: &Shape,
-    g: &[f32],
     gamma: &[f32],
     save_mean: &[f32],
     save_invstd: &[f32],

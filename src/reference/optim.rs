@@ -1,7 +1,7 @@
 //! Plain CPU optimiser updates (f64 arithmetic, f32 state), argument order as
 //! in `ops::optim`. `step` counts updates from 1.
 
-use crate::ops::optim::{Adam, Sgd};
+use crate::graph::ops::{AdamAttrs, SgdAttrs};
 
 /// One SGD step in place (PyTorch semantics, dampening 0): `d = g + wd*p`;
 /// with momentum `buf = momentum*buf + d` (the buffer starts at zero, so the first
@@ -11,9 +11,9 @@ pub fn sgd_update(
     grad: &[f32],
     mut momentum_buf: Option<&mut [f32]>,
     lr: f32,
-    cfg: &Sgd,
+    cfg: &SgdAttrs,
 ) {
-    let (lr, mo, wd) = (lr as f64, cfg.momentum, cfg.weight_decay);
+    let (lr, mo, wd) = (lr as f64, cfg.momentum as f64, cfg.weight_decay as f64);
     for i in 0..param.len() {
         let p = param[i] as f64;
         let d = grad[i] as f64 + wd * p;
@@ -43,9 +43,10 @@ pub fn adam_update(
     exp_avg_sq: &mut [f32],
     step: u64,
     lr: f32,
-    cfg: &Adam,
+    cfg: &AdamAttrs,
 ) {
-    let (lr, b1, b2, eps, wd) = (lr as f64, cfg.beta1, cfg.beta2, cfg.eps, cfg.weight_decay);
+    let (lr, b1, b2) = (lr as f64, cfg.beta1 as f64, cfg.beta2 as f64);
+    let (eps, wd) = (cfg.eps as f64, cfg.weight_decay as f64);
     let t = step as i32;
     let (bc1, bc2) = (1.0 - b1.powi(t), 1.0 - b2.powi(t));
     for i in 0..param.len() {

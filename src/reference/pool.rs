@@ -3,7 +3,7 @@
 //! Floor mode, dilation 1; taps in the padding are skipped (-inf for max,
 //! 0 for average). Shapes are 5-D `N, C, D, H, W` (2D: D = 1).
 
-use crate::shape::{Shape, Window};
+use crate::shape::{self, Shape, Window};
 
 /// The real input taps `[lo, hi)` of output `o` on axis `a`.
 fn taps(o: usize, a: usize, win: &Window, len: usize) -> (usize, usize) {
@@ -37,10 +37,7 @@ fn for_each_window(
 }
 
 fn out_shape(xs: &Shape, win: &Window) -> Shape {
-    xs.with_spatial(
-        win.conv_out(xs.spatial())
-            .expect("reference pool: window does not fit"),
-    )
+    shape::pool_out_shape(xs, win).unwrap_or_else(|e| panic!("reference pool: {e}"))
 }
 
 /// Max pooling: `(y, indices, y_shape)`; indices are flat `(d*H + h)*W + w` within the

@@ -1,6 +1,6 @@
 //! Plain CPU tensor plumbing, argument order as in `ops::tensor`.
 
-use crate::ops::tensor::PadMode;
+use crate::graph::ops::PadMode;
 use crate::shape::{pad_out, Shape};
 
 pub fn add(a: &[f32], b: &[f32]) -> Vec<f32> {

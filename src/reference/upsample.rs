@@ -1,6 +1,6 @@
 //! Plain CPU upsampling (f64), argument order as in `ops::upsample`.
 
-use crate::ops::upsample::UpsampleMode;
+use crate::graph::ops::UpsampleMode;
 use crate::shape::{upsample_out, Shape};
 
 /// Source taps `(i0, i1, lambda)` of output `o` on an axis of `n` inputs upsampled by `f`.

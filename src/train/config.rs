@@ -455,6 +455,7 @@ impl TrainConfig {
                 dice: DiceAttrs {
                     smooth: 1e-5,
                     batch_dice: true,
+                    ignore_label: None,
                 },
                 dice_weight: 1.0,
             },

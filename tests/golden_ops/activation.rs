@@ -15,14 +15,14 @@ fn run(case: &Case, kind: Kind) -> AdapterResult {
     let x = case.upload_f32("x")?;
     let g = case.upload_grad_output("y")?;
     let (y, dx) = case.ctx.run(|rec| match kind {
-        Kind::Relu => Ok((act::relu(rec, &x)?, act::relu_grad(rec, &x, &g)?)),
+        Kind::Relu => Ok((act::relu(rec, &x)?, act::relu_grad(rec, &g, &x)?)),
         Kind::Leaky(s) => Ok((
             act::leaky_relu(rec, &x, s)?,
-            act::leaky_relu_grad(rec, &x, &g, s)?,
+            act::leaky_relu_grad(rec, &g, &x, s)?,
         )),
         Kind::Sigmoid => {
             let y = act::sigmoid(rec, &x)?;
-            let dx = act::sigmoid_grad(rec, &y, &g)?;
+            let dx = act::sigmoid_grad(rec, &g, &y)?;
             Ok((y, dx))
         }
     })?;

@@ -5,7 +5,8 @@
 //! it is scaled by the case's `grad_loss` (1.0 in these cases).
 
 use super::harness::{AdapterResult, Case, Data, Host, Outcome, Produced};
-use wunet::ops::loss::{self as l, CeConfig, CeReduction, DiceConfig, DiceReduce};
+use wunet::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
+use wunet::ops::loss as l;
 
 /// The case's upstream gradient of the scalar loss.
 fn grad_scale(case: &Case) -> Result<f32, Outcome> {
@@ -46,13 +47,9 @@ fn ignore_index(case: &Case) -> Result<Option<i32>, Outcome> {
 pub fn softmax_cross_entropy(case: &Case) -> AdapterResult {
     check_axis(case)?;
     let reduction = match case.attr_str("reduction")?.as_str() {
-        "mean" => CeReduction::Mean,
-        "weighted_mean" => CeReduction::WeightedMean,
+        "mean" => Reduction::Mean,
+        "weighted_mean" => Reduction::WeightedMean,
         r => return Err(Outcome::Skip(format!("reduction {r:?} is not supported"))),
-    };
-    let cfg = CeConfig {
-        reduction,
-        ignore_index: ignore_index(case)?,
     };
     let logits = case.upload_f32("logits")?;
     let labels = case.upload_labels("labels")?;
@@ -61,9 +58,15 @@ pub fn softmax_cross_entropy(case: &Case) -> AdapterResult {
     } else {
         None
     };
+    let cfg = CrossEntropyAttrs {
+        class_weights: None,
+        weight_map: wmap.is_some(),
+        ignore_label: ignore_index(case)?,
+        reduction,
+    };
     let s = grad_scale(case)?;
     let o = case.ctx.run(|rec| {
-        l::softmax_cross_entropy(rec, &logits, &labels, None, wmap.as_ref(), &cfg, true)
+        l::softmax_cross_entropy(rec, &logits, &labels, wmap.as_ref(), None, &cfg, true)
     })?;
     let nll = o
         .nll_map
@@ -80,15 +83,15 @@ pub fn softmax_cross_entropy(case: &Case) -> AdapterResult {
 
 pub fn dice_loss(case: &Case) -> AdapterResult {
     check_axis(case)?;
-    let reduce = match case.attr_str("reduce_over")?.as_str() {
-        "batch" => DiceReduce::Batch,
-        "sample" => DiceReduce::Sample,
+    let batch_dice = match case.attr_str("reduce_over")?.as_str() {
+        "batch" => true,
+        "sample" => false,
         r => return Err(Outcome::Skip(format!("reduce_over {r:?} is not supported"))),
     };
-    let cfg = DiceConfig {
-        reduce,
+    let cfg = DiceAttrs {
+        batch_dice,
         smooth: case.attr_f64("smooth")? as f32,
-        ignore_index: ignore_index(case)?,
+        ignore_label: ignore_index(case)?,
     };
     let logits = case.upload_f32("logits")?;
     let labels = case.upload_labels("labels")?;

@@ -42,7 +42,7 @@ pub fn batch_norm(case: &Case) -> AdapterResult {
     if !case.attr_bool("training")? {
         let (y, gr) = case.ctx.run(|rec| {
             let y = norm::batch_norm_eval(rec, &x, &gamma, &beta, &rm, &rv, eps)?;
-            let gr = norm::batch_norm_eval_backward(rec, &x, &g, &gamma, &rm, &rv, eps)?;
+            let gr = norm::batch_norm_eval_backward(rec, &g, &x, &gamma, &rm, &rv, eps)?;
             Ok((y, gr))
         })?;
         out.outputs.insert("y".into(), case.read(&y)?);
@@ -63,7 +63,7 @@ pub fn batch_norm(case: &Case) -> AdapterResult {
         let o = norm::batch_norm_train(rec, &x, &gamma, &beta, &rm, &rv, momentum, eps)?;
         norm::batch_norm_train(rec, &x, &gamma, &beta, &rm1, &rv1, 1.0, eps)?;
         let gr =
-            norm::batch_norm_train_backward(rec, &x, &g, &gamma, &o.save_mean, &o.save_invstd)?;
+            norm::batch_norm_train_backward(rec, &g, &x, &gamma, &o.save_mean, &o.save_invstd)?;
         Ok((o, gr))
     })?;
     let m = wunet::shape::batch_norm_count(&x.shape);
@@ -117,15 +117,15 @@ fn group_like(case: &Case, groups: Option<usize>) -> AdapterResult {
     let g = case.upload_grad_output("y")?;
     let (o, gr) = case.ctx.run(|rec| match groups {
         Some(gs) => {
-            let o = norm::group_norm(rec, &x, gs, &gamma, &beta, eps)?;
+            let o = norm::group_norm(rec, &x, &gamma, &beta, gs, eps)?;
             let gr =
-                norm::group_norm_backward(rec, &x, gs, &g, &gamma, &o.save_mean, &o.save_invstd)?;
+                norm::group_norm_backward(rec, &g, &x, &gamma, &o.save_mean, &o.save_invstd, gs)?;
             Ok((o, gr))
         }
         None => {
             let o = norm::instance_norm(rec, &x, &gamma, &beta, eps)?;
             let gr =
-                norm::instance_norm_backward(rec, &x, &g, &gamma, &o.save_mean, &o.save_invstd)?;
+                norm::instance_norm_backward(rec, &g, &x, &gamma, &o.save_mean, &o.save_invstd)?;
             Ok((o, gr))
         }
     })?;

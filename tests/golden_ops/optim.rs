@@ -5,7 +5,8 @@
 //! (`[lr, 1 - beta1^t, 1 - beta2^t, t]`) written before each submission.
 
 use super::harness::{AdapterResult, Case, Data, Outcome, Produced};
-use wunet::ops::optim::{self as o, Adam, Sgd};
+use wunet::graph::ops::{AdamAttrs, SgdAttrs};
+use wunet::ops::optim as o;
 use wunet::{DType, Shape, Tensor};
 
 /// Skip the PyTorch options the engine does not implement.
@@ -58,9 +59,9 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
     }
     let steps = case.attr_usize("steps")?;
     let lr = case.attr_f64("lr")? as f32;
-    let cfg = Sgd {
-        momentum: case.attr_f64("momentum")?,
-        weight_decay: case.attr_f64("weight_decay")?,
+    let cfg = SgdAttrs {
+        momentum: case.attr_f64("momentum")? as f32,
+        weight_decay: case.attr_f64("weight_decay")? as f32,
         nesterov: case.attr_bool("nesterov")?,
     };
     let (grads, ps) = step_grads(case, steps)?;
@@ -74,7 +75,7 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
     };
     let grad = Tensor::zeros(case.ctx, ps, DType::F32)?;
     let hyper = o::hyper_tensor(case.ctx)?;
-    let uses_buf = cfg.momentum != 0.0;
+    let uses_buf = cfg.uses_velocity();
     let prog = case
         .ctx
         .record(|rec| o::sgd_update(rec, &param, &grad, uses_buf.then_some(&buf), &hyper, &cfg))?;
@@ -102,11 +103,11 @@ pub fn adam_step(case: &Case) -> AdapterResult {
         .and_then(|a| a.iter().map(|b| b.as_f64()).collect::<Option<Vec<f64>>>())
         .filter(|b| b.len() == 2)
         .ok_or_else(|| Outcome::Error("attrs.betas is not two numbers".into()))?;
-    let cfg = Adam {
-        beta1: betas[0],
-        beta2: betas[1],
-        eps: case.attr_f64("eps")?,
-        weight_decay: case.attr_f64("weight_decay")?,
+    let cfg = AdamAttrs {
+        beta1: betas[0] as f32,
+        beta2: betas[1] as f32,
+        eps: case.attr_f64("eps")? as f32,
+        weight_decay: case.attr_f64("weight_decay")? as f32,
         decoupled,
     };
     let steps = case.attr_usize("steps")?;
@@ -123,7 +124,9 @@ pub fn adam_step(case: &Case) -> AdapterResult {
         .record(|rec| o::adam_update(rec, &param, &grad, &m, &v, &hyper, &cfg))?;
     for (t, gv) in grads.iter().enumerate() {
         write(case, &grad, gv);
-        o::write_hyper(case.ctx, &hyper, cfg.hyper(step0 + t as u64 + 1, lr))?;
+        // Bias corrections from the case's f64 betas (PyTorch's Python floats).
+        let hv = o::hyper_values(step0 + t as u64 + 1, lr, betas[0], betas[1]);
+        o::write_hyper(case.ctx, &hyper, hv)?;
         prog.submit(case.ctx);
     }
     let mut out = Produced::default();

@@ -3,7 +3,8 @@
 //! `wunet::ops::tensor`.
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
-use wunet::ops::tensor::{self as t, PadMode};
+use wunet::graph::ops::PadMode;
+use wunet::ops::tensor as t;
 
 /// `concat` along axis 1 of `x0`, `x1`, ... (`attrs.num_inputs`).
 pub fn concat(case: &Case) -> AdapterResult {

@@ -3,7 +3,8 @@
 //! `align_corners = false`), via `wunet::ops::upsample`.
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
-use wunet::ops::upsample::{self as up, UpsampleMode};
+use wunet::graph::ops::UpsampleMode;
+use wunet::ops::upsample as up;
 
 pub fn upsample(case: &Case) -> AdapterResult {
     let mode = match case.attr_str("mode")?.as_str() {
