@@ -155,3 +155,103 @@ fn update_scale_halves_on_overflow_and_doubles_after_interval_clean_steps() {
     }
     assert_eq!(want[3], 3.0, "three skipped steps counted");
 }
+
+/// An amp update divides the gradient by the scale (scaler[1] = 1/scale) and
+/// writes nothing when the overflow flag is set; with a power-of-two scale
+/// the result equals the plain update on the unscaled gradient bit for bit.
+#[test]
+fn amp_updates_unscale_and_skip_on_overflow() {
+    use wunet::graph::ops::{AdamAttrs, SgdAttrs};
+    use wunet::ops::optim;
+    let Some(ctx) = common::ctx() else { return };
+    let n = 2051;
+    let s = Shape::vector(n);
+    let p0 = common::rand_vec(n, 11);
+    let g: Vec<f32> = common::rand_vec(n, 12).iter().map(|v| v * 1e-3).collect();
+    let scale = 4096.0f32;
+    let gs: Vec<f32> = g.iter().map(|v| v * scale).collect();
+    let hyper = optim::hyper_tensor(ctx).unwrap();
+    optim::write_hyper(ctx, &hyper, optim::hyper_values(1, 0.1, 0.9, 0.999)).unwrap();
+    let scaler = Tensor::from_f32(ctx, &scaler_init(scale), Shape::vector(SCALER_LEN)).unwrap();
+    let flag = |v: u32| Tensor::from_u32(ctx, &[v], Shape::vector(1)).unwrap();
+    let sgd = SgdAttrs {
+        momentum: 0.9,
+        nesterov: true,
+        weight_decay: 1e-4,
+        amp: false,
+    };
+    let adam = AdamAttrs::default();
+    // Runs (plain on g) and (amp on g * scale with `flag`); returns both params after.
+    let run = |use_adam: bool, f: u32| -> (Vec<f32>, Vec<f32>) {
+        let mk = |v: &[f32]| Tensor::from_f32(ctx, v, s).unwrap();
+        let (pa, pb) = (mk(&p0), mk(&p0));
+        let (ga, gb) = (mk(&g), mk(&gs));
+        let z = || Tensor::zeros(ctx, s, DType::F32).unwrap();
+        let (ma, va, mb, vb) = (z(), z(), z(), z());
+        let fl = flag(f);
+        ctx.run(|rec| {
+            if use_adam {
+                let amp_cfg = AdamAttrs { amp: true, ..adam };
+                optim::adam_update(rec, &pa, &ga, &ma, &va, &hyper, None, &adam)?;
+                optim::adam_update(
+                    rec,
+                    &pb,
+                    &gb,
+                    &mb,
+                    &vb,
+                    &hyper,
+                    Some((&fl, &scaler)),
+                    &amp_cfg,
+                )
+            } else {
+                let amp_cfg = SgdAttrs { amp: true, ..sgd };
+                optim::sgd_update(rec, &pa, &ga, Some(&ma), &hyper, None, &sgd)?;
+                optim::sgd_update(
+                    rec,
+                    &pb,
+                    &gb,
+                    Some(&mb),
+                    &hyper,
+                    Some((&fl, &scaler)),
+                    &amp_cfg,
+                )
+            }
+        })
+        .unwrap();
+        (pa.to_f32_vec(ctx).unwrap(), pb.to_f32_vec(ctx).unwrap())
+    };
+    for use_adam in [false, true] {
+        let (plain, amp) = run(use_adam, 0);
+        assert_eq!(
+            plain, amp,
+            "adam {use_adam}: unscaled amp update = plain update"
+        );
+        assert_ne!(
+            plain, p0,
+            "adam {use_adam}: the update changed the parameter"
+        );
+        let (_, skipped) = run(use_adam, 1);
+        assert_eq!(skipped, p0, "adam {use_adam}: overflow skips the update");
+    }
+    // An amp update without its inputs, or inputs without amp, is an error.
+    let p = Tensor::zeros(ctx, s, DType::F32).unwrap();
+    let e = ctx
+        .run(|rec| {
+            optim::sgd_update(
+                rec,
+                &p,
+                &p,
+                None,
+                &hyper,
+                None,
+                &SgdAttrs {
+                    momentum: 0.0,
+                    nesterov: false,
+                    amp: true,
+                    ..sgd
+                },
+            )
+        })
+        .unwrap_err();
+    assert!(e.to_string().contains("needs the overflow flag"), "{e}");
+}

@@ -9,7 +9,10 @@ use common::ctx;
 use std::collections::BTreeSet;
 use wunet::exec::dispatch::{encode_node, StepValues};
 use wunet::graph::ops::*;
-use wunet::graph::{append_optimizer, backward, init_graph, Graph, Init, Op, Optimizer, ValueId};
+use wunet::graph::{
+    append_optimizer, append_optimizer_amp, backward, init_graph, Graph, Init, Op, Optimizer,
+    ValueId,
+};
 use wunet::ops::{activation, conv, loss, norm, optim, pool, tensor};
 use wunet::shape::{self, DType, Shape, Window};
 use wunet::{Context, Tensor};
@@ -64,11 +67,15 @@ fn coverage_index(op: &Op) -> usize {
         Op::DiceLoss(_) => 39,
         Op::SgdUpdate(_) => 40,
         Op::AdamUpdate(_) => 41,
+        Op::Cast(_) => 42,
+        Op::CastGrad(_) => 43,
+        Op::FiniteCheck => 44,
+        Op::UpdateScale(_) => 45,
     }
 }
 
 /// Number of ops in `coverage_index`.
-const OPS: usize = 42;
+const OPS: usize = 46;
 
 fn w2(k: usize, s: usize, p: usize) -> Window {
     Window::cube(2, k, s, p)
@@ -120,7 +127,12 @@ fn every_op_graph() -> wunet::Result<(Graph, ValueId)> {
     let up2 = g.upsample(d, UpsampleMode::Linear, [1, 2, 2])?;
     let a2 = g.add(up1, up2)?;
     let a3 = g.add(a2, cz)?;
-    let logits = g.conv_layer("head", a3, 2, w2(1, 1, 0), true)?;
+    let head = g.conv_layer("head", a3, 2, w2(1, 1, 0), true)?;
+    // Mixed precision at the loss: F16 logits, cast back to F32 with the loss
+    // scale on the gradient (Cast both ways, CastGrad both ways).
+    let scaler = g.loss_scaler("amp.loss_scale", 1024.0)?;
+    let half_logits = g.cast(head, DType::F16)?;
+    let logits = g.cast_for_loss(half_logits, scaler)?;
     let ce = CrossEntropyAttrs {
         class_weights: Some(vec![1.0, 2.0]),
         weight_map: true,
@@ -150,7 +162,7 @@ fn every_op_graph() -> wunet::Result<(Graph, ValueId)> {
     let grads = backward(&mut g, total)?;
     let ps = &grads.params;
     let (k, m) = (ps.len() / 3, 2 * ps.len() / 3);
-    append_optimizer(&mut g, &ps[..k], &Optimizer::sgd(0.9))?;
+    append_optimizer_amp(&mut g, &ps[..k], &Optimizer::sgd(0.9), scaler, 2000)?;
     append_optimizer(&mut g, &ps[k..m], &Optimizer::sgd(0.0))?;
     append_optimizer(&mut g, &ps[m..], &Optimizer::adam())?;
     Ok((g, total))
@@ -449,6 +461,7 @@ fn attributes_are_checked_at_build() {
         momentum: 0.0,
         nesterov: true,
         weight_decay: 0.0,
+        amp: false,
     };
     let adam = AdamAttrs {
         beta1: 1.0,
@@ -457,7 +470,7 @@ fn attributes_are_checked_at_build() {
     let ge = append_optimizer(&mut g, &[(p, grad)], &Optimizer::Sgd(sgd)).err();
     let oe = gpu_err("sgd", |c, rec| {
         let hyper = optim::hyper_tensor(c)?;
-        optim::sgd_update(rec, &zeros(c, ps), &zeros(c, ps), None, &hyper, &sgd)
+        optim::sgd_update(rec, &zeros(c, ps), &zeros(c, ps), None, &hyper, None, &sgd)
     });
     agree(
         "sgd nesterov",
@@ -469,7 +482,16 @@ fn attributes_are_checked_at_build() {
     let ge = append_optimizer(&mut g, &[(p, grad)], &Optimizer::Adam(adam)).err();
     let oe = gpu_err("adam", |c, rec| {
         let (m, v, hyper) = (zeros(c, ps), zeros(c, ps), optim::hyper_tensor(c)?);
-        optim::adam_update(rec, &zeros(c, ps), &zeros(c, ps), &m, &v, &hyper, &adam)
+        optim::adam_update(
+            rec,
+            &zeros(c, ps),
+            &zeros(c, ps),
+            &m,
+            &v,
+            &hyper,
+            None,
+            &adam,
+        )
     });
     agree(
         "adam beta1",

@@ -43,16 +43,19 @@ fn sgd_steps_match_reference() {
             momentum: 0.0,
             weight_decay: 0.0,
             nesterov: false,
+            amp: false,
         },
         SgdAttrs {
             momentum: 0.9,
             weight_decay: 1e-2,
             nesterov: false,
+            amp: false,
         },
         SgdAttrs {
             momentum: 0.99,
             weight_decay: 3e-5,
             nesterov: true,
+            amp: false,
         },
     ];
     for cfg in cfgs {
@@ -64,7 +67,9 @@ fn sgd_steps_match_reference() {
             let hyper = go::hyper_tensor(c).unwrap();
             let uses_buf = cfg.momentum != 0.0;
             let prog = c
-                .record(|rec| go::sgd_update(rec, &p, &g, uses_buf.then_some(&buf), &hyper, &cfg))
+                .record(|rec| {
+                    go::sgd_update(rec, &p, &g, uses_buf.then_some(&buf), &hyper, None, &cfg)
+                })
                 .unwrap();
             let (mut pr, mut br) = (p0.clone(), vec![0f32; n]);
             for step in 1..=STEPS {
@@ -102,6 +107,7 @@ fn adam_and_adamw_steps_match_reference() {
             eps: 1e-6,
             weight_decay: 1e-2,
             decoupled: false,
+            amp: false,
         },
         AdamAttrs {
             beta1: 0.9,
@@ -109,6 +115,7 @@ fn adam_and_adamw_steps_match_reference() {
             eps: 1e-8,
             weight_decay: 5e-2,
             decoupled: true,
+            amp: false,
         },
     ];
     for cfg in cfgs {
@@ -122,7 +129,7 @@ fn adam_and_adamw_steps_match_reference() {
             );
             let hyper = go::hyper_tensor(c).unwrap();
             let prog = c
-                .record(|rec| go::adam_update(rec, &p, &g, &m, &v, &hyper, &cfg))
+                .record(|rec| go::adam_update(rec, &p, &g, &m, &v, &hyper, None, &cfg))
                 .unwrap();
             let (mut pr, mut mr, mut vr) = (p0.clone(), vec![0f32; n], vec![0f32; n]);
             for step in 1..=STEPS {
@@ -174,10 +181,12 @@ fn optim_errors_name_the_op() {
         &g2,
         None,
         &hyper,
+        None,
         &SgdAttrs {
             momentum: 0.0,
             weight_decay: 0.0,
             nesterov: false,
+            amp: false,
         },
     );
     assert!(e
@@ -188,8 +197,9 @@ fn optim_errors_name_the_op() {
         momentum: 0.99,
         weight_decay: 3e-5,
         nesterov: true,
+        amp: false,
     };
-    let e = go::sgd_update(&mut rec, &p, &g, None, &hyper, &nnunet);
+    let e = go::sgd_update(&mut rec, &p, &g, None, &hyper, None, &nnunet);
     assert!(e.unwrap_err().to_string().contains("momentum buffer"));
     let e = go::adam_update(
         &mut rec,
@@ -198,13 +208,23 @@ fn optim_errors_name_the_op() {
         &z(10),
         &z(10),
         &z(3),
+        None,
         &AdamAttrs {
             decoupled: true,
             ..AdamAttrs::default()
         },
     );
     assert!(e.unwrap_err().to_string().contains("adamw: hyper"));
-    let e = go::adam_update(&mut rec, &p, &g, &p, &z(10), &hyper, &AdamAttrs::default());
+    let e = go::adam_update(
+        &mut rec,
+        &p,
+        &g,
+        &p,
+        &z(10),
+        &hyper,
+        None,
+        &AdamAttrs::default(),
+    );
     assert!(e
         .unwrap_err()
         .to_string()

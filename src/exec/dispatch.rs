@@ -6,7 +6,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::graph::ops::{ConvAttrs, Op};
 use crate::graph::{Graph, Node, ValueId};
-use crate::ops::{activation, conv, loss, norm, optim, pool, reduce, tensor, upsample};
+use crate::ops::{activation, amp, conv, loss, norm, optim, pool, reduce, tensor, upsample};
 use conv::ConvKernel::Auto;
 
 /// Runtime values a step supplies to ops that need them.
@@ -167,11 +167,29 @@ pub fn encode_node<'t>(
                 .ok_or_else(|| Error::Other(format!("node {}: dice scratch missing", node.name)))?;
             loss::dice_loss_into(rec, i(0), i(1), a, o(0), o(1), scratch)
         }
-        // optim
+        // optim (with amp, the last two inputs are the overflow flag and the loss scaler)
         Op::SgdUpdate(a) => {
-            optim::sgd_update(rec, i(0), i(1), opt_in(a.uses_velocity(), 2), sv.hyper, a)
+            let k = 2 + a.uses_velocity() as usize;
+            let amp = a.amp.then(|| (i(k), i(k + 1)));
+            optim::sgd_update(
+                rec,
+                i(0),
+                i(1),
+                opt_in(a.uses_velocity(), 2),
+                sv.hyper,
+                amp,
+                a,
+            )
         }
-        Op::AdamUpdate(a) => optim::adam_update(rec, i(0), i(1), i(2), i(3), sv.hyper, a),
+        Op::AdamUpdate(a) => {
+            let amp = a.amp.then(|| (i(4), i(5)));
+            optim::adam_update(rec, i(0), i(1), i(2), i(3), sv.hyper, amp, a)
+        }
+        // amp
+        Op::Cast(_) => amp::cast_into(rec, i(0), o(0), None),
+        Op::CastGrad(a) => amp::cast_into(rec, i(0), o(0), opt_in(a.scale_grad, 1)),
+        Op::FiniteCheck => amp::finite_check_into(rec, &all(&node.inputs), o(0)),
+        Op::UpdateScale(a) => amp::update_scale_into(rec, i(1), i(0), a.interval),
     }
     .map_err(|e| match e {
         Error::Shape { op, msg } => Error::Shape {

@@ -305,6 +305,7 @@ impl Optimizer {
             momentum,
             nesterov: false,
             weight_decay: 0.0,
+            amp: false,
         })
     }
     /// Adam with PyTorch's defaults (0.9, 0.999, 1e-8, no weight decay).
@@ -320,6 +321,32 @@ impl Optimizer {
     }
 }
 
+/// Mixed precision: as [`append_optimizer`], with a `FiniteCheck` of every
+/// gradient in front of the updates, updates that divide by the loss scale in
+/// `scaler` and skip the step on overflow, and an `UpdateScale` after them
+/// (growth after `interval` clean steps). Returns the update nodes.
+pub fn append_optimizer_amp(
+    g: &mut Graph,
+    params: &[(ValueId, ValueId)],
+    opt: &Optimizer,
+    scaler: ValueId,
+    interval: u32,
+) -> Result<Vec<NodeId>> {
+    let grads: Vec<ValueId> = params.iter().map(|p| p.1).collect();
+    let flag = g.add_node_named("amp.finite_check", Op::FiniteCheck, &grads)?[0];
+    let amp_opt = match *opt {
+        Optimizer::Sgd(a) => Optimizer::Sgd(SgdAttrs { amp: true, ..a }),
+        Optimizer::Adam(a) => Optimizer::Adam(AdamAttrs { amp: true, ..a }),
+    };
+    let nodes = add_updates(g, params, &amp_opt, &[flag, scaler])?;
+    g.add_node_named(
+        "amp.update_scale",
+        Op::UpdateScale(UpdateScaleAttrs { interval }),
+        &[scaler, flag],
+    )?;
+    Ok(nodes)
+}
+
 /// Add one update node per `(param, grad)`, creating the optimiser state
 /// (`<param>.momentum_buffer`, or `<param>.exp_avg` and `<param>.exp_avg_sq`,
 /// all zeros). Returns the update nodes.
@@ -327,6 +354,16 @@ pub fn append_optimizer(
     g: &mut Graph,
     params: &[(ValueId, ValueId)],
     opt: &Optimizer,
+) -> Result<Vec<NodeId>> {
+    add_updates(g, params, opt, &[])
+}
+
+/// The update nodes, each with `extra` inputs appended (the amp pair).
+fn add_updates(
+    g: &mut Graph,
+    params: &[(ValueId, ValueId)],
+    opt: &Optimizer,
+    extra: &[ValueId],
 ) -> Result<Vec<NodeId>> {
     let mut nodes = Vec::with_capacity(params.len());
     for &(p, grad) in params {
@@ -339,7 +376,7 @@ pub fn append_optimizer(
                 Init::Zeros,
             )
         };
-        let (op, ins) = match opt {
+        let (op, mut ins) = match opt {
             Optimizer::Sgd(a) if a.momentum != 0.0 => {
                 (Op::SgdUpdate(*a), vec![p, grad, state("momentum_buffer")?])
             }
@@ -349,6 +386,7 @@ pub fn append_optimizer(
                 (Op::AdamUpdate(*a), vec![p, grad, m, state("exp_avg_sq")?])
             }
         };
+        ins.extend_from_slice(extra);
         g.add_node_named(&format!("update.{pname}"), op, &ins)?;
         nodes.push(NodeId(g.nodes().len() - 1));
     }

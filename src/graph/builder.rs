@@ -6,7 +6,7 @@ use super::init::{conv_fan_in, conv_transpose_fan_in, Init};
 use super::ir::{Graph, StateRole, ValueId};
 use super::ops::*;
 use crate::error::{Error, Result};
-use crate::shape::{center_crop_offset, conv_weight_shape, Shape, Window};
+use crate::shape::{center_crop_offset, conv_weight_shape, DType, Shape, Window};
 
 impl Graph {
     pub fn conv(
@@ -106,6 +106,39 @@ impl Graph {
         self.add1(
             Op::GroupNorm(GroupNormAttrs { groups, eps }),
             &[x, gamma, beta],
+        )
+    }
+    /// `x` converted to `to` (F32 or F16); `x` itself when it already is.
+    pub fn cast(&mut self, x: ValueId, to: DType) -> Result<ValueId> {
+        if self.value(x).dtype == to {
+            return Ok(x);
+        }
+        self.add1(
+            Op::Cast(CastAttrs {
+                to,
+                scale_grad: false,
+            }),
+            &[x],
+        )
+    }
+    /// Mixed precision: F16 `logits` cast to F32 for the loss; the gradient
+    /// flowing back through this cast is multiplied by the loss scale held in
+    /// `scaler` (see [`Graph::loss_scaler`]).
+    pub fn cast_for_loss(&mut self, logits: ValueId, scaler: ValueId) -> Result<ValueId> {
+        let at = CastAttrs {
+            to: DType::F32,
+            scale_grad: true,
+        };
+        self.add1(Op::Cast(at), &[logits, scaler])
+    }
+    /// The loss-scaler state `[scale, 1/scale, good_steps, skipped_steps]`
+    /// of mixed precision (saved with the optimiser state), starting at `scale`.
+    pub fn loss_scaler(&mut self, name: &str, scale: f32) -> Result<ValueId> {
+        self.state(
+            name,
+            Shape::vector(crate::graph::ops::amp::SCALER_LEN),
+            StateRole::Optimizer,
+            Init::LossScaler(scale),
         )
     }
     pub fn relu(&mut self, x: ValueId) -> Result<ValueId> {

@@ -32,6 +32,8 @@ pub enum Init {
     Zeros,
     Ones,
     Const(f32),
+    /// The mixed-precision loss scaler `[scale, 1/scale, 0, 0]` (4 values).
+    LossScaler(f32),
 }
 
 /// He fan-in of a convolution weight `(O, c_in, k..)`.
@@ -59,6 +61,11 @@ pub fn init_tensor(init: &Init, numel: usize, seed: u64, name: &str) -> Vec<f32>
         Init::Zeros => vec![0.0; numel],
         Init::Ones => vec![1.0; numel],
         Init::Const(c) => vec![c; numel],
+        Init::LossScaler(s) => {
+            let mut v = vec![0.0; numel];
+            v[..2.min(numel)].copy_from_slice(&[s, 1.0 / s][..2.min(numel)]);
+            v
+        }
         Init::HeNormal { fan_in } => normal(numel, (2.0 / fan_in.max(1) as f64).sqrt(), seed, name),
         Init::Normal { std } => normal(numel, std as f64, seed, name),
     }

@@ -16,7 +16,9 @@ pub mod ops;
 #[cfg(test)]
 mod tests;
 
-pub use autodiff::{append_optimizer, backward, check_kernel_ops, Gradients, Optimizer};
+pub use autodiff::{
+    append_optimizer, append_optimizer_amp, backward, check_kernel_ops, Gradients, Optimizer,
+};
 pub use init::{init_graph, init_tensor, Init};
 pub use ir::{Graph, Node, NodeId, StateRole, Value, ValueId, ValueKind};
 pub use ops::{Op, OpSpec};

@@ -389,6 +389,7 @@ fn spec_table_is_consistent() {
             momentum,
             nesterov: false,
             weight_decay: 0.0,
+            amp: false,
         })
     };
     assert_eq!(sgd(0.9).mutates(), &[0, 2]);

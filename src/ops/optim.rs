@@ -45,6 +45,7 @@ pub fn write_hyper(ctx: &Context, hyper: &Tensor, values: [f32; HYPER_LEN]) -> R
 const NESTEROV: u32 = 1;
 const MOMENTUM: u32 = 2;
 const DECOUPLED: u32 = 4;
+const AMP: u32 = 8;
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
@@ -94,10 +95,12 @@ pub fn sgd_update(
     grad: &Tensor,
     momentum_buf: Option<&Tensor>,
     hyper: &Tensor,
+    amp: Option<(&Tensor, &Tensor)>,
     cfg: &SgdAttrs,
 ) -> Result<()> {
     let op = "sgd";
     checked(op, cfg.check())?;
+    let (flag, scaler) = amp_inputs(rec, op, cfg.amp, amp)?;
     let uses_buf = cfg.uses_velocity();
     let buf = match (uses_buf, momentum_buf) {
         (true, Some(b)) => Some(b),
@@ -112,6 +115,9 @@ pub fn sgd_update(
     }
     if cfg.nesterov {
         flags |= NESTEROV;
+    }
+    if cfg.amp {
+        flags |= AMP;
     }
     let p = OptimParams {
         n: param.numel() as u32,
@@ -129,13 +135,43 @@ pub fn sgd_update(
         "sgd",
         &[],
         &p,
-        &[param, grad, s1, &dummy, hyper],
+        &[param, grad, s1, &dummy, hyper, &flag, &scaler],
         g,
     )
 }
 
+/// The `(flag, scaler)` pair of a mixed-precision update (see `ops::amp`), or
+/// one-word stand-ins the kernel does not read when `amp` is off.
+fn amp_inputs(
+    rec: &Recorder,
+    op: &'static str,
+    amp: bool,
+    given: Option<(&Tensor, &Tensor)>,
+) -> Result<(Tensor, Tensor)> {
+    match (amp, given) {
+        (true, Some((flag, scaler))) => {
+            expect(op, "overflow flag", flag, Shape::vector(1), DType::U32)?;
+            expect(op, "loss scaler", scaler, Shape::vector(4), DType::F32)?;
+            Ok((flag.clone(), scaler.clone()))
+        }
+        (true, None) => Err(Error::shape(
+            op,
+            "a mixed-precision update needs the overflow flag and the loss scaler",
+        )),
+        (false, Some(_)) => Err(Error::shape(
+            op,
+            "overflow flag and loss scaler given to an update without amp",
+        )),
+        (false, None) => Ok((
+            Tensor::empty(rec.ctx, Shape::vector(1), DType::U32)?,
+            Tensor::empty(rec.ctx, Shape::vector(1), DType::F32)?,
+        )),
+    }
+}
+
 /// One Adam / AdamW step in place, PyTorch semantics (see [`AdamAttrs`]); `exp_avg` and
 /// `exp_avg_sq` (param's shape) start at zero; lr and the bias corrections come from `hyper`.
+#[allow(clippy::too_many_arguments)] // the graph op's inputs, in order, then attributes
 pub fn adam_update(
     rec: &mut Recorder,
     param: &Tensor,
@@ -143,10 +179,12 @@ pub fn adam_update(
     exp_avg: &Tensor,
     exp_avg_sq: &Tensor,
     hyper: &Tensor,
+    amp: Option<(&Tensor, &Tensor)>,
     cfg: &AdamAttrs,
 ) -> Result<()> {
     let op = if cfg.decoupled { "adamw" } else { "adam" };
     checked(op, cfg.check())?;
+    let (flag, scaler) = amp_inputs(rec, op, cfg.amp, amp)?;
     check(
         op,
         param,
@@ -156,7 +194,7 @@ pub fn adam_update(
     )?;
     let p = OptimParams {
         n: param.numel() as u32,
-        flags: if cfg.decoupled { DECOUPLED } else { 0 },
+        flags: if cfg.decoupled { DECOUPLED } else { 0 } | if cfg.amp { AMP } else { 0 },
         beta1: cfg.beta1,
         beta2: cfg.beta2,
         one_minus_beta1: (1.0 - cfg.beta1 as f64) as f32,
@@ -170,7 +208,7 @@ pub fn adam_update(
         "adam",
         &[],
         &p,
-        &[param, grad, exp_avg, exp_avg_sq, hyper],
+        &[param, grad, exp_avg, exp_avg_sq, hyper, &flag, &scaler],
         g,
     )
 }

@@ -483,6 +483,7 @@ impl TrainConfig {
                 momentum: self.momentum,
                 nesterov: self.nesterov,
                 weight_decay: self.weight_decay,
+                amp: false,
             })
         }
     }

@@ -63,6 +63,7 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
         momentum: case.attr_f64("momentum")? as f32,
         weight_decay: case.attr_f64("weight_decay")? as f32,
         nesterov: case.attr_bool("nesterov")?,
+        amp: false,
     };
     let (grads, ps) = step_grads(case, steps)?;
     let param = case.upload_f32("param")?;
@@ -76,9 +77,17 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
     let grad = Tensor::zeros(case.ctx, ps, DType::F32)?;
     let hyper = o::hyper_tensor(case.ctx)?;
     let uses_buf = cfg.uses_velocity();
-    let prog = case
-        .ctx
-        .record(|rec| o::sgd_update(rec, &param, &grad, uses_buf.then_some(&buf), &hyper, &cfg))?;
+    let prog = case.ctx.record(|rec| {
+        o::sgd_update(
+            rec,
+            &param,
+            &grad,
+            uses_buf.then_some(&buf),
+            &hyper,
+            None,
+            &cfg,
+        )
+    })?;
     for (t, gv) in grads.iter().enumerate() {
         write(case, &grad, gv);
         o::write_hyper(case.ctx, &hyper, cfg.hyper(t as u64 + 1, lr))?;
@@ -109,6 +118,7 @@ pub fn adam_step(case: &Case) -> AdapterResult {
         eps: case.attr_f64("eps")? as f32,
         weight_decay: case.attr_f64("weight_decay")? as f32,
         decoupled,
+        amp: false,
     };
     let steps = case.attr_usize("steps")?;
     let step0 = case.attr_usize("step0")? as u64;
@@ -121,7 +131,7 @@ pub fn adam_step(case: &Case) -> AdapterResult {
     let hyper = o::hyper_tensor(case.ctx)?;
     let prog = case
         .ctx
-        .record(|rec| o::adam_update(rec, &param, &grad, &m, &v, &hyper, &cfg))?;
+        .record(|rec| o::adam_update(rec, &param, &grad, &m, &v, &hyper, None, &cfg))?;
     for (t, gv) in grads.iter().enumerate() {
         write(case, &grad, gv);
         // Bias corrections from the case's f64 betas (PyTorch's Python floats).

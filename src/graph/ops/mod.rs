@@ -21,6 +21,7 @@
 //! wrapper, CPU reference and tests (DEVELOPERS.md lists them).
 
 pub mod activation;
+pub mod amp;
 pub mod conv;
 pub mod loss;
 pub mod norm;
@@ -30,6 +31,7 @@ pub mod tensor;
 pub mod upsample;
 
 pub use activation::{DropoutAttrs, LeakyReluAttrs};
+pub use amp::{CastAttrs, UpdateScaleAttrs};
 pub use conv::ConvAttrs;
 pub use loss::{CrossEntropyAttrs, DiceAttrs, Reduction};
 pub use norm::{BatchNormAttrs, GroupNormAttrs, NormAttrs};
@@ -97,6 +99,11 @@ pub enum Op {
     // optim
     SgdUpdate(SgdAttrs),
     AdamUpdate(AdamAttrs),
+    // amp (mixed precision)
+    Cast(CastAttrs),
+    CastGrad(CastAttrs),
+    FiniteCheck,
+    UpdateScale(UpdateScaleAttrs),
 }
 
 impl Op {
@@ -146,7 +153,11 @@ impl Op {
             SoftmaxCrossEntropy(a) => loss::softmax_cross_entropy(a),
             DiceLoss(_) => loss::DICE_LOSS,
             SgdUpdate(a) => optim::sgd_update(a),
-            AdamUpdate(_) => optim::ADAM_UPDATE,
+            AdamUpdate(a) => optim::adam_update(a),
+            Cast(a) => amp::cast(a),
+            CastGrad(a) => amp::cast_grad(a),
+            FiniteCheck => amp::FINITE_CHECK,
+            UpdateScale(_) => amp::UPDATE_SCALE,
         }
     }
 
@@ -208,9 +219,11 @@ pub enum Role {
     /// A parameter, parameter gradient, statistic, optimiser state, loss or
     /// pixel weight map: always F32.
     F32,
+    /// The F16 side of a mixed-precision cast: always F16.
+    F16,
     /// Class labels: I32.
     Labels,
-    /// Argmax indices: U32.
+    /// Argmax indices, flags: U32.
     Indices,
 }
 
@@ -220,6 +233,7 @@ impl Role {
         match self {
             Role::Act | Role::Any => is_activation_dtype(dt),
             Role::F32 => dt == DType::F32,
+            Role::F16 => dt == DType::F16,
             Role::Labels => dt == DType::I32,
             Role::Indices => dt == DType::U32,
         }
@@ -231,6 +245,7 @@ impl Role {
         match self {
             Role::Act | Role::Any => act,
             Role::F32 => DType::F32,
+            Role::F16 => DType::F16,
             Role::Labels => DType::I32,
             Role::Indices => DType::U32,
         }
@@ -240,6 +255,7 @@ impl Role {
         match self {
             Role::Act | Role::Any => "an activation dtype",
             Role::F32 => "F32",
+            Role::F16 => "F16",
             Role::Labels => "I32",
             Role::Indices => "U32",
         }
@@ -250,7 +266,7 @@ impl Role {
 /// may have. Mixed precision adds `DType::F16` here; parameters, their
 /// gradients, statistics and losses stay F32 ([`Role::F32`]).
 pub fn is_activation_dtype(dt: DType) -> bool {
-    matches!(dt, DType::F32)
+    matches!(dt, DType::F32 | DType::F16)
 }
 
 /// Can a value of dtype `dt` carry a gradient (an activation or F32 value,
@@ -283,6 +299,12 @@ impl Slot {
         Slot {
             name,
             role: Role::F32,
+        }
+    }
+    pub const fn f16(name: &'static str) -> Self {
+        Slot {
+            name,
+            role: Role::F16,
         }
     }
     pub const fn labels(name: &'static str) -> Self {

@@ -9,6 +9,10 @@
 //! - `AdamUpdate(AdamAttrs)`: `(param, grad, m, v)`. `decoupled` (AdamW):
 //!   `p -= lr wd p`, else `g += wd p`; `m = b1 m + (1-b1) g; v = b2 v + (1-b2) g^2;
 //!   p -= lr (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)`.
+//!
+//! With `amp` (mixed precision) both take two more inputs, `(.., flag,
+//! scaler)`: the gradient is multiplied by `1/scale` (`scaler[1]`) first, and
+//! nothing is updated when `flag` (`FiniteCheck` of all gradients) is set.
 
 use super::{foreign, Check, Op, OpSpec, Pass, Slot};
 use crate::shape::{self, Shape};
@@ -19,6 +23,8 @@ pub struct SgdAttrs {
     pub momentum: f32,
     pub nesterov: bool,
     pub weight_decay: f32,
+    /// Mixed precision: loss-scaled gradients, skipped on overflow (module docs).
+    pub amp: bool,
 }
 
 /// Adam / AdamW settings.
@@ -30,6 +36,8 @@ pub struct AdamAttrs {
     pub weight_decay: f32,
     /// AdamW: weight decay applied to the parameter, not added to the gradient.
     pub decoupled: bool,
+    /// Mixed precision: loss-scaled gradients, skipped on overflow (module docs).
+    pub amp: bool,
 }
 
 impl Default for AdamAttrs {
@@ -41,6 +49,7 @@ impl Default for AdamAttrs {
             eps: 1e-8,
             weight_decay: 0.0,
             decoupled: false,
+            amp: false,
         }
     }
 }
@@ -128,15 +137,32 @@ const fn update(name: &'static str, inputs: &'static [Slot]) -> OpSpec {
     OpSpec::new(name, Pass::Update, inputs, &[], shapes, None)
 }
 
+const FLAG: Slot = Slot::indices("overflow flag");
+const SCALER: Slot = Slot::f32("loss scaler");
+
 pub(super) fn sgd_update(a: &SgdAttrs) -> OpSpec {
-    if a.uses_velocity() {
-        update("SgdUpdate", &[PARAM, GRAD, STATE]).mutating(&[0, 2])
-    } else {
-        update("SgdUpdate", &[PARAM, GRAD]).mutating(&[0])
+    match (a.uses_velocity(), a.amp) {
+        (true, false) => update("SgdUpdate", &[PARAM, GRAD, STATE]).mutating(&[0, 2]),
+        (true, true) => update("SgdUpdate", &[PARAM, GRAD, STATE, FLAG, SCALER]).mutating(&[0, 2]),
+        (false, false) => update("SgdUpdate", &[PARAM, GRAD]).mutating(&[0]),
+        (false, true) => update("SgdUpdate", &[PARAM, GRAD, FLAG, SCALER]).mutating(&[0]),
     }
 }
-pub(super) const ADAM_UPDATE: OpSpec =
-    update("AdamUpdate", &[PARAM, GRAD, STATE, STATE]).mutating(&[0, 2, 3]);
+pub(super) fn adam_update(a: &AdamAttrs) -> OpSpec {
+    if a.amp {
+        update("AdamUpdate", &[PARAM, GRAD, STATE, STATE, FLAG, SCALER]).mutating(&[0, 2, 3])
+    } else {
+        update("AdamUpdate", &[PARAM, GRAD, STATE, STATE]).mutating(&[0, 2, 3])
+    }
+}
+
+/// Inputs before the amp pair `(flag, scaler)`.
+fn state_inputs(op: &Op) -> usize {
+    match op {
+        Op::SgdUpdate(a) => 2 + a.uses_velocity() as usize,
+        _ => 4,
+    }
+}
 
 /// The shape rule: gradient and state have the parameter's shape; no outputs.
 fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
@@ -147,7 +173,22 @@ fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
     }
     let p = &ins[0];
     check_update_size(p)?;
-    for (i, s) in ins.iter().enumerate().skip(1) {
+    let n = state_inputs(op);
+    if ins.len() > n {
+        shape::check_same(
+            "overflow flag",
+            &ins[n],
+            "a one-element flag",
+            &Shape::vector(1),
+        )?;
+        shape::check_same(
+            "loss scaler",
+            &ins[n + 1],
+            "[scale, 1/scale, good, skipped]",
+            &Shape::vector(super::amp::SCALER_LEN),
+        )?;
+    }
+    for (i, s) in ins.iter().enumerate().take(n).skip(1) {
         let what = if i == 1 {
             "gradient"
         } else {
