@@ -64,7 +64,8 @@ var<workgroup> Cs: array<f32, 8u * 16u * CST>;
 alias FragA = coop_mat16x16<f16, A>;
 alias FragB = coop_mat16x16<f16, B>;
 alias FragC = coop_mat16x16<f32, C>;
-fn frag_zero() -> FragC {
+// lane (unused here) lets the emulation spread an accumulator over its subgroup.
+fn frag_zero(lane: u32) -> FragC {
     return FragC();
 }
 // A(r, k) = As[off + r*stride + k]
@@ -139,14 +140,14 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
     var a_reg: array<f16, 16>;
     var b_reg: array<f16, 32>;
-    var acc00 = frag_zero();
-    var acc01 = frag_zero();
-    var acc10 = frag_zero();
-    var acc11 = frag_zero();
-    var acc20 = frag_zero();
-    var acc21 = frag_zero();
-    var acc30 = frag_zero();
-    var acc31 = frag_zero();
+    var acc00 = frag_zero(lane);
+    var acc01 = frag_zero(lane);
+    var acc10 = frag_zero(lane);
+    var acc11 = frag_zero(lane);
+    var acc20 = frag_zero(lane);
+    var acc21 = frag_zero(lane);
+    var acc30 = frag_zero(lane);
+    var acc31 = frag_zero(lane);
 
     var k0 = kbeg;
     loop {

@@ -6,73 +6,60 @@
 // matrix unit itself (and the layout semantics of coopLoad/coopLoadT/coopStoreT, which
 // tests/conv_coop.rs pins down on a real device) is left to the GPU tests.
 //
-// Every invocation holds whole 16 x 16 fragments (row-major, f32) and computes whole products:
-// 32 times the work of the real thing, fine for test sizes. Operands are f16 values widened
-// exactly, products summed in f32 in k order, like a matrix unit with f32 accumulation.
+// A "subgroup" here is 32 consecutive invocations (local_invocation_index / 32), as the
+// kernels assume. A/B fragments are references (offset and strides into As / Bs), read when
+// multiplied: the kernels multiply fragments in the same barrier interval they load them. An
+// accumulator is spread over its 32 lanes like a matrix unit's: lane l holds row l / 2,
+// columns (l % 2)*8 .. +8, in f32; products of f16 values are exact in f32 and summed in k order.
 // Semantics mirrored: coopLoadT = row-major, coopLoad = column-major, coopStoreT = row-major,
 // coopMultiplyAdd(a, b, c) = c + a*b, strides in elements.
 
-struct FragA { v: array<f32, 256> }
-struct FragB { v: array<f32, 256> }
-struct FragC { v: array<f32, 256> }
+struct FragA { off: u32, stride: u32 }
+// B(k, n) = Bs[off + k*sk + n*sn]
+struct FragB { off: u32, sk: u32, sn: u32 }
+struct FragC { lane: u32, v: array<f32, 8> }
 
-fn frag_zero() -> FragC {
-    return FragC();
+fn frag_zero(lane: u32) -> FragC {
+    var c: FragC;
+    c.lane = lane % 32u;
+    return c;
 }
 
 // A(r, k) = As[off + r*stride + k]
 fn load_a(off: u32, stride: u32) -> FragA {
-    var m: FragA;
-    for (var r = 0u; r < 16u; r++) {
-        for (var k = 0u; k < 16u; k++) {
-            m.v[r * 16u + k] = f32(As[off + r * stride + k]);
-        }
-    }
-    return m;
+    return FragA(off, stride);
 }
 
 // B(k, n) = Bs[off + k*stride + n]
 fn load_b_rows(off: u32, stride: u32) -> FragB {
-    var m: FragB;
-    for (var k = 0u; k < 16u; k++) {
-        for (var n = 0u; n < 16u; n++) {
-            m.v[k * 16u + n] = f32(Bs[off + k * stride + n]);
-        }
-    }
-    return m;
+    return FragB(off, stride, 1u);
 }
 
 // B(k, n) = Bs[off + n*stride + k]
 fn load_b_cols(off: u32, stride: u32) -> FragB {
-    var m: FragB;
-    for (var k = 0u; k < 16u; k++) {
-        for (var n = 0u; n < 16u; n++) {
-            m.v[k * 16u + n] = f32(Bs[off + n * stride + k]);
-        }
-    }
-    return m;
+    return FragB(off, 1u, stride);
 }
 
 // c + a * b
 fn mma(a: FragA, b: FragB, c: FragC) -> FragC {
     var out = c;
-    for (var r = 0u; r < 16u; r++) {
-        for (var n = 0u; n < 16u; n++) {
-            var s = out.v[r * 16u + n];
-            for (var k = 0u; k < 16u; k++) {
-                s = fma(a.v[r * 16u + k], b.v[k * 16u + n], s);
-            }
-            out.v[r * 16u + n] = s;
+    let r = c.lane / 2u;
+    let n0 = (c.lane % 2u) * 8u;
+    for (var i = 0u; i < 8u; i++) {
+        var s = out.v[i];
+        for (var k = 0u; k < 16u; k++) {
+            s = fma(f32(As[a.off + r * a.stride + k]), f32(Bs[b.off + k * b.sk + (n0 + i) * b.sn]), s);
         }
+        out.v[i] = s;
     }
     return out;
 }
 
-// Cs[off + r*stride + n] = c(r, n) (every invocation of the subgroup writes the same values)
+// Cs[off + r*stride + n] = c(r, n)
 fn store_c(c: FragC, off: u32, stride: u32) {
-    for (var r = 0u; r < 16u; r++) {
-        for (var n = 0u; n < 16u; n++) {
-            Cs[off + r * stride + n] = c.v[r * 16u + n];
-        }
+    let r = c.lane / 2u;
+    let n0 = (c.lane % 2u) * 8u;
+    for (var i = 0u; i < 8u; i++) {
+        Cs[off + r * stride + n0 + i] = c.v[i];
     }
 }

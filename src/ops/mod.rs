@@ -4,6 +4,7 @@
 
 pub mod activation;
 pub mod conv;
+pub mod coop;
 pub mod fastdiv;
 pub mod group_norm;
 pub mod loss;
