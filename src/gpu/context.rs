@@ -143,7 +143,7 @@ impl Context {
     pub fn open(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = wanted_features(&adapter);
+        let features = wanted_features(adapter);
         let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
             // SAFETY: the only experimental feature requested is cooperative
             // matrices, used by kernels that are checked against the f32 path
