@@ -179,7 +179,11 @@ fn spirv_val() -> Option<std::path::PathBuf> {
 #[test]
 fn coop_kernels_compile_to_valid_spirv() {
     let val = spirv_val();
-    let dir = std::env::temp_dir().join(format!("wunet-spv-{}", std::process::id()));
+    // WUNET_SPV_DIR keeps the SPIR-V files there (for spirv-dis); else a temp dir, removed.
+    let keep = std::env::var_os("WUNET_SPV_DIR").map(std::path::PathBuf::from);
+    let dir = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("wunet-spv-{}", std::process::id())));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut skipped = None;
     for name in ["conv_coop", "conv_coop_wgrad"] {
@@ -235,7 +239,9 @@ fn coop_kernels_compile_to_valid_spirv() {
             }
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
     if let Some(why) = skipped {
         eprintln!("skip: spirv-val check: {why}");
     }
