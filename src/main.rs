@@ -90,6 +90,20 @@ fn run(cli: Cli) -> wunet::Result<()> {
             }
             for a in adapters {
                 println!("{}", adapter_report(&a));
+                // The coop conv line: decided from the adapter's facts where they rule the
+                // kernels out, else by opening the device and running the self-test.
+                let line = match wunet::ops::coop::hardware_support(
+                    a.features(),
+                    &a.cooperative_matrix_properties(),
+                    &a.get_info(),
+                ) {
+                    Err(why) => wunet::ops::coop::CoopConv::Unavailable(why).to_string(),
+                    Ok(_) => match Context::open(&a) {
+                        Ok(ctx) => wunet::ops::coop::status(&ctx).to_string(),
+                        Err(e) => format!("cooperative matrix conv: not used (device: {e})"),
+                    },
+                };
+                println!("  {line}");
             }
         }
         Cmd::Bench(b) => {

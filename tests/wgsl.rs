@@ -92,26 +92,28 @@ fn act_alias_sets_the_storage_type() {
 #[test]
 fn activation_bindings_are_act_and_nothing_else() {
     let table: &[(&str, &[usize])] = &[
-        ("activation", &[1, 2, 3]), // a, b, out
-        ("conv_fwd", &[1, 4]),      // x, y
-        ("conv_dgrad", &[1, 4]),    // dy, dx
-        ("conv_wgrad", &[1, 2]),    // x, dy
-        ("reduce", &[1]),           // src (channel_sum: dy)
-        ("weights", &[]),           // weights only
-        ("norm_stats", &[1]),       // x
-        ("norm_grad", &[1, 2]),     // x, g
-        ("norm_apply", &[1, 2, 7]), // x, g, out
-        ("loss_ce", &[1]),          // logits
-        ("loss_ce_grad", &[1, 7]),  // logits, grad
-        ("loss_dice", &[1, 7]),     // logits, grad
-        ("optim", &[]),             // parameters and optimiser state only
-        ("pool", &[1, 2]),          // src, dst (idx is u32)
-        ("upsample", &[1, 2]),      // src, dst
-        ("tensor", &[1, 2, 3]),     // a, b, y
-        ("peak", &[1]),             // out (the FMA ceiling runs in act)
-        ("peak_coop", &[]),         // f16 fragments from workgroup memory, f32 out
-        ("amp", &[]),               // f32 gradients, u32 flag, f32 scaler
-        ("cast", &[2, 3]),          // y (cast_to output), xa (cast_from input)
+        ("activation", &[1, 2, 3]),   // a, b, out
+        ("conv_fwd", &[1, 4]),        // x, y
+        ("conv_dgrad", &[1, 4]),      // dy, dx
+        ("conv_wgrad", &[1, 2]),      // x, dy
+        ("reduce", &[1]),             // src (channel_sum: dy)
+        ("weights", &[]),             // weights only
+        ("norm_stats", &[1]),         // x
+        ("norm_grad", &[1, 2]),       // x, g
+        ("norm_apply", &[1, 2, 7]),   // x, g, out
+        ("loss_ce", &[1]),            // logits
+        ("loss_ce_grad", &[1, 7]),    // logits, grad
+        ("loss_dice", &[1, 7]),       // logits, grad
+        ("optim", &[]),               // parameters and optimiser state only
+        ("pool", &[1, 2]),            // src, dst (idx is u32)
+        ("upsample", &[1, 2]),        // src, dst
+        ("tensor", &[1, 2, 3]),       // a, b, y
+        ("peak", &[1]),               // out (the FMA ceiling runs in act)
+        ("peak_coop", &[]),           // f16 fragments from workgroup memory, f32 out
+        ("amp", &[]),                 // f32 gradients, u32 flag, f32 scaler
+        ("cast", &[2, 3]),            // y (cast_to output), xa (cast_from input)
+        ("conv_coop", &[1, 4]),       // x, y
+        ("conv_coop_wgrad", &[1, 2]), // x, dy
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
@@ -141,5 +143,167 @@ fn activation_bindings_are_act_and_nothing_else() {
                 assert_eq!(b32[i].elem, Some(DType::F32), "{name} binding {i}");
             }
         }
+    }
+}
+
+/// The cooperative-matrix kernels with their matrix operations emulated in plain WGSL (the
+/// variant the CPU-adapter tests run) validate in both activation types.
+#[test]
+fn emulated_coop_kernels_validate() {
+    for (name, base) in wunet::gpu::pipelines::EMULATED {
+        let src = wunet::gpu::pipelines::kernel_source(name)
+            .unwrap_or_else(|| panic!("{name}: no emulated source for {base}"));
+        assert!(
+            !src.contains("coop_mat16x16") && !src.contains("\nenable wgpu_cooperative_matrix;"),
+            "{name}: matrix types left in the emulated source"
+        );
+        for act in [DType::F32, DType::F16] {
+            validate(
+                &format!("{name} ({act:?} activations)"),
+                &compose(src, act).expect("composes"),
+            );
+        }
+    }
+}
+
+/// naga 30 decorates every array type with ArrayStride, also those of workgroup and function
+/// variables, which spirv-val >= 2025 rejects under Vulkan rules
+/// (VUID-StandaloneSpirv-None-10684; every kernel with workgroup memory or local arrays hits
+/// it, and drivers accept it). Drop those decorations so that the check sees the rest: arrays
+/// that are also reached through buffers, structs or other arrays keep theirs.
+fn strip_workgroup_array_strides(words: &[u32]) -> Vec<u32> {
+    const OP_DECORATE: u32 = 71;
+    const OP_TYPE_POINTER: u32 = 32;
+    const OP_TYPE_ARRAY: u32 = 28;
+    const OP_TYPE_RUNTIME_ARRAY: u32 = 29;
+    const OP_TYPE_STRUCT: u32 = 30;
+    const ARRAY_STRIDE: u32 = 6;
+    // Function, Private, Workgroup: storage classes without explicit layout.
+    const NO_LAYOUT: [u32; 3] = [7, 6, 4];
+    let mut list = Vec::new();
+    let mut i = 5;
+    while i < words.len() {
+        let n = ((words[i] >> 16) as usize).max(1);
+        list.push((i, n));
+        i += n;
+    }
+    let mut local = std::collections::HashSet::new();
+    let mut laid_out = std::collections::HashSet::new();
+    for &(i, n) in &list {
+        match words[i] & 0xffff {
+            OP_TYPE_POINTER if n == 4 => {
+                if NO_LAYOUT.contains(&words[i + 2]) {
+                    local.insert(words[i + 3]);
+                } else {
+                    laid_out.insert(words[i + 3]);
+                }
+            }
+            OP_TYPE_ARRAY | OP_TYPE_RUNTIME_ARRAY if n >= 3 => {
+                laid_out.insert(words[i + 2]);
+            }
+            OP_TYPE_STRUCT => laid_out.extend(&words[i + 2..i + n]),
+            _ => {}
+        }
+    }
+    let mut out = words[..5].to_vec();
+    for &(i, n) in &list {
+        let strip = words[i] & 0xffff == OP_DECORATE
+            && n == 4
+            && words[i + 2] == ARRAY_STRIDE
+            && local.contains(&words[i + 1])
+            && !laid_out.contains(&words[i + 1]);
+        if !strip {
+            out.extend_from_slice(&words[i..i + n]);
+        }
+    }
+    out
+}
+
+/// `spirv-val` to run: `$SPIRV_VAL`, else `spirv-val` on the PATH.
+fn spirv_val() -> Option<std::path::PathBuf> {
+    if let Some(p) = std::env::var_os("SPIRV_VAL") {
+        return Some(p.into());
+    }
+    let ok = std::process::Command::new("spirv-val")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    ok.then(|| "spirv-val".into())
+}
+
+/// The cooperative-matrix kernels go through naga's SPIR-V backend the way wgpu's Vulkan
+/// backend drives it (overrides processed, SPIR-V 1.6, every capability allowed), for both
+/// activation types and both tile configurations, and the result passes
+/// `spirv-val --target-env vulkan1.3` where a spirv-val that knows SPV_KHR_cooperative_matrix
+/// is installed (SPIRV-Tools 2023.4 or later; older ones are reported and skipped).
+#[test]
+fn coop_kernels_compile_to_valid_spirv() {
+    let val = spirv_val();
+    // WUNET_SPV_DIR keeps the SPIR-V files there (for spirv-dis); else a temp dir, removed.
+    let keep = std::env::var_os("WUNET_SPV_DIR").map(std::path::PathBuf::from);
+    let dir = keep
+        .clone()
+        .unwrap_or_else(|| std::env::temp_dir().join(format!("wunet-spv-{}", std::process::id())));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let mut skipped = None;
+    for name in ["conv_coop", "conv_coop_wgrad"] {
+        let src = wunet::gpu::pipelines::kernel_source(name).expect("registered");
+        for act in [DType::F32, DType::F16] {
+            let composed = compose(src, act).expect("composes");
+            let module = naga::front::wgsl::parse_str(&composed)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&composed)));
+            let mut v = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::all(),
+            );
+            let info = v
+                .validate(&module)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&composed)));
+            for bm in [64.0, 128.0] {
+                let label = format!("{name} ({act:?} activations, BM {bm})");
+                let consts: naga::back::PipelineConstants =
+                    [("BM".to_string(), bm)].into_iter().collect();
+                let (m, i) = naga::back::pipeline_constants::process_overrides(
+                    &module, &info, None, &consts,
+                )
+                .unwrap_or_else(|e| panic!("{label}: overrides: {e:?}"));
+                let opts = naga::back::spv::Options {
+                    lang_version: (1, 6),
+                    ..Default::default()
+                };
+                let words = naga::back::spv::write_vec(&m, &i, &opts, None)
+                    .unwrap_or_else(|e| panic!("{label}: SPIR-V backend: {e:?}"));
+                let Some(val) = &val else {
+                    skipped = Some("spirv-val not installed (apt install spirv-tools)".to_string());
+                    continue;
+                };
+                let path = dir.join(format!("{name}-{act:?}-{bm}.spv"));
+                let words = strip_workgroup_array_strides(&words);
+                std::fs::write(&path, bytemuck::cast_slice(&words)).expect("write spv");
+                let out = std::process::Command::new(val)
+                    .args(["--target-env", "vulkan1.3"])
+                    .arg(&path)
+                    .output()
+                    .expect("run spirv-val");
+                let msg = String::from_utf8_lossy(&out.stderr).to_string()
+                    + &String::from_utf8_lossy(&out.stdout);
+                if !out.status.success() && msg.contains("Invalid capability operand: 6022") {
+                    skipped = Some(format!(
+                        "{} does not know SPV_KHR_cooperative_matrix (too old): {}",
+                        val.display(),
+                        msg.trim()
+                    ));
+                    continue;
+                }
+                assert!(out.status.success(), "{label}: spirv-val failed:\n{msg}");
+            }
+        }
+    }
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    if let Some(why) = skipped {
+        eprintln!("skip: spirv-val check: {why}");
     }
 }

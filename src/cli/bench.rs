@@ -23,9 +23,14 @@ pub struct ConvBenchArgs {
     /// Also time the backward (grad input + grad weight + grad bias).
     #[arg(long)]
     pub backward: bool,
-    /// Kernel variant: auto, tiled, cpu, direct.
+    /// Kernel variant: auto, tiled, cpu, direct, coop, coop-emu; a comma list times each
+    /// in turn (e.g. tiled,coop).
     #[arg(long, default_value = "auto")]
     pub variant: String,
+    /// Activation storage: f32, or mixed (F16 input, output and gradient tensors; weights
+    /// and weight gradients f32); a comma list times each in turn.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
 }
@@ -36,30 +41,76 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "tiled" => ConvKernel::Tiled,
         "cpu" => ConvKernel::Cpu,
         "direct" => ConvKernel::Direct,
+        "coop" => ConvKernel::Coop,
+        "coop-emu" => ConvKernel::CoopEmulated,
         o => {
             return Err(Error::Other(format!(
-                "unknown variant '{o}' (auto, tiled, cpu, direct)"
+                "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-emu)"
             )))
         }
     })
 }
 
-fn filled(ctx: &Context, s: Shape, seed: u32) -> Result<Tensor> {
+fn filled(ctx: &Context, s: Shape, seed: u32, dt: DType) -> Result<Tensor> {
     let v: Vec<f32> = (0..s.numel())
         .map(|i| {
             ((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) as f32 / 16777216.0 - 0.5
         })
         .collect();
-    Tensor::from_f32(ctx, &v, s)
+    match dt {
+        DType::F16 => Tensor::from_f32_as_f16(ctx, &v, s),
+        _ => Tensor::from_f32(ctx, &v, s),
+    }
 }
 
-/// Prints adapter, median ms and GFLOP/s; returns (ms, GFLOP/s).
+/// Activation dtype of a `--precision` value.
+pub fn parse_precision(s: &str) -> Result<DType> {
+    match s {
+        "f32" => Ok(DType::F32),
+        "mixed" => Ok(DType::F16),
+        o => Err(Error::Other(format!(
+            "unknown precision '{o}' (f32, mixed)"
+        ))),
+    }
+}
+
+/// Times every (variant, precision) of the comma lists in turn; each prints adapter, the
+/// configuration with the kernel that ran, median ms and GFLOP/s (a failing combination
+/// prints `skip: ...` instead). Returns (ms, GFLOP/s) of the last one that ran.
 pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(f64, f64)> {
+    let mut last = None;
+    let mut first_err = None;
+    for v in a.variant.split(',') {
+        for p in a.precision.split(',') {
+            let variant = parse_variant(v.trim())?;
+            let act = parse_precision(p.trim())?;
+            match bench_conv_one(ctx, a, transpose, variant, act) {
+                Ok(r) => last = Some(r),
+                Err(e) => {
+                    println!("skip: variant {v} precision {p}: {e}");
+                    first_err.get_or_insert(e);
+                }
+            }
+        }
+    }
+    match (last, first_err) {
+        (Some(r), _) => Ok(r),
+        (None, Some(e)) => Err(e),
+        (None, None) => Err(Error::Other("no variant given".into())),
+    }
+}
+
+fn bench_conv_one(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+    variant: ConvKernel,
+    act: DType,
+) -> Result<(f64, f64)> {
     let xs = parse_shape(&a.input)?;
     let dims = if xs.is_3d() { 3 } else { 2 };
     let win = Window::cube(dims, a.kernel, a.stride, a.pad);
-    let variant = parse_variant(&a.variant)?;
-    let x = filled(ctx, xs, 1)?;
+    let x = filled(ctx, xs, 1, act)?;
     let (ws, ys) = if transpose {
         let ws = conv_weight_shape(xs.c(), a.out_channels, &win, xs.is_3d());
         (ws, conv::conv_transpose_out_shape(&xs, &ws, &win)?)
@@ -67,11 +118,11 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
         let ws = conv_weight_shape(a.out_channels, xs.c(), &win, xs.is_3d());
         (ws, conv::conv_out_shape(&xs, &ws, &win)?)
     };
-    let w = filled(ctx, ws, 2)?;
-    let b = filled(ctx, Shape::vector(ys.c()), 3)?;
-    let y = Tensor::empty(ctx, ys, DType::F32)?;
-    let g = filled(ctx, ys, 4)?;
-    let dx = Tensor::empty(ctx, xs, DType::F32)?;
+    let w = filled(ctx, ws, 2, DType::F32)?;
+    let b = filled(ctx, Shape::vector(ys.c()), 3, DType::F32)?;
+    let y = Tensor::empty(ctx, ys, act)?;
+    let g = filled(ctx, ys, 4, act)?;
+    let dx = Tensor::empty(ctx, xs, act)?;
     let dw = Tensor::empty(ctx, ws, DType::F32)?;
     let db = Tensor::empty(ctx, Shape::vector(ys.c()), DType::F32)?;
     let prog = ctx.record(|rec| {
@@ -88,7 +139,8 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
                 conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, variant)?;
             }
         }
-        if a.backward {
+        // The bias gradient (not in the FLOP count) reads dy as f32; skipped in mixed mode.
+        if a.backward && act == DType::F32 {
             crate::ops::reduce::channel_sum_into(rec, &g, &db, false)?;
         }
         Ok(())
@@ -106,8 +158,11 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
     let gflops = 2.0 * macs / (ms * 1e6);
     let what = if transpose { "conv_transpose" } else { "conv" };
     println!("adapter: {}", ctx.describe());
+    // The forward's kernel (grad input of a strided conv and transposed-conv forwards fall
+    // back from Coop to the adapter default).
+    let ran = variant.resolve_for(ctx, act);
     println!(
-        "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?}",
+        "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?} (ran {ran:?}, precision {})",
         xs,
         ys,
         a.kernel,
@@ -118,7 +173,8 @@ pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(
         } else {
             " forward"
         },
-        variant
+        variant,
+        if act == DType::F16 { "mixed" } else { "f32" },
     );
     println!("median_ms: {ms:.3}");
     println!("gflops: {gflops:.2}");

@@ -42,6 +42,9 @@ pub struct Context {
     /// Matrix-unit configurations the adapter reports (empty without
     /// `EXPERIMENTAL_COOPERATIVE_MATRIX`, or for a host device given without its adapter).
     pub coop: Vec<wgpu::CooperativeMatrixProperties>,
+    /// Whether the matrix-unit conv kernels run here (decided on first use, with a
+    /// self-test; see `ops::coop::status`).
+    pub(crate) coop_conv: std::sync::OnceLock<crate::ops::coop::CoopConv>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) pool: Arc<BufferPool>,
 }
@@ -133,9 +136,14 @@ impl Context {
                 wanted.map(|w| format!(", name containing '{w}'")).unwrap_or_default()
             ))
         })?;
+        Self::open(&adapter)
+    }
+
+    /// Open a device on `adapter` with its full limits and the optional features wunet uses.
+    pub fn open(adapter: &wgpu::Adapter) -> Result<Self> {
         let info = adapter.get_info();
         let limits = adapter.limits();
-        let features = wanted_features(&adapter);
+        let features = wanted_features(adapter);
         let experimental = if features.contains(wgpu::Features::EXPERIMENTAL_COOPERATIVE_MATRIX) {
             // SAFETY: the only experimental feature requested is cooperative
             // matrices, used by kernels that are checked against the f32 path
@@ -154,7 +162,7 @@ impl Context {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("request_device on '{}' failed: {e}", info.name)))?;
-        Ok(Self::from_adapter_device(&adapter, device, queue))
+        Ok(Self::from_adapter_device(adapter, device, queue))
     }
 
     /// Wrap a host application's device and queue, with the adapter it came
@@ -192,6 +200,7 @@ impl Context {
             pipelines: PipelineCache::new(device.clone()),
             features: device.features(),
             coop: Vec::new(),
+            coop_conv: std::sync::OnceLock::new(),
             device,
             queue,
             info,

@@ -14,7 +14,7 @@ use crate::error::{Error, Result};
 use crate::shape::DType;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Every WGSL file in `kernels/`, embedded at compile time. A test checks that
 /// this list and the folder agree and that every file validates with naga.
@@ -22,6 +22,11 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_fwd", include_str!("../../kernels/conv_fwd.wgsl")),
     ("conv_dgrad", include_str!("../../kernels/conv_dgrad.wgsl")),
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
+    ("conv_coop", include_str!("../../kernels/conv_coop.wgsl")),
+    (
+        "conv_coop_wgrad",
+        include_str!("../../kernels/conv_coop_wgrad.wgsl"),
+    ),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
     ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),
@@ -44,8 +49,47 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("peak_coop", include_str!("../../kernels/peak_coop.wgsl")),
 ];
 
+/// The source of a registered kernel, or of an emulated variant (see [`EMULATED`]).
 pub fn kernel_source(name: &str) -> Option<&'static str> {
+    if let Some(i) = EMULATED.iter().position(|(n, _)| *n == name) {
+        static SOURCES: OnceLock<Vec<Option<String>>> = OnceLock::new();
+        let all = SOURCES.get_or_init(|| {
+            EMULATED
+                .iter()
+                .map(|(_, base)| {
+                    let src = KERNELS.iter().find(|(n, _)| n == base)?.1;
+                    emulated_source(src)
+                })
+                .collect()
+        });
+        return all[i].as_deref();
+    }
     KERNELS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s)
+}
+
+/// Variants of the cooperative-matrix kernels with the matrix operations emulated in plain
+/// WGSL (name, registered kernel): the same staging, tap walks, split-K and epilogue run on
+/// any adapter with f16 (lavapipe in CI), about 32x slower per matrix operation. For tests.
+pub const EMULATED: &[(&str, &str)] = &[
+    ("conv_coop_emu", "conv_coop"),
+    ("conv_coop_wgrad_emu", "conv_coop_wgrad"),
+];
+
+/// Plain-WGSL stand-ins for the matrix operations (`kernels/emu/coop_matrix.wgsl`).
+pub const COOP_EMULATION: &str = include_str!("../../kernels/emu/coop_matrix.wgsl");
+
+const MATRIX_BEGIN: &str = "// ---- matrix operations: begin";
+const MATRIX_END: &str = "// ---- matrix operations: end ----";
+
+/// `source` (a coop kernel) with its marked matrix-operations section replaced by
+/// [`COOP_EMULATION`] and without `enable wgpu_cooperative_matrix;`; `None` if the markers
+/// are missing. The kernel's own lines are untouched: this swaps one plain `.wgsl` file in
+/// for a section of another, for testing on adapters without matrix units.
+pub fn emulated_source(source: &str) -> Option<String> {
+    let b = source.find(MATRIX_BEGIN)?;
+    let e = source[b..].find(MATRIX_END)? + b + MATRIX_END.len();
+    let head = source[..b].replacen("enable wgpu_cooperative_matrix;", "", 1);
+    Some(format!("{head}{COOP_EMULATION}{}", &source[e..]))
 }
 
 /// The alias declarations that give `act` its meaning, per activation type.

@@ -14,7 +14,14 @@
 //!
 //! Each kernel has a workgroup-tiled entry for GPUs and a register-block
 //! entry without barriers for CPU adapters; [`ConvKernel::Auto`] picks by
-//! adapter class. Only `groups = 1` is supported.
+//! adapter class. Where the device has matrix units (cooperative matrices,
+//! 16x16x16 f16 -> f32, subgroup size 32) and its one-time self-test passed,
+//! convolutions on f16 activations run the matrix-unit kernels instead
+//! (`conv_coop` for the forward and the stride-1 grad input, `conv_coop_wgrad`
+//! for the grad weight; see [`super::coop`]). Only `groups = 1` is supported.
+//!
+//! Activations (x, y, dy, dx) are F32 or F16 tensors (one type per op); weights,
+//! bias and weight gradients are F32.
 
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
@@ -34,19 +41,45 @@ pub enum ConvKernel {
     Cpu,
     /// One output per invocation (fallback; forward and grad-input only).
     Direct,
+    /// Matrix units (cooperative matrices): f16 operands, f32 accumulation. Forward,
+    /// stride-1 grad input (via the forward on flipped weights) and grad weight; strided
+    /// grad inputs and transposed-conv forwards use the adapter's default kernel.
+    Coop,
+    /// The `Coop` kernels with the matrix operations emulated in plain WGSL: runs on any
+    /// adapter with f16 support, slowly. For testing the coop kernels without matrix units.
+    CoopEmulated,
 }
 
 impl ConvKernel {
-    fn resolve(self, rec: &Recorder) -> ConvKernel {
+    /// The kernel that runs for `self` on this device with activations of type `act`:
+    /// `Auto` -> `Coop` where [`super::coop::auto_uses_coop`] says so, else by adapter class.
+    pub fn resolve_for(self, ctx: &crate::gpu::Context, act: DType) -> ConvKernel {
         match self {
-            ConvKernel::Auto => match rec.ctx.class {
-                AdapterClass::Cpu => ConvKernel::Cpu,
-                AdapterClass::Gpu => ConvKernel::Tiled,
-            },
+            ConvKernel::Auto => {
+                if let Some(k) = super::coop::forced(ctx) {
+                    return k;
+                }
+                if super::coop::auto_uses_coop(ctx, act) {
+                    return ConvKernel::Coop;
+                }
+                class_default(ctx)
+            }
+            k => k,
+        }
+    }
+    fn resolve(self, rec: &Recorder, act: DType) -> ConvKernel {
+        self.resolve_for(rec.ctx, act)
+    }
+    /// `Coop*` where the matrix-unit kernels do not apply (strided grad input, transposed
+    /// conv forward): the adapter's default kernel.
+    fn without_coop(self, rec: &Recorder) -> ConvKernel {
+        match self {
+            ConvKernel::Coop | ConvKernel::CoopEmulated => class_default(rec.ctx),
             k => k,
         }
     }
     fn entry(self) -> &'static str {
+        debug_assert!(!matches!(self, ConvKernel::Coop | ConvKernel::CoopEmulated));
         match self {
             ConvKernel::Tiled => "main_tiled",
             ConvKernel::Cpu => "main_cpu",
@@ -55,7 +88,14 @@ impl ConvKernel {
     }
 }
 
-/// Uniform block shared by the three conv kernels (see the WGSL headers).
+fn class_default(ctx: &crate::gpu::Context) -> ConvKernel {
+    match ctx.class {
+        AdapterClass::Cpu => ConvKernel::Cpu,
+        AdapterClass::Gpu => ConvKernel::Tiled,
+    }
+}
+
+/// Uniform block shared by the conv kernels (see the WGSL headers).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
 pub(crate) struct ConvParams {
@@ -66,9 +106,9 @@ pub(crate) struct ConvParams {
     inp: [u32; 3],
     kk: u32,
     out: [u32; 3],
-    aux: u32,
+    pub(super) aux: u32,
     k: [u32; 3],
-    k_pad: u32,
+    pub(super) k_pad: u32,
     s: [u32; 3],
     aux3: u32,
     p: [u32; 3],
@@ -83,7 +123,7 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
 
 impl ConvParams {
     /// `xs`: the convolution-input side (C channels), `ys`: the output side (O channels).
-    fn new(xs: &Shape, ys: &Shape, win: &Window, has_bias: bool) -> Self {
+    pub(super) fn new(xs: &Shape, ys: &Shape, win: &Window, has_bias: bool) -> Self {
         ConvParams {
             n: xs.n() as u32,
             c: xs.c() as u32,
@@ -169,9 +209,16 @@ pub fn conv_transpose_out_shape(x: &Shape, w: &Shape, win: &Window) -> Result<Sh
 }
 
 /// `dy` must be the forward output `ys` of input `xs`, f32.
-fn check_dy(op: &'static str, dy: &Tensor, ys: &Shape, xs: &Shape, win: &Window) -> Result<()> {
+fn check_dy(
+    op: &'static str,
+    dy: &Tensor,
+    ys: &Shape,
+    xs: &Shape,
+    win: &Window,
+    act: DType,
+) -> Result<()> {
     shape::check_grad_output(&dy.shape, ys, xs, win).map_err(|m| Error::shape(op, m))?;
-    expect(op, "grad_output", dy, *ys, DType::F32)
+    expect_act(op, "grad_output", dy, *ys, act)
 }
 
 fn check_bias(op: &'static str, b: Option<&Tensor>, x: &Shape, ch: usize) -> Result<()> {
@@ -194,6 +241,9 @@ fn dispatch_fwd(
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
+    if matches!(k, ConvKernel::Coop | ConvKernel::CoopEmulated) {
+        return super::coop::dispatch_fwd(rec, k == ConvKernel::CoopEmulated, x, w, b, win, y);
+    }
     let (xs, ys) = (x.shape, y.shape);
     let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
     params.aux = lanes_per_row(ys.w(), cpu_block(win).1) as u32;
@@ -254,7 +304,7 @@ fn dgrad_any(
     let flip_ok =
         (0..3).all(|a| win.stride[a] == 1 && win.pad[a] <= win.dilation[a] * (win.kernel[a] - 1));
     if !flip_ok || k == ConvKernel::Direct {
-        return dispatch_dgrad(rec, k, dy, w, b, win, dx);
+        return dispatch_dgrad(rec, k.without_coop(rec), dy, w, b, win, dx);
     }
     let ws = w.shape;
     let mut fs = ws;
@@ -350,6 +400,9 @@ fn dispatch_wgrad(
     win: &Window,
     dw: &Tensor,
 ) -> Result<()> {
+    if matches!(k, ConvKernel::Coop | ConvKernel::CoopEmulated) {
+        return super::coop::dispatch_wgrad(rec, k == ConvKernel::CoopEmulated, x, dy, win, dw);
+    }
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
     let r = xs.c() * win.kernel_numel();
@@ -399,11 +452,23 @@ fn dispatch_wgrad(
 }
 
 /// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
-fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window) -> ConvKernel {
-    match kernel.resolve(rec) {
+fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
+    match kernel.resolve(rec, act) {
         ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
+        k @ (ConvKernel::Coop | ConvKernel::CoopEmulated) => k,
         _ => ConvKernel::Tiled,
     }
+}
+
+/// Fail unless `t` has shape `want` and holds activations of type `act` (F32 or F16).
+fn expect_act(op: &'static str, what: &str, t: &Tensor, want: Shape, act: DType) -> Result<()> {
+    if act != DType::F32 && act != DType::F16 {
+        return Err(Error::shape(
+            op,
+            format!("{what} has dtype {act:?}; activations are F32 or F16"),
+        ));
+    }
+    expect(op, what, t, want, act)
 }
 
 // ------------------------------------------------------------------ public ops
@@ -420,10 +485,11 @@ pub fn conv_into(
 ) -> Result<()> {
     let ys = conv_out_shape(&x.shape, &w.shape, win)?;
     let op = op_name("conv", &x.shape);
-    expect(op, "input", x, x.shape, DType::F32)?;
-    expect(op, "output", y, ys, DType::F32)?;
+    expect_act(op, "input", x, x.shape, x.dtype)?;
+    expect_act(op, "output", y, ys, x.dtype)?;
+    expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    dispatch_fwd(rec, kernel.resolve(rec), x, w, b, win, y)
+    dispatch_fwd(rec, kernel.resolve(rec, x.dtype), x, w, b, win, y)
 }
 
 /// `y = conv(x, w) + b`: x `N,C,(D),H,W`, w `O,C,(kD),kH,kW`, b `[O]`.
@@ -434,11 +500,7 @@ pub fn conv(
     b: Option<&Tensor>,
     win: &Window,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(
-        rec.ctx,
-        conv_out_shape(&x.shape, &w.shape, win)?,
-        DType::F32,
-    )?;
+    let y = Tensor::empty(rec.ctx, conv_out_shape(&x.shape, &w.shape, win)?, x.dtype)?;
     conv_into(rec, x, w, b, win, &y, ConvKernel::Auto)?;
     Ok(y)
 }
@@ -454,8 +516,10 @@ pub fn conv_grad_input_into(
 ) -> Result<()> {
     let op = op_name("conv", &dx.shape);
     let ys = conv_out_shape(&dx.shape, &w.shape, win)?;
-    check_dy(op, dy, &ys, &dx.shape, win)?;
-    dgrad_any(rec, kernel.resolve(rec), dy, w, None, win, dx)
+    check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
+    expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
+    expect(op, "weight", w, w.shape, DType::F32)?;
+    dgrad_any(rec, kernel.resolve(rec, dy.dtype), dy, w, None, win, dx)
 }
 
 pub fn conv_grad_input(
@@ -465,7 +529,7 @@ pub fn conv_grad_input(
     win: &Window,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = Tensor::empty(rec.ctx, x_shape, dy.dtype)?;
     conv_grad_input_into(rec, dy, w, win, &dx, ConvKernel::Auto)?;
     Ok(dx)
 }
@@ -481,8 +545,10 @@ pub fn conv_grad_weight_into(
 ) -> Result<()> {
     let op = op_name("conv", &x.shape);
     let ys = conv_out_shape(&x.shape, &dw.shape, win)?;
-    check_dy(op, dy, &ys, &x.shape, win)?;
-    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win), x, dy, win, dw)
+    expect_act(op, "input", x, x.shape, x.dtype)?;
+    check_dy(op, dy, &ys, &x.shape, win, x.dtype)?;
+    expect(op, "grad_weight", dw, dw.shape, DType::F32)?;
+    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win, x.dtype), x, dy, win, dw)
 }
 
 pub fn conv_grad_weight(
@@ -509,9 +575,11 @@ pub fn conv_transpose_into(
 ) -> Result<()> {
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &w.shape, win)?;
-    expect(op, "output", y, ys, DType::F32)?;
+    expect_act(op, "input", x, x.shape, x.dtype)?;
+    expect_act(op, "output", y, ys, x.dtype)?;
+    expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    dgrad_any(rec, kernel.resolve(rec), x, w, b, win, y)
+    dgrad_any(rec, kernel.resolve(rec, x.dtype), x, w, b, win, y)
 }
 
 pub fn conv_transpose(
@@ -524,7 +592,7 @@ pub fn conv_transpose(
     let y = Tensor::empty(
         rec.ctx,
         conv_transpose_out_shape(&x.shape, &w.shape, win)?,
-        DType::F32,
+        x.dtype,
     )?;
     conv_transpose_into(rec, x, w, b, win, &y, ConvKernel::Auto)?;
     Ok(y)
@@ -541,10 +609,12 @@ pub fn conv_transpose_grad_input_into(
 ) -> Result<()> {
     let op = op_name("conv_transpose", &dx.shape);
     let ys = conv_transpose_out_shape(&dx.shape, &w.shape, win)?;
-    check_dy(op, dy, &ys, &dx.shape, win)?;
+    check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
+    expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
+    expect(op, "weight", w, w.shape, DType::F32)?;
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
-    dispatch_fwd(rec, kernel.resolve(rec), dy, w, None, &cwin, dx)
+    dispatch_fwd(rec, kernel.resolve(rec, dy.dtype), dy, w, None, &cwin, dx)
 }
 
 pub fn conv_transpose_grad_input(
@@ -554,7 +624,7 @@ pub fn conv_transpose_grad_input(
     win: &Window,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = Tensor::empty(rec.ctx, x_shape, dy.dtype)?;
     conv_transpose_grad_input_into(rec, dy, w, win, &dx, ConvKernel::Auto)?;
     Ok(dx)
 }
@@ -570,10 +640,19 @@ pub fn conv_transpose_grad_weight_into(
 ) -> Result<()> {
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &dw.shape, win)?;
-    check_dy(op, dy, &ys, &x.shape, win)?;
+    expect_act(op, "input", x, x.shape, x.dtype)?;
+    check_dy(op, dy, &ys, &x.shape, win, x.dtype)?;
+    expect(op, "grad_weight", dw, dw.shape, DType::F32)?;
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
-    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, &cwin), dy, x, &cwin, dw)
+    dispatch_wgrad(
+        rec,
+        wgrad_kernel(rec, kernel, &cwin, x.dtype),
+        dy,
+        x,
+        &cwin,
+        dw,
+    )
 }
 
 pub fn conv_transpose_grad_weight(

@@ -5,6 +5,7 @@
 pub mod activation;
 pub mod amp;
 pub mod conv;
+pub mod coop;
 pub mod fastdiv;
 pub mod group_norm;
 pub mod loss;

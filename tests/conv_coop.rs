@@ -1,0 +1,468 @@
+//! The cooperative-matrix (matrix-unit) conv kernels against the CPU reference.
+//!
+//! * `*_emulated`: the coop kernels with their matrix operations emulated in plain WGSL
+//!   (`ConvKernel::CoopEmulated`). They run wherever the adapter has f16 (lavapipe in CI) and
+//!   check everything but the matrix unit: im2col staging and tap walks, tiles, split-K,
+//!   epilogue, bias, f16 conversions.
+//! * the others need a device with cooperative matrices (16x16x16 f16 -> f32, subgroup size
+//!   32). Without one they print `skip: no cooperative matrix support on <adapter>` and pass,
+//!   unless `WUNET_REQUIRE_COOP=1` is set, which makes them fail. Run
+//!   `coop_matrix_layouts_on_device` first: it pins down the load/store layout semantics the
+//!   kernels rely on and says which interpretation the device follows if they differ.
+
+mod common;
+use common::{assert_close, ctx, rand_vec};
+use wunet::gpu::Context;
+use wunet::ops::conv::{self, ConvKernel};
+use wunet::ops::coop;
+use wunet::reference::conv as r;
+use wunet::shape::conv_weight_shape;
+use wunet::{DType, Shape, Tensor, Window};
+
+fn require_coop() -> bool {
+    std::env::var("WUNET_REQUIRE_COOP").is_ok_and(|v| v == "1")
+}
+
+/// The test context if it can run the real coop kernels; else prints why and returns `None`
+/// (or fails under `WUNET_REQUIRE_COOP=1`).
+fn coop_ctx() -> Option<&'static Context> {
+    let Some(c) = ctx() else {
+        assert!(!require_coop(), "WUNET_REQUIRE_COOP=1 but no adapter");
+        return None;
+    };
+    match coop::device_support(c) {
+        Ok(_) => Some(c),
+        Err(why) => {
+            assert!(
+                !require_coop(),
+                "WUNET_REQUIRE_COOP=1 but no cooperative matrix support on {}: {why}",
+                c.describe()
+            );
+            eprintln!(
+                "skip: no cooperative matrix support on {} ({why})",
+                c.describe()
+            );
+            None
+        }
+    }
+}
+
+/// The test context if it can run the emulated coop kernels (f16 support).
+fn emu_ctx() -> Option<&'static Context> {
+    let c = ctx()?;
+    if !c.features.contains(wgpu::Features::SHADER_F16) {
+        eprintln!("skip: {} has no shader f16", c.describe());
+        return None;
+    }
+    Some(c)
+}
+
+// ------------------------------------------------------------------ layout probe
+
+/// A tiny GEMM through every load/store form the kernels use, on one subgroup:
+///   out0 = coopStoreT(coopLoadT A * coopLoadT B)       expect A*B     (row-major all)
+///   out1 = coopLoad A (column-major) * coopLoadT B      expect A^T*B
+///   out2 = coopLoadT A * coopLoad B (column-major)      expect A*B^T
+///   out3 = coopStore (column-major) of A*B              expect (A*B)^T
+///   out4 = from workgroup memory, row stride 24, two multiply-adds, stored row-major to
+///          workgroup memory with stride 20                expect 2*A*B
+/// A and B are small integers, so every product and sum is exact.
+const PROBE: &str = "
+enable f16;
+enable wgpu_cooperative_matrix;
+@group(0) @binding(0) var<storage, read> a: array<f16>;
+@group(0) @binding(1) var<storage, read> b: array<f16>;
+@group(0) @binding(2) var<storage, read_write> out: array<f32>;
+var<workgroup> wa: array<f16, 384>;
+var<workgroup> wb: array<f16, 384>;
+var<workgroup> wc: array<f32, 320>;
+alias MA = coop_mat16x16<f16, A>;
+alias MB = coop_mat16x16<f16, B>;
+alias MC = coop_mat16x16<f32, C>;
+@compute @workgroup_size(32)
+fn main(@builtin(local_invocation_index) lid: u32) {
+    let z = MC();
+    let at = coopLoadT<MA>(&a[0], 16u);
+    let bt = coopLoadT<MB>(&b[0], 16u);
+    coopStoreT(coopMultiplyAdd(at, bt, z), &out[0], 16u);
+    let ac = coopLoad<MA>(&a[0], 16u);
+    coopStoreT(coopMultiplyAdd(ac, bt, z), &out[256], 16u);
+    let bc = coopLoad<MB>(&b[0], 16u);
+    coopStoreT(coopMultiplyAdd(at, bc, z), &out[512], 16u);
+    coopStore(coopMultiplyAdd(at, bt, z), &out[768], 16u);
+    for (var i = lid; i < 256u; i += 32u) {
+        wa[(i / 16u) * 24u + i % 16u] = a[i];
+        wb[(i / 16u) * 24u + i % 16u] = b[i];
+    }
+    workgroupBarrier();
+    let aw = coopLoadT<MA>(&wa[0], 24u);
+    let bw = coopLoadT<MB>(&wb[0], 24u);
+    var c = coopMultiplyAdd(aw, bw, z);
+    c = coopMultiplyAdd(aw, bw, c);
+    coopStoreT(c, &wc[0], 20u);
+    workgroupBarrier();
+    for (var i = lid; i < 256u; i += 32u) {
+        out[1024u + i] = wc[(i / 16u) * 20u + i % 16u];
+    }
+}
+";
+
+type Mat = [[f32; 16]; 16];
+
+fn matmul(a: &Mat, b: &Mat) -> Mat {
+    let mut c = [[0f32; 16]; 16];
+    for i in 0..16 {
+        for j in 0..16 {
+            c[i][j] = (0..16).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    c
+}
+
+fn transpose(a: &Mat) -> Mat {
+    let mut t = [[0f32; 16]; 16];
+    for i in 0..16 {
+        for j in 0..16 {
+            t[j][i] = a[i][j];
+        }
+    }
+    t
+}
+
+fn flat(m: &Mat) -> Vec<f32> {
+    m.iter().flatten().copied().collect()
+}
+
+#[test]
+fn coop_matrix_layouts_on_device() {
+    let Some(c) = coop_ctx() else { return };
+    let mut a = [[0f32; 16]; 16];
+    let mut b = [[0f32; 16]; 16];
+    for i in 0..16 {
+        for j in 0..16 {
+            a[i][j] = ((3 * i + 5 * j) % 7) as f32 - 3.0;
+            b[i][j] = ((7 * i + 11 * j) % 5) as f32 - 2.0;
+        }
+    }
+    let ta = Tensor::from_f32_as_f16(c, &flat(&a), Shape::vector(256)).unwrap();
+    let tb = Tensor::from_f32_as_f16(c, &flat(&b), Shape::vector(256)).unwrap();
+    let out = Tensor::zeros(c, Shape::vector(5 * 256), DType::F32).unwrap();
+    let module = c.device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("coop probe"),
+        source: wgpu::ShaderSource::Wgsl(PROBE.into()),
+    });
+    let pipeline = c
+        .device
+        .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+            label: Some("coop probe"),
+            layout: None,
+            module: &module,
+            entry_point: Some("main"),
+            compilation_options: Default::default(),
+            cache: None,
+        });
+    let bg = c.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: Some("coop probe"),
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 0,
+                resource: ta.binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 1,
+                resource: tb.binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 2,
+                resource: out.binding(),
+            },
+        ],
+    });
+    let mut enc = c.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bg, &[]);
+        pass.dispatch_workgroups(1, 1, 1);
+    }
+    c.queue.submit([enc.finish()]);
+    let got = out.to_f32_vec(c).unwrap();
+    let ab = matmul(&a, &b);
+    let cands: Vec<(&str, Vec<f32>)> = vec![
+        ("A*B", flat(&ab)),
+        ("A^T*B", flat(&matmul(&transpose(&a), &b))),
+        ("A*B^T", flat(&matmul(&a, &transpose(&b)))),
+        ("A^T*B^T", flat(&matmul(&transpose(&a), &transpose(&b)))),
+        ("(A*B)^T", flat(&transpose(&ab))),
+        ("B*A", flat(&matmul(&b, &a))),
+        ("2*A*B", flat(&ab).iter().map(|v| 2.0 * v).collect()),
+        (
+            "2*(A*B)^T",
+            flat(&transpose(&ab)).iter().map(|v| 2.0 * v).collect(),
+        ),
+    ];
+    let probes = [
+        ("coopLoadT A, coopLoadT B, coopStoreT", "A*B"),
+        ("coopLoad A, coopLoadT B, coopStoreT", "A^T*B"),
+        ("coopLoadT A, coopLoad B, coopStoreT", "A*B^T"),
+        ("coopLoadT A, coopLoadT B, coopStore", "(A*B)^T"),
+        (
+            "workgroup memory, strides 24/20, two multiply-adds",
+            "2*A*B",
+        ),
+    ];
+    let mut report = Vec::new();
+    let mut ok = true;
+    for (i, (what, want)) in probes.iter().enumerate() {
+        let g = &got[i * 256..(i + 1) * 256];
+        let matches: Vec<&str> = cands
+            .iter()
+            .filter(|(_, v)| v.as_slice() == g)
+            .map(|(n, _)| *n)
+            .collect();
+        let good = matches.contains(want);
+        ok &= good;
+        report.push(format!(
+            "  {what}: expected {want}, device gives {}",
+            if matches.is_empty() {
+                format!("none of the candidates (first values {:?})", &g[..8])
+            } else {
+                matches.join(" = ")
+            }
+        ));
+    }
+    eprintln!(
+        "coop layout probe on {}:\n{}",
+        c.describe(),
+        report.join("\n")
+    );
+    assert!(ok, "coop layout semantics differ:\n{}", report.join("\n"));
+}
+
+// ------------------------------------------------------------------ conv cases
+
+struct Case {
+    x: Shape,
+    o: usize,
+    win: Window,
+    bias: bool,
+}
+
+fn w2(k: [usize; 2], s: [usize; 2], p: [usize; 2], d: [usize; 2]) -> Window {
+    Window::new(&k, &s, &p, &d)
+}
+fn w3(k: [usize; 3], s: [usize; 3], p: [usize; 3], d: [usize; 3]) -> Window {
+    Window::new(&k, &s, &p, &d)
+}
+
+/// Odd sizes: H != W != D, C and O not multiples of 4 or 16, batch 2 (a batch boundary inside
+/// a column tile), both tile shapes (O <= 64: 64 x 256 blocks; O > 64: 128 x 128), K over
+/// several 32-slices, stride 2, dilation, asymmetric padding, 3D, 1x1.
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            x: Shape::new4(2, 5, 17, 19),
+            o: 7,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(2, 6, 11, 9),
+            o: 70,
+            win: w2([3, 3], [2, 2], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(2, 3, 5, 6, 7),
+            o: 6,
+            win: w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 9, 10, 12),
+            o: 19,
+            win: w2([3, 2], [1, 2], [2, 1], [2, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(2, 37, 9, 10),
+            o: 33,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(2, 17, 5, 6),
+            o: 70,
+            win: w2([1, 1], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(1, 5, 4, 7, 6),
+            o: 9,
+            win: w3([2, 3, 3], [2, 1, 2], [0, 1, 1], [1, 1, 1]),
+            bias: false,
+        },
+    ]
+}
+
+fn round_f16(v: &[f32]) -> Vec<f32> {
+    v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
+}
+
+fn amax(v: &[f32]) -> f32 {
+    v.iter().fold(0f32, |m, x| m.max(x.abs()))
+}
+
+/// Tolerance of a coop result with reduction length `k` over operands bounded by `a`, `b`
+/// (already f16 values, so every product is exact in f32): (atol, rtol).
+/// * rtol 2^-10: the output is rounded to f16 when activations are f16 (half an ulp is
+///   2^-11 relative), with a factor 2 of margin; for f32 outputs it is far above what the f32
+///   summation-order differences give.
+/// * atol sqrt(k)*a*b*2^-11: outputs near zero from cancelling sums of size ~sqrt(k)*a*b,
+///   where f16 rounding of the output and the f32 summation order act on the partial sums,
+///   not on the tiny result.
+fn tol(k: usize, a: f32, b: f32) -> (f32, f32) {
+    ((k as f32).sqrt() * a * b / 2048.0, 1.0 / 1024.0)
+}
+
+fn upload(c: &Context, v: &[f32], s: Shape, act: DType) -> Tensor {
+    match act {
+        DType::F16 => Tensor::from_f32_as_f16(c, v, s).unwrap(),
+        _ => Tensor::from_f32(c, v, s).unwrap(),
+    }
+}
+
+/// Forward, grad input (where the stride-1 coop path applies) and grad weight of every case
+/// with kernel `k`, activations F32 and F16, against the reference on f16-rounded inputs.
+fn check_cases(c: &Context, k: ConvKernel) {
+    for (ci, case) in cases().iter().enumerate() {
+        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
+        let xv = round_f16(&rand_vec(case.x.numel(), 100 + ci as u64));
+        let wv = round_f16(&rand_vec(ws.numel(), 200 + ci as u64));
+        let bv = rand_vec(case.o, 300 + ci as u64);
+        let (yref, ys) = r::conv_fwd(
+            &xv,
+            &case.x,
+            &wv,
+            &ws,
+            case.bias.then_some(&bv[..]),
+            &case.win,
+        );
+        let gv = round_f16(&rand_vec(ys.numel(), 400 + ci as u64));
+        let dxref = r::conv_dgrad(&gv, &ys, &wv, &ws, &case.x, &case.win);
+        let dwref = r::conv_wgrad(&xv, &case.x, &gv, &ys, &ws, &case.win);
+        let win = &case.win;
+        let dgrad_coop = (0..3)
+            .all(|a| win.stride[a] == 1 && win.pad[a] <= win.dilation[a] * (win.kernel[a] - 1));
+        let w = Tensor::from_f32(c, &wv, ws).unwrap();
+        let b = Tensor::from_f32(c, &bv, Shape::vector(case.o)).unwrap();
+        for act in [DType::F32, DType::F16] {
+            let x = upload(c, &xv, case.x, act);
+            let g = upload(c, &gv, ys, act);
+            let y = Tensor::empty(c, ys, act).unwrap();
+            let dx = Tensor::empty(c, case.x, act).unwrap();
+            let dw = Tensor::empty(c, ws, DType::F32).unwrap();
+            c.run(|rec| {
+                conv::conv_into(rec, &x, &w, case.bias.then_some(&b), win, &y, k)?;
+                if dgrad_coop {
+                    conv::conv_grad_input_into(rec, &g, &w, win, &dx, k)?;
+                }
+                conv::conv_grad_weight_into(rec, &x, &g, win, &dw, k)
+            })
+            .unwrap();
+            let name = format!("case {ci} {} -> {ys} {win:?} {k:?} {act:?}", case.x);
+            let kf = case.x.c() * win.kernel_numel();
+            let (at, rt) = tol(kf, amax(&xv), amax(&wv));
+            let yv = y.to_f32_vec(c).unwrap();
+            assert_close(&format!("{name} y"), &yv, &yref, at, rt);
+            if dgrad_coop {
+                let (at, rt) = tol(case.o * win.kernel_numel(), amax(&gv), amax(&wv));
+                let dxv = dx.to_f32_vec(c).unwrap();
+                assert_close(&format!("{name} dx"), &dxv, &dxref, at, rt);
+            }
+            let (at, rt) = tol(ys.n() * ys.spatial_numel(), amax(&gv), amax(&xv));
+            let dwv = dw.to_f32_vec(c).unwrap();
+            assert_close(&format!("{name} dw"), &dwv, &dwref, at, rt);
+        }
+    }
+}
+
+/// The weight gradient (split-K over several workgroups, then a fixed-order sum) gives the
+/// same bits on every run, and so does the forward.
+fn check_bitwise(c: &Context, k: ConvKernel) {
+    let xs = Shape::new4(2, 8, 40, 30);
+    let win = w2([3, 3], [1, 1], [1, 1], [1, 1]);
+    let ws = conv_weight_shape(20, xs.c(), &win, false);
+    let ys = conv::conv_out_shape(&xs, &ws, &win).unwrap();
+    let (splits, _) = coop::wgrad_splits(20, xs.c() * 9, ys.n() * ys.spatial_numel());
+    assert!(splits > 1, "the case must split K ({splits})");
+    let x = Tensor::from_f32_as_f16(c, &rand_vec(xs.numel(), 7), xs).unwrap();
+    let g = Tensor::from_f32_as_f16(c, &rand_vec(ys.numel(), 8), ys).unwrap();
+    let w = Tensor::from_f32(c, &rand_vec(ws.numel(), 9), ws).unwrap();
+    let once = || {
+        let dw = Tensor::empty(c, ws, DType::F32).unwrap();
+        let y = Tensor::empty(c, ys, DType::F16).unwrap();
+        c.run(|rec| {
+            conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, k)?;
+            conv::conv_into(rec, &x, &w, None, &win, &y, k)
+        })
+        .unwrap();
+        (dw.read_bytes(c).unwrap(), y.read_bytes(c).unwrap())
+    };
+    let first = once();
+    for _ in 0..3 {
+        assert!(once() == first, "{k:?}: results differ between runs");
+    }
+}
+
+#[test]
+fn conv_matches_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    check_cases(c, ConvKernel::CoopEmulated);
+}
+
+#[test]
+fn wgrad_is_bitwise_reproducible_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    check_bitwise(c, ConvKernel::CoopEmulated);
+}
+
+/// The self-test machinery itself, on the emulated kernels.
+#[test]
+fn self_test_passes_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    coop::self_test(c, true).unwrap();
+}
+
+#[test]
+fn conv_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_cases(c, ConvKernel::Coop);
+}
+
+#[test]
+fn wgrad_is_bitwise_reproducible() {
+    let Some(c) = coop_ctx() else { return };
+    check_bitwise(c, ConvKernel::Coop);
+}
+
+/// On a device with matrix units the self-test passes and `Auto` runs the coop kernels for
+/// F16 activations (not for F32 ones).
+#[test]
+fn self_test_passes_and_auto_picks_coop_for_f16() {
+    let Some(c) = coop_ctx() else { return };
+    let st = coop::status(c);
+    eprintln!("{st}");
+    assert!(st.is_ready(), "{st}");
+    if std::env::var_os("WUNET_KERNELS").is_none() {
+        assert_eq!(
+            ConvKernel::Auto.resolve_for(c, DType::F16),
+            ConvKernel::Coop
+        );
+        assert_ne!(
+            ConvKernel::Auto.resolve_for(c, DType::F32),
+            ConvKernel::Coop
+        );
+    }
+}
