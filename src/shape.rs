@@ -27,6 +27,32 @@ impl DType {
     }
 }
 
+/// How a network stores its activations: all in f32, or mixed precision
+/// (activations and activation gradients in f16; parameters, their gradients,
+/// statistics, losses and optimiser state in f32; every sum in f32).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Precision {
+    #[default]
+    F32,
+    Mixed,
+}
+
+impl Precision {
+    /// The dtype of activations and their gradients.
+    pub fn act(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Mixed => DType::F16,
+        }
+    }
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Mixed => "mixed",
+        }
+    }
+}
+
 /// Shape of an activation tensor: `[N, C, D, H, W]` plus the logical rank (4 or 5).
 /// Shapes of other ranks (a weight `O,C,kD,kH,kW`, a bias `[C]`, a scalar) use
 /// the same type with leading size-1 axes; `rank` records how to print them.

@@ -403,6 +403,7 @@ fn valid_net(dims: usize, depth: usize, patch: &[usize]) -> (UNetConfig, Checkpo
         optimizer: None,
         seed: 11,
         keep_grads: false,
+        precision: wunet::shape::Precision::F32,
     };
     let mut s = Session::new(c, &spec).unwrap();
     let n_in: usize = patch.iter().product();

@@ -108,6 +108,7 @@ fn initial_loss_is_near_ln2() {
             optimizer: None,
             seed,
             keep_grads: false,
+            precision: wunet::shape::Precision::F32,
         };
         let mut s = Session::new(c, &spec).unwrap();
         s.set_batch(c, &img, &lab, None).unwrap();
@@ -139,6 +140,7 @@ fn overfit(dims: usize, spatial: [usize; 3], base: usize, depth: usize, steps: u
         optimizer: Some(Optimizer::adam()),
         seed: 3,
         keep_grads: false,
+        precision: wunet::shape::Precision::F32,
     };
     let mut s = Session::new(c, &spec).unwrap();
     s.set_batch(c, &img, &lab, None).unwrap();

@@ -110,6 +110,7 @@ fn run(id: &str) {
             optimizer: None,
             seed: 1,
             keep_grads: true,
+            precision: wunet::shape::Precision::F32,
         },
     )
     .expect("session");

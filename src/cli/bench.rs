@@ -202,6 +202,9 @@ pub struct UNetBenchArgs {
     /// Also time every node separately and print the time per op.
     #[arg(long)]
     pub profile: bool,
+    /// f32, mixed (f16 activations, loss scaling) or auto.
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
 }
 
 /// The benchmark spec of issue 4: 2D base 32, depth 4, same padding, BN,
@@ -209,6 +212,7 @@ pub struct UNetBenchArgs {
 pub fn unet_bench_spec(
     dims: usize,
     a: &UNetBenchArgs,
+    precision: crate::shape::Precision,
 ) -> Result<crate::train::session::SessionSpec> {
     use crate::graph::Optimizer;
     use crate::models::{Loss, Norm, Padding, UNetConfig};
@@ -245,12 +249,13 @@ pub fn unet_bench_spec(
         optimizer: Some(Optimizer::sgd(0.99)),
         seed: 1,
         keep_grads: false,
+        precision,
     })
 }
 
 /// Prints adapter, configuration, ms per step; returns the median ms.
 pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> {
-    let spec = unet_bench_spec(dims, a)?;
+    let spec = unet_bench_spec(dims, a, ctx.precision(&a.precision)?)?;
     let t0 = std::time::Instant::now();
     let mut s = crate::train::session::Session::new(ctx, &spec)?;
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
@@ -288,6 +293,7 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
         spec.spatial.iter().map(|v| v.to_string()).collect::<Vec<_>>().join("x"),
         spec.config.classes
     );
+    println!("precision: {}", spec.precision.name());
     println!("dispatches per step: {}", s.exec.dispatches());
     println!(
         "planned activation+gradient memory: {} (unplanned {})",
@@ -297,6 +303,9 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     println!("setup_ms: {setup_ms:.0} (graph, plan, allocation, recording)");
     println!("first_step_ms: {first_ms:.0} (includes pipeline compilation)");
     println!("loss: {loss:.4}");
+    if let Some((scale, skipped)) = s.read_loss_scale(ctx)? {
+        println!("loss scale: {scale} ({skipped} steps skipped for a non-finite gradient)");
+    }
     println!("median_ms_per_step: {med:.2}");
     if a.profile {
         print_profile(ctx, &mut s.exec)?;

@@ -209,6 +209,41 @@ impl Context {
         }
     }
 
+    /// Can this device store activations in f16 (`SHADER_F16`)?
+    pub fn has_f16(&self) -> bool {
+        self.features.contains(wgpu::Features::SHADER_F16)
+    }
+
+    /// Does the device have a matrix-unit path for f16 convolutions (a
+    /// 16x16x16 f16 -> f32 cooperative-matrix configuration)?
+    pub fn has_matrix_units(&self) -> bool {
+        self.coop.iter().any(|p| {
+            (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+                && p.ab_type == wgpu::CooperativeScalarType::F16
+                && p.cr_type == wgpu::CooperativeScalarType::F32
+        })
+    }
+
+    /// `--precision f32|mixed|auto` on this device: auto is mixed where the
+    /// device has f16 storage and matrix units, else f32; mixed without f16
+    /// storage is an error naming the adapter.
+    pub fn precision(&self, choice: &str) -> Result<crate::shape::Precision> {
+        use crate::shape::Precision;
+        match choice {
+            "f32" => Ok(Precision::F32),
+            "mixed" if self.has_f16() => Ok(Precision::Mixed),
+            "mixed" => Err(Error::Gpu(format!(
+                "--precision mixed needs f16 storage (SHADER_F16), which {} lacks; use f32 or auto",
+                self.describe()
+            ))),
+            "auto" if self.has_f16() && self.has_matrix_units() => Ok(Precision::Mixed),
+            "auto" => Ok(Precision::F32),
+            other => Err(Error::Other(format!(
+                "--precision '{other}': expected f32, mixed or auto"
+            ))),
+        }
+    }
+
     /// Buffer pool counters (allocations, reuses, live bytes).
     pub fn pool_stats(&self) -> super::pool::PoolStats {
         self.pool.stats()

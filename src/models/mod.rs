@@ -3,7 +3,8 @@
 pub mod unet;
 
 pub use unet::{
-    build_unet, Act, ChannelScheme, Loss, Mode, Norm, Padding, UNet, UNetConfig, Upsampling,
+    build_unet, build_unet_with, Act, ChannelScheme, Loss, Mode, Norm, Padding, UNet, UNetConfig,
+    Upsampling,
 };
 
 use crate::graph::{Graph, Op, ValueKind};

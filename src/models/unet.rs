@@ -18,7 +18,8 @@
 use crate::error::{Error, Result};
 use crate::graph::ops::{BatchNormAttrs, CrossEntropyAttrs, DiceAttrs, UpsampleMode};
 use crate::graph::{Graph, Init, ValueId};
-use crate::shape::{DType, Shape, Window};
+use crate::graph::ops::amp::INIT_SCALE;
+use crate::shape::{DType, Precision, Shape, Window};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Padding {
@@ -255,6 +256,9 @@ pub struct UNet {
     pub weight_map: Option<ValueId>,
     /// The scalar loss, training only.
     pub loss: Option<ValueId>,
+    /// Mixed-precision training: the loss-scaler state (see `graph::ops::amp`).
+    pub scaler: Option<ValueId>,
+    pub precision: Precision,
 }
 
 struct Ctx<'a> {
@@ -319,8 +323,23 @@ impl Ctx<'_> {
 }
 
 /// Build the U-Net for inputs `batch x in_channels x spatial` (`spatial` has
-/// `dims` axes, `[H, W]` or `[D, H, W]`).
+/// `dims` axes, `[H, W]` or `[D, H, W]`), in f32.
 pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode) -> Result<UNet> {
+    build_unet_with(cfg, batch, spatial, mode, Precision::F32)
+}
+
+/// [`build_unet`] in the given precision. Mixed: the F32 input is cast to
+/// F16, every layer runs on F16 activations (F32 parameters), and the head's
+/// logits are cast back to F32, so `logits` is F32 in both precisions; a
+/// training graph casts them with the loss scale on the gradient and holds
+/// the loss-scaler state (`scaler`, starting at `ops::amp::INIT_SCALE`).
+pub fn build_unet_with(
+    cfg: &UNetConfig,
+    batch: usize,
+    spatial: &[usize],
+    mode: &Mode,
+    precision: Precision,
+) -> Result<UNet> {
     cfg.check()?;
     if spatial.len() != cfg.dims || batch == 0 || spatial.contains(&0) {
         return Err(Error::shape(
@@ -344,7 +363,7 @@ pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode
     let two = Window::cube(cfg.dims, 2, 2, 0);
     let factor = if cfg.dims == 3 { [2, 2, 2] } else { [1, 2, 2] };
 
-    let mut h = input;
+    let mut h = c.g.cast(input, precision.act())?;
     let mut skips = Vec::new();
     for l in 0..cfg.depth {
         let (c1, c2) = cfg.encoder_channels(l);
@@ -383,7 +402,7 @@ pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode
         h = c.block(&format!("dec{l}"), h, dc, dc)?;
     }
     c.g.set_scope("head");
-    let logits = c.g.conv_layer(
+    let head = c.g.conv_layer(
         "head",
         h,
         cfg.classes,
@@ -405,6 +424,14 @@ pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode
         },
     )?;
     c.g.set_scope("loss");
+    let scaler = match (precision, training) {
+        (Precision::Mixed, true) => Some(c.g.loss_scaler("amp.loss_scale", INIT_SCALE)?),
+        _ => None,
+    };
+    let logits = match scaler {
+        Some(s) => c.g.cast_for_loss(head, s)?,
+        None => c.g.cast(head, DType::F32)?,
+    };
 
     let (mut labels, mut weight_map, mut loss) = (None, None, None);
     if let Mode::Training(obj) = mode {
@@ -441,5 +468,7 @@ pub fn build_unet(cfg: &UNetConfig, batch: usize, spatial: &[usize], mode: &Mode
         labels,
         weight_map,
         loss,
+        scaler,
+        precision,
     })
 }

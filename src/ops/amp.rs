@@ -18,12 +18,7 @@ use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::Shape;
 use bytemuck::{Pod, Zeroable};
 
-/// Initial loss scale (PyTorch's GradScaler: 2^16).
-pub const INIT_SCALE: f32 = 65536.0;
-/// Clean steps before the scale doubles (PyTorch's default).
-pub const GROWTH_INTERVAL: u32 = 2000;
-/// Length of the scaler state: `[scale, 1/scale, good_steps, skipped_steps]`.
-pub const SCALER_LEN: usize = 4;
+pub use crate::graph::ops::amp::{GROWTH_INTERVAL, INIT_SCALE, SCALER_LEN};
 
 /// Scaler state for a fresh run with loss scale `scale`.
 pub fn scaler_init(scale: f32) -> [f32; SCALER_LEN] {

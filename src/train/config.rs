@@ -102,6 +102,10 @@ pub struct TrainFlags {
     /// sgd (momentum) or adam.
     #[arg(long)]
     pub optimizer: Option<String>,
+    /// f32, mixed (f16 activations, f32 weights and sums, dynamic loss
+    /// scaling) or auto (mixed where the adapter has f16 and matrix units).
+    #[arg(long)]
+    pub precision: Option<String>,
     /// Initial learning rate.
     #[arg(long)]
     pub lr: Option<f64>,
@@ -199,6 +203,7 @@ pub struct TrainConfig {
     pub wmap_balance: bool,
     pub objects_class: i64,
     pub optimizer: String,
+    pub precision: String,
     pub lr: f64,
     pub schedule: String,
     pub momentum: f32,
@@ -262,6 +267,7 @@ impl TrainConfig {
             wmap_balance: true,
             objects_class: -1,
             optimizer: "adam".into(),
+            precision: "f32".into(),
             lr: 2e-3,
             schedule: "poly".into(),
             momentum: 0.99,
@@ -336,6 +342,7 @@ impl TrainConfig {
         one_of("upsample", &self.upsample, &["convt", "linear"])?;
         one_of("loss", &self.loss, &["auto", "wce", "dicece", "ce"])?;
         one_of("optimizer", &self.optimizer, &["sgd", "adam"])?;
+        one_of("precision", &self.precision, &["f32", "mixed", "auto"])?;
         one_of("schedule", &self.schedule, &["poly", "constant"])?;
         one_of(
             "val_metric",

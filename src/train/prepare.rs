@@ -297,7 +297,9 @@ pub(super) struct Prepared {
 /// Check the configuration, load the data, build the model and the
 /// validation predictor; then create the run folder.
 pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<Prepared> {
-    let (cfg, out) = resolve_run(flags, opts)?;
+    let (mut cfg, out) = resolve_run(flags, opts)?;
+    // `auto` is stored resolved, so a resumed run keeps the precision it started with.
+    cfg.precision = ctx.precision(&cfg.precision)?.name().into();
     let mut data = load_data(&cfg)?;
     let classes = data.train.n_classes;
     let unet = cfg.unet(classes);
@@ -339,6 +341,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
             optimizer: Some(cfg.optimizer_fn()),
             seed: cfg.seed,
             keep_grads: false,
+            precision: ctx.precision(&cfg.precision)?,
         },
     )?;
     let predictor = validation_predictor(ctx, &cfg, &unet, &data.val)?;

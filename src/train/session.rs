@@ -4,8 +4,10 @@
 use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
 use crate::gpu::Context;
-use crate::graph::{append_optimizer, backward, Optimizer, ValueId};
-use crate::models::{build_unet, Loss, Mode, UNet, UNetConfig};
+use crate::graph::ops::amp::GROWTH_INTERVAL;
+use crate::graph::{append_optimizer, append_optimizer_amp, backward, Optimizer, ValueId};
+use crate::models::{build_unet_with, Loss, Mode, UNet, UNetConfig};
+use crate::shape::Precision;
 
 pub struct Session {
     pub exec: Executor,
@@ -29,24 +31,33 @@ pub struct SessionSpec {
     pub seed: u64,
     /// Keep every gradient readable (tests); otherwise gradients live in reused buffers.
     pub keep_grads: bool,
+    /// F32, or mixed precision (F16 activations, dynamic loss scaling).
+    pub precision: Precision,
 }
 
 impl Session {
     /// Build and plan the training step.
     pub fn new(ctx: &Context, spec: &SessionSpec) -> Result<Self> {
-        let net = build_unet(
+        let net = build_unet_with(
             &spec.config,
             spec.batch,
             &spec.spatial,
             &Mode::Training(spec.loss.clone()),
+            spec.precision,
         )?;
         let mut g = net.graph.clone();
         let loss_v = net
             .loss
             .ok_or_else(|| Error::Other("training graph without a loss".into()))?;
         let grads = backward(&mut g, loss_v)?.params;
-        if let Some(o) = &spec.optimizer {
-            append_optimizer(&mut g, &grads, o)?;
+        match (&spec.optimizer, net.scaler) {
+            (Some(o), Some(s)) => {
+                append_optimizer_amp(&mut g, &grads, o, s, GROWTH_INTERVAL)?;
+            }
+            (Some(o), None) => {
+                append_optimizer(&mut g, &grads, o)?;
+            }
+            (None, _) => {}
         }
         crate::graph::check_kernel_ops(&g)?;
         let mut keep = vec![net.logits];
@@ -100,6 +111,18 @@ impl Session {
     /// The loss of the last step (reads it back).
     pub fn read_loss(&self, ctx: &Context) -> Result<f32> {
         Ok(self.exec.read_f32(ctx, self.loss)?[0])
+    }
+
+    /// Mixed precision: the loss scale and the number of steps skipped so far
+    /// for a non-finite gradient (reads the scaler back); `None` in f32.
+    pub fn read_loss_scale(&self, ctx: &Context) -> Result<Option<(f32, u64)>> {
+        match self.net.scaler {
+            Some(s) => {
+                let v = self.exec.read_f32(ctx, s)?;
+                Ok(Some((v[0], v[3] as u64)))
+            }
+            None => Ok(None),
+        }
     }
 
     /// Logits of the last step (`N, classes, out..`).

@@ -61,6 +61,10 @@ pub struct UpdateScaleAttrs {
 
 /// Length of the scaler state `[scale, 1/scale, good_steps, skipped_steps]`.
 pub const SCALER_LEN: usize = 4;
+/// Initial loss scale (PyTorch's GradScaler: 2^16).
+pub const INIT_SCALE: f32 = 65536.0;
+/// Clean steps before the scale doubles (PyTorch's default).
+pub const GROWTH_INTERVAL: u32 = 2000;
 
 const SCALER: Slot = Slot::f32("scaler");
 const FLAG: Slot = Slot::indices("flag");
