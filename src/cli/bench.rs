@@ -23,7 +23,8 @@ pub struct ConvBenchArgs {
     /// Also time the backward (grad input + grad weight + grad bias).
     #[arg(long)]
     pub backward: bool,
-    /// Kernel variant: auto, tiled, cpu, direct.
+    /// Kernel variant: auto, tiled, cpu, direct, up (transposed convolutions with
+    /// kernel == stride: the conv_up kernel; tiled/cpu then time the generic kernels).
     #[arg(long, default_value = "auto")]
     pub variant: String,
     #[arg(long, default_value_t = 5)]
@@ -36,9 +37,10 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "tiled" => ConvKernel::Tiled,
         "cpu" => ConvKernel::Cpu,
         "direct" => ConvKernel::Direct,
+        "up" => ConvKernel::Up,
         o => {
             return Err(Error::Other(format!(
-                "unknown variant '{o}' (auto, tiled, cpu, direct)"
+                "unknown variant '{o}' (auto, tiled, cpu, direct, up)"
             )))
         }
     })

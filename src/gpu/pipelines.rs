@@ -12,6 +12,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("conv_fwd", include_str!("../../kernels/conv_fwd.wgsl")),
     ("conv_dgrad", include_str!("../../kernels/conv_dgrad.wgsl")),
     ("conv_wgrad", include_str!("../../kernels/conv_wgrad.wgsl")),
+    ("conv_up", include_str!("../../kernels/conv_up.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
     ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),

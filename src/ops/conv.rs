@@ -15,12 +15,18 @@
 //! Each kernel has a workgroup-tiled entry for GPUs and a register-block
 //! entry without barriers for CPU adapters; [`ConvKernel::Auto`] picks by
 //! adapter class. Only `groups = 1` is supported.
+//!
+//! The up-convolution (transposed, kernel == stride, padding 0; the U-Net's 2x2
+//! stride 2) has its own kernel, `conv_up` ([`up`]), for all three transposed
+//! computations: [`ConvKernel::Up`], and `Auto` on GPUs.
 
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{conv_weight_shape, Shape, Window};
 use bytemuck::{Pod, Zeroable};
+
+pub mod up;
 
 /// Which kernel variant to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -34,12 +40,15 @@ pub enum ConvKernel {
     Cpu,
     /// One output per invocation (fallback; forward and grad-input only).
     Direct,
+    /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
+    /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
+    Up,
 }
 
 impl ConvKernel {
     fn resolve(self, rec: &Recorder) -> ConvKernel {
         match self {
-            ConvKernel::Auto => match rec.ctx.class {
+            ConvKernel::Auto | ConvKernel::Up => match rec.ctx.class {
                 AdapterClass::Cpu => ConvKernel::Cpu,
                 AdapterClass::Gpu => ConvKernel::Tiled,
             },
@@ -446,6 +455,21 @@ fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window) -> ConvKernel 
     }
 }
 
+/// Whether a transposed convolution runs the up-convolution kernel `conv_up`: with
+/// `Up` always (an error naming the op if the window does not qualify), with `Auto`
+/// on GPU adapters when the window qualifies; otherwise the generic kernels run.
+fn use_up(rec: &Recorder, kernel: ConvKernel, op: &'static str, win: &Window) -> Result<bool> {
+    match kernel {
+        ConvKernel::Up if up::qualifies(win) => Ok(true),
+        ConvKernel::Up => Err(Error::shape(
+            op,
+            format!("variant Up needs {}; got {win:?}", up::REQUIREMENT),
+        )),
+        ConvKernel::Auto => Ok(up::qualifies(win) && rec.ctx.class == AdapterClass::Gpu),
+        _ => Ok(false),
+    }
+}
+
 // ------------------------------------------------------------------ public ops
 
 /// Convolution forward into `y`.
@@ -551,6 +575,9 @@ pub fn conv_transpose_into(
     let ys = conv_transpose_out_shape(&x.shape, &w.shape, win)?;
     expect(op, "output", y, ys, DType::F32)?;
     check_bias(op, b, ys.c())?;
+    if use_up(rec, kernel, op, win)? {
+        return up::forward(rec, x, w, b, win, y);
+    }
     dgrad_any(rec, kernel.resolve(rec), x, w, b, win, y)
 }
 
@@ -582,6 +609,9 @@ pub fn conv_transpose_grad_input_into(
     let op = op_name("conv_transpose", &dx.shape);
     let ys = conv_transpose_out_shape(&dx.shape, &w.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
+    if use_up(rec, kernel, op, win)? {
+        return up::grad_input(rec, dy, w, win, dx);
+    }
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_fwd(rec, kernel.resolve(rec), dy, w, None, &cwin, dx)
@@ -611,6 +641,9 @@ pub fn conv_transpose_grad_weight_into(
     let op = op_name("conv_transpose", &x.shape);
     let ys = conv_transpose_out_shape(&x.shape, &dw.shape, win)?;
     expect(op, "grad_output", dy, ys, DType::F32)?;
+    if use_up(rec, kernel, op, win)? {
+        return up::grad_weight(rec, x, dy, win, dw);
+    }
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_wgrad(rec, wgrad_kernel(rec, kernel, &cwin), dy, x, &cwin, dw)
