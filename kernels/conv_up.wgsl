@@ -283,12 +283,15 @@ fn dgrad_fetch_w(k0: u32, lid: u32, m0: u32) -> array<f32, 8> {
     return r;
 }
 
+// Row k = kb + tw of a group starting at kb (a multiple of KW, as M is): y_row(k) =
+// y_row(kb) + tw, and y_row(kb) is the same in every thread (uniform).
 fn dgrad_fetch_dy(k0: u32, tw: u32, yb: array<u32, 4>, ok: array<bool, 4>) -> array<f32, 16> {
     var r: array<f32, 16>;
     for (var i = 0u; i < 16u; i++) {
         let j = i % KW;
-        let k = k0 + (i / KW) * KW + tw;
-        r[i] = select(0.0, ld_dy(yb[j] + y_row(min(k, P.m - 1u))), ok[j] && k < P.m);
+        let kb = k0 + (i / KW) * KW;
+        let ro = y_row(min(kb, P.m - KW)) + tw;
+        r[i] = select(0.0, ld_dy(yb[j] + ro), ok[j] && kb < P.m);
     }
     return r;
 }
@@ -377,9 +380,9 @@ fn main_dgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
 // ---------------------------------------------------------------- main_wgrad
 // Staging: X slice As[k][c] (row stride 17 vec4): thread position k = lid % 16 of the slice,
 // c = m0 + lid/16 + 8j. DY slice Bs[k][m] (row stride 33 vec4, at vec4 272): thread
-// q = lid % (16*KW) reads position k = q / KW, phase tw = q % KW, row groups
-// g = lid/(16*KW) + i*8/KW (i < 16), m = n0 + g*KW + tw: a warp reads contiguous dy row
-// segments. The positions of both are walked by BK per slice (pos_next).
+// q = lid % (16*KW) reads position k = q / KW, phase tw = q % KW, rows
+// m = n0 + 8i + (lid/(16*KW))*KW + tw (i < 16): a warp reads contiguous dy row segments.
+// The positions of both are walked by BK per slice (pos_next).
 
 fn wgrad_fetch_x(pa: vec4<u32>, ok: bool, lid: u32, m0: u32) -> array<f32, 8> {
     var r: array<f32, 8>;
@@ -391,13 +394,21 @@ fn wgrad_fetch_x(pa: vec4<u32>, ok: bool, lid: u32, m0: u32) -> array<f32, 8> {
     return r;
 }
 
+// Row m = n0 + 8i + ml (ml = lid/(16*KW)*KW + tw < 8). When kk divides 8, n0 + 8i is a
+// multiple of kk and y_row(m) = y_row(n0 + 8i) (uniform) + y_row(ml) (fixed per thread).
 fn wgrad_fetch_dy(pb: vec4<u32>, ok: bool, lid: u32, n0: u32) -> array<f32, 16> {
     var r: array<f32, 16>;
     let yb = select(0u, y_at(pb), ok);
-    let q = lid % (16u * KW);
+    let ml = (lid / (16u * KW)) * KW + lid % KW;
+    let split = 8u % (KD * KH * KW) == 0u;
+    let yl = yb + select(0u, y_row(ml), split);
     for (var i = 0u; i < 16u; i++) {
-        let m = n0 + (lid / (16u * KW) + i * (8u / KW)) * KW + q % KW;
-        r[i] = select(0.0, ld_dy(yb + y_row(min(m, P.m - 1u))), ok && m < P.m);
+        let m = n0 + 8u * i + ml;
+        var a = yb + y_row(min(m, P.m - 1u));
+        if (split) {
+            a = yl + y_row(min(n0 + 8u * i, P.m - 1u));
+        }
+        r[i] = select(0.0, ld_dy(select(0u, a, m < P.m)), ok && m < P.m);
     }
     return r;
 }
@@ -437,7 +448,7 @@ fn main_wgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
             sm[(lid % 16u) * 17u + c / 4u][c % 4u] = a_reg[j];
         }
         for (var i = 0u; i < 16u; i++) {
-            let ml = (lid / (16u * KW) + i * (8u / KW)) * KW + q % KW;
+            let ml = 8u * i + (lid / (16u * KW)) * KW + lid % KW;
             sm[272u + (q / KW) * 33u + ml / 4u][ml % 4u] = b_reg[i];
         }
         workgroupBarrier();
