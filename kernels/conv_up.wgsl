@@ -314,7 +314,8 @@ fn main_dgrad(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let tw = lid % KW;
     var yb: array<u32, 4>;
     var yok: array<bool, 4>;
-    for (var j = 0u; j < KW; j++) {
+    // All four entries (constant indices; those past KW are unused).
+    for (var j = 0u; j < 4u; j++) {
         let col = n0 + lid / KW + j * (BN / KW);
         yok[j] = col < NC;
         yb[j] = y_col(min(col, NC - 1u));
