@@ -187,7 +187,12 @@ mod tests {
     fn only_kernel_equals_stride_windows_qualify() {
         assert!(qualifies(&Window::cube(2, 2, 2, 0)));
         assert!(qualifies(&Window::cube(3, 2, 2, 0)));
-        assert!(qualifies(&Window::new(&[1, 2, 2], &[1, 2, 2], &[0; 3], &[1; 3])));
+        assert!(qualifies(&Window::new(
+            &[1, 2, 2],
+            &[1, 2, 2],
+            &[0; 3],
+            &[1; 3]
+        )));
         assert!(qualifies(&Window::new(&[3, 2], &[3, 2], &[0; 2], &[1; 2])));
         assert!(!qualifies(&Window::cube(2, 3, 3, 0)));
         assert!(!qualifies(&Window::cube(2, 2, 2, 1)));
