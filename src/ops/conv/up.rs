@@ -129,10 +129,10 @@ const WGRAD_MIN_CHUNK: usize = 256;
 /// shapes only, so the summation order (and the result) is the same on every run.
 fn wgrad_splits(tiles: usize, positions: usize) -> (usize, usize) {
     let splits = WGRAD_TARGET_GROUPS
-        .div_ceil(tiles)
+        .div_ceil(tiles.max(1))
         .clamp(1, positions.div_ceil(WGRAD_MIN_CHUNK).max(1));
-    let chunk = positions.div_ceil(splits).div_ceil(16) * 16;
-    (positions.div_ceil(chunk), chunk)
+    let chunk = (positions.div_ceil(splits).div_ceil(16) * 16).max(16);
+    (positions.div_ceil(chunk).max(1), chunk)
 }
 
 /// `dw` of `conv_transpose` (weight `C_in, C_out, k..`): split-K partials summed in a
