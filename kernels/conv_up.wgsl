@@ -1,6 +1,6 @@
 // conv_up.wgsl: the up-convolution, a transposed convolution whose kernel equals its stride on
-// every axis (each 1, 2 or 4; at most 16 phases), padding 0, dilation 1, output_padding 0;
-// 2D and 3D (2D runs with D = KD = 1), groups = 1. Weight (C_in, C_out, KD, KH, KW) as PyTorch.
+// every axis (KD, KH >= 1, KW in 1, 2, 4, 8), padding 0, dilation 1, output_padding 0; 2D and
+// 3D (2D runs with D = KD = 1), groups = 1. Weight (C_in, C_out, KD, KH, KW) as PyTorch.
 //
 // Every output voxel receives exactly one tap, so the op is kk = KD*KH*KW independent 1x1 GEMMs
 // (one per kernel phase t = (td, th, tw)), computed as one GEMM over m = (o, t), the weight's
@@ -12,18 +12,20 @@
 //   grad weight  dw[c,o,t] = sum_{n,d,h,w} x[n,c,d,h,w] * dy[n,o,KD*d+td,KH*h+th,KW*w+tw]
 //                DW[c, m] = sum_col X[c, col] DY[m, col]      rows C, cols O*kk, K = batch*in_sp
 // where col = (n, d, h, w) is an input position, X[c, col] = x[x_col(col) + c*in_sp] and
-// Y[m, col] = y[y_col(col) + y_row(m)]. y_row has no division (KD, KH, KW are pipeline
-// constants, powers of two: shifts and masks); y_col / x_col are decoded once per thread and
-// column (forward, grad input) or walked by increments per K slice (grad weight), never per
-// stored element.
+// Y[m, col] = y[y_col(col) + y_row(m)]. y_row divides only by KD, KH, KW, which are pipeline
+// constants (shifts and masks for powers of two), and in the K loops it is uniform across the
+// workgroup; y_col / x_col are decoded once per thread and column (forward, grad input) or
+// walked by increments per K slice (grad weight), never per stored element.
 //
 // Entry points (GPUs; same bindings and params). All three: 128 threads, a 64 (rows) x 128
 // (cols) tile, K walked in slices of BK = 16 staged in workgroup memory; the next slice is
 // fetched into registers while the current one is multiplied. Thread (tx, ty) = (lid % 16,
 // lid / 16) keeps an 8x8 register block, rows {ty*4.., 32+ty*4..} x cols {tx*4.., 64+tx*4..},
-// read from workgroup memory as vec4s. Global loads: each warp instruction reads 32 adjacent
-// addresses (128 contiguous bytes). Epilogue: the tile is staged in workgroup memory (two passes
-// of 32 rows) and written back so that adjacent threads store adjacent addresses.
+// read from workgroup memory as vec4s. Global loads are 4-byte (the bindings are array<f32>, any
+// size and offset) and coalesced: a warp instruction reads 32 adjacent addresses (128 bytes),
+// or two runs of 16 for the slices read along K (w in main_dgrad, x in main_wgrad). Epilogue:
+// the tile is staged in workgroup memory (two passes of 32 rows) and written back so that
+// adjacent threads store adjacent addresses.
 //   main_fwd    tile = 64 m x 128 input positions. Stores: thread lid owns phase tw = lid % KW
 //               and columns lid/KW + j*128/KW (j < KW); a warp writes one contiguous run of an
 //               output row, both (all KW) phases of the row interleaved. The staged tile is
@@ -34,8 +36,9 @@
 //               workgroup z; split z writes part[z][c][m] (dw itself when there is one split),
 //               summed in a fixed order by reduce.wgsl's sum_splits (deterministic).
 // Workgroup memory: 16 KB (the WebGPU default limit). Row strides (in floats) are padded so
-// that the staging stores hit at most 2 threads per bank: 68 for x / w slices read along K,
-// 144 (dgrad) and 132 (wgrad) for the dy slices.
+// that the staging stores hit at most 2 threads per bank (KW <= 4): 68 for the x / w slices
+// read along K, 144 (dgrad) and 132 (wgrad) for the dy slices; the vec4 reads of the
+// multiply loop are conflict-free.
 // Grid: ceil(rows/64) * ceil(cols/128) workgroups (linearised over x and y; the 64-row tile
 // index varies fastest); main_wgrad: z = splits.
 // Bindings: 0 params (uniform), 1 x (read; unused by main_dgrad), 2 dy (read; unused by
