@@ -112,6 +112,7 @@ fn activation_bindings_are_act_and_nothing_else() {
         ("peak_coop", &[]),           // f16 fragments from workgroup memory, f32 out
         ("amp", &[]),                 // f32 gradients, u32 flag, f32 scaler
         ("cast", &[2, 3]),            // y (cast_to output), xa (cast_from input)
+        ("conv_up", &[1, 2, 5]),      // x, dy, out (part is f32)
         ("conv_coop", &[1, 4]),       // x, y
         ("conv_coop_wgrad", &[1, 2]), // x, dy
     ];

@@ -23,8 +23,9 @@ pub struct ConvBenchArgs {
     /// Also time the backward (grad input + grad weight + grad bias).
     #[arg(long)]
     pub backward: bool,
-    /// Kernel variant: auto, tiled, cpu, direct, coop, coop-emu; a comma list times each
-    /// in turn (e.g. tiled,coop).
+    /// Kernel variant: auto, tiled, cpu, direct, coop, coop-emu, up (transposed
+    /// convolutions with kernel == stride: the conv_up kernel; tiled/cpu then time the
+    /// generic kernels); a comma list times each in turn (e.g. tiled,coop).
     #[arg(long, default_value = "auto")]
     pub variant: String,
     /// Activation storage: f32, or mixed (F16 input, output and gradient tensors; weights
@@ -43,9 +44,10 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "direct" => ConvKernel::Direct,
         "coop" => ConvKernel::Coop,
         "coop-emu" => ConvKernel::CoopEmulated,
+        "up" => ConvKernel::Up,
         o => {
             return Err(Error::Other(format!(
-                "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-emu)"
+                "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-emu, up)"
             )))
         }
     })

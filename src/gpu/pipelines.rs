@@ -27,6 +27,7 @@ pub const KERNELS: &[(&str, &str)] = &[
         "conv_coop_wgrad",
         include_str!("../../kernels/conv_coop_wgrad.wgsl"),
     ),
+    ("conv_up", include_str!("../../kernels/conv_up.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
     ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),

@@ -16,9 +16,9 @@
 //! `up{l}.weight/.bias`, `head.weight/.bias`.
 
 use crate::error::{Error, Result};
+use crate::graph::ops::amp::INIT_SCALE;
 use crate::graph::ops::{BatchNormAttrs, CrossEntropyAttrs, DiceAttrs, UpsampleMode};
 use crate::graph::{Graph, Init, ValueId};
-use crate::graph::ops::amp::INIT_SCALE;
 use crate::shape::{DType, Precision, Shape, Window};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -22,12 +22,18 @@
 //!
 //! Activations (x, y, dy, dx) are F32 or F16 tensors (one type per op); weights,
 //! bias and weight gradients are F32.
+//!
+//! The up-convolution (transposed, kernel == stride, padding 0; the U-Net's 2x2
+//! stride 2) has its own kernel, `conv_up` ([`up`]), for all three transposed
+//! computations: [`ConvKernel::Up`], and `Auto` on GPUs.
 
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
+
+pub mod up;
 
 /// Which kernel variant to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -48,6 +54,9 @@ pub enum ConvKernel {
     /// The `Coop` kernels with the matrix operations emulated in plain WGSL: runs on any
     /// adapter with f16 support, slowly. For testing the coop kernels without matrix units.
     CoopEmulated,
+    /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
+    /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
+    Up,
 }
 
 impl ConvKernel {
@@ -64,6 +73,9 @@ impl ConvKernel {
                 }
                 class_default(ctx)
             }
+            // Up names the transposed-conv kernel; other convolutions run as Auto would
+            // without matrix units.
+            ConvKernel::Up => class_default(ctx),
             k => k,
         }
     }
@@ -471,6 +483,21 @@ fn expect_act(op: &'static str, what: &str, t: &Tensor, want: Shape, act: DType)
     expect(op, what, t, want, act)
 }
 
+/// Whether a transposed convolution runs the up-convolution kernel `conv_up`: with
+/// `Up` always (an error naming the op if the window does not qualify), with `Auto`
+/// on GPU adapters when the window qualifies; otherwise the generic kernels run.
+fn use_up(rec: &Recorder, kernel: ConvKernel, op: &'static str, win: &Window) -> Result<bool> {
+    match kernel {
+        ConvKernel::Up if up::qualifies(win) => Ok(true),
+        ConvKernel::Up => Err(Error::shape(
+            op,
+            format!("variant Up needs {}; got {win:?}", up::REQUIREMENT),
+        )),
+        ConvKernel::Auto => Ok(up::qualifies(win) && rec.ctx.class == AdapterClass::Gpu),
+        _ => Ok(false),
+    }
+}
+
 // ------------------------------------------------------------------ public ops
 
 /// Convolution forward into `y`.
@@ -579,6 +606,9 @@ pub fn conv_transpose_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
+    if use_up(rec, kernel, op, win)? {
+        return up::forward(rec, x, w, b, win, y);
+    }
     dgrad_any(rec, kernel.resolve(rec, x.dtype), x, w, b, win, y)
 }
 
@@ -612,6 +642,9 @@ pub fn conv_transpose_grad_input_into(
     check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
     expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
+    if use_up(rec, kernel, op, win)? {
+        return up::grad_input(rec, dy, w, win, dx);
+    }
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_fwd(rec, kernel.resolve(rec, dy.dtype), dy, w, None, &cwin, dx)
@@ -643,6 +676,9 @@ pub fn conv_transpose_grad_weight_into(
     expect_act(op, "input", x, x.shape, x.dtype)?;
     check_dy(op, dy, &ys, &x.shape, win, x.dtype)?;
     expect(op, "grad_weight", dw, dw.shape, DType::F32)?;
+    if use_up(rec, kernel, op, win)? {
+        return up::grad_weight(rec, x, dy, win, dw);
+    }
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
     dispatch_wgrad(
