@@ -1,6 +1,6 @@
 //! `wunet bench conv|conv-transpose ...`
 
-use crate::bench::{median, time_program};
+use crate::bench::{median, time_program_best};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Tensor};
 use crate::ops::conv::{self, ConvKernel};
@@ -147,7 +147,8 @@ fn bench_conv_one(
         }
         Ok(())
     })?;
-    let ms = median(&time_program(ctx, &prog, 1, a.runs.max(1))?);
+    let (timer, times) = time_program_best(ctx, &prog, 1, a.runs.max(1))?;
+    let ms = median(&times);
     // MACs: forward = every (output, tap) pair of the dense formula; the backward
     // adds the same count twice (grad input, grad weight).
     let k_per_out = xs.c() * win.kernel_numel();
@@ -178,6 +179,7 @@ fn bench_conv_one(
         variant,
         if act == DType::F16 { "mixed" } else { "f32" },
     );
+    println!("timer: {}", timer.name());
     println!("median_ms: {ms:.3}");
     println!("gflops: {gflops:.2}");
     Ok((ms, gflops))
