@@ -11,7 +11,7 @@
 //! gradient are 0 (PyTorch gives NaN).
 //!
 //! Dtypes: `logits` are activations, F32 or F16, and `grad` takes the
-//! logits' dtype ([`super::act_dtype`]); the loss, per-class Dice, NLL map,
+//! logits' dtype (`act_dtype` in `crate::ops`); the loss, per-class Dice, NLL map,
 //! class weights and weight map are F32. Every sum is taken in f32.
 //!
 //! | op      | dispatches                                                                  |

@@ -1,6 +1,12 @@
 //! GPU ops, one file per op family. Each op: check shapes -> output shape ->
 //! params -> dispatch. `*_into` variants write into a given tensor (the
 //! executor's planned buffers); the plain variants allocate their output.
+//!
+//! Dtypes: activations (x, y, dy, dx, logits and their gradient) are F32 or
+//! F16, one dtype per call (`act_dtype`, the one check every wrapper uses;
+//! outputs are allocated with `alloc_act`); parameters, their gradients,
+//! statistics, losses and scratch are F32. Kernels read and write `act`
+//! storage and do every sum in f32. The conv wrappers take F32 only for now.
 
 pub mod activation;
 pub mod amp;

@@ -18,7 +18,7 @@
 //! The reduction of one set is spread over many workgroups.
 //!
 //! Dtypes: `x`, `y`, `dy` (`g`) and `dx` are activations, F32 or F16, one
-//! dtype per call ([`super::act_dtype`]); `gamma`, `beta`, the running and
+//! dtype per call (`act_dtype` in `crate::ops`); `gamma`, `beta`, the running and
 //! saved statistics, `dgamma` and `dbeta` are F32. Every sum is taken in f32.
 //!
 //! Arguments follow the graph's ops: inputs in the order of `BatchNorm`,

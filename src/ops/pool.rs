@@ -8,7 +8,7 @@
 //! the first maximum in row-major window order on ties (PyTorch convention; NaN
 //! inputs are never selected, unlike PyTorch which propagates them).
 //! Activations (`x`, `y`, `dy`, `dx`) are F32 or F16, one dtype per call
-//! ([`super::act_dtype`]); indices are U32.
+//! (`act_dtype` in `crate::ops`); indices are U32.
 //! Every backward is a gather (one invocation per input element), so results
 //! are deterministic and no atomics are needed, overlapping windows included.
 

@@ -6,7 +6,7 @@
 //! uses PyTorch's `area_pixel_compute_source_index`:
 //! `src = max((o + 0.5)/f - 0.5, 0)`, `i0 = floor(src)`, `i1 = min(i0+1, in-1)`,
 //! `lambda = src - i0`. Backwards are gathers (no atomics). Input and output
-//! are F32 or F16, one dtype per call ([`super::act_dtype`]).
+//! are F32 or F16, one dtype per call (`act_dtype` in `crate::ops`).
 
 use super::fastdiv::magic;
 use super::tensor::distinct;
