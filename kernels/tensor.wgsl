@@ -27,7 +27,7 @@
 //           3 y (read_write). All three are activations or activation gradients (`act`: f32,
 //           or f16 storage in mixed precision); arithmetic is in f32 (loads widen, stores
 //           narrow), pure copies move `act` values unchanged. No entry point is given integer
-//           data today (src/ops/tensor.rs accepts F32 only); a dispatch whose tensors are all
+//           data today (src/ops/tensor.rs accepts F32 or F16 activations); a dispatch whose tensors are all
 //           4-byte types runs in the f32 module, where the copying entry points (copy,
 //           channel_block, shift_copy, reflect_fwd) move 4-byte words unchanged, so U32/I32
 //           tensors could use them there (the f16 module rejects them at dispatch).

@@ -8,7 +8,7 @@ use crate::error::{Error, Result};
 use std::fmt;
 
 /// Element type of a tensor. F16 holds activations and activation gradients
-/// in mixed precision (see [`crate::gpu::Precision`]); everything else is 4 bytes wide.
+/// in mixed precision (see [`crate::graph::ops::is_activation_dtype`]); everything else is 4 bytes wide.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,

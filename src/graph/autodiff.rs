@@ -225,6 +225,9 @@ impl Backward<'_> {
     pub fn shape(&self, v: ValueId) -> Shape {
         self.g.shape(v)
     }
+    pub fn dtype(&self, v: ValueId) -> DType {
+        self.g.value(v).dtype
+    }
     /// Does input `i` need a gradient?
     pub fn needs(&self, i: usize) -> bool {
         self.need.get(i).copied().unwrap_or(false)

@@ -21,7 +21,7 @@ impl Op {
         if !arity.accepts(ins.len()) {
             return Err(format!("takes {arity} inputs, got {}", ins.len()));
         }
-        let act = check_inputs(&spec.inputs, ins)?;
+        let act = check_inputs(&spec.inputs, ins)?.unwrap_or_else(|| self.own_act_dtype());
         let shapes: Vec<Shape> = ins.iter().map(|t| t.0).collect();
         let outs = (spec.shapes)(self, &shapes)?;
         debug_assert_eq!(outs.len(), spec.outputs.count(), "{}", spec.name);
@@ -34,12 +34,22 @@ impl Op {
             })
             .collect())
     }
+
+    /// The dtype of the activation outputs of an op without activation
+    /// inputs: `Zeros` carries its own (the gradients it stands in for may be
+    /// F16); every other such op gives F32.
+    fn own_act_dtype(&self) -> DType {
+        match self {
+            Op::Zeros(a) => a.dtype,
+            _ => DType::F32,
+        }
+    }
 }
 
 /// Check each input's dtype (and rank, for activations) against its slot;
-/// returns the dtype of the activation inputs (F32 when there are none), which
-/// must all agree.
-fn check_inputs(slots: &Slots, ins: &[TypeOf]) -> Check<DType> {
+/// returns the dtype of the activation inputs (`None` when there are none),
+/// which must all agree.
+fn check_inputs(slots: &Slots, ins: &[TypeOf]) -> Check<Option<DType>> {
     let mut act: Option<(String, TypeOf)> = None;
     for (i, t) in ins.iter().enumerate() {
         let (slot, what) = match slots.get(i) {
@@ -70,5 +80,5 @@ fn check_inputs(slots: &Slots, ins: &[TypeOf]) -> Check<DType> {
             }
         }
     }
-    Ok(act.map_or(DType::F32, |(_, t)| t.1))
+    Ok(act.map(|(_, t)| t.1))
 }

@@ -291,9 +291,11 @@ fn split_gradient_fills_zeros() {
     let n_fwd = g.nodes().len();
     let grads = backward(&mut g, loss).unwrap();
     let bwd = &g.nodes()[n_fwd..];
-    assert!(bwd
-        .iter()
-        .any(|n| n.op == Op::Zeros(Shape::new4(1, 2, 5, 5))));
+    assert!(bwd.iter().any(|n| n.op
+        == Op::Zeros(ZerosAttrs {
+            shape: Shape::new4(1, 2, 5, 5),
+            dtype: DType::F32
+        })));
     assert!(bwd.iter().any(|n| n.op == Op::Concat));
     assert_eq!(grads.params.len(), 1);
 }
@@ -301,6 +303,7 @@ fn split_gradient_fills_zeros() {
 #[test]
 fn dtypes_follow_the_slot_roles() {
     assert!(is_activation_dtype(DType::F32) && !is_activation_dtype(DType::I32));
+    assert!(is_activation_dtype(DType::F16) && is_differentiable_dtype(DType::F16));
     assert!(is_differentiable_dtype(DType::F32) && !is_differentiable_dtype(DType::U32));
     let mut g = Graph::new();
     let xs = Shape::new4(1, 2, 4, 4);
@@ -337,6 +340,194 @@ fn dtypes_follow_the_slot_roles() {
     assert_eq!(g.value(idx).dtype, DType::U32);
     assert_eq!(Role::Act.output_dtype(DType::F32), DType::F32);
     assert_eq!(Role::F32.output_dtype(DType::I32), DType::F32);
+}
+
+/// A net through every op family (conv, norm, activation, pool, unpool,
+/// upsample, tensor plumbing, both losses) on an input of dtype `act`, with
+/// its backward and an SGD update. 2D (`dims` 2) or 3D.
+fn every_family_net(dims: usize, act: DType) -> (Graph, Gradients) {
+    // Sizes and factors have D = 1 in 2D, pads D = 0.
+    let sp = |d: usize, h: usize, w: usize| if dims == 3 { [d, h, w] } else { [1, h, w] };
+    let pads = |d: usize, h: usize, w: usize| if dims == 3 { [d, h, w] } else { [0, h, w] };
+    let shape = |n: usize, c: usize, s: [usize; 3]| {
+        if dims == 3 {
+            Shape::new5(n, c, s[0], s[1], s[2])
+        } else {
+            Shape::new4(n, c, s[1], s[2])
+        }
+    };
+    let full = sp(4, 12, 10);
+    let mut g = Graph::new();
+    let x = g.input_typed("x", shape(2, 3, full), act).unwrap();
+    let h = g
+        .conv_layer("c1", x, 6, Window::cube(dims, 3, 1, 1), true)
+        .unwrap();
+    let bn = BatchNormAttrs {
+        training: true,
+        momentum: 0.1,
+        eps: 1e-5,
+    };
+    let h = g.batch_norm_layer("bn", h, bn).unwrap();
+    let h = g.relu(h).unwrap();
+    let (p, idx) = g.max_pool(h, Window::cube(dims, 2, 2, 0)).unwrap();
+    let a = g.avg_pool(h, Window::cube(dims, 2, 2, 0), false).unwrap();
+    let s = g.add(p, a).unwrap();
+    let s = g.group_norm_layer("gn", s, 3, 1e-5).unwrap();
+    let s = g.leaky_relu(s, 0.01).unwrap();
+    let s = g.instance_norm_layer("in", s, 1e-5).unwrap();
+    let s = g.sigmoid(s).unwrap();
+    let s = g.dropout(s, 0.2, 7).unwrap();
+    let un = g.max_unpool(s, idx, full).unwrap();
+    let up = g.upsample(s, UpsampleMode::Linear, sp(2, 2, 2)).unwrap();
+    let cat = g.concat(&[un, up]).unwrap();
+    // Part 1 of the split is unused: its gradient is a Zeros of the act dtype.
+    let parts = g.split(cat, &[8, 4]).unwrap();
+    let padded = g
+        .pad(parts[0], pads(1, 1, 1), pads(1, 2, 1), PadMode::Reflect)
+        .unwrap();
+    let cropped = g.center_crop(padded, full).unwrap();
+    let cropped = g.scale(cropped, 0.5).unwrap();
+    let t = g
+        .conv_transpose_layer("up", cropped, 4, Window::cube(dims, 2, 2, 0), true)
+        .unwrap();
+    let t = g.avg_pool(t, Window::cube(dims, 2, 2, 0), true).unwrap();
+    let logits = g
+        .conv_layer("head", t, 3, Window::cube(dims, 1, 1, 0), false)
+        .unwrap();
+    let ls = shape(2, 1, full);
+    let labels = g.label("labels", ls, DType::I32).unwrap();
+    let wmap = g.label("wmap", ls, DType::F32).unwrap();
+    let ce_loss = g
+        .softmax_cross_entropy(logits, labels, Some(wmap), ce())
+        .unwrap();
+    let dice = g
+        .dice_loss(
+            logits,
+            labels,
+            DiceAttrs {
+                smooth: 1.0,
+                batch_dice: false,
+                ignore_label: None,
+            },
+        )
+        .unwrap();
+    let half = g.scale(dice, 0.5).unwrap();
+    let total = g.add(ce_loss, half).unwrap();
+    let grads = backward(&mut g, total).unwrap();
+    append_optimizer(&mut g, &grads.params, &Optimizer::sgd(0.99)).unwrap();
+    (g, grads)
+}
+
+#[test]
+fn f16_input_gives_f16_activations_and_f32_parameter_gradients() {
+    for dims in [2, 3] {
+        let (f32_net, _) = every_family_net(dims, DType::F32);
+        let (g, grads) = every_family_net(dims, DType::F16);
+        // The same nodes and shapes in both precisions.
+        assert_eq!(g.nodes().len(), f32_net.nodes().len());
+        // Every output takes its dtype from its slot: activations (and their
+        // gradients) F16, statistics, parameter gradients and losses F32.
+        let mut act_values = 0;
+        for n in g.nodes() {
+            let spec = n.op.spec();
+            for (i, o) in n.outputs.iter().enumerate() {
+                let v = g.value(*o);
+                let want = match spec.outputs.get(i).map(|s| s.role) {
+                    Some(Role::Act) => DType::F16,
+                    // Elementwise ops on the loss scalars stay F32.
+                    Some(Role::Any) if v.shape.numel() == 1 => DType::F32,
+                    Some(Role::Any) => DType::F16,
+                    Some(Role::F32) => DType::F32,
+                    Some(Role::Indices) => DType::U32,
+                    Some(Role::Labels) => DType::I32,
+                    None => panic!("{}: no slot {i}", n.name),
+                };
+                assert_eq!(v.dtype, want, "{} output {i} ({})", n.name, v.name);
+                act_values += (want == DType::F16) as usize;
+            }
+        }
+        assert!(act_values > 40, "{dims}D: {act_values} F16 values");
+        // Every trainable parameter has an F32 gradient of its own shape.
+        assert!(grads.unused.is_empty());
+        assert_eq!(grads.params.len(), g.trainable_params().len());
+        for (p, gr) in &grads.params {
+            assert_eq!(g.value(*gr).dtype, DType::F32, "{}", g.value(*gr).name);
+            assert_eq!(g.shape(*gr), g.shape(*p));
+        }
+        // The backward of every family is there, in F16 where it is an activation.
+        for name in [
+            "ConvGradInput",
+            "ConvGradWeight",
+            "BiasGrad",
+            "ConvTransposeGradInput",
+            "ConvTransposeGradWeight",
+            "BatchNormGrad",
+            "GroupNormGrad",
+            "InstanceNormGrad",
+            "ReluGrad",
+            "LeakyReluGrad",
+            "SigmoidGrad",
+            "DropoutGrad",
+            "MaxPoolGrad",
+            "AvgPoolGrad",
+            "MaxUnpoolGrad",
+            "UpsampleGrad",
+            "Split",
+            "Concat",
+            "Zeros",
+            "PadGrad",
+            "CenterCropGrad",
+            "Scale",
+            "Add",
+            "SgdUpdate",
+        ] {
+            assert!(
+                g.nodes()[grads.first_node.0..]
+                    .iter()
+                    .any(|n| n.op.name() == name),
+                "{dims}D: no {name} in the backward"
+            );
+        }
+        let zeros = g.nodes().iter().find(|n| matches!(n.op, Op::Zeros(_)));
+        match zeros.map(|n| &n.op) {
+            Some(Op::Zeros(a)) => assert_eq!(a.dtype, DType::F16),
+            _ => panic!("no Zeros"),
+        }
+    }
+}
+
+#[test]
+fn mixed_activation_dtypes_are_rejected() {
+    let mut g = Graph::new();
+    let xs = Shape::new4(2, 3, 5, 7);
+    let a = g.input_typed("a", xs, DType::F16).unwrap();
+    let b = g.input("b", xs).unwrap();
+    let e = g.add(a, b).unwrap_err().to_string();
+    assert!(
+        e.contains("Add") && e.contains("a 2x3x5x7 (F16) and b 2x3x5x7 (F32) must have one dtype"),
+        "{e}"
+    );
+    let e = g.concat(&[a, b]).unwrap_err().to_string();
+    assert!(e.contains("must have one dtype"), "{e}");
+    // A parameter stays F32 whatever the activations are.
+    let w = g
+        .input_typed("w", Shape::new4(4, 3, 1, 1), DType::F16)
+        .unwrap();
+    let e = g
+        .conv(a, w, None, Window::cube(2, 1, 1, 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("weight 4x3x1x1 has dtype F16, expected F32"),
+        "{e}"
+    );
+    // Zeros must be of an activation dtype.
+    let z = Op::Zeros(ZerosAttrs {
+        shape: xs,
+        dtype: DType::U32,
+    });
+    let e = g.add_node(z, &[]).unwrap_err().to_string();
+    assert!(e.contains("U32 is not an activation dtype"), "{e}");
 }
 
 #[test]

@@ -9,9 +9,9 @@
 //! integer hash on the CPU, so GPU and CPU masks agree exactly.
 
 use super::tensor::distinct;
-use super::{checked, expect, groups_for};
+use super::{act_dtype, alloc_act, checked, expect, groups_for};
 use crate::error::Result;
-use crate::gpu::{DType, Recorder, Tensor};
+use crate::gpu::{Recorder, Tensor};
 use crate::graph::ops::activation::check_drop_probability;
 use crate::shape;
 use bytemuck::{Pod, Zeroable};
@@ -39,8 +39,9 @@ pub fn dropout_scale(p: f32) -> f32 {
     }
 }
 
-/// `out = entry(a, b)`: `a`, `b` and `out` of one shape, f32. `a` is the
-/// forward value (input or output), `b` the gradient (kernel binding order).
+/// `out = entry(a, b)`: `a`, `b` and `out` of one shape and one activation
+/// dtype (F32 or F16, [`act_dtype`]). `a` is the forward value (input or
+/// output), `b` the gradient (kernel binding order).
 fn unary(
     rec: &mut Recorder,
     op: &'static str,
@@ -50,15 +51,18 @@ fn unary(
     p: ActParams,
     out: &Tensor,
 ) -> Result<()> {
-    expect(op, "input", a, a.shape, DType::F32)?;
+    let act = match b {
+        Some(b) => act_dtype(op, &[("input", a), ("grad_output", b), ("output", out)])?,
+        None => act_dtype(op, &[("input", a), ("output", out)])?,
+    };
     if let Some(b) = b {
         checked(
             op,
             shape::check_same("gradient", &b.shape, "forward value", &a.shape),
         )?;
-        expect(op, "grad_output", b, a.shape, DType::F32)?;
+        expect(op, "grad_output", b, a.shape, act)?;
     }
-    expect(op, "output", out, a.shape, DType::F32)?;
+    expect(op, "output", out, a.shape, act)?;
     let b = b.unwrap_or(a);
     distinct(op, &[a, b], out)?;
     let p = ActParams {
@@ -69,8 +73,9 @@ fn unary(
     rec.dispatch("activation", entry, &[], &p, &[a, b, out], g)
 }
 
+/// An output of `t`'s shape and activation dtype.
 fn alloc_like(rec: &Recorder, t: &Tensor) -> Result<Tensor> {
-    Tensor::empty(rec.ctx, t.shape, DType::F32)
+    alloc_act(rec, t.shape, t)
 }
 
 /// `y = max(x, 0)`.

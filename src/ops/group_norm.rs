@@ -35,10 +35,10 @@ fn group_norm_impl(
     save_mean: &Tensor,
     save_invstd: &Tensor,
 ) -> Result<()> {
-    check_common(op, x, gamma, &[("beta", beta)])?;
+    let act = check_common(op, x, &[("output", y)], gamma, &[("beta", beta)])?;
     check_groups(op, &x.shape, groups)?;
     check_eps(op, eps)?;
-    expect(op, "output", y, x.shape, DType::F32)?;
+    expect(op, "output", y, x.shape, act)?;
     let ss = group_norm_stats_shape(&x.shape, groups);
     expect(op, "save_mean", save_mean, ss, DType::F32)?;
     expect(op, "save_invstd", save_invstd, ss, DType::F32)?;
@@ -100,7 +100,7 @@ pub fn group_norm(
     eps: f32,
 ) -> Result<NormOutput> {
     check_groups("group_norm", &x.shape, groups)?;
-    let o = alloc_out(rec, &x.shape, group_norm_stats_shape(&x.shape, groups))?;
+    let o = alloc_out(rec, x, group_norm_stats_shape(&x.shape, groups))?;
     group_norm_into(
         rec,
         x,
@@ -169,7 +169,7 @@ pub fn group_norm_backward(
     save_invstd: &Tensor,
     groups: usize,
 ) -> Result<NormGrads> {
-    let o = alloc_grads(rec, &x.shape)?;
+    let o = alloc_grads(rec, x)?;
     group_norm_backward_into(
         rec,
         g,
@@ -221,7 +221,7 @@ pub fn instance_norm(
     beta: &Tensor,
     eps: f32,
 ) -> Result<NormOutput> {
-    let o = alloc_out(rec, &x.shape, group_norm_stats_shape(&x.shape, x.shape.c()))?;
+    let o = alloc_out(rec, x, group_norm_stats_shape(&x.shape, x.shape.c()))?;
     instance_norm_into(rec, x, gamma, beta, eps, &o.y, &o.save_mean, &o.save_invstd)?;
     Ok(o)
 }
@@ -277,7 +277,7 @@ pub fn instance_norm_backward(
     save_mean: &Tensor,
     save_invstd: &Tensor,
 ) -> Result<NormGrads> {
-    let o = alloc_grads(rec, &x.shape)?;
+    let o = alloc_grads(rec, x)?;
     instance_norm_backward_into(
         rec,
         g,

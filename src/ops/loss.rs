@@ -10,6 +10,10 @@
 //! normaliser of the cross-entropy is 0 (every pixel ignored) the loss and
 //! gradient are 0 (PyTorch gives NaN).
 //!
+//! Dtypes: `logits` are activations, F32 or F16, and `grad` takes the
+//! logits' dtype (`act_dtype` in `crate::ops`); the loss, per-class Dice, NLL map,
+//! class weights and weight map are F32. Every sum is taken in f32.
+//!
 //! | op      | dispatches                                                                  |
 //! |---------|-----------------------------------------------------------------------------|
 //! | CE      | `loss_ce::pixels`, `loss_ce::combine`, `loss_ce_grad::grad_logits`           |
@@ -17,7 +21,7 @@
 //! | Dice+CE | the CE three, then Dice without `lse_pixels` (reuses CE's log-sum-exp)       |
 
 use super::norm::distinct;
-use super::{checked, expect};
+use super::{act_dtype, alloc_act, checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
@@ -122,14 +126,14 @@ fn check_inputs(
     grad: &Tensor,
     loss: &Tensor,
 ) -> Result<()> {
-    expect(op, "logits", logits, logits.shape, DType::F32)?;
+    let act = act_dtype(op, &[("logits", logits), ("grad", grad)])?;
     checked(op, shape::check_indexable("logits", &logits.shape))?;
     checked(
         op,
         shape::check_label_map("labels", &labels.shape, &logits.shape),
     )?;
     expect(op, "labels", labels, labels.shape, DType::I32)?;
-    expect(op, "grad", grad, logits.shape, DType::F32)?;
+    expect(op, "grad", grad, logits.shape, act)?;
     expect(op, "loss", loss, Shape::scalar(), DType::F32)?;
     distinct(
         op,
@@ -194,8 +198,10 @@ fn dispatch_ce(
         pad: [0; 2],
     };
     let part = scratch(rec, 3 * nparts + 1)?;
-    let cw = class_weight.unwrap_or(logits);
-    let wm = weight_map.unwrap_or(logits);
+    // Absent weights: an F32 stand-in for their f32 bindings (never read).
+    let stand_in = scratch(rec, 1)?;
+    let cw = class_weight.unwrap_or(&stand_in);
+    let wm = weight_map.unwrap_or(&stand_in);
     let nm = nll_map.unwrap_or(lse);
     let g = rec.grid(nparts as u64)?;
     rec.dispatch(
@@ -392,10 +398,11 @@ pub fn softmax_cross_entropy_into(
     )
 }
 
+/// The loss (F32) and the gradient (the logits' activation dtype).
 fn alloc(rec: &Recorder, logits: &Tensor) -> Result<(Tensor, Tensor)> {
     Ok((
         Tensor::empty(rec.ctx, Shape::scalar(), DType::F32)?,
-        Tensor::empty(rec.ctx, logits.shape, DType::F32)?,
+        alloc_act(rec, logits.shape, logits)?,
     ))
 }
 

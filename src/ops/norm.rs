@@ -17,11 +17,15 @@
 //! Chan-style merge per set, so large `m` and large offsets stay accurate.
 //! The reduction of one set is spread over many workgroups.
 //!
+//! Dtypes: `x`, `y`, `dy` (`g`) and `dx` are activations, F32 or F16, one
+//! dtype per call (`act_dtype` in `crate::ops`); `gamma`, `beta`, the running and
+//! saved statistics, `dgamma` and `dbeta` are F32. Every sum is taken in f32.
+//!
 //! Arguments follow the graph's ops: inputs in the order of `BatchNorm`,
 //! `BatchNormGrad` (`dy` first) etc., then attributes, then outputs. The
 //! validity rules are [`crate::shape`]'s, shared with the graph.
 
-use super::{checked, expect};
+use super::{act_dtype, alloc_act, checked, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{self, batch_norm_count, group_norm_count, Shape};
@@ -179,14 +183,19 @@ pub(super) fn distinct(
     Ok(())
 }
 
-/// `x` (indexable, f32) and its per-channel tensors (`[C]`, f32).
+/// `x` (indexable) and the other activations of the call (`acts`: y, or dy
+/// and dx) share one activation dtype, returned; the per-channel tensors
+/// (`gamma`, `extra`) are `[C]`, F32.
 pub(super) fn check_common(
     op: &'static str,
     x: &Tensor,
+    acts: &[(&str, &Tensor)],
     gamma: &Tensor,
     extra: &[(&str, &Tensor)],
-) -> Result<()> {
-    expect(op, "input", x, x.shape, DType::F32)?;
+) -> Result<DType> {
+    let mut all = vec![("input", x)];
+    all.extend_from_slice(acts);
+    let act = act_dtype(op, &all)?;
     checked(op, shape::check_indexable("input", &x.shape))?;
     let cv = Shape::vector(x.shape.c());
     for (what, t) in std::iter::once(&("gamma", gamma)).chain(extra) {
@@ -196,7 +205,7 @@ pub(super) fn check_common(
         )?;
         expect(op, what, t, cv, DType::F32)?;
     }
-    Ok(())
+    Ok(act)
 }
 
 pub(super) fn check_eps(op: &'static str, eps: f32) -> Result<()> {
@@ -368,9 +377,10 @@ pub fn batch_norm_train_into(
     save_invstd: &Tensor,
 ) -> Result<()> {
     let op = bn_name(&x.shape);
-    check_common(
+    let act = check_common(
         op,
         x,
+        &[("output", y)],
         gamma,
         &[
             ("beta", beta),
@@ -381,7 +391,7 @@ pub fn batch_norm_train_into(
     check_eps(op, eps)?;
     checked(op, crate::graph::ops::norm::check_momentum(momentum))?;
     checked(op, shape::check_batch_norm_train(&x.shape))?;
-    expect(op, "output", y, x.shape, DType::F32)?;
+    expect(op, "output", y, x.shape, act)?;
     let cv = Shape::vector(x.shape.c());
     expect(op, "save_mean", save_mean, cv, DType::F32)?;
     expect(op, "save_invstd", save_invstd, cv, DType::F32)?;
@@ -430,18 +440,20 @@ pub struct NormGrads {
     pub dbeta: Tensor,
 }
 
-pub(super) fn alloc_out(rec: &Recorder, x: &Shape, stats: Shape) -> Result<NormOutput> {
+/// Outputs for input `x`: `y` in `x`'s activation dtype, F32 statistics of shape `stats`.
+pub(super) fn alloc_out(rec: &Recorder, x: &Tensor, stats: Shape) -> Result<NormOutput> {
     Ok(NormOutput {
-        y: Tensor::empty(rec.ctx, *x, DType::F32)?,
+        y: alloc_act(rec, x.shape, x)?,
         save_mean: Tensor::empty(rec.ctx, stats, DType::F32)?,
         save_invstd: Tensor::empty(rec.ctx, stats, DType::F32)?,
     })
 }
 
-pub(super) fn alloc_grads(rec: &Recorder, x: &Shape) -> Result<NormGrads> {
-    let cv = Shape::vector(x.c());
+/// Gradients for input `x`: `dx` in `x`'s activation dtype, F32 `dgamma`, `dbeta`.
+pub(super) fn alloc_grads(rec: &Recorder, x: &Tensor) -> Result<NormGrads> {
+    let cv = Shape::vector(x.shape.c());
     Ok(NormGrads {
-        dx: Tensor::empty(rec.ctx, *x, DType::F32)?,
+        dx: alloc_act(rec, x.shape, x)?,
         dgamma: Tensor::empty(rec.ctx, cv, DType::F32)?,
         dbeta: Tensor::empty(rec.ctx, cv, DType::F32)?,
     })
@@ -459,7 +471,7 @@ pub fn batch_norm_train(
     momentum: f32,
     eps: f32,
 ) -> Result<NormOutput> {
-    let o = alloc_out(rec, &x.shape, Shape::vector(x.shape.c()))?;
+    let o = alloc_out(rec, x, Shape::vector(x.shape.c()))?;
     batch_norm_train_into(
         rec,
         x,
@@ -489,9 +501,10 @@ pub fn batch_norm_eval_into(
     y: &Tensor,
 ) -> Result<()> {
     let op = bn_name(&x.shape);
-    check_common(
+    let act = check_common(
         op,
         x,
+        &[("output", y)],
         gamma,
         &[
             ("beta", beta),
@@ -500,7 +513,7 @@ pub fn batch_norm_eval_into(
         ],
     )?;
     check_eps(op, eps)?;
-    expect(op, "output", y, x.shape, DType::F32)?;
+    expect(op, "output", y, x.shape, act)?;
     distinct(
         op,
         ("output", y),
@@ -535,7 +548,7 @@ pub fn batch_norm_eval(
     running_var: &Tensor,
     eps: f32,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, x.shape, DType::F32)?;
+    let y = alloc_act(rec, x.shape, x)?;
     batch_norm_eval_into(rec, x, gamma, beta, running_mean, running_var, eps, &y)?;
     Ok(y)
 }
@@ -553,13 +566,19 @@ pub(super) fn check_backward(
     dgamma: &Tensor,
     dbeta: &Tensor,
 ) -> Result<()> {
-    check_common(op, x, gamma, &[("dgamma", dgamma), ("dbeta", dbeta)])?;
+    let act = check_common(
+        op,
+        x,
+        &[("grad_output", g), ("grad_input", dx)],
+        gamma,
+        &[("dgamma", dgamma), ("dbeta", dbeta)],
+    )?;
     checked(
         op,
         shape::check_same("gradient", &g.shape, "input", &x.shape),
     )?;
-    expect(op, "grad_output", g, x.shape, DType::F32)?;
-    expect(op, "grad_input", dx, x.shape, DType::F32)?;
+    expect(op, "grad_output", g, x.shape, act)?;
+    expect(op, "grad_input", dx, x.shape, act)?;
     checked(
         op,
         shape::check_stats("saved mean", &mean.shape, &stats, &x.shape),
@@ -629,7 +648,7 @@ pub fn batch_norm_train_backward(
     save_mean: &Tensor,
     save_invstd: &Tensor,
 ) -> Result<NormGrads> {
-    let o = alloc_grads(rec, &x.shape)?;
+    let o = alloc_grads(rec, x)?;
     batch_norm_train_backward_into(
         rec,
         g,
@@ -698,7 +717,7 @@ pub fn batch_norm_eval_backward(
     running_var: &Tensor,
     eps: f32,
 ) -> Result<NormGrads> {
-    let o = alloc_grads(rec, &x.shape)?;
+    let o = alloc_grads(rec, x)?;
     batch_norm_eval_backward_into(
         rec,
         g,

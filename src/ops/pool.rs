@@ -7,12 +7,14 @@
 //! `h*W + w` (3D `(d*H + h)*W + w`) within the input plane of the same (n, c),
 //! the first maximum in row-major window order on ties (PyTorch convention; NaN
 //! inputs are never selected, unlike PyTorch which propagates them).
+//! Activations (`x`, `y`, `dy`, `dx`) are F32 or F16, one dtype per call
+//! (`act_dtype` in `crate::ops`); indices are U32.
 //! Every backward is a gather (one invocation per input element), so results
 //! are deterministic and no atomics are needed, overlapping windows included.
 
 use super::fastdiv::magic;
 use super::tensor::{distinct, dummy, fill_into};
-use super::{checked, expect, groups_for};
+use super::{act_dtype, alloc_act, checked, expect, groups_for};
 use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};
@@ -106,7 +108,7 @@ fn check_pair(op: &'static str, xs: &Shape, win: &Window, dy: &Shape) -> Result<
 
 // ------------------------------------------------------------------ max pooling
 
-/// Max pooling into `y` (f32) and `indices` (u32), both of the output shape.
+/// Max pooling into `y` (`x`'s activation dtype) and `indices` (u32), both of the output shape.
 pub fn max_pool_into(
     rec: &mut Recorder,
     x: &Tensor,
@@ -116,8 +118,8 @@ pub fn max_pool_into(
 ) -> Result<()> {
     let op = "max_pool";
     let ys = out_shape(op, &x.shape, win)?;
-    expect(op, "input", x, x.shape, DType::F32)?;
-    expect(op, "output", y, ys, DType::F32)?;
+    let act = act_dtype(op, &[("input", x), ("output", y)])?;
+    expect(op, "output", y, ys, act)?;
     expect(op, "indices", indices, ys, DType::U32)?;
     distinct(op, &[x], y)?;
     distinct(op, &[x, y], indices)?;
@@ -128,7 +130,7 @@ pub fn max_pool_into(
 /// Max pooling: `(y, indices)`.
 pub fn max_pool(rec: &mut Recorder, x: &Tensor, win: &Window) -> Result<(Tensor, Tensor)> {
     let ys = out_shape("max_pool", &x.shape, win)?;
-    let y = Tensor::empty(rec.ctx, ys, DType::F32)?;
+    let y = alloc_act(rec, ys, x)?;
     let indices = Tensor::empty(rec.ctx, ys, DType::U32)?;
     max_pool_into(rec, x, win, &y, &indices)?;
     Ok((y, indices))
@@ -145,9 +147,8 @@ pub fn max_pool_grad_into(
 ) -> Result<()> {
     let op = "max_pool_grad";
     check_pair(op, &dx.shape, win, &dy.shape)?;
-    expect(op, "grad_output", dy, dy.shape, DType::F32)?;
+    act_dtype(op, &[("grad_output", dy), ("grad_input", dx)])?;
     expect(op, "indices", indices, dy.shape, DType::U32)?;
-    expect(op, "grad_input", dx, dx.shape, DType::F32)?;
     distinct(op, &[dy, indices], dx)?;
     let p = PoolParams::new(&dx.shape, &dy.shape, win, &dx.shape, 0);
     launch(rec, "max_bwd", &p, dy, dx, indices)
@@ -160,7 +161,7 @@ pub fn max_pool_grad(
     win: &Window,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = alloc_act(rec, x_shape, dy)?;
     max_pool_grad_into(rec, dy, indices, win, &dx)?;
     Ok(dx)
 }
@@ -184,8 +185,7 @@ pub fn max_unpool_into(rec: &mut Recorder, x: &Tensor, indices: &Tensor, y: &Ten
     let op = "max_unpool";
     checked(op, shape::unpool_out_shape(&x.shape, y.shape.spatial()))?;
     check_unpool(op, &x.shape, indices, &y.shape)?;
-    expect(op, "input", x, x.shape, DType::F32)?;
-    expect(op, "output", y, y.shape, DType::F32)?;
+    act_dtype(op, &[("input", x), ("output", y)])?;
     distinct(op, &[x, indices], y)?;
     fill_into(rec, y, 0.0)?;
     let p = PoolParams::new(&x.shape, &y.shape, &Window::cube(3, 1, 1, 0), &x.shape, 0);
@@ -199,7 +199,7 @@ pub fn max_unpool(
     indices: &Tensor,
     out: [usize; 3],
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, x.shape.with_spatial(out), DType::F32)?;
+    let y = alloc_act(rec, x.shape.with_spatial(out), x)?;
     max_unpool_into(rec, x, indices, &y)?;
     Ok(y)
 }
@@ -213,8 +213,7 @@ pub fn max_unpool_grad_into(
 ) -> Result<()> {
     let op = "max_unpool_grad";
     check_unpool(op, &dx.shape, indices, &dy.shape)?;
-    expect(op, "grad_output", dy, dy.shape, DType::F32)?;
-    expect(op, "grad_input", dx, dx.shape, DType::F32)?;
+    act_dtype(op, &[("grad_output", dy), ("grad_input", dx)])?;
     distinct(op, &[dy, indices], dx)?;
     let p = PoolParams::new(
         &dx.shape,
@@ -227,7 +226,7 @@ pub fn max_unpool_grad_into(
 }
 
 pub fn max_unpool_grad(rec: &mut Recorder, dy: &Tensor, indices: &Tensor) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, indices.shape, DType::F32)?;
+    let dx = alloc_act(rec, indices.shape, dy)?;
     max_unpool_grad_into(rec, dy, indices, &dx)?;
     Ok(dx)
 }
@@ -245,8 +244,8 @@ pub fn avg_pool_into(
 ) -> Result<()> {
     let op = "avg_pool";
     let ys = out_shape(op, &x.shape, win)?;
-    expect(op, "input", x, x.shape, DType::F32)?;
-    expect(op, "output", y, ys, DType::F32)?;
+    let act = act_dtype(op, &[("input", x), ("output", y)])?;
+    expect(op, "output", y, ys, act)?;
     distinct(op, &[x], y)?;
     let p = PoolParams::new(&x.shape, &ys, win, &ys, count_include_pad as u32);
     let d = dummy(rec, DType::U32)?;
@@ -259,7 +258,7 @@ pub fn avg_pool(
     win: &Window,
     count_include_pad: bool,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, out_shape("avg_pool", &x.shape, win)?, DType::F32)?;
+    let y = alloc_act(rec, out_shape("avg_pool", &x.shape, win)?, x)?;
     avg_pool_into(rec, x, win, count_include_pad, &y)?;
     Ok(y)
 }
@@ -274,8 +273,7 @@ pub fn avg_pool_grad_into(
 ) -> Result<()> {
     let op = "avg_pool_grad";
     check_pair(op, &dx.shape, win, &dy.shape)?;
-    expect(op, "grad_output", dy, dy.shape, DType::F32)?;
-    expect(op, "grad_input", dx, dx.shape, DType::F32)?;
+    act_dtype(op, &[("grad_output", dy), ("grad_input", dx)])?;
     distinct(op, &[dy], dx)?;
     let p = PoolParams::new(
         &dx.shape,
@@ -295,7 +293,7 @@ pub fn avg_pool_grad(
     count_include_pad: bool,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = alloc_act(rec, x_shape, dy)?;
     avg_pool_grad_into(rec, dy, win, count_include_pad, &dx)?;
     Ok(dx)
 }

@@ -1,8 +1,8 @@
 //! Sums shared by several ops (`kernels/reduce.wgsl`).
 
-use super::groups_for;
+use super::{act_dtype, groups_for};
 use crate::error::{Error, Result};
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{DType, Recorder, Tensor};
 use bytemuck::{Pod, Zeroable};
 
 #[repr(C)]
@@ -14,7 +14,19 @@ struct ReduceParams {
     flags: u32,
 }
 
-/// `out[i] = sum_s part[s*len + i]` (plus `out[i]` if `accumulate`), len = out.numel().
+/// Fail unless `t` is F32 (sums and partials are stored in f32).
+fn expect_f32(op: &'static str, what: &str, t: &Tensor) -> Result<()> {
+    if t.dtype != DType::F32 {
+        return Err(Error::shape(
+            op,
+            format!("{what} {} has dtype {:?}, expected F32", t.shape, t.dtype),
+        ));
+    }
+    Ok(())
+}
+
+/// `out[i] = sum_s part[s*len + i]` (plus `out[i]` if `accumulate`), len = out.numel();
+/// `part` and `out` are F32.
 pub fn sum_splits_into(
     rec: &mut Recorder,
     part: &Tensor,
@@ -22,6 +34,8 @@ pub fn sum_splits_into(
     out: &Tensor,
     accumulate: bool,
 ) -> Result<()> {
+    expect_f32("sum_splits", "partials", part)?;
+    expect_f32("sum_splits", "output", out)?;
     let len = out.numel();
     if part.numel() != splits * len {
         return Err(Error::shape(
@@ -44,12 +58,16 @@ pub fn sum_splits_into(
 }
 
 /// `out[c] = sum over batch and space of x[:, c]` (plus `out[c]` if `accumulate`).
+/// `x` is an activation gradient (F32 or F16); the sum is taken in f32 and
+/// `out` (a bias gradient) is F32.
 pub fn channel_sum_into(
     rec: &mut Recorder,
     x: &Tensor,
     out: &Tensor,
     accumulate: bool,
 ) -> Result<()> {
+    act_dtype("channel_sum", &[("input", x)])?;
+    expect_f32("channel_sum", "output", out)?;
     if out.numel() != x.shape.c() {
         return Err(Error::shape(
             "channel_sum",

@@ -8,7 +8,7 @@
 //! ops check this and return an error instead.
 
 use super::fastdiv::magic;
-use super::{checked, expect, groups_for};
+use super::{act_dtype, alloc_act, checked, expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::graph::ops::PadMode;
@@ -79,19 +79,20 @@ fn launch(
     rec.dispatch("tensor", entry, &[], p, &[a, b, y], g)
 }
 
+/// `x` and `y` of one shape and one activation dtype, separate buffers.
 fn elementwise(op: &'static str, x: &Tensor, y: &Tensor) -> Result<()> {
-    expect(op, "input", x, x.shape, DType::F32)?;
-    expect(op, "output", y, x.shape, DType::F32)?;
+    let act = act_dtype(op, &[("input", x), ("output", y)])?;
+    expect(op, "output", y, x.shape, act)?;
     distinct(op, &[x], y)
 }
 
 // ------------------------------------------------------------------ elementwise
 
-/// `y = a + b` (same shapes).
+/// `y = a + b` (same shapes, one activation dtype).
 pub fn add_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, y: &Tensor) -> Result<()> {
     checked("add", shape::check_same("a", &a.shape, "b", &b.shape))?;
+    act_dtype("add", &[("a", a), ("b", b), ("output", y)])?;
     elementwise("add", a, y)?;
-    expect("add", "second input", b, a.shape, DType::F32)?;
     distinct("add", &[b], y)?;
     let p = TensorParams {
         len: y.numel() as u32,
@@ -101,7 +102,7 @@ pub fn add_into(rec: &mut Recorder, a: &Tensor, b: &Tensor, y: &Tensor) -> Resul
 }
 
 pub fn add(rec: &mut Recorder, a: &Tensor, b: &Tensor) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, a.shape, DType::F32)?;
+    let y = alloc_act(rec, a.shape, a)?;
     add_into(rec, a, b, &y)?;
     Ok(y)
 }
@@ -118,7 +119,7 @@ pub fn scale_into(rec: &mut Recorder, x: &Tensor, alpha: f32, y: &Tensor) -> Res
 }
 
 pub fn scale(rec: &mut Recorder, x: &Tensor, alpha: f32) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, x.shape, DType::F32)?;
+    let y = alloc_act(rec, x.shape, x)?;
     scale_into(rec, x, alpha, &y)?;
     Ok(y)
 }
@@ -134,10 +135,11 @@ pub fn axpy_into(rec: &mut Recorder, alpha: f32, x: &Tensor, y: &Tensor) -> Resu
     launch(rec, "axpy", &p, x, x, y)
 }
 
-/// `y[i] = value` for every element.
+/// `y[i] = value` for every element (`value` rounded to `y`'s activation dtype).
 pub fn fill_into(rec: &mut Recorder, y: &Tensor, value: f32) -> Result<()> {
-    expect("fill", "output", y, y.shape, DType::F32)?;
-    let d = dummy(rec, DType::F32)?;
+    let act = act_dtype("fill", &[("output", y)])?;
+    // The unused input bindings are `act` too: a stand-in of the output's dtype.
+    let d = dummy(rec, act)?;
     let p = TensorParams {
         len: y.numel() as u32,
         alpha: value,
@@ -146,7 +148,7 @@ pub fn fill_into(rec: &mut Recorder, y: &Tensor, value: f32) -> Result<()> {
     launch(rec, "fill", &p, &d, &d, y)
 }
 
-/// `y = x` (same shapes, f32).
+/// `y = x` (same shapes, one activation dtype; values move unchanged).
 pub fn copy_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
     elementwise("copy", x, y)?;
     let p = TensorParams {
@@ -157,7 +159,7 @@ pub fn copy_into(rec: &mut Recorder, x: &Tensor, y: &Tensor) -> Result<()> {
 }
 
 pub fn copy(rec: &mut Recorder, x: &Tensor) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, x.shape, DType::F32)?;
+    let y = alloc_act(rec, x.shape, x)?;
     copy_into(rec, x, &y)?;
     Ok(y)
 }
@@ -200,16 +202,15 @@ fn channel_block(rec: &mut Recorder, src: &Tensor, dst: &Tensor, b: Block) -> Re
 pub fn concat_channels_into(rec: &mut Recorder, xs: &[&Tensor], y: &Tensor) -> Result<()> {
     let shapes: Vec<Shape> = xs.iter().map(|t| t.shape).collect();
     let ys = concat_channels_out_shape(&shapes)?;
-    expect("concat_channels", "output", y, ys, DType::F32)?;
-    for (i, x) in xs.iter().enumerate() {
-        expect(
-            "concat_channels",
-            &format!("input {i}"),
-            x,
-            x.shape,
-            DType::F32,
-        )?;
-    }
+    let names: Vec<String> = (0..xs.len()).map(|i| format!("input {i}")).collect();
+    let mut acts: Vec<(&str, &Tensor)> = names
+        .iter()
+        .map(|n| n.as_str())
+        .zip(xs.iter().copied())
+        .collect();
+    acts.push(("output", y));
+    let act = act_dtype("concat_channels", &acts)?;
+    expect("concat_channels", "output", y, ys, act)?;
     distinct("concat_channels", xs, y)?;
     let mut off = 0;
     for x in xs {
@@ -232,7 +233,11 @@ pub fn concat_channels_into(rec: &mut Recorder, xs: &[&Tensor], y: &Tensor) -> R
 
 pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
     let shapes: Vec<Shape> = xs.iter().map(|t| t.shape).collect();
-    let y = Tensor::empty(rec.ctx, concat_channels_out_shape(&shapes)?, DType::F32)?;
+    let ys = concat_channels_out_shape(&shapes)?;
+    let y = match xs.first() {
+        Some(x) => alloc_act(rec, ys, x)?,
+        None => Tensor::empty(rec.ctx, ys, DType::F32)?,
+    };
     concat_channels_into(rec, xs, &y)?;
     Ok(y)
 }
@@ -242,17 +247,16 @@ pub fn concat_channels(rec: &mut Recorder, xs: &[&Tensor]) -> Result<Tensor> {
 pub fn split_channels_into(rec: &mut Recorder, dy: &Tensor, dxs: &[&Tensor]) -> Result<()> {
     let shapes: Vec<Shape> = dxs.iter().map(|t| t.shape).collect();
     let ys = concat_channels_out_shape(&shapes)?;
-    expect("split_channels", "input", dy, ys, DType::F32)?;
-    let mut off = 0;
-    for (i, dx) in dxs.iter().enumerate() {
-        expect(
-            "split_channels",
-            &format!("output {i}"),
-            dx,
-            dx.shape,
-            DType::F32,
-        )?;
+    let names: Vec<String> = (0..dxs.len()).map(|i| format!("output {i}")).collect();
+    let mut acts: Vec<(&str, &Tensor)> = vec![("input", dy)];
+    acts.extend(names.iter().map(|n| n.as_str()).zip(dxs.iter().copied()));
+    let act = act_dtype("split_channels", &acts)?;
+    expect("split_channels", "input", dy, ys, act)?;
+    for dx in dxs {
         distinct("split_channels", &[dy], dx)?;
+    }
+    let mut off = 0;
+    for dx in dxs {
         channel_block(
             rec,
             dy,
@@ -275,7 +279,7 @@ pub fn split_channels(rec: &mut Recorder, dy: &Tensor, sizes: &[usize]) -> Resul
     let shapes = checked("split_channels", shape::split_out_shapes(&dy.shape, sizes))?;
     let dxs: Vec<Tensor> = shapes
         .into_iter()
-        .map(|s| Tensor::empty(rec.ctx, s, DType::F32))
+        .map(|s| alloc_act(rec, s, dy))
         .collect::<Result<_>>()?;
     let refs: Vec<&Tensor> = dxs.iter().collect();
     split_channels_into(rec, dy, &refs)?;
@@ -331,7 +335,7 @@ pub fn crop(
     offset: [usize; 3],
     size: [usize; 3],
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, x.shape.with_spatial(size), DType::F32)?;
+    let y = alloc_act(rec, x.shape.with_spatial(size), x)?;
     crop_into(rec, x, offset, &y)?;
     Ok(y)
 }
@@ -366,16 +370,16 @@ pub fn crop_grad(
     offset: [usize; 3],
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = alloc_act(rec, x_shape, dy)?;
     crop_grad_into(rec, dy, offset, &dx)?;
     Ok(dx)
 }
 
-/// f32 dtypes and separate buffers for a (source, destination) pair of any shapes.
-fn elementwise_pair(op: &'static str, src: &Tensor, dst: &Tensor) -> Result<()> {
-    expect(op, "input", src, src.shape, DType::F32)?;
-    expect(op, "output", dst, dst.shape, DType::F32)?;
-    distinct(op, &[src], dst)
+/// One activation dtype and separate buffers for a (source, destination) pair of any shapes.
+fn elementwise_pair(op: &'static str, src: &Tensor, dst: &Tensor) -> Result<DType> {
+    let act = act_dtype(op, &[("input", src), ("output", dst)])?;
+    distinct(op, &[src], dst)?;
+    Ok(act)
 }
 
 /// Shape of `x` padded by `lo` / `hi` (`[D, H, W]`; [`shape::pad_out_shape`]).
@@ -396,8 +400,8 @@ pub fn pad_into(
     y: &Tensor,
 ) -> Result<()> {
     let ys = pad_out_shape(&x.shape, lo, hi, mode)?;
-    expect("pad", "output", y, ys, DType::F32)?;
-    elementwise_pair("pad", x, y)?;
+    let act = elementwise_pair("pad", x, y)?;
+    expect("pad", "output", y, ys, act)?;
     let p = shift_params(&x.shape, &ys, signed(lo, -1));
     let entry = match mode {
         PadMode::Zero => "shift_copy",
@@ -413,7 +417,7 @@ pub fn pad(
     hi: [usize; 3],
     mode: PadMode,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, pad_out_shape(&x.shape, lo, hi, mode)?, DType::F32)?;
+    let y = alloc_act(rec, pad_out_shape(&x.shape, lo, hi, mode)?, x)?;
     pad_into(rec, x, lo, hi, mode, &y)?;
     Ok(y)
 }
@@ -432,9 +436,9 @@ pub fn pad_grad_into(
         "pad_grad",
         shape::unpad_out_shape(&dy.shape, lo, hi, mode == PadMode::Reflect),
     )?;
-    expect("pad_grad", "grad_input", dx, xs, DType::F32)?;
     let ys = dy.shape;
-    elementwise_pair("pad_grad", dy, dx)?;
+    let act = elementwise_pair("pad_grad", dy, dx)?;
+    expect("pad_grad", "grad_input", dx, xs, act)?;
     let p = shift_params(&ys, &dx.shape, signed(lo, 1));
     let entry = match mode {
         PadMode::Zero => "shift_copy",
@@ -451,7 +455,7 @@ pub fn pad_grad(
     mode: PadMode,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = alloc_act(rec, x_shape, dy)?;
     pad_grad_into(rec, dy, lo, hi, mode, &dx)?;
     Ok(dx)
 }

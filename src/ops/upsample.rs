@@ -5,13 +5,14 @@
 //! per axis. Nearest is PyTorch's legacy `nearest` (source `o / f`); linear
 //! uses PyTorch's `area_pixel_compute_source_index`:
 //! `src = max((o + 0.5)/f - 0.5, 0)`, `i0 = floor(src)`, `i1 = min(i0+1, in-1)`,
-//! `lambda = src - i0`. Backwards are gathers (no atomics).
+//! `lambda = src - i0`. Backwards are gathers (no atomics). Input and output
+//! are F32 or F16, one dtype per call (`act_dtype` in `crate::ops`).
 
 use super::fastdiv::magic;
 use super::tensor::distinct;
-use super::{checked, expect, groups_for};
+use super::{act_dtype, alloc_act, checked, expect, groups_for};
 use crate::error::Result;
-use crate::gpu::{DType, Recorder, Tensor};
+use crate::gpu::{Recorder, Tensor};
 use crate::graph::ops::UpsampleMode;
 use crate::shape::{self, Shape};
 use bytemuck::{Pod, Zeroable};
@@ -84,8 +85,8 @@ pub fn upsample_into(
     y: &Tensor,
 ) -> Result<()> {
     let ys = upsample_out_shape(&x.shape, factor)?;
-    expect("upsample", "input", x, x.shape, DType::F32)?;
-    expect("upsample", "output", y, ys, DType::F32)?;
+    let act = act_dtype("upsample", &[("input", x), ("output", y)])?;
+    expect("upsample", "output", y, ys, act)?;
     distinct("upsample", &[x], y)?;
     let entry = match mode {
         UpsampleMode::Nearest => "nearest_fwd",
@@ -100,7 +101,7 @@ pub fn upsample(
     factor: [usize; 3],
     mode: UpsampleMode,
 ) -> Result<Tensor> {
-    let y = Tensor::empty(rec.ctx, upsample_out_shape(&x.shape, factor)?, DType::F32)?;
+    let y = alloc_act(rec, upsample_out_shape(&x.shape, factor)?, x)?;
     upsample_into(rec, x, factor, mode, &y)?;
     Ok(y)
 }
@@ -117,8 +118,8 @@ pub fn upsample_grad_into(
         "upsample_grad",
         shape::downsample_out_shape(&dy.shape, factor),
     )?;
-    expect("upsample_grad", "grad_output", dy, dy.shape, DType::F32)?;
-    expect("upsample_grad", "grad_input", dx, xs, DType::F32)?;
+    let act = act_dtype("upsample_grad", &[("grad_output", dy), ("grad_input", dx)])?;
+    expect("upsample_grad", "grad_input", dx, xs, act)?;
     let ys = dy.shape;
     distinct("upsample_grad", &[dy], dx)?;
     let entry = match mode {
@@ -135,7 +136,7 @@ pub fn upsample_grad(
     mode: UpsampleMode,
     x_shape: Shape,
 ) -> Result<Tensor> {
-    let dx = Tensor::empty(rec.ctx, x_shape, DType::F32)?;
+    let dx = alloc_act(rec, x_shape, dy)?;
     upsample_grad_into(rec, dy, factor, mode, &dx)?;
     Ok(dx)
 }

@@ -65,3 +65,5 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
         want[worst.1]
     );
 }
+
+pub mod mixed;

@@ -37,7 +37,7 @@ pub use loss::{CrossEntropyAttrs, DiceAttrs, Reduction};
 pub use norm::{BatchNormAttrs, GroupNormAttrs, NormAttrs};
 pub use optim::{AdamAttrs, SgdAttrs};
 pub use pool::{AvgPoolAttrs, AvgPoolGradAttrs, UnpoolAttrs};
-pub use tensor::{CropAttrs, CropGradAttrs, PadAttrs, PadMode, ScaleAttrs, SplitAttrs};
+pub use tensor::{CropAttrs, CropGradAttrs, PadAttrs, PadMode, ScaleAttrs, SplitAttrs, ZerosAttrs};
 pub use upsample::{UpsampleAttrs, UpsampleMode};
 
 use super::autodiff::Backward;
@@ -87,7 +87,7 @@ pub enum Op {
     Pad(PadAttrs),
     Add,
     Scale(ScaleAttrs),
-    Zeros(Shape),
+    Zeros(ZerosAttrs),
     CenterCropGrad(CropGradAttrs),
     PadGrad(PadAttrs),
     // upsample
@@ -263,8 +263,9 @@ impl Role {
 }
 
 /// The one activation-dtype rule: the dtypes activations and their gradients
-/// may have. Mixed precision adds `DType::F16` here; parameters, their
-/// gradients, statistics and losses stay F32 ([`Role::F32`]).
+/// may have, F32 or F16 (mixed precision: f16 storage, f32 arithmetic).
+/// Parameters, their gradients, statistics and losses stay F32
+/// ([`Role::F32`]). The GPU wrappers (`crate::ops`) apply the same rule.
 pub fn is_activation_dtype(dt: DType) -> bool {
     matches!(dt, DType::F32 | DType::F16)
 }

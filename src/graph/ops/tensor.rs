@@ -6,7 +6,8 @@
 //! - `CenterCrop(CropAttrs)`: `x -> y = x[.., offset .. offset+size]`.
 //! - `Pad(PadAttrs)`: `x -> y` padded by `low`/`high` per spatial axis.
 //! - `Add`: `(a, b) -> a + b` (same shape, any rank). `Scale(ScaleAttrs)`: `x -> alpha x`.
-//! - `Zeros(Shape)`: `() -> 0` (fills a gradient that has no contribution).
+//! - `Zeros(ZerosAttrs)`: `() -> 0` of the given shape and activation dtype
+//!   (fills a gradient that has no contribution).
 //!
 //! Backward (emitted by autodiff)
 //! - `CenterCropGrad(CropGradAttrs)`: `dy -> dx` of spatial `input`, zero outside the crop.
@@ -14,11 +15,11 @@
 //!
 //! Autodiff also emits `Add` (fan-out sums), `Scale`, `Split`, `Concat` and `Zeros`.
 
-use super::{foreign, Check, Op, OpSpec, Pass, Slot, Slots};
+use super::{foreign, is_activation_dtype, Check, Op, OpSpec, Pass, Slot, Slots};
 use crate::error::{Error, Result};
 use crate::graph::autodiff::{Backward, Grad};
 use crate::graph::ir::ValueId;
-use crate::shape::{self, Shape};
+use crate::shape::{self, DType, Shape};
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct SplitAttrs {
@@ -55,6 +56,14 @@ pub struct PadAttrs {
     pub low: [usize; 3],
     pub high: [usize; 3],
     pub mode: PadMode,
+}
+
+/// A zero tensor: its shape and dtype (an activation dtype: the dtype of the
+/// gradients it stands in for).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ZerosAttrs {
+    pub shape: Shape,
+    pub dtype: DType,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -101,7 +110,15 @@ fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
             ins[0]
         }
         Op::Scale(_) => ins[0],
-        Op::Zeros(s) => *s,
+        Op::Zeros(a) => {
+            if !is_activation_dtype(a.dtype) {
+                return Err(format!(
+                    "dtype {:?} is not an activation dtype (F32 or F16)",
+                    a.dtype
+                ));
+            }
+            a.shape
+        }
         Op::CenterCropGrad(a) => {
             let dy = &ins[0];
             let x = dy.with_spatial(a.input);
@@ -176,7 +193,10 @@ fn split_output_grads(b: &mut Backward) -> Result<Vec<ValueId>> {
         parts.push(match b.grad_of(i) {
             Some(Grad::Value(v)) => v,
             None => {
-                let zeros = Op::Zeros(b.shape(*o));
+                let zeros = Op::Zeros(ZerosAttrs {
+                    shape: b.shape(*o),
+                    dtype: b.dtype(*o),
+                });
                 b.emit1(&format!("zero{i}"), zeros, &[])?
             }
             Some(Grad::Const(_)) => return Err(b.error("constant gradient on a split output")),
