@@ -438,6 +438,7 @@ fn f16_input_gives_f16_activations_and_f32_parameter_gradients() {
                     Some(Role::Any) if v.shape.numel() == 1 => DType::F32,
                     Some(Role::Any) => DType::F16,
                     Some(Role::F32) => DType::F32,
+                    Some(Role::F16) => DType::F16,
                     Some(Role::Indices) => DType::U32,
                     Some(Role::Labels) => DType::I32,
                     None => panic!("{}: no slot {i}", n.name),
