@@ -427,6 +427,7 @@ fn logits(
         blend,
         tta: false,
         overlap: 0.3,
+        precision: wunet::shape::Precision::F32,
     };
     let mut p = Predictor::new(c, cfg, tile, &opts).unwrap();
     p.load(c, ck, Path::new("(test)")).unwrap();

@@ -103,7 +103,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             ),
         ));
     }
-    let (tile, opts) = a.infer.resolve(&meta, cfg.dims)?;
+    let (tile, opts) = a.infer.resolve(ctx, &meta, cfg.dims)?;
     let max: [usize; 3] = std::array::from_fn(|k| {
         ds.samples
             .iter()

@@ -54,6 +54,10 @@ pub struct InferFlags {
     /// Minimum overlap of neighbouring output tiles, as a share of the tile.
     #[arg(long, default_value_t = 0.25)]
     pub overlap: f32,
+    /// f32, mixed (f16 activations with the checkpoint's f32 weights) or auto
+    /// (mixed where the adapter has f16 storage and matrix units).
+    #[arg(long, default_value = "f32")]
+    pub precision: String,
 }
 
 impl InferFlags {
@@ -61,6 +65,7 @@ impl InferFlags {
     /// predictor options; what a flag leaves open comes from the checkpoint.
     pub fn resolve(
         &self,
+        ctx: &Context,
         meta: &InferMeta,
         dims: usize,
     ) -> Result<(Option<[usize; 3]>, PredictOptions)> {
@@ -74,6 +79,7 @@ impl InferFlags {
             blend: parse_blend(self.blend.as_deref().unwrap_or(&meta.blend))?,
             tta: self.tta,
             overlap: self.overlap,
+            precision: ctx.precision(&self.precision)?,
         };
         Ok((tile, opts))
     }
@@ -91,7 +97,7 @@ pub fn predict_volume(
     let cfg = meta
         .unet()
         .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
-    let (tile, opts) = a.infer.resolve(meta, cfg.dims)?;
+    let (tile, opts) = a.infer.resolve(ctx, meta, cfg.dims)?;
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
             &a.input,

@@ -16,7 +16,8 @@ use crate::gpu::Context;
 use crate::graph::ValueId;
 use crate::model_io::checkpoint::{self, Checkpoint};
 use crate::model_io::{parse_dims, InferMeta};
-use crate::models::{build_unet, Mode, UNetConfig};
+use crate::models::{build_unet_with, Mode, UNetConfig};
+use crate::shape::Precision;
 use std::path::Path;
 
 /// How a [`Predictor`] runs.
@@ -29,6 +30,9 @@ pub struct PredictOptions {
     pub tta: bool,
     /// Share of the output tile that neighbouring tiles overlap (at least).
     pub overlap: f32,
+    /// Activation storage of the network (mixed: f16 activations; the
+    /// checkpoint's f32 weights are used as they are).
+    pub precision: Precision,
 }
 
 impl Default for PredictOptions {
@@ -38,6 +42,7 @@ impl Default for PredictOptions {
             blend: Blend::Gaussian,
             tta: false,
             overlap: 0.25,
+            precision: Precision::F32,
         }
     }
 }
@@ -143,7 +148,7 @@ impl Predictor {
             return Err(Error::Other("predict: batch must be positive".into()));
         }
         let spatial: Vec<usize> = g.in_tile[3 - cfg.dims..].to_vec();
-        let net = build_unet(cfg, opts.batch, &spatial, &Mode::Inference)?;
+        let net = build_unet_with(cfg, opts.batch, &spatial, &Mode::Inference, opts.precision)?;
         let out = net.graph.shape(net.logits).spatial();
         // Same padding keeps the full size; valid gives exactly the out tile.
         if out != g.in_tile && out != g.out_tile {

@@ -22,11 +22,13 @@ pub struct Checkpoint {
     pub meta: BTreeMap<String, String>,
 }
 
-/// Optimiser state in a training checkpoint (not needed for inference).
+/// Optimiser state in a training checkpoint (not needed for inference): the
+/// momentum / Adam moments, and the mixed-precision loss scaler.
 pub fn is_optimizer_state(name: &str) -> bool {
     name.ends_with(".momentum_buffer")
         || name.ends_with(".exp_avg")
         || name.ends_with(".exp_avg_sq")
+        || name == crate::graph::ops::amp::LOSS_SCALER
 }
 
 impl Checkpoint {

@@ -16,7 +16,7 @@
 //! `up{l}.weight/.bias`, `head.weight/.bias`.
 
 use crate::error::{Error, Result};
-use crate::graph::ops::amp::INIT_SCALE;
+use crate::graph::ops::amp::{INIT_SCALE, LOSS_SCALER};
 use crate::graph::ops::{BatchNormAttrs, CrossEntropyAttrs, DiceAttrs, UpsampleMode};
 use crate::graph::{Graph, Init, ValueId};
 use crate::shape::{DType, Precision, Shape, Window};
@@ -425,7 +425,7 @@ pub fn build_unet_with(
     )?;
     c.g.set_scope("loss");
     let scaler = match (precision, training) {
-        (Precision::Mixed, true) => Some(c.g.loss_scaler("amp.loss_scale", INIT_SCALE)?),
+        (Precision::Mixed, true) => Some(c.g.loss_scaler(LOSS_SCALER, INIT_SCALE)?),
         _ => None,
     };
     let logits = match scaler {

@@ -431,6 +431,7 @@ fn validation_predictor(
         blend: parse_blend(&cfg.blend)?,
         tta: cfg.val_tta,
         overlap: 0.25,
+        precision: ctx.precision(&cfg.precision)?,
     };
     Predictor::for_image(ctx, unet, cfg.tile_dims()?, max_val, &popts)
 }

@@ -65,6 +65,8 @@ pub const SCALER_LEN: usize = 4;
 pub const INIT_SCALE: f32 = 65536.0;
 /// Clean steps before the scale doubles (PyTorch's default).
 pub const GROWTH_INTERVAL: u32 = 2000;
+/// The name of the U-Net's loss-scaler state (saved with the optimiser state).
+pub const LOSS_SCALER: &str = "amp.loss_scale";
 
 const SCALER: Slot = Slot::f32("scaler");
 const FLAG: Slot = Slot::indices("flag");
