@@ -219,6 +219,62 @@ fn resume(
     train(c, &flags, &opts)
 }
 
+/// Mixed precision: a run stopped and resumed equals the uninterrupted one bit
+/// for bit (the loss scaler is saved with the optimiser state), the log holds
+/// the loss scale and the skipped-step count, inference drops the scaler, and
+/// changing the precision on resume is refused.
+#[test]
+fn mixed_precision_resume_replays_an_uninterrupted_run() {
+    let Some(c) = ctx() else { return };
+    if !c.has_f16() {
+        eprintln!("skip: mixed precision needs SHADER_F16 on {}", c.describe());
+        return;
+    }
+    let dir = tmp("resume-mixed");
+    let mixed = |out: &Path| TrainFlags {
+        precision: Some("mixed".into()),
+        ..tiny_flags(out, 8)
+    };
+    let straight = dir.join("straight");
+    let r = train(c, &mixed(&straight), &RunOptions::default()).unwrap();
+    let (scale, skipped) = r.loss_scale.expect("a mixed run reports its loss scale");
+    assert!(
+        scale > 0.0 && skipped <= 8,
+        "scale {scale}, skipped {skipped}"
+    );
+    let rows = read_rows(&straight.join("log.csv")).unwrap();
+    assert!(rows
+        .iter()
+        .all(|r| r.loss_scale.is_some() && r.skipped_steps.is_some()));
+    let cut = dir.join("cut");
+    let stop = RunOptions {
+        stop_after: Some(5),
+        ..Default::default()
+    };
+    assert!(train(c, &mixed(&cut), &stop).unwrap().interrupted);
+    let r = resume(c, &cut, TrainFlags::default()).unwrap();
+    assert_eq!((r.start, r.step), (4, 8));
+    let a = checkpoint::load(&straight.join("last.safetensors")).unwrap();
+    let b = checkpoint::load(&cut.join("last.safetensors")).unwrap();
+    assert!(
+        a.get("amp.loss_scale").is_some(),
+        "the scaler is checkpointed"
+    );
+    tensors_equal(&a, &b);
+    assert!(a.without_optimizer_state().get("amp.loss_scale").is_none());
+    let e = resume(
+        c,
+        &cut,
+        TrainFlags {
+            precision: Some("f32".into()),
+            ..Default::default()
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("precision"), "{e}");
+}
+
 #[test]
 fn resume_replays_an_uninterrupted_run() {
     let Some(c) = ctx() else { return };

@@ -41,6 +41,11 @@ pub fn summary(r: &TrainReport) -> String {
     if let Some(l) = r.last_loss {
         s += &format!("final training loss: {l:.4}\n");
     }
+    if let Some((scale, skipped)) = r.loss_scale {
+        s += &format!(
+            "mixed precision: {skipped} steps skipped for a non-finite gradient, final loss scale {scale}\n"
+        );
+    }
     if let Some(a) = r.overfit_accuracy {
         s += &format!(
             "overfit check: training pixel accuracy {a:.4} (last logged batch of the {} fixed patches)\n",

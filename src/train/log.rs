@@ -1,6 +1,9 @@
 //! The run's CSV log, `log.csv`: one row per logged step
-//! (`step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s`),
-//! validation columns empty where no validation ran. A resumed run first
+//! (`step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps`),
+//! validation columns empty where no validation ran, the last two (mixed
+//! precision: the loss scale and the steps skipped so far for a non-finite
+//! gradient) empty in f32 runs. Logs of the older 7-column format are read
+//! and, on resume, rewritten in this one. A resumed run first
 //! drops the rows after its checkpoint's step (written before an
 //! interruption, and about to be redone), so every step appears once.
 
@@ -10,7 +13,10 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-pub const HEADER: &str = "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s";
+pub const HEADER: &str =
+    "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps";
+/// The header before mixed precision added the last two columns.
+const HEADER_7: &str = "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s";
 
 /// One row of `log.csv`.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -22,6 +28,10 @@ pub struct Row {
     pub val_rand_error: Option<f64>,
     pub val_mean_dice: Option<f64>,
     pub elapsed_s: Option<f64>,
+    /// Mixed precision: the loss scale after this step.
+    pub loss_scale: Option<f64>,
+    /// Mixed precision: steps skipped so far for a non-finite gradient.
+    pub skipped_steps: Option<f64>,
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -31,7 +41,7 @@ fn cell(v: Option<f64>) -> String {
 impl Row {
     pub fn to_line(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{}",
             self.step,
             cell(self.loss),
             cell(self.lr),
@@ -40,13 +50,15 @@ impl Row {
             cell(self.val_mean_dice),
             self.elapsed_s
                 .map(|e| format!("{e:.3}"))
-                .unwrap_or_default()
+                .unwrap_or_default(),
+            cell(self.loss_scale),
+            cell(self.skipped_steps),
         )
     }
 
     fn parse(line: &str) -> Option<Row> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 7 {
+        if f.len() != 7 && f.len() != 9 {
             return None;
         }
         let num = |s: &str| -> Option<Option<f64>> {
@@ -64,6 +76,8 @@ impl Row {
             val_rand_error: num(f[4])?,
             val_mean_dice: num(f[5])?,
             elapsed_s: num(f[6])?,
+            loss_scale: f.get(7).map_or(Some(None), |s| num(s))?,
+            skipped_steps: f.get(8).map_or(Some(None), |s| num(s))?,
         })
     }
 }
@@ -74,7 +88,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .map_err(|e| Error::file(path, format!("cannot read log: {e}")))?;
     let mut lines = text.lines();
     match lines.next() {
-        Some(h) if h.trim() == HEADER => {}
+        Some(h) if h.trim() == HEADER || h.trim() == HEADER_7 => {}
         _ => {
             return Err(Error::file(
                 path,

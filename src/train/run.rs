@@ -67,6 +67,9 @@ pub struct TrainReport {
     /// `--overfit N`: training pixel accuracy of the last logged step's batch
     /// (drawn cyclically from the N fixed patches; all of them when batch >= N).
     pub overfit_accuracy: Option<f64>,
+    /// Mixed precision: the final loss scale and the steps skipped for a
+    /// non-finite gradient over the whole run.
+    pub loss_scale: Option<(f32, u64)>,
     /// Last validation.
     pub val: Option<Metrics>,
     /// `(step, value)` of the best validation by `val_metric`.
@@ -115,6 +118,8 @@ pub(super) struct Run<'a> {
     pub last_val: Option<Metrics>,
     pub initial_loss: Option<(f64, f64)>,
     pub overfit_accuracy: Option<f64>,
+    /// Mixed precision: steps skipped so far for a non-finite gradient.
+    pub skipped_steps: u64,
 }
 
 /// What a resumed run had done: its step and seconds (0 for a fresh run).
@@ -186,6 +191,7 @@ impl<'a> Run<'a> {
             last_val: None,
             initial_loss: None,
             overfit_accuracy: None,
+            skipped_steps: 0,
             p,
         })
     }
@@ -249,6 +255,7 @@ impl<'a> Run<'a> {
         }
         let step = self.p.session.exec.step;
         let start = self.prior.step;
+        let loss_scale = self.p.session.read_loss_scale(self.ctx)?;
         Ok(TrainReport {
             out: self.p.files.out,
             config: self.p.cfg,
@@ -257,6 +264,7 @@ impl<'a> Run<'a> {
             last_loss: self.last_loss,
             initial_loss: self.initial_loss,
             overfit_accuracy: self.overfit_accuracy,
+            loss_scale,
             val: self.last_val,
             best: self.best,
             steps_per_s: (step - start) as f64 / self.clock.train_s.max(1e-9),

@@ -116,10 +116,22 @@ impl Run<'_> {
                 self.p.cfg.overfit
             ));
         }
+        let scale = self.p.session.read_loss_scale(self.ctx)?;
+        if let Some((sc, skipped)) = scale {
+            if skipped > self.skipped_steps {
+                self.progress.say(format!(
+                    "step {n}: {} steps skipped so far for a non-finite gradient (loss scale now {sc})",
+                    skipped
+                ));
+            }
+            self.skipped_steps = skipped;
+        }
         Ok(Row {
             step: n,
             loss: Some(loss),
             lr: Some(lr),
+            loss_scale: scale.map(|s| s.0 as f64),
+            skipped_steps: scale.map(|s| s.1 as f64),
             ..Default::default()
         })
     }
