@@ -5,14 +5,8 @@
 #   bash tools/device_coop.sh          # tests + forward/backward benches
 #   bash tools/device_coop.sh tests    # tests only
 set -u
-if command -v nvidia-smi >/dev/null; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-B=/tmp/devbin
-mkdir -p $B && tar xzf .devbin/bin.tgz -C $B
-if ! $B/wunet devices 2>/dev/null | grep -qi nvidia; then
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-fi
-export WUNET_ADAPTER=${WUNET_ADAPTER:-nvidia} WUNET_REQUIRE_GPU=1 WUNET_REQUIRE_COOP=1
+. "$(dirname "$0")/device_env.sh"
+export WUNET_REQUIRE_COOP=1
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 $B/wunet devices | grep -E "^[^ ]|cooperative|subgroup|shader_f16|workgroup_storage"
 echo "== coop layout probe (run first: pins down coopLoad/coopLoadT/coopStore semantics)"

@@ -7,14 +7,7 @@
 # Binaries come from .devbin/bin.tgz (tools/device_pack.sh), the Vulkan loader from .gl/.
 # Everything is printed and kept in $OUT/mixed.log.
 set -u
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if command -v nvidia-smi >/dev/null; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-B=/tmp/devbin; mkdir -p $B && tar xzf .devbin/bin.tgz -C $B
-if ! $B/wunet devices 2>/dev/null | grep -qi nvidia; then
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-fi
-export WUNET_ADAPTER=${WUNET_ADAPTER:-nvidia} WUNET_REQUIRE_GPU=1 PYTHONUNBUFFERED=1
+. "$(dirname "$0")/device_env.sh"
 t() { local s=$1; shift; timeout "$s" "$@" 2>&1; }
 {
 date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader

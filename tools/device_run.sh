@@ -3,15 +3,7 @@
 # built here in release mode are carried in .devbin/bin.tgz (tools/device_pack.sh),
 # the Vulkan loader debs in .gl/. Usage on the device: bash tools/device_run.sh [conv|all]
 set -u
-if command -v nvidia-smi >/dev/null; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-B=/tmp/devbin
-mkdir -p $B && tar xzf .devbin/bin.tgz -C $B
-OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
-if ! $B/wunet devices 2>/dev/null | grep -qi nvidia; then
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-fi
-export WUNET_ADAPTER=${WUNET_ADAPTER:-nvidia} WUNET_REQUIRE_GPU=1
+. "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 $B/wunet devices | head -20
 echo "== tests on the GPU"

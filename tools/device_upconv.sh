@@ -6,14 +6,7 @@
 # (.devbin/bin.tgz), the Vulkan loader debs from .gl/, as for tools/device_run.sh.
 # Usage on the device: bash tools/device_upconv.sh   (about 2 minutes on an H100)
 set -u
-if command -v nvidia-smi >/dev/null; then for f in .gl/*.deb; do dpkg -x "$f" /; done; ldconfig; fi
-B=/tmp/devbin
-mkdir -p $B && tar xzf .devbin/bin.tgz -C $B
-if ! $B/wunet devices 2>/dev/null | grep -qi nvidia; then
-    export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
-    export __EGL_VENDOR_LIBRARY_FILENAMES=/usr/local/nvidia/share/glvnd/egl_vendor.d/10_nvidia.json
-fi
-export WUNET_ADAPTER=${WUNET_ADAPTER:-nvidia} WUNET_REQUIRE_GPU=1
+. "$(dirname "$0")/device_env.sh"
 nvidia-smi --query-gpu=name,driver_version,clocks.sm --format=csv,noheader
 $B/wunet devices | head -3
 echo "== tests on the GPU"

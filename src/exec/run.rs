@@ -10,9 +10,9 @@
 use super::dispatch::{encode_node, StepValues};
 use super::plan::{plan, Placement, Plan, PlanOptions, Strategy};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, DType, Program, Tensor};
+use crate::gpu::{Context, DType, Program, Recorder, Tensor};
 use crate::graph::ops::Op;
-use crate::graph::{init_graph, Graph, ValueId, ValueKind};
+use crate::graph::{init_graph, Graph, NodeId, ValueId, ValueKind};
 use crate::model_io::checkpoint::{Checkpoint, NamedTensor};
 use crate::ops::optim;
 use crate::shape::Shape;
@@ -219,23 +219,10 @@ impl Executor {
         self.step += 1;
         let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
         optim::write_hyper(ctx, &self.hyper, hv)?;
-        let t = |v: ValueId| {
-            self.tensors[v.0]
-                .as_ref()
-                .expect("every value has a tensor")
-        };
-        let cw = |ni: usize| self.class_weights[ni].as_ref();
-        let ds = |ni: usize| self.dice_scratch[ni].as_ref();
-        let sv = StepValues {
-            hyper: &self.hyper,
-            step: self.step,
-            class_weights: &cw,
-            dice_scratch: &ds,
-        };
         let mut out = Vec::new();
         for &nid in &self.plan.schedule {
             let node = self.graph.node(nid);
-            let prog = ctx.record(|rec| encode_node(rec, &self.graph, nid.0, node, &t, &sv))?;
+            let prog = ctx.record(|rec| self.encode(rec, self.step, &[nid], &mut Vec::new()))?;
             prog.submit(ctx);
             ctx.wait()?;
             let t0 = std::time::Instant::now();
@@ -275,6 +262,20 @@ impl Executor {
 
     /// The step program and the number of dispatches of each scheduled node.
     fn record_counted(&self, ctx: &Context, step: u64) -> Result<(Program, Vec<usize>)> {
+        let mut counts = Vec::with_capacity(self.plan.schedule.len());
+        let prog = ctx.record(|rec| self.encode(rec, step, &self.plan.schedule, &mut counts))?;
+        Ok((prog, counts))
+    }
+
+    /// Record `nodes` (in order) for step `step`, pushing each node's number
+    /// of dispatches onto `counts`.
+    fn encode(
+        &self,
+        rec: &mut Recorder,
+        step: u64,
+        nodes: &[NodeId],
+        counts: &mut Vec<usize>,
+    ) -> Result<()> {
         let t = |v: ValueId| {
             self.tensors[v.0]
                 .as_ref()
@@ -288,16 +289,12 @@ impl Executor {
             class_weights: &cw,
             dice_scratch: &ds,
         };
-        let mut counts = Vec::with_capacity(self.plan.schedule.len());
-        let prog = ctx.record(|rec| {
-            for &nid in &self.plan.schedule {
-                let before = rec.program.len();
-                encode_node(rec, &self.graph, nid.0, self.graph.node(nid), &t, &sv)?;
-                counts.push(rec.program.len() - before);
-            }
-            Ok(())
-        })?;
-        Ok((prog, counts))
+        for &nid in nodes {
+            let before = rec.program.len();
+            encode_node(rec, &self.graph, nid.0, self.graph.node(nid), &t, &sv)?;
+            counts.push(rec.program.len() - before);
+        }
+        Ok(())
     }
 
     /// Number of kernel dispatches per step.
