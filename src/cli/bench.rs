@@ -163,7 +163,11 @@ fn bench_conv_one(
     println!("adapter: {}", ctx.describe());
     // The forward's kernel (grad input of a strided conv and transposed-conv forwards fall
     // back from Coop to the adapter default).
-    let ran = variant.resolve_for(ctx, act);
+    let ran = if transpose {
+        conv::transposed_kernel(ctx, variant, &win, act)
+    } else {
+        variant.resolve_for(ctx, act)
+    };
     println!(
         "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?} (ran {ran:?}, precision {})",
         xs,

@@ -488,13 +488,32 @@ fn expect_act(op: &'static str, what: &str, t: &Tensor, want: Shape, act: DType)
 /// on GPU adapters when the window qualifies; otherwise the generic kernels run.
 fn use_up(rec: &Recorder, kernel: ConvKernel, op: &'static str, win: &Window) -> Result<bool> {
     match kernel {
-        ConvKernel::Up if up::qualifies(win) => Ok(true),
-        ConvKernel::Up => Err(Error::shape(
+        ConvKernel::Up if !up::qualifies(win) => Err(Error::shape(
             op,
             format!("variant Up needs {}; got {win:?}", up::REQUIREMENT),
         )),
-        ConvKernel::Auto => Ok(up::qualifies(win) && rec.ctx.class == AdapterClass::Gpu),
-        _ => Ok(false),
+        k => Ok(transposed_kernel(rec.ctx, k, win, DType::F32) == ConvKernel::Up),
+    }
+}
+
+/// The kernel a transposed convolution's forward runs for `kernel` on this
+/// device: `Up` where the up-convolution kernel applies (see [`use_up`]),
+/// else as [`ConvKernel::resolve_for`].
+pub fn transposed_kernel(
+    ctx: &crate::gpu::Context,
+    kernel: ConvKernel,
+    win: &Window,
+    act: DType,
+) -> ConvKernel {
+    let up = match kernel {
+        ConvKernel::Up => up::qualifies(win),
+        ConvKernel::Auto => up::qualifies(win) && ctx.class == AdapterClass::Gpu,
+        _ => false,
+    };
+    if up {
+        ConvKernel::Up
+    } else {
+        kernel.resolve_for(ctx, act)
     }
 }
 
