@@ -94,9 +94,10 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
         prog.submit(case.ctx);
     }
     let mut out = Produced::default();
-    out.outputs.insert("param_new".into(), case.read(&param)?);
     out.outputs
-        .insert("momentum_buffer_new".into(), case.read(&buf)?);
+        .insert("param_new".into(), case.read_f32(&param)?);
+    out.outputs
+        .insert("momentum_buffer_new".into(), case.read_f32(&buf)?);
     Ok(out)
 }
 
@@ -140,8 +141,10 @@ pub fn adam_step(case: &Case) -> AdapterResult {
         prog.submit(case.ctx);
     }
     let mut out = Produced::default();
-    out.outputs.insert("param_new".into(), case.read(&param)?);
-    out.outputs.insert("exp_avg_new".into(), case.read(&m)?);
-    out.outputs.insert("exp_avg_sq_new".into(), case.read(&v)?);
+    out.outputs
+        .insert("param_new".into(), case.read_f32(&param)?);
+    out.outputs.insert("exp_avg_new".into(), case.read_f32(&m)?);
+    out.outputs
+        .insert("exp_avg_sq_new".into(), case.read_f32(&v)?);
     Ok(out)
 }
