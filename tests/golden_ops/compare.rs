@@ -230,45 +230,65 @@ fn floats(h: Host, what: &str) -> Result<Vec<f32>, Outcome> {
 
 // ------------------------------------------------------------------ norms
 
-/// The statistics of one normalisation group (the elements sharing a mean and
-/// variance), in units of its `sigma = sqrt(var + eps)`.
+/// One normalisation group (the elements sharing a mean and variance), its
+/// quantities in units of its `sigma = sqrt(var + eps)`.
 #[derive(Default, Clone, Copy)]
 struct Group {
-    n: f64,
+    m: f64,
     sum: f64,
     sumsq: f64,
     mean: f64,
     sigma: f64,
-    /// max |x| / sigma
+    /// `X`: max |x| / sigma
     x: f64,
-    /// max |x_hat|
+    /// `H`: max |x_hat|
     h: f64,
-    /// max |gamma * dy|
+    /// `G`: max |g|, g = gamma * dy
     g: f64,
-    /// sum gamma * dy * x_hat (then |mean|)
+    /// sum of g, then `|mean(g)|`
+    gbar: f64,
+    /// sum of g * x_hat, then `P = |mean(g x_hat)|`
     p: f64,
+}
+
+/// The first-order error terms of a group: `(r, a, b, e)` (see [`norm_slack`]).
+fn group_errs(gr: &Group, eval: bool) -> (f64, f64, f64, f64) {
+    let r = if eval {
+        0.0
+    } else {
+        (3.0 / gr.m.sqrt()).min(1.0)
+    };
+    let a = U * r * gr.x;
+    let b = U * r * gr.h * gr.x;
+    (r, a, b, U * gr.x + a + gr.h * b)
 }
 
 /// Norms (batch norm training and eval, instance norm, group norm), first order.
 ///
-/// Per group (m elements, `x_hat = (x - mean)/sigma`, `g = gamma*dy`), with
-/// `X = max|x|/sigma`, `H = max|x_hat|`, `G = max|g|`, `P = |mean(g x_hat)|`
-/// and `r = min(1, 3/sqrt(m))` (a mean of m rounded terms, [`sum_err`] / m):
+/// Per group (m elements, `x_hat = (x - mean)/sigma`, `g = gamma*dy`) with
+/// `X = max|x|/sigma`, `H = max|x_hat|`, `G = max|g|`, `gbar = |mean(g)|`,
+/// `P = |mean(g x_hat)|` (float64, from the case's inputs) and
+/// `r = min(1, 3/sqrt(m))` (a mean of m independent roundings: [`sum_err`]/m):
 /// - `a = u r X`: the error of the mean, in sigma (`mean(x delta)`);
 /// - `b = u r H X`: the relative error of sigma (`dvar = 2 mean((x-mean) x delta)`);
-/// - `e = u X + a + H b`: the error of `x_hat` (own rounding, mean, sigma).
+/// - `e = u X + a + H b`: the error of x_hat (own rounding, mean, sigma).
 ///
-/// `y = gamma x_hat + beta`: `max|gamma| e`, stored. `dx = (g - mean(g) -
-/// x_hat mean(g x_hat))/sigma`: `[u G (1 + r) + e P + H (u r G H + 2 u r G X + G H b)
-/// + b (2 G + H P)] / sigma` (g's rounding, mean(g), x_hat's error times
-/// mean(g x_hat), the error of mean(g x_hat): dy's and x's own roundings as sums,
-/// the common mean and sigma errors; sigma's error times the bracket), stored.
-/// `dgamma_c = sum dy x_hat` (F32): own roundings `sum_err(2K, u M(dy) max(H, X))`
-/// plus the common errors `sum |dy| (a + |x_hat| b)` over the channel.
-/// `dbeta = sum dy`: `sum_err(K, u M(dy))`. Statistics (F32): batch_mean `sigma a`,
-/// batch_var `2 sigma^2 b`, save_invstd `b/sigma`, running stats the momentum
-/// times those (`m/(m-1)` for the unbiased variance). Eval mode normalises with
-/// the (exact, F32) running statistics: `r = 0`, `dx = gamma dy/sigma` (`u G/sigma`).
+/// - `y = gamma x_hat + beta`: `max|gamma| e`; stored.
+/// - `dx = (g - mean(g) - x_hat Q)/sigma`, `Q = mean(g x_hat)`: `[u G (1 + r)`
+///   (g's rounding, as is and in mean(g)) `+ e P` (x_hat's error times Q)
+///   `+ H dQ` with `dQ = u r G (H + X) + a gbar + b P` (dy's and x's own
+///   roundings in the mean, then the common mean and sigma errors) `+ b (G + gbar
+///   + H P)]/sigma` (sigma's error on the whole); stored.
+/// - `dgamma_c = sum dy x_hat` (F32): the 2K own roundings, each at most
+///   `u M(dy) max(H, X)`: `sum_err`; plus the common errors, per group touching
+///   the channel `a |sum dy| + b |sum dy x_hat|` (the mean and sigma errors are
+///   one number per group).
+/// - `dbeta = sum dy`: `sum_err(K, u M(dy))`.
+/// - Statistics (F32): batch_mean `sigma a`, batch_var `2 sigma^2 b`, save_invstd
+///   `b/sigma`, the running statistics the momentum times those (`m/(m-1)` for
+///   the unbiased variance).
+/// - Eval mode normalises with the running statistics (F32, exact): `r = 0`,
+///   `dx = gamma dy/sigma`: `u G/sigma`.
 fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outcome> {
     let op = case.spec.op.as_str();
     let s = Slack::NONE;
@@ -283,35 +303,24 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
         vec![1.0; c]
     };
     let eps = case.attr_f64("eps")?;
-    let eval = family(op) == "batch_norm" && !case.attr_bool("training")?;
-    // group of element (n, c): batch norm per channel, instance norm per (n, c),
-    // group norm per (n, group).
-    let groups_per_sample = match family(op) {
-        "group_norm" => case.attr_usize("num_groups")?,
+    let batch = family(op) == "batch_norm";
+    let eval = batch && !case.attr_bool("training")?;
+    // The group of element (n, c): batch norm per channel, instance norm per
+    // (n, c), group norm per (n, channel group).
+    let per_sample = match family(op) {
+        "group_norm" => case.attr_usize("num_groups")?.max(1),
         _ => c,
     };
-    let per_n = family(op) != "batch_norm";
-    let cpg = c / groups_per_sample.max(1);
-    let gid = |ni: usize, ci: usize| {
-        let g = ci / cpg;
-        if per_n {
-            ni * groups_per_sample + g
-        } else {
-            g
-        }
-    };
-    let ng = if per_n {
-        n * groups_per_sample
-    } else {
-        groups_per_sample
-    };
-    let mut gs = vec![Group::default(); ng];
+    let cpg = (c / per_sample).max(1);
+    let gid = |ni: usize, ci: usize| if batch { ci } else { ni * per_sample + ci / cpg };
+    let mut gs = vec![Group::default(); if batch { c } else { n * per_sample }];
+    let elems = |ni: usize, ci: usize| (ni * c + ci) * sp..(ni * c + ci + 1) * sp;
     for ni in 0..n {
         for ci in 0..c {
             let gr = &mut gs[gid(ni, ci)];
-            for &v in &x[(ni * c + ci) * sp..][..sp] {
-                let v = v as f64;
-                gr.n += 1.0;
+            for i in elems(ni, ci) {
+                let v = x[i] as f64;
+                gr.m += 1.0;
                 gr.sum += v;
                 gr.sumsq += v * v;
             }
@@ -328,82 +337,72 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
         let (mean, var) = match &running {
             Some((rm, rv)) => (rm[i] as f64, rv[i] as f64),
             None => {
-                let mean = gr.sum / gr.n;
-                (mean, (gr.sumsq / gr.n - mean * mean).max(0.0))
+                let mean = gr.sum / gr.m;
+                (mean, (gr.sumsq / gr.m - mean * mean).max(0.0))
             }
         };
         gr.mean = mean;
         gr.sigma = (var + eps).sqrt();
     }
-    let r = |gr: &Group| {
-        if eval {
-            0.0
-        } else {
-            (3.0 / gr.n.sqrt()).min(1.0)
-        }
-    };
-    let a = |gr: &Group| U * r(gr) * gr.x;
-    let b = |gr: &Group| U * r(gr) * gr.h * gr.x;
-    // pass 2: maxima and mean(g x_hat) per group
+    // The maxima and means per group; per (group, channel) the sums of dy and
+    // dy x_hat (for dgamma's common errors).
+    let mut sums = std::collections::BTreeMap::<(usize, usize), (f64, f64)>::new();
     for ni in 0..n {
         for ci in 0..c {
-            let gr = &mut gs[gid(ni, ci)];
-            let base = (ni * c + ci) * sp;
-            for i in base..base + sp {
+            let gi = gid(ni, ci);
+            let gr = &mut gs[gi];
+            let sum = sums.entry((gi, ci)).or_default();
+            for i in elems(ni, ci) {
                 let xh = (x[i] as f64 - gr.mean) / gr.sigma;
-                let g = gamma[ci] as f64 * dy[i] as f64;
+                let d = dy[i] as f64;
+                let g = gamma[ci] as f64 * d;
                 gr.x = gr.x.max((x[i] as f64).abs() / gr.sigma);
                 gr.h = gr.h.max(xh.abs());
                 gr.g = gr.g.max(g.abs());
+                gr.gbar += g;
                 gr.p += g * xh;
+                sum.0 += d;
+                sum.1 += d * xh;
             }
         }
     }
     for gr in &mut gs {
-        gr.p = (gr.p / gr.n).abs();
+        gr.gbar = (gr.gbar / gr.m).abs();
+        gr.p = (gr.p / gr.m).abs();
     }
-    let gmax = gamma.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
-    let e = |gr: &Group| U * gr.x + a(gr) + gr.h * b(gr);
     let over = |f: &dyn Fn(&Group) -> f64| gs.iter().map(f).fold(0.0f64, f64::max);
+    let errs = |gr: &Group| group_errs(gr, eval);
+    let gmax = gamma.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
     let mdy = dy.iter().fold(0.0f64, |m, &v| m.max((v as f64).abs()));
     let momentum = || case.attr_f64("momentum");
     let slack = match (grad, name) {
-        (false, "y") => s.round(1.0).abs(gmax * over(&e)),
+        (false, "y") => s.round(1.0).abs(gmax * over(&|gr| errs(gr).3)),
         (true, "x") if eval => s.round(1.0).abs(over(&|gr| U * gr.g / gr.sigma)),
         (true, "x") => s.round(1.0).abs(over(&|gr| {
-            let (rr, bb, ee) = (r(gr), b(gr), e(gr));
-            let (g, h, p, xx) = (gr.g, gr.h, gr.p, gr.x);
-            (U * g * (1.0 + rr)
-                + ee * p
-                + h * (U * rr * g * h + 2.0 * U * rr * g * xx + g * h * bb)
-                + bb * (2.0 * g + h * p))
+            let (r, a, b, e) = errs(gr);
+            let dq = U * r * gr.g * (gr.h + gr.x) + a * gr.gbar + b * gr.p;
+            (U * gr.g * (1.0 + r) + e * gr.p + gr.h * dq + b * (gr.g + gr.gbar + gr.h * gr.p))
                 / gr.sigma
         })),
         (true, "beta") => s.abs(sum_err(k, U * mdy)),
         (true, "gamma") => {
-            let hx = over(&|gr| gr.h.max(gr.x));
-            // common errors: sum over the channel of |dy| (a + |x_hat| b)
+            let own = sum_err(2.0 * k, U * mdy * over(&|gr| gr.h.max(gr.x)));
             let mut common = vec![0.0f64; c];
-            for ni in 0..n {
-                for (ci, cm) in common.iter_mut().enumerate() {
-                    let gr = &gs[gid(ni, ci)];
-                    let base = (ni * c + ci) * sp;
-                    for i in base..base + sp {
-                        let xh = (x[i] as f64 - gr.mean) / gr.sigma;
-                        *cm += (dy[i] as f64).abs() * (a(gr) + xh.abs() * b(gr));
-                    }
-                }
+            for (&(gi, ci), &(sd, sdx)) in &sums {
+                let (_, a, b, _) = errs(&gs[gi]);
+                common[ci] += a * sd.abs() + b * sdx.abs();
             }
-            let common = common.iter().fold(0.0f64, |m, &v| m.max(v));
-            s.abs(sum_err(2.0 * k, U * mdy * hx) + common)
+            s.abs(own + common.iter().fold(0.0f64, |m, &v| m.max(v)))
         }
-        (false, "batch_mean") => s.abs(over(&|gr| gr.sigma * a(gr))),
-        (false, "batch_var") => s.abs(over(&|gr| 2.0 * gr.sigma * gr.sigma * b(gr))),
-        (false, "save_invstd") => s.abs(over(&|gr| b(gr) / gr.sigma)),
-        (false, "running_mean_new") => s.abs(momentum()? * over(&|gr| gr.sigma * a(gr))),
+        (false, "batch_mean") => s.abs(over(&|gr| gr.sigma * errs(gr).1)),
+        (false, "batch_var") => s.abs(over(&|gr| 2.0 * gr.sigma * gr.sigma * errs(gr).2)),
+        (false, "save_invstd") => s.abs(over(&|gr| errs(gr).2 / gr.sigma)),
+        (false, "running_mean_new") => s.abs(momentum()? * over(&|gr| gr.sigma * errs(gr).1)),
         (false, "running_var_new") => s.abs(
             momentum()?
-                * over(&|gr| 2.0 * gr.sigma * gr.sigma * b(gr) * gr.n / (gr.n - 1.0).max(1.0)),
+                * over(&|gr| {
+                    2.0 * gr.sigma * gr.sigma * errs(gr).2 * gr.m / (gr.m - 1.0).max(1.0)
+                }),
         ),
         _ => {
             return Err(Outcome::Error(format!(

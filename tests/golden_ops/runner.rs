@@ -65,6 +65,11 @@ fn precisions_from_env() -> Result<Vec<Precision>, String> {
     }
 }
 
+/// `WUNET_GOLDEN_VERBOSE=1`: the mixed run prints every tensor's ratios and f16 term.
+fn verbose() -> bool {
+    std::env::var_os("WUNET_GOLDEN_VERBOSE").is_some_and(|v| v != "0")
+}
+
 fn golden_dir() -> PathBuf {
     match std::env::var_os("WUNET_GOLDEN_DIR") {
         Some(d) => PathBuf::from(d),
@@ -159,11 +164,22 @@ fn run_case(case: &Case) -> Ran {
             match compare(spec, &exp, g, slack) {
                 Ok(r) => {
                     worst = worst.max(r);
-                    bare = bare.max(match compare(spec, &exp, g, Slack::NONE) {
+                    let b = match compare(spec, &exp, g, Slack::NONE) {
                         Ok(b) => b,
                         Err(CompareFail::Values(m)) => m.ratio,
                         Err(CompareFail::Shape(_)) => f64::INFINITY,
-                    });
+                    };
+                    bare = bare.max(b);
+                    if mixed && verbose() {
+                        println!(
+                            "    {tensor}: ratio {r:.4}, {b:.4} against the f32 tolerance alone; \
+                             f16 term atol +{:.3e} rtol +{:.3e} (manifest atol {:.3e} rtol {:.3e})",
+                            slack.atol,
+                            slack.rtol,
+                            spec.atol.unwrap_or(0.0),
+                            spec.rtol.unwrap_or(0.0)
+                        );
+                    }
                 }
                 Err(CompareFail::Shape(msg)) => {
                     println!("FAIL {id} {tensor}: {msg}");
