@@ -1,5 +1,5 @@
 //! Golden adapters: `relu`, `leaky_relu`, `sigmoid` (y; grad x), via
-//! `wunet::ops::activation`.
+//! `wunet::ops::activation`. Every tensor is an activation (F16 in the mixed run).
 
 use super::harness::{AdapterResult, Case, Produced};
 use wunet::ops::activation as act;

@@ -31,7 +31,7 @@
 //!   (worst case) and, as the errors are independent roundings (uniform in
 //!   `±e`, standard deviation `e/sqrt(3)`), by at most `3*sqrt(m)*e`: at
 //!   least 5 standard deviations even when every term has the maximum
-//!   magnitude (with Gaussian data, 20 or more). The bound is
+//!   magnitude (with Gaussian data typically 20 or more). The bound is
 //!   `e * min(m, 3*sqrt(m))`. `K` is the manifest's `k_reduce`.
 //! - **A linear combination with coefficient mass `s`** (`sum |c_k| <= s`,
 //!   short: pooling, linear upsampling): `u * s * M` exactly (worst case).
@@ -302,6 +302,13 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
     } else {
         vec![1.0; c]
     };
+    if gamma.len() != c || x.len() != n * c * sp || dy.len() != x.len() {
+        return Err(Outcome::Error(format!(
+            "norm inputs: x {shape:?}, {} gamma, {} grad_y values",
+            gamma.len(),
+            dy.len()
+        )));
+    }
     let eps = case.attr_f64("eps")?;
     let batch = family(op) == "batch_norm";
     let eval = batch && !case.attr_bool("training")?;
@@ -312,7 +319,13 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
         _ => c,
     };
     let cpg = (c / per_sample).max(1);
-    let gid = |ni: usize, ci: usize| if batch { ci } else { ni * per_sample + ci / cpg };
+    let gid = |ni: usize, ci: usize| {
+        if batch {
+            ci
+        } else {
+            ni * per_sample + ci / cpg
+        }
+    };
     let mut gs = vec![Group::default(); if batch { c } else { n * per_sample }];
     let elems = |ni: usize, ci: usize| (ni * c + ci) * sp..(ni * c + ci + 1) * sp;
     for ni in 0..n {
@@ -348,14 +361,14 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
     // dy x_hat (for dgamma's common errors).
     let mut sums = std::collections::BTreeMap::<(usize, usize), (f64, f64)>::new();
     for ni in 0..n {
-        for ci in 0..c {
+        for (ci, &gm) in gamma.iter().enumerate() {
             let gi = gid(ni, ci);
             let gr = &mut gs[gi];
             let sum = sums.entry((gi, ci)).or_default();
             for i in elems(ni, ci) {
                 let xh = (x[i] as f64 - gr.mean) / gr.sigma;
                 let d = dy[i] as f64;
-                let g = gamma[ci] as f64 * d;
+                let g = gm as f64 * d;
                 gr.x = gr.x.max((x[i] as f64).abs() / gr.sigma);
                 gr.h = gr.h.max(xh.abs());
                 gr.g = gr.g.max(g.abs());
@@ -400,9 +413,7 @@ fn norm_slack(case: &Case, name: &str, grad: bool, k: f64) -> Result<Slack, Outc
         (false, "running_mean_new") => s.abs(momentum()? * over(&|gr| gr.sigma * errs(gr).1)),
         (false, "running_var_new") => s.abs(
             momentum()?
-                * over(&|gr| {
-                    2.0 * gr.sigma * gr.sigma * errs(gr).2 * gr.m / (gr.m - 1.0).max(1.0)
-                }),
+                * over(&|gr| 2.0 * gr.sigma * gr.sigma * errs(gr).2 * gr.m / (gr.m - 1.0).max(1.0)),
         ),
         _ => {
             return Err(Outcome::Error(format!(

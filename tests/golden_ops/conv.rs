@@ -1,5 +1,7 @@
 //! Golden adapters: `conv2d`, `conv3d`, `conv_transpose2d`, `conv_transpose3d`
 //! (forward `y`; gradients of `x`, `weight`, `bias`), via `wunet::ops::conv`.
+//! Activations `x`, `grad_y`, `y`, `grad x` (F16 in the mixed run); `weight`,
+//! `bias` and their gradients F32.
 
 use super::harness::{AdapterResult, Case, Outcome, Produced};
 use wunet::ops::conv;

@@ -2,7 +2,9 @@
 //! `mean`, `weighted_mean`, `mean` with a weight map, an optional ignore label)
 //! and `dice_loss` (loss, per-class dice; grad logits; `batch` / `sample`), via
 //! `wunet::ops::loss`. The engine's gradient is for an upstream gradient of 1;
-//! it is scaled by the case's `grad_loss` (1.0 in these cases).
+//! it is scaled by the case's `grad_loss` (1.0 in these cases). `logits` and
+//! their gradient are activations (F16 in the mixed run); the weight map, loss,
+//! `nll_map` and `dice` F32.
 
 use super::harness::{AdapterResult, Case, Data, Host, Outcome, Produced};
 use wunet::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};

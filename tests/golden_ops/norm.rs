@@ -1,7 +1,8 @@
 //! Golden adapters: `batch_norm2d/3d` (training: y, batch_mean, batch_var,
 //! save_invstd, running_mean_new, running_var_new; eval: y; grads x, gamma,
 //! beta), `instance_norm2d/3d` and `group_norm` (y; grads x, gamma, beta), via
-//! `wunet::ops::norm`.
+//! `wunet::ops::norm`. `x`, `grad_y`, `y`, `grad x` are activations (F16 in the
+//! mixed run); gamma, beta, the statistics and their gradients F32.
 
 use super::harness::{AdapterResult, Case, Data, Host, Outcome, Produced};
 use wunet::ops::norm;

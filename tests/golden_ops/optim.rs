@@ -3,6 +3,8 @@
 //! via `wunet::ops::optim`. As in the executor, the update is recorded once and
 //! the program replayed per step, with that step's gradient and `hyper` values
 //! (`[lr, 1 - beta1^t, 1 - beta2^t, t]`) written before each submission.
+//! Every tensor is F32 in both runs: the updates have no F16 path (the mixed
+//! run runs them as the f32 run and reports them so; `f32_only` in `runner.rs`).
 
 use super::harness::{AdapterResult, Case, Data, Outcome, Produced};
 use wunet::graph::ops::{AdamAttrs, SgdAttrs};

@@ -1,6 +1,7 @@
 //! Golden adapters: `max_pool2d/3d` (y, indices, grad x), `max_unpool2d/3d`
 //! (y, grad x; the unpooled size from `attrs.output_size`), `avg_pool2d/3d`
-//! (y, grad x, `count_include_pad`), via `wunet::ops::pool`.
+//! (y, grad x, `count_include_pad`), via `wunet::ops::pool`. `x`, `grad_y`,
+//! `y`, `grad x` are activations (F16 in the mixed run); indices U32.
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::ops::pool;

@@ -1,6 +1,6 @@
 //! Golden adapters: `concat` (2 or 3 inputs along channels; grads via split),
 //! `center_crop` (at `attrs.offset`), `pad2d` / `pad3d` (zero, reflect), via
-//! `wunet::ops::tensor`.
+//! `wunet::ops::tensor`. Every tensor is an activation (F16 in the mixed run).
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::graph::ops::PadMode;

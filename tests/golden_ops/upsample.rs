@@ -1,6 +1,7 @@
 //! Golden adapters: `upsample_nearest2d/3d`, `upsample_bilinear2d`,
 //! `upsample_trilinear3d` (y; grad x; integer `scale_factor`,
-//! `align_corners = false`), via `wunet::ops::upsample`.
+//! `align_corners = false`), via `wunet::ops::upsample`. Every tensor is an
+//! activation (F16 in the mixed run).
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::graph::ops::UpsampleMode;
