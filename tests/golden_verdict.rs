@@ -81,6 +81,34 @@ fn skip_lines_say_optional_or_required() {
     assert!(skip_line("c", "x", false, None).starts_with("SKIP c: x [a required case"));
 }
 
+#[test]
+fn a_mixed_run_reports_families_and_its_f32_cases() {
+    let mut t = Tally {
+        label: Some("mixed".into()),
+        ..Tally::default()
+    };
+    t.add("conv2d_01", false, Verdict::Pass(0.2));
+    t.family("conv", "conv2d_01", 0.2, 3.0);
+    t.add("conv3d_01", false, Verdict::Pass(0.3));
+    t.family("conv", "conv3d_01", 0.3, 2.0);
+    t.add("relu_01", false, Verdict::Pass(0.1));
+    t.family("relu", "relu_01", 0.1, 0.5);
+    t.add("sgd_step_01", false, Verdict::Pass(0.01));
+    t.in_f32.push(("sgd_step_01".into(), "optimizer".into()));
+    let (lines, code) = t.finish();
+    assert_eq!(code, 0, "{lines:?}");
+    assert_eq!(
+        lines,
+        [
+            "family conv: worst ratio 0.3000 (conv3d_01); 3.0000 against the f32 tolerance alone",
+            "family relu: worst ratio 0.1000 (relu_01); 0.5000 against the f32 tolerance alone",
+            "ran in f32 (no F16 path: optimizer): 1 cases: sgd_step_01",
+            "worst passing ratio 0.3000 (conv3d_01)",
+            "golden (mixed): 4 passed (1 of them in f32), 0 failed, 0 skipped"
+        ]
+    );
+}
+
 /// The manifest: optional cases carry a reason (and the only ones today are
 /// the grouped convolutions, which the engine does not have).
 #[test]

@@ -14,11 +14,15 @@
 //! executor's autodiff differentiates trainable parameters only.
 
 mod common;
-#[allow(dead_code)] // the runner's plumbing; this test uses the loading and comparison
+#[allow(dead_code)] // the runner's comparison rule (and its mixed-precision terms, unused here)
+#[path = "golden_ops/compare.rs"]
+mod compare;
+#[allow(dead_code)] // the runner's plumbing; this test uses the loading
 #[path = "golden_ops/harness.rs"]
 mod harness;
 
-use harness::{compare, load, CaseSpec, CompareFail, Data, Host};
+use compare::{compare, CompareFail, Slack};
+use harness::{load, CaseSpec, Data, Host};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use wunet::model_io::checkpoint::{Checkpoint, NamedTensor};
@@ -65,7 +69,7 @@ fn check(
     got: &Host,
 ) -> Result<f64, String> {
     let exp = load(&dir(), spec)?;
-    let (line, res) = match compare(spec, &exp, got) {
+    let (line, res) = match compare(spec, &exp, got, Slack::NONE) {
         Ok(r) => (format!("  ok   {what:<26} worst ratio {r:.4}"), Ok(r)),
         Err(CompareFail::Shape(m)) => (
             format!("  FAIL {what:<26} {m}"),

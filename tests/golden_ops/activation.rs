@@ -1,5 +1,5 @@
 //! Golden adapters: `relu`, `leaky_relu`, `sigmoid` (y; grad x), via
-//! `wunet::ops::activation`.
+//! `wunet::ops::activation`. Every tensor is an activation (F16 in the mixed run).
 
 use super::harness::{AdapterResult, Case, Produced};
 use wunet::ops::activation as act;
@@ -12,8 +12,8 @@ enum Kind {
 }
 
 fn run(case: &Case, kind: Kind) -> AdapterResult {
-    let x = case.upload_f32("x")?;
-    let g = case.upload_grad_output("y")?;
+    let x = case.upload_act("x")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| match kind {
         Kind::Relu => Ok((act::relu(rec, &x)?, act::relu_grad(rec, &g, &x)?)),
         Kind::Leaky(s) => Ok((
@@ -27,8 +27,8 @@ fn run(case: &Case, kind: Kind) -> AdapterResult {
         }
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }
 

@@ -1,5 +1,7 @@
 //! Golden adapters: `conv2d`, `conv3d`, `conv_transpose2d`, `conv_transpose3d`
 //! (forward `y`; gradients of `x`, `weight`, `bias`), via `wunet::ops::conv`.
+//! Activations `x`, `grad_y`, `y`, `grad x` (F16 in the mixed run); `weight`,
+//! `bias` and their gradients F32.
 
 use super::harness::{AdapterResult, Case, Outcome, Produced};
 use wunet::ops::conv;
@@ -46,7 +48,7 @@ pub fn conv_transpose(case: &Case) -> AdapterResult {
 }
 
 fn run(case: &Case, transposed: bool) -> AdapterResult {
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let w = case.upload_f32("weight")?;
     let ws = &case.spec.inputs["weight"].shape;
     let win = window(case, transposed, ws.get(2..).unwrap_or(&[]))?;
@@ -56,7 +58,7 @@ fn run(case: &Case, transposed: bool) -> AdapterResult {
     } else {
         None
     };
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx, dw, db) = case.ctx.run(|rec| {
         let (y, dx, dw) = if transposed {
             let y = conv::conv_transpose(rec, &x, &w, b.as_ref(), &win)?;
@@ -77,11 +79,11 @@ fn run(case: &Case, transposed: bool) -> AdapterResult {
         Ok((y, dx, dw, db))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
-    out.grads.insert("weight".into(), case.read(&dw)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
+    out.grads.insert("weight".into(), case.read_f32(&dw)?);
     if let Some(db) = db {
-        out.grads.insert("bias".into(), case.read(&db)?);
+        out.grads.insert("bias".into(), case.read_f32(&db)?);
     }
     Ok(out)
 }

@@ -1,9 +1,10 @@
 //! Golden-runner plumbing shared by every adapter: the manifest types
-//! (`../shared/golden/SCHEMA.md`), `.npy` loading, uploads, the comparison rule.
+//! (`../shared/golden/SCHEMA.md`), `.npy` loading, the precision of a run,
+//! uploads and read-backs (the comparison rule is in `compare.rs`).
 
 use serde::Deserialize;
+use std::cell::Cell;
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use wunet::{Context, DType, Shape, Tensor};
 
@@ -48,6 +49,10 @@ pub struct TensorSpec {
     pub atol: Option<f64>,
     #[serde(default)]
     pub exact: bool,
+    /// Terms summed per element (the schema's tolerance input; the mixed run's
+    /// f16 terms use it too).
+    #[serde(default)]
+    pub k_reduce: Option<f64>,
 }
 
 impl TensorSpec {
@@ -111,7 +116,7 @@ impl Host {
         self.shape.remove(1);
         Ok(self)
     }
-    /// Read an f32 GPU tensor back, with its logical shape.
+    /// Read a GPU tensor back (F16 widened to f32), with its logical shape.
     pub fn from_tensor(ctx: &Context, t: &Tensor) -> Result<Self, String> {
         let shape = t.shape.logical();
         match t.dtype {
@@ -226,11 +231,51 @@ pub struct Produced {
     pub grads: BTreeMap<String, Host>,
 }
 
-/// One case as an adapter sees it: the spec, its folder and the GPU context.
+/// The precision a golden run checks the ops in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Precision {
+    /// Every float tensor F32 (the default run).
+    F32,
+    /// Mixed precision as in training with `--precision mixed`: activations and
+    /// activation gradients F16; weights, parameter gradients, statistics,
+    /// losses, weight maps and optimiser state F32.
+    Mixed,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Mixed => "mixed",
+        }
+    }
+    /// The dtype of activations and activation gradients.
+    pub fn act_dtype(self) -> DType {
+        match self {
+            Precision::F32 => DType::F32,
+            Precision::Mixed => DType::F16,
+        }
+    }
+}
+
+/// One case as an adapter sees it: the spec, its folder, the GPU context and
+/// the precision of the run.
+///
+/// Each adapter says per tensor which kind it is: activations and activation
+/// gradients go through [`Case::upload_act`] / [`Case::upload_grad_act`] and come
+/// back through [`Case::read_act`] (F16 in the mixed run); weights, biases,
+/// gamma/beta, statistics, losses, weight maps, parameter gradients and
+/// optimiser state through [`Case::upload_f32`] / [`Case::read_f32`] (F32 in
+/// both runs); labels and indices through `upload_labels` / `upload_indices` /
+/// [`Case::read_int`].
 pub struct Case<'a> {
     pub spec: &'a CaseSpec,
     pub dir: &'a Path,
     pub ctx: &'a Context,
+    pub precision: Precision,
+    /// Activation tensors uploaded so far: a mixed run of an op with an F16 path
+    /// that uploaded none fails (an adapter that forgot to say `upload_act`).
+    pub act_uploads: Cell<usize>,
 }
 
 impl Case<'_> {
@@ -254,12 +299,39 @@ impl Case<'_> {
             .ok_or_else(|| format!("case has no grad_output '{primary}'"))?;
         Ok(load(self.dir, spec)?)
     }
+    /// The dtype of activations in this run: F32, or F16 in the mixed run.
+    pub fn act_dtype(&self) -> DType {
+        self.precision.act_dtype()
+    }
 
     // --- uploads
 
-    /// A float32 input as an f32 tensor of its manifest shape.
+    /// A float32 input that is F32 in every precision (weights, bias, gamma,
+    /// beta, running statistics, optimiser state), of its manifest shape.
     pub fn upload_f32(&self, name: &str) -> Result<Tensor, Outcome> {
         upload_f32(self.ctx, &self.input(name)?, name)
+    }
+    /// A float32 activation input (`x`, `logits`, feature maps): F32, or
+    /// rounded to F16 in the mixed run.
+    pub fn upload_act(&self, name: &str) -> Result<Tensor, Outcome> {
+        self.act(&self.input(name)?, name)
+    }
+    /// The upstream gradient of an activation output (`grad_y`): F32, or
+    /// rounded to F16 in the mixed run.
+    pub fn upload_grad_act(&self, primary: &str) -> Result<Tensor, Outcome> {
+        self.act(&self.grad_output(primary)?, primary)
+    }
+    fn act(&self, h: &Host, what: &str) -> Result<Tensor, Outcome> {
+        self.act_uploads.set(self.act_uploads.get() + 1);
+        match self.precision {
+            Precision::F32 => upload_f32(self.ctx, h, what),
+            Precision::Mixed => {
+                let Data::F32(v) = &h.data else {
+                    return Err(format!("'{what}' is not float32").into());
+                };
+                Ok(Tensor::from_f32_as_f16(self.ctx, v, shape_of(&h.shape)?)?)
+            }
+        }
     }
     /// An int64 label map `N,(D),H,W` as an I32 tensor `N,1,(D),H,W`.
     pub fn upload_labels(&self, name: &str) -> Result<Tensor, Outcome> {
@@ -277,8 +349,8 @@ impl Case<'_> {
         s.insert(1, 1);
         Ok(Tensor::from_i32(self.ctx, &v, shape_of(&s)?)?)
     }
-    /// A float32 per-pixel map `N,(D),H,W` (e.g. a weight map) as an f32 tensor
-    /// `N,1,(D),H,W`, the layout of the engine's label maps.
+    /// A float32 per-pixel map `N,(D),H,W` (e.g. a weight map) as an F32 tensor
+    /// `N,1,(D),H,W` (the layout of the engine's label maps) in every precision.
     pub fn upload_map_f32(&self, name: &str) -> Result<Tensor, Outcome> {
         let mut h = self.input(name)?;
         h.shape.insert(1, 1);
@@ -298,12 +370,50 @@ impl Case<'_> {
             .collect::<Result<_, _>>()?;
         Ok(Tensor::from_u32(self.ctx, &v, shape_of(&h.shape)?)?)
     }
-    /// The upstream gradient as an f32 tensor.
-    pub fn upload_grad_output(&self, primary: &str) -> Result<Tensor, Outcome> {
-        upload_f32(self.ctx, &self.grad_output(primary)?, primary)
+
+    // --- read-backs (each checks the dtype the run should have produced)
+
+    /// An activation output or activation gradient: F32, or F16 in the mixed run.
+    pub fn read_act(&self, t: &Tensor) -> Result<Host, Outcome> {
+        self.read_as(t, self.act_dtype(), "an activation")
     }
-    pub fn read(&self, t: &Tensor) -> Result<Host, Outcome> {
+    /// An output that is F32 in every precision (losses, statistics, parameter
+    /// gradients, optimiser state).
+    pub fn read_f32(&self, t: &Tensor) -> Result<Host, Outcome> {
+        self.read_as(t, DType::F32, "an F32")
+    }
+    /// An integer output (indices: U32, label maps: I32).
+    pub fn read_int(&self, t: &Tensor) -> Result<Host, Outcome> {
+        match t.dtype {
+            DType::U32 | DType::I32 => Ok(Host::from_tensor(self.ctx, t)?),
+            d => Err(format!("an integer output {} came back as {d:?}", t.shape).into()),
+        }
+    }
+    fn read_as(&self, t: &Tensor, want: DType, what: &str) -> Result<Host, Outcome> {
+        if t.dtype != want {
+            return Err(format!(
+                "{what} output {} is {:?}, want {want:?} in the {} run",
+                t.shape,
+                t.dtype,
+                self.precision.name()
+            )
+            .into());
+        }
         Ok(Host::from_tensor(self.ctx, t)?)
+    }
+
+    /// max |v| of a float32 input (or, with `grad`, of the upstream gradient of
+    /// that output): the scale the mixed run's f16 error terms use.
+    pub fn max_abs(&self, name: &str, grad: bool) -> Result<f64, Outcome> {
+        let h = if grad {
+            self.grad_output(name)?
+        } else {
+            self.input(name)?
+        };
+        match &h.data {
+            Data::F32(v) => Ok(v.iter().fold(0.0f64, |m, &x| m.max((x as f64).abs()))),
+            Data::I64(_) => Err(format!("'{name}' is not float32").into()),
+        }
     }
 
     // --- attrs
@@ -371,108 +481,4 @@ pub fn upload_f32(ctx: &Context, h: &Host, what: &str) -> Result<Tensor, Outcome
         return Err(format!("'{what}' is not float32").into());
     };
     Ok(Tensor::from_f32(ctx, v, shape_of(&h.shape)?)?)
-}
-
-// ------------------------------------------------------------------ comparison
-
-/// The worst element of a comparison.
-pub struct Mismatch {
-    pub ratio: f64,
-    pub index: usize,
-    pub got: String,
-    pub expected: String,
-    pub bad: usize,
-    pub total: usize,
-}
-
-impl fmt::Display for Mismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "worst ratio {:.4} at index {} (got {}, expected {})",
-            self.ratio, self.index, self.got, self.expected
-        )
-    }
-}
-
-/// Compare `got` with the expected tensor: `Ok(worst ratio)` or the reason it fails.
-/// Floats: `|got-exp| <= atol + rtol*|exp|`, NaN/Inf fail. `exact` ints must be equal.
-pub fn compare(spec: &TensorSpec, exp: &Host, got: &Host) -> Result<f64, CompareFail> {
-    if got.shape != exp.shape {
-        return Err(CompareFail::Shape(format!(
-            "shape {:?} but expected {:?}",
-            got.shape, exp.shape
-        )));
-    }
-    match (&exp.data, &got.data) {
-        (Data::F32(e), Data::F32(g)) => {
-            let (Some(rtol), Some(atol)) = (spec.rtol, spec.atol) else {
-                return Err(CompareFail::Shape("manifest entry has no rtol/atol".into()));
-            };
-            let mut worst = (0.0f64, 0usize);
-            let mut bad = 0;
-            for (i, (&gv, &ev)) in g.iter().zip(e).enumerate() {
-                let (gv, ev) = (gv as f64, ev as f64);
-                let diff = (gv - ev).abs();
-                let lim = atol + rtol * ev.abs();
-                let r = if !gv.is_finite() || !ev.is_finite() {
-                    f64::INFINITY
-                } else if lim > 0.0 {
-                    diff / lim
-                } else if diff == 0.0 {
-                    0.0
-                } else {
-                    f64::INFINITY
-                };
-                if r > 1.0 {
-                    bad += 1;
-                }
-                if r > worst.0 {
-                    worst = (r, i);
-                }
-            }
-            if bad == 0 {
-                return Ok(worst.0);
-            }
-            let i = worst.1;
-            Err(CompareFail::Values(Mismatch {
-                ratio: worst.0,
-                index: i,
-                got: format!("{}", g[i]),
-                expected: format!("{}", e[i]),
-                bad,
-                total: e.len(),
-            }))
-        }
-        (Data::I64(_), Data::I64(_)) if !spec.exact => Err(CompareFail::Shape(
-            "int64 tensor without \"exact\": true in the manifest".into(),
-        )),
-        (Data::I64(e), Data::I64(g)) => {
-            let bad = g.iter().zip(e).filter(|(a, b)| a != b).count();
-            match g.iter().zip(e).position(|(a, b)| a != b) {
-                None => Ok(0.0),
-                Some(i) => Err(CompareFail::Values(Mismatch {
-                    ratio: f64::INFINITY,
-                    index: i,
-                    got: g[i].to_string(),
-                    expected: e[i].to_string(),
-                    bad,
-                    total: e.len(),
-                })),
-            }
-        }
-        (Data::F32(_), _) => Err(CompareFail::Shape(
-            "got an integer tensor, expected float32".into(),
-        )),
-        (Data::I64(_), _) => Err(CompareFail::Shape(
-            "got a float tensor, expected int64".into(),
-        )),
-    }
-}
-
-pub enum CompareFail {
-    /// Shape, dtype or manifest problem (printed as is).
-    Shape(String),
-    /// Values out of tolerance.
-    Values(Mismatch),
 }

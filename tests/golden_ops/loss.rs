@@ -2,7 +2,9 @@
 //! `mean`, `weighted_mean`, `mean` with a weight map, an optional ignore label)
 //! and `dice_loss` (loss, per-class dice; grad logits; `batch` / `sample`), via
 //! `wunet::ops::loss`. The engine's gradient is for an upstream gradient of 1;
-//! it is scaled by the case's `grad_loss` (1.0 in these cases).
+//! it is scaled by the case's `grad_loss` (1.0 in these cases). `logits` and
+//! their gradient are activations (F16 in the mixed run); the weight map, loss,
+//! `nll_map` and `dice` F32.
 
 use super::harness::{AdapterResult, Case, Data, Host, Outcome, Produced};
 use wunet::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction};
@@ -51,7 +53,7 @@ pub fn softmax_cross_entropy(case: &Case) -> AdapterResult {
         "weighted_mean" => Reduction::WeightedMean,
         r => return Err(Outcome::Skip(format!("reduction {r:?} is not supported"))),
     };
-    let logits = case.upload_f32("logits")?;
+    let logits = case.upload_act("logits")?;
     let labels = case.upload_labels("labels")?;
     let wmap = if case.attr_bool("has_weight_map")? {
         Some(case.upload_map_f32("weight_map")?)
@@ -73,11 +75,11 @@ pub fn softmax_cross_entropy(case: &Case) -> AdapterResult {
         .as_ref()
         .ok_or_else(|| Outcome::Error("the engine returned no nll_map".into()))?;
     let mut out = Produced::default();
-    out.outputs.insert("loss".into(), case.read(&o.loss)?);
+    out.outputs.insert("loss".into(), case.read_f32(&o.loss)?);
     out.outputs
-        .insert("nll_map".into(), case.read(nll)?.squeeze_c()?);
+        .insert("nll_map".into(), case.read_f32(nll)?.squeeze_c()?);
     out.grads
-        .insert("logits".into(), scaled(case.read(&o.grad)?, s));
+        .insert("logits".into(), scaled(case.read_act(&o.grad)?, s));
     Ok(out)
 }
 
@@ -93,7 +95,7 @@ pub fn dice_loss(case: &Case) -> AdapterResult {
         smooth: case.attr_f64("smooth")? as f32,
         ignore_label: ignore_index(case)?,
     };
-    let logits = case.upload_f32("logits")?;
+    let logits = case.upload_act("logits")?;
     let labels = case.upload_labels("labels")?;
     let s = grad_scale(case)?;
     let o = case
@@ -104,9 +106,9 @@ pub fn dice_loss(case: &Case) -> AdapterResult {
         .as_ref()
         .ok_or_else(|| Outcome::Error("the engine returned no dice".into()))?;
     let mut out = Produced::default();
-    out.outputs.insert("loss".into(), case.read(&o.loss)?);
-    out.outputs.insert("dice".into(), case.read(dice)?);
+    out.outputs.insert("loss".into(), case.read_f32(&o.loss)?);
+    out.outputs.insert("dice".into(), case.read_f32(dice)?);
     out.grads
-        .insert("logits".into(), scaled(case.read(&o.grad)?, s));
+        .insert("logits".into(), scaled(case.read_act(&o.grad)?, s));
     Ok(out)
 }

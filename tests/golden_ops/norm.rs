@@ -1,7 +1,8 @@
 //! Golden adapters: `batch_norm2d/3d` (training: y, batch_mean, batch_var,
 //! save_invstd, running_mean_new, running_var_new; eval: y; grads x, gamma,
 //! beta), `instance_norm2d/3d` and `group_norm` (y; grads x, gamma, beta), via
-//! `wunet::ops::norm`.
+//! `wunet::ops::norm`. `x`, `grad_y`, `y`, `grad x` are activations (F16 in the
+//! mixed run); gamma, beta, the statistics and their gradients F32.
 
 use super::harness::{AdapterResult, Case, Data, Host, Outcome, Produced};
 use wunet::ops::norm;
@@ -32,12 +33,12 @@ fn affine(case: &Case, c: usize) -> Result<(Tensor, Tensor, bool), Outcome> {
 /// `batch_norm2d` / `batch_norm3d`, training or eval (`attrs.training`).
 pub fn batch_norm(case: &Case) -> AdapterResult {
     let eps = eps(case)?;
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let gamma = case.upload_f32("gamma")?;
     let beta = case.upload_f32("beta")?;
     let rm = case.upload_f32("running_mean")?;
     let rv = case.upload_f32("running_var")?;
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let mut out = Produced::default();
     if !case.attr_bool("training")? {
         let (y, gr) = case.ctx.run(|rec| {
@@ -45,10 +46,10 @@ pub fn batch_norm(case: &Case) -> AdapterResult {
             let gr = norm::batch_norm_eval_backward(rec, &g, &x, &gamma, &rm, &rv, eps)?;
             Ok((y, gr))
         })?;
-        out.outputs.insert("y".into(), case.read(&y)?);
-        out.grads.insert("x".into(), case.read(&gr.dx)?);
-        out.grads.insert("gamma".into(), case.read(&gr.dgamma)?);
-        out.grads.insert("beta".into(), case.read(&gr.dbeta)?);
+        out.outputs.insert("y".into(), case.read_act(&y)?);
+        out.grads.insert("x".into(), case.read_act(&gr.dx)?);
+        out.grads.insert("gamma".into(), case.read_f32(&gr.dgamma)?);
+        out.grads.insert("beta".into(), case.read_f32(&gr.dbeta)?);
         return Ok(out);
     }
     let momentum = case.attr_f64("momentum")? as f32;
@@ -67,7 +68,7 @@ pub fn batch_norm(case: &Case) -> AdapterResult {
         Ok((o, gr))
     })?;
     let m = wunet::shape::batch_norm_count(&x.shape);
-    let unbiased = case.read(&rv1)?;
+    let unbiased = case.read_f32(&rv1)?;
     let Data::F32(u) = &unbiased.data else {
         return Err(Outcome::Error("running_var is not f32".into()));
     };
@@ -75,20 +76,20 @@ pub fn batch_norm(case: &Case) -> AdapterResult {
         .iter()
         .map(|&v| (v as f64 * (m - 1) as f64 / m as f64) as f32)
         .collect();
-    out.outputs.insert("y".into(), case.read(&o.y)?);
+    out.outputs.insert("y".into(), case.read_act(&o.y)?);
     out.outputs
-        .insert("batch_mean".into(), case.read(&o.save_mean)?);
+        .insert("batch_mean".into(), case.read_f32(&o.save_mean)?);
     out.outputs
         .insert("batch_var".into(), Host::f32(unbiased.shape.clone(), var));
     out.outputs
-        .insert("save_invstd".into(), case.read(&o.save_invstd)?);
+        .insert("save_invstd".into(), case.read_f32(&o.save_invstd)?);
     out.outputs
-        .insert("running_mean_new".into(), case.read(&rm)?);
+        .insert("running_mean_new".into(), case.read_f32(&rm)?);
     out.outputs
-        .insert("running_var_new".into(), case.read(&rv)?);
-    out.grads.insert("x".into(), case.read(&gr.dx)?);
-    out.grads.insert("gamma".into(), case.read(&gr.dgamma)?);
-    out.grads.insert("beta".into(), case.read(&gr.dbeta)?);
+        .insert("running_var_new".into(), case.read_f32(&rv)?);
+    out.grads.insert("x".into(), case.read_act(&gr.dx)?);
+    out.grads.insert("gamma".into(), case.read_f32(&gr.dgamma)?);
+    out.grads.insert("beta".into(), case.read_f32(&gr.dbeta)?);
     Ok(out)
 }
 
@@ -112,9 +113,9 @@ pub fn group_norm(case: &Case) -> AdapterResult {
 /// Group norm with `groups`, or instance norm for `None`.
 fn group_like(case: &Case, groups: Option<usize>) -> AdapterResult {
     let eps = eps(case)?;
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let (gamma, beta, aff) = affine(case, x.shape.c())?;
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (o, gr) = case.ctx.run(|rec| match groups {
         Some(gs) => {
             let o = norm::group_norm(rec, &x, &gamma, &beta, gs, eps)?;
@@ -130,11 +131,11 @@ fn group_like(case: &Case, groups: Option<usize>) -> AdapterResult {
         }
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&o.y)?);
-    out.grads.insert("x".into(), case.read(&gr.dx)?);
+    out.outputs.insert("y".into(), case.read_act(&o.y)?);
+    out.grads.insert("x".into(), case.read_act(&gr.dx)?);
     if aff {
-        out.grads.insert("gamma".into(), case.read(&gr.dgamma)?);
-        out.grads.insert("beta".into(), case.read(&gr.dbeta)?);
+        out.grads.insert("gamma".into(), case.read_f32(&gr.dgamma)?);
+        out.grads.insert("beta".into(), case.read_f32(&gr.dbeta)?);
     }
     Ok(out)
 }

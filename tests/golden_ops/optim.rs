@@ -3,6 +3,8 @@
 //! via `wunet::ops::optim`. As in the executor, the update is recorded once and
 //! the program replayed per step, with that step's gradient and `hyper` values
 //! (`[lr, 1 - beta1^t, 1 - beta2^t, t]`) written before each submission.
+//! Every tensor is F32 in both runs: the updates have no F16 path (the mixed
+//! run runs them as the f32 run and reports them so; `f32_only` in `runner.rs`).
 
 use super::harness::{AdapterResult, Case, Data, Outcome, Produced};
 use wunet::graph::ops::{AdamAttrs, SgdAttrs};
@@ -94,9 +96,10 @@ pub fn sgd_step(case: &Case) -> AdapterResult {
         prog.submit(case.ctx);
     }
     let mut out = Produced::default();
-    out.outputs.insert("param_new".into(), case.read(&param)?);
     out.outputs
-        .insert("momentum_buffer_new".into(), case.read(&buf)?);
+        .insert("param_new".into(), case.read_f32(&param)?);
+    out.outputs
+        .insert("momentum_buffer_new".into(), case.read_f32(&buf)?);
     Ok(out)
 }
 
@@ -140,8 +143,10 @@ pub fn adam_step(case: &Case) -> AdapterResult {
         prog.submit(case.ctx);
     }
     let mut out = Produced::default();
-    out.outputs.insert("param_new".into(), case.read(&param)?);
-    out.outputs.insert("exp_avg_new".into(), case.read(&m)?);
-    out.outputs.insert("exp_avg_sq_new".into(), case.read(&v)?);
+    out.outputs
+        .insert("param_new".into(), case.read_f32(&param)?);
+    out.outputs.insert("exp_avg_new".into(), case.read_f32(&m)?);
+    out.outputs
+        .insert("exp_avg_sq_new".into(), case.read_f32(&v)?);
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Golden adapters: `max_pool2d/3d` (y, indices, grad x), `max_unpool2d/3d`
 //! (y, grad x; the unpooled size from `attrs.output_size`), `avg_pool2d/3d`
-//! (y, grad x, `count_include_pad`), via `wunet::ops::pool`.
+//! (y, grad x, `count_include_pad`), via `wunet::ops::pool`. `x`, `grad_y`,
+//! `y`, `grad x` are activations (F16 in the mixed run); indices U32.
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::ops::pool;
@@ -48,17 +49,17 @@ fn spatial_dims(case: &Case) -> Result<usize, Outcome> {
 /// `max_pool2d` / `max_pool3d`: y, indices (u32 -> int64), grad x.
 pub fn max_pool(case: &Case) -> AdapterResult {
     let win = window(case, spatial_dims(case)?)?;
-    let x = case.upload_f32("x")?;
-    let g = case.upload_grad_output("y")?;
+    let x = case.upload_act("x")?;
+    let g = case.upload_grad_act("y")?;
     let (y, idx, dx) = case.ctx.run(|rec| {
         let (y, idx) = pool::max_pool(rec, &x, &win)?;
         let dx = pool::max_pool_grad(rec, &g, &idx, &win, x.shape)?;
         Ok((y, idx, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.outputs.insert("indices".into(), case.read(&idx)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.outputs.insert("indices".into(), case.read_int(&idx)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }
 
@@ -67,7 +68,7 @@ pub fn max_pool(case: &Case) -> AdapterResult {
 pub fn max_unpool(case: &Case) -> AdapterResult {
     let nd = spatial_dims(case)?;
     let win = window(case, nd)?;
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let idx = case.upload_indices("indices")?;
     let size = if case
         .spec
@@ -86,15 +87,15 @@ pub fn max_unpool(case: &Case) -> AdapterResult {
         win.unpool_out(x.shape.spatial())
             .ok_or_else(|| Outcome::Error("no default unpooled size".into()))?
     };
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| {
         let y = pool::max_unpool(rec, &x, &idx, size)?;
         let dx = pool::max_unpool_grad(rec, &g, &idx)?;
         Ok((y, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }
 
@@ -110,15 +111,15 @@ pub fn avg_pool(case: &Case) -> AdapterResult {
         return Err(Outcome::Skip("divisor_override is not supported".into()));
     }
     let include = case.attr_bool("count_include_pad")?;
-    let x = case.upload_f32("x")?;
-    let g = case.upload_grad_output("y")?;
+    let x = case.upload_act("x")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| {
         let y = pool::avg_pool(rec, &x, &win, include)?;
         let dx = pool::avg_pool_grad(rec, &g, &win, include, x.shape)?;
         Ok((y, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }

@@ -1,6 +1,6 @@
 //! Golden adapters: `concat` (2 or 3 inputs along channels; grads via split),
 //! `center_crop` (at `attrs.offset`), `pad2d` / `pad3d` (zero, reflect), via
-//! `wunet::ops::tensor`.
+//! `wunet::ops::tensor`. Every tensor is an activation (F16 in the mixed run).
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::graph::ops::PadMode;
@@ -18,10 +18,10 @@ pub fn concat(case: &Case) -> AdapterResult {
     let names: Vec<String> = (0..k).map(|i| format!("x{i}")).collect();
     let xs = names
         .iter()
-        .map(|n| case.upload_f32(n))
+        .map(|n| case.upload_act(n))
         .collect::<Result<Vec<_>, _>>()?;
     let sizes: Vec<usize> = xs.iter().map(|x| x.shape.c()).collect();
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dxs) = case.ctx.run(|rec| {
         let refs: Vec<&wunet::Tensor> = xs.iter().collect();
         let y = t::concat_channels(rec, &refs)?;
@@ -29,9 +29,9 @@ pub fn concat(case: &Case) -> AdapterResult {
         Ok((y, dxs))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
     for (n, dx) in names.iter().zip(&dxs) {
-        out.grads.insert(n.clone(), case.read(dx)?);
+        out.grads.insert(n.clone(), case.read_act(dx)?);
     }
     Ok(out)
 }
@@ -40,7 +40,7 @@ pub fn concat(case: &Case) -> AdapterResult {
 pub fn center_crop(case: &Case) -> AdapterResult {
     let size = case.attr_usizes("size")?;
     let off = case.attr_usizes("offset")?;
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let nd = x.shape.logical().len().saturating_sub(2);
     if size.len() != nd || off.len() != nd {
         return Err(Outcome::Error(format!(
@@ -48,15 +48,15 @@ pub fn center_crop(case: &Case) -> AdapterResult {
         )));
     }
     let (size, off) = (spatial3(&size, 1), spatial3(&off, 0));
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| {
         let y = t::crop(rec, &x, off, size)?;
         let dx = t::crop_grad(rec, &g, off, x.shape)?;
         Ok((y, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }
 
@@ -93,20 +93,20 @@ pub fn pad(case: &Case) -> AdapterResult {
             _ => return Err(Outcome::Error(format!("attrs.pad entry {p} is not a pair"))),
         }
     }
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let nd = x.shape.logical().len().saturating_sub(2);
     if lo.len() != nd {
         return Err(Outcome::Error(format!("attrs.pad must have {nd} pairs")));
     }
     let (lo, hi) = (spatial3(&lo, 0), spatial3(&hi, 0));
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| {
         let y = t::pad(rec, &x, lo, hi, mode)?;
         let dx = t::pad_grad(rec, &g, lo, hi, mode, x.shape)?;
         Ok((y, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }

@@ -1,6 +1,7 @@
 //! Golden adapters: `upsample_nearest2d/3d`, `upsample_bilinear2d`,
 //! `upsample_trilinear3d` (y; grad x; integer `scale_factor`,
-//! `align_corners = false`), via `wunet::ops::upsample`.
+//! `align_corners = false`), via `wunet::ops::upsample`. Every tensor is an
+//! activation (F16 in the mixed run).
 
 use super::harness::{spatial3, AdapterResult, Case, Outcome, Produced};
 use wunet::graph::ops::UpsampleMode;
@@ -25,7 +26,7 @@ pub fn upsample(case: &Case) -> AdapterResult {
         ));
     }
     let f = case.attr_usizes("scale_factor")?;
-    let x = case.upload_f32("x")?;
+    let x = case.upload_act("x")?;
     let nd = x.shape.logical().len().saturating_sub(2);
     if f.len() != nd {
         return Err(Outcome::Error(format!(
@@ -33,14 +34,14 @@ pub fn upsample(case: &Case) -> AdapterResult {
         )));
     }
     let factor = spatial3(&f, 1);
-    let g = case.upload_grad_output("y")?;
+    let g = case.upload_grad_act("y")?;
     let (y, dx) = case.ctx.run(|rec| {
         let y = up::upsample(rec, &x, factor, mode)?;
         let dx = up::upsample_grad(rec, &g, factor, mode, x.shape)?;
         Ok((y, dx))
     })?;
     let mut out = Produced::default();
-    out.outputs.insert("y".into(), case.read(&y)?);
-    out.grads.insert("x".into(), case.read(&dx)?);
+    out.outputs.insert("y".into(), case.read_act(&y)?);
+    out.grads.insert("x".into(), case.read_act(&dx)?);
     Ok(out)
 }

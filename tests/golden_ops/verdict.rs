@@ -2,7 +2,10 @@
 //! closing lines and the exit code. A failed case fails the run, and so does
 //! a skipped case unless the manifest marks it `"optional": true` (why, in
 //! `"optional_reason"`). Pure (no GPU, no files): `tests/golden_verdict.rs`
-//! tests it.
+//! tests it. A mixed-precision run also reports the worst ratio per op family
+//! and the cases it ran in f32 (ops without an F16 path).
+
+use std::collections::BTreeMap;
 
 /// What became of one case.
 pub enum Verdict {
@@ -23,6 +26,21 @@ pub struct Tally {
     pub required_skipped: Vec<(String, String)>,
     /// The worst passing ratio and its case.
     pub worst: Option<(f64, String)>,
+    /// The run's name in the closing line (`golden (mixed): ...`; none: `golden: ...`).
+    pub label: Option<String>,
+    /// Per op family: the worst passing ratio, its case, and the worst ratio of
+    /// the family against the manifest's (f32) tolerance alone.
+    pub families: BTreeMap<String, FamilyWorst>,
+    /// Passing cases of a mixed run that ran in f32 (no F16 path): `(id, why)`.
+    pub in_f32: Vec<(String, String)>,
+}
+
+/// The worst ratios of one op family (see [`Tally::families`]).
+#[derive(Clone, Debug)]
+pub struct FamilyWorst {
+    pub ratio: f64,
+    pub id: String,
+    pub bare: f64,
 }
 
 /// The line printed for a skipped case.
@@ -54,10 +72,45 @@ impl Tally {
         }
     }
 
+    /// Record a passing case's ratios under its op family: `ratio` against the
+    /// tolerance the run used, `bare` against the manifest's alone.
+    pub fn family(&mut self, family: &str, id: &str, ratio: f64, bare: f64) {
+        let f = self
+            .families
+            .entry(family.to_string())
+            .or_insert_with(|| FamilyWorst {
+                ratio,
+                id: id.to_string(),
+                bare,
+            });
+        if ratio > f.ratio {
+            f.ratio = ratio;
+            f.id = id.to_string();
+        }
+        f.bare = f.bare.max(bare);
+    }
+
     /// The closing lines and the exit code: 1 when a case failed or a
     /// required case was skipped, 0 otherwise.
     pub fn finish(&self) -> (Vec<String>, i32) {
         let mut lines = Vec::new();
+        for (fam, f) in &self.families {
+            lines.push(format!(
+                "family {fam}: worst ratio {:.4} ({}); {:.4} against the f32 tolerance alone",
+                f.ratio, f.id, f.bare
+            ));
+        }
+        if !self.in_f32.is_empty() {
+            let ids: Vec<&str> = self.in_f32.iter().map(|(id, _)| id.as_str()).collect();
+            let mut whys: Vec<&str> = self.in_f32.iter().map(|(_, w)| w.as_str()).collect();
+            whys.dedup();
+            lines.push(format!(
+                "ran in f32 (no F16 path: {}): {} cases: {}",
+                whys.join("; "),
+                ids.len(),
+                ids.join(" ")
+            ));
+        }
         if let Some((r, id)) = &self.worst {
             lines.push(format!("worst passing ratio {r:.4} ({id})"));
         }
@@ -72,8 +125,17 @@ impl Tally {
         } else {
             format!(" ({} of them required)", self.required_skipped.len())
         };
+        let label = match &self.label {
+            Some(l) => format!("golden ({l})"),
+            None => "golden".to_string(),
+        };
+        let in_f32 = if self.in_f32.is_empty() {
+            String::new()
+        } else {
+            format!(" ({} of them in f32)", self.in_f32.len())
+        };
         lines.push(format!(
-            "golden: {} passed, {} failed, {} skipped{required}",
+            "{label}: {} passed{in_f32}, {} failed, {} skipped{required}",
             self.passed, self.failed, self.skipped
         ));
         let code = i32::from(self.failed > 0 || !self.required_skipped.is_empty());
