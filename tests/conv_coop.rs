@@ -306,6 +306,71 @@ fn cases() -> Vec<Case> {
     ]
 }
 
+/// Cases of the direct kernel (`conv_coop_direct`; stride 1, dilation 1): 2D and 3D, same
+/// and valid padding, odd sizes with H != W != D, W not a multiple of the box width and sizes
+/// smaller than one box, C and O not multiples of 16 (C over several 16-channel chunks),
+/// batch 2, every BM (32, 64, 128), 1x1, and a 3x1 kernel (several tap rows per step).
+/// The grad input runs the same kernel on dy (pad k-1-pad: the valid cases give "full"
+/// convolutions).
+fn direct_cases() -> Vec<Case> {
+    vec![
+        Case {
+            x: Shape::new4(2, 5, 17, 19),
+            o: 7,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(2, 37, 9, 10),
+            o: 33,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 20, 11, 35),
+            o: 70,
+            win: w2([3, 3], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(1, 16, 40, 70),
+            o: 24,
+            win: w2([3, 3], [1, 1], [1, 1], [1, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new5(2, 3, 5, 6, 7),
+            o: 6,
+            win: w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(1, 17, 4, 7, 19),
+            o: 40,
+            win: w3([3, 3, 3], [1, 1, 1], [0, 0, 0], [1, 1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new5(2, 20, 9, 5, 18),
+            o: 18,
+            win: w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]),
+            bias: false,
+        },
+        Case {
+            x: Shape::new4(2, 17, 5, 6),
+            o: 70,
+            win: w2([1, 1], [1, 1], [0, 0], [1, 1]),
+            bias: true,
+        },
+        Case {
+            x: Shape::new4(2, 9, 13, 40),
+            o: 12,
+            win: w2([3, 1], [1, 1], [1, 0], [1, 1]),
+            bias: true,
+        },
+    ]
+}
+
 fn round_f16(v: &[f32]) -> Vec<f32> {
     v.iter().map(|&x| half::f16::from_f32(x).to_f32()).collect()
 }
@@ -336,7 +401,12 @@ fn upload(c: &Context, v: &[f32], s: Shape, act: DType) -> Tensor {
 /// Forward, grad input (where the stride-1 coop path applies) and grad weight of every case
 /// with kernel `k`, activations F32 and F16, against the reference on f16-rounded inputs.
 fn check_cases(c: &Context, k: ConvKernel) {
-    for (ci, case) in cases().iter().enumerate() {
+    check_list(c, k, &cases());
+}
+
+/// [`check_cases`] on a list of cases.
+fn check_list(c: &Context, k: ConvKernel, list: &[Case]) {
+    for (ci, case) in list.iter().enumerate() {
         let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
         let xv = round_f16(&rand_vec(case.x.numel(), 100 + ci as u64));
         let wv = round_f16(&rand_vec(ws.numel(), 200 + ci as u64));
@@ -426,6 +496,88 @@ fn conv_matches_reference_emulated() {
 fn wgrad_is_bitwise_reproducible_emulated() {
     let Some(c) = emu_ctx() else { return };
     check_bitwise(c, ConvKernel::CoopEmulated);
+    check_bitwise(c, ConvKernel::CoopIm2colEmulated);
+    check_bitwise(c, ConvKernel::CoopDirectEmulated);
+}
+
+/// The im2col kernels alone (what `Coop` runs with `WUNET_COOP_DIRECT=0`).
+#[test]
+fn im2col_matches_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    check_cases(c, ConvKernel::CoopIm2colEmulated);
+}
+
+/// Every direct case takes the direct kernel (forward and grad input), and the tiles cover
+/// BM 32 / 64 / 128, 2D and 3D boxes and several tap rows per step.
+fn direct_tiles_of_cases() -> Vec<(coop::DirectTile, coop::DirectTile)> {
+    direct_cases()
+        .iter()
+        .map(|case| {
+            let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
+            let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+            let fwd = coop::direct_tile(&ys, &case.win).expect("direct forward applies");
+            let fwin = conv::flipped_window(&case.win).expect("stride 1");
+            let dx = coop::direct_tile(&case.x, &fwin).expect("direct grad input applies");
+            eprintln!("{} -> {ys}: forward {fwd}; grad input {dx}", case.x);
+            (fwd, dx)
+        })
+        .collect()
+}
+
+#[test]
+fn direct_cases_cover_the_tiles() {
+    let tiles: Vec<coop::DirectTile> = direct_tiles_of_cases()
+        .into_iter()
+        .flat_map(|(a, b)| [a, b])
+        .collect();
+    for bm in [32, 64, 128] {
+        assert!(tiles.iter().any(|t| t.bm == bm), "no case with BM {bm}");
+    }
+    assert!(tiles.iter().any(|t| t.out_box[0] > 1), "no 3D box");
+    assert!(
+        tiles.iter().any(|t| t.rps > 1),
+        "no step with several tap rows"
+    );
+    assert!(tiles.iter().any(|t| t.wnf == 2) && tiles.iter().any(|t| t.wnf == 4));
+}
+
+#[test]
+fn direct_matches_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    direct_tiles_of_cases();
+    check_list(c, ConvKernel::CoopDirectEmulated, &direct_cases());
+}
+
+/// The tile rule on the U-Net layers: the boxes stage at most ~2.6x the output positions
+/// and fit 45 KiB of workgroup memory with padded rows and 32 KiB without.
+#[test]
+fn direct_tiles_of_unet_layers() {
+    let win2 = w2([3, 3], [1, 1], [1, 1], [1, 1]);
+    let win3 = w3([3, 3, 3], [1, 1, 1], [1, 1, 1], [1, 1, 1]);
+    for (s, o) in [
+        (Shape::new4(1, 64, 256, 256), 64),
+        (Shape::new4(2, 32, 256, 256), 32),
+        (Shape::new4(8, 256, 64, 64), 256),
+        (Shape::new4(2, 512, 16, 16), 512),
+        (Shape::new5(1, 32, 64, 64, 64), 32),
+        (Shape::new5(1, 32, 64, 64, 64), 96),
+        (Shape::new5(1, 64, 32, 32, 32), 64),
+        (Shape::new5(1, 128, 16, 16, 16), 128),
+        (Shape::new5(1, 256, 8, 8, 8), 256),
+    ] {
+        let win = if s.is_3d() { win3 } else { win2 };
+        let t = coop::direct_tile(&s.with_c(o), &win).expect("applies");
+        let ratio = t.box_positions() as f64 / t.bn() as f64;
+        eprintln!(
+            "{s} -> {o}: {t}, input box {} for {} outputs ({ratio:.2}x), {} / {} bytes",
+            t.box_positions(),
+            t.bn(),
+            t.workgroup_bytes(8),
+            t.workgroup_bytes(0)
+        );
+        assert!(t.workgroup_bytes(8) <= 45 * 1024 && t.workgroup_bytes(0) <= 32 * 1024);
+        assert!(ratio < 3.5, "{s}: {t}");
+    }
 }
 
 /// The self-test machinery itself, on the emulated kernels.
@@ -455,6 +607,7 @@ fn self_test_passes_and_auto_picks_coop_for_f16() {
     let st = coop::status(c);
     eprintln!("{st}");
     assert!(st.is_ready(), "{st}");
+    assert!(st.direct_ready(), "{st}");
     if std::env::var_os("WUNET_KERNELS").is_none() {
         assert_eq!(
             ConvKernel::Auto.resolve_for(c, DType::F16),

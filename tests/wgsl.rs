@@ -92,29 +92,30 @@ fn act_alias_sets_the_storage_type() {
 #[test]
 fn activation_bindings_are_act_and_nothing_else() {
     let table: &[(&str, &[usize])] = &[
-        ("activation", &[1, 2, 3]),   // a, b, out
-        ("conv_fwd", &[1, 4]),        // x, y
-        ("conv_dgrad", &[1, 4]),      // dy, dx
-        ("conv_wgrad", &[1, 2]),      // x, dy
-        ("reduce", &[1]),             // src (channel_sum: dy)
-        ("weights", &[]),             // weights only
-        ("norm_stats", &[1]),         // x
-        ("norm_grad", &[1, 2]),       // x, g
-        ("norm_apply", &[1, 2, 7]),   // x, g, out
-        ("loss_ce", &[1]),            // logits
-        ("loss_ce_grad", &[1, 7]),    // logits, grad
-        ("loss_dice", &[1, 7]),       // logits, grad
-        ("optim", &[]),               // parameters and optimiser state only
-        ("pool", &[1, 2]),            // src, dst (idx is u32)
-        ("upsample", &[1, 2]),        // src, dst
-        ("tensor", &[1, 2, 3]),       // a, b, y
-        ("peak", &[1]),               // out (the FMA ceiling runs in act)
-        ("peak_coop", &[]),           // f16 fragments from workgroup memory, f32 out
-        ("amp", &[]),                 // f32 gradients, u32 flag, f32 scaler
-        ("cast", &[2, 3]),            // y (cast_to output), xa (cast_from input)
-        ("conv_up", &[1, 2, 5]),      // x, dy, out (part is f32)
-        ("conv_coop", &[1, 4]),       // x, y
-        ("conv_coop_wgrad", &[1, 2]), // x, dy
+        ("activation", &[1, 2, 3]),    // a, b, out
+        ("conv_fwd", &[1, 4]),         // x, y
+        ("conv_dgrad", &[1, 4]),       // dy, dx
+        ("conv_wgrad", &[1, 2]),       // x, dy
+        ("reduce", &[1]),              // src (channel_sum: dy)
+        ("weights", &[]),              // weights only
+        ("norm_stats", &[1]),          // x
+        ("norm_grad", &[1, 2]),        // x, g
+        ("norm_apply", &[1, 2, 7]),    // x, g, out
+        ("loss_ce", &[1]),             // logits
+        ("loss_ce_grad", &[1, 7]),     // logits, grad
+        ("loss_dice", &[1, 7]),        // logits, grad
+        ("optim", &[]),                // parameters and optimiser state only
+        ("pool", &[1, 2]),             // src, dst (idx is u32)
+        ("upsample", &[1, 2]),         // src, dst
+        ("tensor", &[1, 2, 3]),        // a, b, y
+        ("peak", &[1]),                // out (the FMA ceiling runs in act)
+        ("peak_coop", &[]),            // f16 fragments from workgroup memory, f32 out
+        ("amp", &[]),                  // f32 gradients, u32 flag, f32 scaler
+        ("cast", &[2, 3]),             // y (cast_to output), xa (cast_from input)
+        ("conv_up", &[1, 2, 5]),       // x, dy, out (part is f32)
+        ("conv_coop", &[1, 4]),        // x, y
+        ("conv_coop_wgrad", &[1, 2]),  // x, dy
+        ("conv_coop_direct", &[1, 4]), // x, y
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
@@ -235,7 +236,7 @@ fn spirv_val() -> Option<std::path::PathBuf> {
 
 /// The cooperative-matrix kernels go through naga's SPIR-V backend the way wgpu's Vulkan
 /// backend drives it (overrides processed, SPIR-V 1.6, every capability allowed), for both
-/// activation types and both tile configurations, and the result passes
+/// activation types and the tile configurations the host uses, and the result passes
 /// `spirv-val --target-env vulkan1.3` where a spirv-val that knows SPV_KHR_cooperative_matrix
 /// is installed (SPIRV-Tools 2023.4 or later; older ones are reported and skipped).
 #[test]
@@ -248,7 +249,43 @@ fn coop_kernels_compile_to_valid_spirv() {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("wunet-spv-{}", std::process::id())));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut skipped = None;
-    for name in ["conv_coop", "conv_coop_wgrad"] {
+    // Override sets per kernel: the im2col kernels' two tiles; the direct kernel's tiles of
+    // the U-Net layers (2D BM 32 / 64 / 128, 3D BM 32 / 64), a 1x1 and a 3x1 kernel.
+    let bm = |v: f64| vec![("BM", v)];
+    let direct = |bm: f64, wnf: f64, b: [f64; 3], k: [f64; 3], rps: f64| {
+        vec![
+            ("BM", bm),
+            ("WNF", wnf),
+            ("TD", b[0]),
+            ("TH", b[1]),
+            ("TW", b[2]),
+            ("KD", k[0]),
+            ("KH", k[1]),
+            ("KW", k[2]),
+            ("RPS", rps),
+        ]
+    };
+    let k2 = [1.0, 3.0, 3.0];
+    let k3 = [3.0, 3.0, 3.0];
+    type Overrides = Vec<(&'static str, f64)>;
+    let kernels: Vec<(&str, Vec<Overrides>)> = vec![
+        ("conv_coop", vec![bm(64.0), bm(128.0)]),
+        ("conv_coop_wgrad", vec![bm(64.0), bm(128.0)]),
+        (
+            "conv_coop_direct",
+            vec![
+                direct(32.0, 4.0, [1.0, 16.0, 32.0], k2, 1.0),
+                direct(64.0, 4.0, [1.0, 16.0, 16.0], k2, 1.0),
+                direct(128.0, 4.0, [1.0, 8.0, 16.0], k2, 1.0),
+                direct(32.0, 2.0, [4.0, 4.0, 16.0], k3, 1.0),
+                direct(64.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0),
+                direct(128.0, 4.0, [1.0, 2.0, 64.0], [1.0, 1.0, 1.0], 1.0),
+                direct(32.0, 4.0, [1.0, 8.0, 64.0], [1.0, 3.0, 1.0], 3.0),
+            ],
+        ),
+    ];
+    for (name, sets) in &kernels {
+        let name = *name;
         let src = wunet::gpu::pipelines::kernel_source(name).expect("registered");
         for act in [DType::F32, DType::F16] {
             let composed = compose(src, act).expect("composes");
@@ -261,10 +298,10 @@ fn coop_kernels_compile_to_valid_spirv() {
             let info = v
                 .validate(&module)
                 .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&composed)));
-            for bm in [64.0, 128.0] {
-                let label = format!("{name} ({act:?} activations, BM {bm})");
+            for (si, set) in sets.iter().enumerate() {
+                let label = format!("{name} ({act:?} activations, {set:?})");
                 let consts: naga::back::PipelineConstants =
-                    [("BM".to_string(), bm)].into_iter().collect();
+                    set.iter().map(|(k, v)| (k.to_string(), *v)).collect();
                 let (m, i) = naga::back::pipeline_constants::process_overrides(
                     &module, &info, None, &consts,
                 )
@@ -279,7 +316,7 @@ fn coop_kernels_compile_to_valid_spirv() {
                     skipped = Some("spirv-val not installed (apt install spirv-tools)".to_string());
                     continue;
                 };
-                let path = dir.join(format!("{name}-{act:?}-{bm}.spv"));
+                let path = dir.join(format!("{name}-{act:?}-{si}.spv"));
                 let words = strip_workgroup_array_strides(&words);
                 std::fs::write(&path, bytemuck::cast_slice(&words)).expect("write spv");
                 let out = std::process::Command::new(val)

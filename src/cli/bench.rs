@@ -23,9 +23,11 @@ pub struct ConvBenchArgs {
     /// Also time the backward (grad input + grad weight + grad bias).
     #[arg(long)]
     pub backward: bool,
-    /// Kernel variant: auto, tiled, cpu, direct, coop, coop-emu, up (transposed
-    /// convolutions with kernel == stride: the conv_up kernel; tiled/cpu then time the
-    /// generic kernels); a comma list times each in turn (e.g. tiled,coop).
+    /// Kernel variant: auto, tiled, cpu, direct, coop, coop-direct, coop-im2col, coop-emu,
+    /// coop-direct-emu, coop-im2col-emu, up (transposed convolutions with kernel == stride:
+    /// the conv_up kernel; tiled/cpu then time the generic kernels); a comma list times each
+    /// in turn (e.g. tiled,coop-im2col,coop-direct). `coop` runs the direct kernel where it
+    /// applies unless WUNET_COOP_DIRECT=0; coop-direct / coop-im2col choose explicitly.
     #[arg(long, default_value = "auto")]
     pub variant: String,
     /// Activation storage: f32, or mixed (F16 input, output and gradient tensors; weights
@@ -44,10 +46,15 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "direct" => ConvKernel::Direct,
         "coop" => ConvKernel::Coop,
         "coop-emu" => ConvKernel::CoopEmulated,
+        "coop-direct" => ConvKernel::CoopDirect,
+        "coop-direct-emu" => ConvKernel::CoopDirectEmulated,
+        "coop-im2col" => ConvKernel::CoopIm2col,
+        "coop-im2col-emu" => ConvKernel::CoopIm2colEmulated,
         "up" => ConvKernel::Up,
         o => {
             return Err(Error::Other(format!(
-                "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-emu, up)"
+                "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-direct, \
+                 coop-im2col, coop-emu, coop-direct-emu, coop-im2col-emu, up)"
             )))
         }
     })
@@ -168,8 +175,29 @@ fn bench_conv_one(
     } else {
         variant.resolve_for(ctx, act)
     };
+    // Coop: which coop kernels, forward (and grad input: the forward kernel on dy where the
+    // stride is 1) and weight gradient.
+    let detail = match crate::ops::coop::coop_mode(ran) {
+        Some(mode) if !transpose => {
+            let mut d = format!(
+                ": fwd {}",
+                crate::ops::coop::describe_fwd(ctx, mode, &ys, &win)
+            );
+            if a.backward {
+                if let Some(fwin) = conv::flipped_window(&win) {
+                    d += &format!(
+                        "; dx {}",
+                        crate::ops::coop::describe_fwd(ctx, mode, &xs, &fwin)
+                    );
+                }
+                d += &format!("; dw {}", crate::ops::coop::describe_wgrad(ctx, mode, &win));
+            }
+            d
+        }
+        _ => String::new(),
+    };
     println!(
-        "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?} (ran {ran:?}, precision {})",
+        "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?} (ran {ran:?}{detail}, precision {})",
         xs,
         ys,
         a.kernel,

@@ -17,8 +17,9 @@
 //! adapter class. Where the device has matrix units (cooperative matrices,
 //! 16x16x16 f16 -> f32, subgroup size 32) and its one-time self-test passed,
 //! convolutions on f16 activations run the matrix-unit kernels instead
-//! (`conv_coop` for the forward and the stride-1 grad input, `conv_coop_wgrad`
-//! for the grad weight; see [`super::coop`]). Only `groups = 1` is supported.
+//! (`conv_coop_direct` for stride-1 forwards and grad inputs, `conv_coop` for the other
+//! forwards, `conv_coop_wgrad` for the grad weight; see [`super::coop`]). Only
+//! `groups = 1` is supported.
 //!
 //! Activations (x, y, dy, dx) are F32 or F16 tensors (one type per op); weights,
 //! bias and weight gradients are F32.
@@ -49,11 +50,25 @@ pub enum ConvKernel {
     Direct,
     /// Matrix units (cooperative matrices): f16 operands, f32 accumulation. Forward,
     /// stride-1 grad input (via the forward on flipped weights) and grad weight; strided
-    /// grad inputs and transposed-conv forwards use the adapter's default kernel.
+    /// grad inputs and transposed-conv forwards use the adapter's default kernel. Stride-1
+    /// forwards (and so stride-1 grad inputs) run the direct kernel where it applies
+    /// (`CoopDirect`) unless `WUNET_COOP_DIRECT=0` (then as `CoopIm2col`); see
+    /// [`super::coop`].
     Coop,
     /// The `Coop` kernels with the matrix operations emulated in plain WGSL: runs on any
     /// adapter with f16 support, slowly. For testing the coop kernels without matrix units.
     CoopEmulated,
+    /// `Coop` with the direct kernel (`conv_coop_direct`: input box staged once per channel
+    /// chunk, every tap fed from it) wherever it applies (stride 1, dilation 1, kernel <= 3;
+    /// forward and stride-1 grad input), whatever `WUNET_COOP_DIRECT` says.
+    CoopDirect,
+    /// `CoopDirect`, emulated (see `CoopEmulated`).
+    CoopDirectEmulated,
+    /// `Coop` with the im2col kernels only (`conv_coop`, `conv_coop_wgrad`), never the
+    /// direct ones.
+    CoopIm2col,
+    /// `CoopIm2col`, emulated.
+    CoopIm2colEmulated,
     /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
     /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
     Up,
@@ -85,13 +100,18 @@ impl ConvKernel {
     /// `Coop*` where the matrix-unit kernels do not apply (strided grad input, transposed
     /// conv forward): the adapter's default kernel.
     fn without_coop(self, rec: &Recorder) -> ConvKernel {
-        match self {
-            ConvKernel::Coop | ConvKernel::CoopEmulated => class_default(rec.ctx),
-            k => k,
+        if self.is_coop() {
+            class_default(rec.ctx)
+        } else {
+            self
         }
     }
+    /// One of the matrix-unit variants (`Coop*`).
+    pub fn is_coop(self) -> bool {
+        super::coop::coop_mode(self).is_some()
+    }
     fn entry(self) -> &'static str {
-        debug_assert!(!matches!(self, ConvKernel::Coop | ConvKernel::CoopEmulated));
+        debug_assert!(!self.is_coop());
         match self {
             ConvKernel::Tiled => "main_tiled",
             ConvKernel::Cpu => "main_cpu",
@@ -253,8 +273,8 @@ fn dispatch_fwd(
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
-    if matches!(k, ConvKernel::Coop | ConvKernel::CoopEmulated) {
-        return super::coop::dispatch_fwd(rec, k == ConvKernel::CoopEmulated, x, w, b, win, y);
+    if let Some(mode) = super::coop::coop_mode(k) {
+        return super::coop::dispatch_fwd(rec, mode, x, w, b, win, y);
     }
     let (xs, ys) = (x.shape, y.shape);
     let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
@@ -313,11 +333,10 @@ fn dgrad_any(
     win: &Window,
     dx: &Tensor,
 ) -> Result<()> {
-    let flip_ok =
-        (0..3).all(|a| win.stride[a] == 1 && win.pad[a] <= win.dilation[a] * (win.kernel[a] - 1));
-    if !flip_ok || k == ConvKernel::Direct {
-        return dispatch_dgrad(rec, k.without_coop(rec), dy, w, b, win, dx);
-    }
+    let fwin = match flipped_window(win) {
+        Some(f) if k != ConvKernel::Direct => f,
+        _ => return dispatch_dgrad(rec, k.without_coop(rec), dy, w, b, win, dx),
+    };
     let ws = w.shape;
     let mut fs = ws;
     fs.dims[0] = ws.dims[1];
@@ -332,12 +351,23 @@ fn dgrad_any(
     };
     let g = rec.grid(groups_for(ws.numel(), 256))?;
     rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
-    let mut fwin = *win;
-    fwin.output_padding = [0; 3];
-    for a in 0..3 {
-        fwin.pad[a] = win.dilation[a] * (win.kernel[a] - 1) - win.pad[a];
-    }
     dispatch_fwd(rec, k, dy, &wf, b, &fwin, dx)
+}
+
+/// The window of the forward that computes a stride-1 grad input (the forward on `dy` with
+/// the flipped, transposed weight): pad' = dil*(k-1) - pad; `None` unless every stride is 1
+/// and pad <= dil*(k-1).
+pub fn flipped_window(win: &Window) -> Option<Window> {
+    let ok =
+        (0..3).all(|a| win.stride[a] == 1 && win.pad[a] <= win.dilation[a] * (win.kernel[a] - 1));
+    ok.then(|| {
+        let mut fwin = *win;
+        fwin.output_padding = [0; 3];
+        for a in 0..3 {
+            fwin.pad[a] = win.dilation[a] * (win.kernel[a] - 1) - win.pad[a];
+        }
+        fwin
+    })
 }
 
 #[repr(C)]
@@ -412,8 +442,8 @@ fn dispatch_wgrad(
     win: &Window,
     dw: &Tensor,
 ) -> Result<()> {
-    if matches!(k, ConvKernel::Coop | ConvKernel::CoopEmulated) {
-        return super::coop::dispatch_wgrad(rec, k == ConvKernel::CoopEmulated, x, dy, win, dw);
+    if let Some(mode) = super::coop::coop_mode(k) {
+        return super::coop::dispatch_wgrad(rec, mode, x, dy, win, dw);
     }
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
@@ -467,7 +497,7 @@ fn dispatch_wgrad(
 fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
     match kernel.resolve(rec, act) {
         ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
-        k @ (ConvKernel::Coop | ConvKernel::CoopEmulated) => k,
+        k if k.is_coop() => k,
         _ => ConvKernel::Tiled,
     }
 }

@@ -1,24 +1,33 @@
 //! Convolutions on matrix units: dispatch of the cooperative-matrix kernels
-//! (`kernels/conv_coop.wgsl`, `kernels/conv_coop_wgrad.wgsl`), the per-device
-//! decision whether [`ConvKernel::Auto`] uses them, and the one-time self-test
-//! behind that decision.
+//! (`kernels/conv_coop.wgsl`, `kernels/conv_coop_wgrad.wgsl`: im2col GEMMs for any
+//! window; `kernels/conv_coop_direct.wgsl`: stride-1 convolutions with the input box staged
+//! once per channel chunk and reused by every tap), the per-device decision whether
+//! [`ConvKernel::Auto`] uses them, and the one-time self-test behind that decision.
 //!
 //! **When.** `Auto` runs the coop kernels for a convolution whose activations
 //! are F16 when the device (1) was opened with `SHADER_F16` and
 //! `EXPERIMENTAL_COOPERATIVE_MATRIX`, (2) reports a 16x16x16 f16 x f16 -> f32
 //! configuration, (3) has subgroups of exactly 32 invocations (the kernels give
 //! each 32 consecutive invocations one warp tile), and (4) passed the self-test
-//! on first use: a small forward (stride 1 with bias, and stride 2) and weight
-//! gradient computed by the coop kernels and by the tiled f32 kernels agree
+//! on first use: small forwards (stride 1 with bias, stride 2, 3D), a grad input and
+//! weight gradients computed by the coop kernels and by the tiled f32 kernels agree
 //! within f16 tolerance. The result is kept in the [`Context`] and printed by
-//! `wunet devices`. `WUNET_KERNELS` overrides: `coop` (every conv on the coop
+//! `wunet devices`; if only the direct kernel fails, `Coop` keeps the im2col kernels.
+//! `WUNET_KERNELS` overrides: `coop` (every conv on the coop
 //! kernels where (1)-(3) hold, f32 activations included, no self-test),
 //! `coop-emu` (every conv on the emulated coop kernels), `nocoop` / `tiled`
 //! (never).
 //!
-//! **Tiles.** A workgroup owns a 128 x 128 block of the output GEMM when the
-//! output (M) side has more than 64 channels, else 64 x 256 (`BM` override);
-//! see the kernel headers for thread mapping, staging and epilogue.
+//! **Which coop kernel.** `Coop` runs the direct kernel for the forwards it applies to
+//! ([`direct_applies`]: stride 1, dilation 1, kernel <= 3 per axis, any padding), and so for
+//! the stride-1 grad inputs (the forward on dy with flipped weights), and the im2col kernels
+//! for everything else; `WUNET_COOP_DIRECT=0` keeps `Coop` on the im2col kernels.
+//! `CoopDirect` / `CoopIm2col` (and their emulated twins) choose explicitly.
+//!
+//! **Tiles.** im2col: a workgroup owns a 128 x 128 block of the output GEMM when the
+//! output (M) side has more than 64 channels, else 64 x 256 (`BM` override). Direct:
+//! BM output channels x an output box ([`direct_tile`]). See the kernel headers for thread
+//! mapping, staging and epilogue.
 
 use super::conv::{ConvKernel, ConvParams};
 use super::groups_for;
@@ -29,8 +38,11 @@ use crate::shape::{conv_weight_shape, Shape, Window};
 /// Whether the coop conv kernels run on a device (decided once per [`Context`]).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CoopConv {
-    /// Hardware support and a passed self-test; the configuration used.
+    /// Hardware support and a passed self-test (all coop kernels); the configuration used.
     Ready(String),
+    /// The im2col kernels passed the self-test, the direct kernel did not (why): `Coop`
+    /// runs the im2col kernels only.
+    ReadyIm2colOnly(String, String),
     /// The device lacks something the kernels need.
     Unavailable(String),
     /// The self-test failed (or a pipeline did not build); the kernels stay unused.
@@ -39,6 +51,10 @@ pub enum CoopConv {
 
 impl CoopConv {
     pub fn is_ready(&self) -> bool {
+        matches!(self, CoopConv::Ready(_) | CoopConv::ReadyIm2colOnly(..))
+    }
+    /// The direct kernel passed the self-test too.
+    pub fn direct_ready(&self) -> bool {
         matches!(self, CoopConv::Ready(_))
     }
 }
@@ -46,7 +62,15 @@ impl CoopConv {
 impl std::fmt::Display for CoopConv {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            CoopConv::Ready(cfg) => write!(f, "cooperative matrix conv: {cfg}, self-test passed"),
+            CoopConv::Ready(cfg) => write!(
+                f,
+                "cooperative matrix conv: {cfg}, self-test passed (im2col and direct kernels)"
+            ),
+            CoopConv::ReadyIm2colOnly(cfg, why) => write!(
+                f,
+                "cooperative matrix conv: {cfg}, self-test passed by the im2col kernels; \
+                 direct kernel FAILED, not used ({why})"
+            ),
             CoopConv::Unavailable(why) => write!(f, "cooperative matrix conv: not used ({why})"),
             CoopConv::Failed(why) => {
                 write!(
@@ -99,9 +123,17 @@ pub fn device_support(ctx: &Context) -> std::result::Result<String, String> {
 pub fn status(ctx: &Context) -> &CoopConv {
     ctx.coop_conv.get_or_init(|| match device_support(ctx) {
         Err(why) => CoopConv::Unavailable(why),
-        Ok(cfg) => match self_test(ctx, false) {
-            Ok(()) => CoopConv::Ready(cfg),
-            Err(e) => {
+        Ok(cfg) => match self_test_parts(ctx, false) {
+            (Ok(()), Ok(())) => CoopConv::Ready(cfg),
+            (Ok(()), Err(e)) => {
+                eprintln!(
+                    "warning: direct cooperative matrix conv self-test failed on {}: {e}; \
+                     using the im2col coop kernels",
+                    ctx.info.name
+                );
+                CoopConv::ReadyIm2colOnly(cfg, e)
+            }
+            (Err(e), _) => {
                 eprintln!(
                     "warning: cooperative matrix conv self-test failed on {}: {e}; using the \
                      other conv kernels",
@@ -169,14 +201,241 @@ fn kernel_name(base: &'static str, emulated: bool) -> &'static str {
     match (base, emulated) {
         ("conv_coop", true) => "conv_coop_emu",
         ("conv_coop_wgrad", true) => "conv_coop_wgrad_emu",
+        ("conv_coop_direct", true) => "conv_coop_direct_emu",
         (b, _) => b,
     }
 }
 
-/// `y = conv(x, w) + b` on the coop forward kernel (x: C side, y: O side).
+/// Whether a coop variant may use the direct kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DirectMode {
+    /// Where they apply, unless `WUNET_COOP_DIRECT=0` or the device's self-test failed
+    /// them (`Coop`, `CoopEmulated`).
+    Auto,
+    /// Where they apply (`CoopDirect*`).
+    On,
+    /// Never (`CoopIm2col*`).
+    Off,
+}
+
+/// How a coop variant runs: emulated matrix operations or not, and the direct kernels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoopMode {
+    pub emulated: bool,
+    pub direct: DirectMode,
+}
+
+/// The coop mode of a kernel variant; `None` for the other variants.
+pub fn coop_mode(k: ConvKernel) -> Option<CoopMode> {
+    let (emulated, direct) = match k {
+        ConvKernel::Coop => (false, DirectMode::Auto),
+        ConvKernel::CoopEmulated => (true, DirectMode::Auto),
+        ConvKernel::CoopDirect => (false, DirectMode::On),
+        ConvKernel::CoopDirectEmulated => (true, DirectMode::On),
+        ConvKernel::CoopIm2col => (false, DirectMode::Off),
+        ConvKernel::CoopIm2colEmulated => (true, DirectMode::Off),
+        _ => return None,
+    };
+    Some(CoopMode { emulated, direct })
+}
+
+/// `WUNET_COOP_DIRECT`: `0` keeps `Coop` on the im2col kernels, anything else (or unset)
+/// lets it use the direct kernels where they apply.
+pub fn direct_enabled() -> bool {
+    std::env::var("WUNET_COOP_DIRECT").map_or(true, |v| v.trim() != "0")
+}
+
+impl CoopMode {
+    /// Whether the direct kernels may run (where they apply) in this mode on this device.
+    /// Reads the self-test result without running it (the self-test runs explicit modes).
+    fn direct_allowed(&self, ctx: &Context) -> bool {
+        match self.direct {
+            DirectMode::On => true,
+            DirectMode::Off => false,
+            DirectMode::Auto => {
+                direct_enabled()
+                    && (self.emulated
+                        || !matches!(
+                            ctx.coop_conv.get(),
+                            Some(CoopConv::ReadyIm2colOnly(..) | CoopConv::Failed(_))
+                        ))
+            }
+        }
+    }
+}
+
+// ------------------------------------------------------------------ direct kernel tiles
+
+/// Staging budget of the direct kernel's tile table, in halves at 24 halves per staged
+/// position (PAD 8): with the 8 KiB epilogue scratch that is at most 45 KiB of workgroup
+/// memory with PAD 8 and at most 32 KiB with PAD 0 (CPU adapters, emulated kernels), so the
+/// same tiles run everywhere.
+const DIRECT_STAGING_HALVES: usize = 18432;
+/// Most input-box positions one invocation stages (box <= 3 * 256), most weights.
+const DIRECT_MAX_BOX: usize = 768;
+const DIRECT_MAX_WPT: usize = 32;
+/// Epilogue scratch of the direct kernel: 8 subgroups x 16 x 16 f32.
+const DIRECT_SCRATCH_BYTES: usize = 8 * 256 * 4;
+
+/// Tile of `conv_coop_direct` (see its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectTile {
+    /// Output channels per workgroup (32, 64, 128).
+    pub bm: usize,
+    /// Column fragments per subgroup (2 or 4).
+    pub wnf: usize,
+    /// Output box (TD, TH, TW); TD*TH*TW = [`DirectTile::bn`], TW a multiple of 16.
+    pub out_box: [usize; 3],
+    /// Kernel (KD, KH, KW).
+    pub kernel: [usize; 3],
+    /// Rows (kd, kh) of taps whose weights one step stages.
+    pub rps: usize,
+}
+
+impl DirectTile {
+    /// Output positions per workgroup.
+    pub fn bn(&self) -> usize {
+        (8 / (self.bm / 32)) * 16 * self.wnf
+    }
+    /// Staged input box (positions): the output box plus the kernel's halo.
+    pub fn box_positions(&self) -> usize {
+        (0..3)
+            .map(|a| self.out_box[a] + self.kernel[a] - 1)
+            .product()
+    }
+    fn staging_halves(&self, pad: usize) -> usize {
+        (self.rps * self.kernel[2] * self.bm + self.box_positions()) * (16 + pad)
+    }
+    /// Workgroup memory of the kernel with staging rows padded by `pad` halves.
+    pub fn workgroup_bytes(&self, pad: usize) -> usize {
+        self.staging_halves(pad) * 2 + DIRECT_SCRATCH_BYTES
+    }
+    fn fits(&self) -> bool {
+        self.staging_halves(8) <= DIRECT_STAGING_HALVES
+            && self.box_positions() <= DIRECT_MAX_BOX
+            && self.bm / 16 * self.rps * self.kernel[2] <= DIRECT_MAX_WPT
+    }
+    /// Workgroups of a forward with output `ys`.
+    pub fn workgroups(&self, ys: &Shape) -> u64 {
+        let [od, oh, ow] = ys.spatial();
+        let [td, th, tw] = self.out_box;
+        groups_for(ys.c(), self.bm)
+            * (ys.n() * od.div_ceil(td) * oh.div_ceil(th) * ow.div_ceil(tw)) as u64
+    }
+}
+
+impl std::fmt::Display for DirectTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [td, th, tw] = self.out_box;
+        write!(
+            f,
+            "BM {} x box {td}x{th}x{tw}, {} tap rows per step",
+            self.bm, self.rps
+        )
+    }
+}
+
+/// Whether the direct kernels compute a convolution with this window: stride 1,
+/// dilation 1, kernel 1..=3 on every axis (any padding).
+pub fn direct_applies(win: &Window) -> bool {
+    (0..3).all(|a| win.stride[a] == 1 && win.dilation[a] == 1 && (1..=3).contains(&win.kernel[a]))
+}
+
+/// The direct forward's tile for output `ys` (O channels) and window `win`, or `None` where
+/// the kernel does not apply. The rule (a function of the shapes only):
+/// * BM = 32 for O <= 32, 64 for O <= 64 and for every O in 3D, else 128 (no fragment
+///   rows wasted for the U-Net's 16..512 channels except O = 16 and 96);
+/// * WNF = 4 in 2D (BN = 512, 256, 128 positions), 2 in 3D (BN = 256, 128: the 3D halo
+///   would not fit the workgroup memory with more);
+/// * the output box TD x TH x TW (TW in 16, 32, 64; powers of two; TD = 1 in 2D) with BN
+///   positions that stages the fewest input positions per useful output position
+///   (`min(TD, out_d) * min(TH, out_h) * min(TW, out_w)`), ties to the wider box, among
+///   those whose staging fits (input box <= 768 positions, (KW*BM + box)*24 <= 18432 halves);
+/// * RPS = the most rows of taps per step (a divisor of KD*KH) that still fit.
+pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
+    if !direct_applies(win) {
+        return None;
+    }
+    let o = ys.c();
+    let is_3d = ys.is_3d() || win.kernel[0] > 1;
+    let bm = if o <= 32 {
+        32
+    } else if o <= 64 || is_3d {
+        64
+    } else {
+        128
+    };
+    let wnf = if is_3d { 2 } else { 4 };
+    let [od, oh, ow] = ys.spatial();
+    let mut best: Option<(f64, DirectTile)> = None;
+    let bn = (8 / (bm / 32)) * 16 * wnf;
+    for tw in [16, 32, 64] {
+        for th in (0..).map(|e| 1usize << e).take_while(|&th| tw * th <= bn) {
+            let td = bn / (tw * th);
+            if !is_3d && td != 1 {
+                continue;
+            }
+            let t = DirectTile {
+                bm,
+                wnf,
+                out_box: [td, th, tw],
+                kernel: win.kernel,
+                rps: 1,
+            };
+            if !t.fits() {
+                continue;
+            }
+            let useful = (td.min(od) * th.min(oh) * tw.min(ow)) as f64;
+            let cost = t.box_positions() as f64 / useful;
+            // Candidates come in increasing TW: `<=` prefers the wider box on ties.
+            if best.is_none_or(|(c, _)| cost <= c) {
+                best = Some((cost, t));
+            }
+        }
+    }
+    let (_, mut t) = best?;
+    let rows = win.kernel[0] * win.kernel[1];
+    t.rps = (1..=rows)
+        .rev()
+        .filter(|r| rows.is_multiple_of(*r))
+        .find(|&r| DirectTile { rps: r, ..t }.fits())
+        .unwrap_or(1);
+    Some(t)
+}
+
+/// The direct forward's tile and staging padding on this device, if it applies and fits.
+fn direct_plan(ctx: &Context, ys: &Shape, win: &Window) -> Option<(DirectTile, usize)> {
+    let t = direct_tile(ys, win)?;
+    let lim = ctx.limits.max_compute_workgroup_storage_size as usize;
+    let pad = [8, 0].into_iter().find(|&p| t.workgroup_bytes(p) <= lim)?;
+    Some((t, pad))
+}
+
+/// The forward kernel a coop mode runs for output `ys` and window `win` on this device:
+/// `conv_coop_direct (tile)` or `conv_coop (BM ..)` (for `wunet bench conv`).
+pub fn describe_fwd(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> String {
+    let emu = if mode.emulated { " (emulated)" } else { "" };
+    match direct_plan(ctx, ys, win).filter(|_| mode.direct_allowed(ctx)) {
+        Some((t, _)) => format!("conv_coop_direct{emu}, {t}"),
+        None => format!(
+            "conv_coop{emu}, BM {} x BN {}",
+            tile_rows(ys.c()),
+            16384 / tile_rows(ys.c())
+        ),
+    }
+}
+
+/// The weight-gradient kernel a coop mode runs for window `win` (for `wunet bench conv`).
+pub fn describe_wgrad(_ctx: &Context, mode: CoopMode, _win: &Window) -> String {
+    let emu = if mode.emulated { " (emulated)" } else { "" };
+    format!("conv_coop_wgrad{emu}")
+}
+
+/// `y = conv(x, w) + b` on the coop forward kernels (x: C side, y: O side): the direct
+/// kernel where the mode allows it and it applies, else the im2col kernel.
 pub(crate) fn dispatch_fwd(
     rec: &mut Recorder,
-    emulated: bool,
+    mode: CoopMode,
     x: &Tensor,
     w: &Tensor,
     b: Option<&Tensor>,
@@ -185,12 +444,33 @@ pub(crate) fn dispatch_fwd(
 ) -> Result<()> {
     let (xs, ys) = (x.shape, y.shape);
     let params = ConvParams::new(&xs, &ys, win, b.is_some());
+    let bias = b.unwrap_or(w);
+    if mode.direct_allowed(rec.ctx) {
+        if let Some((t, pad)) = direct_plan(rec.ctx, &ys, win) {
+            let groups = rec.grid(t.workgroups(&ys))?;
+            let [td, th, tw] = t.out_box;
+            let [kd, kh, kw] = t.kernel;
+            let ov = [
+                ("BM", t.bm as f64),
+                ("WNF", t.wnf as f64),
+                ("TD", td as f64),
+                ("TH", th as f64),
+                ("TW", tw as f64),
+                ("KD", kd as f64),
+                ("KH", kh as f64),
+                ("KW", kw as f64),
+                ("RPS", t.rps as f64),
+                ("PAD", pad as f64),
+            ];
+            let kernel = kernel_name("conv_coop_direct", mode.emulated);
+            return rec.dispatch(kernel, "main", &ov, &params, &[x, w, bias, y], groups);
+        }
+    }
     let bm = tile_rows(ys.c());
-    let kernel = kernel_name("conv_coop", emulated);
+    let kernel = kernel_name("conv_coop", mode.emulated);
     let pad = staging_pad(rec.ctx, kernel, bm)?;
     let groups =
         rec.grid(groups_for(ys.c(), bm) * groups_for(ys.n() * ys.spatial_numel(), 16384 / bm))?;
-    let bias = b.unwrap_or(w);
     rec.dispatch(
         kernel,
         "main",
@@ -221,7 +501,7 @@ pub fn wgrad_splits(out_channels: usize, taps: usize, positions: usize) -> (usiz
 /// `dw = wgrad(x, dy)` on the coop weight-gradient kernel, split-K with a fixed-order sum.
 pub(crate) fn dispatch_wgrad(
     rec: &mut Recorder,
-    emulated: bool,
+    mode: CoopMode,
     x: &Tensor,
     dy: &Tensor,
     win: &Window,
@@ -234,7 +514,7 @@ pub(crate) fn dispatch_wgrad(
     let (splits, chunk) = wgrad_splits(ys.c(), taps, ys.n() * ys.spatial_numel());
     params.aux = splits as u32;
     params.k_pad = chunk as u32;
-    let kernel = kernel_name("conv_coop_wgrad", emulated);
+    let kernel = kernel_name("conv_coop_wgrad", mode.emulated);
     let pad = staging_pad(rec.ctx, kernel, bm)?;
     let mut groups = rec.grid(groups_for(taps, 16384 / bm) * groups_for(ys.c(), bm))?;
     groups[2] = splits as u32;
@@ -274,29 +554,87 @@ fn worst_ratio(got: &[f32], want: &[f32], atol: f32, rtol: f32) -> f32 {
 }
 
 /// The self-test: coop (or, with `emulated`, the emulated coop) kernels against the tiled
-/// f32 kernels on f16-exact data: forward 2x24x9x13 -> 40 (3x3, pad 1, bias; 64 x 256
-/// blocks), forward 1x20x11x10 -> 72 (3x3, stride 2; 128 x 128 blocks), and the weight
-/// gradient of the first. The coop run reads and writes F16 activations; tolerance:
-/// f16 rounding of the output (2^-10 relative) plus f32 summation-order noise.
+/// f32 kernels (the CPU ones on CPU adapters) on f16-exact data. The im2col kernels:
+/// forward 2x24x9x13 -> 40 (3x3, pad 1, bias; 64 x 256 blocks), forward 1x20x11x10 -> 72
+/// (3x3, stride 2; 128 x 128 blocks), and the weight gradient of both. The direct kernel:
+/// the first forward (BM 64, 2D box) and grad input (BM 32), and a 3D forward 1x6x5x7x9 ->
+/// 40 (3x3x3, pad 1; BM 64, 3D box). The coop runs read and write F16 activations;
+/// tolerance: f16 rounding of the output (2^-10 relative) plus f32 summation-order noise.
+/// `Ok` only if every kernel passes.
 pub fn self_test(ctx: &Context, emulated: bool) -> std::result::Result<(), String> {
-    let k = if emulated {
-        ConvKernel::CoopEmulated
+    match self_test_parts(ctx, emulated) {
+        (Ok(()), Ok(())) => Ok(()),
+        (a, b) => Err([a.err(), b.err()]
+            .into_iter()
+            .flatten()
+            .collect::<Vec<_>>()
+            .join("; ")),
+    }
+}
+
+/// [`self_test`] per kernel family: (im2col kernels, direct kernel).
+pub fn self_test_parts(
+    ctx: &Context,
+    emulated: bool,
+) -> (
+    std::result::Result<(), String>,
+    std::result::Result<(), String>,
+) {
+    let (im2col, direct) = if emulated {
+        (
+            ConvKernel::CoopIm2colEmulated,
+            ConvKernel::CoopDirectEmulated,
+        )
     } else {
-        ConvKernel::Coop
+        (ConvKernel::CoopIm2col, ConvKernel::CoopDirect)
     };
     let reference = match ctx.class {
         crate::gpu::AdapterClass::Cpu => ConvKernel::Cpu,
         crate::gpu::AdapterClass::Gpu => ConvKernel::Tiled,
     };
-    let run = || -> Result<Vec<String>> {
+    // (input, out channels, window, kernel, what it checks: forward, grad input, grad weight)
+    let cases = [
+        (
+            Shape::new4(2, 24, 9, 13),
+            40,
+            Window::cube(2, 3, 1, 1),
+            im2col,
+            [true, false, true],
+        ),
+        (
+            Shape::new4(1, 20, 11, 10),
+            72,
+            Window::cube(2, 3, 2, 1),
+            im2col,
+            [true, false, true],
+        ),
+        (
+            Shape::new4(2, 24, 9, 13),
+            40,
+            Window::cube(2, 3, 1, 1),
+            direct,
+            [true, true, false],
+        ),
+        (
+            Shape::new5(1, 6, 5, 7, 9),
+            40,
+            Window::cube(3, 3, 1, 1),
+            direct,
+            [true, false, false],
+        ),
+    ];
+    let run = |family: ConvKernel| -> Result<Vec<String>> {
         let mut bad = Vec::new();
-        let cases = [
-            (Shape::new4(2, 24, 9, 13), 40, Window::cube(2, 3, 1, 1)),
-            (Shape::new4(1, 20, 11, 10), 72, Window::cube(2, 3, 2, 1)),
-        ];
-        for (i, (xs, o, win)) in cases.iter().enumerate() {
-            let ws = conv_weight_shape(*o, xs.c(), win, false);
-            let ys = super::conv::conv_out_shape(xs, &ws, win)?;
+        for (i, (xs, o, win, k, what)) in cases.iter().enumerate() {
+            if *k != family {
+                continue;
+            }
+            if *k == direct && direct_plan(ctx, &conv_out(xs, *o, win)?, win).is_none() {
+                bad.push(format!("direct kernel does not fit {xs} -> {o}"));
+                continue;
+            }
+            let ws = conv_weight_shape(*o, xs.c(), win, xs.is_3d());
+            let ys = conv_out(xs, *o, win)?;
             let xv = test_values(xs.numel(), 1 + i as u32);
             let wv = test_values(ws.numel(), 11 + i as u32);
             let bv = test_values(*o, 21 + i as u32);
@@ -312,40 +650,63 @@ pub fn self_test(ctx: &Context, emulated: bool) -> std::result::Result<(), Strin
                 Tensor::from_f32_as_f16(ctx, &gv, ys)?,
             );
             let y_ref = Tensor::empty(ctx, ys, DType::F32)?;
+            let dx_ref = Tensor::empty(ctx, *xs, DType::F32)?;
             let dw_ref = Tensor::empty(ctx, ws, DType::F32)?;
             let y = Tensor::empty(ctx, ys, DType::F16)?;
+            let dx = Tensor::empty(ctx, *xs, DType::F16)?;
             let dw = Tensor::empty(ctx, ws, DType::F32)?;
             ctx.run(|rec| {
-                super::conv::conv_into(rec, &x32, &w, Some(&b), win, &y_ref, reference)?;
-                super::conv::conv_grad_weight_into(rec, &x32, &g32, win, &dw_ref, reference)?;
-                super::conv::conv_into(rec, &x16, &w, Some(&b), win, &y, k)?;
-                super::conv::conv_grad_weight_into(rec, &x16, &g16, win, &dw, k)
+                use super::conv::{conv_grad_input_into, conv_grad_weight_into, conv_into};
+                if what[0] {
+                    conv_into(rec, &x32, &w, Some(&b), win, &y_ref, reference)?;
+                    conv_into(rec, &x16, &w, Some(&b), win, &y, *k)?;
+                }
+                if what[1] {
+                    conv_grad_input_into(rec, &g32, &w, win, &dx_ref, reference)?;
+                    conv_grad_input_into(rec, &g16, &w, win, &dx, *k)?;
+                }
+                if what[2] {
+                    conv_grad_weight_into(rec, &x32, &g32, win, &dw_ref, reference)?;
+                    conv_grad_weight_into(rec, &x16, &g16, win, &dw, *k)?;
+                }
+                Ok(())
             })?;
             let kf = (xs.c() * win.kernel_numel()) as f32;
+            let kx = (*o * win.kernel_numel()) as f32;
             let kw = (ys.n() * ys.spatial_numel()) as f32;
             let checks = [
-                ("forward", y.to_f32_vec(ctx)?, y_ref.to_f32_vec(ctx)?, kf),
-                (
-                    "weight gradient",
-                    dw.to_f32_vec(ctx)?,
-                    dw_ref.to_f32_vec(ctx)?,
-                    kw,
-                ),
+                ("forward", &y, &y_ref, kf),
+                ("grad input", &dx, &dx_ref, kx),
+                ("weight gradient", &dw, &dw_ref, kw),
             ];
-            for (what, got, want, kdim) in checks {
-                let r = worst_ratio(&got, &want, 1e-3 * kdim.sqrt(), 2e-3);
+            for (j, (name, got, want, kdim)) in checks.into_iter().enumerate() {
+                if !what[j] {
+                    continue;
+                }
+                let r = worst_ratio(
+                    &got.to_f32_vec(ctx)?,
+                    &want.to_f32_vec(ctx)?,
+                    1e-3 * kdim.sqrt(),
+                    2e-3,
+                );
                 if r > 1.0 {
                     bad.push(format!(
-                        "{what} {xs} -> {o} {win:?}: worst error {r:.2}x the tolerance"
+                        "{k:?} {name} {xs} -> {o} {win:?}: worst error {r:.2}x the tolerance"
                     ));
                 }
             }
         }
         Ok(bad)
     };
-    match run() {
+    let verdict = |r: Result<Vec<String>>| match r {
         Ok(bad) if bad.is_empty() => Ok(()),
         Ok(bad) => Err(bad.join("; ")),
         Err(e) => Err(e.to_string()),
-    }
+    };
+    (verdict(run(im2col)), verdict(run(direct)))
+}
+
+fn conv_out(xs: &Shape, o: usize, win: &Window) -> Result<Shape> {
+    let ws = conv_weight_shape(o, xs.c(), win, xs.is_3d());
+    super::conv::conv_out_shape(xs, &ws, win)
 }
