@@ -527,7 +527,7 @@ fn use_up(rec: &Recorder, kernel: ConvKernel, op: &'static str, win: &Window) ->
 }
 
 /// The kernel a transposed convolution's forward runs for `kernel` on this
-/// device: `Up` where the up-convolution kernel applies (see [`use_up`]),
+/// device: `Up` where the up-convolution kernel applies (with `Up`, or with `Auto` on GPU adapters),
 /// else as [`ConvKernel::resolve_for`].
 pub fn transposed_kernel(
     ctx: &crate::gpu::Context,

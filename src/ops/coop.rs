@@ -486,7 +486,7 @@ const WGRAD_TARGET_GROUPS: u64 = 256;
 const WGRAD_MIN_CHUNK: usize = 512;
 
 /// (splits, chunk) of the coop weight gradient: enough splits to give about
-/// [`WGRAD_TARGET_GROUPS`] workgroups, each split at least [`WGRAD_MIN_CHUNK`] positions,
+/// `WGRAD_TARGET_GROUPS` workgroups, each split at least `WGRAD_MIN_CHUNK` positions,
 /// chunk a multiple of the 32-position K slice. A function of the shapes only, so the
 /// summation order (and the result, bit for bit) is the same every run.
 pub fn wgrad_splits(out_channels: usize, taps: usize, positions: usize) -> (usize, usize) {
