@@ -467,6 +467,12 @@ fn check_bitwise(c: &Context, k: ConvKernel) {
     let ys = conv::conv_out_shape(&xs, &ws, &win).unwrap();
     let (splits, _) = coop::wgrad_splits(20, xs.c() * 9, ys.n() * ys.spatial_numel());
     assert!(splits > 1, "the case must split K ({splits})");
+    let t = coop::direct_wgrad_tile(&ys, &win).expect("direct weight grad applies");
+    let (splits, _) = coop::direct_wgrad_splits(1, t.boxes(&ys));
+    assert!(
+        splits > 1,
+        "the case must split K in the direct kernel ({splits})"
+    );
     let x = Tensor::from_f32_as_f16(c, &rand_vec(xs.numel(), 7), xs).unwrap();
     let g = Tensor::from_f32_as_f16(c, &rand_vec(ys.numel(), 8), ys).unwrap();
     let w = Tensor::from_f32(c, &rand_vec(ws.numel(), 9), ws).unwrap();
@@ -509,7 +515,13 @@ fn im2col_matches_reference_emulated() {
 
 /// Every direct case takes the direct kernel (forward and grad input), and the tiles cover
 /// BM 32 / 64 / 128, 2D and 3D boxes and several tap rows per step.
-fn direct_tiles_of_cases() -> Vec<(coop::DirectTile, coop::DirectTile)> {
+type DirectTiles = (
+    coop::DirectTile,
+    coop::DirectTile,
+    Option<coop::DirectWgradTile>,
+);
+
+fn direct_tiles_of_cases() -> Vec<DirectTiles> {
     direct_cases()
         .iter()
         .map(|case| {
@@ -518,18 +530,31 @@ fn direct_tiles_of_cases() -> Vec<(coop::DirectTile, coop::DirectTile)> {
             let fwd = coop::direct_tile(&ys, &case.win).expect("direct forward applies");
             let fwin = conv::flipped_window(&case.win).expect("stride 1");
             let dx = coop::direct_tile(&case.x, &fwin).expect("direct grad input applies");
-            eprintln!("{} -> {ys}: forward {fwd}; grad input {dx}", case.x);
-            (fwd, dx)
+            let dw = coop::direct_wgrad_tile(&ys, &case.win);
+            assert_eq!(dw.is_some(), case.win.kernel_numel() >= 8);
+            eprintln!(
+                "{} -> {ys}: forward {fwd}; grad input {dx}; weight grad {dw:?}",
+                case.x
+            );
+            (fwd, dx, dw)
         })
         .collect()
 }
 
 #[test]
 fn direct_cases_cover_the_tiles() {
-    let tiles: Vec<coop::DirectTile> = direct_tiles_of_cases()
-        .into_iter()
-        .flat_map(|(a, b)| [a, b])
-        .collect();
+    let all = direct_tiles_of_cases();
+    let tiles: Vec<coop::DirectTile> = all.iter().flat_map(|(a, b, _)| [*a, *b]).collect();
+    let wg: Vec<coop::DirectWgradTile> = all.iter().filter_map(|t| t.2).collect();
+    assert!(
+        wg.iter().any(|t| t.bm == 32 && t.out_box[0] > 1),
+        "no 3D weight grad"
+    );
+    assert!(wg.iter().any(|t| t.bm == 64), "no weight grad with BM 64");
+    assert!(
+        wg.iter().any(|t| t.bm == 32 && t.out_box[0] == 1),
+        "no 2D BM 32 grad"
+    );
     for bm in [32, 64, 128] {
         assert!(tiles.iter().any(|t| t.bm == bm), "no case with BM {bm}");
     }

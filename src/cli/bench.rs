@@ -186,7 +186,10 @@ fn bench_conv_one(
                         crate::ops::coop::describe_fwd(ctx, mode, &xs, &fwin)
                     );
                 }
-                d += &format!("; dw {}", crate::ops::coop::describe_wgrad(ctx, mode, &win));
+                d += &format!(
+                    "; dw {}",
+                    crate::ops::coop::describe_wgrad(ctx, mode, &ys, &win)
+                );
             }
             d
         }
