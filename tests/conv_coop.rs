@@ -1,9 +1,11 @@
 //! The cooperative-matrix (matrix-unit) conv kernels against the CPU reference.
 //!
 //! * `*_emulated`: the coop kernels with their matrix operations emulated in plain WGSL
-//!   (`ConvKernel::CoopEmulated`). They run wherever the adapter has f16 (lavapipe in CI) and
-//!   check everything but the matrix unit: im2col staging and tap walks, tiles, split-K,
-//!   epilogue, bias, f16 conversions.
+//!   (`ConvKernel::CoopEmulated`, `CoopIm2colEmulated`, `CoopDirectEmulated`). They run
+//!   wherever the adapter has f16 (lavapipe in CI) and check everything but the matrix unit:
+//!   im2col staging and tap walks, the direct kernels' box staging and tap shifts, tiles,
+//!   split-K, epilogue, bias, f16 conversions. (The first run on a fresh machine compiles
+//!   every tile's pipeline on lavapipe: minutes; Mesa's shader cache makes later runs fast.)
 //! * the others need a device with cooperative matrices (16x16x16 f16 -> f32, subgroup size
 //!   32). Without one they print `skip: no cooperative matrix support on <adapter>` and pass,
 //!   unless `WUNET_REQUIRE_COOP=1` is set, which makes them fail. Run
@@ -618,10 +620,26 @@ fn conv_matches_reference() {
     check_cases(c, ConvKernel::Coop);
 }
 
+/// The direct kernels on the device's matrix units, every tile of [`direct_cases`].
+#[test]
+fn direct_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_list(c, ConvKernel::CoopDirect, &direct_cases());
+}
+
+/// The im2col kernels alone on the device (what `WUNET_COOP_DIRECT=0` runs).
+#[test]
+fn im2col_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_cases(c, ConvKernel::CoopIm2col);
+}
+
 #[test]
 fn wgrad_is_bitwise_reproducible() {
     let Some(c) = coop_ctx() else { return };
     check_bitwise(c, ConvKernel::Coop);
+    check_bitwise(c, ConvKernel::CoopIm2col);
+    check_bitwise(c, ConvKernel::CoopDirect);
 }
 
 /// On a device with matrix units the self-test passes and `Auto` runs the coop kernels for
