@@ -1,9 +1,11 @@
 //! The cooperative-matrix (matrix-unit) conv kernels against the CPU reference.
 //!
 //! * `*_emulated`: the coop kernels with their matrix operations emulated in plain WGSL
-//!   (`ConvKernel::CoopEmulated`). They run wherever the adapter has f16 (lavapipe in CI) and
-//!   check everything but the matrix unit: im2col staging and tap walks, tiles, split-K,
-//!   epilogue, bias, f16 conversions.
+//!   (`ConvKernel::CoopEmulated`, `CoopIm2colEmulated`, `CoopDirectEmulated`). They run
+//!   wherever the adapter has f16 (lavapipe in CI) and check everything but the matrix unit:
+//!   im2col staging and tap walks, the direct kernels' box staging and tap shifts, tiles,
+//!   split-K, epilogue, bias, f16 conversions. (The first run on a fresh machine compiles
+//!   every tile's pipeline on lavapipe: minutes; Mesa's shader cache makes later runs fast.)
 //! * the others need a device with cooperative matrices (16x16x16 f16 -> f32, subgroup size
 //!   32). Without one they print `skip: no cooperative matrix support on <adapter>` and pass,
 //!   unless `WUNET_REQUIRE_COOP=1` is set, which makes them fail. Run
@@ -467,6 +469,12 @@ fn check_bitwise(c: &Context, k: ConvKernel) {
     let ys = conv::conv_out_shape(&xs, &ws, &win).unwrap();
     let (splits, _) = coop::wgrad_splits(20, xs.c() * 9, ys.n() * ys.spatial_numel());
     assert!(splits > 1, "the case must split K ({splits})");
+    let t = coop::direct_wgrad_tile(&ys, &win).expect("direct weight grad applies");
+    let (splits, _) = coop::direct_wgrad_splits(1, t.boxes(&ys));
+    assert!(
+        splits > 1,
+        "the case must split K in the direct kernel ({splits})"
+    );
     let x = Tensor::from_f32_as_f16(c, &rand_vec(xs.numel(), 7), xs).unwrap();
     let g = Tensor::from_f32_as_f16(c, &rand_vec(ys.numel(), 8), ys).unwrap();
     let w = Tensor::from_f32(c, &rand_vec(ws.numel(), 9), ws).unwrap();
@@ -509,7 +517,13 @@ fn im2col_matches_reference_emulated() {
 
 /// Every direct case takes the direct kernel (forward and grad input), and the tiles cover
 /// BM 32 / 64 / 128, 2D and 3D boxes and several tap rows per step.
-fn direct_tiles_of_cases() -> Vec<(coop::DirectTile, coop::DirectTile)> {
+type DirectTiles = (
+    coop::DirectTile,
+    coop::DirectTile,
+    Option<coop::DirectWgradTile>,
+);
+
+fn direct_tiles_of_cases() -> Vec<DirectTiles> {
     direct_cases()
         .iter()
         .map(|case| {
@@ -518,18 +532,31 @@ fn direct_tiles_of_cases() -> Vec<(coop::DirectTile, coop::DirectTile)> {
             let fwd = coop::direct_tile(&ys, &case.win).expect("direct forward applies");
             let fwin = conv::flipped_window(&case.win).expect("stride 1");
             let dx = coop::direct_tile(&case.x, &fwin).expect("direct grad input applies");
-            eprintln!("{} -> {ys}: forward {fwd}; grad input {dx}", case.x);
-            (fwd, dx)
+            let dw = coop::direct_wgrad_tile(&ys, &case.win);
+            assert_eq!(dw.is_some(), case.win.kernel_numel() >= 8);
+            eprintln!(
+                "{} -> {ys}: forward {fwd}; grad input {dx}; weight grad {dw:?}",
+                case.x
+            );
+            (fwd, dx, dw)
         })
         .collect()
 }
 
 #[test]
 fn direct_cases_cover_the_tiles() {
-    let tiles: Vec<coop::DirectTile> = direct_tiles_of_cases()
-        .into_iter()
-        .flat_map(|(a, b)| [a, b])
-        .collect();
+    let all = direct_tiles_of_cases();
+    let tiles: Vec<coop::DirectTile> = all.iter().flat_map(|(a, b, _)| [*a, *b]).collect();
+    let wg: Vec<coop::DirectWgradTile> = all.iter().filter_map(|t| t.2).collect();
+    assert!(
+        wg.iter().any(|t| t.bm == 32 && t.out_box[0] > 1),
+        "no 3D weight grad"
+    );
+    assert!(wg.iter().any(|t| t.bm == 64), "no weight grad with BM 64");
+    assert!(
+        wg.iter().any(|t| t.bm == 32 && t.out_box[0] == 1),
+        "no 2D BM 32 grad"
+    );
     for bm in [32, 64, 128] {
         assert!(tiles.iter().any(|t| t.bm == bm), "no case with BM {bm}");
     }
@@ -593,10 +620,26 @@ fn conv_matches_reference() {
     check_cases(c, ConvKernel::Coop);
 }
 
+/// The direct kernels on the device's matrix units, every tile of [`direct_cases`].
+#[test]
+fn direct_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_list(c, ConvKernel::CoopDirect, &direct_cases());
+}
+
+/// The im2col kernels alone on the device (what `WUNET_COOP_DIRECT=0` runs).
+#[test]
+fn im2col_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_cases(c, ConvKernel::CoopIm2col);
+}
+
 #[test]
 fn wgrad_is_bitwise_reproducible() {
     let Some(c) = coop_ctx() else { return };
     check_bitwise(c, ConvKernel::Coop);
+    check_bitwise(c, ConvKernel::CoopIm2col);
+    check_bitwise(c, ConvKernel::CoopDirect);
 }
 
 /// On a device with matrix units the self-test passes and `Auto` runs the coop kernels for

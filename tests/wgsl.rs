@@ -92,30 +92,31 @@ fn act_alias_sets_the_storage_type() {
 #[test]
 fn activation_bindings_are_act_and_nothing_else() {
     let table: &[(&str, &[usize])] = &[
-        ("activation", &[1, 2, 3]),    // a, b, out
-        ("conv_fwd", &[1, 4]),         // x, y
-        ("conv_dgrad", &[1, 4]),       // dy, dx
-        ("conv_wgrad", &[1, 2]),       // x, dy
-        ("reduce", &[1]),              // src (channel_sum: dy)
-        ("weights", &[]),              // weights only
-        ("norm_stats", &[1]),          // x
-        ("norm_grad", &[1, 2]),        // x, g
-        ("norm_apply", &[1, 2, 7]),    // x, g, out
-        ("loss_ce", &[1]),             // logits
-        ("loss_ce_grad", &[1, 7]),     // logits, grad
-        ("loss_dice", &[1, 7]),        // logits, grad
-        ("optim", &[]),                // parameters and optimiser state only
-        ("pool", &[1, 2]),             // src, dst (idx is u32)
-        ("upsample", &[1, 2]),         // src, dst
-        ("tensor", &[1, 2, 3]),        // a, b, y
-        ("peak", &[1]),                // out (the FMA ceiling runs in act)
-        ("peak_coop", &[]),            // f16 fragments from workgroup memory, f32 out
-        ("amp", &[]),                  // f32 gradients, u32 flag, f32 scaler
-        ("cast", &[2, 3]),             // y (cast_to output), xa (cast_from input)
-        ("conv_up", &[1, 2, 5]),       // x, dy, out (part is f32)
-        ("conv_coop", &[1, 4]),        // x, y
-        ("conv_coop_wgrad", &[1, 2]),  // x, dy
-        ("conv_coop_direct", &[1, 4]), // x, y
+        ("activation", &[1, 2, 3]),          // a, b, out
+        ("conv_fwd", &[1, 4]),               // x, y
+        ("conv_dgrad", &[1, 4]),             // dy, dx
+        ("conv_wgrad", &[1, 2]),             // x, dy
+        ("reduce", &[1]),                    // src (channel_sum: dy)
+        ("weights", &[]),                    // weights only
+        ("norm_stats", &[1]),                // x
+        ("norm_grad", &[1, 2]),              // x, g
+        ("norm_apply", &[1, 2, 7]),          // x, g, out
+        ("loss_ce", &[1]),                   // logits
+        ("loss_ce_grad", &[1, 7]),           // logits, grad
+        ("loss_dice", &[1, 7]),              // logits, grad
+        ("optim", &[]),                      // parameters and optimiser state only
+        ("pool", &[1, 2]),                   // src, dst (idx is u32)
+        ("upsample", &[1, 2]),               // src, dst
+        ("tensor", &[1, 2, 3]),              // a, b, y
+        ("peak", &[1]),                      // out (the FMA ceiling runs in act)
+        ("peak_coop", &[]),                  // f16 fragments from workgroup memory, f32 out
+        ("amp", &[]),                        // f32 gradients, u32 flag, f32 scaler
+        ("cast", &[2, 3]),                   // y (cast_to output), xa (cast_from input)
+        ("conv_up", &[1, 2, 5]),             // x, dy, out (part is f32)
+        ("conv_coop", &[1, 4]),              // x, y
+        ("conv_coop_wgrad", &[1, 2]),        // x, dy
+        ("conv_coop_direct", &[1, 4]),       // x, y
+        ("conv_coop_direct_wgrad", &[1, 2]), // x, dy
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
@@ -265,6 +266,18 @@ fn coop_kernels_compile_to_valid_spirv() {
             ("RPS", rps),
         ]
     };
+    let wgrad = |bm: f64, upw: f64, b: [f64; 3], k: [f64; 3]| {
+        vec![
+            ("BM", bm),
+            ("UPW", upw),
+            ("TD", b[0]),
+            ("TH", b[1]),
+            ("TW", b[2]),
+            ("KD", k[0]),
+            ("KH", k[1]),
+            ("KW", k[2]),
+        ]
+    };
     let k2 = [1.0, 3.0, 3.0];
     let k3 = [3.0, 3.0, 3.0];
     type Overrides = Vec<(&'static str, f64)>;
@@ -281,6 +294,14 @@ fn coop_kernels_compile_to_valid_spirv() {
                 direct(64.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0),
                 direct(128.0, 4.0, [1.0, 2.0, 64.0], [1.0, 1.0, 1.0], 1.0),
                 direct(32.0, 4.0, [1.0, 8.0, 64.0], [1.0, 3.0, 1.0], 3.0),
+            ],
+        ),
+        (
+            "conv_coop_direct_wgrad",
+            vec![
+                wgrad(64.0, 3.0, [1.0, 8.0, 16.0], k2),
+                wgrad(32.0, 2.0, [1.0, 8.0, 16.0], k2),
+                wgrad(32.0, 4.0, [2.0, 4.0, 16.0], k3),
             ],
         ),
     ];

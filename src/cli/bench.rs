@@ -116,6 +116,11 @@ fn bench_conv_one(
     variant: ConvKernel,
     act: DType,
 ) -> Result<(f64, f64)> {
+    if let Some(m) = crate::ops::coop::coop_mode(variant) {
+        if let (false, Err(why)) = (m.emulated, crate::ops::coop::device_support(ctx)) {
+            return Err(Error::Other(format!("no matrix-unit kernels here: {why}")));
+        }
+    }
     let xs = parse_shape(&a.input)?;
     let dims = if xs.is_3d() { 3 } else { 2 };
     let win = Window::cube(dims, a.kernel, a.stride, a.pad);
@@ -190,7 +195,10 @@ fn bench_conv_one(
                         crate::ops::coop::describe_fwd(ctx, mode, &xs, &fwin)
                     );
                 }
-                d += &format!("; dw {}", crate::ops::coop::describe_wgrad(ctx, mode, &win));
+                d += &format!(
+                    "; dw {}",
+                    crate::ops::coop::describe_wgrad(ctx, mode, &ys, &win)
+                );
             }
             d
         }

@@ -31,6 +31,10 @@ pub const KERNELS: &[(&str, &str)] = &[
         "conv_coop_direct",
         include_str!("../../kernels/conv_coop_direct.wgsl"),
     ),
+    (
+        "conv_coop_direct_wgrad",
+        include_str!("../../kernels/conv_coop_direct_wgrad.wgsl"),
+    ),
     ("conv_up", include_str!("../../kernels/conv_up.wgsl")),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
@@ -79,6 +83,7 @@ pub const EMULATED: &[(&str, &str)] = &[
     ("conv_coop_emu", "conv_coop"),
     ("conv_coop_wgrad_emu", "conv_coop_wgrad"),
     ("conv_coop_direct_emu", "conv_coop_direct"),
+    ("conv_coop_direct_wgrad_emu", "conv_coop_direct_wgrad"),
 ];
 
 /// Plain-WGSL stand-ins for the matrix operations (`kernels/emu/coop_matrix.wgsl`).

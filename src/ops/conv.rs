@@ -18,7 +18,8 @@
 //! 16x16x16 f16 -> f32, subgroup size 32) and its one-time self-test passed,
 //! convolutions on f16 activations run the matrix-unit kernels instead
 //! (`conv_coop_direct` for stride-1 forwards and grad inputs, `conv_coop` for the other
-//! forwards, `conv_coop_wgrad` for the grad weight; see [`super::coop`]). Only
+//! forwards, `conv_coop_direct_wgrad` for stride-1 3x3(x3) grad weights, `conv_coop_wgrad`
+//! for the others; see [`super::coop`]). Only
 //! `groups = 1` is supported.
 //!
 //! Activations (x, y, dy, dx) are F32 or F16 tensors (one type per op); weights,
@@ -51,16 +52,17 @@ pub enum ConvKernel {
     /// Matrix units (cooperative matrices): f16 operands, f32 accumulation. Forward,
     /// stride-1 grad input (via the forward on flipped weights) and grad weight; strided
     /// grad inputs and transposed-conv forwards use the adapter's default kernel. Stride-1
-    /// forwards (and so stride-1 grad inputs) run the direct kernel where it applies
-    /// (`CoopDirect`) unless `WUNET_COOP_DIRECT=0` (then as `CoopIm2col`); see
-    /// [`super::coop`].
+    /// forwards (and so stride-1 grad inputs) and weight gradients run the direct kernels
+    /// where they apply (`CoopDirect`) unless `WUNET_COOP_DIRECT=0` (then as `CoopIm2col`;
+    /// `=fwd`: the direct forward only); see [`super::coop`].
     Coop,
     /// The `Coop` kernels with the matrix operations emulated in plain WGSL: runs on any
     /// adapter with f16 support, slowly. For testing the coop kernels without matrix units.
     CoopEmulated,
-    /// `Coop` with the direct kernel (`conv_coop_direct`: input box staged once per channel
-    /// chunk, every tap fed from it) wherever it applies (stride 1, dilation 1, kernel <= 3;
-    /// forward and stride-1 grad input), whatever `WUNET_COOP_DIRECT` says.
+    /// `Coop` with the direct kernels (`conv_coop_direct`, `conv_coop_direct_wgrad`: input
+    /// box staged once per channel chunk, every tap fed from it) wherever they apply (stride
+    /// 1, dilation 1, kernel <= 3; forward, stride-1 grad input and, with >= 8 taps, grad
+    /// weight), whatever `WUNET_COOP_DIRECT` says.
     CoopDirect,
     /// `CoopDirect`, emulated (see `CoopEmulated`).
     CoopDirectEmulated,

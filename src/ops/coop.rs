@@ -202,6 +202,7 @@ fn kernel_name(base: &'static str, emulated: bool) -> &'static str {
         ("conv_coop", true) => "conv_coop_emu",
         ("conv_coop_wgrad", true) => "conv_coop_wgrad_emu",
         ("conv_coop_direct", true) => "conv_coop_direct_emu",
+        ("conv_coop_direct_wgrad", true) => "conv_coop_direct_wgrad_emu",
         (b, _) => b,
     }
 }
@@ -239,26 +240,33 @@ pub fn coop_mode(k: ConvKernel) -> Option<CoopMode> {
     Some(CoopMode { emulated, direct })
 }
 
-/// `WUNET_COOP_DIRECT`: `0` keeps `Coop` on the im2col kernels, anything else (or unset)
-/// lets it use the direct kernels where they apply.
-pub fn direct_enabled() -> bool {
-    std::env::var("WUNET_COOP_DIRECT").map_or(true, |v| v.trim() != "0")
+/// `WUNET_COOP_DIRECT`: which direct kernels `Coop` may use where they apply, as
+/// (forward and stride-1 grad input, weight gradient): `0` neither (the im2col kernels
+/// only), `fwd` the forward one only, anything else (or unset) both.
+pub fn direct_enabled() -> (bool, bool) {
+    match std::env::var("WUNET_COOP_DIRECT").as_deref().map(str::trim) {
+        Ok("0") => (false, false),
+        Ok("fwd") => (true, false),
+        _ => (true, true),
+    }
 }
 
 impl CoopMode {
-    /// Whether the direct kernels may run (where they apply) in this mode on this device.
-    /// Reads the self-test result without running it (the self-test runs explicit modes).
-    fn direct_allowed(&self, ctx: &Context) -> bool {
+    /// Whether the direct kernels may run (where they apply) in this mode on this device,
+    /// as (forward, weight gradient). Reads the self-test result without running it (the
+    /// self-test runs explicit modes).
+    fn direct_allowed(&self, ctx: &Context) -> (bool, bool) {
         match self.direct {
-            DirectMode::On => true,
-            DirectMode::Off => false,
+            DirectMode::On => (true, true),
+            DirectMode::Off => (false, false),
             DirectMode::Auto => {
-                direct_enabled()
-                    && (self.emulated
-                        || !matches!(
-                            ctx.coop_conv.get(),
-                            Some(CoopConv::ReadyIm2colOnly(..) | CoopConv::Failed(_))
-                        ))
+                let passed = self.emulated
+                    || !matches!(
+                        ctx.coop_conv.get(),
+                        Some(CoopConv::ReadyIm2colOnly(..) | CoopConv::Failed(_))
+                    );
+                let (f, w) = direct_enabled();
+                (f && passed, w && passed)
             }
         }
     }
@@ -366,34 +374,24 @@ pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
         128
     };
     let wnf = if is_3d { 2 } else { 4 };
-    let [od, oh, ow] = ys.spatial();
-    let mut best: Option<(f64, DirectTile)> = None;
     let bn = (8 / (bm / 32)) * 16 * wnf;
-    for tw in [16, 32, 64] {
-        for th in (0..).map(|e| 1usize << e).take_while(|&th| tw * th <= bn) {
-            let td = bn / (tw * th);
-            if !is_3d && td != 1 {
-                continue;
-            }
-            let t = DirectTile {
-                bm,
-                wnf,
-                out_box: [td, th, tw],
-                kernel: win.kernel,
-                rps: 1,
-            };
-            if !t.fits() {
-                continue;
-            }
-            let useful = (td.min(od) * th.min(oh) * tw.min(ow)) as f64;
-            let cost = t.box_positions() as f64 / useful;
-            // Candidates come in increasing TW: `<=` prefers the wider box on ties.
-            if best.is_none_or(|(c, _)| cost <= c) {
-                best = Some((cost, t));
-            }
+    let out_box = best_box(bn, is_3d, ys.spatial(), win.kernel, |b| {
+        DirectTile {
+            bm,
+            wnf,
+            out_box: b,
+            kernel: win.kernel,
+            rps: 1,
         }
-    }
-    let (_, mut t) = best?;
+        .fits()
+    })?;
+    let mut t = DirectTile {
+        bm,
+        wnf,
+        out_box,
+        kernel: win.kernel,
+        rps: 1,
+    };
     let rows = win.kernel[0] * win.kernel[1];
     t.rps = (1..=rows)
         .rev()
@@ -401,6 +399,37 @@ pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
         .find(|&r| DirectTile { rps: r, ..t }.fits())
         .unwrap_or(1);
     Some(t)
+}
+
+/// The output box TD x TH x TW with `bn` positions (TW in 16, 32, 64; powers of two; TD = 1
+/// in 2D) that stages the fewest input positions (box + kernel halo) per useful output
+/// position (`min(TD, out_d) * min(TH, out_h) * min(TW, out_w)` of output `out`), ties to
+/// the wider box, among those `fits` accepts.
+fn best_box(
+    bn: usize,
+    is_3d: bool,
+    out: [usize; 3],
+    kernel: [usize; 3],
+    fits: impl Fn([usize; 3]) -> bool,
+) -> Option<[usize; 3]> {
+    let mut best: Option<(f64, [usize; 3])> = None;
+    for tw in [16, 32, 64] {
+        for th in (0..).map(|e| 1usize << e).take_while(|&th| tw * th <= bn) {
+            let td = bn / (tw * th);
+            let b = [td, th, tw];
+            if (!is_3d && td != 1) || td * th * tw != bn || !fits(b) {
+                continue;
+            }
+            let staged: usize = (0..3).map(|a| b[a] + kernel[a] - 1).product();
+            let useful: usize = (0..3).map(|a| b[a].min(out[a])).product();
+            let cost = staged as f64 / useful as f64;
+            // Candidates come in increasing TW: `<=` prefers the wider box on ties.
+            if best.is_none_or(|(c, _)| cost <= c) {
+                best = Some((cost, b));
+            }
+        }
+    }
+    best.map(|(_, b)| b)
 }
 
 /// The direct forward's tile and staging padding on this device, if it applies and fits.
@@ -415,7 +444,7 @@ fn direct_plan(ctx: &Context, ys: &Shape, win: &Window) -> Option<(DirectTile, u
 /// `conv_coop_direct (tile)` or `conv_coop (BM ..)` (for `wunet bench conv`).
 pub fn describe_fwd(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> String {
     let emu = if mode.emulated { " (emulated)" } else { "" };
-    match direct_plan(ctx, ys, win).filter(|_| mode.direct_allowed(ctx)) {
+    match direct_plan(ctx, ys, win).filter(|_| mode.direct_allowed(ctx).0) {
         Some((t, _)) => format!("conv_coop_direct{emu}, {t}"),
         None => format!(
             "conv_coop{emu}, BM {} x BN {}",
@@ -425,10 +454,114 @@ pub fn describe_fwd(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> 
     }
 }
 
-/// The weight-gradient kernel a coop mode runs for window `win` (for `wunet bench conv`).
-pub fn describe_wgrad(_ctx: &Context, mode: CoopMode, _win: &Window) -> String {
+/// Tile of `conv_coop_direct_wgrad` (see its header).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DirectWgradTile {
+    /// Output channels per workgroup (32 or 64).
+    pub bm: usize,
+    /// (o pair, tap) units per subgroup: ceil(BM/32 * taps / 8) <= 4.
+    pub upw: usize,
+    /// Output box (TD, TH, TW) of one K block, [`DIRECT_WGRAD_BN`] positions.
+    pub out_box: [usize; 3],
+    pub kernel: [usize; 3],
+}
+
+/// Output positions per box (K block) of the direct weight gradient.
+pub const DIRECT_WGRAD_BN: usize = 128;
+
+impl DirectWgradTile {
+    pub fn box_positions(&self) -> usize {
+        (0..3)
+            .map(|a| self.out_box[a] + self.kernel[a] - 1)
+            .product()
+    }
+    fn staging_halves(&self, pad: usize) -> usize {
+        self.bm * (DIRECT_WGRAD_BN + pad) + self.box_positions() * (16 + pad)
+    }
+    pub fn workgroup_bytes(&self, pad: usize) -> usize {
+        self.staging_halves(pad) * 2 + DIRECT_SCRATCH_BYTES
+    }
+    fn fits(&self) -> bool {
+        self.staging_halves(8) <= DIRECT_STAGING_HALVES && self.box_positions() <= DIRECT_MAX_BOX
+    }
+    /// Output boxes (K blocks) of a weight gradient with output `ys`.
+    pub fn boxes(&self, ys: &Shape) -> usize {
+        let [od, oh, ow] = ys.spatial();
+        let [td, th, tw] = self.out_box;
+        ys.n() * od.div_ceil(td) * oh.div_ceil(th) * ow.div_ceil(tw)
+    }
+}
+
+impl std::fmt::Display for DirectWgradTile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let [td, th, tw] = self.out_box;
+        write!(
+            f,
+            "BM {} x 16 channels x all taps, {} units per subgroup, box {td}x{th}x{tw}",
+            self.bm, self.upw
+        )
+    }
+}
+
+/// The direct weight gradient's tile for input `xs`, output `ys` and window `win`, or `None`
+/// where it does not apply: stride 1, dilation 1, kernel <= 3 per axis and at least 8 taps
+/// (1x1 convolutions are plain GEMMs: the im2col kernel has no redundancy to remove there).
+/// BM = 64 where O > 32 and 2*taps <= 32 (2D 3x3: 18 units over 8 subgroups), else 32 (3D
+/// 3x3x3: 27 units, at most 4 per subgroup); the box with 128 positions by the forward's
+/// rule.
+pub fn direct_wgrad_tile(ys: &Shape, win: &Window) -> Option<DirectWgradTile> {
+    let kk = win.kernel_numel();
+    if !direct_applies(win) || kk < 8 {
+        return None;
+    }
+    let bm = if ys.c() > 32 && 2 * kk <= 32 { 64 } else { 32 };
+    let upw = (bm / 32 * kk).div_ceil(8);
+    if upw > 4 {
+        return None;
+    }
+    let is_3d = ys.is_3d() || win.kernel[0] > 1;
+    let out_box = best_box(DIRECT_WGRAD_BN, is_3d, ys.spatial(), win.kernel, |b| {
+        DirectWgradTile {
+            bm,
+            upw,
+            out_box: b,
+            kernel: win.kernel,
+        }
+        .fits()
+    })?;
+    Some(DirectWgradTile {
+        bm,
+        upw,
+        out_box,
+        kernel: win.kernel,
+    })
+}
+
+fn direct_wgrad_plan(ctx: &Context, ys: &Shape, win: &Window) -> Option<(DirectWgradTile, usize)> {
+    let t = direct_wgrad_tile(ys, win)?;
+    let lim = ctx.limits.max_compute_workgroup_storage_size as usize;
+    let pad = [8, 0].into_iter().find(|&p| t.workgroup_bytes(p) <= lim)?;
+    Some((t, pad))
+}
+
+/// (splits, boxes per split) of the direct weight gradient: enough splits for about
+/// [`WGRAD_TARGET_GROUPS`] workgroups, each split at least 4 boxes (512 positions). A
+/// function of the shapes only: the summation order is the same every run.
+pub fn direct_wgrad_splits(tiles: usize, boxes: usize) -> (usize, usize) {
+    let splits = (WGRAD_TARGET_GROUPS.div_ceil(tiles.max(1) as u64) as usize)
+        .clamp(1, boxes.div_ceil(4).max(1));
+    let per = boxes.div_ceil(splits).max(1);
+    (boxes.div_ceil(per).max(1), per)
+}
+
+/// The weight-gradient kernel a coop mode runs for output `ys` and window `win` (for
+/// `wunet bench conv`).
+pub fn describe_wgrad(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> String {
     let emu = if mode.emulated { " (emulated)" } else { "" };
-    format!("conv_coop_wgrad{emu}")
+    match direct_wgrad_plan(ctx, ys, win).filter(|_| mode.direct_allowed(ctx).1) {
+        Some((t, _)) => format!("conv_coop_direct_wgrad{emu}, {t}"),
+        None => format!("conv_coop_wgrad{emu}"),
+    }
 }
 
 /// `y = conv(x, w) + b` on the coop forward kernels (x: C side, y: O side): the direct
@@ -445,7 +578,7 @@ pub(crate) fn dispatch_fwd(
     let (xs, ys) = (x.shape, y.shape);
     let params = ConvParams::new(&xs, &ys, win, b.is_some());
     let bias = b.unwrap_or(w);
-    if mode.direct_allowed(rec.ctx) {
+    if mode.direct_allowed(rec.ctx).0 {
         if let Some((t, pad)) = direct_plan(rec.ctx, &ys, win) {
             let groups = rec.grid(t.workgroups(&ys))?;
             let [td, th, tw] = t.out_box;
@@ -509,6 +642,36 @@ pub(crate) fn dispatch_wgrad(
 ) -> Result<()> {
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
+    if mode.direct_allowed(rec.ctx).1 {
+        if let Some((t, pad)) = direct_wgrad_plan(rec.ctx, &ys, win) {
+            let tiles = groups_for(ys.c(), t.bm) * groups_for(xs.c(), 16);
+            let (splits, per) = direct_wgrad_splits(tiles as usize, t.boxes(&ys));
+            params.aux = splits as u32;
+            params.k_pad = per as u32;
+            let mut groups = rec.grid(tiles)?;
+            groups[2] = splits as u32;
+            let [td, th, tw] = t.out_box;
+            let [kd, kh, kw] = t.kernel;
+            let ov = [
+                ("BM", t.bm as f64),
+                ("UPW", t.upw as f64),
+                ("TD", td as f64),
+                ("TH", th as f64),
+                ("TW", tw as f64),
+                ("KD", kd as f64),
+                ("KH", kh as f64),
+                ("KW", kw as f64),
+                ("PAD", pad as f64),
+            ];
+            let kernel = kernel_name("conv_coop_direct_wgrad", mode.emulated);
+            if splits == 1 {
+                return rec.dispatch(kernel, "main", &ov, &params, &[x, dy, dw], groups);
+            }
+            let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
+            rec.dispatch(kernel, "main", &ov, &params, &[x, dy, &part], groups)?;
+            return super::reduce::sum_splits_into(rec, &part, splits, dw, false);
+        }
+    }
     let taps = xs.c() * win.kernel_numel();
     let bm = tile_rows(ys.c());
     let (splits, chunk) = wgrad_splits(ys.c(), taps, ys.n() * ys.spatial_numel());
@@ -556,9 +719,9 @@ fn worst_ratio(got: &[f32], want: &[f32], atol: f32, rtol: f32) -> f32 {
 /// The self-test: coop (or, with `emulated`, the emulated coop) kernels against the tiled
 /// f32 kernels (the CPU ones on CPU adapters) on f16-exact data. The im2col kernels:
 /// forward 2x24x9x13 -> 40 (3x3, pad 1, bias; 64 x 256 blocks), forward 1x20x11x10 -> 72
-/// (3x3, stride 2; 128 x 128 blocks), and the weight gradient of both. The direct kernel:
-/// the first forward (BM 64, 2D box) and grad input (BM 32), and a 3D forward 1x6x5x7x9 ->
-/// 40 (3x3x3, pad 1; BM 64, 3D box). The coop runs read and write F16 activations;
+/// (3x3, stride 2; 128 x 128 blocks), and the weight gradient of both. The direct kernels:
+/// the first forward (BM 64, 2D box), grad input (BM 32) and weight gradient (BM 64), and a
+/// 3D forward 1x6x5x7x9 -> 40 (3x3x3, pad 1; BM 64, 3D box) and weight gradient (BM 32). The coop runs read and write F16 activations;
 /// tolerance: f16 rounding of the output (2^-10 relative) plus f32 summation-order noise.
 /// `Ok` only if every kernel passes.
 pub fn self_test(ctx: &Context, emulated: bool) -> std::result::Result<(), String> {
