@@ -31,7 +31,6 @@ fn fd_check(name: &str, x: &[f32], analytic: &[f32], f: &mut dyn FnMut(&[f32]) -
     assert_close(name, analytic, &num, 1e-3, 1e-3);
 }
 
-
 #[test]
 fn reference_grads_match_finite_differences() {
     let x = away_from_zero(300, 1);

@@ -55,7 +55,6 @@ fn up(c: &Context, v: &[f32], s: Shape) -> Tensor {
     Tensor::from_f32(c, v, s).unwrap()
 }
 
-
 // ------------------------------------------------------------------ reference vs finite differences
 
 fn check_fd(name: &str, x: &[f32], analytic: &[f32], f: &mut dyn FnMut(&[f32]) -> f64, eps: f64) {

@@ -35,7 +35,6 @@ fn fd_check(name: &str, x: &[f32], analytic: &[f32], f: &mut dyn FnMut(&[f32]) -
     assert_close(name, analytic, &num, 1e-3, 1e-3);
 }
 
-
 #[test]
 fn reference_reflect_matches_pytorch() {
     // torch.nn.functional.pad(torch.tensor([[[1., 2., 3., 4.]]]), (2, 3), mode='reflect')

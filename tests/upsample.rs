@@ -23,7 +23,6 @@ fn cases() -> Vec<(Shape, [usize; 3])> {
     ]
 }
 
-
 #[test]
 fn reference_matches_pytorch_values() {
     // torch.nn.functional.interpolate(x, scale_factor=.., mode=.., align_corners=False)
