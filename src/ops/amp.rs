@@ -12,7 +12,7 @@
 //! doubles it after `interval` clean steps (PyTorch's GradScaler defaults:
 //! 2^16, 0.5, 2, 2000).
 
-use super::{expect, groups_for};
+use super::{dummy, expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::Shape;
@@ -39,10 +39,6 @@ struct AmpParams {
     glen: [u32; 8],
     interval: u32,
     pad: [u32; 3],
-}
-
-fn dummy(rec: &Recorder, dt: DType) -> Result<Tensor> {
-    Tensor::empty(rec.ctx, Shape::vector(1), dt)
 }
 
 fn check_scaler(op: &'static str, s: &Tensor) -> Result<()> {

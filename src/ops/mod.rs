@@ -99,6 +99,12 @@ pub(crate) fn checked<T>(op: &'static str, r: crate::shape::Check<T>) -> Result<
     r.map_err(|m| Error::shape(op, m))
 }
 
+/// A one-element scratch tensor to fill bindings a kernel entry does not use
+/// (of the binding's element type: the dispatch checks it).
+pub(crate) fn dummy(rec: &Recorder, dtype: DType) -> Result<Tensor> {
+    Tensor::empty(rec.ctx, Shape::scalar(), dtype)
+}
+
 /// Number of workgroups for `n` items at `per` items per workgroup.
 pub(crate) fn groups_for(n: usize, per: usize) -> u64 {
     n.div_ceil(per) as u64

@@ -12,7 +12,7 @@
 //! nodes. One `hyper` tensor can serve every parameter of a model.
 
 use super::norm::distinct;
-use super::{checked, expect};
+use super::{checked, dummy, expect};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Recorder, Tensor};
 use crate::graph::ops::optim::check_update_size;
@@ -127,15 +127,15 @@ pub fn sgd_update(
         ..Default::default()
     };
     // Unused state bindings get a tiny scratch tensor (bound read_write twice, which is allowed).
-    let dummy = Tensor::empty(rec.ctx, Shape::vector(1), DType::F32)?;
-    let s1 = buf.unwrap_or(&dummy);
+    let unused = dummy(rec, DType::F32)?;
+    let s1 = buf.unwrap_or(&unused);
     let g = rec.grid(param.numel().div_ceil(1024) as u64)?;
     rec.dispatch(
         "optim",
         "sgd",
         &[],
         &p,
-        &[param, grad, s1, &dummy, hyper, &flag, &scaler],
+        &[param, grad, s1, &unused, hyper, &flag, &scaler],
         g,
     )
 }
@@ -162,10 +162,7 @@ fn amp_inputs(
             op,
             "overflow flag and loss scaler given to an update without amp",
         )),
-        (false, None) => Ok((
-            Tensor::empty(rec.ctx, Shape::vector(1), DType::U32)?,
-            Tensor::empty(rec.ctx, Shape::vector(1), DType::F32)?,
-        )),
+        (false, None) => Ok((dummy(rec, DType::U32)?, dummy(rec, DType::F32)?)),
     }
 }
 

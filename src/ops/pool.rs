@@ -13,8 +13,8 @@
 //! are deterministic and no atomics are needed, overlapping windows included.
 
 use super::fastdiv::magic;
-use super::tensor::{distinct, dummy, fill_into};
-use super::{act_dtype, alloc_act, checked, expect, groups_for};
+use super::tensor::{distinct, fill_into};
+use super::{act_dtype, alloc_act, checked, dummy, expect, groups_for};
 use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};

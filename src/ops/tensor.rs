@@ -8,7 +8,7 @@
 //! ops check this and return an error instead.
 
 use super::fastdiv::magic;
-use super::{act_dtype, alloc_act, checked, expect, groups_for};
+use super::{act_dtype, alloc_act, checked, dummy, expect, groups_for};
 use crate::error::{Error, Result};
 use crate::gpu::{DType, Recorder, Tensor};
 use crate::graph::ops::PadMode;
@@ -60,11 +60,6 @@ pub(crate) fn distinct(op: &'static str, reads: &[&Tensor], write: &Tensor) -> R
         ));
     }
     Ok(())
-}
-
-/// A one-element scratch tensor to fill bindings a kernel entry does not use.
-pub(crate) fn dummy(rec: &Recorder, dtype: DType) -> Result<Tensor> {
-    Tensor::empty(rec.ctx, Shape::scalar(), dtype)
 }
 
 fn launch(

@@ -6,7 +6,7 @@
 
 use crate::error::Result;
 use crate::gpu::{DType, Recorder, Tensor};
-use crate::ops::groups_for;
+use crate::ops::{dummy, groups_for};
 use crate::shape::{Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
@@ -92,7 +92,7 @@ pub fn forward(
         "main_fwd",
         &overrides(win),
         &p,
-        &[x, x, w, bias, y, &f32_dummy(rec)?],
+        &[x, x, w, bias, y, &dummy(rec, DType::F32)?],
         groups,
     )
 }
@@ -114,7 +114,7 @@ pub fn grad_input(
         "main_dgrad",
         &overrides(win),
         &p,
-        &[dy, dy, w, w, dx, &f32_dummy(rec)?],
+        &[dy, dy, w, w, dx, &dummy(rec, DType::F32)?],
         groups,
     )
 }
@@ -155,7 +155,7 @@ pub fn grad_weight(
     groups[2] = splits as u32;
     let ov = overrides(win);
     if splits == 1 {
-        let (w_dummy, y_dummy) = (f32_dummy(rec)?, act_dummy(rec, x.dtype)?);
+        let (w_dummy, y_dummy) = (dummy(rec, DType::F32)?, dummy(rec, x.dtype)?);
         return rec.dispatch(
             "conv_up",
             "main_wgrad",
@@ -174,24 +174,14 @@ pub fn grad_weight(
         &[
             x,
             dy,
-            &f32_dummy(rec)?,
-            &f32_dummy(rec)?,
-            &act_dummy(rec, x.dtype)?,
+            &dummy(rec, DType::F32)?,
+            &dummy(rec, DType::F32)?,
+            &dummy(rec, x.dtype)?,
             &part,
         ],
         groups,
     )?;
     crate::ops::reduce::sum_splits_into(rec, &part, splits, dw, false)
-}
-
-/// A one-word stand-in for an unused f32 binding.
-fn f32_dummy(rec: &Recorder) -> Result<Tensor> {
-    Tensor::empty(rec.ctx, Shape::vector(1), DType::F32)
-}
-
-/// A one-word stand-in for an unused activation binding of type `act`.
-fn act_dummy(rec: &Recorder, act: DType) -> Result<Tensor> {
-    Tensor::empty(rec.ctx, Shape::vector(2), act)
 }
 
 #[cfg(test)]
