@@ -129,13 +129,8 @@ fn fma(ctx: &Context, act: DType, runs: usize) -> Result<Peak> {
 /// The matrix-unit ceiling, where a 16x16x16 f16 -> f32 configuration and a
 /// single subgroup size exist.
 fn mma(ctx: &Context, runs: usize) -> Result<Option<Peak>> {
-    let has = ctx.coop.iter().any(|p| {
-        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
-            && p.ab_type == wgpu::CooperativeScalarType::F16
-            && p.cr_type == wgpu::CooperativeScalarType::F32
-    });
     let sg = ctx.info.subgroup_min_size;
-    if !has || sg == 0 || sg != ctx.info.subgroup_max_size || 256 % sg != 0 {
+    if !ctx.has_matrix_units() || sg == 0 || sg != ctx.info.subgroup_max_size || 256 % sg != 0 {
         return Ok(None);
     }
     let subgroups = WORKGROUPS * (256 / sg);

@@ -217,11 +217,7 @@ impl Context {
     /// Does the device have a matrix-unit path for f16 convolutions (a
     /// 16x16x16 f16 -> f32 cooperative-matrix configuration)?
     pub fn has_matrix_units(&self) -> bool {
-        self.coop.iter().any(|p| {
-            (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
-                && p.ab_type == wgpu::CooperativeScalarType::F16
-                && p.cr_type == wgpu::CooperativeScalarType::F32
-        })
+        has_f16_matrix_config(&self.coop)
     }
 
     /// `--precision f32|mixed|auto` on this device: auto is mixed where the
@@ -285,6 +281,16 @@ impl Context {
         }
         Ok(())
     }
+}
+
+/// Is there a 16x16x16 f16 x f16 -> f32 configuration among `configs` (the
+/// one the matrix-unit kernels use)?
+pub fn has_f16_matrix_config(configs: &[wgpu::CooperativeMatrixProperties]) -> bool {
+    configs.iter().any(|p| {
+        (p.m_size, p.n_size, p.k_size) == (16, 16, 16)
+            && p.ab_type == wgpu::CooperativeScalarType::F16
+            && p.cr_type == wgpu::CooperativeScalarType::F32
+    })
 }
 
 /// The optional features wunet uses, where the adapter has them: f16 storage

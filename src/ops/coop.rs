@@ -95,14 +95,7 @@ pub fn hardware_support(
     if !features.contains(wgpu::Features::SHADER_F16) {
         return Err("no shader f16".into());
     }
-    let want = configs.iter().any(|p| {
-        p.m_size == 16
-            && p.n_size == 16
-            && p.k_size == 16
-            && p.ab_type == wgpu::CooperativeScalarType::F16
-            && p.cr_type == wgpu::CooperativeScalarType::F32
-    });
-    if !want {
+    if !crate::gpu::context::has_f16_matrix_config(configs) {
         return Err("no 16x16x16 f16->f32 configuration".into());
     }
     if info.subgroup_min_size != 32 || info.subgroup_max_size != 32 {
