@@ -541,7 +541,7 @@ fn direct_wgrad_plan(ctx: &Context, ys: &Shape, win: &Window) -> Option<(DirectW
 }
 
 /// (splits, boxes per split) of the direct weight gradient: enough splits for about
-/// [`WGRAD_TARGET_GROUPS`] workgroups, each split at least 4 boxes (512 positions). A
+/// `WGRAD_TARGET_GROUPS` workgroups, each split at least 4 boxes (512 positions). A
 /// function of the shapes only: the summation order is the same every run.
 pub fn direct_wgrad_splits(tiles: usize, boxes: usize) -> (usize, usize) {
     let splits = (WGRAD_TARGET_GROUPS.div_ceil(tiles.max(1) as u64) as usize)
