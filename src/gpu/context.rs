@@ -209,6 +209,14 @@ impl Context {
         }
     }
 
+    /// Can this device write timestamps between the dispatches of a pass
+    /// (GPU timing of single kernels, `Program::gpu_times`)?
+    pub fn has_gpu_timestamps(&self) -> bool {
+        self.features.contains(
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
+        )
+    }
+
     /// Can this device store activations in f16 (`SHADER_F16`)?
     pub fn has_f16(&self) -> bool {
         self.features.contains(wgpu::Features::SHADER_F16)

@@ -58,9 +58,7 @@ impl Program {
     /// `TIMESTAMP_QUERY_INSIDE_PASSES`. A dispatch's time includes the wait
     /// for the barrier in front of it, so the times add up to the pass.
     pub fn gpu_times(&self, ctx: &Context) -> Result<Option<Vec<f64>>> {
-        if !ctx.features.contains(
-            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES,
-        ) {
+        if !ctx.has_gpu_timestamps() {
             return Ok(None);
         }
         let n = self.dispatches.len();
