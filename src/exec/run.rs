@@ -199,12 +199,7 @@ impl Executor {
     /// Run one step: forward (and, for a training graph, loss, backward and
     /// the optimiser update at learning rate `lr`) as one submission.
     pub fn run(&mut self, ctx: &Context, lr: f32) -> Result<()> {
-        self.step += 1;
-        let hv = match self.adam_betas {
-            Some((b1, b2)) => optim::hyper_values(self.step, lr, b1, b2),
-            None => optim::hyper_values(self.step, lr, 0.9, 0.999),
-        };
-        optim::write_hyper(ctx, &self.hyper, hv)?;
+        self.advance(ctx, lr)?;
         if self.rerecord {
             self.program = self.record(ctx, self.step)?;
         }
@@ -216,9 +211,7 @@ impl Executor {
     /// for): `(node name, op name, milliseconds)` in schedule order. Slower
     /// than `run`; for finding where a step's time goes.
     pub fn profile(&mut self, ctx: &Context, lr: f32) -> Result<Vec<(String, &'static str, f64)>> {
-        self.step += 1;
-        let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
-        optim::write_hyper(ctx, &self.hyper, hv)?;
+        self.advance(ctx, lr)?;
         let mut out = Vec::new();
         for &nid in &self.plan.schedule {
             let node = self.graph.node(nid);
@@ -242,9 +235,7 @@ impl Executor {
     /// `(node name, op name, dispatches, milliseconds)` in schedule order.
     /// `None` when the device cannot write timestamps inside passes.
     pub fn profile_gpu(&mut self, ctx: &Context, lr: f32) -> Result<Option<Vec<NodeTime>>> {
-        self.step += 1;
-        let hv = optim::hyper_values(self.step, lr, 0.9, 0.999);
-        optim::write_hyper(ctx, &self.hyper, hv)?;
+        self.advance(ctx, lr)?;
         let (prog, counts) = self.record_counted(ctx, self.step)?;
         let Some(times) = prog.gpu_times(ctx)? else {
             return Ok(None);
@@ -258,6 +249,14 @@ impl Executor {
             at += k;
         }
         Ok(Some(out))
+    }
+
+    /// Count one more step and write its optimiser values (learning rate,
+    /// bias corrections with the graph's Adam betas) into `hyper`.
+    fn advance(&mut self, ctx: &Context, lr: f32) -> Result<()> {
+        self.step += 1;
+        let (b1, b2) = self.adam_betas.unwrap_or((0.9, 0.999));
+        optim::write_hyper(ctx, &self.hyper, optim::hyper_values(self.step, lr, b1, b2))
     }
 
     /// The step program and the number of dispatches of each scheduled node.
