@@ -57,6 +57,7 @@
 //! ```
 
 pub mod bench;
+pub mod checks;
 pub mod cli;
 pub mod data;
 pub mod error;

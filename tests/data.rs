@@ -294,6 +294,7 @@ fn dataset_layouts_and_errors() {
     let o = DatasetOptions {
         normalize: Normalize::Percentile { lo: 1.0, hi: 99.0 },
         invert: None,
+        ..Default::default()
     };
     let ds = Dataset::load(&d, &o).unwrap();
     assert_eq!((ds.len(), ds.n_classes, ds.is_3d()), (2, 3, true));

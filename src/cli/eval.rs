@@ -24,8 +24,29 @@ pub struct EvalArgs {
     /// single volume along its val_axis).
     #[arg(long, default_value = "all")]
     pub split: String,
+    /// The data's label convention: the stored value of each class of the
+    /// checkpoint, comma-separated (default: the checkpoint's own class
+    /// values; e.g. "255,0" for ISBI 2012 with a model whose class 1 is membrane).
+    #[arg(long)]
+    pub class_values: Option<String>,
     #[command(flatten)]
     pub infer: InferFlags,
+}
+
+/// The stored value of each checkpoint class in the data: `--class-values`,
+/// else the checkpoint's own class values.
+fn data_class_values(a: &EvalArgs, ck_values: &[i64], classes: usize) -> Result<Vec<i32>> {
+    let v = match &a.class_values {
+        Some(s) => crate::data::labels::parse_class_values("--class-values", s)?,
+        None => ck_values.iter().map(|&v| v as i32).collect(),
+    };
+    if v.len() != classes {
+        return Err(Error::Other(format!(
+            "--class-values {v:?}: the checkpoint {} predicts {classes} classes; give one stored value per class",
+            a.checkpoint.display()
+        )));
+    }
+    Ok(v)
 }
 
 /// Evaluate; returns the metrics (print them with [`Metrics::to_text`]).
@@ -38,13 +59,23 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     // own, as in training; a 3D model every volume
     let opts = meta.dataset_options();
     let mode = opts.normalize;
+    let map = data_class_values(a, &meta.class_values, cfg.classes)?;
     let mut ds = Dataset::load(
         &a.data,
         &DatasetOptions {
             normalize: if cfg.dims == 2 { Normalize::None } else { mode },
+            class_values: map.clone(),
             ..opts
         },
-    )?;
+    )
+    .map_err(|e| {
+        Error::Other(format!(
+            "{e}\n{}: the checkpoint's classes are stored as {:?} (class c = the c-th value); the data's labels use other values: state the data's convention with --class-values (the data's stored value of each class, e.g. {})",
+            a.checkpoint.display(),
+            meta.class_values,
+            map.iter().rev().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
+        ))
+    })?;
     match a.split.as_str() {
         "all" => {}
         "val" => {

@@ -29,6 +29,7 @@
 //! recorded in [`Dataset::labels`] so that callers can print it.
 
 use super::io::{is_supported, read_image, read_labels};
+use super::labels::{FileValues, LabelSpec};
 use super::weightmap::{instances_of_class, unet_weight_map, WeightMapOptions};
 use super::{numel, LabelVolume, Volume};
 use crate::error::{Error, Result};
@@ -56,6 +57,10 @@ pub struct DatasetOptions {
     /// `None` = the rarer value; `Some(true)` = 0 is class 1; `Some(false)` =
     /// the nonzero value is class 1. `Some(true)` on non-binary labels is an error.
     pub invert: Option<bool>,
+    /// `> 0`: the stored values are the class ids `0..classes` (see [`super::labels`]).
+    pub classes: usize,
+    /// Non-empty: the stored value of each class (a class map).
+    pub class_values: Vec<i32>,
 }
 
 impl DatasetOptions {
@@ -75,6 +80,7 @@ impl DatasetOptions {
                 0 => Some(true),
                 _ => Some(false),
             },
+            ..Default::default()
         }
     }
 }
@@ -86,6 +92,22 @@ pub enum LabelMapping {
     AsStored,
     /// Binary labels: stored `foreground` → 1, stored `background` → 0.
     Binary { foreground: i32, background: i32 },
+    /// A class map: class `c` is stored as the `c`-th value.
+    Map(Vec<i32>),
+}
+
+impl LabelMapping {
+    /// The stored value of each class (`classes` of them).
+    pub fn class_values(&self, classes: usize) -> Vec<i64> {
+        match self {
+            LabelMapping::Binary {
+                foreground,
+                background,
+            } => vec![*background as i64, *foreground as i64],
+            LabelMapping::Map(v) => v.iter().map(|&x| x as i64).collect(),
+            LabelMapping::AsStored => (0..classes as i64).collect(),
+        }
+    }
 }
 
 /// One image with its class labels (same dims) and an optional weight map.
@@ -388,7 +410,7 @@ impl Dataset {
         if raw.is_empty() {
             return Err(Error::shape("Dataset", "no samples"));
         }
-        let mut hist = BTreeMap::new();
+        let mut files = Vec::with_capacity(raw.len());
         for (name, _, lab, path) in &raw {
             if let Some(&v) = lab.data.iter().find(|&&v| v < 0) {
                 let msg = format!("negative label value {v}; class ids must be >= 0");
@@ -397,46 +419,24 @@ impl Dataset {
                     None => Error::shape("Dataset", format!("{name}: {msg}")),
                 });
             }
+            let mut hist = BTreeMap::new();
             histogram(&lab.data, &mut hist);
+            files.push(FileValues {
+                name: name.clone(),
+                path: path.clone(),
+                hist,
+            });
         }
-        let values: Vec<i32> = hist.keys().copied().collect();
-        let binary = values.len() == 2 && values[0] == 0;
-        let mapping = if binary {
-            let v = values[1];
-            let invert = match opts.invert {
-                Some(i) => i,
-                None => hist[&0] < hist[&v],
-            };
-            if invert {
-                LabelMapping::Binary {
-                    foreground: 0,
-                    background: v,
-                }
-            } else {
-                LabelMapping::Binary {
-                    foreground: v,
-                    background: 0,
-                }
-            }
-        } else {
-            if opts.invert == Some(true) {
-                return Err(Error::shape(
-                    "Dataset",
-                    format!("invert needs binary labels (0 and one other value) but the labels hold {values:?}"),
-                ));
-            }
-            LabelMapping::AsStored
+        let spec = LabelSpec {
+            classes: opts.classes,
+            class_values: opts.class_values.clone(),
+            invert: opts.invert,
         };
-        let max = values.last().copied().unwrap_or(0);
-        let n_classes = if binary { 2 } else { (max as usize + 1).max(2) };
+        let (mapping, n_classes) = super::labels::decide(&files, &spec)?;
         let samples = raw
             .into_iter()
             .map(|(name, mut image, mut labels, _)| {
-                if let LabelMapping::Binary { foreground, .. } = mapping {
-                    for l in &mut labels.data {
-                        *l = (*l == foreground) as i32;
-                    }
-                }
+                super::labels::apply(&mapping, &mut labels.data);
                 normalize(&mut image, opts.normalize);
                 Sample {
                     name,

@@ -9,6 +9,7 @@
 //!
 //! * [`io`]: PNG / TIFF / `.npy` reading and (atomic) writing.
 //! * [`dataset`]: folders of image/label pairs, normalisation, splits.
+//! * [`labels`]: the label convention, checked over the whole dataset.
 //! * [`synthetic`]: seeded EM-like 2D cells and 3D nuclei.
 //! * [`augment`], [`sampler`]: patches, flips, rotations, elastic deformation,
 //!   intensity jitter, foreground oversampling, background prefetching.
@@ -22,6 +23,7 @@
 pub mod augment;
 pub mod dataset;
 pub mod io;
+pub mod labels;
 pub mod metrics;
 pub mod sampler;
 pub mod synthetic;

@@ -329,6 +329,7 @@ mod tests {
         let o = DatasetOptions {
             normalize: crate::data::dataset::Normalize::None,
             invert: Some(false),
+            ..Default::default()
         };
         Arc::new(Dataset::from_arrays(vec![("t".into(), img, lab)], &o).unwrap())
     }

@@ -8,6 +8,7 @@
 //! file, with unknown keys rejected); [`TrainConfig`] is the resolved,
 //! complete configuration that a run writes as `config.toml`.
 
+use crate::data::labels::MAX_CLASSES;
 use crate::data::sampler::SamplerOptions;
 use crate::error::{Error, Result};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction, SgdAttrs};
@@ -32,7 +33,7 @@ pub struct TrainFlags {
     #[arg(long)]
     pub model: Option<String>,
     /// Number of synthetic images / volumes (when no --data).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub synthetic_images: Option<usize>,
     /// Size of each synthetic image, HxW (2D) or DxHxW (3D).
     #[arg(long)]
@@ -44,19 +45,27 @@ pub struct TrainFlags {
     /// nuclei masks: 255); -1: the rarer value.
     #[arg(long, allow_hyphen_values = true)]
     pub foreground_value: Option<i64>,
+    /// Number of classes: label files hold the class ids 0..classes-1 as
+    /// stored (0: decided from the data: binary 0/v, or 0..max).
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
+    pub classes: Option<usize>,
+    /// Class map: the stored label value of each class, comma-separated
+    /// (e.g. "0,128,255": 0 -> class 0, 128 -> 1, 255 -> 2); empty: from the data.
+    #[arg(long)]
+    pub class_values: Option<String>,
     /// Validation share: the last images by name, or, for a single image or
     /// volume, the last part along val_axis.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub val_fraction: Option<f64>,
     /// Axis along which a single image or volume is split for validation: x, y or z.
     #[arg(long)]
     pub val_axis: Option<String>,
     // ---- model
     /// Channels of the first level.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub base: Option<usize>,
     /// Number of poolings.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub depth: Option<usize>,
     /// valid (unpadded convs, the papers) or same.
     #[arg(long)]
@@ -68,13 +77,13 @@ pub struct TrainFlags {
     #[arg(long)]
     pub upsample: Option<String>,
     /// Dropout after the bottom block during training (0: none).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub dropout: Option<f32>,
     /// Network input patch, HxW or DxHxW (valid convs: the output is smaller).
     #[arg(long)]
     pub patch: Option<String>,
     /// Patches per step.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub batch: Option<usize>,
     /// Largest network input tile for validation and `wunet predict`, HxW or
     /// DxHxW (shrunk to what an image needs; larger images are tiled).
@@ -86,10 +95,10 @@ pub struct TrainFlags {
     #[arg(long)]
     pub loss: Option<String>,
     /// Weight map: border weight w0 (paper: 10).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub w0: Option<f32>,
     /// Weight map: border width sigma in pixels (paper: 5).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub wmap_sigma: Option<f32>,
     /// Weight map: class-balancing term w_c (paper: yes); false: w_c = 1.
     #[arg(long)]
@@ -107,26 +116,26 @@ pub struct TrainFlags {
     #[arg(long)]
     pub precision: Option<String>,
     /// Initial learning rate.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub lr: Option<f64>,
     /// poly (lr * (1 - step/steps)^0.9) or constant.
     #[arg(long)]
     pub schedule: Option<String>,
     /// SGD momentum (the U-Net paper: 0.99).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub momentum: Option<f32>,
     /// Nesterov momentum (SGD).
     #[arg(long)]
     pub nesterov: Option<bool>,
     /// L2 weight decay.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub weight_decay: Option<f32>,
     // ---- augmentation and sampling
     /// Elastic deformation (3x3 control grid).
     #[arg(long)]
     pub elastic: Option<bool>,
     /// Elastic displacement sigma in pixels (paper: 10).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub elastic_sigma: Option<f32>,
     /// Random flips and 90-degree rotations.
     #[arg(long)]
@@ -135,31 +144,31 @@ pub struct TrainFlags {
     #[arg(long)]
     pub intensity: Option<bool>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub fg_prob: Option<f32>,
     /// Batches prepared ahead on the background thread.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub prefetch: Option<usize>,
     /// Sanity check: train on this many fixed patches, without augmentation,
     /// and report the training pixel accuracy on them (a working setup fits
     /// them almost exactly); 0: off.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub overfit: Option<usize>,
     // ---- run
     /// Training steps (total, counting from the first step of the run).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub steps: Option<u64>,
     /// Seed of the initialisation and of the patch stream.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub seed: Option<u64>,
     /// Read the loss back (progress bar, log.csv) every N steps.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub log_every: Option<u64>,
     /// Validate every N steps (0: only at the end).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub val_every: Option<u64>,
     /// Write last.safetensors every N steps (and at the end).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub checkpoint_every: Option<u64>,
     /// Metric that picks best.safetensors: mean_dice, pixel_error or rand_error.
     #[arg(long)]
@@ -186,6 +195,8 @@ pub struct TrainConfig {
     pub synthetic_size: String,
     pub normalize: String,
     pub foreground_value: i64,
+    pub classes: usize,
+    pub class_values: String,
     pub val_fraction: f64,
     pub val_axis: String,
     pub base: usize,
@@ -228,13 +239,12 @@ pub struct TrainConfig {
 }
 
 /// Keys that may differ between a run and its resumption.
-pub const RESUMABLE_KEYS: [&str; 7] = [
+pub const RESUMABLE_KEYS: [&str; 6] = [
     "steps",
     "log_every",
     "val_every",
     "checkpoint_every",
     "out",
-    "data",
     "prefetch",
 ];
 
@@ -250,6 +260,8 @@ impl TrainConfig {
             synthetic_size: if three { "32x96x96" } else { "256x256" }.into(),
             normalize: "zscore".into(),
             foreground_value: -1,
+            classes: 0,
+            class_values: String::new(),
             val_fraction: 0.1,
             val_axis: "x".into(),
             base: 8,
@@ -350,39 +362,50 @@ impl TrainConfig {
             &["mean_dice", "pixel_error", "rand_error"],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
-        let positive = [
-            ("base", self.base),
-            ("batch", self.batch),
-            ("synthetic_images", self.synthetic_images),
-            ("prefetch", self.prefetch),
-        ];
-        for (k, v) in positive {
-            if v == 0 {
-                return Err(Error::Other(format!("{k} must be positive")));
-            }
-        }
-        if self.steps == 0 || self.log_every == 0 || self.checkpoint_every == 0 {
-            return Err(Error::Other(
-                "steps, log_every and checkpoint_every must be positive".into(),
-            ));
-        }
-        if !(self.val_fraction > 0.0 && self.val_fraction < 1.0) {
-            return Err(Error::Other(format!(
-                "val_fraction = {}: must lie in (0, 1)",
-                self.val_fraction
-            )));
-        }
-        if !(0.0..=1.0).contains(&self.fg_prob) || !(0.0..1.0).contains(&self.dropout) {
-            return Err(Error::Other(
-                "fg_prob must lie in [0, 1] and dropout in [0, 1)".into(),
-            ));
-        }
-        if !(self.lr > 0.0 && self.lr.is_finite()) {
-            return Err(Error::Other(format!("lr = {}: must be positive", self.lr)));
-        }
+        self.check_numbers()?;
+        self.class_values_list()?;
         self.patch_dims()?;
         self.tile_dims()?;
         self.synthetic_dims()?;
+        Ok(())
+    }
+
+    /// Range-check every numeric key (the one table of their ranges).
+    fn check_numbers(&self) -> Result<()> {
+        use crate::checks::{check_f64, check_int, Range};
+        let ints: [(&str, i128, i128, i128); 14] = [
+            ("synthetic_images", self.synthetic_images as i128, 1, 100_000),
+            ("foreground_value", self.foreground_value as i128, -1, i32::MAX as i128),
+            ("base", self.base as i128, 1, 1024),
+            ("depth", self.depth as i128, 1, 10),
+            ("batch", self.batch as i128, 1, 4096),
+            ("objects_class", self.objects_class as i128, -1, 1 << 16),
+            ("prefetch", self.prefetch as i128, 1, 256),
+            ("overfit", self.overfit as i128, 0, 1 << 20),
+            ("steps", self.steps as i128, 1, u32::MAX as i128),
+            ("log_every", self.log_every as i128, 1, u32::MAX as i128),
+            ("val_every", self.val_every as i128, 0, u32::MAX as i128),
+            ("checkpoint_every", self.checkpoint_every as i128, 1, u32::MAX as i128),
+            ("classes", self.classes as i128, 0, MAX_CLASSES as i128),
+            ("seed", self.seed as i128, 0, u64::MAX as i128),
+        ];
+        for (k, v, lo, hi) in ints {
+            check_int(k, v, lo, hi)?;
+        }
+        let floats = [
+            ("val_fraction", self.val_fraction, Range::Open(0.0, 1.0)),
+            ("dropout", self.dropout as f64, Range::HalfOpen(0.0, 1.0)),
+            ("w0", self.w0 as f64, Range::NonNegative),
+            ("wmap_sigma", self.wmap_sigma as f64, Range::Positive),
+            ("lr", self.lr, Range::Positive),
+            ("momentum", self.momentum as f64, Range::HalfOpen(0.0, 1.0)),
+            ("weight_decay", self.weight_decay as f64, Range::NonNegative),
+            ("elastic_sigma", self.elastic_sigma as f64, Range::NonNegative),
+            ("fg_prob", self.fg_prob as f64, Range::Closed(0.0, 1.0)),
+        ];
+        for (k, v, r) in floats {
+            check_f64(k, v, r)?;
+        }
         Ok(())
     }
 
@@ -392,6 +415,11 @@ impl TrainConfig {
         } else {
             2
         }
+    }
+
+    /// `class_values` parsed (empty: from the data).
+    pub fn class_values_list(&self) -> Result<Vec<i32>> {
+        crate::data::labels::parse_class_values("class_values", &self.class_values)
     }
 
     /// `patch` as `(z, y, x)` (2D: z = 1).

@@ -57,7 +57,11 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         )
     } else {
         let path = Path::new(&cfg.data);
-        let opts = DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value);
+        let opts = DatasetOptions {
+            classes: cfg.classes,
+            class_values: cfg.class_values_list()?,
+            ..DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value)
+        };
         let ds = Dataset::load(path, &opts)?;
         if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
             if v > 0 && *foreground as i64 != v {
@@ -82,13 +86,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
             )));
         }
     }
-    let class_values: Vec<i64> = match ds.labels {
-        LabelMapping::Binary {
-            foreground,
-            background,
-        } => vec![background as i64, foreground as i64],
-        LabelMapping::AsStored => (0..ds.n_classes as i64).collect(),
-    };
+    let class_values = ds.labels.class_values(ds.n_classes);
     let n = ds.samples.len();
     let (train, val) = if n >= 2 {
         ds.split_fraction(cfg.val_fraction as f32)?
@@ -324,7 +322,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         class_values: data.class_values.clone(),
         foreground_value: match data.train.labels {
             LabelMapping::Binary { foreground, .. } => foreground as i64,
-            LabelMapping::AsStored => -1,
+            _ => -1,
         },
         objects_class: objects as i64,
         tile: cfg.tile.clone(),
