@@ -94,18 +94,19 @@ fn available_memory() -> Option<u64> {
 
 /// The element count of `dims` with overflow-safe arithmetic, checked to be
 /// nonzero on every axis and to fit `bytes_per_value` bytes each within
-/// [`host_budget_bytes`]. `what` names the file or the request.
-pub fn checked_count(what: &str, dims: &[u64], bytes_per_value: u64) -> Result<usize> {
+/// [`host_budget_bytes`]. The message (for the caller to prefix with the
+/// file or request) names the shape and the budget.
+pub fn checked_count(dims: &[u64], bytes_per_value: u64) -> std::result::Result<usize, String> {
     if let Some(a) = dims.iter().position(|&d| d == 0) {
-        return Err(Error::Other(format!(
-            "{what}: shape {dims:?} has a zero-length axis {a}; nothing to read"
-        )));
+        return Err(format!(
+            "shape {dims:?} has a zero-length axis {a}; nothing to read"
+        ));
     }
     let budget = host_budget_bytes();
     let too_big = || {
-        Error::Other(format!(
-            "{what}: shape {dims:?} needs more than the host memory budget of {budget} bytes (set WUNET_MAX_LOAD_BYTES to change it)"
-        ))
+        format!(
+            "shape {dims:?} needs more than the host memory budget of {budget} bytes (set WUNET_MAX_LOAD_BYTES to change it)"
+        )
     };
     let n = dims
         .iter()
@@ -135,9 +136,9 @@ mod tests {
 
     #[test]
     fn counts_overflow_and_zero() {
-        assert_eq!(checked_count("f", &[2, 3], 8).unwrap(), 6);
-        assert!(checked_count("f", &[0, 3], 8).is_err());
-        assert!(checked_count("f", &[u64::MAX, 3], 8).is_err());
-        assert!(checked_count("f", &[1 << 40, 1 << 30], 1).is_err());
+        assert_eq!(checked_count(&[2, 3], 8).unwrap(), 6);
+        assert!(checked_count(&[0, 3], 8).is_err());
+        assert!(checked_count(&[u64::MAX, 3], 8).is_err());
+        assert!(checked_count(&[1 << 40, 1 << 30], 1).is_err());
     }
 }

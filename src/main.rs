@@ -1,11 +1,11 @@
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 use wunet::cli::bench::{bench_conv, bench_unet, ConvBenchArgs, UNetBenchArgs};
 use wunet::cli::eval::{run_eval, EvalArgs};
 use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
 use wunet::cli::peak::{bench_peak, PeakArgs};
 use wunet::cli::predict::{run_predict, PredictArgs};
-use wunet::cli::train::{run_train, TrainArgs};
+use wunet::cli::train::{check_before_gpu, help_with_defaults, run_train, TrainArgs};
 use wunet::gpu::context::{adapter_report, enumerate_adapters};
 use wunet::{Context, ContextOptions};
 
@@ -59,7 +59,10 @@ enum BenchCmd {
     Peak(PeakArgs),
 }
 
-fn run(cli: Cli) -> wunet::Result<()> {
+/// Exit status of a training stopped by SIGINT / SIGTERM.
+const EXIT_SIGNALLED: u8 = 130;
+
+fn run(cli: Cli) -> wunet::Result<ExitCode> {
     let opts = ContextOptions {
         backend: cli.backend.clone(),
         adapter: cli.adapter.clone(),
@@ -68,15 +71,22 @@ fn run(cli: Cli) -> wunet::Result<()> {
         Cmd::Model(a) => print!("{}", model_report(&a)?),
         Cmd::Plan(a) => print!("{}", plan_report(&a)?),
         Cmd::Train(a) => {
+            check_before_gpu(&a)?;
             let ctx = Context::new(&opts)?;
             eprintln!("adapter: {}", ctx.describe());
-            print!("{}", run_train(&ctx, &a)?);
+            let (summary, signalled) = run_train(&ctx, &a)?;
+            print!("{summary}");
+            if signalled {
+                return Ok(ExitCode::from(EXIT_SIGNALLED));
+            }
         }
         Cmd::Predict(a) => {
+            a.check_before_gpu()?;
             let ctx = Context::new(&opts)?;
             print!("{}", run_predict(&ctx, &a)?);
         }
         Cmd::Eval(a) => {
+            a.infer.check()?;
             let ctx = Context::new(&opts)?;
             print!("{}", run_eval(&ctx, &a)?.to_text());
         }
@@ -127,12 +137,28 @@ fn run(cli: Cli) -> wunet::Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writing to a closed pipe (`wunet ... | head`) ends the process quietly,
+/// as it does for other command-line tools, instead of a panic in `print!`.
+fn quiet_broken_pipe() {
+    #[cfg(unix)]
+    // SAFETY: restoring the default action of SIGPIPE before any thread starts.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
 }
 
 fn main() -> ExitCode {
-    match run(Cli::parse()) {
-        Ok(()) => ExitCode::SUCCESS,
+    quiet_broken_pipe();
+    let cmd = Cli::command().mut_subcommand("train", help_with_defaults);
+    let cli = match Cli::from_arg_matches(&cmd.get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
+    match run(cli) {
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

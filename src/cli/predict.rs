@@ -49,10 +49,10 @@ pub struct InferFlags {
     #[arg(long)]
     pub tile: Option<String>,
     /// Tiles per GPU submission.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub batch: usize,
-    /// Minimum overlap of neighbouring output tiles, as a share of the tile.
-    #[arg(long, default_value_t = 0.25)]
+    /// Minimum overlap of neighbouring output tiles, as a share of the tile, in [0, 1).
+    #[arg(long, default_value_t = 0.25, allow_hyphen_values = true)]
     pub overlap: f32,
     /// f32, mixed (f16 activations with the checkpoint's f32 weights) or auto
     /// (mixed where the adapter has f16 storage and matrix units).
@@ -60,7 +60,31 @@ pub struct InferFlags {
     pub precision: String,
 }
 
+impl PredictArgs {
+    /// What `wunet predict` checks before it opens the GPU: the flags'
+    /// ranges, and that every output path can be written.
+    pub fn check_before_gpu(&self) -> Result<()> {
+        use crate::fsutil::check_output_file;
+        self.infer.check()?;
+        check_output_file("--output", &self.output, &["png", "tif", "tiff", "npy"])?;
+        if let Some(o) = &self.overlay {
+            check_output_file("--overlay", o, &["png"])?;
+        }
+        if let Some(p) = &self.probabilities {
+            check_output_file("--probabilities", p, &["npy", "tif", "tiff", "png"])?;
+        }
+        Ok(())
+    }
+}
+
 impl InferFlags {
+    /// Range-check the numeric flags (see [`crate::checks`]).
+    pub fn check(&self) -> Result<()> {
+        use crate::checks::{check_f64, check_int, Range};
+        check_int("--batch", self.batch as i128, 1, 1024)?;
+        check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
+    }
+
     /// The `--tile` request (`None`: the checkpoint's tile) and the
     /// predictor options; what a flag leaves open comes from the checkpoint.
     pub fn resolve(

@@ -78,14 +78,53 @@ pub fn summary(r: &TrainReport) -> String {
     s
 }
 
-/// Run `wunet train`; returns the summary text.
-pub fn run_train(ctx: &Context, a: &TrainArgs) -> Result<String> {
+/// Run `wunet train` (SIGINT / SIGTERM stop it after the current step);
+/// returns the summary text and whether a signal stopped it.
+pub fn run_train(ctx: &Context, a: &TrainArgs) -> Result<(String, bool)> {
     let opts = RunOptions {
         config_file: a.config.clone(),
         resume: a.resume,
         progress: true,
         stop_after: None,
     };
+    crate::train::stop::install();
     let r = train(ctx, &a.flags, &opts)?;
-    Ok(summary(&r))
+    Ok((summary(&r), r.signalled))
+}
+
+/// What `wunet train` checks before it opens the GPU: the configuration
+/// file is readable and `--out` can be written.
+pub fn check_before_gpu(a: &TrainArgs) -> Result<()> {
+    if let Some(out) = a.flags.out.as_deref().filter(|o| !o.is_empty()) {
+        crate::fsutil::check_output_dir("--out", std::path::Path::new(out))?;
+    }
+    Ok(())
+}
+
+/// `train --help`: every key's help with its defaults appended (they
+/// depend on the model, so clap cannot show them itself).
+pub fn help_with_defaults(cmd: clap::Command) -> clap::Command {
+    let two = crate::train::config::TrainConfig::defaults("unet2d");
+    let three = crate::train::config::TrainConfig::defaults("unet3d");
+    let (Ok(t2), Ok(t3)) = (toml::Table::try_from(&two), toml::Table::try_from(&three)) else {
+        return cmd;
+    };
+    let show = |v: &toml::Value| match v {
+        toml::Value::String(s) if s.is_empty() => "\"\"".to_string(),
+        toml::Value::String(s) => s.clone(),
+        v => v.to_string(),
+    };
+    cmd.mut_args(|arg| {
+        let id = arg.get_id().as_str().to_string();
+        let (Some(a), Some(b)) = (t2.get(&id), t3.get(&id)) else {
+            return arg;
+        };
+        let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
+        let d = if a == b {
+            format!("[default: {}]", show(a))
+        } else {
+            format!("[default: {} (unet2d), {} (unet3d)]", show(a), show(b))
+        };
+        arg.help(format!("{help} {d}"))
+    })
 }

@@ -53,13 +53,42 @@ fn decode(path: &Path) -> Result<Gray> {
     }
 }
 
-/// Read an image or volume as `f32` gray values (raw intensities, not normalised).
+/// Read an image or volume as `f32` gray values (raw intensities, not
+/// normalised). NaN or infinite values are an error naming the file, the
+/// count and the first position.
 pub fn read_image(path: &Path) -> Result<Volume> {
     let g = decode(path)?;
+    check_finite(path, &g)?;
     Ok(Array3 {
         data: g.values.iter().map(|&v| v as f32).collect(),
         dims: g.dims,
     })
+}
+
+/// Fail when `g` holds NaN or infinite values (they would normalise into an
+/// all-NaN image that trains silently).
+fn check_finite(path: &Path, g: &Gray) -> Result<()> {
+    let mut bad = g.values.iter().enumerate().filter(|(_, v)| !v.is_finite());
+    if let Some((first, v)) = bad.next() {
+        let count = 1 + bad.count();
+        let [_, h, w] = g.dims;
+        let (z, y, x) = (first / (h * w).max(1), first / w.max(1) % h.max(1), first % w.max(1));
+        return Err(Error::file(
+            path,
+            format!(
+                "{count} of {} values are not finite (NaN or infinite; the first, {v}, at (z, y, x) = ({z}, {y}, {x})); fix or mask the data",
+                g.values.len()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The element count of a header's `dims`, checked for zero axes, overflow
+/// and the host memory budget before anything is allocated.
+fn header_count(path: &Path, dims: &[u64]) -> Result<usize> {
+    // decoded values are held as f64 (8 bytes), plus the decoder's own buffer
+    crate::checks::checked_count(dims, 16).map_err(|m| Error::file(path, m))
 }
 
 /// Read a label image or volume. Values must be integers in `i32` range and the
@@ -89,9 +118,17 @@ pub fn read_labels(path: &Path) -> Result<LabelVolume> {
 
 fn decode_png(path: &Path) -> Result<Gray> {
     use image::DynamicImage as D;
+    use image::ImageDecoder;
     let file = File::open(path).map_err(|e| Error::file(path, e))?;
-    let img = image::load(BufReader::new(file), image::ImageFormat::Png)
-        .map_err(|e| Error::file(path, format!("cannot decode PNG: {e}")))?;
+    let perr = |e: image::ImageError| Error::file(path, format!("cannot decode PNG: {e}"));
+    let mut limits = image::Limits::default();
+    limits.max_alloc = Some(crate::checks::host_budget_bytes());
+    let dec = image::codecs::png::PngDecoder::with_limits(BufReader::new(file), limits)
+        .map_err(perr)?;
+    let (w, h) = dec.dimensions();
+    let channels = dec.color_type().channel_count() as u64;
+    header_count(path, &[h as u64, w as u64, channels])?;
+    let img = D::from_decoder(dec).map_err(perr)?;
     let (w, h) = (img.width() as usize, img.height() as usize);
     let dims = [1, h, w];
     let (values, colour) = match img {
@@ -187,6 +224,7 @@ fn decode_tiff(path: &Path) -> Result<Gray> {
     let mut pages = 0usize;
     loop {
         let (w, h) = dec.dimensions().map_err(terr)?;
+        header_count(path, &[pages as u64 + 1, h as u64, w as u64])?;
         let (w, h) = (w as usize, h as usize);
         let spp = match dec.colortype().map_err(terr)? {
             C::Gray(b) if b >= 8 => 1,
@@ -223,7 +261,7 @@ fn decode_tiff(path: &Path) -> Result<Gray> {
             R::F32(v) => v.into_iter().map(f64::from).collect(),
             R::F64(v) => v,
         };
-        if page.len() < w * h * spp {
+        if page.len() / spp < w * h {
             return Err(Error::file(
                 path,
                 format!("page {pages}: {} samples for {h} x {w} x {spp}", page.len()),
@@ -258,9 +296,14 @@ fn decode_npy(path: &Path) -> Result<Gray> {
     let file = File::open(path).map_err(|e| Error::file(path, e))?;
     let npy = npyz::NpyFile::new(BufReader::new(file))
         .map_err(|e| Error::file(path, format!("not a .npy file: {e}")))?;
-    let shape: Vec<usize> = npy.shape().iter().map(|&s| s as usize).collect();
+    let shape: Vec<usize> = npy
+        .shape()
+        .iter()
+        .map(|&s| usize::try_from(s).unwrap_or(usize::MAX))
+        .collect();
     let fortran = npy.order() == npyz::Order::Fortran;
     let dims = npy_dims(&shape).map_err(|m| Error::file(path, m))?;
+    header_count(path, npy.shape())?;
     let (tc, size) = match npy.dtype() {
         DType::Plain(ts) => (ts.type_char(), ts.size_field()),
         d => {

@@ -45,6 +45,25 @@ impl Checkpoint {
         }
     }
 
+    /// Fail when a tensor holds NaN or infinite values, naming the tensor,
+    /// the count and `path` (a checkpoint of a diverged run is no model).
+    pub fn check_finite(&self, path: &Path) -> Result<()> {
+        for t in &self.tensors {
+            let bad = t.data.iter().filter(|v| !v.is_finite()).count();
+            if bad > 0 {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "tensor '{}' holds {bad} non-finite values (NaN or infinite) of {}; the run diverged before this checkpoint was written",
+                        t.name,
+                        t.data.len()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     pub fn get(&self, name: &str) -> Option<&NamedTensor> {
         self.tensors.iter().find(|t| t.name == name)
     }
@@ -114,8 +133,13 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
-/// Load and validate the file format (f32 tensors only).
+/// Load and validate the file format (f32 tensors only, finite values only;
+/// the file size checked against the host memory budget before reading).
 pub fn load(path: &Path) -> Result<Checkpoint> {
+    let len = std::fs::metadata(path)
+        .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?
+        .len();
+    crate::checks::checked_count(&[len], 2).map_err(|m| Error::file(path, m))?;
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?;
     let st = SafeTensors::deserialize(&bytes)
@@ -150,7 +174,9 @@ pub fn load(path: &Path) -> Result<Checkpoint> {
         .unwrap_or_default()
         .into_iter()
         .collect();
-    Ok(Checkpoint { tensors, meta })
+    let ck = Checkpoint { tensors, meta };
+    ck.check_finite(path)?;
+    Ok(ck)
 }
 
 #[cfg(test)]

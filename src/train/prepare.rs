@@ -5,7 +5,9 @@
 
 use super::config::{read_config_file, TrainConfig, TrainFlags};
 use super::run::RunOptions;
+use super::lock::RunLock;
 use super::session::{Session, SessionSpec};
+use crate::fsutil::remove_stale_temps;
 use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping};
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
@@ -269,6 +271,8 @@ impl RunFiles {
 /// A checked run, ready to resume or start: configuration, data, the
 /// training session (freshly initialised) and the validation predictor.
 pub(super) struct Prepared {
+    /// The run folder's lock, held until the run ends.
+    pub _lock: RunLock,
     pub cfg: TrainConfig,
     pub files: RunFiles,
     pub train: Arc<Dataset>,
@@ -345,7 +349,18 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     let predictor = validation_predictor(ctx, &cfg, &unet, &data.val)?;
     // the folder appears once data, model and sizes have passed their checks
     std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
+    // one training per folder; then what an interrupted write left behind goes
+    let lock = RunLock::acquire(&out)?;
+    let removed = remove_stale_temps(&out);
+    if !removed.is_empty() {
+        eprintln!(
+            "{}: removed temporary files of an interrupted write: {}",
+            out.display(),
+            removed.join(", ")
+        );
+    }
     Ok(Prepared {
+        _lock: lock,
         files: RunFiles::new(out),
         baseline_pixel_error: background_pixel_error(&data.val),
         train: Arc::new(data.train),

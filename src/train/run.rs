@@ -82,6 +82,8 @@ pub struct TrainReport {
     pub baseline_pixel_error: f64,
     pub overlay: Option<PathBuf>,
     pub interrupted: bool,
+    /// Stopped by SIGINT / SIGTERM (the CLI exits with status 130).
+    pub signalled: bool,
     /// A line about the data (what was loaded, classes, split).
     pub data_note: String,
 }
@@ -205,7 +207,7 @@ impl<'a> Run<'a> {
             let mut st = self.step(&mut patches, step)?;
             // one readback of the parameters serves validation and checkpoint
             let params = if st.validate || st.checkpoint {
-                Some(self.p.session.exec.export(self.ctx)?)
+                Some(self.export_checked(st.n)?)
             } else {
                 None
             };
@@ -217,7 +219,13 @@ impl<'a> Run<'a> {
                 self.checkpoint(ck)?;
             }
             self.report(&st);
-            if self.opts.stop_after == Some(st.n) && !st.last {
+            let signalled = super::stop::requested();
+            if (signalled || self.opts.stop_after == Some(st.n)) && !st.last {
+                if signalled && !st.checkpoint {
+                    // SIGINT / SIGTERM: keep this step
+                    let ck = self.export_checked(st.n)?;
+                    self.checkpoint(ck)?;
+                }
                 interrupted = true;
                 break;
             }
@@ -225,6 +233,19 @@ impl<'a> Run<'a> {
         self.progress.finish();
         drop(patches);
         Ok(interrupted)
+    }
+
+    /// The parameters after step `n`, read back and checked to be finite
+    /// (the NaN-loss guard for the parameters: a diverged network is never
+    /// validated or written over a good checkpoint).
+    fn export_checked(&self, n: u64) -> Result<Checkpoint> {
+        let ck = self.p.session.exec.export(self.ctx)?;
+        ck.check_finite(&self.p.files.memory).map_err(|e| {
+            crate::error::Error::Other(format!(
+                "{e} (after step {n}; lower lr (--lr); last.safetensors keeps the last good state)"
+            ))
+        })?;
+        Ok(ck)
     }
 
     /// The patch stream from the run's step, the progress bar and the clock.
@@ -272,6 +293,7 @@ impl<'a> Run<'a> {
             baseline_pixel_error: self.p.baseline_pixel_error,
             overlay,
             interrupted,
+            signalled: interrupted && super::stop::requested(),
             data_note: self.p.data_note,
         })
     }
