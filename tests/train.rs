@@ -50,6 +50,10 @@ fn crop(dims: [usize; 3]) -> (Vec<f32>, Vec<i32>, String) {
     let (ds, what) = match ds {
         Some(d) => (d, what.to_string()),
         None => {
+            eprintln!(
+                "skip: {} absent; this test runs on synthetic data instead",
+                shared.display()
+            );
             let kind = if dims[0] == 1 {
                 SyntheticKind::EmCells2d
             } else {

@@ -60,6 +60,15 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
     })
 }
 
+/// Refuse a bench shape that cannot fit host memory or one device binding
+/// (overflow-safe), with a message naming the flag and the shape.
+fn fits(ctx: &Context, flag: &str, dims: &[usize]) -> Result<()> {
+    let d: Vec<u64> = dims.iter().map(|&v| v as u64).collect();
+    let n = crate::checks::checked_count(&d, 4)
+        .map_err(|m| Error::Other(format!("bench {flag}: {m}")))?;
+    ctx.check_binding_size("bench", &format!("{flag} tensor {d:?}"), n as u64 * 4)
+}
+
 fn filled(ctx: &Context, s: Shape, seed: u32, dt: DType) -> Result<Tensor> {
     let v: Vec<f32> = (0..s.numel())
         .map(|i| {
@@ -122,9 +131,14 @@ fn bench_conv_one(
         }
     }
     let xs = parse_shape(&a.input)?;
+    fits(ctx, "--in", &xs.dims)?;
+    fits(
+        ctx,
+        "--out-channels",
+        &[a.out_channels, xs.c(), a.kernel, a.kernel, a.kernel],
+    )?;
     let dims = if xs.is_3d() { 3 } else { 2 };
     let win = Window::cube(dims, a.kernel, a.stride, a.pad);
-    let x = filled(ctx, xs, 1, act)?;
     let (ws, ys) = if transpose {
         let ws = conv_weight_shape(xs.c(), a.out_channels, &win, xs.is_3d());
         (ws, conv::conv_transpose_out_shape(&xs, &ws, &win)?)
@@ -132,6 +146,8 @@ fn bench_conv_one(
         let ws = conv_weight_shape(a.out_channels, xs.c(), &win, xs.is_3d());
         (ws, conv::conv_out_shape(&xs, &ws, &win)?)
     };
+    fits(ctx, "output", &ys.dims)?;
+    let x = filled(ctx, xs, 1, act)?;
     let w = filled(ctx, ws, 2, DType::F32)?;
     let b = filled(ctx, Shape::vector(ys.c()), 3, DType::F32)?;
     let y = Tensor::empty(ctx, ys, act)?;
@@ -300,6 +316,9 @@ pub fn unet_bench_spec(
 /// Prints adapter, configuration, ms per step; returns the median ms.
 pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> {
     let spec = unet_bench_spec(dims, a, ctx.precision(&a.precision)?)?;
+    let mut input = vec![spec.batch, spec.config.base];
+    input.extend(&spec.spatial);
+    fits(ctx, "--input (first layer)", &input)?;
     let t0 = std::time::Instant::now();
     let mut s = crate::train::session::Session::new(ctx, &spec)?;
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;

@@ -143,5 +143,6 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             .unwrap_or(1)
     });
     let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
+    p.progress = true;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32)
 }

@@ -131,12 +131,14 @@ pub fn predict_volume(
     let section = [1, image.dims[1], image.dims[2]];
     let fit = if cfg.dims == 2 { section } else { image.dims };
     let mut p = Predictor::from_loaded(ctx, ck, meta, &a.checkpoint, tile, Some(fit), &opts)?;
+    p.progress = true;
     if cfg.dims == 3 || image.dims[0] == 1 {
         return p.predict(ctx, image);
     }
     let mut out = ChannelVolume::zeros(cfg.classes, image.dims);
     let n = section[1] * section[2];
     for z in 0..image.dims[0] {
+        eprintln!("predict: section {}/{}", z + 1, image.dims[0]);
         let pz = p.predict(ctx, &image.section(z)?)?;
         for c in 0..cfg.classes {
             let dst = (c * image.dims[0] + z) * n;
@@ -150,6 +152,11 @@ pub fn predict_volume(
 pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let (ck, meta) = load_checkpoint(&a.checkpoint)?;
     let mut image = read_image(&a.input)?;
+    // the probabilities, their blend weights and the labels, on the host
+    let [d, h, w] = image.dims;
+    let per_voxel = 2 * meta.model.classes as u64 + 2;
+    crate::checks::checked_count(&[per_voxel, d as u64, h as u64, w as u64], 4)
+        .map_err(|m| Error::file(&a.input, format!("predict: the outputs of this image: {m}")))?;
     // the overlay shows the raw intensities; keep them only when asked
     let raw = a.overlay.as_ref().map(|_| image.clone());
     let mode = meta.dataset_options().normalize;

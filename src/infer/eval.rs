@@ -60,12 +60,34 @@ impl Metrics {
             .map(|(_, v)| v)
     }
 
-    /// `name: value` lines.
+    /// `name: value` lines; a metric that is undefined on this data (no
+    /// voxel of a class in the labels nor in the prediction, no objects for
+    /// the Rand error) is printed as `name: undefined (why)`.
     pub fn to_text(&self) -> String {
-        self.lines()
-            .iter()
-            .map(|(n, v)| format!("{n}: {v:.6}\n"))
-            .collect()
+        let mut s = format!("pixel_error: {:.6}\n", self.pixel_error);
+        let undefined = |n: &str, why: &str| format!("{n}: undefined ({why})\n");
+        match self.rand_error {
+            Some(r) => s += &format!("rand_error: {r:.6}\n"),
+            None => s += &undefined("rand_error", "no objects in the labels, or 3D data"),
+        }
+        for (name, v) in [("dice", &self.dice), ("iou", &self.iou)] {
+            for (c, d) in v.iter().enumerate() {
+                match d {
+                    Some(d) => s += &format!("{name}_{c}: {d:.6}\n"),
+                    None => {
+                        s += &undefined(
+                            &format!("{name}_{c}"),
+                            "class absent from labels and prediction",
+                        )
+                    }
+                }
+            }
+        }
+        match self.mean_dice {
+            Some(m) => s += &format!("mean_dice: {m:.6}\n"),
+            None => s += &undefined("mean_dice", "no foreground class defined"),
+        }
+        s
     }
 }
 
@@ -113,7 +135,16 @@ pub fn evaluate(
     let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
     let (mut wrong, mut total) = (0u64, 0u64);
     let mut rand = Vec::new();
-    for s in &data.samples {
+    for (i, s) in data.samples.iter().enumerate() {
+        if p.progress {
+            eprintln!(
+                "eval: image {}/{} {} {:?}",
+                i + 1,
+                data.samples.len(),
+                s.name,
+                s.image.dims
+            );
+        }
         let pred = p.predict(ctx, &s.image)?.argmax();
         wrong += pred
             .data

@@ -57,6 +57,9 @@ pub enum Output {
 }
 
 pub struct Predictor {
+    /// Show the tiles done on stderr (a bar on a terminal, else a line
+    /// every tenth of the tiles); off by default (training's validation).
+    pub progress: bool,
     pub config: UNetConfig,
     pub geometry: TileGeometry,
     pub opts: PredictOptions,
@@ -166,6 +169,7 @@ impl Predictor {
             },
         )?;
         Ok(Predictor {
+            progress: false,
             config: cfg.clone(),
             geometry: g,
             opts: opts.clone(),
@@ -265,7 +269,9 @@ impl Predictor {
         let mut cur_tile = usize::MAX;
         // the mirrored crop of the current tile, shared by its flips
         let mut cut: Option<(usize, Vec<f32>)> = None;
+        let mut shown = TileProgress::start(self.progress, tplan.tiles.len(), items.len());
         for chunk in items.chunks(b) {
+            shown.advance(chunk.len());
             input.iter_mut().for_each(|v| *v = 0.0);
             for (k, &(t, f)) in chunk.iter().enumerate() {
                 if cut.as_ref().is_none_or(|c| c.0 != t) {
@@ -300,7 +306,59 @@ impl Predictor {
                 }
             }
         }
+        shown.finish();
         Ok(acc.finish())
+    }
+}
+
+/// The tiles of one image done so far, on stderr.
+struct TileProgress {
+    bar: Option<indicatif::ProgressBar>,
+    /// Without a terminal: print a line every `every` items.
+    lines: Option<usize>,
+    done: usize,
+    total: usize,
+    tiles: usize,
+}
+
+impl TileProgress {
+    fn start(show: bool, tiles: usize, total: usize) -> Self {
+        let bar = indicatif::ProgressBar::new(total as u64);
+        let terminal = show && !bar.is_hidden() && total > 1;
+        if let Ok(st) =
+            indicatif::ProgressStyle::with_template("  tiles {bar:30} {pos}/{len} ({per_sec}, ETA {eta})")
+        {
+            bar.set_style(st);
+        }
+        TileProgress {
+            bar: terminal.then_some(bar),
+            lines: (show && !terminal && total > 1).then_some(total.div_ceil(10).max(1)),
+            done: 0,
+            total,
+            tiles,
+        }
+    }
+
+    fn advance(&mut self, n: usize) {
+        let before = self.done;
+        self.done += n;
+        if let Some(b) = &self.bar {
+            b.set_position(self.done as u64);
+        }
+        if let Some(every) = self.lines {
+            if before / every != self.done / every || self.done == self.total {
+                eprintln!(
+                    "  tiles: {}/{} ({} tiles x flips)",
+                    self.done, self.total, self.tiles
+                );
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
     }
 }
 

@@ -150,6 +150,36 @@ pub fn patch_geometry(unet: &UNetConfig, patch: [usize; 3]) -> Result<([usize; 3
     Ok((out, margin))
 }
 
+/// The label patch must fit the largest training image on every axis (a
+/// larger one would train mostly on mirrored borders, and may exceed the
+/// device's binding limits with a message about a layer instead of sizes).
+fn check_patch_fits(cfg: &TrainConfig, patch_out: [usize; 3], train: &Dataset) -> Result<()> {
+    let largest: [usize; 3] = std::array::from_fn(|a| {
+        train
+            .samples
+            .iter()
+            .map(|s| s.image.dims[a])
+            .max()
+            .unwrap_or(0)
+    });
+    let first = 3 - cfg.dims();
+    if (first..3).any(|a| patch_out[a] > largest[a]) {
+        let show = |d: &[usize]| {
+            d.iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        };
+        return Err(Error::Other(format!(
+            "patch = {} (label patch {}) is larger than the training images (largest {}); choose a patch no larger than the images",
+            cfg.patch,
+            show(&patch_out[first..]),
+            show(&largest[first..])
+        )));
+    }
+    Ok(())
+}
+
 fn numbered_runs(model: &str) -> Vec<(u32, PathBuf)> {
     let mut v = Vec::new();
     if let Ok(rd) = std::fs::read_dir("runs") {
@@ -310,6 +340,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     }
     let patch = cfg.patch_dims()?;
     let (patch_out, margin) = patch_geometry(&unet, patch)?;
+    check_patch_fits(&cfg, patch_out, &data.train)?;
     let objects = check_metrics(&cfg, &data.train)?;
     if cfg.resolved_loss(classes) == "wce" {
         let wopts = WeightMapOptions {
