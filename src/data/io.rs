@@ -72,7 +72,11 @@ fn check_finite(path: &Path, g: &Gray) -> Result<()> {
     if let Some((first, v)) = bad.next() {
         let count = 1 + bad.count();
         let [_, h, w] = g.dims;
-        let (z, y, x) = (first / (h * w).max(1), first / w.max(1) % h.max(1), first % w.max(1));
+        let (z, y, x) = (
+            first / (h * w).max(1),
+            first / w.max(1) % h.max(1),
+            first % w.max(1),
+        );
         return Err(Error::file(
             path,
             format!(
@@ -123,8 +127,8 @@ fn decode_png(path: &Path) -> Result<Gray> {
     let perr = |e: image::ImageError| Error::file(path, format!("cannot decode PNG: {e}"));
     let mut limits = image::Limits::default();
     limits.max_alloc = Some(crate::checks::host_budget_bytes());
-    let dec = image::codecs::png::PngDecoder::with_limits(BufReader::new(file), limits)
-        .map_err(perr)?;
+    let dec =
+        image::codecs::png::PngDecoder::with_limits(BufReader::new(file), limits).map_err(perr)?;
     let (w, h) = dec.dimensions();
     let channels = dec.color_type().channel_count() as u64;
     header_count(path, &[h as u64, w as u64, channels])?;

@@ -265,7 +265,9 @@ mod tests {
         .to_string();
         assert!(e.contains("a: {0, 1}") && e.contains("b: {0, 255}"), "{e}");
         // one value
-        let e = decide(&[file("a", &[(0, 5)])], &spec).unwrap_err().to_string();
+        let e = decide(&[file("a", &[(0, 5)])], &spec)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("only the value 0"), "{e}");
         // too many
         let many: Vec<(i32, u64)> = (0..300).map(|v| (v, 1)).collect();

@@ -325,9 +325,9 @@ impl TileProgress {
     fn start(show: bool, tiles: usize, total: usize) -> Self {
         let bar = indicatif::ProgressBar::new(total as u64);
         let terminal = show && !bar.is_hidden() && total > 1;
-        if let Ok(st) =
-            indicatif::ProgressStyle::with_template("  tiles {bar:30} {pos}/{len} ({per_sec}, ETA {eta})")
-        {
+        if let Ok(st) = indicatif::ProgressStyle::with_template(
+            "  tiles {bar:30} {pos}/{len} ({per_sec}, ETA {eta})",
+        ) {
             bar.set_style(st);
         }
         TileProgress {

@@ -374,8 +374,18 @@ impl TrainConfig {
     fn check_numbers(&self) -> Result<()> {
         use crate::checks::{check_f64, check_int, Range};
         let ints: [(&str, i128, i128, i128); 14] = [
-            ("synthetic_images", self.synthetic_images as i128, 1, 100_000),
-            ("foreground_value", self.foreground_value as i128, -1, i32::MAX as i128),
+            (
+                "synthetic_images",
+                self.synthetic_images as i128,
+                1,
+                100_000,
+            ),
+            (
+                "foreground_value",
+                self.foreground_value as i128,
+                -1,
+                i32::MAX as i128,
+            ),
             ("base", self.base as i128, 1, 1024),
             ("depth", self.depth as i128, 1, 10),
             ("batch", self.batch as i128, 1, 4096),
@@ -385,7 +395,12 @@ impl TrainConfig {
             ("steps", self.steps as i128, 1, u32::MAX as i128),
             ("log_every", self.log_every as i128, 1, u32::MAX as i128),
             ("val_every", self.val_every as i128, 0, u32::MAX as i128),
-            ("checkpoint_every", self.checkpoint_every as i128, 1, u32::MAX as i128),
+            (
+                "checkpoint_every",
+                self.checkpoint_every as i128,
+                1,
+                u32::MAX as i128,
+            ),
             ("classes", self.classes as i128, 0, MAX_CLASSES as i128),
             ("seed", self.seed as i128, 0, u64::MAX as i128),
         ];
@@ -400,7 +415,11 @@ impl TrainConfig {
             ("lr", self.lr, Range::Positive),
             ("momentum", self.momentum as f64, Range::HalfOpen(0.0, 1.0)),
             ("weight_decay", self.weight_decay as f64, Range::NonNegative),
-            ("elastic_sigma", self.elastic_sigma as f64, Range::NonNegative),
+            (
+                "elastic_sigma",
+                self.elastic_sigma as f64,
+                Range::NonNegative,
+            ),
             ("fg_prob", self.fg_prob as f64, Range::Closed(0.0, 1.0)),
         ];
         for (k, v, r) in floats {

@@ -4,14 +4,14 @@
 //! Everything is checked before the run folder appears.
 
 use super::config::{read_config_file, TrainConfig, TrainFlags};
-use super::run::RunOptions;
 use super::lock::RunLock;
+use super::run::RunOptions;
 use super::session::{Session, SessionSpec};
-use crate::fsutil::remove_stale_temps;
 use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping};
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
+use crate::fsutil::remove_stale_temps;
 use crate::gpu::Context;
 use crate::infer::eval::auto_objects_class;
 use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
