@@ -620,12 +620,15 @@ fn eval_prints_one_metric_per_line_and_predict_writes_outputs() {
         write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255).unwrap();
     }
     let ckp = run.join("best.safetensors");
+    // the data stores membrane (class 1 of the checkpoint's 0/1 labels) as 255
     let (stdout, stderr, ok) = wunet(&[
         "eval",
         "--checkpoint",
         ckp.to_str().unwrap(),
         "--data",
         dir.to_str().unwrap(),
+        "--class-values",
+        "0,255",
     ]);
     assert!(ok, "{stdout}\n{stderr}");
     let mut names = Vec::new();
@@ -694,6 +697,8 @@ fn eval_prints_one_metric_per_line_and_predict_writes_outputs() {
         dir.to_str().unwrap(),
         "--split",
         "val",
+        "--class-values",
+        "0,255",
     ]);
     assert!(
         ok && stdout.starts_with("pixel_error: "),
