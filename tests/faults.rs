@@ -369,7 +369,7 @@ fn zero_size_and_huge_requests_are_refused_with_a_message() {
     // a zero-length axis in a TIFF stack is impossible to write; npy has one
     let p = d.join("empty.npy");
     let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (0, 4), }".to_string();
-    while (h.len() + 11) % 64 != 0 {
+    while !(h.len() + 11).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

@@ -176,7 +176,7 @@ fn header_sizes_are_checked_before_allocation() {
     let dir = tmp("headers");
     let npy = |shape: &str, descr: &str| -> Vec<u8> {
         let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (h.len() + 11) % 64 != 0 {
+        while !(h.len() + 11).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');
