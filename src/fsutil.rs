@@ -30,6 +30,20 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Check that `path` is a regular file before reading it (a folder, a pipe
+/// or a device such as /dev/zero would fail late or never end); returns its
+/// length in bytes.
+pub fn check_regular_file(path: &Path) -> Result<u64> {
+    let m = std::fs::metadata(path).map_err(|e| Error::file(path, e))?;
+    if !m.is_file() {
+        return Err(Error::file(
+            path,
+            "not a regular file (a folder, pipe or device); give a file",
+        ));
+    }
+    Ok(m.len())
+}
+
 /// Check, before any work, that `path` (given with `flag`) can be written:
 /// not a folder, its folder exists, and a file can be created there.
 /// `exts`: the accepted extensions (empty: any).

@@ -86,7 +86,7 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
             print!("{}", run_predict(&ctx, &a)?);
         }
         Cmd::Eval(a) => {
-            a.infer.check()?;
+            a.check_before_gpu()?;
             let ctx = Context::new(&opts)?;
             print!("{}", run_eval(&ctx, &a)?.to_text());
         }

@@ -393,6 +393,44 @@ fn zero_size_and_huge_requests_are_refused_with_a_message() {
     }
 }
 
+#[cfg(unix)]
+#[test]
+fn devices_and_pipes_are_refused_instead_of_read_forever() {
+    // /dev/zero never ends: reading it as a config, checkpoint or image would hang
+    let cases: [&[&str]; 3] = [
+        &["train", "--config", "/dev/zero"],
+        &[
+            "predict",
+            "--checkpoint",
+            "/dev/zero",
+            "--input",
+            "i.png",
+            "--output",
+            "o.png",
+        ],
+        &["eval", "--checkpoint", "/dev/zero", "--data", "d"],
+    ];
+    for args in cases {
+        // refused before the GPU is opened
+        let (_, stderr, code) = wunet_env(args, &[("WUNET_BACKEND", "no-such-backend")]);
+        assert_eq!(code, Some(1), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("/dev/zero: not a regular file"),
+            "{args:?}: {stderr}"
+        );
+    }
+    // a synthetic dataset too large for host memory is refused before it is made
+    let (_, stderr, code) = wunet_env(
+        &["train", "--synthetic-size", "100000x100000"],
+        &[("WUNET_MAX_LOAD_BYTES", "1000000000")],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("synthetic_size") && stderr.contains("budget"),
+        "{stderr}"
+    );
+}
+
 // ------------------------------------------------------------ 4. flags and keys
 
 #[test]
@@ -564,8 +602,13 @@ fn bad_output_paths_are_reported_before_any_gpu_work() {
         ("--probabilities", dir.as_str(), "is a folder"),
         ("--output", "o.jpg", "unsupported file type"),
     ];
+    // the inputs exist (their contents are read only after the GPU opens)
+    let (ck, input) = (d.join("c.safetensors"), d.join("i.png"));
+    std::fs::write(&ck, b"x").unwrap();
+    std::fs::write(&input, b"x").unwrap();
+    let (ck, input) = (ck.to_str().unwrap(), input.to_str().unwrap());
     for (flag, path, want) in bad {
-        let mut args = vec!["predict", "--checkpoint", "c", "--input", "i.png"];
+        let mut args = vec!["predict", "--checkpoint", ck, "--input", input];
         if flag != "--output" {
             args.extend(["--output", "o.png"]);
         }

@@ -33,6 +33,16 @@ pub struct EvalArgs {
     pub infer: InferFlags,
 }
 
+impl EvalArgs {
+    /// What `wunet eval` checks before it opens the GPU: the flags' ranges
+    /// and that the checkpoint is a file.
+    pub fn check_before_gpu(&self) -> Result<()> {
+        self.infer.check()?;
+        crate::fsutil::check_regular_file(&self.checkpoint)?;
+        Ok(())
+    }
+}
+
 /// The stored value of each checkpoint class in the data: `--class-values`,
 /// else the checkpoint's own class values.
 fn data_class_values(a: &EvalArgs, ck_values: &[i64], classes: usize) -> Result<Vec<i32>> {

@@ -62,10 +62,13 @@ pub struct InferFlags {
 
 impl PredictArgs {
     /// What `wunet predict` checks before it opens the GPU: the flags'
-    /// ranges, and that every output path can be written.
+    /// ranges, that the checkpoint and input are files, and that every
+    /// output path can be written.
     pub fn check_before_gpu(&self) -> Result<()> {
         use crate::fsutil::check_output_file;
         self.infer.check()?;
+        crate::fsutil::check_regular_file(&self.checkpoint)?;
+        crate::fsutil::check_regular_file(&self.input)?;
         check_output_file("--output", &self.output, &["png", "tif", "tiff", "npy"])?;
         if let Some(o) = &self.overlay {
             check_output_file("--overlay", o, &["png"])?;

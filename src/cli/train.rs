@@ -81,24 +81,27 @@ pub fn summary(r: &TrainReport) -> String {
 /// Run `wunet train` (SIGINT / SIGTERM stop it after the current step);
 /// returns the summary text and whether a signal stopped it.
 pub fn run_train(ctx: &Context, a: &TrainArgs) -> Result<(String, bool)> {
-    let opts = RunOptions {
-        config_file: a.config.clone(),
-        resume: a.resume,
-        progress: true,
-        stop_after: None,
-    };
+    let opts = run_options(a);
     crate::train::stop::install();
     let r = train(ctx, &a.flags, &opts)?;
     Ok((summary(&r), r.signalled))
 }
 
 /// What `wunet train` checks before it opens the GPU: the configuration
-/// file is readable and `--out` can be written.
+/// (file and flags, every key's range, `--resume` against the stored one)
+/// and that the run folder can be written.
 pub fn check_before_gpu(a: &TrainArgs) -> Result<()> {
-    if let Some(out) = a.flags.out.as_deref().filter(|o| !o.is_empty()) {
-        crate::fsutil::check_output_dir("--out", std::path::Path::new(out))?;
+    let (_, out) = crate::train::run::resolve_run(&a.flags, &run_options(a))?;
+    crate::fsutil::check_output_dir("--out", &out)
+}
+
+fn run_options(a: &TrainArgs) -> RunOptions {
+    RunOptions {
+        config_file: a.config.clone(),
+        resume: a.resume,
+        progress: true,
+        stop_after: None,
     }
-    Ok(())
 }
 
 /// `train --help`: every key's help with its defaults appended (they

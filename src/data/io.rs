@@ -42,6 +42,7 @@ pub fn is_supported(path: &Path) -> bool {
 }
 
 fn decode(path: &Path) -> Result<Gray> {
+    crate::fsutil::check_regular_file(path)?;
     match ext_of(path).as_str() {
         "png" => decode_png(path),
         "tif" | "tiff" => decode_tiff(path),

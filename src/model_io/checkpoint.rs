@@ -136,9 +136,7 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
 /// Load and validate the file format (f32 tensors only, finite values only;
 /// the file size checked against the host memory budget before reading).
 pub fn load(path: &Path) -> Result<Checkpoint> {
-    let len = std::fs::metadata(path)
-        .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?
-        .len();
+    let len = crate::fsutil::check_regular_file(path)?;
     crate::checks::checked_count(&[len], 2).map_err(|m| Error::file(path, m))?;
     let bytes = std::fs::read(path)
         .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?;

@@ -363,7 +363,19 @@ impl TrainConfig {
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
         self.check_numbers()?;
-        self.class_values_list()?;
+        if !self.class_values_list()?.is_empty() && (self.classes > 0 || self.foreground_value >= 0)
+        {
+            return Err(Error::Other(format!(
+                "class_values = '{}' sets the classes; leave classes ({}) and foreground_value ({}) unset",
+                self.class_values, self.classes, self.foreground_value
+            )));
+        }
+        if self.classes > 0 && self.foreground_value >= 0 {
+            return Err(Error::Other(format!(
+                "classes = {} takes the stored values as class ids; foreground_value = {} is for binary 0/v labels: give one of them",
+                self.classes, self.foreground_value
+            )));
+        }
         self.patch_dims()?;
         self.tile_dims()?;
         self.synthetic_dims()?;
@@ -610,6 +622,7 @@ impl TrainConfig {
 
 /// Parse a TOML configuration file into flags (unknown keys are errors naming the file).
 pub fn read_config_file(path: &Path) -> Result<TrainFlags> {
+    crate::fsutil::check_regular_file(path)?;
     let text = std::fs::read_to_string(path)
         .map_err(|e| Error::file(path, format!("cannot read config: {e}")))?;
     toml::from_str(&text).map_err(|e| Error::file(path, format!("bad config: {e}")))

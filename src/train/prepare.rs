@@ -43,6 +43,14 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
             SyntheticKind::EmCells2d
         };
         let d = cfg.synthetic_dims()?;
+        // images, labels, weight maps and their copies: check before generating
+        let n = [cfg.synthetic_images, d[0], d[1], d[2]].map(|v| v as u64);
+        crate::checks::checked_count(&n, 24).map_err(|m| {
+            Error::Other(format!(
+                "synthetic_images = {} x synthetic_size = {}: {m}",
+                cfg.synthetic_images, cfg.synthetic_size
+            ))
+        })?;
         let ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
         (
             ds,
