@@ -100,9 +100,9 @@ pub fn decide(files: &[FileValues], spec: &LabelSpec) -> Result<(LabelMapping, u
     if values.len() == 2 && values[0] == 0 {
         return Ok((binary(&hist, values[1], spec.invert), 2));
     }
-    if spec.invert == Some(true) {
+    if spec.invert.is_some() {
         return Err(Error::Other(format!(
-            "labels: foreground_value = 0 needs binary labels (0 and one other value) but the labels hold {} ({})",
+            "labels: foreground_value is for binary labels (0 and one other value) but the labels hold {} ({}); leave it unset, or {HINT}",
             show_values(values.iter()),
             show_files(files)
         )));
