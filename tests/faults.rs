@@ -728,3 +728,24 @@ fn a_closed_pipe_ends_quietly_and_help_shows_defaults() {
         "{stdout}"
     );
 }
+
+/// A device error outside an error scope (here an invalid buffer; on a real
+/// GPU, running out of memory) is recorded and returned by the next check,
+/// instead of wgpu's default panic.
+#[test]
+fn device_errors_become_errors_not_panics() {
+    let Some(c) = ctx() else { return };
+    c.check_errors().unwrap();
+    let _bad = c.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("invalid on purpose"),
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+        mapped_at_creation: false,
+    });
+    let e = c.check_errors().unwrap_err().to_string();
+    assert!(
+        e.contains("device reported") && e.contains("smaller --tile"),
+        "{e}"
+    );
+    c.check_errors().unwrap();
+}

@@ -74,6 +74,8 @@ impl Executor {
                 DType::F32,
             )?);
         }
+        // an allocation the device could not make (out of memory) fails here
+        ctx.check_errors()?;
         let mut tensors: Vec<Option<Tensor>> = Vec::with_capacity(graph.values().len());
         for (i, v) in graph.values().iter().enumerate() {
             let t = match plan.placement[i] {

@@ -47,6 +47,10 @@ pub struct Context {
     pub(crate) coop_conv: std::sync::OnceLock<crate::ops::coop::CoopConv>,
     pub(crate) pipelines: PipelineCache,
     pub(crate) pool: Arc<BufferPool>,
+    /// Errors the device reported outside an error scope (an engine-made
+    /// device records them here instead of wgpu's default panic; see
+    /// [`Context::check_errors`]).
+    pub(crate) gpu_errors: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 /// Parse a backend list such as `vulkan` or `vulkan,gl`.
@@ -162,7 +166,33 @@ impl Context {
         };
         let (device, queue) = pollster::block_on(adapter.request_device(&desc))
             .map_err(|e| Error::Gpu(format!("request_device on '{}' failed: {e}", info.name)))?;
-        Ok(Self::from_adapter_device(adapter, device, queue))
+        let ctx = Self::from_adapter_device(adapter, device, queue);
+        // out of memory and other device errors become an error of the
+        // next check (Executor setup, wait), not a panic
+        let errors = ctx.gpu_errors.clone();
+        ctx.device.on_uncaptured_error(Arc::new(move |e| {
+            if let Ok(mut v) = errors.lock() {
+                v.push(e.to_string());
+            }
+        }));
+        Ok(ctx)
+    }
+
+    /// Fail with the first error the device reported since the last check
+    /// (an engine-made device only; a host device keeps the host's handler).
+    pub fn check_errors(&self) -> Result<()> {
+        let first = self
+            .gpu_errors
+            .lock()
+            .map(|mut v| v.drain(..).next())
+            .unwrap_or(None);
+        match first {
+            None => Ok(()),
+            Some(e) => Err(Error::Gpu(format!(
+                "the device reported: {}; if it ran out of memory, use a smaller --tile, --batch or --patch",
+                e.trim()
+            ))),
+        }
     }
 
     /// Wrap a host application's device and queue, with the adapter it came
@@ -197,6 +227,7 @@ impl Context {
         };
         Context {
             pool: Arc::new(BufferPool::new(device.clone())),
+            gpu_errors: Arc::new(std::sync::Mutex::new(Vec::new())),
             pipelines: PipelineCache::new(device.clone()),
             features: device.features(),
             coop: Vec::new(),
@@ -263,7 +294,8 @@ impl Context {
         self.device
             .poll(wgpu::PollType::wait_indefinitely())
             .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))
+            .map_err(|e| Error::Gpu(format!("device poll failed: {e}")))?;
+        self.check_errors()
     }
 
     /// Check a buffer / binding size against the device limits before any GPU work.
