@@ -555,45 +555,61 @@ fn resume_refuses_changed_data_model_labels_and_loss_naming_the_keys() {
 
 #[cfg(unix)]
 #[test]
-fn sigint_finishes_the_step_writes_last_and_exits_130() {
+fn sigint_and_sigterm_finish_the_step_write_last_and_exit_130() {
     if ctx().is_none() {
         return;
     }
-    let out = tmp("sigint").join("run");
-    let o = out.display().to_string();
-    let mut args = vec![
-        "train",
-        "--steps",
-        "100000",
-        "--checkpoint-every",
-        "100000",
-        "--val-every",
-        "0",
-    ];
-    args.extend(TINY);
-    args.extend(["--out", &o]);
-    let child = Command::new(env!("CARGO_BIN_EXE_wunet"))
-        .args(&args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // wait for the loop to run (log.csv gets its first rows)
-    let t = std::time::Instant::now();
-    while std::fs::read_to_string(out.join("log.csv")).map_or(0, |s| s.lines().count()) < 3 {
-        assert!(t.elapsed().as_secs() < 120, "training did not start");
-        std::thread::sleep(std::time::Duration::from_millis(100));
+    for (name, sig) in [("SIGINT", libc::SIGINT), ("SIGTERM", libc::SIGTERM)] {
+        let out = tmp(name).join("run");
+        let o = out.display().to_string();
+        let mut args = vec![
+            "train",
+            "--steps",
+            "100000",
+            "--checkpoint-every",
+            "100000",
+            "--val-every",
+            "0",
+        ];
+        args.extend(TINY);
+        args.extend(["--out", &o]);
+        let child = Command::new(env!("CARGO_BIN_EXE_wunet"))
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        // wait for the loop to run (log.csv gets its first rows)
+        let t = std::time::Instant::now();
+        while std::fs::read_to_string(out.join("log.csv")).map_or(0, |s| s.lines().count()) < 3 {
+            assert!(t.elapsed().as_secs() < 120, "training did not start");
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let pid = i32::try_from(child.id()).unwrap();
+        // SAFETY: sending a signal to the child this test spawned.
+        unsafe { libc::kill(pid, sig) };
+        let done = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&done.stdout);
+        assert_eq!(done.status.code(), Some(130), "{name}: {stdout}");
+        // last.safetensors holds the step the summary names
+        let step: u64 = stdout
+            .split("stopped after step ")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("{name}: {stdout}"));
+        let ck = checkpoint::load(&out.join("last.safetensors")).unwrap();
+        assert_eq!(ck.meta.get("step"), Some(&step.to_string()), "{name}");
+        assert!(!out.join("run.lock").exists(), "{name}");
+        // and the run resumes from there
+        let s = (step + 2).to_string();
+        let (stdout, stderr, code) = wunet(&["train", "--resume", "--out", &o, "--steps", &s]);
+        assert_eq!(code, Some(0), "{name}: {stderr}");
+        assert!(
+            stdout.contains(&format!("this run: 2 steps")),
+            "{name}: {stdout}"
+        );
     }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: sending SIGINT to the child this test spawned.
-    unsafe { libc::kill(pid, libc::SIGINT) };
-    let o = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(130), "{stdout}");
-    assert!(stdout.contains("stopped after step"), "{stdout}");
-    let ck = checkpoint::load(&out.join("last.safetensors")).unwrap();
-    assert!(!ck.tensors.is_empty());
-    assert!(!out.join("run.lock").exists());
 }
 
 // ------------------------------------------------------------ 6. output paths

@@ -120,7 +120,7 @@ fn origins(n: usize, out: usize, align: usize, overlap: f32) -> Result<Vec<usize
     let s = keep / align * align;
     if s == 0 {
         return Err(Error::Other(format!(
-            "output tile {out} is smaller than the pooling grid {align} (with overlap {overlap}); use a larger tile"
+            "output tile {out} is smaller than the pooling grid {align} (with overlap {overlap}); use a larger tile (--tile) or a smaller --overlap"
         )));
     }
     let k = (n - out).div_ceil(s) + 1;
