@@ -63,6 +63,30 @@ pub fn check_int(key: &str, v: i128, lo: i128, hi: i128) -> Result<()> {
     }
 }
 
+/// Range-check the network-size flags shared by `model`, `plan` and
+/// `bench unet*` (`None`: not given). The same ranges as the training keys.
+pub fn check_net_sizes(
+    base: Option<usize>,
+    depth: Option<usize>,
+    in_channels: Option<usize>,
+    classes: Option<usize>,
+    batch: Option<usize>,
+) -> Result<()> {
+    let keys = [
+        ("--base", base, 1, 1024),
+        ("--depth", depth, 1, 10),
+        ("--in-channels", in_channels, 1, 1024),
+        ("--classes", classes, 1, 1024),
+        ("--batch", batch, 1, 4096),
+    ];
+    for (k, v, lo, hi) in keys {
+        if let Some(v) = v {
+            check_int(k, v as i128, lo, hi)?;
+        }
+    }
+    Ok(())
+}
+
 /// Clap value parser of a whole-number flag: a negative or fractional value
 /// gets a message naming the value and the rule (instead of being taken for a flag).
 pub fn parse_count<T: std::str::FromStr>(s: &str) -> std::result::Result<T, String> {

@@ -117,6 +117,11 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
             }
         }
         Cmd::Bench(b) => {
+            match &b {
+                BenchCmd::Conv(a) | BenchCmd::ConvTranspose(a) => a.check()?,
+                BenchCmd::Unet2d(a) | BenchCmd::Unet3d(a) => a.check()?,
+                BenchCmd::Peak(_) => {}
+            }
             let ctx = Context::new(&opts)?;
             match b {
                 BenchCmd::Conv(a) => {

@@ -489,6 +489,33 @@ fn every_numeric_flag_is_range_checked_with_its_name() {
         "-2",
     ]);
     assert!(stderr.contains("-2: must be a whole number"), "{stderr}");
+    // model, plan and bench flags: the same checks (no GPU needed for these answers)
+    let cases: [(&[&str], &str); 7] = [
+        (
+            &["model", "unet2d", "--base", "100000000"],
+            "--base = 100000000",
+        ),
+        (
+            &["model", "unet2d", "--base", "-1"],
+            "-1: must be a whole number",
+        ),
+        (&["plan", "unet3d", "--depth", "40"], "--depth = 40"),
+        (&["plan", "unet2d", "--momentum", "1"], "--momentum = 1"),
+        (&["bench", "conv", "--kernel", "0"], "--kernel = 0"),
+        (
+            &["bench", "conv", "--pad", "-3"],
+            "-3: must be a whole number",
+        ),
+        (&["bench", "unet2d", "--batch", "0"], "--batch = 0"),
+    ];
+    for (args, want) in cases {
+        let (_, stderr, code) = wunet_env(args, &[("WUNET_BACKEND", "no-such-backend")]);
+        assert_ne!(code, Some(0), "{args:?}");
+        assert!(
+            stderr.contains(want) && !stderr.contains("panicked"),
+            "{args:?}: {stderr}"
+        );
+    }
     // a config file key is named with the file
     let d = tmp("keys");
     let f = d.join("c.toml");

@@ -12,13 +12,13 @@ pub struct ConvBenchArgs {
     /// Input shape NxCxHxW or NxCxDxHxW.
     #[arg(long = "in", default_value = "1x64x256x256")]
     pub input: String,
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 64, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub out_channels: usize,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub kernel: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub stride: usize,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub pad: usize,
     /// Also time the backward (grad input + grad weight + grad bias).
     #[arg(long)]
@@ -34,8 +34,28 @@ pub struct ConvBenchArgs {
     /// and weight gradients f32); a comma list times each in turn.
     #[arg(long, default_value = "f32")]
     pub precision: String,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub runs: usize,
+}
+
+impl ConvBenchArgs {
+    /// Range-check the numeric flags (see [`crate::checks`]).
+    pub fn check(&self) -> Result<()> {
+        use crate::checks::check_int;
+        check_int("--out-channels", self.out_channels as i128, 1, 1 << 16)?;
+        check_int("--kernel", self.kernel as i128, 1, 15)?;
+        check_int("--stride", self.stride as i128, 1, 16)?;
+        check_int("--pad", self.pad as i128, 0, 64)?;
+        check_int("--runs", self.runs as i128, 1, 10_000)
+    }
+}
+
+impl UNetBenchArgs {
+    /// Range-check the numeric flags (see [`crate::checks`]).
+    pub fn check(&self) -> Result<()> {
+        crate::checks::check_net_sizes(self.base, self.depth, None, None, self.batch)?;
+        crate::checks::check_int("--runs", self.runs as i128, 1, 10_000)
+    }
 }
 
 pub fn parse_variant(s: &str) -> Result<ConvKernel> {
@@ -246,18 +266,18 @@ fn bench_conv_one(
 #[derive(Args, Debug, Clone)]
 pub struct UNetBenchArgs {
     /// Base channels (default: 32 in 2D, 16 in 3D).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub base: Option<usize>,
     /// Poolings (default: 4 in 2D, 3 in 3D).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub depth: Option<usize>,
     /// Input spatial size, HxW or DxHxW (default: 256x256 / 64x64x64).
     #[arg(long)]
     pub input: Option<String>,
     /// Batch (default: 2 in 2D, 1 in 3D).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub batch: Option<usize>,
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub runs: usize,
     /// Also time every node separately and print the time per op.
     #[arg(long)]

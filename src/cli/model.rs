@@ -67,14 +67,14 @@ pub struct NetArgs {
     #[arg(long, value_enum)]
     pub preset: Option<Preset>,
     /// Channels of the first level.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub base: Option<usize>,
     /// Number of poolings.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub depth: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub in_channels: Option<usize>,
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub classes: Option<usize>,
     #[arg(long, value_enum)]
     pub padding: Option<PaddingArg>,
@@ -83,7 +83,7 @@ pub struct NetArgs {
     #[arg(long, value_enum)]
     pub act: Option<ActArg>,
     /// Negative slope of --act leaky.
-    #[arg(long, default_value_t = 0.01)]
+    #[arg(long, default_value_t = 0.01, allow_hyphen_values = true)]
     pub slope: f32,
     #[arg(long, value_enum)]
     pub upsample: Option<UpsampleArg>,
@@ -93,7 +93,7 @@ pub struct NetArgs {
     /// Spatial input size, `HxW` or `DxHxW` (default: the preset's tile).
     #[arg(long)]
     pub input: Option<String>,
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub batch: usize,
 }
 
@@ -113,15 +113,15 @@ pub struct PlanArgs {
     #[arg(long, value_enum, default_value = "sgd")]
     pub optimizer: OptimizerArg,
     /// SGD momentum (the U-Net paper uses 0.99).
-    #[arg(long, default_value_t = 0.99)]
+    #[arg(long, default_value_t = 0.99, allow_hyphen_values = true)]
     pub momentum: f32,
-    #[arg(long, default_value_t = 256)]
+    #[arg(long, default_value_t = 256, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub alignment: u64,
     /// Largest tensor one binding may hold (default: wgpu's default limit, 128 MiB).
-    #[arg(long, default_value_t = 128 << 20)]
+    #[arg(long, default_value_t = 128 << 20, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub max_binding_bytes: u64,
     /// Largest arena; more arenas are used beyond it.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub max_arena_bytes: Option<u64>,
     /// Layout: `buffers` (whole buffers reused over time: what the GPU executor
     /// uses, since wgpu tracks usage per buffer) or `arena` (offsets in one arena).
@@ -147,6 +147,12 @@ pub fn parse_spatial(s: &str) -> Result<Vec<usize>> {
 
 /// The configuration, batch and spatial input size the arguments describe.
 pub fn config_from_args(a: &NetArgs) -> Result<(UNetConfig, usize, Vec<usize>)> {
+    crate::checks::check_net_sizes(a.base, a.depth, a.in_channels, a.classes, Some(a.batch))?;
+    crate::checks::check_f64(
+        "--slope",
+        a.slope as f64,
+        crate::checks::Range::Closed(-1e3, 1e3),
+    )?;
     let dims = if a.arch == Arch::Unet3d { 3 } else { 2 };
     let mut cfg = match (a.preset, a.arch) {
         (Some(Preset::Ronneberger2015) | None, Arch::Unet2d) => UNetConfig::ronneberger2015(),
@@ -276,6 +282,21 @@ pub fn build_plan(a: &PlanArgs) -> Result<(UNet, Plan)> {
 
 /// The text of `wunet plan`.
 pub fn plan_report(a: &PlanArgs) -> Result<String> {
+    use crate::checks::{check_f64, check_int, Range};
+    check_f64("--momentum", a.momentum as f64, Range::HalfOpen(0.0, 1.0))?;
+    check_int("--alignment", a.alignment as i128, 4, 1 << 16)?;
+    if !a.alignment.is_power_of_two() {
+        return Err(crate::error::Error::Other(format!(
+            "--alignment = {}: must be a power of two",
+            a.alignment
+        )));
+    }
+    check_int(
+        "--max-binding-bytes",
+        a.max_binding_bytes as i128,
+        4,
+        u64::MAX as i128,
+    )?;
     let (net, p) = build_plan(a)?;
     let g = &net.graph;
     let what = if a.train {

@@ -7,7 +7,7 @@ use clap::Args;
 
 #[derive(Args, Debug, Clone)]
 pub struct PeakArgs {
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub runs: usize,
     /// One JSON object per line instead of text.
     #[arg(long)]
