@@ -792,3 +792,43 @@ fn device_errors_become_errors_not_panics() {
     );
     c.check_errors().unwrap();
 }
+
+/// An edited checkpoint whose metadata does not fit itself (class values
+/// for another class count, an absurd base) is refused before a network is built.
+#[test]
+fn checkpoint_metadata_is_checked() {
+    let Some(run) = trained() else { return };
+    let ck = checkpoint::load(&run.join("last.safetensors")).unwrap();
+    let meta = ck.meta.get("wunet").unwrap().clone();
+    let d = tmp("meta");
+    let img = d.join("i.png");
+    write_png_gray8(&img, &labels_u8([1, 64, 64], |k| (k % 251) as u8)).unwrap();
+    for (from, to, want) in [
+        (
+            "class_values = [0, 1]",
+            "class_values = [0, 1, 2]",
+            "class_values",
+        ),
+        ("base = 4", "base = 100000000", "--base = 100000000"),
+    ] {
+        assert!(meta.contains(from), "{meta}");
+        let mut bad = ck.clone();
+        bad.meta.insert("wunet".into(), meta.replace(from, to));
+        let p = d.join("bad.safetensors");
+        checkpoint::save(&p, &bad).unwrap();
+        let (_, stderr, code) = wunet(&[
+            "predict",
+            "--checkpoint",
+            p.to_str().unwrap(),
+            "--input",
+            img.to_str().unwrap(),
+            "--output",
+            d.join("o.png").to_str().unwrap(),
+        ]);
+        assert_eq!(code, Some(1), "{stderr}");
+        assert!(
+            stderr.contains("bad.safetensors") && stderr.contains(want),
+            "{stderr}"
+        );
+    }
+}

@@ -178,7 +178,39 @@ impl InferMeta {
                 ),
             )
         })?;
-        toml::from_str(s).map_err(|e| Error::file(path, format!("bad '{META_KEY}' metadata: {e}")))
+        let m: InferMeta = toml::from_str(s)
+            .map_err(|e| Error::file(path, format!("bad '{META_KEY}' metadata: {e}")))?;
+        m.check()
+            .map_err(|e| Error::file(path, format!("bad '{META_KEY}' metadata: {e}")))?;
+        Ok(m)
+    }
+
+    /// The sizes and the label convention fit together (a checkpoint from
+    /// elsewhere, or an edited one, is refused before a network is built).
+    fn check(&self) -> Result<()> {
+        let m = &self.model;
+        if m.dims != 2 && m.dims != 3 {
+            return Err(Error::Other(format!(
+                "model dims = {}: expected 2 or 3",
+                m.dims
+            )));
+        }
+        crate::checks::check_net_sizes(
+            Some(m.base),
+            Some(m.depth),
+            Some(m.in_channels),
+            Some(m.classes),
+            None,
+        )?;
+        if self.class_values.len() != m.classes {
+            return Err(Error::Other(format!(
+                "class_values {:?} has {} values for {} classes",
+                self.class_values,
+                self.class_values.len(),
+                m.classes
+            )));
+        }
+        Ok(())
     }
 
     /// The network configuration.
