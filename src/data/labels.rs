@@ -26,7 +26,9 @@ pub const MAX_CLASSES: usize = 64;
 pub struct FileValues {
     /// The sample's name (used when there is no file).
     pub name: String,
+    /// The label file, when the sample came from one.
     pub path: Option<PathBuf>,
+    /// Stored value -> voxel count.
     pub hist: BTreeMap<i32, u64>,
 }
 
