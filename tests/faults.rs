@@ -632,10 +632,7 @@ fn sigint_and_sigterm_finish_the_step_write_last_and_exit_130() {
         let s = (step + 2).to_string();
         let (stdout, stderr, code) = wunet(&["train", "--resume", "--out", &o, "--steps", &s]);
         assert_eq!(code, Some(0), "{name}: {stderr}");
-        assert!(
-            stdout.contains(&format!("this run: 2 steps")),
-            "{name}: {stdout}"
-        );
+        assert!(stdout.contains("this run: 2 steps"), "{name}: {stdout}");
     }
 }
 
