@@ -101,7 +101,13 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let (train, val) = if n >= 2 {
         ds.split_fraction(cfg.val_fraction as f32)?
     } else {
-        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index())?
+        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index())
+            .map_err(|e| {
+                Error::Other(format!(
+                    "{e}: one image is split for validation along val_axis = {}; choose an axis the image has (x or y for 2D)",
+                    cfg.val_axis
+                ))
+            })?
     };
     let names = |d: &Dataset| {
         let v: Vec<&str> = d.samples.iter().map(|s| s.name.as_str()).collect();
