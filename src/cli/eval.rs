@@ -27,7 +27,7 @@ pub struct EvalArgs {
     /// The data's label convention: the stored value of each class of the
     /// checkpoint, comma-separated (default: the checkpoint's own class
     /// values; e.g. "255,0" for ISBI 2012 with a model whose class 1 is membrane).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub class_values: Option<String>,
     #[command(flatten)]
     pub infer: InferFlags,

@@ -46,7 +46,7 @@ pub struct InferFlags {
     #[arg(long)]
     pub blend: Option<String>,
     /// Network input tile, N, HxW or DxHxW (default: the checkpoint's).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub tile: Option<String>,
     /// Tiles per GPU submission.
     #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]

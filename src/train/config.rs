@@ -36,7 +36,7 @@ pub struct TrainFlags {
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub synthetic_images: Option<usize>,
     /// Size of each synthetic image, HxW (2D) or DxHxW (3D).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub synthetic_size: Option<String>,
     /// Per-image intensity normalisation: zscore or percentile (1-99 %).
     #[arg(long)]
@@ -51,7 +51,7 @@ pub struct TrainFlags {
     pub classes: Option<usize>,
     /// Class map: the stored label value of each class, comma-separated
     /// (e.g. "0,128,255": 0 -> class 0, 128 -> 1, 255 -> 2); empty: from the data.
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub class_values: Option<String>,
     /// Validation share: the last images by name, or, for a single image or
     /// volume, the last part along val_axis.
@@ -80,14 +80,14 @@ pub struct TrainFlags {
     #[arg(long, allow_hyphen_values = true)]
     pub dropout: Option<f32>,
     /// Network input patch, HxW or DxHxW (valid convs: the output is smaller).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub patch: Option<String>,
     /// Patches per step.
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub batch: Option<usize>,
     /// Largest network input tile for validation and `wunet predict`, HxW or
     /// DxHxW (shrunk to what an image needs; larger images are tiled).
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     pub tile: Option<String>,
     // ---- loss
     /// wce (cross entropy weighted by the U-Net border weight map), dicece,
