@@ -1,7 +1,8 @@
 //! Training: the configuration ([`config`]), the training session on the
 //! GPU ([`session`]), and `wunet train` ([`run`]: prepare, resume, the loop
 //! of [`steps`], finish), with its CSV log, curves plot and LR schedules.
-//! Checkpoints and their metadata live in [`crate::model_io`].
+//! Training from code: [`Trainer`]. Checkpoints and their metadata live in
+//! [`crate::model_io`].
 
 pub mod config;
 pub mod log;
@@ -11,3 +12,7 @@ pub mod run;
 pub mod schedule;
 pub mod session;
 pub mod steps;
+pub mod trainer;
+
+pub use config::TrainFlags;
+pub use trainer::{Control, StepInfo, Trainer};
