@@ -24,15 +24,19 @@
 //! # Ok::<(), wunet::Error>(())
 //! ```
 //!
-//! Train on the GPU (`Context::new` picks an adapter; lavapipe without a GPU):
+//! Train on the GPU, one step at a time (`Context::new` picks an adapter;
+//! lavapipe without a GPU):
 //!
-//! ```no_run
+//! ```
 //! use wunet::graph::Optimizer;
 //! use wunet::models::{Loss, UNetConfig};
 //! use wunet::train::session::{Session, SessionSpec};
 //! use wunet::{Context, ContextOptions};
 //!
-//! let ctx = Context::new(&ContextOptions::default())?;
+//! let ctx = match Context::new(&ContextOptions::default()) {
+//!     Ok(c) => c,
+//!     Err(e) => return Ok(eprintln!("skip: no adapter ({e})")),
+//! };
 //! let mut cfg = UNetConfig::ronneberger2015();
 //! cfg.base = 8;
 //! cfg.depth = 2;
@@ -52,7 +56,62 @@
 //! let labels = vec![0i32; out.n() * out.spatial_numel()];
 //! s.set_batch(&ctx, &images, &labels, None)?;
 //! s.step(&ctx, 1e-2)?;
-//! println!("loss {}", s.read_loss(&ctx)?);
+//! assert!(s.read_loss(&ctx)?.is_finite());
+//! # Ok::<(), wunet::Error>(())
+//! ```
+//!
+//! Embedding in a graphics application: train from code ([`train::Trainer`],
+//! the CLI's configuration as a struct, a callback per step), then segment
+//! the application's own texture inside its frame
+//! ([`infer::texture::TexturePredictor`]: every step recorded into the
+//! host's command encoder, no CPU round trip; `examples/segment_texture`
+//! composites the mask in its own render pass):
+//!
+//! ```
+//! use wunet::infer::texture::{TextureInput, TextureOutput, TexturePredictor};
+//! use wunet::train::{Control, TrainFlags, Trainer};
+//!
+//! let ctx = match wunet::Context::new(&Default::default()) {
+//!     Ok(c) => c,
+//!     Err(e) => return Ok(eprintln!("skip: no adapter ({e})")),
+//! };
+//! let out = std::env::temp_dir().join(format!("wunet-doc-embed-{}", std::process::id()));
+//! let flags = TrainFlags {
+//!     synthetic_images: Some(4),
+//!     synthetic_size: Some("64x64".into()),
+//!     base: Some(4),
+//!     depth: Some(2),
+//!     steps: Some(4),
+//!     out: Some(out.display().to_string()),
+//!     ..Default::default()
+//! };
+//! let report = Trainer::new(flags).run(&ctx, |_| Control::Continue)?;
+//!
+//! // the host's textures: an 8-bit image and a mask of class ids
+//! let texture = |format, usage| ctx.device.create_texture(&wgpu::TextureDescriptor {
+//!     label: None,
+//!     size: wgpu::Extent3d { width: 40, height: 30, depth_or_array_layers: 1 },
+//!     mip_level_count: 1,
+//!     sample_count: 1,
+//!     dimension: wgpu::TextureDimension::D2,
+//!     format,
+//!     usage,
+//!     view_formats: &[],
+//! });
+//! let image = texture(wgpu::TextureFormat::R8Unorm, wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST);
+//! let mask = texture(wgpu::TextureFormat::R8Uint, wgpu::TextureUsages::COPY_DST | wgpu::TextureUsages::TEXTURE_BINDING);
+//! let pixels: Vec<u8> = (0..40 * 30).map(|i| (i * 7 % 251) as u8).collect();
+//! ctx.queue.write_texture(image.as_image_copy(), &pixels,
+//!     wgpu::TexelCopyBufferLayout { offset: 0, bytes_per_row: Some(40), rows_per_image: None },
+//!     image.size());
+//!
+//! let ck = report.out.join("best.safetensors");
+//! let mut seg = TexturePredictor::from_checkpoint(&ctx, &ck, &Default::default())?;
+//! let mut frame = ctx.device.create_command_encoder(&Default::default());
+//! seg.encode(&ctx, &mut frame, TextureInput::new(&image), TextureOutput::Mask(&mask))?;
+//! // ... the host's render passes read `mask` here ...
+//! ctx.queue.submit([frame.finish()]);
+//! # std::fs::remove_dir_all(&out).ok();
 //! # Ok::<(), wunet::Error>(())
 //! ```
 

@@ -117,6 +117,7 @@ fn activation_bindings_are_act_and_nothing_else() {
         ("conv_coop_wgrad", &[1, 2]),        // x, dy
         ("conv_coop_direct", &[1, 4]),       // x, y
         ("conv_coop_direct_wgrad", &[1, 2]), // x, dy
+        ("texture_io", &[5]),                // tile (network input / output)
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();
@@ -167,6 +168,67 @@ fn emulated_coop_kernels_validate() {
             );
         }
     }
+}
+
+type Overrides = Vec<(&'static str, f64)>;
+
+/// The cooperative-matrix kernels and the override sets the host uses (their tile sizes
+/// have no defaults).
+fn coop_override_sets() -> Vec<(&'static str, Vec<Overrides>)> {
+    // Override sets per kernel: the im2col kernels' two tiles; the direct kernel's tiles of
+    // the U-Net layers (2D BM 32 / 64 / 128, 3D BM 32 / 64), a 1x1 and a 3x1 kernel.
+    let bm = |v: f64| vec![("BM", v)];
+    let direct = |bm: f64, wnf: f64, b: [f64; 3], k: [f64; 3], rps: f64| {
+        vec![
+            ("BM", bm),
+            ("WNF", wnf),
+            ("TD", b[0]),
+            ("TH", b[1]),
+            ("TW", b[2]),
+            ("KD", k[0]),
+            ("KH", k[1]),
+            ("KW", k[2]),
+            ("RPS", rps),
+        ]
+    };
+    let wgrad = |bm: f64, upw: f64, b: [f64; 3], k: [f64; 3]| {
+        vec![
+            ("BM", bm),
+            ("UPW", upw),
+            ("TD", b[0]),
+            ("TH", b[1]),
+            ("TW", b[2]),
+            ("KD", k[0]),
+            ("KH", k[1]),
+            ("KW", k[2]),
+        ]
+    };
+    let k2 = [1.0, 3.0, 3.0];
+    let k3 = [3.0, 3.0, 3.0];
+    vec![
+        ("conv_coop", vec![bm(64.0), bm(128.0)]),
+        ("conv_coop_wgrad", vec![bm(64.0), bm(128.0)]),
+        (
+            "conv_coop_direct",
+            vec![
+                direct(32.0, 4.0, [1.0, 16.0, 32.0], k2, 1.0),
+                direct(64.0, 4.0, [1.0, 16.0, 16.0], k2, 1.0),
+                direct(128.0, 4.0, [1.0, 8.0, 16.0], k2, 1.0),
+                direct(32.0, 2.0, [4.0, 4.0, 16.0], k3, 1.0),
+                direct(64.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0),
+                direct(128.0, 4.0, [1.0, 2.0, 64.0], [1.0, 1.0, 1.0], 1.0),
+                direct(32.0, 4.0, [1.0, 8.0, 64.0], [1.0, 3.0, 1.0], 3.0),
+            ],
+        ),
+        (
+            "conv_coop_direct_wgrad",
+            vec![
+                wgrad(64.0, 3.0, [1.0, 8.0, 16.0], k2),
+                wgrad(32.0, 2.0, [1.0, 8.0, 16.0], k2),
+                wgrad(32.0, 4.0, [2.0, 4.0, 16.0], k3),
+            ],
+        ),
+    ]
 }
 
 /// naga 30 decorates every array type with ArrayStride, also those of workgroup and function
@@ -250,61 +312,7 @@ fn coop_kernels_compile_to_valid_spirv() {
         .unwrap_or_else(|| std::env::temp_dir().join(format!("wunet-spv-{}", std::process::id())));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let mut skipped = None;
-    // Override sets per kernel: the im2col kernels' two tiles; the direct kernel's tiles of
-    // the U-Net layers (2D BM 32 / 64 / 128, 3D BM 32 / 64), a 1x1 and a 3x1 kernel.
-    let bm = |v: f64| vec![("BM", v)];
-    let direct = |bm: f64, wnf: f64, b: [f64; 3], k: [f64; 3], rps: f64| {
-        vec![
-            ("BM", bm),
-            ("WNF", wnf),
-            ("TD", b[0]),
-            ("TH", b[1]),
-            ("TW", b[2]),
-            ("KD", k[0]),
-            ("KH", k[1]),
-            ("KW", k[2]),
-            ("RPS", rps),
-        ]
-    };
-    let wgrad = |bm: f64, upw: f64, b: [f64; 3], k: [f64; 3]| {
-        vec![
-            ("BM", bm),
-            ("UPW", upw),
-            ("TD", b[0]),
-            ("TH", b[1]),
-            ("TW", b[2]),
-            ("KD", k[0]),
-            ("KH", k[1]),
-            ("KW", k[2]),
-        ]
-    };
-    let k2 = [1.0, 3.0, 3.0];
-    let k3 = [3.0, 3.0, 3.0];
-    type Overrides = Vec<(&'static str, f64)>;
-    let kernels: Vec<(&str, Vec<Overrides>)> = vec![
-        ("conv_coop", vec![bm(64.0), bm(128.0)]),
-        ("conv_coop_wgrad", vec![bm(64.0), bm(128.0)]),
-        (
-            "conv_coop_direct",
-            vec![
-                direct(32.0, 4.0, [1.0, 16.0, 32.0], k2, 1.0),
-                direct(64.0, 4.0, [1.0, 16.0, 16.0], k2, 1.0),
-                direct(128.0, 4.0, [1.0, 8.0, 16.0], k2, 1.0),
-                direct(32.0, 2.0, [4.0, 4.0, 16.0], k3, 1.0),
-                direct(64.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0),
-                direct(128.0, 4.0, [1.0, 2.0, 64.0], [1.0, 1.0, 1.0], 1.0),
-                direct(32.0, 4.0, [1.0, 8.0, 64.0], [1.0, 3.0, 1.0], 3.0),
-            ],
-        ),
-        (
-            "conv_coop_direct_wgrad",
-            vec![
-                wgrad(64.0, 3.0, [1.0, 8.0, 16.0], k2),
-                wgrad(32.0, 2.0, [1.0, 8.0, 16.0], k2),
-                wgrad(32.0, 4.0, [2.0, 4.0, 16.0], k3),
-            ],
-        ),
-    ];
+    let kernels = coop_override_sets();
     for (name, sets) in &kernels {
         let name = *name;
         let src = wunet::gpu::pipelines::kernel_source(name).expect("registered");
@@ -365,4 +373,158 @@ fn coop_kernels_compile_to_valid_spirv() {
     if let Some(why) = skipped {
         eprintln!("skip: spirv-val check: {why}");
     }
+}
+
+/// What a backend's translation of one module needs.
+struct Target {
+    api: &'static str,
+    /// Does wgpu 30 compile this module on that API at all?
+    /// (`f16`: SHADER_F16 storage; `coop`: cooperative matrices.)
+    runs: fn(f16: bool, coop: bool) -> bool,
+    translate: fn(&naga::Module, &naga::valid::ModuleInfo, coop: bool) -> Result<usize, String>,
+}
+
+fn to_spirv(m: &naga::Module, i: &naga::valid::ModuleInfo, coop: bool) -> Result<usize, String> {
+    let opts = naga::back::spv::Options {
+        lang_version: if coop { (1, 6) } else { (1, 3) },
+        ..Default::default()
+    };
+    naga::back::spv::write_vec(m, i, &opts, None)
+        .map(|w| w.len())
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn to_msl(m: &naga::Module, i: &naga::valid::ModuleInfo, _: bool) -> Result<usize, String> {
+    // MSL 2.4: f16 and simdgroup matrices (wgpu needs 2.3+ for cooperative matrices)
+    let opts = naga::back::msl::Options {
+        lang_version: (2, 4),
+        ..Default::default()
+    };
+    naga::back::msl::write_string(m, i, &opts, &Default::default())
+        .map(|(s, _)| s.len())
+        .map_err(|e| format!("{e:?}"))
+}
+
+fn to_hlsl(m: &naga::Module, i: &naga::valid::ModuleInfo, _: bool) -> Result<usize, String> {
+    // shader model 6.2: 16-bit types (SHADER_F16 on DX12)
+    let opts = naga::back::hlsl::Options {
+        shader_model: naga::back::hlsl::ShaderModel::V6_2,
+        ..Default::default()
+    };
+    let pipeline = naga::back::hlsl::PipelineOptions::default();
+    let mut out = String::new();
+    naga::back::hlsl::Writer::new(&mut out, &opts, &pipeline)
+        .write(m, i, None)
+        .map_err(|e| format!("{e:?}"))?;
+    Ok(out.len())
+}
+
+/// GLSL ES 3.10 (wgpu's GL backend creates an ES context), one entry point at a time.
+fn to_glsl(m: &naga::Module, i: &naga::valid::ModuleInfo, _: bool) -> Result<usize, String> {
+    let opts = naga::back::glsl::Options {
+        version: naga::back::glsl::Version::Embedded {
+            version: 310,
+            is_webgl: false,
+        },
+        ..Default::default()
+    };
+    let mut len = 0;
+    for ep in &m.entry_points {
+        let pipeline = naga::back::glsl::PipelineOptions {
+            shader_stage: ep.stage,
+            entry_point: ep.name.clone(),
+            multiview: None,
+        };
+        let mut out = String::new();
+        let mut w = naga::back::glsl::Writer::new(
+            &mut out,
+            m,
+            i,
+            &opts,
+            &pipeline,
+            naga::proc::BoundsCheckPolicies::default(),
+        )
+        .map_err(|e| format!("{}: {e:?}", ep.name))?;
+        w.write().map_err(|e| format!("{}: {e:?}", ep.name))?;
+        len += out.len();
+    }
+    Ok(len)
+}
+
+/// Metal and DX12 cannot run here, so every kernel is translated the way those backends
+/// would (MSL, HLSL), and to SPIR-V (Vulkan) and GLSL ES (GL), in every activation type
+/// and override set the host uses on that API; a shader a backend would reject fails here.
+/// Not translated, because wgpu 30 never compiles them there: cooperative-matrix kernels on
+/// DX12 and GL (wgpu exposes cooperative matrices on Vulkan and Metal only), f16 modules on
+/// GL (no SHADER_F16).
+#[test]
+fn every_kernel_translates_for_every_backend() {
+    let targets = [
+        Target {
+            api: "Vulkan (SPIR-V)",
+            runs: |_, _| true,
+            translate: to_spirv,
+        },
+        Target {
+            api: "Metal (MSL 2.4)",
+            runs: |_, _| true,
+            translate: to_msl,
+        },
+        Target {
+            api: "DX12 (HLSL SM 6.2)",
+            runs: |_, coop| !coop,
+            translate: to_hlsl,
+        },
+        Target {
+            api: "GL (GLSL ES 3.10)",
+            runs: |f16, coop| !f16 && !coop,
+            translate: to_glsl,
+        },
+    ];
+    let coop_sets = coop_override_sets();
+    let mut translated = 0;
+    let mut failures = Vec::new();
+    for (name, src) in KERNELS {
+        let coop = src.contains("enable wgpu_cooperative_matrix;");
+        let sets: Vec<Overrides> = match coop_sets.iter().find(|(n, _)| n == name) {
+            Some((_, sets)) => sets.clone(),
+            None => vec![Vec::new()],
+        };
+        for act in [DType::F32, DType::F16] {
+            let composed = compose(src, act).expect("composes");
+            let module = naga::front::wgsl::parse_str(&composed)
+                .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&composed)));
+            let info = naga::valid::Validator::new(
+                naga::valid::ValidationFlags::all(),
+                naga::valid::Capabilities::all(),
+            )
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{name}: {}", e.emit_to_string(&composed)));
+            for set in &sets {
+                let consts: naga::back::PipelineConstants =
+                    set.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+                let (m, i) = naga::back::pipeline_constants::process_overrides(
+                    &module, &info, None, &consts,
+                )
+                .unwrap_or_else(|e| panic!("{name} {set:?}: overrides: {e:?}"));
+                for t in &targets {
+                    if !(t.runs)(act == DType::F16, coop) {
+                        continue;
+                    }
+                    match (t.translate)(&m, &i, coop) {
+                        Ok(len) if len > 0 => translated += 1,
+                        Ok(_) => failures.push(format!("{name} {act:?} {}: empty output", t.api)),
+                        Err(e) => failures.push(format!("{name} {act:?} {set:?} {}: {e}", t.api)),
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} translation(s) failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    eprintln!("{translated} translations of {} kernels", KERNELS.len());
 }

@@ -209,6 +209,13 @@ impl Executor {
         Ok(())
     }
 
+    /// Encode the recorded step into a host's encoder (embedding). Nothing
+    /// is advanced: meant for inference graphs, whose step is the same every
+    /// time (a training graph's step counter and learning rate are not updated).
+    pub fn encode_step(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.program.encode(encoder);
+    }
+
     /// Time every node of one step separately (each its own submission, waited
     /// for): `(node name, op name, milliseconds)` in schedule order. Slower
     /// than `run`; for finding where a step's time goes.

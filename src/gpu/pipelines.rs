@@ -56,6 +56,7 @@ pub const KERNELS: &[(&str, &str)] = &[
     ("amp", include_str!("../../kernels/amp.wgsl")),
     ("cast", include_str!("../../kernels/cast.wgsl")),
     ("peak_coop", include_str!("../../kernels/peak_coop.wgsl")),
+    ("texture_io", include_str!("../../kernels/texture_io.wgsl")),
 ];
 
 /// The source of a registered kernel, or of an emulated variant (see [`EMULATED`]).

@@ -1,11 +1,13 @@
 //! Inference: overlap-tile prediction of whole images and volumes of any
 //! size ([`predict`], geometry in [`tiles`]), scoring on labelled data
-//! ([`eval`]) and the output files ([`output`]). Checkpoints and the metadata
+//! ([`eval`]), the output files ([`output`]) and prediction of a host
+//! application's texture inside its frame ([`texture`]). Checkpoints and the metadata
 //! they carry for inference live below, in [`crate::model_io`].
 
 pub mod eval;
 pub mod output;
 pub mod predict;
+pub mod texture;
 pub mod tiles;
 
 pub use crate::model_io::InferMeta;

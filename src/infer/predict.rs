@@ -12,7 +12,7 @@ use crate::data::tiling::{Accumulator, Blend};
 use crate::data::{numel, ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
-use crate::gpu::Context;
+use crate::gpu::{Context, Tensor};
 use crate::graph::ValueId;
 use crate::model_io::checkpoint::{self, Checkpoint};
 use crate::model_io::{parse_dims, InferMeta};
@@ -225,6 +225,22 @@ impl Predictor {
         };
         p.load(ctx, ck, path)?;
         Ok(p)
+    }
+
+    /// The network's input tensor (`batch x channels x in_tile`), for
+    /// feeding it on the GPU (see [`super::texture`]).
+    pub fn input_tensor(&self) -> &Tensor {
+        self.exec.tensor(self.input)
+    }
+
+    /// The network's output tensor (logits, `batch x classes x` its output size).
+    pub fn logits_tensor(&self) -> &Tensor {
+        self.exec.tensor(self.logits)
+    }
+
+    /// Record one forward pass over the current input tensor into `encoder`.
+    pub fn encode_network(&self, encoder: &mut wgpu::CommandEncoder) {
+        self.exec.encode_step(encoder);
     }
 
     /// Class probabilities of a whole image or volume (`classes` x dims).

@@ -35,6 +35,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 pub use super::prepare::{load_data, patch_geometry, resolve_run, RunData, SYNTHETIC_SEED};
+pub use super::trainer::{Control, StepInfo};
 
 /// How [`train`] runs (beyond the configuration).
 #[derive(Clone, Debug, Default)]
@@ -90,13 +91,25 @@ pub struct TrainReport {
 
 /// Train per `flags` (and `opts`), writing the run folder.
 pub fn train(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> Result<TrainReport> {
+    train_with(ctx, flags, opts, &mut |_| Control::Continue)
+}
+
+/// As [`train`], calling `on_step` after every step (see
+/// [`super::trainer::Trainer`]); [`Control::Stop`] ends the run there with
+/// `last.safetensors` written, so that `--resume` continues it.
+pub fn train_with(
+    ctx: &Context,
+    flags: &TrainFlags,
+    opts: &RunOptions,
+    on_step: &mut dyn FnMut(&StepInfo) -> Control,
+) -> Result<TrainReport> {
     let wall = Instant::now();
     // configuration, data, model and sizes checked; the run folder made
     let prepared = prepare(ctx, flags, opts)?;
     // --resume: parameters, statistics, optimiser state and step from last.safetensors
     let mut run = Run::resume_or_start(ctx, opts, prepared)?;
-    // step, validate, checkpoint, report
-    let interrupted = run.train_steps()?;
+    // step, validate, checkpoint, report (and the caller's callback)
+    let interrupted = run.train_steps(on_step)?;
     // curves.png and overlay.png
     run.finish(interrupted, wall)
 }
@@ -200,7 +213,7 @@ impl<'a> Run<'a> {
 
     /// The loop from the resumed step to `steps`: step, validate, checkpoint,
     /// report. Returns whether it stopped early (`stop_after`).
-    fn train_steps(&mut self) -> Result<bool> {
+    fn train_steps(&mut self, on_step: &mut dyn FnMut(&StepInfo) -> Control) -> Result<bool> {
         let mut patches = self.start_loop()?;
         let mut interrupted = false;
         for step in self.prior.step..self.p.cfg.steps {
@@ -229,6 +242,10 @@ impl<'a> Run<'a> {
                 interrupted = true;
                 break;
             }
+            if self.asked_to_stop(&st, on_step)? {
+                interrupted = true;
+                break;
+            }
         }
         self.progress.finish();
         drop(patches);
@@ -246,6 +263,41 @@ impl<'a> Run<'a> {
             ))
         })?;
         Ok(ck)
+    }
+
+    /// Call the caller's `on_step`; on [`Control::Stop`] (before the last
+    /// step) write `last.safetensors` unless this step just did.
+    fn asked_to_stop(
+        &mut self,
+        st: &super::steps::Step,
+        on_step: &mut dyn FnMut(&StepInfo) -> Control,
+    ) -> Result<bool> {
+        let info = StepInfo {
+            step: st.n,
+            steps: self.p.cfg.steps,
+            // the step's log.csv row, if its loss was read back
+            loss: self
+                .rows
+                .last()
+                .filter(|r| r.step == st.n)
+                .and_then(|r| r.loss),
+            lr: self.sched.lr(st.n - 1),
+            val: if st.validate {
+                self.last_val.as_ref()
+            } else {
+                None
+            },
+        };
+        if on_step(&info) == Control::Continue || st.last {
+            return Ok(false);
+        }
+        if !st.checkpoint {
+            let ck = self.export_checked(st.n)?;
+            self.checkpoint(ck)?;
+        }
+        self.progress
+            .say(format!("stopped by the caller after step {}", st.n));
+        Ok(true)
     }
 
     /// The patch stream from the run's step, the progress bar and the clock.
