@@ -65,15 +65,18 @@ fn reflect(i: i32, n: i32) -> i32 {
     if (i >= 0 && i < n) {
         return i;
     }
-    let period = 2 * (n - 1);
-    var m = i % period;
-    if (m < 0) {
-        m += period;
+    // i mod period with unsigned operands only (GLSL leaves % of negative ints undefined)
+    let period = u32(2 * (n - 1));
+    var m: u32;
+    if (i >= 0) {
+        m = u32(i) % period;
+    } else {
+        m = (period - u32(-i) % period) % period;
     }
-    if (m < n) {
-        return m;
+    if (m < u32(n)) {
+        return i32(m);
     }
-    return period - m;
+    return i32(period - m);
 }
 
 @compute @workgroup_size(256)

@@ -18,6 +18,8 @@ struct Shown {
     /// Segment on the next frame (first frame, and after R).
     segment: bool,
     frames: u64,
+    /// The surface's frames can be copied from (`COPY_SRC`).
+    readable: bool,
 }
 
 struct App {
@@ -53,7 +55,13 @@ impl App {
             )
             .ok_or_else(|| wunet::Error::Gpu("surface unsupported by the adapter".into()))?;
         config.format = config.format.remove_srgb_suffix();
-        config.usage |= wgpu::TextureUsages::COPY_SRC;
+        let caps = surface.get_capabilities(&own_adapter_hint(&inst, &surface)?);
+        // read the frame back from the surface where it allows (Vulkan); else (GL)
+        // the screenshot renders the same frame offscreen at the window's size
+        let readable = caps.usages.contains(wgpu::TextureUsages::COPY_SRC);
+        if readable {
+            config.usage |= wgpu::TextureUsages::COPY_SRC;
+        }
         surface.configure(&ctx.device, &config);
         let scene = Scene::new(ctx, &self.args, config.format)?;
         Ok(Shown {
@@ -63,6 +71,7 @@ impl App {
             scene,
             segment: true,
             frames: 0,
+            readable,
         })
     }
 }
@@ -80,6 +89,39 @@ fn own_adapter_hint(
 }
 
 impl Shown {
+    /// Save the frame just rendered into `shown`: copied from the surface
+    /// texture, or rendered again offscreen where the surface cannot be read.
+    fn screenshot(&mut self, path: &std::path::Path, shown: &wgpu::Texture) -> wunet::Result<()> {
+        let (w, h) = (shown.width(), shown.height());
+        let pixels = if self.readable {
+            read_texture(&self.scene.ctx, shown, 4)
+        } else {
+            let d = &self.scene.ctx.device;
+            let t = d.create_texture(&wgpu::TextureDescriptor {
+                label: Some("screenshot"),
+                size: shown.size(),
+                mip_level_count: 1,
+                sample_count: 1,
+                dimension: wgpu::TextureDimension::D2,
+                format: self.config.format,
+                usage: wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC,
+                view_formats: &[],
+            });
+            let mut enc = d.create_command_encoder(&Default::default());
+            self.scene.frame(&mut enc, &t, false)?;
+            self.scene.ctx.queue.submit([enc.finish()]);
+            read_texture(&self.scene.ctx, &t, 4)
+        };
+        save_rgba(path, w, h, &pixels)?;
+        let how = if self.readable {
+            "from the window's surface"
+        } else {
+            "rendered offscreen: this surface cannot be read"
+        };
+        println!("screenshot: {} ({how})", path.display());
+        Ok(())
+    }
+
     /// Render one frame into the surface; true when the run should end.
     fn redraw(&mut self, args: &Args) -> wunet::Result<bool> {
         let frame = match self.surface.get_current_texture() {
@@ -103,14 +145,7 @@ impl Shown {
         let last = args.frames.is_some_and(|n| self.frames >= n);
         if last {
             if let Some(path) = &args.screenshot {
-                let t = &frame.texture;
-                save_rgba(
-                    path,
-                    t.width(),
-                    t.height(),
-                    &read_texture(&self.scene.ctx, t, 4),
-                )?;
-                println!("screenshot: {}", path.display());
+                self.screenshot(path, &frame.texture)?;
             }
         }
         self.scene.ctx.queue.present(frame);
