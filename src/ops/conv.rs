@@ -36,6 +36,7 @@ use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
 pub mod up;
+pub mod winograd;
 
 /// Which kernel variant to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -71,6 +72,12 @@ pub enum ConvKernel {
     CoopIm2col,
     /// `CoopIm2col`, emulated.
     CoopIm2colEmulated,
+    /// Winograd F(2x2,3x3) (2D) / F(2x2x2,3x3x3) (3D) for stride-1 3x3(x3) forwards and
+    /// stride-1 grad inputs ([`winograd`]); other convolutions and all weight gradients run
+    /// the adapter's default kernel.
+    Winograd2,
+    /// Winograd F(4x4,3x3) in 2D (as `Winograd2` in 3D); otherwise as `Winograd2`.
+    Winograd4,
     /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
     /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
     Up,
@@ -102,11 +109,15 @@ impl ConvKernel {
     /// `Coop*` where the matrix-unit kernels do not apply (strided grad input, transposed
     /// conv forward): the adapter's default kernel.
     fn without_coop(self, rec: &Recorder) -> ConvKernel {
-        if self.is_coop() {
+        if self.is_coop() || self.is_winograd() {
             class_default(rec.ctx)
         } else {
             self
         }
+    }
+    /// One of the Winograd variants.
+    pub fn is_winograd(self) -> bool {
+        matches!(self, ConvKernel::Winograd2 | ConvKernel::Winograd4)
     }
     /// One of the matrix-unit variants (`Coop*`).
     pub fn is_coop(self) -> bool {
@@ -277,6 +288,12 @@ fn dispatch_fwd(
 ) -> Result<()> {
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_fwd(rec, mode, x, w, b, win, y);
+    }
+    if let Some(m) = winograd::tile_edge(k, x.shape.is_3d()) {
+        if winograd::applies(win, x.shape.is_3d()) {
+            return winograd::forward(rec, m, x, w, b, win, y);
+        }
+        return dispatch_fwd(rec, class_default(rec.ctx), x, w, b, win, y);
     }
     let (xs, ys) = (x.shape, y.shape);
     let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
@@ -497,7 +514,9 @@ fn dispatch_wgrad(
 
 /// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
 fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
-    match kernel.resolve(rec, act) {
+    let k = kernel.resolve(rec, act);
+    let k = if k.is_winograd() { class_default(rec.ctx) } else { k };
+    match k {
         ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
         k if k.is_coop() => k,
         _ => ConvKernel::Tiled,
