@@ -356,6 +356,8 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     println!("median_ms_per_step: {med:.2}");
     if a.profile {
         print_profile(ctx, &mut s.exec)?;
+        println!("conv variants (shape, variant, source):");
+        print!("{}", super::tune::decisions_report());
     }
     Ok(med)
 }

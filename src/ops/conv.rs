@@ -35,6 +35,7 @@ use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
+pub mod tune;
 pub mod up;
 pub mod winograd;
 
@@ -568,6 +569,29 @@ pub fn transposed_kernel(
     }
 }
 
+/// The kernel of a conv forward or grad input: `kernel` resolved, and for `Auto` on f32
+/// activations without a `WUNET_KERNELS` override, measured against the Winograd kernels
+/// where they apply ([`tune`]).
+fn choose(
+    rec: &Recorder,
+    kernel: ConvKernel,
+    op: tune::ConvOp,
+    xs: &Shape,
+    ws: &Shape,
+    win: &Window,
+    act: DType,
+) -> ConvKernel {
+    let k = kernel.resolve(rec, act);
+    if kernel != ConvKernel::Auto
+        || k.is_coop()
+        || act != DType::F32
+        || std::env::var_os("WUNET_KERNELS").is_some()
+    {
+        return k;
+    }
+    tune::pick(rec.ctx, op, xs, ws, win, k)
+}
+
 // ------------------------------------------------------------------ public ops
 
 /// Convolution forward into `y`.
@@ -586,7 +610,8 @@ pub fn conv_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    dispatch_fwd(rec, kernel.resolve(rec, x.dtype), x, w, b, win, y)
+    let k = choose(rec, kernel, tune::ConvOp::Forward, &x.shape, &w.shape, win, x.dtype);
+    dispatch_fwd(rec, k, x, w, b, win, y)
 }
 
 /// `y = conv(x, w) + b`: x `N,C,(D),H,W`, w `O,C,(kD),kH,kW`, b `[O]`.
@@ -616,7 +641,8 @@ pub fn conv_grad_input_into(
     check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
     expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
-    dgrad_any(rec, kernel.resolve(rec, dy.dtype), dy, w, None, win, dx)
+    let k = choose(rec, kernel, tune::ConvOp::GradInput, &dx.shape, &w.shape, win, dy.dtype);
+    dgrad_any(rec, k, dy, w, None, win, dx)
 }
 
 pub fn conv_grad_input(
