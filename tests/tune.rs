@@ -69,7 +69,10 @@ fn render_parse_round_trip_and_merge() {
     let mut a = Entries::new();
     a.insert(("x".into(), "d1".into(), "fwd 1".into()), entry("cpu"));
     let mut b = Entries::new();
-    b.insert(("x".into(), "d1".into(), "dgrad 1".into()), entry("winograd4"));
+    b.insert(
+        ("x".into(), "d1".into(), "dgrad 1".into()),
+        entry("winograd4"),
+    );
     tune::store(&p, &a);
     tune::store(&p, &b);
     let all = tune::load(&p);
@@ -83,7 +86,11 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
     let d = temp_dir("choose");
     std::env::set_var("WUNET_CACHE_DIR", &d);
     tune::set_mode(tune::Mode::Measure);
-    let cands = [ConvKernel::Cpu, ConvKernel::Winograd2, ConvKernel::Winograd4];
+    let cands = [
+        ConvKernel::Cpu,
+        ConvKernel::Winograd2,
+        ConvKernel::Winograd4,
+    ];
     let fake = |calls: &mut usize, k: ConvKernel| -> wunet::Result<f64> {
         *calls += 1;
         Ok(match k {
@@ -118,9 +125,13 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
     });
     assert_eq!(k, ConvKernel::Cpu);
     // Budget spent: the fallback, nothing measured.
-    let k = tune::choose_for(&info("drv A"), Duration::ZERO, "fwd other", &cands, &mut |k| {
-        fake(&mut calls, k)
-    });
+    let k = tune::choose_for(
+        &info("drv A"),
+        Duration::ZERO,
+        "fwd other",
+        &cands,
+        &mut |k| fake(&mut calls, k),
+    );
     assert_eq!((k, calls), (ConvKernel::Cpu, 6));
     // Mode off: the fallback even where the cache has an entry.
     tune::set_mode(tune::Mode::Off);
@@ -138,7 +149,10 @@ fn shape_keys_and_candidates() {
         tune::shape_key(ConvOp::Forward, &xs, 64, &win),
         "fwd 2x32x64x64 o64 k3 s1 p1,1"
     );
-    assert_eq!(tune::candidates(ConvOp::Forward, &xs, &win, ConvKernel::Cpu).len(), 3);
+    assert_eq!(
+        tune::candidates(ConvOp::Forward, &xs, &win, ConvKernel::Cpu).len(),
+        3
+    );
     let x3 = wunet::Shape::new5(1, 16, 8, 8, 8);
     let w3 = wunet::Window::cube(3, 3, 1, 1);
     assert_eq!(
@@ -146,7 +160,10 @@ fn shape_keys_and_candidates() {
         vec![ConvKernel::Cpu, ConvKernel::Winograd2]
     );
     let strided = wunet::Window::cube(2, 3, 2, 1);
-    assert_eq!(tune::candidates(ConvOp::GradInput, &xs, &strided, ConvKernel::Cpu).len(), 1);
+    assert_eq!(
+        tune::candidates(ConvOp::GradInput, &xs, &strided, ConvKernel::Cpu).len(),
+        1
+    );
 }
 
 /// Two `wunet tune` processes on one (corrupt) cache file at once: both succeed and the file
@@ -158,7 +175,9 @@ fn two_processes_at_once() {
     std::fs::write(&p, "not a cache file\n").unwrap();
     let spawn = || {
         std::process::Command::new(env!("CARGO_BIN_EXE_wunet"))
-            .args(["tune", "unet2d", "--base", "4", "--depth", "1", "--input", "12x10"])
+            .args([
+                "tune", "unet2d", "--base", "4", "--depth", "1", "--input", "12x10",
+            ])
             .env("WUNET_CACHE_DIR", &d)
             .env_remove("WUNET_TUNE")
             .env_remove("WUNET_KERNELS")
@@ -181,7 +200,9 @@ fn two_processes_at_once() {
     let text = std::fs::read_to_string(&p).unwrap();
     let entries = tune::parse(&text).expect("a valid cache file");
     assert!(
-        entries.keys().any(|(_, _, k)| k.starts_with("fwd 2x4x12x10")),
+        entries
+            .keys()
+            .any(|(_, _, k)| k.starts_with("fwd 2x4x12x10")),
         "{text}"
     );
 }

@@ -516,7 +516,11 @@ fn dispatch_wgrad(
 /// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
 fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
     let k = kernel.resolve(rec, act);
-    let k = if k.is_winograd() { class_default(rec.ctx) } else { k };
+    let k = if k.is_winograd() {
+        class_default(rec.ctx)
+    } else {
+        k
+    };
     match k {
         ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
         k if k.is_coop() => k,
@@ -610,7 +614,15 @@ pub fn conv_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    let k = choose(rec, kernel, tune::ConvOp::Forward, &x.shape, &w.shape, win, x.dtype);
+    let k = choose(
+        rec,
+        kernel,
+        tune::ConvOp::Forward,
+        &x.shape,
+        &w.shape,
+        win,
+        x.dtype,
+    );
     dispatch_fwd(rec, k, x, w, b, win, y)
 }
 
@@ -641,7 +653,15 @@ pub fn conv_grad_input_into(
     check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
     expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
-    let k = choose(rec, kernel, tune::ConvOp::GradInput, &dx.shape, &w.shape, win, dy.dtype);
+    let k = choose(
+        rec,
+        kernel,
+        tune::ConvOp::GradInput,
+        &dx.shape,
+        &w.shape,
+        win,
+        dy.dtype,
+    );
     dgrad_any(rec, k, dy, w, None, win, dx)
 }
 

@@ -88,7 +88,11 @@ pub fn budget(ctx: &Context) -> Duration {
 /// The cache file: `$WUNET_CACHE_DIR/conv-variants.txt`, else under `$XDG_CACHE_HOME/wunet`
 /// or `~/.cache/wunet`; `None` without any of these.
 pub fn cache_path() -> Option<PathBuf> {
-    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let env = |k: &str| {
+        std::env::var_os(k)
+            .filter(|v| !v.is_empty())
+            .map(PathBuf::from)
+    };
     let dir = env("WUNET_CACHE_DIR")
         .or_else(|| env("XDG_CACHE_HOME").map(|d| d.join("wunet")))
         .or_else(|| env("HOME").map(|h| h.join(".cache").join("wunet")))?;
@@ -263,12 +267,7 @@ fn time_left(budget: Duration, m: Mode) -> Option<Duration> {
 }
 
 /// Record a measured winner in memory and in the cache file.
-fn remember(
-    info: &wgpu::AdapterInfo,
-    key: &str,
-    winner: ConvKernel,
-    times: &[(ConvKernel, f64)],
-) {
+fn remember(info: &wgpu::AdapterInfo, key: &str, winner: ConvKernel, times: &[(ConvKernel, f64)]) {
     let (a, d) = adapter_key(info);
     let times = times
         .iter()

@@ -77,15 +77,30 @@ fn plan(m: usize, xs: &Shape, ys: &Shape) -> Plan {
     let cp = xs.c().div_ceil(4) * 4;
     let op = ys.c().div_ceil(8) * 8;
     let sp = ys.spatial();
-    let tiles = [sp[0].div_ceil(if dims == 3 { m } else { 1 }), sp[1].div_ceil(m), sp[2].div_ceil(m)];
+    let tiles = [
+        sp[0].div_ceil(if dims == 3 { m } else { 1 }),
+        sp[1].div_ceil(m),
+        sp[2].div_ceil(m),
+    ];
     let ntiles = ys.n() * tiles[0] * tiles[1] * tiles[2];
     let budget = std::env::var("WUNET_WINOGRAD_CHUNK_MB")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
         .map_or(CHUNK_BYTES, |mb| mb.max(1) << 20);
     let per_tile = np * cp.max(op) * 4;
-    let chunk = (budget / per_tile / 8 * 8).max(8).min(ntiles.div_ceil(8) * 8);
-    Plan { m, dims, np, cp, op, tiles, ntiles, chunk }
+    let chunk = (budget / per_tile / 8 * 8)
+        .max(8)
+        .min(ntiles.div_ceil(8) * 8);
+    Plan {
+        m,
+        dims,
+        np,
+        cp,
+        op,
+        tiles,
+        ntiles,
+        chunk,
+    }
 }
 
 fn u3(a: [usize; 3]) -> [u32; 3] {
