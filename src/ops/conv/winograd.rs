@@ -33,8 +33,10 @@ pub fn tile_edge(k: ConvKernel, is_3d: bool) -> Option<usize> {
 /// Whether the Winograd kernels compute this convolution: 3x3 (2D) or 3x3x3 (3D), stride 1,
 /// dilation 1, padding <= 2 on every axis.
 pub fn applies(win: &Window, is_3d: bool) -> bool {
+    // 2D windows carry a neutral depth axis (kernel 1, pad 0).
+    let depth_ok = is_3d || (win.kernel[0] == 1 && win.pad[0] == 0);
     let axes = if is_3d { 0..3 } else { 1..3 };
-    (!is_3d && win.kernel[0] == 1 && win.pad[0] == 0 || is_3d)
+    depth_ok
         && axes.into_iter().all(|a| {
             win.kernel[a] == 3 && win.stride[a] == 1 && win.dilation[a] == 1 && win.pad[a] <= 2
         })
