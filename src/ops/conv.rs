@@ -14,7 +14,10 @@
 //!
 //! Each kernel has a workgroup-tiled entry for GPUs and a register-block
 //! entry without barriers for CPU adapters; [`ConvKernel::Auto`] picks by
-//! adapter class. Where the device has matrix units (cooperative matrices,
+//! adapter class. Stride-1 3x3(x3) forwards and grad inputs can also run as
+//! Winograd convolutions ([`winograd`]: F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3));
+//! for f32 activations `Auto` chooses between them and the class default by
+//! measurement, cached on disk ([`tune`]). Where the device has matrix units (cooperative matrices,
 //! 16x16x16 f16 -> f32, subgroup size 32) and its one-time self-test passed,
 //! convolutions on f16 activations run the matrix-unit kernels instead
 //! (`conv_coop_direct` for stride-1 forwards and grad inputs, `conv_coop` for the other
@@ -571,29 +574,6 @@ pub fn transposed_kernel(
     } else {
         kernel.resolve_for(ctx, act)
     }
-}
-
-/// The kernel of a conv forward or grad input: `kernel` resolved, and for `Auto` on f32
-/// activations without a `WUNET_KERNELS` override, measured against the Winograd kernels
-/// where they apply ([`tune`]).
-fn choose(
-    rec: &Recorder,
-    kernel: ConvKernel,
-    op: tune::ConvOp,
-    xs: &Shape,
-    ws: &Shape,
-    win: &Window,
-    act: DType,
-) -> ConvKernel {
-    let k = kernel.resolve(rec, act);
-    if kernel != ConvKernel::Auto
-        || k.is_coop()
-        || act != DType::F32
-        || std::env::var_os("WUNET_KERNELS").is_some()
-    {
-        return k;
-    }
-    tune::pick(rec.ctx, op, xs, ws, win, k)
 }
 
 // ------------------------------------------------------------------ public ops

@@ -442,3 +442,26 @@ pub fn pick(
         time_candidate(ctx, op, xs, ws, win, k)
     })
 }
+
+/// The kernel of a conv forward or grad input: `kernel` resolved for this device, and for
+/// `Auto` on f32 activations without a `WUNET_KERNELS` override, [`pick`]ed among the
+/// candidates. `xs`: the conv input shape (`dx` for a grad input).
+pub fn resolve(
+    ctx: &Context,
+    kernel: ConvKernel,
+    op: ConvOp,
+    xs: &Shape,
+    ws: &Shape,
+    win: &Window,
+    act: DType,
+) -> ConvKernel {
+    let k = kernel.resolve_for(ctx, act);
+    if kernel != ConvKernel::Auto
+        || k.is_coop()
+        || act != DType::F32
+        || std::env::var_os("WUNET_KERNELS").is_some()
+    {
+        return k;
+    }
+    pick(ctx, op, xs, ws, win, k)
+}
