@@ -594,8 +594,8 @@ pub fn conv_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    let k = choose(
-        rec,
+    let k = tune::resolve(
+        rec.ctx,
         kernel,
         tune::ConvOp::Forward,
         &x.shape,
@@ -633,8 +633,8 @@ pub fn conv_grad_input_into(
     check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
     expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
-    let k = choose(
-        rec,
+    let k = tune::resolve(
+        rec.ctx,
         kernel,
         tune::ConvOp::GradInput,
         &dx.shape,
