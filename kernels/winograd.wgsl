@@ -22,10 +22,18 @@
 //            B^T d B (0 for c >= C or tiles past the last). Grid: ceil(CP*TC/64), linearised.
 //   output   one invocation per (o, t) of O x TC: Y = A^T M A + bias, stored where inside y.
 //            Grid: ceil(O*TC/64), linearised.
+// Weight gradient (MT = 2): dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G
+//   input    with flags & 2: V in the layout [NP][TC][CP] (tiles are the GEMM's K).
+//   grad_out one invocation per (o, t) of OP x TC: W[p][o][t] = A dy A^T (dy bound as x).
+//            Grid: ceil(OP*TC/64), linearised.
+//   (the GEMM accumulates X[p][o][c] += sum_t W[p][o][t] V[p][t][c] over the chunks)
+//   grad_weight one invocation per (o, c) of O x C: dw = G^T X G into f_out (f32 O,C,3,3(,3)).
+//            Grid: ceil(O*C/64), linearised.
 // Bindings (one layout; each entry uses some, the op binds placeholders for the rest):
-//   0 params (uniform), 1 x (read, act: input of `input`), 2 f_in (read, f32: w of `weights`,
-//   M of `output`), 3 bias (read; used by `output` when flags & 1), 4 f_out (read_write, f32:
-//   U of `weights`, V of `input`), 5 y (read_write, act: output of `output`).
+//   0 params (uniform), 1 x (read, act: input of `input`, dy of `grad_out`), 2 f_in (read,
+//   f32: w of `weights`, M of `output`, X of `grad_weight`), 3 bias (read; used by `output`
+//   when flags & 1), 4 f_out (read_write, f32: U of `weights`, V of `input`, W of `grad_out`,
+//   dw of `grad_weight`), 5 y (read_write, act: output of `output`).
 // Activations (x, y) are `act` (f32, or f16 storage); everything else is f32.
 
 struct Params {
@@ -93,8 +101,19 @@ fn npoints() -> u32 {
     return a * a;
 }
 
-// Entry (i, j) of B^T (0), G (1) or A^T (2) for this MT.
+// Entry (i, j) of B^T (0), G (1), A^T (2), G^T (3) or A (4) for this MT.
 fn mat(which: u32, i: u32, j: u32) -> f32 {
+    if (which == 3u) {
+        return base_mat(1u, j, i);
+    }
+    if (which == 4u) {
+        return base_mat(2u, j, i);
+    }
+    return base_mat(which, i, j);
+}
+
+// Entry (i, j) of B^T (0), G (1) or A^T (2) for this MT.
+fn base_mat(which: u32, i: u32, j: u32) -> f32 {
     if (MT == 2u) {
         if (which == 0u) { let t = BT2; return t[i * 4u + j]; }
         if (which == 1u) { let t = G2; return t[i * 3u + j]; }
@@ -218,8 +237,14 @@ fn input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
         }
         transform(&v, 0u, a, a);
     }
+    // flags & 2: the weight-gradient layout [NP][TC][CP] (tiles as the GEMM's K).
+    let tiles_major = (P.flags & 2u) != 0u;
     for (var p = 0u; p < np; p++) {
-        f_out[(p * P.cp + c) * P.tc + tl] = v[p];
+        var at = (p * P.cp + c) * P.tc + tl;
+        if (tiles_major) {
+            at = (p * P.tc + tl) * P.cp + c;
+        }
+        f_out[at] = v[p];
     }
 }
 
@@ -269,6 +294,85 @@ fn output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
                 if (ox < P.out_w) {
                     y_out[row + ox] = act(v[(z * a + yy) * a + xx] + b);
                 }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------- weight gradient
+// dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G (the transposed F(m,3) identity:
+// the 3x3(x3) taps are the outputs, the m^dims dy tile the filter; MT = 2 only).
+
+// One invocation per (o, t) of OP x TC: W[p][o][t] = (A dy A^T)[p] for the chunk's tiles
+// (0 for o >= O or tiles past the last). Reads dy as x_in (O channels), writes f_out.
+@compute @workgroup_size(64)
+fn grad_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+            @builtin(local_invocation_index) lid: u32) {
+    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (idx >= P.op * P.tc) {
+        return;
+    }
+    let o = idx / P.tc;
+    let tl = idx - o * P.tc;
+    let t = P.t0 + tl;
+    let a = alpha();
+    let np = npoints();
+    let ntiles = P.n * P.t_d * P.t_h * P.t_w;
+    var v: array<f32, 216>;
+    if (o < P.o && t < ntiles) {
+        let tw = t % P.t_w;
+        let th = (t / P.t_w) % P.t_h;
+        let td = (t / (P.t_w * P.t_h)) % P.t_d;
+        let n = t / (P.t_w * P.t_h * P.t_d);
+        let yc = (n * P.o + o) * P.out_d;
+        let mz = select(1u, MT, DIMS == 3u);
+        for (var z = 0u; z < mz; z++) {
+            let oz = td * MT + z;
+            for (var yy = 0u; yy < MT; yy++) {
+                let oy = th * MT + yy;
+                let row_ok = oz < P.out_d && oy < P.out_h;
+                let row = ((yc + min(oz, P.out_d - 1u)) * P.out_h + min(oy, P.out_h - 1u)) * P.out_w;
+                for (var xx = 0u; xx < MT; xx++) {
+                    let ox = tw * MT + xx;
+                    var val = 0.0;
+                    if (row_ok && ox < P.out_w) {
+                        val = f32(x_in[row + ox]);
+                    }
+                    v[(z * a + yy) * a + xx] = val;
+                }
+            }
+        }
+        transform(&v, 4u, a, MT);
+    }
+    for (var p = 0u; p < np; p++) {
+        f_out[(p * P.op + o) * P.tc + tl] = v[p];
+    }
+}
+
+// One invocation per (o, c) of O x C: dw = G^T X G from X[p][o][c] (f_in, [NP][OP][CP]),
+// stored as f32 O, C, 3, 3(, 3) into f_out.
+@compute @workgroup_size(64)
+fn grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
+               @builtin(local_invocation_index) lid: u32) {
+    let idx = (wid.x + wid.y * nwg.x) * 64u + lid;
+    if (idx >= P.o * P.c) {
+        return;
+    }
+    let o = idx / P.c;
+    let c = idx - o * P.c;
+    let a = alpha();
+    let np = npoints();
+    var v: array<f32, 216>;
+    for (var p = 0u; p < np; p++) {
+        v[p] = f_in[(p * P.op + o) * P.cp + c];
+    }
+    transform(&v, 3u, 3u, a);
+    let kd = select(1u, 3u, DIMS == 3u);
+    let base = (o * P.c + c) * kd * 9u;
+    for (var z = 0u; z < kd; z++) {
+        for (var y = 0u; y < 3u; y++) {
+            for (var x = 0u; x < 3u; x++) {
+                f_out[base + (z * 3u + y) * 3u + x] = v[(z * a + y) * a + x];
             }
         }
     }

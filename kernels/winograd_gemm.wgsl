@@ -1,7 +1,9 @@
 // winograd_gemm.wgsl: the batched GEMM of the Winograd convolution (kernels/winograd.wgsl):
 //   M[p][o][t] = sum_c U[p][o][c] * V[p][c][t]   for every transform point p < NP
 // with the zero-padded scratch layouts U [NP][OP][CP], V [NP][CP][TC], M [NP][OP][TC]
-// (OP, TC multiples of 8, CP a multiple of 4), so no edge checks are needed.
+// (OP, TC multiples of 8, CP a multiple of 4), so no edge checks are needed. The weight
+// gradient runs it with (rows, K, columns) = (OP, tiles of a chunk, C rounded up to 8) in
+// the (op, cp, tc) fields and flags & 4 to accumulate onto M.
 //
 // Thread mapping: register blocks without workgroup memory or barriers (as the
 // ../shared/calib reg8x8 matmul): each invocation owns 8 rows (o) x 8 columns (t) of one
@@ -50,7 +52,15 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let t4 = P.tc / 4u;
     let abase = (p * P.op + rb * 8u) * k4n;
     var bidx = p * P.cp * t4 + cb * 2u;
+    let obase = (p * P.op + rb * 8u) * t4 + cb * 2u;
     var acc: array<vec4<f32>, 16>;
+    // flags & 4: accumulate onto M (the weight gradient sums its chunks of tiles).
+    if ((P.flags & 4u) != 0u) {
+        for (var r = 0u; r < 8u; r++) {
+            acc[2u * r] = m4[obase + r * t4];
+            acc[2u * r + 1u] = m4[obase + r * t4 + 1u];
+        }
+    }
     for (var k4 = 0u; k4 < k4n; k4++) {
         var b0: array<vec4<f32>, 4>;
         var b1: array<vec4<f32>, 4>;
@@ -71,7 +81,6 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             acc[2u * r + 1u] = fma(vec4(av.w), b1[3], acc[2u * r + 1u]);
         }
     }
-    let obase = (p * P.op + rb * 8u) * t4 + cb * 2u;
     for (var r = 0u; r < 8u; r++) {
         m4[obase + r * t4] = acc[2u * r];
         m4[obase + r * t4 + 1u] = acc[2u * r + 1u];

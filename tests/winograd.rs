@@ -1,5 +1,6 @@
 //! Winograd convolution kernels (F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3)) against the f64 CPU
-//! reference: forward with bias and stride-1 grad input, H != W, borders (padding 0, 1, 2
+//! reference: forward with bias, stride-1 grad input and grad weight (F(2x2) / F(2x2x2) for
+//! both variants; tolerance 1e-5 on every case), H != W, borders (padding 0, 1, 2
 //! through the grad input), 1 and 1024 channels, batch > 1, anisotropic 3D sizes.
 //!
 //! Error measure: `max |got - ref| / max |ref|` over the whole output (normwise relative
@@ -47,6 +48,7 @@ fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> (f64, f64
     let (yref, ys) = r::conv_fwd(&xv, &xs, &wv, &ws, Some(&bv), &win);
     let gv = rand_vec(ys.numel(), seed + 3);
     let dxref = r::conv_dgrad(&gv, &ys, &wv, &ws, &xs, &win);
+    let dwref = r::conv_wgrad(&xv, &xs, &gv, &ys, &ws, &win);
     let (x, w, b, g) = (
         upload(c, &xv, xs),
         upload(c, &wv, ws),
@@ -55,14 +57,24 @@ fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> (f64, f64
     );
     let y = Tensor::empty(c, ys, DType::F32).unwrap();
     let dx = Tensor::empty(c, xs, DType::F32).unwrap();
+    let dw = Tensor::empty(c, ws, DType::F32).unwrap();
     c.run(|rec| {
         conv::conv_into(rec, &x, &w, Some(&b), &win, &y, k)?;
-        conv::conv_grad_input_into(rec, &g, &w, &win, &dx, k)
+        conv::conv_grad_input_into(rec, &g, &w, &win, &dx, k)?;
+        conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, k)
     })
     .unwrap();
+    // The weight gradient runs F(2x2,3x3) / F(2x2x2,3x3x3) for both variants.
+    let edw = rel_err(&dw.to_f32_vec(c).unwrap(), &dwref);
+    assert!(
+        edw <= 1e-5,
+        "{k:?} {xs} -> {o} pad {pad}: grad weight {edw:.2e}"
+    );
     let ey = rel_err(&y.to_f32_vec(c).unwrap(), &yref);
     let edx = rel_err(&dx.to_f32_vec(c).unwrap(), &dxref);
-    eprintln!("{k:?} {xs} -> {o} pad {pad}: forward {ey:.2e}, grad input {edx:.2e}");
+    eprintln!(
+        "{k:?} {xs} -> {o} pad {pad}: forward {ey:.2e}, grad input {edx:.2e}, grad weight {edw:.2e}"
+    );
     (ey, edx)
 }
 

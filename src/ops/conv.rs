@@ -76,11 +76,12 @@ pub enum ConvKernel {
     CoopIm2col,
     /// `CoopIm2col`, emulated.
     CoopIm2colEmulated,
-    /// Winograd F(2x2,3x3) (2D) / F(2x2x2,3x3x3) (3D) for stride-1 3x3(x3) forwards and
-    /// stride-1 grad inputs ([`winograd`]); other convolutions and all weight gradients run
-    /// the adapter's default kernel.
+    /// Winograd F(2x2,3x3) (2D) / F(2x2x2,3x3x3) (3D) for stride-1 3x3(x3) forwards, grad
+    /// inputs and grad weights ([`winograd`]); other convolutions run the adapter's default
+    /// kernel.
     Winograd2,
-    /// Winograd F(4x4,3x3) in 2D (as `Winograd2` in 3D); otherwise as `Winograd2`.
+    /// Winograd F(4x4,3x3) for 2D forwards and grad inputs; otherwise (3D, weight
+    /// gradients) as `Winograd2`.
     Winograd4,
     /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
     /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
@@ -468,6 +469,9 @@ fn dispatch_wgrad(
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_wgrad(rec, mode, x, dy, win, dw);
     }
+    if k.is_winograd() {
+        return winograd::grad_weight(rec, x, dy, win, dw);
+    }
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
     let r = xs.c() * win.kernel_numel();
@@ -516,9 +520,20 @@ fn dispatch_wgrad(
     super::reduce::sum_splits_into(rec, &part, splits, dw, false)
 }
 
-/// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
-fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
-    let k = kernel.resolve(rec, act);
+/// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32; the
+/// Winograd variants run F(2x2,3x3) / F(2x2x2,3x3x3) where [`winograd::applies`].
+fn wgrad_kernel(
+    rec: &Recorder,
+    kernel: ConvKernel,
+    win: &Window,
+    xs: &Shape,
+    ws: &Shape,
+    act: DType,
+) -> ConvKernel {
+    let k = tune::resolve(rec.ctx, kernel, tune::ConvOp::GradWeight, xs, ws, win, act);
+    if k.is_winograd() && winograd::applies(win, xs.is_3d()) {
+        return k;
+    }
     let k = if k.is_winograd() {
         class_default(rec.ctx)
     } else {
@@ -671,7 +686,8 @@ pub fn conv_grad_weight_into(
     expect_act(op, "input", x, x.shape, x.dtype)?;
     check_dy(op, dy, &ys, &x.shape, win, x.dtype)?;
     expect(op, "grad_weight", dw, dw.shape, DType::F32)?;
-    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win, x.dtype), x, dy, win, dw)
+    let k = wgrad_kernel(rec, kernel, win, &x.shape, &dw.shape, x.dtype);
+    dispatch_wgrad(rec, k, x, dy, win, dw)
 }
 
 pub fn conv_grad_weight(
@@ -779,7 +795,7 @@ pub fn conv_transpose_grad_weight_into(
     cwin.output_padding = [0; 3];
     dispatch_wgrad(
         rec,
-        wgrad_kernel(rec, kernel, &cwin, x.dtype),
+        wgrad_kernel(rec, kernel, &cwin, &dy.shape, &dw.shape, x.dtype),
         dy,
         x,
         &cwin,

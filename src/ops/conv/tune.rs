@@ -358,6 +358,8 @@ pub enum ConvOp {
     Forward,
     /// `conv` grad input.
     GradInput,
+    /// `conv` grad weight.
+    GradWeight,
 }
 
 /// The cache key of a convolution: op, input shape (the conv input, `x` or `dx`), output
@@ -366,6 +368,7 @@ pub fn shape_key(op: ConvOp, xs: &Shape, o: usize, win: &Window) -> String {
     let op = match op {
         ConvOp::Forward => "fwd",
         ConvOp::GradInput => "dgrad",
+        ConvOp::GradWeight => "wgrad",
     };
     let p = if xs.is_3d() {
         format!("{},{},{}", win.pad[0], win.pad[1], win.pad[2])
@@ -382,6 +385,13 @@ pub fn candidates(op: ConvOp, xs: &Shape, win: &Window, fallback: ConvKernel) ->
     let fwin = match op {
         ConvOp::Forward => Some(*win),
         ConvOp::GradInput => super::flipped_window(win),
+        ConvOp::GradWeight => {
+            let ok = super::winograd::applies(win, xs.is_3d());
+            return match ok {
+                true => vec![fallback, ConvKernel::Winograd2],
+                false => vec![fallback],
+            };
+        }
     };
     match fwin {
         Some(f) if super::winograd::applies(&f, xs.is_3d()) && xs.is_3d() => {
@@ -417,6 +427,11 @@ pub fn time_candidate(
             let dy = Tensor::zeros(ctx, ys, DType::F32)?;
             let dx = Tensor::empty(ctx, *xs, DType::F32)?;
             ctx.record(|rec| super::conv_grad_input_into(rec, &dy, &w, win, &dx, k))?
+        }
+        ConvOp::GradWeight => {
+            let x = Tensor::zeros(ctx, *xs, DType::F32)?;
+            let dy = Tensor::zeros(ctx, ys, DType::F32)?;
+            ctx.record(|rec| super::conv_grad_weight_into(rec, &x, &dy, win, &w, k))?
         }
     };
     let (_, ms) = crate::bench::time_program_best(ctx, &prog, 1, 2)?;

@@ -1,7 +1,8 @@
 //! Winograd convolution for stride-1, dilation-1 3x3 (2D) and 3x3x3 (3D) windows with
 //! padding <= 2 (`kernels/winograd.wgsl`, `kernels/winograd_gemm.wgsl`): F(2x2,3x3) and
 //! F(4x4,3x3) in 2D, F(2x2x2,3x3x3) in 3D. Used for forwards and, through the forward on `dy`
-//! with the flipped, transposed weight, for stride-1 grad inputs.
+//! with the flipped, transposed weight, for stride-1 grad inputs; weight gradients run
+//! F(2x2,3x3) / F(2x2x2,3x3x3) in its transposed form ([`grad_weight`]).
 //!
 //! Steps per call: transform the weights once (`U`, they change every training step), then
 //! for each chunk of output tiles: transform the input (`V`), multiply per transform point
@@ -193,13 +194,77 @@ fn multiply(
     v: &Tensor,
     mm: &Tensor,
 ) -> Result<()> {
-    let rw = gemm_rows(pl.op);
+    gemm(rec, pl.np, [pl.op, pl.cp, pl.chunk], p, &[u, v, mm])
+}
+
+/// The batched GEMM over `np` points with (rows, K, columns) = `mkn`; `p` carries them as
+/// (op, cp, tc) and the accumulate flag.
+fn gemm(
+    rec: &mut Recorder,
+    np: usize,
+    mkn: [usize; 3],
+    p: &WinoParams,
+    t: &[&Tensor],
+) -> Result<()> {
+    let rw = gemm_rows(mkn[0]);
     let cw = 64 / rw;
-    let wr = (pl.op / 8).div_ceil(rw);
-    let wc = (pl.chunk / 8).div_ceil(cw);
-    let g = rec.grid((pl.np * wr * wc) as u64)?;
-    let ov = [("NP", pl.np as f64), ("RW", rw as f64)];
-    rec.dispatch("winograd_gemm", "gemm", &ov, p, &[u, v, mm], g)
+    let wr = (mkn[0] / 8).div_ceil(rw);
+    let wc = (mkn[2] / 8).div_ceil(cw);
+    let g = rec.grid((np * wr * wc) as u64)?;
+    let ov = [("NP", np as f64), ("RW", rw as f64)];
+    rec.dispatch("winograd_gemm", "gemm", &ov, p, t, g)
+}
+
+/// `dw = wgrad(x, dy)` by Winograd F(2x2,3x3) / F(2x2x2,3x3x3): per chunk of output tiles,
+/// transform x (tiles-major) and dy, accumulate `X[p] += W[p] V[p]` (K = tiles), then
+/// `dw = G^T X G`. The caller has checked the shapes and [`applies`].
+pub(super) fn grad_weight(
+    rec: &mut Recorder,
+    x: &Tensor,
+    dy: &Tensor,
+    win: &Window,
+    dw: &Tensor,
+) -> Result<()> {
+    let (xs, ys) = (x.shape, dy.shape);
+    let mut pl = plan(2, &xs, &ys);
+    pl.cp = xs.c().div_ceil(8) * 8;
+    pl.chunk = (pl.chunk / 8 * 8).max(8);
+    let f32s = |n: usize| Tensor::empty(rec.ctx, Shape::vector(n), DType::F32);
+    let v = f32s(pl.np * pl.chunk * pl.cp)?;
+    let wt = f32s(pl.np * pl.op * pl.chunk)?;
+    let acc = f32s(pl.np * pl.op * pl.cp)?;
+    let ov = transform_overrides(&pl);
+    let mut p = params(&pl, &xs, &ys, win, false);
+    let mut t0 = 0;
+    while t0 < pl.ntiles {
+        p.t0 = t0 as u32;
+        p.flags = 2;
+        let g = rec.grid(groups_for(pl.cp * pl.chunk, 64))?;
+        rec.dispatch("winograd", "input", &ov, &p, &[x, &acc, &acc, &v, dy], g)?;
+        let g = rec.grid(groups_for(pl.op * pl.chunk, 64))?;
+        rec.dispatch(
+            "winograd",
+            "grad_out",
+            &ov,
+            &p,
+            &[dy, &acc, &acc, &wt, x],
+            g,
+        )?;
+        let mut gp = p;
+        (gp.op, gp.cp, gp.tc) = (pl.op as u32, pl.chunk as u32, pl.cp as u32);
+        gp.flags = if t0 == 0 { 0 } else { 4 };
+        gemm(rec, pl.np, [pl.op, pl.chunk, pl.cp], &gp, &[&wt, &v, &acc])?;
+        t0 += pl.chunk;
+    }
+    let g = rec.grid(groups_for(ys.c() * xs.c(), 64))?;
+    rec.dispatch(
+        "winograd",
+        "grad_weight",
+        &ov,
+        &p,
+        &[x, &acc, &acc, dw, dy],
+        g,
+    )
 }
 
 /// `y = A^T M A + b` for the chunk's tiles.
