@@ -2,7 +2,7 @@
 //! padding <= 2 (`kernels/winograd.wgsl`, `kernels/winograd_gemm.wgsl`): F(2x2,3x3) and
 //! F(4x4,3x3) in 2D, F(2x2x2,3x3x3) in 3D. Used for forwards and, through the forward on `dy`
 //! with the flipped, transposed weight, for stride-1 grad inputs; weight gradients run
-//! F(2x2,3x3) / F(2x2x2,3x3x3) in its transposed form ([`grad_weight`]).
+//! F(2x2,3x3) / F(2x2x2,3x3x3) in its transposed form (`grad_weight`).
 //!
 //! Steps per call: transform the weights once (`U`, they change every training step), then
 //! for each chunk of output tiles: transform the input (`V`), multiply per transform point
