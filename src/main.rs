@@ -43,6 +43,17 @@ enum Cmd {
     Predict(PredictArgs),
     /// Print metrics of a checkpoint on labelled data, one `name: value` per line.
     Eval(EvalArgs),
+    /// Measure the conv kernel variants of a model's training step and fill the tuning cache.
+    #[command(subcommand)]
+    Tune(TuneCmd),
+}
+
+#[derive(Subcommand)]
+enum TuneCmd {
+    /// The U-Net 2D training step (model flags as `bench unet2d`).
+    Unet2d(UNetBenchArgs),
+    /// The 3D U-Net training step (model flags as `bench unet3d`).
+    Unet3d(UNetBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -90,6 +101,14 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
             let ctx = Context::new(&opts)?;
             print!("{}", run_eval(&ctx, &a)?.to_text());
         }
+        Cmd::Tune(t) => {
+            let ctx = Context::new(&opts)?;
+            let (dims, a) = match t {
+                TuneCmd::Unet2d(a) => (2, a),
+                TuneCmd::Unet3d(a) => (3, a),
+            };
+            print!("{}", wunet::cli::tune::run_tune(&ctx, dims, &a)?);
+        }
         Cmd::Devices => {
             let adapters = enumerate_adapters(&opts)?;
             if adapters.is_empty() {
@@ -114,6 +133,7 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
                     },
                 };
                 println!("  {line}");
+                print!("{}", wunet::cli::tune::cache_report(&a.get_info()));
             }
         }
         Cmd::Bench(b) => {

@@ -7,7 +7,15 @@ use wunet::reference::conv as r;
 use wunet::shape::conv_weight_shape;
 use wunet::{DType, Shape, Tensor, Window};
 
-const VARIANTS: [ConvKernel; 3] = [ConvKernel::Tiled, ConvKernel::Cpu, ConvKernel::Direct];
+// The Winograd variants run their kernels on the stride-1 3x3(x3) cases (forward and grad
+// input) and the default kernels on the others (tests/winograd.rs has their own cases).
+const VARIANTS: [ConvKernel; 5] = [
+    ConvKernel::Tiled,
+    ConvKernel::Cpu,
+    ConvKernel::Direct,
+    ConvKernel::Winograd2,
+    ConvKernel::Winograd4,
+];
 
 struct Case {
     x: Shape,

@@ -31,6 +31,7 @@ fn tmp(name: &str) -> PathBuf {
 fn wunet(args: &[&str]) -> (String, String, bool) {
     let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
         .args(args)
+        .env("WUNET_TUNE", "0")
         .output()
         .expect("run wunet");
     (

@@ -118,6 +118,8 @@ fn activation_bindings_are_act_and_nothing_else() {
         ("conv_coop_direct", &[1, 4]),       // x, y
         ("conv_coop_direct_wgrad", &[1, 2]), // x, dy
         ("texture_io", &[5]),                // tile (network input / output)
+        ("winograd", &[1, 5]),               // x, y (weights and transforms are f32)
+        ("winograd_gemm", &[]),              // f32 scratch only
     ];
     let names: BTreeSet<&str> = table.iter().map(|(n, _)| *n).collect();
     let registered: BTreeSet<&str> = KERNELS.iter().map(|(n, _)| *n).collect();

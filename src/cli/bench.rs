@@ -24,7 +24,8 @@ pub struct ConvBenchArgs {
     #[arg(long)]
     pub backward: bool,
     /// Kernel variant: auto, tiled, cpu, direct, coop, coop-direct, coop-im2col, coop-emu,
-    /// coop-direct-emu, coop-im2col-emu, up (transposed convolutions with kernel == stride:
+    /// coop-direct-emu, coop-im2col-emu, winograd2, winograd4 (stride-1 3x3(x3) forwards and
+    /// grad inputs; F(4x4) is 2D only), up (transposed convolutions with kernel == stride:
     /// the conv_up kernel; tiled/cpu then time the generic kernels); a comma list times each
     /// in turn (e.g. tiled,coop-im2col,coop-direct). `coop` runs the direct kernel where it
     /// applies unless WUNET_COOP_DIRECT=0; coop-direct / coop-im2col choose explicitly.
@@ -71,10 +72,12 @@ pub fn parse_variant(s: &str) -> Result<ConvKernel> {
         "coop-im2col" => ConvKernel::CoopIm2col,
         "coop-im2col-emu" => ConvKernel::CoopIm2colEmulated,
         "up" => ConvKernel::Up,
+        "winograd2" => ConvKernel::Winograd2,
+        "winograd4" => ConvKernel::Winograd4,
         o => {
             return Err(Error::Other(format!(
                 "unknown variant '{o}' (auto, tiled, cpu, direct, coop, coop-direct, \
-                 coop-im2col, coop-emu, coop-direct-emu, coop-im2col-emu, up)"
+                 coop-im2col, coop-emu, coop-direct-emu, coop-im2col-emu, up, winograd2, winograd4)"
             )))
         }
     })
@@ -392,6 +395,8 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     println!("median_ms_per_step: {med:.2}");
     if a.profile {
         print_profile(ctx, &mut s.exec)?;
+        println!("conv variants (shape, variant, source):");
+        print!("{}", super::tune::decisions_report());
     }
     Ok(med)
 }

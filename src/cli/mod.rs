@@ -6,3 +6,4 @@ pub mod model;
 pub mod peak;
 pub mod predict;
 pub mod train;
+pub mod tune;

@@ -36,6 +36,11 @@ pub const KERNELS: &[(&str, &str)] = &[
         include_str!("../../kernels/conv_coop_direct_wgrad.wgsl"),
     ),
     ("conv_up", include_str!("../../kernels/conv_up.wgsl")),
+    ("winograd", include_str!("../../kernels/winograd.wgsl")),
+    (
+        "winograd_gemm",
+        include_str!("../../kernels/winograd_gemm.wgsl"),
+    ),
     ("reduce", include_str!("../../kernels/reduce.wgsl")),
     ("weights", include_str!("../../kernels/weights.wgsl")),
     ("norm_stats", include_str!("../../kernels/norm_stats.wgsl")),

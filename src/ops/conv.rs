@@ -14,7 +14,10 @@
 //!
 //! Each kernel has a workgroup-tiled entry for GPUs and a register-block
 //! entry without barriers for CPU adapters; [`ConvKernel::Auto`] picks by
-//! adapter class. Where the device has matrix units (cooperative matrices,
+//! adapter class. Stride-1 3x3(x3) forwards and grad inputs can also run as
+//! Winograd convolutions ([`winograd`]: F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3));
+//! for f32 activations `Auto` chooses between them and the class default by
+//! measurement, cached on disk ([`tune`]). Where the device has matrix units (cooperative matrices,
 //! 16x16x16 f16 -> f32, subgroup size 32) and its one-time self-test passed,
 //! convolutions on f16 activations run the matrix-unit kernels instead
 //! (`conv_coop_direct` for stride-1 forwards and grad inputs, `conv_coop` for the other
@@ -35,7 +38,9 @@ use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
 use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
+pub mod tune;
 pub mod up;
+pub mod winograd;
 
 /// Which kernel variant to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -71,6 +76,13 @@ pub enum ConvKernel {
     CoopIm2col,
     /// `CoopIm2col`, emulated.
     CoopIm2colEmulated,
+    /// Winograd F(2x2,3x3) (2D) / F(2x2x2,3x3x3) (3D) for stride-1 3x3(x3) forwards, grad
+    /// inputs and grad weights ([`winograd`]); other convolutions run the adapter's default
+    /// kernel.
+    Winograd2,
+    /// Winograd F(4x4,3x3) for 2D forwards and grad inputs; otherwise (3D, weight
+    /// gradients) as `Winograd2`.
+    Winograd4,
     /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
     /// an error unless the window qualifies ([`up::qualifies`]). Other ops: as `Auto`.
     Up,
@@ -102,11 +114,15 @@ impl ConvKernel {
     /// `Coop*` where the matrix-unit kernels do not apply (strided grad input, transposed
     /// conv forward): the adapter's default kernel.
     fn without_coop(self, rec: &Recorder) -> ConvKernel {
-        if self.is_coop() {
+        if self.is_coop() || self.is_winograd() {
             class_default(rec.ctx)
         } else {
             self
         }
+    }
+    /// One of the Winograd variants.
+    pub fn is_winograd(self) -> bool {
+        matches!(self, ConvKernel::Winograd2 | ConvKernel::Winograd4)
     }
     /// One of the matrix-unit variants (`Coop*`).
     pub fn is_coop(self) -> bool {
@@ -278,6 +294,12 @@ fn dispatch_fwd(
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_fwd(rec, mode, x, w, b, win, y);
     }
+    if let Some(m) = winograd::tile_edge(k, x.shape.is_3d()) {
+        if winograd::applies(win, x.shape.is_3d()) {
+            return winograd::forward(rec, m, x, w, b, win, y);
+        }
+        return dispatch_fwd(rec, class_default(rec.ctx), x, w, b, win, y);
+    }
     let (xs, ys) = (x.shape, y.shape);
     let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
     params.aux = lanes_per_row(ys.w(), cpu_block(win).1) as u32;
@@ -447,6 +469,9 @@ fn dispatch_wgrad(
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_wgrad(rec, mode, x, dy, win, dw);
     }
+    if k.is_winograd() {
+        return winograd::grad_weight(rec, x, dy, win, dw);
+    }
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);
     let r = xs.c() * win.kernel_numel();
@@ -495,9 +520,26 @@ fn dispatch_wgrad(
     super::reduce::sum_splits_into(rec, &part, splits, dw, false)
 }
 
-/// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32.
-fn wgrad_kernel(rec: &Recorder, kernel: ConvKernel, win: &Window, act: DType) -> ConvKernel {
-    match kernel.resolve(rec, act) {
+/// The weight-gradient kernel has no direct variant; the CPU one needs kW <= 32; the
+/// Winograd variants run F(2x2,3x3) / F(2x2x2,3x3x3) where [`winograd::applies`].
+fn wgrad_kernel(
+    rec: &Recorder,
+    kernel: ConvKernel,
+    win: &Window,
+    xs: &Shape,
+    ws: &Shape,
+    act: DType,
+) -> ConvKernel {
+    let k = tune::resolve(rec.ctx, kernel, tune::ConvOp::GradWeight, xs, ws, win, act);
+    if k.is_winograd() && winograd::applies(win, xs.is_3d()) {
+        return k;
+    }
+    let k = if k.is_winograd() {
+        class_default(rec.ctx)
+    } else {
+        k
+    };
+    match k {
         ConvKernel::Cpu if win.kernel[2] <= 32 => ConvKernel::Cpu,
         k if k.is_coop() => k,
         _ => ConvKernel::Tiled,
@@ -567,7 +609,16 @@ pub fn conv_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
-    dispatch_fwd(rec, kernel.resolve(rec, x.dtype), x, w, b, win, y)
+    let k = tune::resolve(
+        rec.ctx,
+        kernel,
+        tune::ConvOp::Forward,
+        &x.shape,
+        &w.shape,
+        win,
+        x.dtype,
+    );
+    dispatch_fwd(rec, k, x, w, b, win, y)
 }
 
 /// `y = conv(x, w) + b`: x `N,C,(D),H,W`, w `O,C,(kD),kH,kW`, b `[O]`.
@@ -597,7 +648,16 @@ pub fn conv_grad_input_into(
     check_dy(op, dy, &ys, &dx.shape, win, dy.dtype)?;
     expect_act(op, "grad_input", dx, dx.shape, dy.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
-    dgrad_any(rec, kernel.resolve(rec, dy.dtype), dy, w, None, win, dx)
+    let k = tune::resolve(
+        rec.ctx,
+        kernel,
+        tune::ConvOp::GradInput,
+        &dx.shape,
+        &w.shape,
+        win,
+        dy.dtype,
+    );
+    dgrad_any(rec, k, dy, w, None, win, dx)
 }
 
 pub fn conv_grad_input(
@@ -626,7 +686,8 @@ pub fn conv_grad_weight_into(
     expect_act(op, "input", x, x.shape, x.dtype)?;
     check_dy(op, dy, &ys, &x.shape, win, x.dtype)?;
     expect(op, "grad_weight", dw, dw.shape, DType::F32)?;
-    dispatch_wgrad(rec, wgrad_kernel(rec, kernel, win, x.dtype), x, dy, win, dw)
+    let k = wgrad_kernel(rec, kernel, win, &x.shape, &dw.shape, x.dtype);
+    dispatch_wgrad(rec, k, x, dy, win, dw)
 }
 
 pub fn conv_grad_weight(
@@ -734,7 +795,7 @@ pub fn conv_transpose_grad_weight_into(
     cwin.output_padding = [0; 3];
     dispatch_wgrad(
         rec,
-        wgrad_kernel(rec, kernel, &cwin, x.dtype),
+        wgrad_kernel(rec, kernel, &cwin, &dy.shape, &dw.shape, x.dtype),
         dy,
         x,
         &cwin,

@@ -8,7 +8,17 @@ use wunet::gpu::{Context, ContextOptions};
 /// The test context, or `None` (with a message) where no adapter exists.
 pub fn ctx() -> Option<&'static Context> {
     static CTX: OnceLock<Option<Context>> = OnceLock::new();
-    CTX.get_or_init(|| match Context::new(&ContextOptions::default()) {
+    CTX.get_or_init(|| {
+        // Deterministic kernels, and never the user's tuning cache: the adapter-class
+        // defaults unless a test asks for a variant (tests/tune.rs tests the tuner).
+        wunet::ops::conv::tune::set_mode(wunet::ops::conv::tune::Mode::Off);
+        open_ctx()
+    })
+    .as_ref()
+}
+
+fn open_ctx() -> Option<Context> {
+    match Context::new(&ContextOptions::default()) {
         Ok(c) => {
             eprintln!("adapter: {}", c.describe());
             Some(c)
@@ -20,8 +30,7 @@ pub fn ctx() -> Option<&'static Context> {
             eprintln!("skip: no GPU adapter ({e})");
             None
         }
-    })
-    .as_ref()
+    }
 }
 
 /// Deterministic pseudo-random values in [-1, 1) (xorshift).

@@ -146,7 +146,8 @@ pub fn auto_uses_coop(ctx: &Context, act: DType) -> bool {
     act == DType::F16 && status(ctx).is_ready()
 }
 
-/// The kernel `WUNET_KERNELS` forces on every conv, if any (`coop`, `coop-emu`, `tiled`).
+/// The kernel `WUNET_KERNELS` forces on every conv, if any (`coop`, `coop-emu`, `tiled`,
+/// `winograd2`, `winograd4`: the Winograd kernels where they apply, else the default).
 pub(crate) fn forced(ctx: &Context) -> Option<ConvKernel> {
     match std::env::var("WUNET_KERNELS").ok().as_deref() {
         Some("coop") if device_support(ctx).is_ok() => Some(ConvKernel::Coop),
@@ -154,6 +155,8 @@ pub(crate) fn forced(ctx: &Context) -> Option<ConvKernel> {
             Some(ConvKernel::CoopEmulated)
         }
         Some("tiled") => Some(ConvKernel::Tiled),
+        Some("winograd2") => Some(ConvKernel::Winograd2),
+        Some("winograd4") => Some(ConvKernel::Winograd4),
         _ => None,
     }
 }

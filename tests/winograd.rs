@@ -1,0 +1,179 @@
+//! Winograd convolution kernels (F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3)) against the f64 CPU
+//! reference: forward with bias, stride-1 grad input and grad weight (F(2x2) / F(2x2x2) for
+//! both variants; tolerance 1e-5 on every case), H != W, borders (padding 0, 1, 2
+//! through the grad input), 1 and 1024 channels, batch > 1, anisotropic 3D sizes.
+//!
+//! Error measure: `max |got - ref| / max |ref|` over the whole output (normwise relative
+//! error; elementwise relative error is meaningless near zero crossings). Tolerances:
+//! - `Winograd2` (F(2x2,3x3), F(2x2x2,3x3x3)): 1e-5 at small channel counts, 1e-4 at 1024
+//!   (2D) and 512 (3D) channels.
+//! - `Winograd4` (F(4x4,3x3)): 1e-4 at small channel counts, 5e-4 at 1024 channels. Within
+//!   the 1e-3 bound, so it may be chosen by measurement.
+
+mod common;
+use common::{ctx, rand_vec};
+use wunet::ops::conv::{self, ConvKernel};
+use wunet::reference::conv as r;
+use wunet::shape::conv_weight_shape;
+use wunet::{DType, Shape, Tensor, Window};
+
+fn upload(c: &wunet::Context, v: &[f32], s: Shape) -> Tensor {
+    Tensor::from_f32(c, v, s).unwrap()
+}
+
+/// `max |got - want| / max |want|`.
+fn rel_err(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs() as f64));
+    let err = got.iter().zip(want).fold(0.0f64, |m, (g, w)| {
+        let d = (*g as f64 - *w as f64).abs();
+        if d.is_nan() {
+            f64::INFINITY
+        } else {
+            m.max(d)
+        }
+    });
+    err / scale.max(1e-30)
+}
+
+/// Runs forward (with bias) and grad input with `k`; returns their normwise errors.
+fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> (f64, f64) {
+    let c = ctx().expect("adapter");
+    let dims = if xs.is_3d() { 3 } else { 2 };
+    let win = Window::cube(dims, 3, 1, pad);
+    let ws = conv_weight_shape(o, xs.c(), &win, xs.is_3d());
+    let xv = rand_vec(xs.numel(), seed);
+    let wv = rand_vec(ws.numel(), seed + 1);
+    let bv = rand_vec(o, seed + 2);
+    let (yref, ys) = r::conv_fwd(&xv, &xs, &wv, &ws, Some(&bv), &win);
+    let gv = rand_vec(ys.numel(), seed + 3);
+    let dxref = r::conv_dgrad(&gv, &ys, &wv, &ws, &xs, &win);
+    let dwref = r::conv_wgrad(&xv, &xs, &gv, &ys, &ws, &win);
+    let (x, w, b, g) = (
+        upload(c, &xv, xs),
+        upload(c, &wv, ws),
+        upload(c, &bv, Shape::vector(o)),
+        upload(c, &gv, ys),
+    );
+    let y = Tensor::empty(c, ys, DType::F32).unwrap();
+    let dx = Tensor::empty(c, xs, DType::F32).unwrap();
+    let dw = Tensor::empty(c, ws, DType::F32).unwrap();
+    c.run(|rec| {
+        conv::conv_into(rec, &x, &w, Some(&b), &win, &y, k)?;
+        conv::conv_grad_input_into(rec, &g, &w, &win, &dx, k)?;
+        conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, k)
+    })
+    .unwrap();
+    // The weight gradient runs F(2x2,3x3) / F(2x2x2,3x3x3) for both variants.
+    let edw = rel_err(&dw.to_f32_vec(c).unwrap(), &dwref);
+    assert!(
+        edw <= 1e-5,
+        "{k:?} {xs} -> {o} pad {pad}: grad weight {edw:.2e}"
+    );
+    let ey = rel_err(&y.to_f32_vec(c).unwrap(), &yref);
+    let edx = rel_err(&dx.to_f32_vec(c).unwrap(), &dxref);
+    eprintln!(
+        "{k:?} {xs} -> {o} pad {pad}: forward {ey:.2e}, grad input {edx:.2e}, grad weight {edw:.2e}"
+    );
+    (ey, edx)
+}
+
+fn assert_within(what: &str, (ey, edx): (f64, f64), tol: f64) {
+    assert!(
+        ey <= tol && edx <= tol,
+        "{what}: forward {ey:.2e}, grad input {edx:.2e}, tolerance {tol:.0e}"
+    );
+}
+
+/// Small shapes: borders (pad 0 and 1; the grad input runs pad 2 and 1), H != W, sizes not
+/// multiples of the tile, 1 channel, batch > 1, output channels not multiples of 8.
+fn small_2d() -> Vec<(Shape, usize, usize)> {
+    vec![
+        (Shape::new4(2, 3, 7, 13), 5, 1),
+        (Shape::new4(1, 1, 9, 6), 3, 0),
+        (Shape::new4(3, 6, 5, 11), 17, 1),
+        (Shape::new4(1, 13, 4, 4), 1, 0),
+        (Shape::new4(2, 8, 16, 9), 16, 1),
+    ]
+}
+
+#[test]
+fn winograd2_matches_reference_2d() {
+    if ctx().is_none() {
+        return;
+    }
+    for (i, (xs, o, pad)) in small_2d().into_iter().enumerate() {
+        let e = check(xs, o, pad, ConvKernel::Winograd2, 100 + i as u64 * 10);
+        assert_within(&format!("winograd2 {xs} -> {o} pad {pad}"), e, 1e-5);
+    }
+}
+
+#[test]
+fn winograd4_matches_reference_2d() {
+    if ctx().is_none() {
+        return;
+    }
+    for (i, (xs, o, pad)) in small_2d().into_iter().enumerate() {
+        let e = check(xs, o, pad, ConvKernel::Winograd4, 200 + i as u64 * 10);
+        assert_within(&format!("winograd4 {xs} -> {o} pad {pad}"), e, 1e-4);
+    }
+}
+
+#[test]
+fn winograd_1024_channels_2d() {
+    if ctx().is_none() {
+        return;
+    }
+    // Forward reduces over 1024 input channels; the grad input over 1024 output channels.
+    let cases = [
+        (Shape::new4(1, 1024, 10, 7), 16, 1),
+        (Shape::new4(2, 16, 7, 10), 1024, 0),
+    ];
+    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
+        let e2 = check(xs, o, pad, ConvKernel::Winograd2, 300 + i as u64);
+        assert_within(&format!("winograd2 {xs} -> {o}"), e2, 1e-4);
+        let e4 = check(xs, o, pad, ConvKernel::Winograd4, 310 + i as u64);
+        assert_within(&format!("winograd4 {xs} -> {o}"), e4, 5e-4);
+    }
+}
+
+#[test]
+fn winograd_matches_reference_3d() {
+    if ctx().is_none() {
+        return;
+    }
+    let cases = [
+        (Shape::new5(2, 3, 5, 7, 6), 4, 1),
+        (Shape::new5(1, 1, 4, 9, 5), 3, 0),
+        (Shape::new5(1, 5, 7, 3, 8), 9, 1),
+    ];
+    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
+        let e = check(xs, o, pad, ConvKernel::Winograd2, 400 + i as u64 * 10);
+        assert_within(&format!("winograd2 3D {xs} -> {o} pad {pad}"), e, 1e-5);
+    }
+    let big = [
+        (Shape::new5(1, 512, 5, 6, 4), 8, 1),
+        (Shape::new5(1, 8, 4, 6, 5), 512, 1),
+    ];
+    for (i, (xs, o, pad)) in big.into_iter().enumerate() {
+        let e = check(xs, o, pad, ConvKernel::Winograd2, 500 + i as u64);
+        assert_within(&format!("winograd2 3D {xs} -> {o}"), e, 1e-4);
+    }
+}
+
+/// Where the window does not qualify, the Winograd variants run the default kernels.
+#[test]
+fn winograd_falls_back_outside_its_windows() {
+    let Some(c) = ctx() else { return };
+    let xs = Shape::new4(1, 3, 9, 8);
+    let win = Window::cube(2, 3, 2, 1);
+    let ws = conv_weight_shape(4, 3, &win, false);
+    let xv = rand_vec(xs.numel(), 1);
+    let wv = rand_vec(ws.numel(), 2);
+    let (yref, ys) = r::conv_fwd(&xv, &xs, &wv, &ws, None, &win);
+    let (x, w) = (upload(c, &xv, xs), upload(c, &wv, ws));
+    let y = Tensor::empty(c, ys, DType::F32).unwrap();
+    c.run(|rec| conv::conv_into(rec, &x, &w, None, &win, &y, ConvKernel::Winograd2))
+        .unwrap();
+    assert!(rel_err(&y.to_f32_vec(c).unwrap(), &yref) < 1e-5);
+}
