@@ -1,8 +1,20 @@
-//! Timing of GPU work (used by `wunet bench` and the criterion benches), and
-//! the adapter ceilings of `wunet bench peak` ([`peak`]).
-//! Timings are wall-clock from submission to completion, median of runs.
+//! Timing of GPU work (used by `wunet bench` and the criterion benches): the
+//! adapter ceilings of `wunet bench peak` ([`peak`]), FLOP and byte counts
+//! of every op and the roofline placement ([`cost`]), the per-op cases of
+//! `wunet bench op|all` ([`ops`], [`all`]), U-Net step profiles ([`step`]),
+//! JSON lines ([`json`]), `bench compare` ([`compare`]) and the roofline
+//! plot ([`roofline`]). Timings are GPU timestamps where the device has
+//! them ([`time_program_best`]), else wall clock from submission to
+//! completion; medians of runs.
 
+pub mod all;
+pub mod compare;
+pub mod cost;
+pub mod json;
+pub mod ops;
 pub mod peak;
+pub mod roofline;
+pub mod step;
 
 use crate::error::Result;
 use crate::gpu::{Context, Program};
@@ -31,6 +43,7 @@ pub fn time_program(
     Ok(ms)
 }
 
+/// The middle value of sorted milliseconds (NaN when empty).
 pub fn median(sorted: &[f64]) -> f64 {
     if sorted.is_empty() {
         return f64::NAN;
@@ -54,6 +67,7 @@ pub enum Timer {
 }
 
 impl Timer {
+    /// `gpu-timestamps` or `wall-clock`, as printed and in `--json`.
     pub fn name(self) -> &'static str {
         match self {
             Timer::Gpu => "gpu-timestamps",

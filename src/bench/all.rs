@@ -1,0 +1,230 @@
+//! `wunet bench all`: every case of [`super::ops::CASES`] in 2D and 3D, the
+//! convolution kernel variants, and the kernel-file [`Coverage`] of the run.
+
+use super::cost::op_cost;
+use super::json::{Record, What};
+use super::ops::{
+    find_case, kernel_file, run_case, unavailable, CaseRun, Needs, Setup, Size, CASES,
+    SPECIAL_KERNELS,
+};
+use super::{time_program_best, Timer};
+use crate::error::Result;
+use crate::gpu::pipelines::KERNELS;
+use crate::gpu::{Context, DType, Program, Tensor};
+use crate::graph::ops::{ConvAttrs, Op, WindowAttrs, WindowGradAttrs};
+use crate::ops::conv::{self, ConvKernel};
+use crate::shape::{conv_weight_shape, Shape, Window};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Something `bench all` did not run, and why.
+#[derive(Clone, Debug)]
+pub struct Skip {
+    pub what: String,
+    pub reason: String,
+}
+
+/// Which kernel files a run exercised, and which it skipped (only files of
+/// [`SPECIAL_KERNELS`] on adapters lacking what they need).
+#[derive(Clone, Debug, Default)]
+pub struct Coverage {
+    pub ran: BTreeSet<&'static str>,
+    pub skipped: BTreeMap<&'static str, String>,
+}
+
+impl Coverage {
+    /// Coverage of a run that dispatched `ran` on `ctx`.
+    pub fn new(ctx: &Context, ran: BTreeSet<&'static str>) -> Self {
+        let mut skipped = BTreeMap::new();
+        for &(k, needs) in SPECIAL_KERNELS {
+            if ran.contains(k) {
+                continue;
+            }
+            if let Some(why) = unavailable(ctx, needs) {
+                skipped.insert(k, why);
+            }
+        }
+        Coverage { ran, skipped }
+    }
+
+    /// Files of `kernels/` (`gpu::pipelines::KERNELS`) neither run nor
+    /// skipped for a stated reason.
+    pub fn missing(&self) -> Vec<&'static str> {
+        KERNELS
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| !self.ran.contains(n) && !self.skipped.contains_key(n))
+            .collect()
+    }
+}
+
+/// Options of `bench all`.
+#[derive(Clone, Debug)]
+pub struct AllOptions {
+    pub size: Size,
+    /// 2 and/or 3.
+    pub dims: Vec<usize>,
+    /// Also time the explicit convolution kernels (tiled, cpu, direct, coop).
+    pub conv_variants: bool,
+}
+
+/// Records of every case (and conv variant), deduplicated by
+/// `(op, shape, variant)`, handed to `emit` as they come; kernel files run
+/// and everything skipped.
+pub fn run_cases(
+    ctx: &Context,
+    opts: &AllOptions,
+    setup: &Setup,
+    emit: &mut dyn FnMut(&Record),
+) -> Result<(CaseRun, Vec<Skip>)> {
+    let mut all = CaseRun::default();
+    let mut skips = Vec::new();
+    let mut seen = BTreeSet::new();
+    let mut keep = |all: &mut CaseRun, run: CaseRun| {
+        all.kernels.extend(run.kernels);
+        for r in run.records {
+            if seen.insert(r.key()) {
+                emit(&r);
+                all.records.push(r);
+            }
+        }
+    };
+    for &dims in &opts.dims {
+        let base = opts.size.base_shape(dims);
+        for case in CASES {
+            if let Some(why) = case.needs.and_then(|n| unavailable(ctx, n)) {
+                skips.push(Skip {
+                    what: format!("{} {dims}D", case.name),
+                    reason: why,
+                });
+                continue;
+            }
+            let run = run_case(ctx, case, (case.input)(base), setup)?;
+            keep(&mut all, run);
+        }
+        if opts.conv_variants {
+            let input = (find_case("conv3x3")?.input)(base);
+            for (k, act) in conv_variants(ctx) {
+                let (run, sk) = conv_variant(ctx, input, k, act, setup)?;
+                keep(&mut all, run);
+                skips.extend(sk);
+            }
+        }
+    }
+    if opts.conv_variants {
+        if let Some(why) = unavailable(ctx, Needs::CoopConv) {
+            skips.push(Skip {
+                what: "conv3x3 coop-direct, coop-im2col".into(),
+                reason: why,
+            });
+        }
+    }
+    Ok((all, skips))
+}
+
+/// The explicit conv kernels `bench all` times: tiled, cpu and direct in
+/// f32; the matrix-unit ones (f16 activations) where they pass the self-test.
+pub fn conv_variants(ctx: &Context) -> Vec<(ConvKernel, DType)> {
+    let mut v = vec![
+        (ConvKernel::Tiled, DType::F32),
+        (ConvKernel::Cpu, DType::F32),
+        (ConvKernel::Direct, DType::F32),
+    ];
+    if unavailable(ctx, Needs::CoopConv).is_none() {
+        v.push((ConvKernel::CoopDirect, DType::F16));
+        v.push((ConvKernel::CoopIm2col, DType::F16));
+    }
+    v
+}
+
+/// One pass of a conv variant: op, operands, and how to record it.
+type ConvPass<'a> = (Op, Vec<(Shape, DType)>, Vec<(Shape, DType)>, Box<dyn Fn(&mut crate::gpu::Recorder) -> Result<()> + 'a>);
+
+/// Forward, grad input and grad weight of a 3x3 same convolution C -> C on
+/// `xs` with kernel `k`, each timed as its own program (a pass the kernel
+/// does not support is skipped with the error).
+pub fn conv_variant(
+    ctx: &Context,
+    xs: Shape,
+    k: ConvKernel,
+    act: DType,
+    setup: &Setup,
+) -> Result<(CaseRun, Vec<Skip>)> {
+    let win = Window::cube(if xs.is_3d() { 3 } else { 2 }, 3, 1, 1);
+    let ws = conv_weight_shape(xs.c(), xs.c(), &win, xs.is_3d());
+    let ys = conv::conv_out_shape(&xs, &ws, &win)?;
+    let bs = Shape::vector(xs.c());
+    let x = Tensor::zeros(ctx, xs, act)?;
+    let w = Tensor::zeros(ctx, ws, DType::F32)?;
+    let b = Tensor::zeros(ctx, bs, DType::F32)?;
+    let y = Tensor::zeros(ctx, ys, act)?;
+    let dy = Tensor::zeros(ctx, ys, act)?;
+    let dx = Tensor::zeros(ctx, xs, act)?;
+    let dw = Tensor::zeros(ctx, ws, DType::F32)?;
+    let f32s = DType::F32;
+    let passes: Vec<ConvPass> = vec![
+        (
+            Op::Conv(ConvAttrs { window: win, bias: true }),
+            vec![(xs, act), (ws, f32s), (bs, f32s)],
+            vec![(ys, act)],
+            Box::new(|rec| conv::conv_into(rec, &x, &w, Some(&b), &win, &y, k)),
+        ),
+        (
+            Op::ConvGradInput(WindowGradAttrs { window: win, input: xs }),
+            vec![(ys, act), (ws, f32s)],
+            vec![(xs, act)],
+            Box::new(|rec| conv::conv_grad_input_into(rec, &dy, &w, &win, &dx, k)),
+        ),
+        (
+            Op::ConvGradWeight(WindowAttrs { window: win }),
+            vec![(xs, act), (ys, act)],
+            vec![(ws, f32s)],
+            Box::new(|rec| conv::conv_grad_weight_into(rec, &x, &dy, &win, &dw, k)),
+        ),
+    ];
+    let mut run = CaseRun::default();
+    let mut skips = Vec::new();
+    let prec = if act == DType::F16 { "f16" } else { "f32" };
+    for (op, ins, outs, rec_fn) in passes {
+        let prog = match ctx.record(|rec| rec_fn(rec)) {
+            Ok(p) => p,
+            Err(e) => {
+                skips.push(Skip {
+                    what: format!("conv3x3 {} variant {k:?} on {xs}", op.name()),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let (timer, times) = time_program_best(ctx, &prog, 1, setup.runs.max(1))?;
+        let what = What {
+            op: op.name().to_string(),
+            shape: ins[0].0.to_string(),
+            variant: format!("{prec} {k:?} {}", program_kernels(&prog, &mut run.kernels)),
+            case: "conv3x3".into(),
+        };
+        let cost = op_cost(&op, &ins, &outs);
+        run.records
+            .push(Record::new(setup.env, what, timer, &times, cost, &setup.ceilings));
+    }
+    Ok((run, skips))
+}
+
+/// `kernel::entry` of every dispatch of `prog`, comma-joined; the kernel
+/// files go into `files`.
+fn program_kernels(prog: &Program, files: &mut BTreeSet<&'static str>) -> String {
+    let mut names = BTreeSet::new();
+    for d in &prog.dispatches {
+        files.insert(kernel_file(d.pipeline.kernel.name));
+        names.insert(format!("{}::{}", d.pipeline.kernel.name, d.pipeline.entry));
+    }
+    names.into_iter().collect::<Vec<_>>().join(",")
+}
+
+/// The timer `bench all` uses on this device.
+pub fn timer_of(ctx: &Context) -> Timer {
+    if ctx.has_gpu_timestamps() {
+        Timer::Gpu
+    } else {
+        Timer::Wall
+    }
+}
