@@ -104,10 +104,15 @@ pub fn run_cases(
         if opts.conv_variants {
             let input = (find_case("conv3x3")?.input)(base);
             for (k, act) in conv_variants(ctx) {
-                let (run, sk) = conv_variant(ctx, input, k, act, setup)?;
+                let (run, sk) = conv_variant(ctx, input, false, k, act, setup)?;
                 keep(&mut all, run);
                 skips.extend(sk);
             }
+            // The up-convolution kernel (conv_up) for kernel == stride.
+            let input = (find_case("conv_transpose")?.input)(base);
+            let (run, sk) = conv_variant(ctx, input, true, ConvKernel::Up, DType::F32, setup)?;
+            keep(&mut all, run);
+            skips.extend(sk);
         }
     }
     if opts.conv_variants {
@@ -137,59 +142,145 @@ pub fn conv_variants(ctx: &Context) -> Vec<(ConvKernel, DType)> {
 }
 
 /// One pass of a conv variant: op, operands, and how to record it.
-type ConvPass<'a> = (Op, Vec<(Shape, DType)>, Vec<(Shape, DType)>, Box<dyn Fn(&mut crate::gpu::Recorder) -> Result<()> + 'a>);
+type ConvPass<'a> = (
+    Op,
+    Vec<(Shape, DType)>,
+    Vec<(Shape, DType)>,
+    Box<dyn Fn(&mut crate::gpu::Recorder) -> Result<()> + 'a>,
+);
 
-/// Forward, grad input and grad weight of a 3x3 same convolution C -> C on
-/// `xs` with kernel `k`, each timed as its own program (a pass the kernel
-/// does not support is skipped with the error).
-pub fn conv_variant(
-    ctx: &Context,
-    xs: Shape,
+/// The tensors of a conv variant run.
+struct ConvTensors {
+    x: Tensor,
+    w: Tensor,
+    b: Tensor,
+    y: Tensor,
+    dy: Tensor,
+    dx: Tensor,
+    dw: Tensor,
+}
+
+impl ConvTensors {
+    fn new(ctx: &Context, xs: Shape, ws: Shape, ys: Shape, act: DType) -> Result<Self> {
+        Ok(ConvTensors {
+            x: Tensor::zeros(ctx, xs, act)?,
+            w: Tensor::zeros(ctx, ws, DType::F32)?,
+            b: Tensor::zeros(ctx, Shape::vector(ys.c()), DType::F32)?,
+            y: Tensor::zeros(ctx, ys, act)?,
+            dy: Tensor::zeros(ctx, ys, act)?,
+            dx: Tensor::zeros(ctx, xs, act)?,
+            dw: Tensor::zeros(ctx, ws, DType::F32)?,
+        })
+    }
+}
+
+/// Forward, grad input and grad weight of a convolution: `transpose` false,
+/// 3x3 same C -> C (case conv3x3); true, 2x2 stride 2 C -> C/2 (case
+/// conv_transpose, input from that case's shape).
+fn conv_passes<'a>(
+    t: &'a ConvTensors,
+    win: Window,
+    transpose: bool,
     k: ConvKernel,
     act: DType,
-    setup: &Setup,
-) -> Result<(CaseRun, Vec<Skip>)> {
-    let win = Window::cube(if xs.is_3d() { 3 } else { 2 }, 3, 1, 1);
-    let ws = conv_weight_shape(xs.c(), xs.c(), &win, xs.is_3d());
-    let ys = conv::conv_out_shape(&xs, &ws, &win)?;
-    let bs = Shape::vector(xs.c());
-    let x = Tensor::zeros(ctx, xs, act)?;
-    let w = Tensor::zeros(ctx, ws, DType::F32)?;
-    let b = Tensor::zeros(ctx, bs, DType::F32)?;
-    let y = Tensor::zeros(ctx, ys, act)?;
-    let dy = Tensor::zeros(ctx, ys, act)?;
-    let dx = Tensor::zeros(ctx, xs, act)?;
-    let dw = Tensor::zeros(ctx, ws, DType::F32)?;
-    let f32s = DType::F32;
-    let passes: Vec<ConvPass> = vec![
+) -> Vec<ConvPass<'a>> {
+    let (xs, ws, ys) = (t.x.shape, t.w.shape, t.y.shape);
+    let f = DType::F32;
+    let fwd_in = vec![(xs, act), (ws, f), (t.b.shape, f)];
+    let attrs = ConvAttrs {
+        window: win,
+        bias: true,
+    };
+    if transpose {
+        return vec![
+            (
+                Op::ConvTranspose(attrs),
+                fwd_in,
+                vec![(ys, act)],
+                Box::new(move |rec| {
+                    conv::conv_transpose_into(rec, &t.x, &t.w, Some(&t.b), &win, &t.y, k)
+                }),
+            ),
+            (
+                Op::ConvTransposeGradInput(WindowAttrs { window: win }),
+                vec![(ys, act), (ws, f)],
+                vec![(xs, act)],
+                Box::new(move |rec| {
+                    conv::conv_transpose_grad_input_into(rec, &t.dy, &t.w, &win, &t.dx, k)
+                }),
+            ),
+            (
+                Op::ConvTransposeGradWeight(WindowAttrs { window: win }),
+                vec![(xs, act), (ys, act)],
+                vec![(ws, f)],
+                Box::new(move |rec| {
+                    conv::conv_transpose_grad_weight_into(rec, &t.x, &t.dy, &win, &t.dw, k)
+                }),
+            ),
+        ];
+    }
+    vec![
         (
-            Op::Conv(ConvAttrs { window: win, bias: true }),
-            vec![(xs, act), (ws, f32s), (bs, f32s)],
+            Op::Conv(attrs),
+            fwd_in,
             vec![(ys, act)],
-            Box::new(|rec| conv::conv_into(rec, &x, &w, Some(&b), &win, &y, k)),
+            Box::new(move |rec| conv::conv_into(rec, &t.x, &t.w, Some(&t.b), &win, &t.y, k)),
         ),
         (
-            Op::ConvGradInput(WindowGradAttrs { window: win, input: xs }),
-            vec![(ys, act), (ws, f32s)],
+            Op::ConvGradInput(WindowGradAttrs {
+                window: win,
+                input: xs,
+            }),
+            vec![(ys, act), (ws, f)],
             vec![(xs, act)],
-            Box::new(|rec| conv::conv_grad_input_into(rec, &dy, &w, &win, &dx, k)),
+            Box::new(move |rec| conv::conv_grad_input_into(rec, &t.dy, &t.w, &win, &t.dx, k)),
         ),
         (
             Op::ConvGradWeight(WindowAttrs { window: win }),
             vec![(xs, act), (ys, act)],
-            vec![(ws, f32s)],
-            Box::new(|rec| conv::conv_grad_weight_into(rec, &x, &dy, &win, &dw, k)),
+            vec![(ws, f)],
+            Box::new(move |rec| conv::conv_grad_weight_into(rec, &t.x, &t.dy, &win, &t.dw, k)),
         ),
-    ];
+    ]
+}
+
+/// Forward, grad input and grad weight of the conv3x3 case (or, with
+/// `transpose`, the conv_transpose case) on input `xs` with kernel `k`,
+/// each timed as its own program; a pass the kernel does not support is
+/// skipped with the error.
+pub fn conv_variant(
+    ctx: &Context,
+    xs: Shape,
+    transpose: bool,
+    k: ConvKernel,
+    act: DType,
+    setup: &Setup,
+) -> Result<(CaseRun, Vec<Skip>)> {
+    let dims = if xs.is_3d() { 3 } else { 2 };
+    let (win, ws, ys) = if transpose {
+        let win = Window::cube(dims, 2, 2, 0);
+        let ws = conv_weight_shape(xs.c(), xs.c() / 2, &win, xs.is_3d());
+        (win, ws, conv::conv_transpose_out_shape(&xs, &ws, &win)?)
+    } else {
+        let win = Window::cube(dims, 3, 1, 1);
+        let ws = conv_weight_shape(xs.c(), xs.c(), &win, xs.is_3d());
+        (win, ws, conv::conv_out_shape(&xs, &ws, &win)?)
+    };
+    let tensors = ConvTensors::new(ctx, xs, ws, ys, act)?;
+    let case = if transpose {
+        "conv_transpose"
+    } else {
+        "conv3x3"
+    };
     let mut run = CaseRun::default();
     let mut skips = Vec::new();
     let prec = if act == DType::F16 { "f16" } else { "f32" };
-    for (op, ins, outs, rec_fn) in passes {
+    for (op, ins, outs, rec_fn) in conv_passes(&tensors, win, transpose, k, act) {
         let prog = match ctx.record(|rec| rec_fn(rec)) {
             Ok(p) => p,
             Err(e) => {
                 skips.push(Skip {
-                    what: format!("conv3x3 {} variant {k:?} on {xs}", op.name()),
+                    what: format!("{case} {} variant {k:?} on {xs}", op.name()),
                     reason: e.to_string(),
                 });
                 continue;
@@ -200,11 +291,17 @@ pub fn conv_variant(
             op: op.name().to_string(),
             shape: ins[0].0.to_string(),
             variant: format!("{prec} {k:?} {}", program_kernels(&prog, &mut run.kernels)),
-            case: "conv3x3".into(),
+            case: case.into(),
         };
         let cost = op_cost(&op, &ins, &outs);
-        run.records
-            .push(Record::new(setup.env, what, timer, &times, cost, &setup.ceilings));
+        run.records.push(Record::new(
+            setup.env,
+            what,
+            timer,
+            &times,
+            cost,
+            &setup.ceilings,
+        ));
     }
     Ok((run, skips))
 }

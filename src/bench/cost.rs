@@ -89,9 +89,7 @@ fn flop(op: &Op, ins: &[Operand], outs: &[Operand]) -> f64 {
         // Two reductions (dy, dy * xhat: 3) and the input gradient (6).
         Op::BatchNormGrad(_) | Op::InstanceNormGrad(_) | Op::GroupNormGrad(_) => 9.0 * in0,
         Op::Relu | Op::ReluGrad => in0,
-        Op::LeakyRelu(_) | Op::LeakyReluGrad(_) | Op::Dropout(_) | Op::DropoutGrad(_) => {
-            2.0 * in0
-        }
+        Op::LeakyRelu(_) | Op::LeakyReluGrad(_) | Op::Dropout(_) | Op::DropoutGrad(_) => 2.0 * in0,
         // exp, add, division, sign; grad: y * (1 - y) * dy.
         Op::Sigmoid => 4.0 * in0,
         Op::SigmoidGrad => 3.0 * in0,
@@ -212,11 +210,7 @@ mod tests {
             window: Window::cube(2, 3, 1, 1),
             bias: false,
         });
-        let c = op_cost(
-            &op,
-            &[(x, DType::F32), (w, DType::F32)],
-            &[(y, DType::F32)],
-        );
+        let c = op_cost(&op, &[(x, DType::F32), (w, DType::F32)], &[(y, DType::F32)]);
         assert_eq!(c.flop, 2.0 * 4.0 * 256.0 * 72.0);
         assert_eq!(c.bytes, 4.0 * (8.0 * 256.0 + 4.0 * 72.0 + 4.0 * 256.0));
     }

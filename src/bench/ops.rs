@@ -25,7 +25,7 @@ use crate::gpu::pipelines::EMULATED;
 use crate::gpu::{AdapterClass, Context, DType};
 use crate::graph::ops::*;
 use crate::graph::{
-    append_optimizer, append_optimizer_amp, backward, Graph, Gradients, Init, NodeId, Op,
+    append_optimizer, append_optimizer_amp, backward, Gradients, Graph, Init, NodeId, Op,
     Optimizer, ValueId,
 };
 use crate::shape::{Shape, Window};
@@ -351,34 +351,144 @@ const fn case(
 
 /// Every case, in `bench all` order.
 pub const CASES: &[Case] = &[
-    case("conv3x3", "3x3 convolution, C -> C, bias; fwd + bwd", same, conv3x3),
-    case("conv1x1", "1x1 head convolution, C -> 2; fwd + bwd", same, conv1x1),
-    case("conv_transpose", "2x2 stride-2 up-convolution, 2C at half size -> C; fwd + bwd", lower, conv_transpose),
-    case("max_pool", "2x2 max pooling with argmax; fwd + bwd", same, max_pool),
+    case(
+        "conv3x3",
+        "3x3 convolution, C -> C, bias; fwd + bwd",
+        same,
+        conv3x3,
+    ),
+    case(
+        "conv1x1",
+        "1x1 head convolution, C -> 2; fwd + bwd",
+        same,
+        conv1x1,
+    ),
+    case(
+        "conv_transpose",
+        "2x2 stride-2 up-convolution, 2C at half size -> C; fwd + bwd",
+        lower,
+        conv_transpose,
+    ),
+    case(
+        "max_pool",
+        "2x2 max pooling with argmax; fwd + bwd",
+        same,
+        max_pool,
+    ),
     case("avg_pool", "2x2 average pooling; fwd + bwd", same, avg_pool),
-    case("max_unpool", "max pooling then max-unpooling; fwd + bwd", same, max_unpool),
-    case("batch_norm", "batch norm, training; fwd + bwd", same, batch_norm),
-    case("batch_norm_eval", "batch norm, eval (running statistics); fwd", same, batch_norm_eval),
-    case("instance_norm", "instance norm; fwd + bwd", same, instance_norm),
-    case("group_norm", "group norm (8 groups where C allows); fwd + bwd", same, group_norm),
+    case(
+        "max_unpool",
+        "max pooling then max-unpooling; fwd + bwd",
+        same,
+        max_unpool,
+    ),
+    case(
+        "batch_norm",
+        "batch norm, training; fwd + bwd",
+        same,
+        batch_norm,
+    ),
+    case(
+        "batch_norm_eval",
+        "batch norm, eval (running statistics); fwd",
+        same,
+        batch_norm_eval,
+    ),
+    case(
+        "instance_norm",
+        "instance norm; fwd + bwd",
+        same,
+        instance_norm,
+    ),
+    case(
+        "group_norm",
+        "group norm (8 groups where C allows); fwd + bwd",
+        same,
+        group_norm,
+    ),
     case("relu", "ReLU; fwd + bwd", same, relu),
     case("leaky_relu", "leaky ReLU 0.01; fwd + bwd", same, leaky_relu),
     case("sigmoid", "sigmoid; fwd + bwd", same, sigmoid),
     case("dropout", "dropout p = 0.5; fwd + bwd", same, dropout),
-    case("concat", "channel concat of two tensors; fwd + bwd (split)", same, concat),
-    case("split", "channel split in halves, one used; fwd + bwd (zeros, concat)", same, split),
+    case(
+        "concat",
+        "channel concat of two tensors; fwd + bwd (split)",
+        same,
+        concat,
+    ),
+    case(
+        "split",
+        "channel split in halves, one used; fwd + bwd (zeros, concat)",
+        same,
+        split,
+    ),
     case("crop", "centre crop by 1/8 per axis; fwd + bwd", same, crop),
-    Case { tag: "zero", ..case("pad_zero", "zero padding by 1; fwd + bwd", same, pad_zero) },
-    Case { tag: "reflect", ..case("pad_reflect", "reflect padding by 1; fwd + bwd", same, pad_reflect) },
+    Case {
+        tag: "zero",
+        ..case("pad_zero", "zero padding by 1; fwd + bwd", same, pad_zero)
+    },
+    Case {
+        tag: "reflect",
+        ..case(
+            "pad_reflect",
+            "reflect padding by 1; fwd + bwd",
+            same,
+            pad_reflect,
+        )
+    },
     case("add", "elementwise add; fwd + bwd", same, add),
     case("scale", "scale by a constant; fwd + bwd", same, scale),
-    Case { tag: "nearest", ..case("upsample_nearest", "nearest x2 upsampling of the level below; fwd + bwd", lower, upsample_nearest) },
-    Case { tag: "linear", ..case("upsample_linear", "(bi/tri)linear x2 upsampling of the level below; fwd + bwd", lower, upsample_linear) },
-    case("cross_entropy", "softmax cross-entropy with its fused gradient, 2 classes", logits, cross_entropy),
-    case("dice", "soft Dice loss with its gradient, 2 classes", logits, dice),
-    case("sgd", "SGD update, momentum 0.99, as many parameters as activations", same, sgd),
-    case("adam", "Adam update, as many parameters as activations", same, adam),
-    Case { needs: Some(Needs::F16), ..case("amp", "mixed precision: casts, f16 ReLU, overflow check, loss-scale update, amp SGD", same, amp) },
+    Case {
+        tag: "nearest",
+        ..case(
+            "upsample_nearest",
+            "nearest x2 upsampling of the level below; fwd + bwd",
+            lower,
+            upsample_nearest,
+        )
+    },
+    Case {
+        tag: "linear",
+        ..case(
+            "upsample_linear",
+            "(bi/tri)linear x2 upsampling of the level below; fwd + bwd",
+            lower,
+            upsample_linear,
+        )
+    },
+    case(
+        "cross_entropy",
+        "softmax cross-entropy with its fused gradient, 2 classes",
+        logits,
+        cross_entropy,
+    ),
+    case(
+        "dice",
+        "soft Dice loss with its gradient, 2 classes",
+        logits,
+        dice,
+    ),
+    case(
+        "sgd",
+        "SGD update, momentum 0.99, as many parameters as activations",
+        same,
+        sgd,
+    ),
+    case(
+        "adam",
+        "Adam update, as many parameters as activations",
+        same,
+        adam,
+    ),
+    Case {
+        needs: Some(Needs::F16),
+        ..case(
+            "amp",
+            "mixed precision: casts, f16 ReLU, overflow check, loss-scale update, amp SGD",
+            same,
+            amp,
+        )
+    },
 ];
 
 /// The case called `name`, or an error listing them all.
@@ -421,9 +531,8 @@ pub struct Setup<'a> {
 fn build_case(ctx: &Context, case: &Case, shape: Shape) -> Result<Executor> {
     let mut g = Graph::new();
     let x = g.param("x", shape, Init::Normal { std: 1.0 })?;
-    (case.build)(&mut g, x).map_err(|e| {
-        Error::Other(format!("bench op {} on {shape}: {e}", case.name))
-    })?;
+    (case.build)(&mut g, x)
+        .map_err(|e| Error::Other(format!("bench op {} on {shape}: {e}", case.name)))?;
     Executor::new(ctx, g, &ExecOptions::default())
 }
 

@@ -288,13 +288,21 @@ fn conv_ops(transpose: bool, backward: bool, win: &Window, xs: Shape) -> Vec<cra
 type Operands = Vec<(Shape, DType)>;
 
 /// Inputs and outputs of one of [`conv_ops`] for input `xs`, weight `ws`, output `ys`.
-fn conv_operands(op: &crate::graph::Op, xs: Shape, ws: Shape, ys: Shape, act: DType) -> (Operands, Operands) {
+fn conv_operands(
+    op: &crate::graph::Op,
+    xs: Shape,
+    ws: Shape,
+    ys: Shape,
+    act: DType,
+) -> (Operands, Operands) {
     use crate::graph::Op;
     let f = DType::F32;
     let bs = Shape::vector(ys.c());
     match op {
         Op::Conv(_) | Op::ConvTranspose(_) => (vec![(xs, act), (ws, f), (bs, f)], vec![(ys, act)]),
-        Op::ConvGradInput(_) | Op::ConvTransposeGradInput(_) => (vec![(ys, act), (ws, f)], vec![(xs, act)]),
+        Op::ConvGradInput(_) | Op::ConvTransposeGradInput(_) => {
+            (vec![(ys, act), (ws, f)], vec![(xs, act)])
+        }
         _ => (vec![(xs, act), (ys, act)], vec![(ws, f)]),
     }
 }
@@ -525,8 +533,8 @@ pub struct OpBenchArgs {
     pub size: String,
     #[arg(long, default_value_t = 5)]
     pub runs: usize,
-    /// conv3x3 only: also time these conv kernels (comma list: tiled, cpu, direct,
-    /// coop-direct, coop-im2col, coop-direct-emu, coop-im2col-emu, ...).
+    /// conv3x3 and conv_transpose: also time these conv kernels, each pass on its own
+    /// (comma list: tiled, cpu, direct, up, coop-direct, coop-im2col, coop-direct-emu, ...).
     #[arg(long)]
     pub variant: Option<String>,
     /// One JSON object per line (the ceilings line first).
@@ -565,7 +573,10 @@ pub fn bench_op(ctx: &Context, a: &OpBenchArgs) -> Result<()> {
         return Ok(());
     }
     let case = find_case(&a.case)?;
-    if let Some(why) = case.needs.and_then(|n| crate::bench::ops::unavailable(ctx, n)) {
+    if let Some(why) = case
+        .needs
+        .and_then(|n| crate::bench::ops::unavailable(ctx, n))
+    {
         return Err(Error::Other(format!("bench op {}: {why}", case.name)));
     }
     let base = match &a.shape {
@@ -574,13 +585,13 @@ pub fn bench_op(ctx: &Context, a: &OpBenchArgs) -> Result<()> {
         None => return Err(Error::Other(format!("--dims {}: expected 2 or 3", a.dims))),
     };
     let variants = match (&a.variant, case.name) {
-        (Some(v), "conv3x3") => v
+        (Some(v), "conv3x3" | "conv_transpose") => v
             .split(',')
             .map(|s| parse_variant(s.trim()))
             .collect::<Result<Vec<_>>>()?,
         (Some(_), other) => {
             return Err(Error::Other(format!(
-                "--variant applies to conv3x3, not {other}"
+                "--variant applies to conv3x3 and conv_transpose, not {other}"
             )))
         }
         (None, _) => Vec::new(),
@@ -598,7 +609,8 @@ pub fn bench_op(ctx: &Context, a: &OpBenchArgs) -> Result<()> {
     }
     for k in variants {
         let act = if k.is_coop() { DType::F16 } else { DType::F32 };
-        let (run, skips) = crate::bench::all::conv_variant(ctx, input, k, act, &setup)?;
+        let transpose = case.name == "conv_transpose";
+        let (run, skips) = crate::bench::all::conv_variant(ctx, input, transpose, k, act, &setup)?;
         for r in run.records {
             print_record(&r, a.json);
         }
@@ -613,8 +625,8 @@ pub fn bench_op(ctx: &Context, a: &OpBenchArgs) -> Result<()> {
 #[derive(Args, Debug, Clone)]
 pub struct AllBenchArgs {
     /// auto (quick on CPU adapters), full, quick or tiny (see `bench op --help`);
-    /// the U-Net steps run at the bench configurations (full) or at half the
-    /// spatial size per axis (quick, tiny).
+    /// the U-Net steps run at the bench configurations (full), at half (quick)
+    /// or an eighth (tiny) of the spatial size per axis.
     #[arg(long, default_value = "auto")]
     pub size: String,
     /// Runs per measurement.
@@ -636,7 +648,7 @@ pub fn bench_all(ctx: &Context, a: &AllBenchArgs) -> Result<()> {
     let t0 = std::time::Instant::now();
     let size = Size::parse(&a.size, ctx)?;
     let peak = ceilings(ctx, a.json)?;
-    eprintln!("bench all: size {} ({}D and 3D)", size.name(), 2);
+    eprintln!("bench all: size {}, 2D and 3D", size.name());
     let env = Env::of(ctx);
     let setup = Setup {
         runs: a.runs.max(1),
@@ -648,7 +660,11 @@ pub fn bench_all(ctx: &Context, a: &AllBenchArgs) -> Result<()> {
         dims: vec![2, 3],
         conv_variants: true,
     };
-    let mut emit = |r: &Record| print_record(r, a.json);
+    let mut lines = 0usize;
+    let mut emit = |r: &Record| {
+        lines += 1;
+        print_record(r, a.json)
+    };
     let (mut run, skips) = run_cases(ctx, &opts, &setup, &mut emit)?;
     if !a.no_unet {
         for dims in [2, 3] {
@@ -675,8 +691,7 @@ pub fn bench_all(ctx: &Context, a: &AllBenchArgs) -> Result<()> {
         cov.missing()
     );
     eprintln!(
-        "bench all: {} lines in {:.0} s",
-        run.records.len(),
+        "bench all: {lines} lines in {:.0} s",
         t0.elapsed().as_secs_f64()
     );
     Ok(())
@@ -694,7 +709,8 @@ fn bench_all_step(
     let full = if dims == 2 { 256 } else { 64 };
     let side = match size {
         crate::bench::ops::Size::Full => full,
-        _ => full / 2,
+        crate::bench::ops::Size::Quick => full / 2,
+        crate::bench::ops::Size::Tiny => full / if dims == 2 { 8 } else { 4 },
     };
     let args = UNetBenchArgs {
         base: None,
