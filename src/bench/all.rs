@@ -4,7 +4,7 @@
 use super::cost::op_cost;
 use super::json::{Record, What};
 use super::ops::{
-    find_case, kernel_file, run_case, unavailable, CaseRun, Needs, Setup, Size, CASES,
+    find_case, kernel_file, run_case, unavailable, window_tag, CaseRun, Needs, Setup, Size, CASES,
     SPECIAL_KERNELS,
 };
 use super::{time_program_best, Timer};
@@ -290,7 +290,11 @@ pub fn conv_variant(
         let what = What {
             op: op.name().to_string(),
             shape: ins[0].0.to_string(),
-            variant: format!("{prec} {k:?} {}", program_kernels(&prog, &mut run.kernels)),
+            variant: format!(
+                "{prec} {} {k:?} {}",
+                window_tag(&op),
+                program_kernels(&prog, &mut run.kernels)
+            ),
             case: case.into(),
         };
         let cost = op_cost(&op, &ins, &outs);

@@ -597,6 +597,35 @@ pub struct OpGroup {
     pub nodes: usize,
     pub shape: String,
     pub act: String,
+    /// The window of the first node (`k3x3 s1`) for windowed ops, else empty.
+    pub window: String,
+}
+
+/// `k<kernel> s<stride>` of a windowed op (conv and pooling families), else empty.
+pub fn window_tag(op: &Op) -> String {
+    let w = match op {
+        Op::Conv(a) | Op::ConvTranspose(a) => a.window,
+        Op::ConvGradInput(a) | Op::MaxPoolGrad(a) => a.window,
+        Op::ConvGradWeight(a)
+        | Op::ConvTransposeGradInput(a)
+        | Op::ConvTransposeGradWeight(a)
+        | Op::MaxPool(a) => a.window,
+        Op::AvgPool(a) => a.window,
+        Op::AvgPoolGrad(a) => a.pool.window,
+        _ => return String::new(),
+    };
+    let axes = |v: [usize; 3]| {
+        let used = if w.kernel[0] > 1 || w.stride[0] > 1 {
+            &v[..]
+        } else {
+            &v[1..]
+        };
+        used.iter()
+            .map(|k| k.to_string())
+            .collect::<Vec<_>>()
+            .join("x")
+    };
+    format!("k{} s{}", axes(w.kernel), axes(w.stride))
 }
 
 /// Group the timed nodes of `ex`'s schedule by op name (nodes named with
@@ -619,12 +648,14 @@ pub fn group_by_op(
             Some(i) => i,
             None => {
                 let ins = operands(g, &node.inputs);
-                let first = ins.first().copied();
+                let outs = operands(g, &node.outputs);
+                let first = ins.first().or(outs.first()).copied();
                 groups.push((
                     name,
                     OpGroup {
                         shape: first.map(|(s, _)| s.to_string()).unwrap_or_default(),
-                        act: act_name(&ins, &operands(g, &node.outputs)),
+                        act: act_name(&ins, &outs),
+                        window: window_tag(&node.op),
                         ..Default::default()
                     },
                 ));
@@ -676,6 +707,9 @@ pub fn run_case(ctx: &Context, case: &Case, shape: Shape, setup: &Setup) -> Resu
         out.kernels.extend(grp.files.iter().copied());
         let kernels: Vec<&str> = grp.kernels.iter().map(|s| s.as_str()).collect();
         let mut variant = format!("{} {}", grp.act, kernels.join(","));
+        if !grp.window.is_empty() {
+            variant = format!("{} {} {}", grp.act, grp.window, kernels.join(","));
+        }
         if !case.tag.is_empty() {
             variant += &format!(" {}", case.tag);
         }
