@@ -224,7 +224,10 @@ fn instance_norm(g: &mut Graph, x: ValueId) -> Result<()> {
 }
 fn group_norm(g: &mut Graph, x: ValueId) -> Result<()> {
     let c = g.shape(x).c();
-    let groups = [8, 4, 2].into_iter().find(|k| c.is_multiple_of(*k)).unwrap_or(1);
+    let groups = [8, 4, 2]
+        .into_iter()
+        .find(|k| c.is_multiple_of(*k))
+        .unwrap_or(1);
     let y = g.group_norm_layer("gn", x, groups, 1e-5)?;
     fwd_bwd(g, y)
 }

@@ -7,7 +7,8 @@
 //!
 //! Data-movement kernels (0 FLOPs) have no place on a log axis; they are
 //! drawn at the left edge, at their share of the bandwidth roof there
-//! (their `pct_peak`), as hollow squares.
+//! (their `pct_peak`), as hollow squares. Kernels more than five decades
+//! below the FMA peak (the loss-scale update: 4 FLOP) are left out.
 
 use super::json::{Line, PeakRecord, Record};
 use crate::data::io::write_png_rgb;
@@ -41,13 +42,14 @@ fn ranges(peak: &PeakRecord, recs: &[Record]) -> ((f64, f64), (f64, f64)) {
         .map(|p| p.0)
         .fold(peak.ceilings().ridge() * 8.0, f64::max)
         * 2.0;
+    // Down to the lowest point, but at most five decades below the FMA peak.
     let ymin = pts
         .iter()
         .map(|p| p.1)
         .filter(|v| *v > 0.0)
         .fold(peak.ceilings().gbps * xmin, f64::min)
         / 4.0;
-    ((xmin, xmax), (ymin.max(1e-6), top * 3.0))
+    ((xmin, xmax), (ymin.max(peak.fma_gflops * 1e-5), top * 3.0))
 }
 
 /// Render the roofline of `peak` and `recs` to RGB bytes (`W` x `H`).
@@ -77,7 +79,7 @@ pub fn render(peak: &PeakRecord, recs: &[Record], title: &str) -> Result<Vec<u8>
         }
         mesh.draw().map_err(perr)?;
         draw_roofs(&mut c, peak, (x0, x1), text)?;
-        draw_points(&mut c, peak, recs, x0, text)?;
+        draw_points(&mut c, peak, recs, (x0, y0), text)?;
         if text {
             c.configure_series_labels()
                 .background_style(WHITE.mix(0.85))
@@ -124,43 +126,81 @@ fn draw_roofs(c: &mut Chart, peak: &PeakRecord, (x0, x1): (f64, f64), text: bool
     Ok(())
 }
 
-/// One marker per kernel line: filled circles for compute, triangles for
-/// memory-bound kernels with FLOPs, hollow squares at the left edge for
-/// data movement; whole U-Net steps as large black circles.
+/// One marker per kernel line, one legend entry per kind: filled circles for
+/// compute-bound kernels, triangles for memory-bound kernels with FLOPs,
+/// hollow squares at the left edge for data movement, large black circles
+/// (labelled) for whole U-Net steps. Points below the plot are left out.
 fn draw_points(
     c: &mut Chart,
     peak: &PeakRecord,
     recs: &[Record],
-    x0: f64,
+    (x0, y0): (f64, f64),
     text: bool,
 ) -> Result<()> {
     let bw = peak.ceilings().gbps;
     let green = RGBColor(0, 140, 0);
     let orange = RGBColor(220, 120, 0);
+    let mut kinds: [Vec<(f64, f64)>; 4] = Default::default();
+    let mut steps = Vec::new();
     for r in recs {
-        let label = format!("{} {}", r.op, r.shape);
-        let (p, style) = match point(r) {
-            Some(p) if r.op == "step" => (p, 0),
+        let (p, kind) = match point(r) {
+            Some(p) if r.op == "step" => {
+                steps.push((format!("{} step", r.case.trim_end_matches(".step")), p));
+                (p, 0)
+            }
             Some(p) if r.bound == "compute" => (p, 1),
             Some(p) => (p, 2),
             None => ((x0 * 1.05, bw * x0 * r.pct_peak / 100.0), 3),
         };
-        if !(p.1 > 0.0 && p.1.is_finite()) {
-            continue;
+        if p.1 >= y0 && p.1.is_finite() {
+            kinds[kind].push(p);
         }
-        match style {
-            0 => c.draw_series([Circle::new(p, 7, BLACK.filled())]),
-            1 => c.draw_series([Circle::new(p, 4, green.filled())]),
-            2 => c.draw_series([TriangleMarker::new(p, 5, orange.filled())]),
-            _ => c.draw_series([Rectangle::new(
+    }
+    let [step, compute, memory, moves] = kinds;
+    let legend =
+        |s: &mut plotters::chart::SeriesAnno<BitMapBackend>, name: &str, colour: RGBColor| {
+            if text {
+                s.label(name)
+                    .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
+            }
+        };
+    let mut s = c
+        .draw_series(compute.iter().map(|&p| Circle::new(p, 4, green.filled())))
+        .map_err(perr)?;
+    legend(&mut s, "compute-bound op", green);
+    let mut s = c
+        .draw_series(
+            memory
+                .iter()
+                .map(|&p| TriangleMarker::new(p, 5, orange.filled())),
+        )
+        .map_err(perr)?;
+    legend(&mut s, "memory-bound op", orange);
+    let mut s = c
+        .draw_series(moves.iter().map(|&p| {
+            Rectangle::new(
                 [(p.0, p.1 / 1.08), (p.0 * 1.08, p.1 * 1.08)],
                 orange.stroke_width(1),
-            )]),
-        }
+            )
+        }))
         .map_err(perr)?;
-        if text && style < 3 {
-            c.draw_series([Text::new(label, p, ("sans-serif", 10).into_font())])
-                .map_err(perr)?;
+    legend(
+        &mut s,
+        "data movement (0 FLOP), at its share of bandwidth",
+        orange,
+    );
+    let mut s = c
+        .draw_series(step.iter().map(|&p| Circle::new(p, 7, BLACK.filled())))
+        .map_err(perr)?;
+    legend(&mut s, "whole U-Net training step", BLACK);
+    if text {
+        for (label, p) in steps {
+            c.draw_series([Text::new(
+                label,
+                (p.0 * 1.15, p.1),
+                ("sans-serif", 14).into_font(),
+            )])
+            .map_err(perr)?;
         }
     }
     Ok(())
