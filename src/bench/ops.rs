@@ -11,7 +11,7 @@
 //! adapter's ceilings.
 //!
 //! Which kernel files ran is read from the dispatches themselves (the
-//! pipeline each dispatch holds), so [`Coverage`] can tell whether every
+//! pipeline each dispatch holds), so [`Coverage`](super::all::Coverage) can tell whether every
 //! file of `kernels/` was exercised; kernels that need hardware the adapter
 //! lacks are listed in [`SPECIAL_KERNELS`] and reported as skipped with the
 //! reason.
