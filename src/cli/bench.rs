@@ -184,27 +184,10 @@ fn bench_conv_one(
     let macs = if a.backward { 3.0 * fwd_macs } else { fwd_macs };
     let gflops = 2.0 * macs / (ms * 1e6);
     if let Some(peak) = peak {
-        let ops = conv_ops(transpose, a.backward, &win, xs);
-        let mut cost = crate::bench::cost::Cost::default();
-        for op in &ops {
-            let (ins, outs) = conv_operands(op, xs, ws, ys, act);
-            cost += crate::bench::cost::op_cost(op, &ins, &outs);
-        }
-        let what = crate::bench::json::What {
-            op: ops.iter().map(|o| o.name()).collect::<Vec<_>>().join("+"),
-            shape: xs.to_string(),
-            variant: format!(
-                "{} {variant:?} k{} s{} p{} out {}",
-                if act == DType::F16 { "f16" } else { "f32" },
-                a.kernel,
-                a.stride,
-                a.pad,
-                ys.c()
-            ),
-            case: if transpose { "conv-transpose" } else { "conv" }.into(),
-        };
-        let env = Env::of(ctx);
-        let rec = Record::new(&env, what, timer, &times, cost, &peak.ceilings());
+        let shapes = (xs, ws, ys);
+        let rec = conv_record(
+            ctx, a, transpose, variant, act, &win, shapes, timer, &times, peak,
+        );
         println!("{}", to_line(&rec));
         return Ok((ms, gflops));
     }
@@ -260,6 +243,43 @@ fn bench_conv_one(
     println!("median_ms: {ms:.3}");
     println!("gflops: {gflops:.2}");
     Ok((ms, gflops))
+}
+
+/// The JSON line of one `bench conv` measurement: the forward (and with
+/// `--backward` the two gradient ops) costed by `bench::cost::op_cost`.
+#[allow(clippy::too_many_arguments)]
+fn conv_record(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+    variant: ConvKernel,
+    act: DType,
+    win: &Window,
+    (xs, ws, ys): (Shape, Shape, Shape),
+    timer: Timer,
+    times: &[f64],
+    peak: &crate::bench::json::PeakRecord,
+) -> Record {
+    let ops = conv_ops(transpose, a.backward, win, xs);
+    let mut cost = crate::bench::cost::Cost::default();
+    for op in &ops {
+        let (ins, outs) = conv_operands(op, xs, ws, ys, act);
+        cost += crate::bench::cost::op_cost(op, &ins, &outs);
+    }
+    let what = crate::bench::json::What {
+        op: ops.iter().map(|o| o.name()).collect::<Vec<_>>().join("+"),
+        shape: xs.to_string(),
+        variant: format!(
+            "{} {variant:?} k{} s{} p{} out {}",
+            if act == DType::F16 { "f16" } else { "f32" },
+            a.kernel,
+            a.stride,
+            a.pad,
+            ys.c()
+        ),
+        case: if transpose { "conv-transpose" } else { "conv" }.into(),
+    };
+    Record::new(&Env::of(ctx), what, timer, times, cost, &peak.ceilings())
 }
 
 /// The graph ops `bench conv` times: the forward, and with `backward` the
@@ -512,6 +532,15 @@ fn print_profile(
     for r in recs {
         let share = 100.0 * r.median_ms / total.max(1e-12);
         println!("  {:>5.1}% of step  {}", share, r.text());
+    }
+    if let Some(step) = recs.iter().find(|r| r.op == "step") {
+        let g = step.achieved_gflops();
+        println!(
+            "step: {:.3} ms GPU, {g:.2} GFLOP/s = {:.1}% of the f32 FMA peak ({:.1} GFLOP/s)",
+            step.median_ms,
+            100.0 * g / c.gflops,
+            c.gflops
+        );
     }
 }
 
