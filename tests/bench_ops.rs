@@ -325,3 +325,24 @@ fn unet_step_profile_has_a_dozen_ops_under_the_ceilings() {
         assert!(r.pct_peak.is_finite() && r.pct_peak >= 0.0, "{r:?}");
     }
 }
+
+#[test]
+fn pass_timestamps_time_a_program_where_the_device_has_them() {
+    let Some(ctx) = common::ctx() else { return };
+    let n = 1 << 16;
+    let x = wunet::Tensor::from_f32(ctx, &vec![1.0; n], wunet::shape::Shape::vector(n)).unwrap();
+    let y = wunet::Tensor::zeros(ctx, x.shape, wunet::shape::DType::F32).unwrap();
+    let prog = ctx
+        .record(|rec| wunet::ops::activation::relu_into(rec, &x, &y))
+        .unwrap();
+    let has = ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY);
+    match prog.gpu_pass_time(ctx).unwrap() {
+        Some(ms) => assert!(has && ms.is_finite() && ms > 0.0, "{ms} ms"),
+        None => assert!(!has, "TIMESTAMP_QUERY present but no pass time"),
+    }
+    if has {
+        let ms = wunet::bench::time_program_pass(ctx, &prog, 1, 3).unwrap();
+        assert_eq!(ms.len(), 3);
+        assert!(ms.iter().all(|v| v.is_finite() && *v > 0.0), "{ms:?}");
+    }
+}

@@ -62,6 +62,9 @@ pub fn conv_macs(out_numel: usize, k: usize) -> f64 {
 pub enum Timer {
     /// GPU timestamps written around the dispatches (no submission overhead).
     Gpu,
+    /// GPU timestamps written at the start and end of the compute pass
+    /// (devices with `TIMESTAMP_QUERY` but none inside passes).
+    GpuPass,
     /// Wall clock from submission to completion.
     Wall,
 }
@@ -71,14 +74,16 @@ impl Timer {
     pub fn name(self) -> &'static str {
         match self {
             Timer::Gpu => "gpu-timestamps",
+            Timer::GpuPass => "gpu-pass-timestamps",
             Timer::Wall => "wall-clock",
         }
     }
 }
 
 /// Per-run milliseconds of `program`, sorted: the GPU time of its dispatches
-/// from timestamps where the device has them, else the wall clock (see
-/// [`time_program`]).
+/// from timestamps between them where the device has them, else from
+/// timestamps at the start and end of the pass (`TIMESTAMP_QUERY` alone),
+/// else the wall clock (see [`time_program`]).
 pub fn time_program_best(
     ctx: &Context,
     program: &Program,
@@ -86,6 +91,12 @@ pub fn time_program_best(
     runs: usize,
 ) -> Result<(Timer, Vec<f64>)> {
     if !ctx.has_gpu_timestamps() {
+        if ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok((
+                Timer::GpuPass,
+                time_program_pass(ctx, program, warmup, runs)?,
+            ));
+        }
         return Ok((Timer::Wall, time_program(ctx, program, warmup, runs)?));
     }
     for _ in 0..warmup {
@@ -98,4 +109,23 @@ pub fn time_program_best(
     }
     ms.sort_by(|a, b| a.total_cmp(b));
     Ok((Timer::Gpu, ms))
+}
+
+/// Per-run milliseconds of `program`, sorted, from the timestamps its compute
+/// pass writes at start and end ([`Program::gpu_pass_time`]).
+pub fn time_program_pass(
+    ctx: &Context,
+    program: &Program,
+    warmup: usize,
+    runs: usize,
+) -> Result<Vec<f64>> {
+    for _ in 0..warmup {
+        program.gpu_pass_time(ctx)?;
+    }
+    let mut ms = Vec::with_capacity(runs);
+    for _ in 0..runs {
+        ms.push(program.gpu_pass_time(ctx)?.unwrap_or(f64::NAN));
+    }
+    ms.sort_by(|a, b| a.total_cmp(b));
+    Ok(ms)
 }

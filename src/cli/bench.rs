@@ -507,7 +507,9 @@ fn print_profile(
 ) {
     let timer = match prof.times.timer {
         Timer::Gpu => "GPU timestamps between the dispatches of one submission",
-        Timer::Wall => "wall clock, each node submitted alone (no per-dispatch times)",
+        Timer::Wall | Timer::GpuPass => {
+            "wall clock, each node submitted alone (no per-dispatch times)"
+        }
     };
     println!("timer: {}", prof.times.timer.name());
     println!("dispatches ({timer}; last run):");
