@@ -346,3 +346,21 @@ fn pass_timestamps_time_a_program_where_the_device_has_them() {
         assert!(ms.iter().all(|v| v.is_finite() && *v > 0.0), "{ms:?}");
     }
 }
+
+#[test]
+fn roofline_png_from_results_and_an_error_without_ceilings() {
+    let lines = vec![
+        to_line(&peak_record()),
+        to_line(&record("Relu", 2.0)),
+        to_line(&record("ReluGrad", 3.0)),
+    ];
+    let json = tmp("roof.jsonl", &lines);
+    let out = json.with_file_name("roof.png");
+    let n = wunet::bench::roofline::plot_file(&json, &out).expect("plot");
+    assert_eq!(n, 2);
+    let png = std::fs::read(&out).expect("png written");
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+    let no_peak = tmp("nopeak.jsonl", &lines[1..]);
+    let err = wunet::bench::roofline::plot_file(&no_peak, &out).unwrap_err();
+    assert!(err.to_string().contains("no ceilings line"), "{err}");
+}

@@ -164,19 +164,19 @@ fn draw_points(
                     .legend(move |(x, y)| Circle::new((x + 8, y), 4, colour.filled()));
             }
         };
-    let mut s = c
+    let s = c
         .draw_series(compute.iter().map(|&p| Circle::new(p, 4, green.filled())))
         .map_err(perr)?;
-    legend(&mut s, "compute-bound op", green);
-    let mut s = c
+    legend(s, "compute-bound op", green);
+    let s = c
         .draw_series(
             memory
                 .iter()
                 .map(|&p| TriangleMarker::new(p, 5, orange.filled())),
         )
         .map_err(perr)?;
-    legend(&mut s, "memory-bound op", orange);
-    let mut s = c
+    legend(s, "memory-bound op", orange);
+    let s = c
         .draw_series(moves.iter().map(|&p| {
             Rectangle::new(
                 [(p.0, p.1 / 1.08), (p.0 * 1.08, p.1 * 1.08)],
@@ -185,14 +185,14 @@ fn draw_points(
         }))
         .map_err(perr)?;
     legend(
-        &mut s,
+        s,
         "data movement (0 FLOP), at its share of bandwidth",
         orange,
     );
-    let mut s = c
+    let s = c
         .draw_series(step.iter().map(|&p| Circle::new(p, 7, BLACK.filled())))
         .map_err(perr)?;
-    legend(&mut s, "whole U-Net training step", BLACK);
+    legend(s, "whole U-Net training step", BLACK);
     if text {
         for (label, p) in steps {
             c.draw_series([Text::new(
