@@ -1,6 +1,9 @@
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
-use wunet::cli::bench::{bench_conv, bench_unet, ConvBenchArgs, UNetBenchArgs};
+use wunet::cli::bench::{
+    bench_all, bench_compare, bench_conv, bench_op, bench_roofline, bench_unet, AllBenchArgs,
+    CompareArgs, ConvBenchArgs, OpBenchArgs, RooflineArgs, UNetBenchArgs,
+};
 use wunet::cli::eval::{run_eval, EvalArgs};
 use wunet::cli::model::{model_report, plan_report, ModelArgs, PlanArgs};
 use wunet::cli::peak::{bench_peak, PeakArgs};
@@ -68,6 +71,14 @@ enum BenchCmd {
     Unet3d(UNetBenchArgs),
     /// The adapter's ceilings: f32 / f16 FMA, matrix units, memory bandwidth.
     Peak(PeakArgs),
+    /// One op family (forward and backward) against the ceilings; `bench op list` lists them.
+    Op(OpBenchArgs),
+    /// Every op family in 2D and 3D, the conv kernels and the U-Net steps (a roofline).
+    All(AllBenchArgs),
+    /// Compare two `--json` result files; exit 1 on a regression, 2 on bad input.
+    Compare(CompareArgs),
+    /// Draw a roofline PNG from `--json` results.
+    Roofline(RooflineArgs),
 }
 
 /// Exit status of a training stopped by SIGINT / SIGTERM.
@@ -136,11 +147,26 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
                 print!("{}", wunet::cli::tune::cache_report(&a.get_info()));
             }
         }
+        Cmd::Bench(BenchCmd::Compare(a)) => {
+            return Ok(match bench_compare(&a) {
+                Ok(0) => ExitCode::SUCCESS,
+                Ok(_) => ExitCode::from(1),
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::from(2)
+                }
+            });
+        }
+        Cmd::Bench(BenchCmd::Roofline(a)) => bench_roofline(&a)?,
         Cmd::Bench(b) => {
             match &b {
                 BenchCmd::Conv(a) | BenchCmd::ConvTranspose(a) => a.check()?,
                 BenchCmd::Unet2d(a) | BenchCmd::Unet3d(a) => a.check()?,
-                BenchCmd::Peak(_) => {}
+                BenchCmd::Peak(_)
+                | BenchCmd::Op(_)
+                | BenchCmd::All(_)
+                | BenchCmd::Compare(_)
+                | BenchCmd::Roofline(_) => {}
             }
             let ctx = Context::new(&opts)?;
             match b {
@@ -159,6 +185,9 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
                 BenchCmd::Peak(a) => {
                     bench_peak(&ctx, &a)?;
                 }
+                BenchCmd::Op(a) => bench_op(&ctx, &a)?,
+                BenchCmd::All(a) => bench_all(&ctx, &a)?,
+                BenchCmd::Compare(_) | BenchCmd::Roofline(_) => {}
             }
         }
     }

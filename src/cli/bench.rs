@@ -1,6 +1,9 @@
 //! `wunet bench conv|conv-transpose ...`
 
-use crate::bench::{median, time_program_best};
+use crate::bench::json::{to_line, Env, Record};
+use crate::bench::ops::Setup;
+use crate::bench::step::{profile_step, step_records, StepProfile};
+use crate::bench::{median, time_program_best, Timer};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Tensor};
 use crate::ops::conv::{self, ConvKernel};
@@ -37,6 +40,9 @@ pub struct ConvBenchArgs {
     pub precision: String,
     #[arg(long, default_value_t = 5, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub runs: usize,
+    /// The ceilings line, then one JSON line per (variant, precision) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 impl ConvBenchArgs {
@@ -59,6 +65,7 @@ impl UNetBenchArgs {
     }
 }
 
+/// A `--variant` value of `bench conv`.
 pub fn parse_variant(s: &str) -> Result<ConvKernel> {
     Ok(match s {
         "auto" => ConvKernel::Auto,
@@ -121,14 +128,18 @@ pub fn parse_precision(s: &str) -> Result<DType> {
 pub fn bench_conv(ctx: &Context, a: &ConvBenchArgs, transpose: bool) -> Result<(f64, f64)> {
     let mut last = None;
     let mut first_err = None;
+    let peak = match a.json {
+        true => Some(ceilings(ctx, true)?),
+        false => None,
+    };
     for v in a.variant.split(',') {
         for p in a.precision.split(',') {
             let variant = parse_variant(v.trim())?;
             let act = parse_precision(p.trim())?;
-            match bench_conv_one(ctx, a, transpose, variant, act) {
+            match bench_conv_one(ctx, a, transpose, variant, act, peak.as_ref()) {
                 Ok(r) => last = Some(r),
                 Err(e) => {
-                    println!("skip: variant {v} precision {p}: {e}");
+                    eprintln!("skip: variant {v} precision {p}: {e}");
                     first_err.get_or_insert(e);
                 }
             }
@@ -147,6 +158,7 @@ fn bench_conv_one(
     transpose: bool,
     variant: ConvKernel,
     act: DType,
+    peak: Option<&crate::bench::json::PeakRecord>,
 ) -> Result<(f64, f64)> {
     if let Some(m) = crate::ops::coop::coop_mode(variant) {
         if let (false, Err(why)) = (m.emulated, crate::ops::coop::device_support(ctx)) {
@@ -210,6 +222,14 @@ fn bench_conv_one(
     };
     let macs = if a.backward { 3.0 * fwd_macs } else { fwd_macs };
     let gflops = 2.0 * macs / (ms * 1e6);
+    if let Some(peak) = peak {
+        let shapes = (xs, ws, ys);
+        let rec = conv_record(
+            ctx, a, transpose, variant, act, &win, shapes, timer, &times, peak,
+        );
+        println!("{}", to_line(&rec));
+        return Ok((ms, gflops));
+    }
     let what = if transpose { "conv_transpose" } else { "conv" };
     println!("adapter: {}", ctx.describe());
     // The forward's kernel (grad input of a strided conv and transposed-conv forwards fall
@@ -264,6 +284,88 @@ fn bench_conv_one(
     Ok((ms, gflops))
 }
 
+/// The JSON line of one `bench conv` measurement: the forward (and with
+/// `--backward` the two gradient ops) costed by `bench::cost::op_cost`.
+#[allow(clippy::too_many_arguments)]
+fn conv_record(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+    variant: ConvKernel,
+    act: DType,
+    win: &Window,
+    (xs, ws, ys): (Shape, Shape, Shape),
+    timer: Timer,
+    times: &[f64],
+    peak: &crate::bench::json::PeakRecord,
+) -> Record {
+    let ops = conv_ops(transpose, a.backward, win, xs);
+    let mut cost = crate::bench::cost::Cost::default();
+    for op in &ops {
+        let (ins, outs) = conv_operands(op, xs, ws, ys, act);
+        cost += crate::bench::cost::op_cost(op, &ins, &outs);
+    }
+    let what = crate::bench::json::What {
+        op: ops.iter().map(|o| o.name()).collect::<Vec<_>>().join("+"),
+        shape: xs.to_string(),
+        variant: format!(
+            "{} {variant:?} k{} s{} p{} out {}",
+            if act == DType::F16 { "f16" } else { "f32" },
+            a.kernel,
+            a.stride,
+            a.pad,
+            ys.c()
+        ),
+        case: if transpose { "conv-transpose" } else { "conv" }.into(),
+    };
+    Record::new(&Env::of(ctx), what, timer, times, cost, &peak.ceilings())
+}
+
+/// The graph ops `bench conv` times: the forward, and with `backward` the
+/// input and weight gradients (the bias gradient is left out of the count).
+fn conv_ops(transpose: bool, backward: bool, win: &Window, xs: Shape) -> Vec<crate::graph::Op> {
+    use crate::graph::ops::{ConvAttrs, WindowAttrs, WindowGradAttrs};
+    use crate::graph::Op;
+    let window = *win;
+    let mut ops = vec![if transpose {
+        Op::ConvTranspose(ConvAttrs { window, bias: true })
+    } else {
+        Op::Conv(ConvAttrs { window, bias: true })
+    }];
+    if backward {
+        if transpose {
+            ops.push(Op::ConvTransposeGradInput(WindowAttrs { window }));
+            ops.push(Op::ConvTransposeGradWeight(WindowAttrs { window }));
+        } else {
+            ops.push(Op::ConvGradInput(WindowGradAttrs { window, input: xs }));
+            ops.push(Op::ConvGradWeight(WindowAttrs { window }));
+        }
+    }
+    ops
+}
+
+type Operands = Vec<(Shape, DType)>;
+
+/// Inputs and outputs of one of [`conv_ops`] for input `xs`, weight `ws`, output `ys`.
+fn conv_operands(
+    op: &crate::graph::Op,
+    xs: Shape,
+    ws: Shape,
+    ys: Shape,
+    act: DType,
+) -> (Operands, Operands) {
+    use crate::graph::Op;
+    let f = DType::F32;
+    let bs = Shape::vector(ys.c());
+    match op {
+        Op::Conv(_) | Op::ConvTranspose(_) => (vec![(xs, act), (ws, f), (bs, f)], vec![(ys, act)]),
+        Op::ConvGradInput(_) | Op::ConvTransposeGradInput(_) => {
+            (vec![(ys, act), (ws, f)], vec![(xs, act)])
+        }
+        _ => (vec![(xs, act), (ys, act)], vec![(ws, f)]),
+    }
+}
+
 /// `wunet bench unet2d|unet3d`: one full training step (forward, loss,
 /// backward, SGD update) of the benchmark configurations.
 #[derive(Args, Debug, Clone)]
@@ -288,6 +390,10 @@ pub struct UNetBenchArgs {
     /// f32, mixed (f16 activations, loss scaling) or auto.
     #[arg(long, default_value = "f32")]
     pub precision: String,
+    /// The ceilings line and one JSON line per op of the profiled step (and
+    /// the whole step) instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// The benchmark spec of issue 4: 2D base 32, depth 4, same padding, BN,
@@ -336,24 +442,17 @@ pub fn unet_bench_spec(
     })
 }
 
-/// Prints adapter, configuration, ms per step; returns the median ms.
+/// Prints adapter, configuration, ms per step (and with `--profile` every
+/// dispatch and the per-op table; with `--json` the ceilings line and the
+/// step's per-op lines instead); returns the median ms.
 pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> {
     let spec = unet_bench_spec(dims, a, ctx.precision(&a.precision)?)?;
     let mut input = vec![spec.batch, spec.config.base];
     input.extend(&spec.spatial);
     fits(ctx, "--input (first layer)", &input)?;
     let t0 = std::time::Instant::now();
-    let mut s = crate::train::session::Session::new(ctx, &spec)?;
+    let mut s = crate::bench::step::session(ctx, &spec)?;
     let setup_ms = t0.elapsed().as_secs_f64() * 1e3;
-    let n_in: usize = spec.batch * spec.spatial.iter().product::<usize>();
-    let img: Vec<f32> = (0..n_in)
-        .map(|i| ((i * 7919) % 997) as f32 / 997.0 - 0.5)
-        .collect();
-    let out = s.exec.graph.shape(s.net.logits);
-    let lab: Vec<i32> = (0..out.n() * out.spatial_numel())
-        .map(|i| ((i / 7) % 2) as i32)
-        .collect();
-    s.set_batch(ctx, &img, &lab, None)?;
     // First step: pipeline compilation and first-touch allocations.
     let t1 = std::time::Instant::now();
     s.step(ctx, 1e-3)?;
@@ -368,6 +467,51 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     }
     ms.sort_by(|x, y| x.total_cmp(y));
     let med = median(&ms);
+    if !a.json {
+        print_step_summary(ctx, dims, &spec, &s, setup_ms, first_ms, med)?;
+    }
+    if a.profile || a.json {
+        let (_, peak) = crate::cli::peak::measure_peak(ctx, 3)?;
+        let env = Env::of(ctx);
+        let setup = Setup {
+            runs: a.runs.max(1),
+            ceilings: peak.ceilings(),
+            env: &env,
+        };
+        let prof = profile_step(ctx, &mut s, a.runs)?;
+        let input = format!(
+            "{}x1x{}",
+            spec.batch,
+            spec.spatial
+                .iter()
+                .map(|v| v.to_string())
+                .collect::<Vec<_>>()
+                .join("x")
+        );
+        let recs = step_records(&format!("unet{dims}d.step"), &input, &prof, &setup);
+        if a.json {
+            println!("{}", to_line(&peak));
+            for r in &recs {
+                println!("{}", to_line(r));
+            }
+        } else {
+            print_profile(&s.exec, &prof, &recs, &peak);
+            println!("conv variants (shape, variant, source):");
+            print!("{}", super::tune::decisions_report());
+        }
+    }
+    Ok(med)
+}
+
+fn print_step_summary(
+    ctx: &Context,
+    dims: usize,
+    spec: &crate::train::session::SessionSpec,
+    s: &crate::train::session::Session,
+    setup_ms: f64,
+    first_ms: f64,
+    med: f64,
+) -> Result<()> {
     let loss = s.read_loss(ctx)?;
     let r = &s.exec.plan.report;
     println!("adapter: {}", ctx.describe());
@@ -392,54 +536,313 @@ pub fn bench_unet(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<f64> 
     if let Some((scale, skipped)) = s.read_loss_scale(ctx)? {
         println!("loss scale: {scale} ({skipped} steps skipped for a non-finite gradient)");
     }
-    println!("median_ms_per_step: {med:.2}");
-    if a.profile {
-        print_profile(ctx, &mut s.exec)?;
-        println!("conv variants (shape, variant, source):");
-        print!("{}", super::tune::decisions_report());
-    }
-    Ok(med)
+    println!("median_ms_per_step: {med:.2} (wall clock)");
+    Ok(())
 }
 
-/// Per-op and slowest-node times of one step: GPU timestamps between the
-/// dispatches of the step's own program where the device supports them,
-/// else each node submitted alone and timed by the wall clock.
-fn print_profile(ctx: &Context, ex: &mut crate::exec::Executor) -> Result<()> {
-    let (timer, prof) = match ex.profile_gpu(ctx, 1e-3)? {
-        Some(p) => ("GPU timestamps, one submission", p),
-        None => (
-            "wall clock, each node submitted alone",
-            ex.profile(ctx, 1e-3)?
-                .into_iter()
-                .map(|(n, op, ms)| (n, op, 1, ms))
-                .collect(),
-        ),
-    };
-    let mut by_op: Vec<(&str, f64, usize, usize)> = Vec::new();
-    for (_, op, k, ms) in &prof {
-        match by_op.iter_mut().find(|e| e.0 == *op) {
-            Some(e) => {
-                e.1 += ms;
-                e.2 += 1;
-                e.3 += k;
-            }
-            None => by_op.push((op, *ms, 1, *k)),
+/// Every dispatch of the step with its time, then the step grouped by op
+/// (each op's share of the step and of its ceiling), then the step's share
+/// of the FMA peak.
+fn print_profile(
+    ex: &crate::exec::Executor,
+    prof: &StepProfile,
+    recs: &[Record],
+    peak: &crate::bench::json::PeakRecord,
+) {
+    let timer = match prof.times.timer {
+        Timer::Gpu => "GPU timestamps between the dispatches of one submission",
+        Timer::Wall | Timer::GpuPass => {
+            "wall clock, each node submitted alone (no per-dispatch times)"
         }
-    }
-    by_op.sort_by(|a, b| b.1.total_cmp(&a.1));
-    let total: f64 = prof.iter().map(|p| p.3).sum();
-    println!("profile ({timer}; total {total:.3} ms):");
-    for (op, ms, n, k) in by_op {
+    };
+    println!("timer: {}", prof.times.timer.name());
+    println!("dispatches ({timer}; last run):");
+    for (i, d) in prof.dispatches.iter().enumerate() {
+        let node = ex.graph.node(d.node);
         println!(
-            "  {op:<28} {ms:>9.3} ms  {n:>4} nodes {k:>4} dispatches  {:>5.1}%",
-            100.0 * ms / total
+            "  {i:>4} {:<40} {:<24} {:<36} {:>9.3} ms",
+            node.name,
+            node.op.name(),
+            format!("{}::{}", d.kernel, d.entry),
+            d.ms
         );
     }
-    let mut slow = prof.clone();
-    slow.sort_by(|a, b| b.3.total_cmp(&a.3));
-    println!("slowest nodes:");
-    for (name, op, _, ms) in slow.iter().take(30) {
-        println!("  {name:<40} {op:<24} {ms:>8.3} ms");
+    let total = median(&prof.total_ms);
+    let c = peak.ceilings();
+    println!(
+        "by op (median of {} runs; ceilings f32 FMA {:.1} GFLOP/s, bandwidth {:.1} GB/s):",
+        prof.total_ms.len(),
+        c.gflops,
+        c.gbps
+    );
+    for r in recs {
+        let share = 100.0 * r.median_ms / total.max(1e-12);
+        println!("  {:>5.1}% of step  {}", share, r.text());
     }
+    if let Some(step) = recs.iter().find(|r| r.op == "step") {
+        let g = step.achieved_gflops();
+        println!(
+            "step: {:.3} ms GPU, {g:.2} GFLOP/s = {:.1}% of the f32 FMA peak ({:.1} GFLOP/s)",
+            step.median_ms,
+            100.0 * g / c.gflops,
+            c.gflops
+        );
+    }
+}
+
+/// `wunet bench op <case>`: one case of `bench::ops::CASES`.
+#[derive(Args, Debug, Clone)]
+pub struct OpBenchArgs {
+    /// The case (`wunet bench op list` lists them).
+    pub case: String,
+    /// 2 or 3 (the 2D or 3D U-Net's sizes).
+    #[arg(long, default_value_t = 2)]
+    pub dims: usize,
+    /// Base activation shape NxCxHxW or NxCxDxHxW (overrides --dims and --size);
+    /// each case derives its input from it.
+    #[arg(long)]
+    pub shape: Option<String>,
+    /// auto (quick on CPU adapters), full (the U-Nets' first level: 2x32x256x256,
+    /// 1x16x64x64x64), quick (half the spatial size per axis) or tiny.
+    #[arg(long, default_value = "auto")]
+    pub size: String,
+    #[arg(long, default_value_t = 5)]
+    pub runs: usize,
+    /// conv3x3 and conv_transpose: also time these conv kernels, each pass on its own
+    /// (comma list: tiled, cpu, direct, up, coop-direct, coop-im2col, coop-direct-emu, ...).
+    #[arg(long)]
+    pub variant: Option<String>,
+    /// One JSON object per line (the ceilings line first).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// The ceilings line and the placement of kernels under it.
+fn ceilings(ctx: &Context, json: bool) -> Result<crate::bench::json::PeakRecord> {
+    let (peaks, rec) = crate::cli::peak::measure_peak(ctx, 3)?;
+    if json {
+        println!("{}", to_line(&rec));
+    } else {
+        println!("adapter: {}", ctx.describe());
+        println!("timer: {}", crate::bench::all::timer_of(ctx).name());
+        print!("{}", crate::cli::peak::peak_text(&peaks));
+    }
+    Ok(rec)
+}
+
+fn print_record(r: &Record, json: bool) {
+    if json {
+        println!("{}", to_line(r));
+    } else {
+        println!("{}", r.text());
+    }
+}
+
+/// Run one case (or list them with `list`).
+pub fn bench_op(ctx: &Context, a: &OpBenchArgs) -> Result<()> {
+    use crate::bench::ops::{find_case, run_case, Size, CASES};
+    if a.case == "list" {
+        for c in CASES {
+            println!("{:<18} {}", c.name, c.about);
+        }
+        return Ok(());
+    }
+    let case = find_case(&a.case)?;
+    if let Some(why) = case
+        .needs
+        .and_then(|n| crate::bench::ops::unavailable(ctx, n))
+    {
+        return Err(Error::Other(format!("bench op {}: {why}", case.name)));
+    }
+    let base = match &a.shape {
+        Some(s) => parse_shape(s)?,
+        None if a.dims == 2 || a.dims == 3 => Size::parse(&a.size, ctx)?.base_shape(a.dims),
+        None => return Err(Error::Other(format!("--dims {}: expected 2 or 3", a.dims))),
+    };
+    let variants = match (&a.variant, case.name) {
+        (Some(v), "conv3x3" | "conv_transpose") => v
+            .split(',')
+            .map(|s| parse_variant(s.trim()))
+            .collect::<Result<Vec<_>>>()?,
+        (Some(_), other) => {
+            return Err(Error::Other(format!(
+                "--variant applies to conv3x3 and conv_transpose, not {other}"
+            )))
+        }
+        (None, _) => Vec::new(),
+    };
+    let peak = ceilings(ctx, a.json)?;
+    let env = Env::of(ctx);
+    let setup = Setup {
+        runs: a.runs.max(1),
+        ceilings: peak.ceilings(),
+        env: &env,
+    };
+    let input = (case.input)(base);
+    for r in run_case(ctx, case, input, &setup)?.records {
+        print_record(&r, a.json);
+    }
+    for k in variants {
+        let act = if k.is_coop() { DType::F16 } else { DType::F32 };
+        let transpose = case.name == "conv_transpose";
+        let (run, skips) = crate::bench::all::conv_variant(ctx, input, transpose, k, act, &setup)?;
+        for r in run.records {
+            print_record(&r, a.json);
+        }
+        for s in skips {
+            eprintln!("skip: {}: {}", s.what, s.reason);
+        }
+    }
+    Ok(())
+}
+
+/// `wunet bench all`: every case, 2D and 3D, the conv variants and the U-Net steps.
+#[derive(Args, Debug, Clone)]
+pub struct AllBenchArgs {
+    /// auto (quick on CPU adapters), full, quick or tiny (see `bench op --help`);
+    /// the U-Net steps run at the bench configurations (full), at half (quick)
+    /// or an eighth (tiny) of the spatial size per axis.
+    #[arg(long, default_value = "auto")]
+    pub size: String,
+    /// Runs per measurement.
+    #[arg(long, default_value_t = 3)]
+    pub runs: usize,
+    /// Leave out the U-Net step profiles.
+    #[arg(long)]
+    pub no_unet: bool,
+    /// One JSON object per line (the ceilings line first); progress and the
+    /// kernel coverage go to stderr.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Run everything; prints every record, what was skipped and the kernel coverage.
+pub fn bench_all(ctx: &Context, a: &AllBenchArgs) -> Result<()> {
+    use crate::bench::all::{run_cases, AllOptions, Coverage};
+    use crate::bench::ops::Size;
+    let t0 = std::time::Instant::now();
+    let size = Size::parse(&a.size, ctx)?;
+    let peak = ceilings(ctx, a.json)?;
+    eprintln!("bench all: size {}, 2D and 3D", size.name());
+    let env = Env::of(ctx);
+    let setup = Setup {
+        runs: a.runs.max(1),
+        ceilings: peak.ceilings(),
+        env: &env,
+    };
+    let opts = AllOptions {
+        size,
+        dims: vec![2, 3],
+        conv_variants: true,
+    };
+    let mut lines = 0usize;
+    let mut emit = |r: &Record| {
+        lines += 1;
+        print_record(r, a.json)
+    };
+    let (mut run, skips) = run_cases(ctx, &opts, &setup, &mut emit)?;
+    if !a.no_unet {
+        for dims in [2, 3] {
+            run.kernels
+                .extend(bench_all_step(ctx, dims, size, &setup, &mut emit)?);
+        }
+    }
+    run.kernels.insert("peak");
+    if peak.matrix_gflops.is_some() {
+        run.kernels.insert("peak_coop");
+    }
+    for s in &skips {
+        eprintln!("skip: {}: {}", s.what, s.reason);
+    }
+    let cov = Coverage::new(ctx, run.kernels);
+    for (k, why) in &cov.skipped {
+        eprintln!("skip: kernels/{k}.wgsl: {why}");
+    }
+    eprintln!(
+        "kernel files run: {} ({}); skipped: {}; missing: {:?}",
+        cov.ran.len(),
+        cov.ran.iter().copied().collect::<Vec<_>>().join(", "),
+        cov.skipped.len(),
+        cov.missing()
+    );
+    eprintln!(
+        "bench all: {lines} lines in {:.0} s",
+        t0.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// The U-Net step of `bench all` (bench configuration; half size per axis
+/// unless `size` is full), its per-op records emitted; returns its kernel files.
+fn bench_all_step(
+    ctx: &Context,
+    dims: usize,
+    size: crate::bench::ops::Size,
+    setup: &Setup,
+    emit: &mut dyn FnMut(&Record),
+) -> Result<std::collections::BTreeSet<&'static str>> {
+    let full = if dims == 2 { 256 } else { 64 };
+    let side = match size {
+        crate::bench::ops::Size::Full => full,
+        crate::bench::ops::Size::Quick => full / 2,
+        crate::bench::ops::Size::Tiny => full / if dims == 2 { 8 } else { 4 },
+    };
+    let args = UNetBenchArgs {
+        base: None,
+        depth: None,
+        input: Some(vec![side.to_string(); dims].join("x")),
+        batch: None,
+        runs: setup.runs,
+        profile: true,
+        precision: "f32".into(),
+        json: false,
+    };
+    let spec = unet_bench_spec(dims, &args, crate::shape::Precision::F32)?;
+    let mut s = crate::bench::step::session(ctx, &spec)?;
+    let prof = profile_step(ctx, &mut s, setup.runs)?;
+    let input = format!("{}x1x{}", spec.batch, args.input.unwrap_or_default());
+    for r in step_records(&format!("unet{dims}d.step"), &input, &prof, setup) {
+        emit(&r);
+    }
+    Ok(prof
+        .dispatches
+        .iter()
+        .map(|d| crate::bench::ops::kernel_file(d.kernel))
+        .collect())
+}
+
+/// `wunet bench compare A.jsonl B.jsonl`.
+#[derive(Args, Debug, Clone)]
+pub struct CompareArgs {
+    /// Baseline results (`--json` output).
+    pub a: std::path::PathBuf,
+    /// New results.
+    pub b: std::path::PathBuf,
+    /// A regression is a median time above A's by more than this fraction.
+    #[arg(long, default_value_t = 0.10)]
+    pub threshold: f64,
+}
+
+/// Print the comparison; returns the number of regressions.
+pub fn bench_compare(a: &CompareArgs) -> Result<usize> {
+    let c = crate::bench::compare::compare_files(&a.a, &a.b, a.threshold)?;
+    print!("{}", c.text(a.threshold));
+    Ok(c.regressions())
+}
+
+/// `wunet bench roofline --json results.jsonl --out roofline.png`.
+#[derive(Args, Debug, Clone)]
+pub struct RooflineArgs {
+    /// Results with a ceilings line (`wunet bench all --json`).
+    #[arg(long = "json")]
+    pub json: std::path::PathBuf,
+    #[arg(long, default_value = "roofline.png")]
+    pub out: std::path::PathBuf,
+}
+
+/// Draw the roofline PNG.
+pub fn bench_roofline(a: &RooflineArgs) -> Result<()> {
+    let n = crate::bench::roofline::plot_file(&a.json, &a.out)?;
+    println!("roofline: {n} kernels -> {}", a.out.display());
     Ok(())
 }

@@ -29,6 +29,17 @@ pub struct ExecOptions {
 /// One node's share of a profiled step: name, op, dispatches, milliseconds.
 pub type NodeTime = (String, &'static str, usize, f64);
 
+/// One dispatch of a step: the node that records it, its kernel (module name
+/// in `gpu::pipelines::KERNELS`, or an emulated variant) and entry point, and
+/// its GPU time in milliseconds (0 where not timed).
+#[derive(Clone, Debug)]
+pub struct DispatchInfo {
+    pub node: NodeId,
+    pub kernel: &'static str,
+    pub entry: &'static str,
+    pub ms: f64,
+}
+
 pub struct Executor {
     pub graph: Graph,
     pub plan: Plan,
@@ -256,6 +267,45 @@ impl Executor {
             let ms = times[at..at + k].iter().sum();
             out.push((node.name.clone(), node.op.name(), k, ms));
             at += k;
+        }
+        Ok(Some(out))
+    }
+
+    /// The kernel and entry point of every dispatch of one step, in order,
+    /// with the node that records it (`(node, kernel, entry)`).
+    pub fn step_dispatches(&self, ctx: &Context) -> Result<Vec<DispatchInfo>> {
+        let (prog, counts) = self.record_counted(ctx, self.step)?;
+        let mut out = Vec::with_capacity(prog.len());
+        let mut ds = prog.dispatches.iter();
+        for (&nid, &k) in self.plan.schedule.iter().zip(&counts) {
+            for d in ds.by_ref().take(k) {
+                out.push(DispatchInfo {
+                    node: nid,
+                    kernel: d.pipeline.kernel.name,
+                    entry: d.pipeline.entry,
+                    ms: 0.0,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// GPU time of every dispatch of one step (one submission, as in
+    /// training), with its node, kernel and entry point; `None` when the
+    /// device cannot write timestamps inside passes.
+    pub fn profile_dispatches(
+        &mut self,
+        ctx: &Context,
+        lr: f32,
+    ) -> Result<Option<Vec<DispatchInfo>>> {
+        self.advance(ctx, lr)?;
+        let (prog, _) = self.record_counted(ctx, self.step)?;
+        let Some(times) = prog.gpu_times(ctx)? else {
+            return Ok(None);
+        };
+        let mut out = self.step_dispatches(ctx)?;
+        for (d, ms) in out.iter_mut().zip(times) {
+            d.ms = ms;
         }
         Ok(Some(out))
     }

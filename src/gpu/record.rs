@@ -71,6 +71,40 @@ impl Program {
         ))
     }
 
+    /// GPU time of the whole program in milliseconds, from timestamps the
+    /// compute pass writes at its beginning and end (`TIMESTAMP_QUERY`, for
+    /// devices without timestamps inside passes). `None` without
+    /// `TIMESTAMP_QUERY`.
+    pub fn gpu_pass_time(&self, ctx: &Context) -> Result<Option<f64>> {
+        if !ctx.features.contains(wgpu::Features::TIMESTAMP_QUERY) {
+            return Ok(None);
+        }
+        let qs = ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+            label: Some("wunet.pass_time"),
+            ty: wgpu::QueryType::Timestamp,
+            count: 2,
+        });
+        let mut enc = ctx.device.create_command_encoder(&Default::default());
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("wunet.pass_time"),
+                timestamp_writes: Some(wgpu::ComputePassTimestampWrites {
+                    query_set: &qs,
+                    beginning_of_pass_write_index: Some(0),
+                    end_of_pass_write_index: Some(1),
+                }),
+            });
+            for d in &self.dispatches {
+                pass.set_pipeline(&d.pipeline.compute);
+                pass.set_bind_group(0, &d.bind_group, &[]);
+                pass.dispatch_workgroups(d.groups[0], d.groups[1], d.groups[2]);
+            }
+        }
+        let stamps = resolve_timestamps(ctx, enc, &qs, 2)?;
+        let period_ms = ctx.queue.get_timestamp_period() as f64 * 1e-6;
+        Ok(Some(stamps[1].saturating_sub(stamps[0]) as f64 * period_ms))
+    }
+
     /// Raw timestamps: one before the first dispatch and one after each.
     fn timestamps(&self, ctx: &Context) -> Result<Vec<u64>> {
         let count = self.dispatches.len() as u32 + 1;
@@ -78,19 +112,6 @@ impl Program {
             label: Some("wunet.profile"),
             ty: wgpu::QueryType::Timestamp,
             count,
-        });
-        let bytes = count as u64 * 8;
-        let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wunet.profile.resolve"),
-            size: bytes,
-            usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
-            mapped_at_creation: false,
-        });
-        let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("wunet.profile.read"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
         });
         let mut enc = ctx.device.create_command_encoder(&Default::default());
         {
@@ -106,22 +127,7 @@ impl Program {
                 pass.write_timestamp(&qs, i as u32 + 1);
             }
         }
-        enc.resolve_query_set(&qs, 0..count, &resolve, 0);
-        enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
-        ctx.queue.submit([enc.finish()]);
-        let (tx, rx) = std::sync::mpsc::channel();
-        read.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        ctx.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("profile: map callback never ran".into()))?
-            .map_err(|e| Error::Gpu(format!("profile: map failed: {e}")))?;
-        let view = read
-            .get_mapped_range(..)
-            .map_err(|e| Error::Gpu(format!("profile: mapped range: {e}")))?;
-        let out: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
-        Ok(out)
+        resolve_timestamps(ctx, enc, &qs, count)
     }
 
     pub fn len(&self) -> usize {
@@ -130,6 +136,45 @@ impl Program {
     pub fn is_empty(&self) -> bool {
         self.dispatches.is_empty()
     }
+}
+
+/// Resolve `count` timestamps of `qs` after the work recorded in `enc`,
+/// submit, wait, and read them back.
+fn resolve_timestamps(
+    ctx: &Context,
+    mut enc: wgpu::CommandEncoder,
+    qs: &wgpu::QuerySet,
+    count: u32,
+) -> Result<Vec<u64>> {
+    let bytes = count as u64 * 8;
+    let resolve = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("wunet.profile.resolve"),
+        size: bytes,
+        usage: wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let read = ctx.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("wunet.profile.read"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    enc.resolve_query_set(qs, 0..count, &resolve, 0);
+    enc.copy_buffer_to_buffer(&resolve, 0, &read, 0, bytes);
+    ctx.queue.submit([enc.finish()]);
+    let (tx, rx) = std::sync::mpsc::channel();
+    read.map_async(wgpu::MapMode::Read, .., move |r| {
+        let _ = tx.send(r);
+    });
+    ctx.wait()?;
+    rx.recv()
+        .map_err(|_| Error::Gpu("profile: map callback never ran".into()))?
+        .map_err(|e| Error::Gpu(format!("profile: map failed: {e}")))?;
+    let view = read
+        .get_mapped_range(..)
+        .map_err(|e| Error::Gpu(format!("profile: mapped range: {e}")))?;
+    let out: Vec<u64> = bytemuck::pod_collect_to_vec(&view);
+    Ok(out)
 }
 
 /// Fail unless `tensors` fill the storage bindings after the params exactly,
