@@ -81,6 +81,7 @@
 //!     synthetic_size: Some("64x64".into()),
 //!     base: Some(4),
 //!     depth: Some(2),
+//!     patch: Some("32".into()),
 //!     steps: Some(4),
 //!     out: Some(out.display().to_string()),
 //!     ..Default::default()
