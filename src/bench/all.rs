@@ -1,7 +1,7 @@
 //! `wunet bench all`: every case of [`super::ops::CASES`] in 2D and 3D, the
 //! convolution kernel variants, and the kernel-file [`Coverage`] of the run.
 
-use super::cost::op_cost;
+use super::cost::{op_cost, Cost};
 use super::json::{Record, What};
 use super::ops::{
     find_case, kernel_file, run_case, unavailable, window_tag, CaseRun, Needs, Setup, Size, CASES,
@@ -9,9 +9,13 @@ use super::ops::{
 };
 use super::{time_program_best, Timer};
 use crate::error::Result;
+use crate::exec::{ExecOptions, Executor};
 use crate::gpu::pipelines::KERNELS;
 use crate::gpu::{Context, DType, Program, Tensor};
 use crate::graph::ops::{ConvAttrs, Op, WindowAttrs, WindowGradAttrs};
+use crate::infer::texture::{TextureInput, TextureOutput, TexturePredictor};
+use crate::model_io::{InferMeta, ModelMeta};
+use crate::models::{build_unet, Mode, Norm, Padding, UNetConfig};
 use crate::ops::conv::{self, ConvKernel};
 use crate::shape::{conv_weight_shape, Shape, Window};
 use std::collections::{BTreeMap, BTreeSet};
@@ -23,15 +27,8 @@ pub struct Skip {
     pub reason: String,
 }
 
-/// Kernel files that are not ops of the graph, so no `bench all` case runs
-/// them, with the reason printed in their place.
-pub const NOT_OPS: &[(&str, &str)] = &[(
-    "texture_io",
-    "host-texture I/O of infer::texture::TexturePredictor, not a graph op; not timed by bench all yet",
-)];
-
-/// Which kernel files a run exercised, and which it skipped (files of
-/// [`SPECIAL_KERNELS`] on adapters lacking what they need, and [`NOT_OPS`]).
+/// Which kernel files a run exercised, and which it skipped (only files of
+/// [`SPECIAL_KERNELS`] on adapters lacking what they need).
 #[derive(Clone, Debug, Default)]
 pub struct Coverage {
     pub ran: BTreeSet<&'static str>,
@@ -48,11 +45,6 @@ impl Coverage {
             }
             if let Some(why) = unavailable(ctx, needs) {
                 skipped.insert(k, why);
-            }
-        }
-        for &(k, why) in NOT_OPS {
-            if !ran.contains(k) {
-                skipped.insert(k, why.to_string());
             }
         }
         Coverage { ran, skipped }
@@ -127,6 +119,8 @@ pub fn run_cases(
             skips.extend(sk);
         }
     }
+    // The host-texture I/O kernels of infer::texture (not graph ops).
+    keep(&mut all, texture_io_case(ctx, opts.size, setup)?);
     if opts.conv_variants {
         if let Some(why) = unavailable(ctx, Needs::CoopConv) {
             skips.push(Skip {
@@ -342,4 +336,91 @@ pub fn timer_of(ctx: &Context) -> Timer {
     } else {
         Timer::Wall
     }
+}
+
+/// The `texture_io` kernels of [`crate::infer::texture::TexturePredictor`]
+/// on an R8Unorm texture of the 2D base size (at least 32 x 32) into an
+/// R8Uint mask, through a small same-padded U-Net (seeded weights, 64 x 64
+/// tiles): decode, statistics, every tile's extract and accumulate, the
+/// output rows, timed as one program without the network.
+pub fn texture_io_case(ctx: &Context, size: Size, setup: &Setup) -> Result<CaseRun> {
+    let base = size.base_shape(2);
+    let (h, w) = (base.h().max(32) as u32, base.w().max(32) as u32);
+    let mut seg = small_texture_model(ctx)?;
+    let usage = wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST;
+    let texture = |format| {
+        ctx.device.create_texture(&wgpu::TextureDescriptor {
+            label: Some("bench texture"),
+            size: wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+            mip_level_count: 1,
+            sample_count: 1,
+            dimension: wgpu::TextureDimension::D2,
+            format,
+            usage,
+            view_formats: &[],
+        })
+    };
+    let (input, mask) = (
+        texture(wgpu::TextureFormat::R8Unorm),
+        texture(wgpu::TextureFormat::R8Uint),
+    );
+    let (prog, bytes) =
+        seg.io_program(ctx, TextureInput::new(&input), TextureOutput::Mask(&mask))?;
+    let (timer, times) = time_program_best(ctx, &prog, 1, setup.runs.max(1))?;
+    let mut run = CaseRun::default();
+    let what = What {
+        op: "texture_io".into(),
+        shape: format!("{h}x{w} R8Unorm"),
+        variant: format!(
+            "f32 mask R8Uint {}",
+            program_kernels(&prog, &mut run.kernels)
+        ),
+        case: "texture".into(),
+    };
+    let cost = Cost { flop: 0.0, bytes };
+    run.records.push(Record::new(
+        setup.env,
+        what,
+        timer,
+        &times,
+        cost,
+        &setup.ceilings,
+    ));
+    Ok(run)
+}
+
+/// A 2D U-Net (base 8, depth 2, same padding, batch norm, 2 classes) with
+/// seeded weights, as a texture predictor with 64 x 64 tiles.
+fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
+    let mut cfg = UNetConfig::ronneberger2015();
+    cfg.base = 8;
+    cfg.depth = 2;
+    cfg.padding = Padding::Same;
+    cfg.norm = Norm::Batch;
+    cfg.dropout = 0.0;
+    let net = build_unet(&cfg, 1, &[64, 64], &Mode::Inference)?;
+    let exec = Executor::new(
+        ctx,
+        net.graph,
+        &ExecOptions {
+            seed: 1,
+            keep: vec![],
+        },
+    )?;
+    let meta = InferMeta {
+        model: ModelMeta::from(&cfg),
+        normalize: "zscore".into(),
+        class_values: vec![0, 1],
+        foreground_value: 1,
+        objects_class: 1,
+        tile: "64x64".into(),
+        blend: "gaussian".into(),
+    };
+    let opts = crate::infer::PredictOptions::default();
+    let path = std::path::Path::new("(bench model)");
+    TexturePredictor::from_loaded(ctx, exec.export(ctx)?, meta, path, &opts)
 }

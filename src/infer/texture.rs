@@ -28,7 +28,7 @@ use super::tiles::plan;
 use crate::data::dataset::Normalize;
 use crate::data::tiling::{gaussian_weights, Blend, TilePlan};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, Recorder, Tensor};
+use crate::gpu::{Context, Program, Recorder, Tensor};
 use crate::model_io::checkpoint::Checkpoint;
 use crate::model_io::InferMeta;
 use crate::shape::{DType, Shape};
@@ -267,6 +267,39 @@ impl TexturePredictor {
         Ok(())
     }
 
+    /// The `texture_io` dispatches of one [`Self::encode`] (decode,
+    /// statistics, every item's extract and accumulate, the output rows) as
+    /// one program, without the texel copies and the network, which are timed
+    /// on their own: for benchmarking the I/O kernels (`wunet bench all`).
+    /// Also returns the bytes those dispatches move (compulsory traffic).
+    pub fn io_program(
+        &mut self,
+        ctx: &Context,
+        input: TextureInput,
+        output: TextureOutput,
+    ) -> Result<(Program, f64)> {
+        let fmt = check_input(&input)?;
+        let (w, h) = (input.texture.width(), input.texture.height());
+        let (code, out_bytes) = check_output(&output, w, h, self.classes())?;
+        let (norm, opts) = (self.normalize, self.opts.clone());
+        let s = self.sized_for(ctx, [h as usize, w as usize])?;
+        let fl = flips(opts.tta);
+        let items = s.plan.tiles.len() * fl.len();
+        let prog = ctx.record(|rec| {
+            record_decode(rec, s, fmt, input.channel)?;
+            record_stats(rec, s, norm)?;
+            for t in 0..s.plan.tiles.len() {
+                for (f, &flip) in fl.iter().enumerate() {
+                    let k = (t * fl.len() + f) % opts.batch.max(1);
+                    record_extract(rec, s, norm, k, t, flip)?;
+                    record_accumulate(rec, s, &opts, k, t, (f, flip, fl.len()))?;
+                }
+            }
+            record_finish(rec, s, &output, code, out_bytes)
+        })?;
+        Ok((prog, io_bytes(s, fmt, out_bytes, items)))
+    }
+
     /// The predictor and scratch tensors for a texture of `dims` (H, W),
     /// kept while the size stays the same.
     fn sized_for(&mut self, ctx: &Context, dims: [usize; 2]) -> Result<&Sized> {
@@ -311,6 +344,24 @@ impl TexturePredictor {
             plan,
         })
     }
+}
+
+/// Compulsory bytes of [`TexturePredictor::io_program`]: texels read and the
+/// image written (decode), the image read twice (statistics), per item the
+/// input tile written and read from the image (extract) and the output tile
+/// read with its accumulator planes read and written (accumulate), and the
+/// planes read and the output rows written (finish).
+fn io_bytes(s: &Sized, fmt: InputFormat, out_bytes: u32, items: usize) -> f64 {
+    let n = (s.dims[0] * s.dims[1]) as f64;
+    let c = s.predictor.config.classes as f64;
+    let act = s.predictor.input_tensor().dtype.size() as f64;
+    let tile_in: f64 = s.plan.in_tile.iter().product::<usize>() as f64;
+    let tile_out: f64 = s.plan.out_tile.iter().product::<usize>() as f64;
+    let decode = n * (fmt.texel_bytes as f64 + 4.0);
+    let stats = 2.0 * n * 4.0;
+    let per_item = tile_in * (act + 4.0) + tile_out * (c * act + 2.0 * (c + 1.0) * 4.0);
+    let finish = n * ((c + 1.0) * 4.0 + out_bytes as f64);
+    decode + stats + items as f64 * per_item + finish
 }
 
 /// Pixels per partial sum for an image of `n` pixels.
