@@ -273,3 +273,46 @@ fn device_errors_become_errors_not_panics() {
     );
     c.check_errors().unwrap();
 }
+
+#[test]
+fn png_outputs_for_a_volume_are_refused_before_prediction() {
+    let Some(run) = trained() else { return };
+    let d = tmp("png-volume");
+    let vol = d.join("vol.npy");
+    wunet::data::io::write_npy(&vol, &f32_image([3, 40, 40], |i| (i % 17) as f32)).unwrap();
+    let ck = run.join("last.safetensors");
+    for (flag, extra) in [
+        ("--output", vec![]),
+        ("--overlay", vec!["--overlay", "ov.png"]),
+        ("--probabilities", vec!["--probabilities", "p.png"]),
+    ] {
+        let out = if flag == "--output" {
+            "seg.png"
+        } else {
+            "seg.tif"
+        };
+        let out = d.join(out).display().to_string();
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--input",
+            vol.to_str().unwrap(),
+            "--output",
+            &out,
+        ];
+        args.extend(extra);
+        let (_, stderr, code) = wunet(&args);
+        assert_eq!(code, Some(1), "{flag}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains("volume [3, 40, 40]"),
+            "{flag}: {stderr}"
+        );
+        // refused before the prediction ran: no progress line, nothing written
+        assert!(!stderr.contains("tiles"), "{flag}: {stderr}");
+        assert!(
+            !std::path::Path::new(&out).exists(),
+            "{flag}: {out} written"
+        );
+    }
+}

@@ -151,10 +151,41 @@ pub fn predict_volume(
     Ok(out)
 }
 
+/// A PNG holds one 2D image: refuse PNG outputs for a volume before any
+/// prediction runs (the flag, the file and the volume's size named).
+fn png_outputs_fit(a: &PredictArgs, dims: [usize; 3]) -> Result<()> {
+    if dims[0] <= 1 {
+        return Ok(());
+    }
+    let outputs = [
+        ("--output", Some(&a.output)),
+        ("--overlay", a.overlay.as_ref()),
+        ("--probabilities", a.probabilities.as_ref()),
+    ];
+    for (flag, path) in outputs {
+        let Some(p) = path else { continue };
+        let png = p
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+        if png {
+            return Err(Error::file(
+                p,
+                format!(
+                    "{flag}: a PNG holds one 2D image but {} is a volume {dims:?} (z, y, x); use .tif or .npy",
+                    a.input.display()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// Run `wunet predict`; returns a short report.
 pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let (ck, meta) = load_checkpoint(&a.checkpoint)?;
     let mut image = read_image(&a.input)?;
+    png_outputs_fit(a, image.dims)?;
     // the probabilities, their blend weights and the labels, on the host
     let [d, h, w] = image.dims;
     let per_voxel = 2 * meta.model.classes as u64 + 2;
