@@ -1,6 +1,7 @@
 //! Command-line front end (`wunet ...`).
 
 pub mod bench;
+pub mod bench_ops;
 pub mod eval;
 pub mod model;
 pub mod peak;
