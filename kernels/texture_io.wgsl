@@ -79,6 +79,18 @@ fn reflect(i: i32, n: i32) -> i32 {
     return i32(period - m);
 }
 
+// (ty, tx) of a tile of P.tile_h x P.tile_w mirrored per flip bit (bit 1: y, bit 0: x).
+fn flipped(ty: u32, tx: u32) -> vec2<u32> {
+    var f = vec2<u32>(ty, tx);
+    if ((P.flip & 2u) != 0u) {
+        f.x = P.tile_h - 1u - ty;
+    }
+    if ((P.flip & 1u) != 0u) {
+        f.y = P.tile_w - 1u - tx;
+    }
+    return f;
+}
+
 @compute @workgroup_size(256)
 fn decode(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
           @builtin(local_invocation_index) lid: u32) {
@@ -162,14 +174,9 @@ fn extract(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
     let ty = i / P.tile_w;
     let tx = i - ty * P.tile_w;
-    var fy = ty;
-    var fx = tx;
-    if ((P.flip & 2u) != 0u) {
-        fy = P.tile_h - 1u - ty;
-    }
-    if ((P.flip & 1u) != 0u) {
-        fx = P.tile_w - 1u - tx;
-    }
+    let f = flipped(ty, tx);
+    let fy = f.x;
+    let fx = f.y;
     let sy = reflect(P.org_y + i32(fy), i32(P.height));
     let sx = reflect(P.org_x + i32(fx), i32(P.width));
     var v = img[u32(sy) * P.width + u32(sx)];
@@ -189,14 +196,9 @@ fn accumulate(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     }
     let ty = P.lo_y + i / rw;
     let tx = P.lo_x + i % rw;
-    var fy = ty;
-    var fx = tx;
-    if ((P.flip & 2u) != 0u) {
-        fy = P.tile_h - 1u - ty;
-    }
-    if ((P.flip & 1u) != 0u) {
-        fx = P.tile_w - 1u - tx;
-    }
+    let f = flipped(ty, tx);
+    let fy = f.x;
+    let fx = f.y;
     let plane = P.full_h * P.full_w;
     let src = P.item * P.classes * plane + (P.crop_y + fy) * P.full_w + P.crop_x + fx;
     var m = -3.0e38;

@@ -319,11 +319,12 @@ pub fn save_rgba(path: &std::path::Path, w: u32, h: u32, rgba: &[u8]) -> wunet::
     write_png_rgb(path, w as usize, h as usize, &rgb)
 }
 
-/// The application's own device (any adapter; `WUNET_BACKEND` picks the API).
+/// The application's own device (any adapter; `WUNET_BACKEND` picks the API)
+/// and the adapter it came from.
 pub fn own_device(
     instance: &wgpu::Instance,
     surface: Option<&wgpu::Surface>,
-) -> wunet::Result<Context> {
+) -> wunet::Result<(Context, wgpu::Adapter)> {
     let adapter = pollster::block_on(instance.request_adapter(&wgpu::RequestAdapterOptions {
         compatible_surface: surface,
         ..Default::default()
@@ -331,7 +332,10 @@ pub fn own_device(
     .map_err(|e| wunet::Error::Gpu(format!("no adapter: {e}")))?;
     let (device, queue) = pollster::block_on(adapter.request_device(&Default::default()))
         .map_err(|e| wunet::Error::Gpu(format!("request_device: {e}")))?;
-    Ok(Context::from_adapter_device(&adapter, device, queue))
+    Ok((
+        Context::from_adapter_device(&adapter, device, queue),
+        adapter,
+    ))
 }
 
 /// The application's wgpu instance (with the window system's display in window mode).
@@ -355,7 +359,7 @@ fn headless(args: &Args) -> wunet::Result<()> {
         .out
         .as_ref()
         .ok_or_else(|| wunet::Error::Other("--headless needs --out FRAME.png".into()))?;
-    let ctx = own_device(&instance(None)?, None)?;
+    let (ctx, _) = own_device(&instance(None)?, None)?;
     let format = wgpu::TextureFormat::Rgba8Unorm;
     let mut scene = Scene::new(ctx, args, format)?;
     let usage = wgpu::TextureUsages::RENDER_ATTACHMENT | wgpu::TextureUsages::COPY_SRC;

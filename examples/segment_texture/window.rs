@@ -45,17 +45,13 @@ impl App {
         let surface = inst
             .create_surface(window.clone())
             .map_err(|e| wunet::Error::Gpu(format!("surface: {e}")))?;
-        let ctx = own_device(&inst, Some(&surface))?;
+        let (ctx, adapter) = own_device(&inst, Some(&surface))?;
         let size = window.inner_size();
         let mut config = surface
-            .get_default_config(
-                &own_adapter_hint(&inst, &surface)?,
-                size.width.max(1),
-                size.height.max(1),
-            )
+            .get_default_config(&adapter, size.width.max(1), size.height.max(1))
             .ok_or_else(|| wunet::Error::Gpu("surface unsupported by the adapter".into()))?;
         config.format = config.format.remove_srgb_suffix();
-        let caps = surface.get_capabilities(&own_adapter_hint(&inst, &surface)?);
+        let caps = surface.get_capabilities(&adapter);
         // read the frame back from the surface where it allows (Vulkan); else (GL)
         // the screenshot renders the same frame offscreen at the window's size
         let readable = caps.usages.contains(wgpu::TextureUsages::COPY_SRC);
@@ -74,18 +70,6 @@ impl App {
             readable,
         })
     }
-}
-
-/// The adapter wgpu would pick for `surface` (for its surface capabilities).
-fn own_adapter_hint(
-    inst: &wgpu::Instance,
-    surface: &wgpu::Surface,
-) -> wunet::Result<wgpu::Adapter> {
-    pollster::block_on(inst.request_adapter(&wgpu::RequestAdapterOptions {
-        compatible_surface: Some(surface),
-        ..Default::default()
-    }))
-    .map_err(|e| wunet::Error::Gpu(format!("no adapter for the window: {e}")))
 }
 
 impl Shown {

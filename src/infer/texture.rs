@@ -76,6 +76,16 @@ pub enum TextureOutput<'a> {
     },
 }
 
+impl<'a> TextureOutput<'a> {
+    /// The texture written.
+    pub fn texture(&self) -> &'a wgpu::Texture {
+        match *self {
+            TextureOutput::Mask(t) => t,
+            TextureOutput::Probability { texture, .. } => texture,
+        }
+    }
+}
+
 /// How the texel bytes of a supported input format are read.
 #[derive(Clone, Copy, Debug, PartialEq)]
 struct InputFormat {
@@ -106,17 +116,13 @@ fn input_format(f: F) -> Option<InputFormat> {
 
 /// The finish kernel's format code and bytes per texel of an output format.
 fn output_format(out: &TextureOutput) -> Option<(u32, u32)> {
-    match out {
-        TextureOutput::Mask(t) => match t.format() {
-            F::R8Uint => Some((0, 1)),
-            F::R32Uint => Some((1, 4)),
-            _ => None,
-        },
-        TextureOutput::Probability { texture, .. } => match texture.format() {
-            F::R32Float => Some((2, 4)),
-            F::R8Unorm => Some((3, 1)),
-            _ => None,
-        },
+    let mask = matches!(out, TextureOutput::Mask(_));
+    match (mask, out.texture().format()) {
+        (true, F::R8Uint) => Some((0, 1)),
+        (true, F::R32Uint) => Some((1, 4)),
+        (false, F::R32Float) => Some((2, 4)),
+        (false, F::R8Unorm) => Some((3, 1)),
+        _ => None,
     }
 }
 
@@ -440,18 +446,15 @@ fn check_input(input: &TextureInput) -> Result<InputFormat> {
 }
 
 fn check_output(out: &TextureOutput, w: u32, h: u32, classes: usize) -> Result<(u32, u32)> {
-    let t = match out {
-        TextureOutput::Mask(t) => *t,
-        TextureOutput::Probability { texture, class } => {
-            if *class >= classes {
-                return Err(Error::shape(
-                    "TexturePredictor::encode",
-                    format!("probability of class {class} asked; the model has {classes} classes"),
-                ));
-            }
-            *texture
+    if let TextureOutput::Probability { class, .. } = *out {
+        if class >= classes {
+            return Err(Error::shape(
+                "TexturePredictor::encode",
+                format!("probability of class {class} asked; the model has {classes} classes"),
+            ));
         }
-    };
+    }
+    let t = out.texture();
     check_plain_2d("output", t)?;
     let codes = output_format(out).ok_or_else(|| {
         Error::shape(
@@ -494,10 +497,7 @@ fn copy_in(enc: &mut wgpu::CommandEncoder, tex: &wgpu::Texture, raw: &Tensor, fm
 }
 
 fn copy_out(enc: &mut wgpu::CommandEncoder, out: &Tensor, target: &TextureOutput, bytes: u32) {
-    let tex = match target {
-        TextureOutput::Mask(t) => *t,
-        TextureOutput::Probability { texture, .. } => *texture,
-    };
+    let tex = target.texture();
     enc.copy_buffer_to_texture(
         wgpu::TexelCopyBufferInfo {
             buffer: out.buffer(),
