@@ -193,6 +193,12 @@ fn weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
+// Tile t (n, td, th, tw) of the N x T_D x T_H x T_W tile grid, tw fastest.
+fn tile_of(t: u32) -> vec4<u32> {
+    return vec4<u32>(t / (P.t_w * P.t_h * P.t_d), (t / (P.t_w * P.t_h)) % P.t_d,
+                     (t / P.t_w) % P.t_h, t % P.t_w);
+}
+
 // ---------------------------------------------------------------- input
 
 @compute @workgroup_size(64)
@@ -210,10 +216,11 @@ fn input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     let ntiles = P.n * P.t_d * P.t_h * P.t_w;
     var v: array<f32, 216>;
     if (c < P.c && t < ntiles) {
-        let tw = t % P.t_w;
-        let th = (t / P.t_w) % P.t_h;
-        let td = (t / (P.t_w * P.t_h)) % P.t_d;
-        let n = t / (P.t_w * P.t_h * P.t_d);
+        let q = tile_of(t);
+        let n = q.x;
+        let td = q.y;
+        let th = q.z;
+        let tw = q.w;
         let iz0 = i32(td * MT) - i32(P.p_d);
         let iy0 = i32(th * MT) - i32(P.p_h);
         let ix0 = i32(tw * MT) - i32(P.p_w);
@@ -275,10 +282,11 @@ fn output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if ((P.flags & 1u) != 0u) {
         b = bias[o];
     }
-    let tw = t % P.t_w;
-    let th = (t / P.t_w) % P.t_h;
-    let td = (t / (P.t_w * P.t_h)) % P.t_d;
-    let n = t / (P.t_w * P.t_h * P.t_d);
+    let q = tile_of(t);
+    let n = q.x;
+    let td = q.y;
+    let th = q.z;
+    let tw = q.w;
     let yc = (n * P.o + o) * P.out_d;
     let mz = select(1u, MT, DIMS == 3u);
     for (var z = 0u; z < mz; z++) {
@@ -320,10 +328,11 @@ fn grad_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let ntiles = P.n * P.t_d * P.t_h * P.t_w;
     var v: array<f32, 216>;
     if (o < P.o && t < ntiles) {
-        let tw = t % P.t_w;
-        let th = (t / P.t_w) % P.t_h;
-        let td = (t / (P.t_w * P.t_h)) % P.t_d;
-        let n = t / (P.t_w * P.t_h * P.t_d);
+        let q = tile_of(t);
+        let n = q.x;
+        let td = q.y;
+        let th = q.z;
+        let tw = q.w;
         let yc = (n * P.o + o) * P.out_d;
         let mz = select(1u, MT, DIMS == 3u);
         for (var z = 0u; z < mz; z++) {
