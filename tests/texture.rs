@@ -11,6 +11,7 @@ use wunet::data::dataset::{normalize, Normalize};
 use wunet::data::tiling::Blend;
 use wunet::data::Array3;
 use wunet::exec::{ExecOptions, Executor};
+use wunet::gpu::interop::read_texture;
 use wunet::infer::texture::{TextureInput, TextureOutput, TexturePredictor};
 use wunet::infer::{InferMeta, PredictOptions, Predictor};
 use wunet::model_io::checkpoint::Checkpoint;
@@ -98,40 +99,6 @@ fn upload(c: &Context, tex: &wgpu::Texture, bytes: &[u8], texel: u32) {
     );
 }
 
-/// The texels of `tex`, rows unpadded.
-fn download(c: &Context, tex: &wgpu::Texture, texel: u32) -> Vec<u8> {
-    let pitch = (W * texel).div_ceil(256) * 256;
-    let buf = c.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: (pitch * H) as u64,
-        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
-    let mut enc = c.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        tex.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
-            },
-        },
-        tex.size(),
-    );
-    c.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    c.device.poll(wgpu::PollType::wait_indefinitely()).unwrap();
-    let data = buf.slice(..).get_mapped_range().expect("mapped");
-    (0..H as usize)
-        .flat_map(|y| {
-            let s = y * pitch as usize;
-            data[s..s + (W * texel) as usize].to_vec()
-        })
-        .collect()
-}
-
 /// Probabilities from the CPU-side predictor (as `wunet predict` computes them).
 fn reference(c: &Context, ck: &Checkpoint, meta: &InferMeta, opts: &PredictOptions) -> Vec<f32> {
     let data = image_u8().iter().map(|&v| v as f32).collect();
@@ -160,7 +127,7 @@ fn on_textures(c: &Context, seg: &mut TexturePredictor, classes: usize) -> (Vec<
     )
     .unwrap();
     c.queue.submit([enc.finish()]);
-    let m = download(c, &mask, 1);
+    let m = read_texture(c, &mask).unwrap();
     let mut probs = Vec::new();
     for class in 0..classes {
         let mut enc = c.device.create_command_encoder(&Default::default());
@@ -172,7 +139,7 @@ fn on_textures(c: &Context, seg: &mut TexturePredictor, classes: usize) -> (Vec<
             .unwrap();
         c.queue.submit([enc.finish()]);
         probs.extend(
-            bytemuck::cast_slice::<u8, f32>(&download(c, &prob, 4))
+            bytemuck::cast_slice::<u8, f32>(&read_texture(c, &prob).unwrap())
                 .iter()
                 .copied(),
         );
@@ -258,7 +225,7 @@ fn every_input_format_reads_the_same_image() {
         seg.encode(c, &mut enc, input, TextureOutput::Mask(&mask))
             .unwrap();
         c.queue.submit([enc.finish()]);
-        download(c, &mask, 4)
+        read_texture(c, &mask).unwrap()
     };
     let r8 = texture(c, wgpu::TextureFormat::R8Unorm, usage);
     upload(c, &r8, &img, 1);

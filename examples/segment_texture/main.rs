@@ -262,7 +262,7 @@ impl Scene {
 
     /// Write the mask as `wunet predict --output` does.
     pub fn save_mask(&self, path: &std::path::Path) -> wunet::Result<()> {
-        let bytes = read_texture(&self.ctx, &self.mask, 1);
+        let bytes = read_texture(&self.ctx, &self.mask)?;
         let (w, h) = (self.mask.width() as usize, self.mask.height() as usize);
         let ids: Vec<i32> = bytes.iter().map(|&b| b as i32).collect();
         let labels = wunet::data::Array3::from_vec([1, h, w], ids)?;
@@ -270,47 +270,16 @@ impl Scene {
     }
 }
 
-/// The texels of `tex` (4-byte-or-smaller texels), rows unpadded; BGRA swapped to RGBA.
-pub fn read_texture(ctx: &Context, tex: &wgpu::Texture, texel: u32) -> Vec<u8> {
-    let (w, h) = (tex.width(), tex.height());
-    let pitch = (w * texel).div_ceil(256) * 256;
-    let buf = ctx.device.create_buffer(&wgpu::BufferDescriptor {
-        label: None,
-        size: (pitch * h) as u64,
-        usage: wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::MAP_READ,
-        mapped_at_creation: false,
-    });
-    let mut enc = ctx.device.create_command_encoder(&Default::default());
-    enc.copy_texture_to_buffer(
-        tex.as_image_copy(),
-        wgpu::TexelCopyBufferInfo {
-            buffer: &buf,
-            layout: wgpu::TexelCopyBufferLayout {
-                offset: 0,
-                bytes_per_row: Some(pitch),
-                rows_per_image: None,
-            },
-        },
-        tex.size(),
-    );
-    ctx.queue.submit([enc.finish()]);
-    buf.slice(..).map_async(wgpu::MapMode::Read, |_| {});
-    let _ = ctx.device.poll(wgpu::PollType::wait_indefinitely());
-    let data = buf.slice(..).get_mapped_range().expect("mapped");
-    let bgra = matches!(
+/// The texels of `tex`, rows unpadded; BGRA swapped to RGBA.
+pub fn read_texture(ctx: &Context, tex: &wgpu::Texture) -> wunet::Result<Vec<u8>> {
+    let mut texels = wunet::gpu::interop::read_texture(ctx, tex)?;
+    if matches!(
         tex.format(),
         wgpu::TextureFormat::Bgra8Unorm | wgpu::TextureFormat::Bgra8UnormSrgb
-    );
-    let mut out = Vec::with_capacity((w * h * texel) as usize);
-    for y in 0..h as usize {
-        let row = &data[y * pitch as usize..][..(w * texel) as usize];
-        if bgra {
-            out.extend(row.chunks(4).flat_map(|p| [p[2], p[1], p[0], p[3]]));
-        } else {
-            out.extend_from_slice(row);
-        }
+    ) {
+        texels.chunks_mut(4).for_each(|p| p.swap(0, 2));
     }
-    out
+    Ok(texels)
 }
 
 /// RGBA8 rows to an RGB PNG.
@@ -368,7 +337,7 @@ fn headless(args: &Args) -> wunet::Result<()> {
     let mut enc = scene.ctx.device.create_command_encoder(&Default::default());
     scene.frame(&mut enc, &target, true)?;
     scene.ctx.queue.submit([enc.finish()]);
-    save_rgba(out, size[0], size[1], &read_texture(&scene.ctx, &target, 4))?;
+    save_rgba(out, size[0], size[1], &read_texture(&scene.ctx, &target)?)?;
     if let Some(m) = &args.mask_out {
         scene.save_mask(m)?;
     }

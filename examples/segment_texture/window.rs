@@ -78,7 +78,7 @@ impl Shown {
     fn screenshot(&mut self, path: &std::path::Path, shown: &wgpu::Texture) -> wunet::Result<()> {
         let (w, h) = (shown.width(), shown.height());
         let pixels = if self.readable {
-            read_texture(&self.scene.ctx, shown, 4)
+            read_texture(&self.scene.ctx, shown)?
         } else {
             let d = &self.scene.ctx.device;
             let t = d.create_texture(&wgpu::TextureDescriptor {
@@ -94,7 +94,7 @@ impl Shown {
             let mut enc = d.create_command_encoder(&Default::default());
             self.scene.frame(&mut enc, &t, false)?;
             self.scene.ctx.queue.submit([enc.finish()]);
-            read_texture(&self.scene.ctx, &t, 4)
+            read_texture(&self.scene.ctx, &t)?
         };
         save_rgba(path, w, h, &pixels)?;
         let how = if self.readable {

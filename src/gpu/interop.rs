@@ -125,6 +125,49 @@ pub fn copy_texture_to_tensor(
     Ok(())
 }
 
+/// The texels of layer 0 of a 2D texture (usage `COPY_SRC`), rows packed
+/// without padding, as stored: a read-back for tests, screenshots and
+/// debugging (it waits for the GPU).
+pub fn read_texture(ctx: &Context, tex: &wgpu::Texture) -> Result<Vec<u8>> {
+    let texel = tex.format().block_copy_size(None).ok_or_else(|| {
+        Error::shape(
+            "read_texture",
+            format!("texture format {:?} cannot be copied whole", tex.format()),
+        )
+    })?;
+    let (w, h) = (tex.width(), tex.height());
+    let row = (w * texel) as usize;
+    let pitch = row.div_ceil(256) * 256;
+    let staging = Tensor::zeros(
+        ctx,
+        crate::shape::Shape::vector(pitch * h as usize / 4),
+        crate::shape::DType::U32,
+    )?;
+    ctx.with_encoder(|enc| {
+        enc.copy_texture_to_buffer(
+            tex.as_image_copy(),
+            wgpu::TexelCopyBufferInfo {
+                buffer: staging.buffer(),
+                layout: wgpu::TexelCopyBufferLayout {
+                    offset: staging.offset,
+                    bytes_per_row: Some(pitch as u32),
+                    rows_per_image: None,
+                },
+            },
+            wgpu::Extent3d {
+                width: w,
+                height: h,
+                depth_or_array_layers: 1,
+            },
+        );
+        Ok(())
+    })?;
+    let bytes = staging.read_bytes(ctx)?;
+    Ok((0..h as usize)
+        .flat_map(|y| bytes[y * pitch..y * pitch + row].iter().copied())
+        .collect())
+}
+
 impl Context {
     /// A fresh encoder, `f` records into it, then one submission.
     pub fn with_encoder(
