@@ -103,9 +103,13 @@ fn run(cli: Cli) -> wunet::Result<ExitCode> {
             }
         }
         Cmd::Predict(a) => {
-            a.check_before_gpu()?;
-            let ctx = Context::new(&opts)?;
-            print!("{}", run_predict(&ctx, &a)?);
+            if let Some(store) = &a.zarr.status {
+                print!("{}", wunet::infer::blocks::store::status(store)?);
+            } else {
+                a.check_before_gpu()?;
+                let ctx = Context::new(&opts)?;
+                print!("{}", run_predict(&ctx, &a)?);
+            }
         }
         Cmd::Eval(a) => {
             a.check_before_gpu()?;

@@ -6,5 +6,6 @@ pub mod eval;
 pub mod model;
 pub mod peak;
 pub mod predict;
+pub mod predict_zarr;
 pub mod train;
 pub mod tune;

@@ -9,31 +9,37 @@ use crate::gpu::Context;
 use crate::infer::output::{write_labels, write_overlay, write_probabilities};
 use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
 use crate::model_io::{parse_dims, Checkpoint, InferMeta};
+use super::predict_zarr::{self, required, ZarrFlags};
 use clap::Args;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct PredictArgs {
     /// A checkpoint written by `wunet train` (best.safetensors or last.safetensors).
-    #[arg(long)]
-    pub checkpoint: PathBuf,
-    /// Image or volume: .png, .tif/.tiff (multi-page = volume) or .npy (z, y, x).
-    /// A 2D model predicts a volume section by section.
-    #[arg(long)]
-    pub input: PathBuf,
-    /// Label output (.png, .tif/.tiff or .npy), in the training data's label values.
-    #[arg(long)]
-    pub output: PathBuf,
+    #[arg(long, required_unless_present = "status")]
+    pub checkpoint: Option<PathBuf>,
+    /// Image or volume: .png, .tif/.tiff (multi-page = volume) or .npy (z, y, x),
+    /// or a Zarr / OME-Zarr store (vol.zarr, vol.zarr/path/to/array), predicted
+    /// block by block. A 2D model predicts a volume section by section.
+    #[arg(long, required_unless_present = "status")]
+    pub input: Option<PathBuf>,
+    /// Label output (.png, .tif/.tiff, .npy, or .zarr for a Zarr input), in the
+    /// training data's label values.
+    #[arg(long, required_unless_present = "status")]
+    pub output: Option<PathBuf>,
     /// Also write the segmentation over the input as an RGB PNG (3D: the section
     /// with the most foreground).
     #[arg(long)]
     pub overlay: Option<PathBuf>,
-    /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, or .png for 2 classes).
+    /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, .png for 2
+    /// classes, or .zarr for a Zarr input).
     #[allow(rustdoc::broken_intra_doc_links)] // the text is clap's --help, not a link
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
     #[command(flatten)]
     pub infer: InferFlags,
+    #[command(flatten)]
+    pub zarr: ZarrFlags,
 }
 
 /// The inference flags that `predict` and `eval` share.
@@ -67,9 +73,12 @@ impl PredictArgs {
     pub fn check_before_gpu(&self) -> Result<()> {
         use crate::fsutil::check_output_file;
         self.infer.check()?;
-        crate::fsutil::check_regular_file(&self.checkpoint)?;
-        crate::fsutil::check_regular_file(&self.input)?;
-        check_output_file("--output", &self.output, &["png", "tif", "tiff", "npy"])?;
+        if predict_zarr::is_blockwise(self) {
+            return predict_zarr::check_before_gpu(self);
+        }
+        crate::fsutil::check_regular_file(required(&self.checkpoint, "--checkpoint")?)?;
+        crate::fsutil::check_regular_file(required(&self.input, "--input")?)?;
+        check_output_file("--output", required(&self.output, "--output")?, &["png", "tif", "tiff", "npy"])?;
         if let Some(o) = &self.overlay {
             check_output_file("--overlay", o, &["png"])?;
         }
@@ -121,19 +130,20 @@ pub fn predict_volume(
     meta: &InferMeta,
     image: &Volume,
 ) -> Result<ChannelVolume> {
+    let (checkpoint, input) = (required(&a.checkpoint, "--checkpoint")?, required(&a.input, "--input")?);
     let cfg = meta
         .unet()
-        .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
+        .map_err(|e| Error::file(checkpoint, e.to_string()))?;
     let (tile, opts) = a.infer.resolve(ctx, meta, cfg.dims)?;
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
-            &a.input,
+            input,
             "a 3D model needs a volume, but this is a 2D image",
         ));
     }
     let section = [1, image.dims[1], image.dims[2]];
     let fit = if cfg.dims == 2 { section } else { image.dims };
-    let mut p = Predictor::from_loaded(ctx, ck, meta, &a.checkpoint, tile, Some(fit), &opts)?;
+    let mut p = Predictor::from_loaded(ctx, ck, meta, checkpoint, tile, Some(fit), &opts)?;
     p.progress = true;
     if cfg.dims == 3 || image.dims[0] == 1 {
         return p.predict(ctx, image);
@@ -153,12 +163,12 @@ pub fn predict_volume(
 
 /// A PNG holds one 2D image: refuse PNG outputs for a volume before any
 /// prediction runs (the flag, the file and the volume's size named).
-fn png_outputs_fit(a: &PredictArgs, dims: [usize; 3]) -> Result<()> {
+fn png_outputs_fit(a: &PredictArgs, input: &Path, dims: [usize; 3]) -> Result<()> {
     if dims[0] <= 1 {
         return Ok(());
     }
     let outputs = [
-        ("--output", Some(&a.output)),
+        ("--output", a.output.as_ref()),
         ("--overlay", a.overlay.as_ref()),
         ("--probabilities", a.probabilities.as_ref()),
     ];
@@ -173,7 +183,7 @@ fn png_outputs_fit(a: &PredictArgs, dims: [usize; 3]) -> Result<()> {
                 p,
                 format!(
                     "{flag}: a PNG holds one 2D image but {} is a volume {dims:?} (z, y, x); use .tif or .npy",
-                    a.input.display()
+                    input.display()
                 ),
             ));
         }
@@ -183,14 +193,18 @@ fn png_outputs_fit(a: &PredictArgs, dims: [usize; 3]) -> Result<()> {
 
 /// Run `wunet predict`; returns a short report.
 pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
-    let (ck, meta) = load_checkpoint(&a.checkpoint)?;
-    let mut image = read_image(&a.input)?;
-    png_outputs_fit(a, image.dims)?;
+    if predict_zarr::is_blockwise(a) {
+        return predict_zarr::run(ctx, a);
+    }
+    let (input, output) = (required(&a.input, "--input")?, required(&a.output, "--output")?);
+    let (ck, meta) = load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
+    let mut image = read_image(input)?;
+    png_outputs_fit(a, input, image.dims)?;
     // the probabilities, their blend weights and the labels, on the host
     let [d, h, w] = image.dims;
     let per_voxel = 2 * meta.model.classes as u64 + 2;
     crate::checks::checked_count(&[per_voxel, d as u64, h as u64, w as u64], 4)
-        .map_err(|m| Error::file(&a.input, format!("predict: the outputs of this image: {m}")))?;
+        .map_err(|m| Error::file(input, format!("predict: the outputs of this image: {m}")))?;
     // the overlay shows the raw intensities; keep them only when asked
     let raw = a.overlay.as_ref().map(|_| image.clone());
     let mode = meta.dataset_options().normalize;
@@ -204,12 +218,12 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
     let secs = t.elapsed().as_secs_f64();
     let pred = probs.argmax();
-    write_labels(&a.output, &pred, &meta.class_values)?;
+    write_labels(output, &pred, &meta.class_values)?;
     let mut s = format!(
         "{} {:?} (z, y, x) -> {} in {secs:.2} s\n",
-        a.input.display(),
+        input.display(),
         image.dims,
-        a.output.display()
+        output.display()
     );
     if let (Some(o), Some(raw)) = (&a.overlay, &raw) {
         write_overlay(o, raw, &pred)?;

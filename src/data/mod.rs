@@ -29,6 +29,7 @@ pub mod sampler;
 pub mod synthetic;
 pub mod tiling;
 pub mod weightmap;
+pub mod zarr;
 
 use crate::error::{Error, Result};
 

@@ -203,9 +203,18 @@ pub fn gaussian_weights(tile: [usize; 3], sigma_scale: f32) -> Vec<f32> {
     w
 }
 
-/// Collects output tiles into a full-size multi-channel result.
+/// Collects output tiles into a multi-channel result over the whole image,
+/// or over one box of it ([`Accumulator::region`]: block-wise prediction).
+/// A voxel's value depends only on the tiles covering it and their order, so
+/// a box assembled from the same tiles in the same order equals the same box
+/// of the whole-image result bit for bit.
 pub struct Accumulator {
-    plan: TilePlan,
+    /// Image size and tile sizes (the tiles themselves are not kept).
+    image_dims: [usize; 3],
+    out_tile: [usize; 3],
+    /// The box assembled: `origin .. origin + dims` in image coordinates.
+    origin: [usize; 3],
+    dims: [usize; 3],
     channels: usize,
     blend: Blend,
     sum: Vec<f32>,
@@ -214,14 +223,30 @@ pub struct Accumulator {
 }
 
 impl Accumulator {
+    /// Assemble the whole image of `plan`.
     pub fn new(plan: &TilePlan, channels: usize, blend: Blend) -> Self {
-        let n = numel(plan.image_dims);
+        Self::region(plan, [0; 3], plan.image_dims, channels, blend)
+    }
+
+    /// Assemble only the box `origin .. origin + dims` of `plan`'s image
+    /// (tiles are clipped to it; the caller keeps the box inside the image).
+    pub fn region(
+        plan: &TilePlan,
+        origin: [usize; 3],
+        dims: [usize; 3],
+        channels: usize,
+        blend: Blend,
+    ) -> Self {
+        let n = numel(dims);
         let (wsum, weights) = match blend {
             Blend::None => (Vec::new(), Vec::new()),
             Blend::Gaussian => (vec![0.0; n], gaussian_weights(plan.out_tile, 1.0 / 8.0)),
         };
         Accumulator {
-            plan: plan.clone(),
+            image_dims: plan.image_dims,
+            out_tile: plan.out_tile,
+            origin,
+            dims,
             channels,
             blend,
             sum: vec![0.0; channels * n],
@@ -232,7 +257,7 @@ impl Accumulator {
 
     /// Add the network output of `tile`: `channels x out_tile` values.
     pub fn add(&mut self, tile: &Tile, data: &[f32]) -> Result<()> {
-        let ot = self.plan.out_tile;
+        let ot = self.out_tile;
         let tn = numel(ot);
         if data.len() != self.channels * tn {
             return Err(Error::shape(
@@ -245,8 +270,9 @@ impl Accumulator {
                 ),
             ));
         }
-        let d = self.plan.image_dims;
-        let n = numel(d);
+        let d = self.image_dims;
+        let (ro, rd) = (self.origin, self.dims);
+        let n = numel(rd);
         let fits = (0..3).all(|a| {
             tile.out_origin[a] < d[a]
                 && tile.own_lo[a] <= tile.own_hi[a]
@@ -266,13 +292,16 @@ impl Accumulator {
                 std::array::from_fn(|a| ot[a].min(d[a] - tile.out_origin[a])),
             ),
         };
+        // clip to the box (tile coordinates); `o + t - ro` is the box coordinate
+        let o = tile.out_origin;
+        let lo: [usize; 3] = std::array::from_fn(|a| lo[a].max(ro[a].saturating_sub(o[a])));
+        let hi: [usize; 3] = std::array::from_fn(|a| hi[a].min((ro[a] + rd[a]).saturating_sub(o[a])));
         for z in lo[0]..hi[0] {
             for y in lo[1]..hi[1] {
                 let trow = (z * ot[1] + y) * ot[2];
-                let irow = ((tile.out_origin[0] + z) * d[1] + tile.out_origin[1] + y) * d[2]
-                    + tile.out_origin[2];
+                let irow = ((o[0] + z - ro[0]) * rd[1] + o[1] + y - ro[1]) * rd[2];
                 for x in lo[2]..hi[2] {
-                    let (ti, ii) = (trow + x, irow + x);
+                    let (ti, ii) = (trow + x, irow + o[2] + x - ro[2]);
                     match self.blend {
                         Blend::None => {
                             for c in 0..self.channels {
@@ -293,7 +322,7 @@ impl Accumulator {
         Ok(())
     }
 
-    /// The assembled result (`channels` x image dims).
+    /// The assembled result (`channels` x the box's dims).
     pub fn finish(mut self) -> ChannelVolume {
         if self.blend == Blend::Gaussian {
             let n = self.wsum.len();
@@ -308,7 +337,7 @@ impl Accumulator {
         ChannelVolume {
             data: self.sum,
             channels: self.channels,
-            dims: self.plan.image_dims,
+            dims: self.dims,
         }
     }
 }

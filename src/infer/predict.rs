@@ -8,7 +8,7 @@
 //! outputs and averages their softmax.
 
 use super::tiles::{fit_geometry, plan, tile_geometry, TileGeometry};
-use crate::data::tiling::{Accumulator, Blend};
+use crate::data::tiling::{Accumulator, Blend, Tile};
 use crate::data::{numel, ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::exec::{ExecOptions, Executor};
@@ -256,28 +256,37 @@ impl Predictor {
                 format!("image {:?} for a {}D U-Net", image.dims, self.config.dims),
             ));
         }
+        let tplan = plan(image.dims, &self.geometry, self.opts.overlap)?;
+        let mut acc = Accumulator::new(&tplan, self.config.classes, self.opts.blend);
+        self.run_tiles(
+            ctx,
+            &tplan.tiles,
+            output,
+            |t| tplan.extract(image, t),
+            |t, out| acc.add(t, out),
+        )?;
+        Ok(acc.finish())
+    }
+
+    /// Run the network over `tiles` in order: `input_of` gives a tile's
+    /// input window (`in_tile` voxels), `sink` receives its output tile
+    /// (`classes x out_tile`, averaged over the flips of TTA). Batches of
+    /// [`PredictOptions::batch`] items; a tile is handed on after its last flip.
+    pub fn run_tiles(
+        &mut self,
+        ctx: &Context,
+        tiles: &[Tile],
+        output: Output,
+        mut input_of: impl FnMut(&Tile) -> Result<Vec<f32>>,
+        mut sink: impl FnMut(&Tile, &[f32]) -> Result<()>,
+    ) -> Result<()> {
         let g = self.geometry;
-        let tplan = plan(image.dims, &g, self.opts.overlap)?;
         let classes = self.config.classes;
-        let mut acc = Accumulator::new(&tplan, classes, self.opts.blend);
-        let flips: Vec<[bool; 3]> = if self.opts.tta {
-            let axes: Vec<usize> = (0..3).filter(|&a| g.in_tile[a] > 1).collect();
-            (0..1usize << axes.len())
-                .map(|m| {
-                    let mut f = [false; 3];
-                    for (k, &a) in axes.iter().enumerate() {
-                        f[a] = m >> k & 1 == 1;
-                    }
-                    f
-                })
-                .collect()
-        } else {
-            vec![[false; 3]]
-        };
+        let flips = tta_flips(self.opts.tta, g.in_tile);
         let b = self.opts.batch;
         let (ni, no) = (numel(g.in_tile), numel(g.out_tile));
         // Work items: (tile, flip); a tile's result is complete after its last flip.
-        let items: Vec<(usize, usize)> = (0..tplan.tiles.len())
+        let items: Vec<(usize, usize)> = (0..tiles.len())
             .flat_map(|t| (0..flips.len()).map(move |f| (t, f)))
             .collect();
         let mut input = vec![0.0f32; b * ni];
@@ -285,13 +294,13 @@ impl Predictor {
         let mut cur_tile = usize::MAX;
         // the mirrored crop of the current tile, shared by its flips
         let mut cut: Option<(usize, Vec<f32>)> = None;
-        let mut shown = TileProgress::start(self.progress, tplan.tiles.len(), items.len());
+        let mut shown = TileProgress::start(self.progress, tiles.len(), items.len());
         for chunk in items.chunks(b) {
             shown.advance(chunk.len());
             input.iter_mut().for_each(|v| *v = 0.0);
             for (k, &(t, f)) in chunk.iter().enumerate() {
                 if cut.as_ref().is_none_or(|c| c.0 != t) {
-                    cut = Some((t, tplan.extract(image, &tplan.tiles[t])?));
+                    cut = Some((t, input_of(&tiles[t])?));
                 }
                 if let Some((_, tile)) = &cut {
                     flip_into(tile, g.in_tile, flips[f], &mut input[k * ni..(k + 1) * ni]);
@@ -318,13 +327,31 @@ impl Predictor {
                 if f + 1 == flips.len() {
                     let inv = 1.0 / flips.len() as f32;
                     sum.iter_mut().for_each(|v| *v *= inv);
-                    acc.add(&tplan.tiles[t], &sum)?;
+                    sink(&tiles[t], &sum)?;
                 }
             }
         }
         shown.finish();
-        Ok(acc.finish())
+        Ok(())
     }
+}
+
+/// The flips of test-time augmentation (every flip of the tile's axes
+/// longer than 1), or none.
+fn tta_flips(tta: bool, in_tile: [usize; 3]) -> Vec<[bool; 3]> {
+    if !tta {
+        return vec![[false; 3]];
+    }
+    let axes: Vec<usize> = (0..3).filter(|&a| in_tile[a] > 1).collect();
+    (0..1usize << axes.len())
+        .map(|m| {
+            let mut f = [false; 3];
+            for (k, &a) in axes.iter().enumerate() {
+                f[a] = m >> k & 1 == 1;
+            }
+            f
+        })
+        .collect()
 }
 
 /// The tiles of one image done so far, on stderr.

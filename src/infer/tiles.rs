@@ -116,6 +116,10 @@ fn origins(n: usize, out: usize, align: usize, overlap: f32) -> Result<Vec<usize
     if n <= out {
         return Ok(vec![0]);
     }
+    if out == 1 && align == 1 {
+        // a 2D model's z axis through a volume: one tile per section
+        return Ok((0..n).collect());
+    }
     let keep = ((out as f32) * (1.0 - overlap.clamp(0.0, 0.9))).floor() as usize;
     let s = keep / align * align;
     if s == 0 {
@@ -127,9 +131,17 @@ fn origins(n: usize, out: usize, align: usize, overlap: f32) -> Result<Vec<usize
     Ok((0..k).map(|i| i * s).collect())
 }
 
-/// Tiles covering an image of `image` voxels; `overlap` is the share of the
-/// output tile that neighbours overlap (at least; 0 is fine for valid convs).
-pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePlan> {
+/// The tile grid of an image: output origins per axis and the range
+/// `[lo, hi)` each owns (a few numbers per axis, whatever the image size).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TileGrid {
+    pub image: [usize; 3],
+    pub origins: [Vec<usize>; 3],
+    pub owned: [Vec<(usize, usize)>; 3],
+}
+
+/// The grid of [`plan`] for an image of `image` voxels.
+pub fn grid(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TileGrid> {
     if image.contains(&0) {
         return Err(Error::Other(format!("empty image {image:?}")));
     }
@@ -139,14 +151,56 @@ pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePla
         org[a] = origins(image[a], g.out_tile[a], g.align[a], overlap)?;
         own[a] = axis_owned(image[a], g.out_tile[a], &org[a]);
     }
-    let tiles = grid_tiles(&org, &own, g.context);
-    Ok(TilePlan {
-        image_dims: image,
+    Ok(TileGrid {
+        image,
+        origins: org,
+        owned: own,
+    })
+}
+
+/// Tiles covering an image of `image` voxels; `overlap` is the share of the
+/// output tile that neighbours overlap (at least; 0 is fine for valid convs).
+pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePlan> {
+    let grid = grid(image, g, overlap)?;
+    Ok(plan_of(&grid, g, &grid.origins, &grid.owned))
+}
+
+/// The tiles of [`plan`] that write into the box `lo .. hi` of the image
+/// (with `blend`: every tile whose output reaches into it; without: the
+/// tiles owning a voxel of it), in the order of [`plan`]. Assembling the box
+/// from these tiles gives the box of the whole-image result.
+pub fn plan_box(grid: &TileGrid, g: &TileGeometry, lo: [usize; 3], hi: [usize; 3], blend: bool) -> TilePlan {
+    let mut org: [Vec<usize>; 3] = Default::default();
+    let mut own: [Vec<(usize, usize)>; 3] = Default::default();
+    for a in 0..3 {
+        for (i, &o) in grid.origins[a].iter().enumerate() {
+            let (w0, w1) = if blend {
+                (o, (o + g.out_tile[a]).min(grid.image[a]))
+            } else {
+                grid.owned[a][i]
+            };
+            if w0 < hi[a] && w1 > lo[a] {
+                org[a].push(o);
+                own[a].push(grid.owned[a][i]);
+            }
+        }
+    }
+    plan_of(grid, g, &org, &own)
+}
+
+fn plan_of(
+    grid: &TileGrid,
+    g: &TileGeometry,
+    org: &[Vec<usize>; 3],
+    own: &[Vec<(usize, usize)>; 3],
+) -> TilePlan {
+    TilePlan {
+        image_dims: grid.image,
         in_tile: g.in_tile,
         out_tile: g.out_tile,
         context: g.context,
-        tiles,
-    })
+        tiles: grid_tiles(org, own, g.context),
+    }
 }
 
 #[cfg(test)]
