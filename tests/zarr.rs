@@ -48,7 +48,11 @@ fn ok(args: &[&str]) -> String {
 
 fn fails(args: &[&str]) -> String {
     let o = wunet(args, &[]);
-    assert!(!o.status.success(), "wunet {args:?} should fail:\n{}", text(&o));
+    assert!(
+        !o.status.success(),
+        "wunet {args:?} should fail:\n{}",
+        text(&o)
+    );
     text(&o)
 }
 
@@ -59,18 +63,66 @@ fn checkpoints() -> Option<&'static (PathBuf, PathBuf)> {
     static F: OnceLock<(PathBuf, PathBuf)> = OnceLock::new();
     Some(F.get_or_init(|| {
         let dir = tmp("ck");
-        let (o3, o2) = (dir.join("r3").display().to_string(), dir.join("r2").display().to_string());
+        let (o3, o2) = (
+            dir.join("r3").display().to_string(),
+            dir.join("r2").display().to_string(),
+        );
         ok(&[
-            "train", "--model", "unet3d", "--synthetic-images", "2", "--synthetic-size", "20x40x40",
-            "--base", "2", "--depth", "1", "--patch", "20", "--batch", "1", "--tile", "24",
-            "--steps", "12", "--seed", "3", "--out", &o3,
+            "train",
+            "--model",
+            "unet3d",
+            "--synthetic-images",
+            "2",
+            "--synthetic-size",
+            "20x40x40",
+            "--base",
+            "2",
+            "--depth",
+            "1",
+            "--patch",
+            "20",
+            "--batch",
+            "1",
+            "--tile",
+            "24",
+            "--steps",
+            "12",
+            "--seed",
+            "3",
+            "--out",
+            &o3,
         ]);
         ok(&[
-            "train", "--synthetic-images", "3", "--synthetic-size", "64x64", "--base", "4",
-            "--depth", "2", "--padding", "same", "--normalize", "percentile", "--patch", "32",
-            "--batch", "2", "--tile", "32", "--steps", "12", "--seed", "4", "--out", &o2,
+            "train",
+            "--synthetic-images",
+            "3",
+            "--synthetic-size",
+            "64x64",
+            "--base",
+            "4",
+            "--depth",
+            "2",
+            "--padding",
+            "same",
+            "--normalize",
+            "percentile",
+            "--patch",
+            "32",
+            "--batch",
+            "2",
+            "--tile",
+            "32",
+            "--steps",
+            "12",
+            "--seed",
+            "4",
+            "--out",
+            &o2,
         ]);
-        (dir.join("r3/best.safetensors"), dir.join("r2/best.safetensors"))
+        (
+            dir.join("r3/best.safetensors"),
+            dir.join("r2/best.safetensors"),
+        )
     }))
 }
 
@@ -89,7 +141,11 @@ fn write_v3(root: &Path, node: &str, dims: [usize; 3], chunk: [u64; 3], data: &[
 /// The volume of the 3D tests: synthetic nuclei as u16 (and the same as .npy).
 fn volume(dir: &Path, dims: [usize; 3], chunk: [u64; 3]) -> (PathBuf, PathBuf, Vec<u16>) {
     let img = nuclei_3d(7, dims).image;
-    let data: Vec<u16> = img.data.iter().map(|&v| (v * 1000.0).clamp(0.0, 65535.0) as u16).collect();
+    let data: Vec<u16> = img
+        .data
+        .iter()
+        .map(|&v| (v * 1000.0).clamp(0.0, 65535.0) as u16)
+        .collect();
     let zarr = dir.join("vol.zarr");
     write_v3(&zarr, "/", dims, chunk, &data);
     let npy = dir.join("vol.npy");
@@ -106,12 +162,32 @@ fn labels_of(store: &Path) -> Vec<u8> {
 fn probs_of(store: &Path) -> Vec<half::f16> {
     let s = ZarrSink::open(store).unwrap();
     let (shape, _, _) = s.layout();
-    s.read::<half::f16>(shape.iter().map(|&v| 0..v).collect()).unwrap()
+    s.read::<half::f16>(shape.iter().map(|&v| 0..v).collect())
+        .unwrap()
 }
 
 fn npy_f32(path: &Path) -> Vec<f32> {
     let bytes = std::fs::read(path).unwrap();
-    npyz::NpyFile::new(&bytes[..]).unwrap().into_vec::<f32>().unwrap()
+    npyz::NpyFile::new(&bytes[..])
+        .unwrap()
+        .into_vec::<f32>()
+        .unwrap()
+}
+
+/// Assert `a == b` element by element, reporting the count and first
+/// mismatch (not the whole volumes).
+fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}: lengths");
+    let bad: Vec<usize> = (0..a.len()).filter(|&i| a[i] != b[i]).collect();
+    if let Some(&i) = bad.first() {
+        panic!(
+            "{what}: {} of {} values differ, the first at {i}: {:?} vs {:?}",
+            bad.len(),
+            a.len(),
+            a[i],
+            b[i]
+        );
+    }
 }
 
 fn p(x: &Path) -> String {
@@ -120,17 +196,47 @@ fn p(x: &Path) -> String {
 
 #[test]
 fn four_workers_equal_one_worker_and_the_in_memory_predictor() {
-    let Some((ck3, _)) = checkpoints() else { return };
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
     let dir = tmp("workers");
     let (zarr, npy, _) = volume(&dir, [21, 45, 38], [8, 16, 16]);
     let (seg_npy, prob_npy) = (dir.join("seg.npy"), dir.join("prob.npy"));
-    ok(&["predict", "--checkpoint", &p(ck3), "--input", &p(&npy), "--output", &p(&seg_npy), "--probabilities", &p(&prob_npy)]);
+    // Gaussian blending (the valid-padding checkpoint's default is none; the
+    // other tests use that)
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&npy),
+        "--output",
+        &p(&seg_npy),
+        "--probabilities",
+        &p(&prob_npy),
+        "--blend",
+        "gaussian",
+    ]);
     let (one, one_p) = (dir.join("one.zarr"), dir.join("one_p.zarr"));
     let flags = |out: &Path, pr: &Path| -> Vec<String> {
-        ["predict", "--checkpoint", &p(ck3), "--input", &p(&zarr), "--output", &p(out), "--probabilities", &p(pr), "--chunk", "8x16x16"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect()
+        [
+            "predict",
+            "--checkpoint",
+            &p(ck3),
+            "--input",
+            &p(&zarr),
+            "--output",
+            &p(out),
+            "--probabilities",
+            &p(pr),
+            "--chunk",
+            "8x16x16",
+            "--blend",
+            "gaussian",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
     };
     let args: Vec<String> = flags(&one, &one_p);
     let out = ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
@@ -160,14 +266,528 @@ fn four_workers_equal_one_worker_and_the_in_memory_predictor() {
     }
     let want = read_labels(&seg_npy).unwrap();
     let want: Vec<u8> = want.data.iter().map(|&v| v as u8).collect();
-    let want_p: Vec<half::f16> = npy_f32(&prob_npy).iter().map(|&v| half::f16::from_f32(v)).collect();
-    for (s, sp) in [(&one, &one_p), (&four, &four_p), (&dir.join("four2.zarr"), &dir.join("four2_p.zarr"))] {
-        assert_eq!(labels_of(s), want, "{}", s.display());
+    let want_p: Vec<half::f16> = npy_f32(&prob_npy)
+        .iter()
+        .map(|&v| half::f16::from_f32(v))
+        .collect();
+    for (s, sp) in [
+        (&one, &one_p),
+        (&four, &four_p),
+        (&dir.join("four2.zarr"), &dir.join("four2_p.zarr")),
+    ] {
+        same(&labels_of(s), &want, &s.display().to_string());
         let got = probs_of(sp);
         assert_eq!(got.len(), want_p.len());
-        let bad = got.iter().zip(&want_p).filter(|(a, b)| a.to_bits() != b.to_bits()).count();
-        assert_eq!(bad, 0, "{}: probabilities differ from the in-memory predictor", sp.display());
+        let bad = got
+            .iter()
+            .zip(&want_p)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(
+            bad,
+            0,
+            "{}: probabilities differ from the in-memory predictor",
+            sp.display()
+        );
     }
     let st = ok(&["predict", "--status", &p(&four)]);
     assert!(st.contains("27 of 27 chunks done, 0 missing"), "{st}");
+}
+
+/// The reference store of the 3D tests' volume, made once by one worker.
+fn reference(ck3: &Path, dir: &Path, zarr: &Path) -> (PathBuf, PathBuf) {
+    let (r, rp) = (dir.join("ref.zarr"), dir.join("ref_p.zarr"));
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(zarr),
+        "--output",
+        &p(&r),
+        "--probabilities",
+        &p(&rp),
+        "--chunk",
+        "8x16x16",
+    ]);
+    (r, rp)
+}
+
+#[test]
+fn a_killed_worker_rerun_gives_the_same_store() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("killed");
+    let (zarr, _, _) = volume(&dir, [17, 40, 33], [8, 16, 16]);
+    let (r, rp) = reference(ck3, &dir, &zarr);
+    let (k, kp) = (dir.join("k.zarr"), dir.join("k_p.zarr"));
+    let args = [
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&k),
+        "--probabilities",
+        &p(&kp),
+        "--chunk",
+        "8x16x16",
+    ];
+    // killed after writing its 3rd chunk's arrays, before the chunk's marker
+    let o = wunet(&args, &[("WUNET_FAULT_ABORT_BEFORE_MARK", "3")]);
+    assert!(
+        !o.status.success(),
+        "the fault hook did not abort:\n{}",
+        text(&o)
+    );
+    let st = ok(&["predict", "--status", &p(&k)]);
+    assert!(st.contains("2 of 27 chunks done, 25 missing"), "{st}");
+    // the unmarked chunk is half written, as a kill during the write leaves it
+    let c = k.join("0/c/0/0/2");
+    let bytes = std::fs::read(&c).expect("the 3rd chunk was written before the abort");
+    std::fs::write(&c, &bytes[..bytes.len() / 2]).unwrap();
+    let out = ok(&args);
+    assert!(
+        out.contains("25 of its 27 chunks predicted, 2 already done"),
+        "{out}"
+    );
+    same(&labels_of(&k), &labels_of(&r), "labels after the rerun");
+    same(
+        &probs_of(&kp),
+        &probs_of(&rp),
+        "probabilities after the rerun",
+    );
+    // part 2/2 killed after one chunk, then rerun by another worker; part 1/2 as well
+    let (m, mp) = (dir.join("m.zarr"), dir.join("m_p.zarr"));
+    let margs = [
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&m),
+        "--probabilities",
+        &p(&mp),
+        "--chunk",
+        "8x16x16",
+    ];
+    let mut a2 = margs.to_vec();
+    a2.extend(["--part", "2/2"]);
+    let o = wunet(&a2, &[("WUNET_FAULT_ABORT_AFTER_CHUNKS", "1")]);
+    assert!(!o.status.success());
+    ok(&a2);
+    let mut a1 = margs.to_vec();
+    a1.extend(["--part", "1/2"]);
+    ok(&a1);
+    same(&labels_of(&m), &labels_of(&r), "labels of the rerun part");
+    same(
+        &probs_of(&mp),
+        &probs_of(&rp),
+        "probabilities of the rerun part",
+    );
+}
+
+#[test]
+fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
+    let Some((_, ck2)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("twod");
+    // a stack of sections, each normalised on its own (percentiles)
+    let (zarr, npy, _) = volume(&dir, [5, 50, 70], [2, 32, 32]);
+    let (seg, out) = (dir.join("seg.npy"), dir.join("seg.zarr"));
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck2),
+        "--input",
+        &p(&npy),
+        "--output",
+        &p(&seg),
+    ]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck2),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&out),
+        "--chunk",
+        "2x24x24",
+    ]);
+    let want: Vec<u8> = read_labels(&seg)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    let got: Vec<u8> = labels_of(&out)
+        .iter()
+        .map(|&v| if v > 0 { 255 } else { 0 })
+        .collect();
+    let want: Vec<u8> = want.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
+    same(&got, &want, "2D model on a stack");
+    // a 2D array (y, x) gives a 2D label array
+    let img = em_cells_2d(3, 61, 87).image;
+    let data: Vec<u16> = img
+        .data
+        .iter()
+        .map(|&v| (v * 3000.0).clamp(0.0, 65535.0) as u16)
+        .collect();
+    let flat = dir.join("flat.zarr");
+    let store = Arc::new(FilesystemStore::new(&flat).unwrap());
+    let a = ArrayBuilder::new(vec![61, 87], vec![32, 32], data_type::uint16(), 0u16)
+        .build(store, "/")
+        .unwrap();
+    a.store_metadata().unwrap();
+    a.store_array_subset(&[0..61u64, 0..87], &data[..]).unwrap();
+    let npy2 = dir.join("flat.npy");
+    write_npy(&npy2, &Array3::from_vec([1, 61, 87], data).unwrap()).unwrap();
+    let (seg2, out2) = (dir.join("seg2.npy"), dir.join("seg2.zarr"));
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck2),
+        "--input",
+        &p(&npy2),
+        "--output",
+        &p(&seg2),
+    ]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck2),
+        "--input",
+        &p(&flat),
+        "--output",
+        &p(&out2),
+        "--chunk",
+        "1x40x40",
+    ]);
+    let s = ZarrSink::open(&out2).unwrap();
+    assert_eq!(s.layout().0, vec![61, 87], "a 2D input gives a 2D output");
+    let want: Vec<u8> = read_labels(&seg2)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| (v > 0) as u8)
+        .collect();
+    let got: Vec<u8> = labels_of(&out2).iter().map(|&v| (v > 0) as u8).collect();
+    same(&got, &want, "2D array");
+}
+
+/// Every other voxel of `data` (`dims`) per axis: a level of a pyramid.
+fn halve(data: &[u16], dims: [usize; 3]) -> (Vec<u16>, [usize; 3]) {
+    let h: [usize; 3] = std::array::from_fn(|a| dims[a].div_ceil(2));
+    let mut v = Vec::new();
+    for z in 0..h[0] {
+        for y in 0..h[1] {
+            for x in 0..h[2] {
+                v.push(data[((2 * z) * dims[1] + 2 * y) * dims[2] + 2 * x]);
+            }
+        }
+    }
+    (v, h)
+}
+
+#[test]
+fn ome_zarr_levels_zarr_v2_and_regions() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("ome");
+    let dims = [30, 64, 50];
+    let (zarr, _, data) = volume(&dir, dims, [8, 16, 16]);
+    // an OME-Zarr 0.4 image: levels s0 and s1 (every other voxel)
+    let ome = dir.join("img.zarr");
+    write_v3(&ome, "/s0", dims, [8, 16, 16], &data);
+    let (half_data, hd) = halve(&data, dims);
+    write_v3(&ome, "/s1", hd, [8, 16, 16], &half_data);
+    let store = Arc::new(FilesystemStore::new(&ome).unwrap());
+    let mut g = zarrs::group::GroupBuilder::new().build(store, "/").unwrap();
+    g.attributes_mut().insert(
+        "multiscales".into(),
+        serde_json::json!([{"version": "0.4", "axes": [{"name": "z"}, {"name": "y"}, {"name": "x"}],
+            "datasets": [{"path": "s0"}, {"path": "s1"}]}]),
+    );
+    g.store_metadata().unwrap();
+    let npy1 = dir.join("s1.npy");
+    write_npy(&npy1, &Array3::from_vec(hd, half_data.clone()).unwrap()).unwrap();
+    let (seg1, out1) = (dir.join("s1seg.npy"), dir.join("s1seg.zarr"));
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&npy1),
+        "--output",
+        &p(&seg1),
+    ]);
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&ome),
+        "--level",
+        "1",
+        "--output",
+        &p(&out1),
+    ]);
+    let want: Vec<u8> = read_labels(&seg1)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    same(&labels_of(&out1), &want, "level 1 of the OME-Zarr image");
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&ome),
+        "--level",
+        "2",
+        "--output",
+        &p(&dir.join("x.zarr")),
+    ]);
+    assert!(e.contains("--level 2") && e.contains("2 levels"), "{e}");
+    // the same level as a Zarr v2 array (raw little-endian chunks, written by hand)
+    let v2 = dir.join("v2.zarr");
+    write_v2(&v2, hd, [8, 16, 16], &half_data);
+    let out2 = dir.join("v2seg.zarr");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&v2),
+        "--output",
+        &p(&out2),
+    ]);
+    same(&labels_of(&out2), &want, "Zarr v2 input");
+    // a region: equal to the whole run inside, zero outside, only its chunks
+    let (r, _) = reference(ck3, &dir, &zarr);
+    let roi = dir.join("roi.zarr");
+    let o = ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&roi),
+        "--chunk",
+        "8x16x16",
+        "--roi",
+        "3:12,20:41,9:30",
+    ]);
+    assert!(o.contains("8 chunks in the region"), "{o}");
+    let (full, part) = (labels_of(&r), labels_of(&roi));
+    for z in 0..dims[0] {
+        for y in 0..dims[1] {
+            for x in 0..dims[2] {
+                let i = (z * dims[1] + y) * dims[2] + x;
+                let inside = (3..12).contains(&z) && (20..41).contains(&y) && (9..30).contains(&x);
+                assert_eq!(
+                    part[i],
+                    if inside { full[i] } else { 0 },
+                    "voxel {z} {y} {x}"
+                );
+            }
+        }
+    }
+}
+
+/// A Zarr v2 array of u16, uncompressed, C order.
+fn write_v2(root: &Path, dims: [usize; 3], chunk: [usize; 3], data: &[u16]) {
+    std::fs::create_dir_all(root).unwrap();
+    let meta = serde_json::json!({"zarr_format": 2, "shape": dims, "chunks": chunk, "dtype": "<u2",
+        "compressor": null, "fill_value": 0, "order": "C", "filters": null});
+    std::fs::write(root.join(".zarray"), meta.to_string()).unwrap();
+    let n: [usize; 3] = std::array::from_fn(|a| dims[a].div_ceil(chunk[a]));
+    for cz in 0..n[0] {
+        for cy in 0..n[1] {
+            for cx in 0..n[2] {
+                let mut bytes = Vec::new();
+                for z in 0..chunk[0] {
+                    for y in 0..chunk[1] {
+                        for x in 0..chunk[2] {
+                            let g = [cz * chunk[0] + z, cy * chunk[1] + y, cx * chunk[2] + x];
+                            let v = if (0..3).all(|a| g[a] < dims[a]) {
+                                data[(g[0] * dims[1] + g[1]) * dims[2] + g[2]]
+                            } else {
+                                0
+                            };
+                            bytes.extend(v.to_le_bytes());
+                        }
+                    }
+                }
+                std::fs::write(root.join(format!("{cz}.{cy}.{cx}")), bytes).unwrap();
+            }
+        }
+    }
+}
+
+#[test]
+fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("errors");
+    let (zarr, _, _) = volume(&dir, [17, 40, 33], [8, 16, 16]);
+    let out = dir.join("seg.zarr");
+    let base = [
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&out),
+    ];
+    let with = |extra: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let run = |a: Vec<String>| fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    ok(&base);
+    let e = run(with(&["--overlap", "0.5"]));
+    assert!(
+        e.contains("overlap = 0.25") && e.contains("overlap = 0.5") && e.contains("seg.zarr"),
+        "{e}"
+    );
+    let e = run(with(&["--part", "5/4"]));
+    assert!(e.contains("--part '5/4'"), "{e}");
+    let e = run(with(&["--roi", "0:5,0:99,0:3"]));
+    assert!(e.contains("--roi"), "{e}");
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&dir.join("small.zarr")),
+        "--max-memory",
+        "10KiB",
+    ]);
+    assert!(e.contains("--max-memory"), "{e}");
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&dir.join("seg.tif")),
+    ]);
+    assert!(e.contains("must both be .zarr"), "{e}");
+    let e = fails(&["predict", "--status", &p(&zarr)]);
+    assert!(e.contains("not a store that wunet made"), "{e}");
+    // a damaged input chunk: the error names the array and the chunk
+    let c = zarr.join("c/1/2/0");
+    std::fs::write(&c, b"garbage").unwrap();
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&zarr),
+        "--output",
+        &p(&dir.join("other.zarr")),
+    ]);
+    assert!(
+        e.contains("vol.zarr") && e.contains("[1, 2, 0]") && e.contains("c/1/2/0"),
+        "{e}"
+    );
+    // a non-finite value in a float array
+    let f = dir.join("nan.zarr");
+    let store = Arc::new(FilesystemStore::new(&f).unwrap());
+    let a = ArrayBuilder::new(
+        vec![10, 20, 20],
+        vec![5, 10, 10],
+        data_type::float32(),
+        0f32,
+    )
+    .build(store, "/")
+    .unwrap();
+    a.store_metadata().unwrap();
+    let mut v = vec![1.0f32; 4000];
+    v[(7 * 20 + 13) * 20 + 4] = f32::NAN;
+    a.store_array_subset(&[0..10u64, 0..20, 0..20], &v[..])
+        .unwrap();
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&f),
+        "--output",
+        &p(&dir.join("nan_seg.zarr")),
+    ]);
+    assert!(
+        e.contains("nan.zarr") && e.contains("[7, 13, 4]") && e.contains("finite"),
+        "{e}"
+    );
+}
+
+/// The peak resident memory a run reports, MiB.
+fn peak(out: &str) -> f64 {
+    let l = out
+        .lines()
+        .find(|l| l.starts_with("peak resident memory:"))
+        .expect("peak line");
+    l.split_whitespace().nth(3).unwrap().parse().unwrap()
+}
+
+#[test]
+fn memory_does_not_grow_with_the_volume() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("memory");
+    let mut zarr_peaks = Vec::new();
+    let mut mem_peaks = Vec::new();
+    for (i, dims) in [[16, 128, 128], [32, 256, 256]].into_iter().enumerate() {
+        let d = dir.join(format!("v{i}"));
+        std::fs::create_dir_all(&d).unwrap();
+        let (zarr, npy, _) = volume(&d, dims, [16, 64, 64]);
+        let o = ok(&[
+            "predict",
+            "--checkpoint",
+            &p(ck3),
+            "--input",
+            &p(&zarr),
+            "--output",
+            &p(&d.join("s.zarr")),
+            "--max-memory",
+            "24MiB",
+        ]);
+        zarr_peaks.push(peak(&o));
+        let o = ok(&[
+            "predict",
+            "--checkpoint",
+            &p(ck3),
+            "--input",
+            &p(&npy),
+            "--output",
+            &p(&d.join("s.npy")),
+        ]);
+        mem_peaks.push(peak(&o));
+    }
+    let (dz, dm) = (zarr_peaks[1] - zarr_peaks[0], mem_peaks[1] - mem_peaks[0]);
+    eprintln!("peak MiB, 8x the voxels: block-wise {zarr_peaks:?} (+{dz:.1}), in memory {mem_peaks:?} (+{dm:.1})");
+    assert!(
+        dz < 12.0,
+        "block-wise peak grew by {dz:.1} MiB with the volume ({zarr_peaks:?})"
+    );
+    assert!(
+        dm > 3.0 * dz.max(4.0),
+        "the in-memory path should grow ({mem_peaks:?}): is the measurement blind?"
+    );
 }

@@ -1,6 +1,7 @@
 //! `wunet predict`: overlap-tile inference of one image or volume of any
 //! size with a checkpoint written by `wunet train`.
 
+use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
@@ -9,7 +10,6 @@ use crate::gpu::Context;
 use crate::infer::output::{write_labels, write_overlay, write_probabilities};
 use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
 use crate::model_io::{parse_dims, Checkpoint, InferMeta};
-use super::predict_zarr::{self, required, ZarrFlags};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -78,7 +78,11 @@ impl PredictArgs {
         }
         crate::fsutil::check_regular_file(required(&self.checkpoint, "--checkpoint")?)?;
         crate::fsutil::check_regular_file(required(&self.input, "--input")?)?;
-        check_output_file("--output", required(&self.output, "--output")?, &["png", "tif", "tiff", "npy"])?;
+        check_output_file(
+            "--output",
+            required(&self.output, "--output")?,
+            &["png", "tif", "tiff", "npy"],
+        )?;
         if let Some(o) = &self.overlay {
             check_output_file("--overlay", o, &["png"])?;
         }
@@ -130,7 +134,10 @@ pub fn predict_volume(
     meta: &InferMeta,
     image: &Volume,
 ) -> Result<ChannelVolume> {
-    let (checkpoint, input) = (required(&a.checkpoint, "--checkpoint")?, required(&a.input, "--input")?);
+    let (checkpoint, input) = (
+        required(&a.checkpoint, "--checkpoint")?,
+        required(&a.input, "--input")?,
+    );
     let cfg = meta
         .unet()
         .map_err(|e| Error::file(checkpoint, e.to_string()))?;
@@ -196,7 +203,10 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     if predict_zarr::is_blockwise(a) {
         return predict_zarr::run(ctx, a);
     }
-    let (input, output) = (required(&a.input, "--input")?, required(&a.output, "--output")?);
+    let (input, output) = (
+        required(&a.input, "--input")?,
+        required(&a.output, "--output")?,
+    );
     let (ck, meta) = load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
     let mut image = read_image(input)?;
     png_outputs_fit(a, input, image.dims)?;
@@ -244,5 +254,8 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         .collect::<Vec<_>>()
         .join(", ");
     s += &format!("{counts}\n");
+    if let Some(kib) = predict_zarr::peak_resident_kib() {
+        s += &format!("peak resident memory: {:.1} MiB\n", kib as f64 / 1024.0);
+    }
     Ok(s)
 }

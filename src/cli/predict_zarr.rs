@@ -53,7 +53,10 @@ fn is_zarr_name(p: &Path) -> bool {
 
 /// Check the flags of a block-wise run before the GPU opens.
 pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
-    let (input, output) = (required(&a.input, "--input")?, required(&a.output, "--output")?);
+    let (input, output) = (
+        required(&a.input, "--input")?,
+        required(&a.output, "--output")?,
+    );
     if !is_zarr_name(input) || !is_zarr_name(output) {
         return Err(Error::Other(format!(
             "a Zarr volume is predicted block by block from a Zarr input into a Zarr output: --input {} and --output {} must both be .zarr stores",
@@ -62,7 +65,9 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
         )));
     }
     if a.overlay.is_some() {
-        return Err(Error::Other("--overlay: not written for Zarr outputs".into()));
+        return Err(Error::Other(
+            "--overlay: not written for Zarr outputs".into(),
+        ));
     }
     if !input.exists() {
         return Err(Error::file(input, "no such Zarr store"));
@@ -83,11 +88,16 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
     let prob_type = match z.prob_type.as_str() {
         "f16" => OutType::F16,
         "u8" => OutType::U8,
-        s => return Err(Error::Other(format!("--prob-type '{s}': expected f16 or u8"))),
+        s => {
+            return Err(Error::Other(format!(
+                "--prob-type '{s}': expected f16 or u8"
+            )))
+        }
     };
     let (tile, opts) = match ctx {
         Some(ctx) => {
-            let (ck, meta) = crate::infer::predict::load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
+            let (ck, meta) =
+                crate::infer::predict::load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
             drop(ck);
             a.infer.resolve(ctx, &meta, meta.model.dims)?
         }
@@ -102,7 +112,11 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
         part: parse_part(&z.part)?,
         roi: z.roi.as_deref().map(parse_roi).transpose()?,
         max_memory: parse_bytes("--max-memory", &z.max_memory)?,
-        chunk: z.chunk.as_deref().map(|c| parse_dims("--chunk", c, 3)).transpose()?,
+        chunk: z
+            .chunk
+            .as_deref()
+            .map(|c| parse_dims("--chunk", c, 3))
+            .transpose()?,
         compression: Compression::parse(&z.compression)?,
         tile,
         opts,
@@ -111,9 +125,16 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
 
 /// `K/N` with 1 <= K <= N.
 pub fn parse_part(s: &str) -> Result<(usize, usize)> {
-    let bad = || Error::Other(format!("--part '{s}': expected K/N with 1 <= K <= N, e.g. 2/8"));
+    let bad = || {
+        Error::Other(format!(
+            "--part '{s}': expected K/N with 1 <= K <= N, e.g. 2/8"
+        ))
+    };
     let (k, n) = s.split_once('/').ok_or_else(bad)?;
-    let (k, n): (usize, usize) = (k.trim().parse().map_err(|_| bad())?, n.trim().parse().map_err(|_| bad())?);
+    let (k, n): (usize, usize) = (
+        k.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
     if k == 0 || n == 0 || k > n {
         return Err(bad());
     }
@@ -122,12 +143,19 @@ pub fn parse_part(s: &str) -> Result<(usize, usize)> {
 
 /// `z0:z1,y0:y1,x0:x1` (or `y0:y1,x0:x1`, z = 0:1).
 pub fn parse_roi(s: &str) -> Result<[[usize; 2]; 3]> {
-    let bad = || Error::Other(format!("--roi '{s}': expected z0:z1,y0:y1,x0:x1 (or y0:y1,x0:x1) in voxels"));
+    let bad = || {
+        Error::Other(format!(
+            "--roi '{s}': expected z0:z1,y0:y1,x0:x1 (or y0:y1,x0:x1) in voxels"
+        ))
+    };
     let axes: Vec<[usize; 2]> = s
         .split(',')
         .map(|r| {
             let (a, b) = r.split_once(':').ok_or_else(bad)?;
-            Ok([a.trim().parse().map_err(|_| bad())?, b.trim().parse().map_err(|_| bad())?])
+            Ok([
+                a.trim().parse().map_err(|_| bad())?,
+                b.trim().parse().map_err(|_| bad())?,
+            ])
         })
         .collect::<Result<_>>()?;
     match axes.as_slice() {
@@ -140,7 +168,9 @@ pub fn parse_roi(s: &str) -> Result<[[usize; 2]; 3]> {
 /// Bytes from `123`, `64KiB`, `512MiB`, `2GiB` (or KB/MB/GB = powers of 1000).
 pub fn parse_bytes(flag: &str, s: &str) -> Result<u64> {
     let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(t.len());
+    let split = t
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
         "" | "b" => 1,
@@ -154,7 +184,9 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<u64> {
     };
     match num.parse::<f64>() {
         Ok(v) if scale > 0 && v.is_finite() && v > 0.0 => Ok((v * scale as f64) as u64),
-        _ => Err(Error::Other(format!("{flag} '{s}': expected a size such as 512MiB or 2GiB"))),
+        _ => Err(Error::Other(format!(
+            "{flag} '{s}': expected a size such as 512MiB or 2GiB"
+        ))),
     }
 }
 
@@ -198,8 +230,13 @@ mod tests {
     #[test]
     fn flag_values() {
         assert_eq!(parse_part("2/8").unwrap(), (2, 8));
-        assert!(parse_part("0/8").is_err() && parse_part("9/8").is_err() && parse_part("x").is_err());
-        assert_eq!(parse_roi("0:4,2:10,3:9").unwrap(), [[0, 4], [2, 10], [3, 9]]);
+        assert!(
+            parse_part("0/8").is_err() && parse_part("9/8").is_err() && parse_part("x").is_err()
+        );
+        assert_eq!(
+            parse_roi("0:4,2:10,3:9").unwrap(),
+            [[0, 4], [2, 10], [3, 9]]
+        );
         assert_eq!(parse_roi("2:10,3:9").unwrap(), [[0, 1], [2, 10], [3, 9]]);
         assert!(parse_roi("1:2:3").is_err());
         assert_eq!(parse_bytes("m", "64MiB").unwrap(), 64 << 20);

@@ -295,7 +295,8 @@ impl Accumulator {
         // clip to the box (tile coordinates); `o + t - ro` is the box coordinate
         let o = tile.out_origin;
         let lo: [usize; 3] = std::array::from_fn(|a| lo[a].max(ro[a].saturating_sub(o[a])));
-        let hi: [usize; 3] = std::array::from_fn(|a| hi[a].min((ro[a] + rd[a]).saturating_sub(o[a])));
+        let hi: [usize; 3] =
+            std::array::from_fn(|a| hi[a].min((ro[a] + rd[a]).saturating_sub(o[a])));
         for z in lo[0]..hi[0] {
             for y in lo[1]..hi[1] {
                 let trow = (z * ot[1] + y) * ot[2];

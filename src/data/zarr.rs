@@ -73,7 +73,10 @@ impl ZarrSource {
     /// image group resolves to its array at `level`.
     pub fn open(path: &Path, level: usize) -> Result<Self> {
         let (root, node) = split_store(path).ok_or_else(|| {
-            Error::file(path, "not a Zarr store (no .zarr folder and no zarr.json/.zarray/.zgroup)")
+            Error::file(
+                path,
+                "not a Zarr store (no .zarr folder and no zarr.json/.zarray/.zgroup)",
+            )
         })?;
         let store = open_store(&root)?;
         let node = resolve_level(&store, &root, &node, level)?;
@@ -93,7 +96,10 @@ impl ZarrSource {
             ));
         }
         if shape.contains(&0) {
-            return Err(Error::file(&name, format!("array shape {shape:?} is empty")));
+            return Err(Error::file(
+                &name,
+                format!("array shape {shape:?} is empty"),
+            ));
         }
         let zeros = vec![0u64; nd];
         let chunk = array
@@ -109,7 +115,10 @@ impl ZarrSource {
             }
         };
         element_kind(array.data_type()).ok_or_else(|| {
-            Error::file(&name, format!("data type {} is not numeric", array.data_type()))
+            Error::file(
+                &name,
+                format!("data type {} is not numeric", array.data_type()),
+            )
         })?;
         Ok(ZarrSource {
             dims: pick(&shape),
@@ -140,9 +149,14 @@ impl ZarrSource {
             let c: [usize; 3] = std::array::from_fn(|a| v[a] / self.chunk[a]);
             format!("chunk (z, y, x) = {c:?}, voxel {v:?}")
         };
-        let values = self.read_ranges(ranges).map_err(|e| {
-            Error::file(&self.name, format!("reading box {lo:?} + {dims:?}: {e}"))
-        })?;
+        let values = match self.read_ranges(ranges) {
+            Ok(v) => v,
+            Err(e) => {
+                return Err(self.failing_chunk(lo, dims).unwrap_or_else(|| {
+                    Error::file(&self.name, format!("reading box {lo:?} + {dims:?}: {e}"))
+                }))
+            }
+        };
         if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
             return Err(Error::file(
                 &self.name,
@@ -150,6 +164,41 @@ impl ZarrSource {
             ));
         }
         Ok(values)
+    }
+
+    /// The first chunk of the box `lo + dims` that cannot be read, as an
+    /// error naming the array, the chunk and its key.
+    fn failing_chunk(&self, lo: [usize; 3], dims: [usize; 3]) -> Option<Error> {
+        let first: [usize; 3] = std::array::from_fn(|a| lo[a] / self.chunk[a]);
+        let last: [usize; 3] = std::array::from_fn(|a| (lo[a] + dims[a] - 1) / self.chunk[a]);
+        for z in first[0]..=last[0] {
+            for y in first[1]..=last[1] {
+                for x in first[2]..=last[2] {
+                    let c = [z, y, x];
+                    let mut index = vec![0u64; self.lead];
+                    let spatial = if self.flat { &c[1..] } else { &c[..] };
+                    index.extend(spatial.iter().map(|&v| v as u64));
+                    let box_: Vec<std::ops::Range<u64>> = index
+                        .iter()
+                        .zip(self.array.chunk_shape_usize(&index).unwrap_or_default())
+                        .map(|(&i, s)| i * s as u64..(i + 1) * s as u64)
+                        .collect();
+                    let clipped: Vec<std::ops::Range<u64>> = box_
+                        .iter()
+                        .zip(self.array.shape())
+                        .map(|(r, &n)| r.start..r.end.min(n))
+                        .collect();
+                    if let Err(e) = self.read_ranges(clipped) {
+                        let key = self.array.chunk_key(&index);
+                        return Some(Error::file(
+                            &self.name,
+                            format!("chunk (z, y, x) = {c:?} (key {key}) cannot be read: {e}"),
+                        ));
+                    }
+                }
+            }
+        }
+        None
     }
 
     fn read_ranges(&self, r: Vec<std::ops::Range<u64>>) -> std::result::Result<Vec<f32>, String> {
@@ -166,7 +215,10 @@ impl ZarrSource {
             Some(Kind::F16) => self.read_as(&r, |x: half::f16| x.to_f32()),
             Some(Kind::F32) => self.read_as(&r, |x: f32| x),
             Some(Kind::F64) => self.read_as(&r, |x: f64| x as f32),
-            None => Err(format!("data type {} is not numeric", self.array.data_type())),
+            None => Err(format!(
+                "data type {} is not numeric",
+                self.array.data_type()
+            )),
         }
     }
 
@@ -216,7 +268,12 @@ fn element_kind(t: &DataType) -> Option<Kind> {
 
 /// The array path of `node`: itself when it is an array, else the dataset
 /// of `level` in its OME-Zarr `multiscales` metadata.
-fn resolve_level(store: &Arc<FilesystemStore>, root: &Path, node: &str, level: usize) -> Result<String> {
+fn resolve_level(
+    store: &Arc<FilesystemStore>,
+    root: &Path,
+    node: &str,
+    level: usize,
+) -> Result<String> {
     if Array::open(store.clone(), node).is_ok() {
         if level > 0 {
             return Err(Error::file(
@@ -236,7 +293,10 @@ fn resolve_level(store: &Arc<FilesystemStore>, root: &Path, node: &str, level: u
         .or_else(|| attrs.get("multiscales"))
         .and_then(|m| m.get(0))
         .ok_or_else(|| {
-            Error::file(&here, "a group without OME-Zarr multiscales metadata: name the array (e.g. store.zarr/0)")
+            Error::file(
+                &here,
+                "a group without OME-Zarr multiscales metadata: name the array (e.g. store.zarr/0)",
+            )
         })?;
     let paths: Vec<String> = ms
         .get("datasets")
@@ -248,7 +308,13 @@ fn resolve_level(store: &Arc<FilesystemStore>, root: &Path, node: &str, level: u
         })
         .unwrap_or_default();
     let p = paths.get(level).ok_or_else(|| {
-        Error::file(&here, format!("--level {level}: the multiscales list {} levels ({paths:?})", paths.len()))
+        Error::file(
+            &here,
+            format!(
+                "--level {level}: the multiscales list {} levels ({paths:?})",
+                paths.len()
+            ),
+        )
     })?;
     Ok(format!("{}/{p}", node.trim_end_matches('/')))
 }
@@ -268,7 +334,9 @@ impl Compression {
             "zstd" => Ok(Compression::Zstd),
             "blosc" => Ok(Compression::Blosc),
             "none" => Ok(Compression::None),
-            _ => Err(Error::Other(format!("--compression '{s}': expected zstd, blosc or none"))),
+            _ => Err(Error::Other(format!(
+                "--compression '{s}': expected zstd, blosc or none"
+            ))),
         }
     }
 }
@@ -427,7 +495,11 @@ impl ZarrSink {
             .chunk_shape(&zeros)
             .map(|c| c.iter().map(|v| v.get()).collect())
             .unwrap_or_default();
-        (self.array.shape().to_vec(), chunk, self.array.data_type().to_string())
+        (
+            self.array.shape().to_vec(),
+            chunk,
+            self.array.data_type().to_string(),
+        )
     }
 
     /// Store one whole chunk (`values` in the array's element type, x fastest).
@@ -445,7 +517,10 @@ impl ZarrSink {
     }
 
     /// Read a box (`ranges` per dimension) of the array.
-    pub fn read<T: zarrs::array::ElementOwned>(&self, ranges: Vec<std::ops::Range<u64>>) -> Result<Vec<T>> {
+    pub fn read<T: zarrs::array::ElementOwned>(
+        &self,
+        ranges: Vec<std::ops::Range<u64>>,
+    ) -> Result<Vec<T>> {
         self.array
             .retrieve_array_subset::<Vec<T>>(&ranges)
             .map_err(|e| Error::file(&self.name, format!("reading {ranges:?}: {e}")))

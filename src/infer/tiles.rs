@@ -169,7 +169,13 @@ pub fn plan(image: [usize; 3], g: &TileGeometry, overlap: f32) -> Result<TilePla
 /// (with `blend`: every tile whose output reaches into it; without: the
 /// tiles owning a voxel of it), in the order of [`plan`]. Assembling the box
 /// from these tiles gives the box of the whole-image result.
-pub fn plan_box(grid: &TileGrid, g: &TileGeometry, lo: [usize; 3], hi: [usize; 3], blend: bool) -> TilePlan {
+pub fn plan_box(
+    grid: &TileGrid,
+    g: &TileGeometry,
+    lo: [usize; 3],
+    hi: [usize; 3],
+    blend: bool,
+) -> TilePlan {
     let mut org: [Vec<usize>; 3] = Default::default();
     let mut own: [Vec<(usize, usize)>; 3] = Default::default();
     for a in 0..3 {

@@ -115,21 +115,28 @@ pub fn run(ctx: &Context, job: &BlockJob) -> Result<BlockReport> {
             rep.chunks_skipped += 1;
             continue;
         }
-        eprintln!("predict: chunk {c:?} ({}/{} of part {k}/{n})", i + 1, mine.len());
+        eprintln!(
+            "predict: chunk {c:?} ({}/{} of part {k}/{n})",
+            i + 1,
+            mine.len()
+        );
         rep.voxels += predict_chunk(ctx, &mut s, c)?;
+        fault_point("WUNET_FAULT_ABORT_BEFORE_MARK", rep.chunks_done + 1);
         store::mark_done(&job.output, c)?;
         rep.chunks_done += 1;
-        fault_point(rep.chunks_done);
+        fault_point("WUNET_FAULT_ABORT_AFTER_CHUNKS", rep.chunks_done);
     }
     rep.seconds = t.elapsed().as_secs_f64();
     Ok(rep)
 }
 
-/// Fault injection for the tests: `WUNET_FAULT_ABORT_AFTER_CHUNKS=k` aborts
-/// the process (as a kill would) after its k-th chunk's marker.
-fn fault_point(done: usize) {
-    let at = std::env::var("WUNET_FAULT_ABORT_AFTER_CHUNKS").ok();
-    if at.and_then(|v| v.parse::<usize>().ok()) == Some(done) {
+/// Fault injection for the tests: the process aborts (as a kill would) at
+/// its k-th chunk, with `WUNET_FAULT_ABORT_BEFORE_MARK=k` after writing the
+/// chunk's arrays but before its marker, with
+/// `WUNET_FAULT_ABORT_AFTER_CHUNKS=k` after the marker.
+fn fault_point(var: &str, chunk: usize) {
+    let at = std::env::var(var).ok();
+    if at.and_then(|v| v.parse::<usize>().ok()) == Some(chunk) {
         std::process::abort();
     }
 }
@@ -151,7 +158,15 @@ fn setup(
     } else {
         src.dims
     };
-    let pred = Predictor::from_loaded(ctx, ck, meta, &job.checkpoint, job.tile, Some(fit), &job.opts)?;
+    let pred = Predictor::from_loaded(
+        ctx,
+        ck,
+        meta,
+        &job.checkpoint,
+        job.tile,
+        Some(fit),
+        &job.opts,
+    )?;
     let g = pred.geometry;
     let grid = grid(src.dims, &g, job.opts.overlap)?;
     let roi = region(job.roi, src.dims)?;
@@ -200,11 +215,17 @@ fn model_fits(cfg: &UNetConfig, src: &ZarrSource) -> Result<()> {
     if cfg.in_channels != 1 {
         return Err(Error::file(
             &src.name,
-            format!("the model takes {} input channels; Zarr input gives one", cfg.in_channels),
+            format!(
+                "the model takes {} input channels; Zarr input gives one",
+                cfg.in_channels
+            ),
         ));
     }
     if cfg.dims == 3 && src.dims[0] == 1 {
-        return Err(Error::file(&src.name, "a 3D model needs a volume, but this is a 2D image"));
+        return Err(Error::file(
+            &src.name,
+            "a 3D model needs a volume, but this is a 2D image",
+        ));
     }
     Ok(())
 }
@@ -242,13 +263,21 @@ fn label_type(values: &[i64]) -> Result<OutType> {
         (_, h) if h <= 255 => Ok(OutType::U8),
         (_, h) if h <= 65535 => Ok(OutType::U16),
         (_, h) if h <= u32::MAX as i64 => Ok(OutType::U32),
-        _ => Err(Error::Other(format!("class values {values:?} do not fit uint32"))),
+        _ => Err(Error::Other(format!(
+            "class values {values:?} do not fit uint32"
+        ))),
     }
 }
 
 /// Host bytes one chunk's work needs: the input box read and normalised,
 /// the accumulators and outputs of the chunk, one batch of tiles.
-pub fn chunk_bytes(c: [usize; 3], g: &TileGeometry, dims: [usize; 3], classes: usize, job: &BlockJob) -> u64 {
+pub fn chunk_bytes(
+    c: [usize; 3],
+    g: &TileGeometry,
+    dims: [usize; 3],
+    classes: usize,
+    job: &BlockJob,
+) -> u64 {
     let w: [usize; 3] = std::array::from_fn(|a| (c[a] + g.out_tile[a] + g.in_tile[a]).min(dims[a]));
     let window = numel(w) as u64 * 8; // decoded values, then f32
     let prob = job.probabilities.as_ref().map_or(0, |p| p.1.bytes());
@@ -278,9 +307,15 @@ fn choose_chunk(
     };
     if let Some(c) = asked {
         if c.contains(&0) {
-            return Err(Error::Other(format!("--chunk {c:?}: every length must be positive")));
+            return Err(Error::Other(format!(
+                "--chunk {c:?}: every length must be positive"
+            )));
         }
-        return if est(c) <= budget { Ok(c) } else { Err(over(c)) };
+        return if est(c) <= budget {
+            Ok(c)
+        } else {
+            Err(over(c))
+        };
     }
     let mut c: [usize; 3] = std::array::from_fn(|a| input[a].clamp(1, dims[a]));
     while est(c) > budget {
@@ -318,7 +353,10 @@ fn open_or_create(
 ) -> Result<Record> {
     if !job.output.exists() {
         let mode = meta.dataset_options().normalize;
-        eprintln!("predict: measuring the normalisation statistics of {}", src.name);
+        eprintln!(
+            "predict: measuring the normalisation statistics of {}",
+            src.name
+        );
         want.stats = stats::volume_stats(src, mode, cfg.dims == 2)?;
         let mut attrs = serde_json::Map::new();
         let rec = serde_json::to_value(&*want).map_err(|e| Error::Other(e.to_string()))?;
@@ -327,17 +365,34 @@ fn open_or_create(
         let mut specs = Vec::new();
         if let Some((p, t)) = &job.probabilities {
             let (ps, pc) = shapes(want, Some(cfg.classes));
-            let axes: &[&str] = if want.flat { &["c", "y", "x"] } else { &["c", "z", "y", "x"] };
-            specs.push((p.as_path(), image(axes, ps, pc, *t, job.compression, serde_json::Map::new())));
+            let axes: &[&str] = if want.flat {
+                &["c", "y", "x"]
+            } else {
+                &["c", "z", "y", "x"]
+            };
+            specs.push((
+                p.as_path(),
+                image(axes, ps, pc, *t, job.compression, serde_json::Map::new()),
+            ));
         }
-        let axes: &[&str] = if want.flat { &["y", "x"] } else { &["z", "y", "x"] };
-        specs.push((job.output.as_path(), image(axes, shape, chunk, label_type, job.compression, attrs)));
+        let axes: &[&str] = if want.flat {
+            &["y", "x"]
+        } else {
+            &["z", "y", "x"]
+        };
+        specs.push((
+            job.output.as_path(),
+            image(axes, shape, chunk, label_type, job.compression, attrs),
+        ));
         *created = store::create_once(&specs)?;
     }
     let have = store::read_record(&job.output)?;
     store::check_matches(&job.output, &have, want)?;
     if have.stats.len() != if cfg.dims == 2 { src.dims[0] } else { 1 } {
-        return Err(Error::file(&job.output, "the record's normalisation statistics do not fit the input"));
+        return Err(Error::file(
+            &job.output,
+            "the record's normalisation statistics do not fit the input",
+        ));
     }
     Ok(have)
 }
@@ -402,26 +457,56 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<u64> {
         let mut pindex = vec![0u64];
         pindex.extend(&index);
         let planes: Vec<Vec<f32>> = (0..rec.classes)
-            .map(|k| place(&probs.data[k * numel(dims)..(k + 1) * numel(dims)], dims, off, c, 0.0))
+            .map(|k| {
+                place(
+                    &probs.data[k * numel(dims)..(k + 1) * numel(dims)],
+                    dims,
+                    off,
+                    c,
+                    0.0,
+                )
+            })
             .collect();
         let all: Vec<f32> = planes.concat();
         match t {
-            OutType::F16 => sink.store_chunk(&pindex, &all.iter().map(|&v| half::f16::from_f32(v)).collect::<Vec<_>>())?,
-            _ => sink.store_chunk(&pindex, &all.iter().map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8).collect::<Vec<_>>())?,
+            OutType::F16 => sink.store_chunk(
+                &pindex,
+                &all.iter()
+                    .map(|&v| half::f16::from_f32(v))
+                    .collect::<Vec<_>>(),
+            )?,
+            _ => sink.store_chunk(
+                &pindex,
+                &all.iter()
+                    .map(|&v| (v * 255.0).round().clamp(0.0, 255.0) as u8)
+                    .collect::<Vec<_>>(),
+            )?,
         }
     }
     let full = place(&labels.data, dims, off, c, 0);
     match label_type(&rec.class_values)? {
-        OutType::U8 => s.labels.store_chunk(&index, &full.iter().map(|&v| v as u8).collect::<Vec<_>>())?,
-        OutType::U16 => s.labels.store_chunk(&index, &full.iter().map(|&v| v as u16).collect::<Vec<_>>())?,
-        _ => s.labels.store_chunk(&index, &full.iter().map(|&v| v as u32).collect::<Vec<_>>())?,
+        OutType::U8 => s
+            .labels
+            .store_chunk(&index, &full.iter().map(|&v| v as u8).collect::<Vec<_>>())?,
+        OutType::U16 => s
+            .labels
+            .store_chunk(&index, &full.iter().map(|&v| v as u16).collect::<Vec<_>>())?,
+        _ => s
+            .labels
+            .store_chunk(&index, &full.iter().map(|&v| v as u32).collect::<Vec<_>>())?,
     }
     Ok(numel(dims) as u64)
 }
 
 /// `values` (`dims`, x fastest) placed at `off` in a chunk of `chunk`
 /// voxels filled with `fill` (edge chunks are stored full size).
-fn place<T: Copy>(values: &[T], dims: [usize; 3], off: [usize; 3], chunk: [usize; 3], fill: T) -> Vec<T> {
+fn place<T: Copy>(
+    values: &[T],
+    dims: [usize; 3],
+    off: [usize; 3],
+    chunk: [usize; 3],
+    fill: T,
+) -> Vec<T> {
     let mut out = vec![fill; numel(chunk)];
     for z in 0..dims[0] {
         for y in 0..dims[1] {
@@ -443,7 +528,12 @@ struct InputWindow {
 }
 
 impl InputWindow {
-    fn read(src: &ZarrSource, tiles: &[crate::data::tiling::Tile], in_tile: [usize; 3], stats: &[NormStats]) -> Result<Self> {
+    fn read(
+        src: &ZarrSource,
+        tiles: &[crate::data::tiling::Tile],
+        in_tile: [usize; 3],
+        stats: &[NormStats],
+    ) -> Result<Self> {
         let n = src.dims;
         let mut lo = n;
         let mut hi = [0usize; 3];
@@ -460,7 +550,11 @@ impl InputWindow {
         let mut data = Array3::from_vec(dims, src.read_box(lo, dims)?)?;
         let sec = dims[1] * dims[2];
         for z in 0..dims[0] {
-            let st = if stats.len() == 1 { stats[0] } else { stats[lo[0] + z] };
+            let st = if stats.len() == 1 {
+                stats[0]
+            } else {
+                stats[lo[0] + z]
+            };
             st.apply(&mut data.data[z * sec..(z + 1) * sec]);
         }
         Ok(InputWindow { image: n, lo, data })
@@ -469,7 +563,8 @@ impl InputWindow {
     /// The mirrored input window at `origin` (image coordinates).
     fn extract(&self, origin: [isize; 3], size: [usize; 3]) -> Vec<f32> {
         let d = self.data.dims;
-        let idx = |a: usize, i: usize| reflect_index(origin[a] + i as isize, self.image[a]) - self.lo[a];
+        let idx =
+            |a: usize, i: usize| reflect_index(origin[a] + i as isize, self.image[a]) - self.lo[a];
         let xs: Vec<usize> = (0..size[2]).map(|x| idx(2, x)).collect();
         let mut out = Vec::with_capacity(numel(size));
         for z in 0..size[0] {

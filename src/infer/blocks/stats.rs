@@ -21,7 +21,11 @@ use crate::error::Result;
 
 /// The statistics of `src` for `mode`: one entry (the volume) or, with
 /// `per_section`, one per z-section.
-pub fn volume_stats(src: &ZarrSource, mode: Normalize, per_section: bool) -> Result<Vec<NormStats>> {
+pub fn volume_stats(
+    src: &ZarrSource,
+    mode: Normalize,
+    per_section: bool,
+) -> Result<Vec<NormStats>> {
     let groups = if per_section { src.dims[0] } else { 1 };
     match mode {
         Normalize::None => Ok(vec![NormStats::None; groups]),
@@ -121,7 +125,10 @@ fn unkey(k: u32) -> f32 {
 fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<Vec<NormStats>> {
     // sections: at most 4 at a time (their histograms take 2.5 MiB each)
     let ranges: Vec<(usize, usize)> = if per_section {
-        (0..src.dims[0]).step_by(4).map(|z| (z, (z + 4).min(src.dims[0]))).collect()
+        (0..src.dims[0])
+            .step_by(4)
+            .map(|z| (z, (z + 4).min(src.dims[0])))
+            .collect()
     } else {
         vec![(0, src.dims[0])]
     };
@@ -129,7 +136,11 @@ fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<V
     for (z0, z1) in ranges {
         let groups = if per_section { z1 - z0 } else { 1 };
         let group_of = |z: usize| if per_section { z - z0 } else { 0 };
-        let zr = if per_section { vec![(z0, z1)] } else { slabs(src) };
+        let zr = if per_section {
+            vec![(z0, z1)]
+        } else {
+            slabs(src)
+        };
         // pass 1: counts of the high 16 key bits
         let mut high = vec![vec![0u64; 1 << 16]; groups];
         for &r in &zr {
@@ -146,7 +157,12 @@ fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<V
         // pass 2: counts of the low 16 bits inside the bins that hold them
         let mut low: Vec<Vec<(u32, Vec<u64>)>> = wants
             .iter()
-            .map(|w| w.bins().into_iter().map(|b| (b, vec![0u64; 1 << 16])).collect())
+            .map(|w| {
+                w.bins()
+                    .into_iter()
+                    .map(|b| (b, vec![0u64; 1 << 16]))
+                    .collect()
+            })
             .collect();
         for &r in &zr {
             for_each_box(src, r, |lo_, d, v| {
@@ -234,7 +250,11 @@ impl Ranks {
         }
         let [a, b] = self.q.map(|(i, f)| {
             let x = self.value(i as u64, low);
-            let y = if f > 0.0 { self.value(i as u64 + 1, low) } else { x };
+            let y = if f > 0.0 {
+                self.value(i as u64 + 1, low)
+            } else {
+                x
+            };
             (x as f64 + f * (y as f64 - x as f64)) as f32
         });
         NormStats::Clip { lo: a, hi: b }
@@ -247,7 +267,15 @@ mod tests {
 
     #[test]
     fn keys_follow_total_order() {
-        let v = [-3.5f32, -0.0, 0.0, 1e-40, 2.0, f32::INFINITY, f32::NEG_INFINITY];
+        let v = [
+            -3.5f32,
+            -0.0,
+            0.0,
+            1e-40,
+            2.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ];
         for a in v {
             assert_eq!(unkey(key(a)).to_bits(), a.to_bits());
             for b in v {

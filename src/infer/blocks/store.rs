@@ -69,10 +69,17 @@ pub fn fingerprint(path: &Path) -> Result<String> {
 /// Read the record of the label store at `root`.
 pub fn read_record(root: &Path) -> Result<Record> {
     let store = open_store(root)?;
-    let group = zarrs::group::Group::open(store, "/")
-        .map_err(|e| Error::file(root, format!("not a Zarr group: {e}")))?;
+    let group = zarrs::group::Group::open(store, "/").map_err(|e| {
+        Error::file(
+            root,
+            format!("not a store that wunet made (its root is not a Zarr group: {e})"),
+        )
+    })?;
     let rec = group.attributes().get("wunet").cloned().ok_or_else(|| {
-        Error::file(root, "a Zarr store that wunet did not make (no 'wunet' record); give a new --output")
+        Error::file(
+            root,
+            "not a store that wunet made (no 'wunet' record); give a new --output",
+        )
     })?;
     serde_json::from_value(rec)
         .map_err(|e| Error::file(root, format!("the 'wunet' record is damaged: {e}")))
