@@ -43,6 +43,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         dtype: OutType::U16,
         compression: Compression::Zstd,
         attributes: Default::default(),
+        format: 3,
     };
     std::fs::create_dir_all(&out)?;
     create_image(&out, &spec)?;

@@ -571,6 +571,30 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
         &p(&out2),
     ]);
     same(&labels_of(&out2), &want, "Zarr v2 input");
+    // Zarr v2 outputs (OME-Zarr 0.4): the same values, v2 metadata
+    let out3 = dir.join("v2out.zarr");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        &p(ck3),
+        "--input",
+        &p(&v2),
+        "--output",
+        &p(&out3),
+        "--zarr-format",
+        "2",
+        "--compression",
+        "blosc",
+    ]);
+    assert!(out3.join("0/.zarray").is_file() && !out3.join("zarr.json").exists());
+    let zattrs = std::fs::read_to_string(out3.join(".zattrs")).unwrap();
+    assert!(
+        zattrs.contains("multiscales") && zattrs.contains("\"wunet\""),
+        "{zattrs}"
+    );
+    same(&labels_of(&out3), &want, "Zarr v2 output");
+    let st = ok(&["predict", "--status", &p(&out3)]);
+    assert!(st.contains("0 missing"), "{st}");
     // a region: equal to the whole run inside, zero outside, only its chunks
     let (r, _) = reference(ck3, &dir, &zarr);
     let roi = dir.join("roi.zarr");

@@ -32,6 +32,9 @@ pub struct ZarrFlags {
     /// Zarr output compression: zstd, blosc or none.
     #[arg(long, default_value = "zstd")]
     pub compression: String,
+    /// Zarr outputs: format 3 (OME-Zarr 0.5) or 2 (OME-Zarr 0.4).
+    #[arg(long, default_value_t = 3)]
+    pub zarr_format: u8,
     /// Zarr probabilities: f16, or u8 (round(255 p)).
     #[arg(long, default_value = "f16")]
     pub prob_type: String,
@@ -118,6 +121,10 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
             .map(|c| parse_dims("--chunk", c, 3))
             .transpose()?,
         compression: Compression::parse(&z.compression)?,
+        zarr_format: match z.zarr_format {
+            2 | 3 => z.zarr_format,
+            f => return Err(Error::Other(format!("--zarr-format {f}: expected 2 or 3"))),
+        },
         tile,
         opts,
     })

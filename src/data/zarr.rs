@@ -380,8 +380,8 @@ impl OutType {
     }
 }
 
-/// Describe an output image: OME-Zarr 0.5 (Zarr v3) group at `root` with
-/// one level, the array `0`.
+/// Describe an output image: an OME-Zarr group at `root` with one level,
+/// the array `0`.
 pub struct ImageSpec<'a> {
     /// Axis names, e.g. `["c", "z", "y", "x"]` (`c`: channel, others space).
     pub axes: &'a [&'a str],
@@ -391,39 +391,25 @@ pub struct ImageSpec<'a> {
     pub compression: Compression,
     /// Extra group attributes (wunet's record of how the store was made).
     pub attributes: serde_json::Map<String, serde_json::Value>,
+    /// Zarr format: 3 (OME-Zarr 0.5) or 2 (OME-Zarr 0.4).
+    pub format: u8,
 }
 
-/// Write the metadata of the image `spec` into the (new, empty) folder `root`.
+/// Write the metadata of the image `spec` into the (new, empty) folder
+/// `root`: OME-Zarr 0.5 on Zarr v3, or OME-Zarr 0.4 on Zarr v2 (`format` 2).
 pub fn create_image(root: &Path, spec: &ImageSpec) -> Result<()> {
+    if spec.format == 2 {
+        return create_image_v2(root, spec);
+    }
     let store = open_store(root)?;
     let fail = |e: String| Error::file(root, format!("cannot write Zarr metadata: {e}"));
-    let axes: Vec<serde_json::Value> = spec
-        .axes
-        .iter()
-        .map(|&a| {
-            if a == "c" {
-                serde_json::json!({"name": a, "type": "channel"})
-            } else {
-                serde_json::json!({"name": a, "type": "space"})
-            }
-        })
-        .collect();
-    let scale = vec![1.0; spec.axes.len()];
     let mut group = GroupBuilder::new()
         .build(store.clone(), "/")
         .map_err(|e| fail(e.to_string()))?;
     let attrs = group.attributes_mut();
-    attrs.insert(
-        "ome".into(),
-        serde_json::json!({
-            "version": "0.5",
-            "multiscales": [{
-                "name": "wunet",
-                "axes": axes,
-                "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
-            }]
-        }),
-    );
+    let mut ome = multiscales(spec.axes);
+    ome.insert("version".into(), "0.5".into());
+    attrs.insert("ome".into(), serde_json::Value::Object(ome));
     attrs.extend(spec.attributes.clone());
     group.store_metadata().map_err(|e| fail(e.to_string()))?;
     let mut b = ArrayBuilder::new(
@@ -436,6 +422,67 @@ pub fn create_image(root: &Path, spec: &ImageSpec) -> Result<()> {
     b.bytes_to_bytes_codecs(codecs(spec.compression, spec.dtype)?);
     let array = b.build(store, "/0").map_err(|e| fail(e.to_string()))?;
     array.store_metadata().map_err(|e| fail(e.to_string()))
+}
+
+/// `{"multiscales": [...]}` of an image with one level, the array `0`.
+fn multiscales(axes: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+    let axes: Vec<serde_json::Value> = axes
+        .iter()
+        .map(|&a| {
+            let kind = if a == "c" { "channel" } else { "space" };
+            serde_json::json!({"name": a, "type": kind})
+        })
+        .collect();
+    let scale = vec![1.0; axes.len()];
+    let mut m = serde_json::Map::new();
+    m.insert(
+        "multiscales".into(),
+        serde_json::json!([{
+            "name": "wunet",
+            "version": "0.4",
+            "axes": axes,
+            "datasets": [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": scale}]}],
+        }]),
+    );
+    m
+}
+
+/// OME-Zarr 0.4 on Zarr v2: `.zgroup`, `.zattrs` and `0/.zarray`, written
+/// as the v2 specification spells them (chunks are then written by zarrs).
+fn create_image_v2(root: &Path, spec: &ImageSpec) -> Result<()> {
+    let mut attrs = multiscales(spec.axes);
+    attrs.extend(spec.attributes.clone());
+    let dtype = match spec.dtype {
+        OutType::U8 => "|u1",
+        OutType::U16 => "<u2",
+        OutType::U32 => "<u4",
+        OutType::F16 => "<f2",
+    };
+    let compressor = match spec.compression {
+        Compression::None => serde_json::Value::Null,
+        Compression::Zstd => serde_json::json!({"id": "zstd", "level": 3}),
+        Compression::Blosc => {
+            serde_json::json!({"id": "blosc", "cname": "zstd", "clevel": 5, "shuffle": 1, "blocksize": 0})
+        }
+    };
+    let zarray = serde_json::json!({
+        "zarr_format": 2, "shape": spec.shape, "chunks": spec.chunk, "dtype": dtype,
+        "compressor": compressor, "fill_value": 0, "order": "C", "filters": null,
+        "dimension_separator": "/",
+    });
+    let files = [
+        (root.join(".zgroup"), serde_json::json!({"zarr_format": 2})),
+        (root.join(".zattrs"), serde_json::Value::Object(attrs)),
+        (root.join("0/.zarray"), zarray),
+        (
+            root.join("0/.zattrs"),
+            serde_json::json!({"_ARRAY_DIMENSIONS": spec.axes}),
+        ),
+    ];
+    for (path, value) in files {
+        crate::fsutil::write_atomic(&path, value.to_string().as_bytes())?;
+    }
+    Ok(())
 }
 
 fn fill_zero(t: OutType) -> zarrs::array::FillValue {

@@ -62,6 +62,8 @@ pub struct BlockJob {
     /// Output chunk `(z, y, x)`; `None`: chosen from the input's chunks.
     pub chunk: Option<[usize; 3]>,
     pub compression: Compression,
+    /// Zarr format of the outputs: 3 (OME-Zarr 0.5) or 2 (OME-Zarr 0.4).
+    pub zarr_format: u8,
     /// Input tile request (`None`: the checkpoint's).
     pub tile: Option<[usize; 3]>,
     pub opts: PredictOptions,
@@ -192,6 +194,7 @@ fn setup(
         labels: label_type.name().into(),
         probabilities: job.probabilities.as_ref().map(|p| p.1.name().to_string()),
         normalize: meta.normalize.clone(),
+        zarr_format: job.zarr_format,
         stats: Vec::new(),
     };
     let rec = open_or_create(job, &src, &cfg, meta, &mut want, label_type, created)?;
@@ -361,29 +364,35 @@ fn open_or_create(
         let mut attrs = serde_json::Map::new();
         let rec = serde_json::to_value(&*want).map_err(|e| Error::Other(e.to_string()))?;
         attrs.insert("wunet".into(), rec);
-        let (shape, chunk) = shapes(want, None);
+        let spec = |axes: &'static [&'static str], classes, dtype, attributes| {
+            let (shape, chunk) = shapes(want, classes);
+            ImageSpec {
+                axes,
+                shape,
+                chunk,
+                dtype,
+                compression: job.compression,
+                attributes,
+                format: job.zarr_format,
+            }
+        };
         let mut specs = Vec::new();
         if let Some((p, t)) = &job.probabilities {
-            let (ps, pc) = shapes(want, Some(cfg.classes));
             let axes: &[&str] = if want.flat {
                 &["c", "y", "x"]
             } else {
                 &["c", "z", "y", "x"]
             };
-            specs.push((
-                p.as_path(),
-                image(axes, ps, pc, *t, job.compression, serde_json::Map::new()),
-            ));
+            let s = spec(axes, Some(cfg.classes), *t, Default::default());
+            specs.push((p.as_path(), s));
         }
         let axes: &[&str] = if want.flat {
             &["y", "x"]
         } else {
             &["z", "y", "x"]
         };
-        specs.push((
-            job.output.as_path(),
-            image(axes, shape, chunk, label_type, job.compression, attrs),
-        ));
+        let s = spec(axes, None, label_type, attrs);
+        specs.push((job.output.as_path(), s));
         *created = store::create_once(&specs)?;
     }
     let have = store::read_record(&job.output)?;
@@ -395,24 +404,6 @@ fn open_or_create(
         ));
     }
     Ok(have)
-}
-
-fn image<'a>(
-    axes: &'a [&'a str],
-    shape: Vec<u64>,
-    chunk: Vec<u64>,
-    dtype: OutType,
-    compression: Compression,
-    attributes: serde_json::Map<String, serde_json::Value>,
-) -> ImageSpec<'a> {
-    ImageSpec {
-        axes,
-        shape,
-        chunk,
-        dtype,
-        compression,
-        attributes,
-    }
 }
 
 /// Array shape and chunk shape of the label array (`classes: None`) or of
@@ -604,7 +595,7 @@ mod tests {
     fn mirrored_ranges() {
         assert_eq!(mapped_range(2, 5, 10), (2, 5));
         assert_eq!(mapped_range(-3, 2, 10), (0, 4));
-        assert_eq!(mapped_range(8, 12, 10), (6, 10));
+        assert_eq!(mapped_range(8, 12, 10), (7, 10)); // 10 -> 8, 11 -> 7
         assert_eq!(mapped_range(-30, 30, 10), (0, 10));
     }
 

@@ -51,6 +51,8 @@ pub struct Record {
     /// Element type of the probabilities (`None`: not written).
     pub probabilities: Option<String>,
     pub normalize: String,
+    /// Zarr format of the outputs (2 or 3).
+    pub zarr_format: u8,
     /// One per volume (3D model) or per section (2D model).
     pub stats: Vec<NormStats>,
 }
