@@ -43,7 +43,7 @@ enum Cmd {
     /// Train a U-Net (default: 2D on built-in synthetic EM-like data).
     Train(Box<TrainArgs>),
     /// Segment an image or volume of any size with a checkpoint (overlap-tile).
-    Predict(PredictArgs),
+    Predict(Box<PredictArgs>),
     /// Print metrics of a checkpoint on labelled data, one `name: value` per line.
     Eval(EvalArgs),
     /// Measure the conv kernel variants of a model's training step and fill the tuning cache.
