@@ -23,12 +23,12 @@ yardstick() {
 {
   date -u; uname -n; nproc
   echo "yardstick before: $(yardstick)"
-  # the model of configs/embryo3d_lavapipe.toml (3D, base 8, depth 2, BN, same padding), 2 steps: speed, not accuracy
-  WUNET_TUNE=0 $w train --model unet3d --synthetic-images 2 --synthetic-size 32x64x64 --base 8 --depth 2 \
-    --padding same --norm batch --patch 16x64x64 --batch 1 --tile 32x96x96 --steps 2 --out "$out/run" >/dev/null
+  # a small 3D U-Net (base 4, depth 2, BN, same padding), 2 steps: speed, not accuracy
+  WUNET_TUNE=0 $w train --model unet3d --synthetic-images 2 --synthetic-size 16x64x64 --base 4 --depth 2 \
+    --padding same --norm batch --patch 16x64x64 --batch 1 --tile 16x64x64 --steps 2 --out "$out/run" >/dev/null
   ck="$out/run/last.safetensors"
-  $mk --synthetic 32x128x128 --chunk 32x64x64 --out "$out/small.zarr"
-  $mk --synthetic 64x256x256 --chunk 32x64x64 --out "$out/large.zarr"
+  $mk --synthetic 16x96x96 --chunk 16x64x64 --out "$out/small.zarr"
+  $mk --synthetic 32x192x192 --chunk 16x64x64 --out "$out/large.zarr"
   for v in small large; do
     echo "== $v, --max-memory 64MiB"
     WUNET_TUNE=0 /usr/bin/env time -f "wall %e s" $w predict --checkpoint "$ck" --input "$out/$v.zarr" \
@@ -40,12 +40,12 @@ yardstick() {
     t0=$(date +%s.%N)
     for k in $(seq 1 $n); do
       LP_NUM_THREADS=1 WUNET_TUNE=0 $w predict --checkpoint "$ck" --input "$out/large.zarr" \
-        --output "$out/n$n.zarr" --chunk 32x64x64 --part "$k/$n" > "$out/n$n-$k.txt" 2>&1 &
+        --output "$out/n$n.zarr" --chunk 16x64x64 --part "$k/$n" > "$out/n$n-$k.txt" 2>&1 &
     done
     wait
     t1=$(date +%s.%N)
     grep -h "part" "$out"/n$n-*.txt | grep -v "^predict: chunk"
-    python3 -c "print('N = $n: %.0f voxels/s over the whole volume (wall %.1f s)' % (64*256*256/($t1-$t0), $t1-$t0))"
+    python3 -c "print('N = $n: %.0f voxels/s over the whole volume (wall %.1f s)' % (32*192*192/($t1-$t0), $t1-$t0))"
   done
   $w predict --status "$out/n2.zarr"
   echo "yardstick after: $(yardstick)"

@@ -217,6 +217,16 @@ pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
         vps,
         if r.created { "; created the store" } else { "" }
     );
+    if r.chunks_done > 0 && r.chunks_done == r.chunks_total {
+        s += &format!(
+            "tiles: {} run for the {} of the region's tile grid ({:.2}x; tiles at chunk faces run once per chunk)\n",
+            r.tiles,
+            r.tiles_distinct,
+            r.tiles as f64 / r.tiles_distinct.max(1) as f64
+        );
+    } else {
+        s += &format!("tiles: {} run\n", r.tiles);
+    }
     if let Some(kib) = peak_resident_kib() {
         s += &format!("peak resident memory: {:.1} MiB\n", kib as f64 / 1024.0);
     }

@@ -77,6 +77,10 @@ pub struct BlockReport {
     pub chunks_done: usize,
     pub chunks_skipped: usize,
     pub voxels: u64,
+    /// Network tiles run (a tile at a chunk face runs for each chunk it reaches).
+    pub tiles: usize,
+    /// Tiles of the whole volume's grid that write into the region.
+    pub tiles_distinct: usize,
     pub seconds: f64,
     /// Whether this worker created the stores (and measured the statistics).
     pub created: bool,
@@ -105,7 +109,16 @@ pub fn run(ctx: &Context, job: &BlockJob) -> Result<BlockReport> {
     let mut s = setup(ctx, job, &ck, &meta, &mut created)?;
     let all = store::chunks_of(&s.rec);
     let mine: Vec<[usize; 3]> = all.iter().copied().skip(k - 1).step_by(n).collect();
+    let roi = s.rec.roi;
+    let whole = plan_box(
+        &s.grid,
+        &s.pred.geometry,
+        roi.map(|r| r[0]),
+        roi.map(|r| r[1]),
+        s.pred.opts.blend == Blend::Gaussian,
+    );
     let mut rep = BlockReport {
+        tiles_distinct: whole.tiles.len(),
         chunks_total: all.len(),
         chunks_mine: mine.len(),
         created,
@@ -122,7 +135,9 @@ pub fn run(ctx: &Context, job: &BlockJob) -> Result<BlockReport> {
             i + 1,
             mine.len()
         );
-        rep.voxels += predict_chunk(ctx, &mut s, c)?;
+        let (voxels, tiles) = predict_chunk(ctx, &mut s, c)?;
+        rep.voxels += voxels;
+        rep.tiles += tiles;
         fault_point("WUNET_FAULT_ABORT_BEFORE_MARK", rep.chunks_done + 1);
         store::mark_done(&job.output, c)?;
         rep.chunks_done += 1;
@@ -419,8 +434,9 @@ fn shapes(rec: &Record, classes: Option<usize>) -> (Vec<u64>, Vec<u64>) {
     (s, c)
 }
 
-/// Predict output chunk `ci` and write it; returns the voxels predicted.
-fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<u64> {
+/// Predict output chunk `ci` and write it; returns the voxels predicted
+/// and the tiles run.
+fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, usize)> {
     let rec = &s.rec;
     let c = rec.chunk;
     // the part of the chunk inside the volume and the region
@@ -486,7 +502,7 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<u64> {
             .labels
             .store_chunk(&index, &full.iter().map(|&v| v as u32).collect::<Vec<_>>())?,
     }
-    Ok(numel(dims) as u64)
+    Ok((numel(dims) as u64, tplan.tiles.len()))
 }
 
 /// `values` (`dims`, x fastest) placed at `off` in a chunk of `chunk`
