@@ -243,3 +243,26 @@ fn fuse_rewrites_the_pattern_and_keeps_ids() {
     let (_, kept) = fuse(&g, &[bn.outputs[0]]).unwrap();
     assert_eq!((kept.bn_relu, kept.bn_relu_grad), (9, 9));
 }
+
+/// A host app's device with wgpu's default limits (8 storage buffers per
+/// stage, which every norm kernel keeps to, the fused backward included):
+/// fused training runs and equals the unfused step.
+#[test]
+fn default_limits_device_trains_fused() {
+    let inst = wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle());
+    let opts = wgpu::RequestAdapterOptions::default();
+    let Ok(adapter) = pollster::block_on(inst.request_adapter(&opts)) else {
+        eprintln!("skip: no adapter");
+        return;
+    };
+    let info = adapter.get_info();
+    let desc = wgpu::DeviceDescriptor::default();
+    let (device, queue) = pollster::block_on(adapter.request_device(&desc)).unwrap();
+    assert_eq!(device.limits().max_storage_buffers_per_shader_stage, 8);
+    let c = Context::from_device(device, queue, info);
+    let cfg = config(2, Norm::Batch);
+    let (fused, counts, _) = train(&c, &cfg, &[16, 12], Precision::F32, true);
+    let (plain, _, _) = train(&c, &cfg, &[16, 12], Precision::F32, false);
+    assert_eq!(counts, (10, 10), "fusion counts");
+    assert_identical("default limits", &fused, &plain);
+}

@@ -62,7 +62,9 @@ pub(super) struct NormParams {
     unbias: f32,
     inv_m: f32,
     pub(super) sums_off: u32,
-    pad: [u32; 3],
+    /// Offset of the copy of gamma in the backward's part buffer (`norm_grad.wgsl`).
+    pub(super) gamma_off: u32,
+    pad: [u32; 2],
 }
 
 /// How planes group into sets.
@@ -155,7 +157,8 @@ impl Layout {
             },
             inv_m: (1.0 / self.m as f64) as f32,
             sums_off: 0,
-            pad: [0; 3],
+            gamma_off: 0,
+            pad: [0; 2],
         }
     }
 }

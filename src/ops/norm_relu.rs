@@ -15,7 +15,7 @@ use super::norm::{
     VAR_INPUT,
 };
 use crate::error::Result;
-use crate::gpu::{Recorder, Tensor};
+use crate::gpu::{DType, Recorder, Tensor};
 use crate::shape::{self, Shape};
 
 /// Fused ReLU flag of the norm kernels: the forward stores `relu(y)`; the
@@ -152,14 +152,26 @@ pub(super) fn dispatch_backward_masked(
     let mut p = lay.params(chunk, flags, eps);
     let nparts = lay.planes * p.cpp as usize;
     p.sums_off = (2 * nparts) as u32;
-    let part = scratch(rec, 2 * nparts + 2 * lay.sets)?;
+    // gamma is read from a copy at the end of `part` (aligned for a binding),
+    // which keeps norm_grad at 8 storage buffers with the mask
+    let words = (rec.ctx.limits.min_storage_buffer_offset_alignment.max(4) / 4) as usize;
+    let gamma_off = (2 * nparts + 2 * lay.sets).next_multiple_of(words);
+    p.gamma_off = gamma_off as u32;
+    let part = scratch(rec, gamma_off + lay.c)?;
+    let gamma_copy = Tensor {
+        storage: part.storage.clone(),
+        offset: part.offset + 4 * gamma_off as u64,
+        shape: Shape::vector(lay.c),
+        dtype: DType::F32,
+    };
+    super::tensor::copy_into(rec, gamma, &gamma_copy)?;
     let grid = rec.grid(nparts as u64)?;
     rec.dispatch(
         "norm_grad",
         "partials",
         &[],
         &p,
-        &[x, g, mean, invstd, gamma, &part, dgamma, dbeta, m],
+        &[x, g, mean, invstd, &part, dgamma, dbeta, m],
         grid,
     )?;
     let grid = rec.grid((lay.sets + lay.c) as u64)?;
@@ -168,7 +180,7 @@ pub(super) fn dispatch_backward_masked(
         "combine",
         &[],
         &p,
-        &[x, g, mean, invstd, gamma, &part, dgamma, dbeta, m],
+        &[x, g, mean, invstd, &part, dgamma, dbeta, m],
         grid,
     )?;
     let chunk = lay.chunk(rec.ctx.class, false);
