@@ -24,7 +24,7 @@ pub struct ExecOptions {
     pub seed: u64,
     /// Node outputs to keep readable after a step (the loss is always kept).
     pub keep: Vec<ValueId>,
-    /// Fuse memory-bound passes ([`crate::graph::fuse`]) before planning;
+    /// Fuse memory-bound passes ([`crate::graph::fuse()`]) before planning;
     /// `None`: on unless the environment sets `WUNET_FUSE=0`.
     pub fuse: Option<bool>,
 }
@@ -51,7 +51,7 @@ pub struct DispatchInfo {
 
 pub struct Executor {
     /// The graph that runs: the caller's, fused unless fusion is off (every
-    /// value keeps its id; see [`crate::graph::fuse`]).
+    /// value keeps its id; see [`mod@crate::graph::fuse`]).
     pub graph: Graph,
     /// What fusion rewrote (all zero when off).
     pub fused: FuseReport,

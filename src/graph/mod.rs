@@ -1,7 +1,7 @@
 //! The graph layer: IR with static shapes ([`ir`]), the op set ([`ops`]: one
 //! module per op family with its attributes, specs, shape and gradient rules),
 //! the generic type-inference driver ([`infer`]), builder methods
-//! ([`builder`]), fusion of memory-bound passes ([`fuse`]), the reverse-mode
+//! ([`builder`]), fusion of memory-bound passes ([`mod@fuse`]), the reverse-mode
 //! autodiff driver and optimiser nodes
 //! ([`autodiff`]), and host-side initial values ([`init`]). Nothing here
 //! touches the GPU; `crate::exec` plans the memory and its dispatch table maps
