@@ -8,13 +8,17 @@
 //               dx = invstd * (gamma[c]*g - Sh/m - xhat*Shx/m)
 //             with flags & 4 (batch norm eval, statistics are constants): dx = g*gamma[c]*invstd.
 // With flags & 2 the invstd binding holds a variance and invstd = 1/sqrt(v + eps) (eval mode).
+// Fused ReLU (flags & 8): normalize stores y = v > 0 ? v : 0 (v the value above, as relu_fwd of
+//             activation.wgsl); grad_input reads g = mask > 0 ? g : 0 (as relu_bwd), mask the
+//             fused forward's output.
 // Thread mapping: one workgroup (64 invocations) per (plane, chunk of `chunk` values): plane
 // constants are loaded once per workgroup; invocation lid handles values lid, lid + 64, ...
 // Grid: planes*cpp workgroups, linearised (x, y).
 // Bindings: 0 params, 1 x (read), 2 g (read; normalize: unused), 3 mean (read), 4 invstd (read),
 //           5 gamma (read), 6 aux (read: normalize: beta [C]; grad_input: the norm_grad part
-//           buffer with the set sums at sums_off; unused with flags & 4), 7 out (read_write).
-//           x, g and out are activations / activation gradients (`act`: f32, or f16 storage in
+//           buffer with the set sums at sums_off; unused with flags & 4), 7 mask (read; used by
+//           grad_input with flags & 8), 8 out (read_write).
+//           x, g, mask and out are activations / activation gradients (`act`: f32, or f16 storage in
 //           mixed precision), widened to f32 on load and narrowed on store; mean, invstd,
 //           gamma and aux are f32.
 
@@ -33,9 +37,19 @@ struct Params {
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
 @group(0) @binding(5) var<storage, read> gamma: array<f32>;
 @group(0) @binding(6) var<storage, read> aux: array<f32>;
-@group(0) @binding(7) var<storage, read_write> out: array<act>;
+@group(0) @binding(7) var<storage, read> mask: array<act>;
+@group(0) @binding(8) var<storage, read_write> out: array<act>;
 
 const WG: u32 = 64u;
+
+// The gradient at i, through the fused ReLU's mask with flags & 8.
+fn grad_at(i: u32) -> f32 {
+    let gv = f32(g[i]);
+    if ((P.flags & 8u) != 0u) {
+        return select(0.0, gv, f32(mask[i]) > 0.0);
+    }
+    return gv;
+}
 
 fn set_invstd(k: u32) -> f32 {
     let v = invstd[k];
@@ -62,6 +76,13 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let mu = mean[k];
     let a = gamma[c] * set_invstd(k);
     let b = aux[c];
+    if ((P.flags & 8u) != 0u) {
+        for (var i = start + lid; i < end; i += WG) {
+            let v = fma(f32(x[base + i]) - mu, a, b);
+            out[base + i] = act(select(0.0, v, v > 0.0));
+        }
+        return;
+    }
     for (var i = start + lid; i < end; i += WG) {
         out[base + i] = act(fma(f32(x[base + i]) - mu, a, b));
     }
@@ -85,7 +106,7 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let gc = gamma[c] * is;
     if ((P.flags & 4u) != 0u) {
         for (var i = start + lid; i < end; i += WG) {
-            out[base + i] = act(f32(g[base + i]) * gc);
+            out[base + i] = act(grad_at(base + i) * gc);
         }
         return;
     }
@@ -93,6 +114,6 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let a = is * aux[P.sums_off + 2u * k] * P.inv_m;
     let b = is * is * aux[P.sums_off + 2u * k + 1u] * P.inv_m;
     for (var i = start + lid; i < end; i += WG) {
-        out[base + i] = act(fma(gc, f32(g[base + i]), -fma(f32(x[base + i]) - mu, b, a)));
+        out[base + i] = act(fma(gc, grad_at(base + i), -fma(f32(x[base + i]) - mu, b, a)));
     }
 }

@@ -8,18 +8,23 @@
 //   part[2*id] = sum(g), part[2*id + 1] = invstd * sum(g*(x - mean)) over the chunk.
 //   With flags & 2 the invstd binding holds a variance (batch norm eval: running_var) and
 //   invstd = 1/sqrt(v + eps) is formed here.
+//   Fused ReLU (flags & 8): g is read as mask > 0 ? g : 0 (as relu_bwd of activation.wgsl),
+//   mask the fused forward's output (norm_apply.wgsl's normalize with flags & 8).
 // combine: one workgroup per output item i in [0, sets + C):
 //   i < sets:  the set sums  part[sums_off + 2i] = sum_set(h), part[sums_off + 2i + 1] =
-//              sum_set(h*xhat), i.e. the plane partials of the set weighted by gamma[c];
+//              sum_set(h*xhat), i.e. the plane partials of the set weighted by gamma[c]
+//              (read from the copy of gamma at part[gamma_off + c], made by tensor.wgsl's
+//              copy before partials: 8 storage buffers, wgpu's default limit);
 //   i >= sets: channel c = i - sets: dbeta[c] = sum over n and chunks of part[2*id],
 //              dgamma[c] = the same of part[2*id + 1].
 //   64 invocations sum strided subsets of the partials in f32, one barrier.
 // Grid: partials planes*cpp workgroups, combine sets + C workgroups, linearised (x, y).
 // Bindings: 0 params, 1 x (read), 2 g (read), 3 mean (read, [sets]),
-//           4 invstd (read, [sets]; variance when flags & 2), 5 gamma (read, [C]),
-//           6 part (read_write: 2 floats per (plane, chunk), then 2 per set at sums_off),
-//           7 dgamma (read_write, [C]), 8 dbeta (read_write, [C]).
-//           x and g are activations / activation gradients (`act`: f32, or f16 storage in mixed
+//           4 invstd (read, [sets]; variance when flags & 2),
+//           5 part (read_write: 2 floats per (plane, chunk), then 2 per set at sums_off, then
+//             gamma [C] at gamma_off), 6 dgamma (read_write, [C]), 7 dbeta (read_write, [C]),
+//           8 mask (read; flags & 8).
+//           x, g and mask are activations / activation gradients (`act`: f32, or f16 storage in mixed
 //           precision), widened to f32 on load; everything else is f32, every sum is in f32.
 
 struct Params {
@@ -27,7 +32,7 @@ struct Params {
     cpp: u32, sets: u32, pps: u32, flags: u32,
     set_a: u32, set_b: u32, set_q: u32, set_r: u32,
     eps: f32, momentum: f32, unbias: f32, inv_m: f32,
-    sums_off: u32, pad0: u32, pad1: u32, pad2: u32,
+    sums_off: u32, gamma_off: u32, pad1: u32, pad2: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -35,14 +40,23 @@ struct Params {
 @group(0) @binding(2) var<storage, read> g: array<act>;
 @group(0) @binding(3) var<storage, read> mean: array<f32>;
 @group(0) @binding(4) var<storage, read> invstd: array<f32>;
-@group(0) @binding(5) var<storage, read> gamma: array<f32>;
-@group(0) @binding(6) var<storage, read_write> part: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dgamma: array<f32>;
-@group(0) @binding(8) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(5) var<storage, read_write> part: array<f32>;
+@group(0) @binding(6) var<storage, read_write> dgamma: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dbeta: array<f32>;
+@group(0) @binding(8) var<storage, read> mask: array<act>;
 
 const WG: u32 = 64u;
 var<workgroup> red_a: array<f32, 64>;
 var<workgroup> red_b: array<f32, 64>;
+
+// The gradient at i, through the fused ReLU's mask with flags & 8.
+fn grad_at(i: u32) -> f32 {
+    let gv = f32(g[i]);
+    if ((P.flags & 8u) != 0u) {
+        return select(0.0, gv, f32(mask[i]) > 0.0);
+    }
+    return gv;
+}
 
 fn set_invstd(k: u32) -> f32 {
     let v = invstd[k];
@@ -80,7 +94,7 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     var sg = 0.0;
     var sgx = 0.0;
     for (var i = start + lid; i < end; i += WG) {
-        let gv = f32(g[base + i]);
+        let gv = grad_at(base + i);
         sg += gv;
         sgx = fma(gv, f32(x[base + i]) - mu, sgx);
     }
@@ -107,7 +121,7 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             let jp = j / P.cpp;
             let plane = i * P.set_a + jp * P.set_b;
             let pi = plane * P.cpp + (j - jp * P.cpp);
-            let gm = gamma[plane % P.c];
+            let gm = part[P.gamma_off + plane % P.c];
             sa = fma(gm, part[2u * pi], sa);
             sb = fma(gm, part[2u * pi + 1u], sb);
         }

@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use wunet::exec::dispatch::{encode_node, StepValues};
 use wunet::graph::ops::*;
 use wunet::graph::{
-    append_optimizer, append_optimizer_amp, backward, init_graph, Graph, Init, Op, Optimizer,
+    append_optimizer, append_optimizer_amp, backward, fuse, init_graph, Graph, Init, Op, Optimizer,
     ValueId,
 };
 use wunet::ops::{activation, conv, loss, norm, optim, pool, tensor};
@@ -71,11 +71,14 @@ fn coverage_index(op: &Op) -> usize {
         Op::CastGrad(_) => 43,
         Op::FiniteCheck => 44,
         Op::UpdateScale(_) => 45,
+        Op::BatchNormRelu(_) => 46,
+        Op::BatchNormReluGrad(_) => 47,
+        Op::Identity => 48,
     }
 }
 
 /// Number of ops in `coverage_index`.
-const OPS: usize = 46;
+const OPS: usize = 49;
 
 fn w2(k: usize, s: usize, p: usize) -> Window {
     Window::cube(2, k, s, p)
@@ -196,7 +199,12 @@ fn tensors(c: &Context, g: &Graph) -> wunet::Result<Vec<Tensor>> {
 #[test]
 fn every_op_is_built_encoded_and_run() {
     let (g, total) = every_op_graph(true).unwrap_or_else(|e| panic!("{e}"));
-    let seen: BTreeSet<usize> = g.nodes().iter().map(|n| coverage_index(&n.op)).collect();
+    // The fused ops (`graph::fuse`) come from the same graph, fused: it runs too.
+    let (fused, report) = fuse(&g, &[total]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((report.bn_relu, report.bn_relu_grad), (1, 1), "{report:?}");
+    let seen: BTreeSet<usize> = (g.nodes().iter().chain(fused.nodes()))
+        .map(|n| coverage_index(&n.op))
+        .collect();
     let missing: Vec<usize> = (0..OPS).filter(|i| !seen.contains(i)).collect();
     assert!(
         missing.is_empty(),
@@ -214,7 +222,16 @@ fn every_op_is_built_encoded_and_run() {
         );
         every_op_graph(false).unwrap_or_else(|e| panic!("{e}"))
     };
-    let ts = tensors(c, &g).unwrap();
+    let fused = fuse(&g, &[total]).unwrap_or_else(|e| panic!("{e}")).0;
+    for g in [&g, &fused] {
+        run_every_op(c, g, total);
+    }
+}
+
+/// Encode every node of `g` in creation order with a tensor per value and
+/// run it; the loss `total` must be finite and positive.
+fn run_every_op(c: &Context, g: &Graph, total: ValueId) {
+    let ts = tensors(c, g).unwrap();
     let hyper = optim::hyper_tensor(c).unwrap();
     optim::write_hyper(c, &hyper, optim::hyper_values(1, 1e-3, 0.9, 0.999)).unwrap();
     let class_weights = Tensor::from_f32(c, &[1.0, 2.0], Shape::vector(2)).unwrap();
@@ -233,7 +250,7 @@ fn every_op_is_built_encoded_and_run() {
     let t = |v: ValueId| &ts[v.0];
     c.run(|rec| {
         for (ni, node) in g.nodes().iter().enumerate() {
-            encode_node(rec, &g, ni, node, &t, &sv)?;
+            encode_node(rec, g, ni, node, &t, &sv)?;
         }
         Ok(())
     })

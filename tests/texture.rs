@@ -43,6 +43,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         &ExecOptions {
             seed: 7,
             keep: vec![],
+            ..Default::default()
         },
     )
     .unwrap();

@@ -99,8 +99,8 @@ fn activation_bindings_are_act_and_nothing_else() {
         ("reduce", &[1]),                    // src (channel_sum: dy)
         ("weights", &[]),                    // weights only
         ("norm_stats", &[1]),                // x
-        ("norm_grad", &[1, 2]),              // x, g
-        ("norm_apply", &[1, 2, 7]),          // x, g, out
+        ("norm_grad", &[1, 2, 8]),           // x, g, mask
+        ("norm_apply", &[1, 2, 7, 8]),       // x, g, mask, out
         ("loss_ce", &[1]),                   // logits
         ("loss_ce_grad", &[1, 7]),           // logits, grad
         ("loss_dice", &[1, 7]),              // logits, grad

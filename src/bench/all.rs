@@ -409,6 +409,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
         &ExecOptions {
             seed: 1,
             keep: vec![],
+            ..Default::default()
         },
     )?;
     let meta = InferMeta {

@@ -85,7 +85,11 @@ fn flop(op: &Op, ins: &[Operand], outs: &[Operand]) -> f64 {
         Op::MaxUnpool(_) | Op::MaxUnpoolGrad => 0.0,
         // Statistics (sum, sum of squares: 3), normalise and affine (4), running stats.
         Op::BatchNorm(a) if !a.training => 2.0 * in0,
+        Op::BatchNormRelu(a) if !a.training => 3.0 * in0,
         Op::BatchNorm(_) | Op::InstanceNorm(_) | Op::GroupNorm(_) => 7.0 * in0,
+        // The ReLU's comparison (forward) and mask (backward) on top.
+        Op::BatchNormRelu(_) => 8.0 * in0,
+        Op::BatchNormReluGrad(_) => 10.0 * in0,
         // Two reductions (dy, dy * xhat: 3) and the input gradient (6).
         Op::BatchNormGrad(_) | Op::InstanceNormGrad(_) | Op::GroupNormGrad(_) => 9.0 * in0,
         Op::Relu | Op::ReluGrad => in0,
@@ -99,6 +103,7 @@ fn flop(op: &Op, ins: &[Operand], outs: &[Operand]) -> f64 {
         | Op::CenterCrop(_)
         | Op::Pad(_)
         | Op::Zeros(_)
+        | Op::Identity
         | Op::CenterCropGrad(_)
         | Op::PadGrad(_) => 0.0,
         // Linear: a multiply-add per tap, 2^dims taps per output (input for the gradient).
@@ -132,6 +137,10 @@ fn flop(op: &Op, ins: &[Operand], outs: &[Operand]) -> f64 {
 
 /// FLOPs and compulsory bytes of one `op` node with these inputs and outputs.
 pub fn op_cost(op: &Op, ins: &[Operand], outs: &[Operand]) -> Cost {
+    if op.is_alias() {
+        // An alias moves nothing (`Identity`: output 0 is its input).
+        return Cost::default();
+    }
     let written_back: Vec<Operand> = op
         .mutates()
         .iter()

@@ -643,7 +643,8 @@ pub fn group_by_op(
     let mut groups: Vec<(&'static str, OpGroup)> = Vec::new();
     for &nid in &ex.plan.schedule {
         let node = g.node(nid);
-        if skip_prefix.is_some_and(|p| node.name.starts_with(p)) {
+        // Aliases (`Identity`, left by fusion) record nothing and cost nothing.
+        if node.op.is_alias() || skip_prefix.is_some_and(|p| node.name.starts_with(p)) {
             continue;
         }
         let name = node.op.name();

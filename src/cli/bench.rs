@@ -527,6 +527,11 @@ fn print_step_summary(
     );
     println!("precision: {}", spec.precision.name());
     println!("dispatches per step: {}", s.exec.dispatches());
+    let f = &s.exec.fused;
+    println!(
+        "fusion: {} batch norm + ReLU, {} backward pairs (WUNET_FUSE=0 turns it off)",
+        f.bn_relu, f.bn_relu_grad
+    );
     println!(
         "planned activation+gradient memory: {} (unplanned {})",
         crate::exec::fmt_bytes(r.planned_bytes),

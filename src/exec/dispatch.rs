@@ -6,7 +6,9 @@ use crate::error::{Error, Result};
 use crate::gpu::{Recorder, Tensor};
 use crate::graph::ops::{ConvAttrs, Op};
 use crate::graph::{Graph, Node, ValueId};
-use crate::ops::{activation, amp, conv, loss, norm, optim, pool, reduce, tensor, upsample};
+use crate::ops::{
+    activation, amp, conv, loss, norm, norm_relu, optim, pool, reduce, tensor, upsample,
+};
 use conv::ConvKernel::Auto;
 
 /// Runtime values a step supplies to ops that need them.
@@ -124,6 +126,35 @@ pub fn encode_node<'t>(
             o(1),
             o(2),
         ),
+        Op::BatchNormRelu(a) if a.training => norm_relu::batch_norm_relu_train_into(
+            rec,
+            i(0),
+            i(1),
+            i(2),
+            i(3),
+            i(4),
+            a.momentum,
+            a.eps,
+            o(0),
+            o(1),
+            o(2),
+        ),
+        Op::BatchNormRelu(a) => {
+            crate::graph::check_kernel_ops(g)?;
+            norm_relu::batch_norm_relu_eval_into(rec, i(0), i(1), i(2), i(3), i(4), a.eps, o(0))
+        }
+        Op::BatchNormReluGrad(_) => norm_relu::batch_norm_relu_train_backward_into(
+            rec,
+            i(0),
+            i(1),
+            i(2),
+            i(3),
+            i(4),
+            i(5),
+            o(0),
+            o(1),
+            o(2),
+        ),
         // activation
         Op::Relu => activation::relu_into(rec, i(0), o(0)),
         Op::LeakyRelu(a) => activation::leaky_relu_into(rec, i(0), a.slope, o(0)),
@@ -145,6 +176,7 @@ pub fn encode_node<'t>(
         Op::Add => tensor::add_into(rec, i(0), i(1), o(0)),
         Op::Scale(a) => tensor::scale_into(rec, i(0), a.alpha, o(0)),
         Op::Zeros(_) => tensor::fill_into(rec, o(0), 0.0),
+        Op::Identity => tensor::identity_into(rec, i(0), o(0)),
         Op::CenterCropGrad(a) => tensor::crop_grad_into(rec, i(0), a.offset, o(0)),
         Op::PadGrad(a) => tensor::pad_grad_into(rec, i(0), a.low, a.high, a.mode, o(0)),
         // upsample

@@ -12,4 +12,4 @@ pub use plan::{
     check_binding_limits, fmt_bytes, liveness, plan, schedule, Interval, MemoryReport, Placement,
     Plan, PlanOptions, Strategy,
 };
-pub use run::{DispatchInfo, ExecOptions, Executor};
+pub use run::{fusion_enabled, DispatchInfo, ExecOptions, Executor};

@@ -10,7 +10,9 @@
 //!    planned.
 //! 3. In-place reuse: the output of an elementwise op (`Op::in_place_inputs`)
 //!    takes over the buffer of an input of the same size that dies at that
-//!    node. Values sharing a buffer this way form a group.
+//!    node; the output of an alias (`Op::is_alias`: `Identity`, left by
+//!    `graph::fuse`) always shares its input's buffer. Values sharing a
+//!    buffer this way form a group.
 //! 4. Assignment of groups to memory, greedy by size (largest first; as in
 //!    TFLite's planner): [`Strategy::Arena`] sub-allocates aligned offsets in
 //!    one or a few large arenas, best-fit into the gaps between groups that
@@ -301,6 +303,13 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
         let node = g.node(nid);
         for &o in &node.outputs {
             let Some(iv) = live[o.0] else { continue };
+            if let Some(gi) = alias_group(g, node, o, &group_of) {
+                // An alias (`Identity`): its input's buffer, live until both die.
+                groups[gi].members.push(o);
+                groups[gi].live.last = groups[gi].live.last.max(iv.last);
+                group_of[o.0] = Some(gi);
+                continue;
+            }
             let mut target = None;
             if opts.in_place && o == node.outputs[0] {
                 target = node
@@ -392,6 +401,21 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
         in_place,
         report,
     })
+}
+
+/// The group of the input of an alias op's output `o` (`Op::is_alias`), when
+/// that input is planned (else `o` gets a buffer of its own and the op copies).
+fn alias_group(
+    g: &Graph,
+    node: &crate::graph::Node,
+    o: ValueId,
+    group_of: &[Option<usize>],
+) -> Option<usize> {
+    let same = |v: ValueId| g.value(v).bytes() == g.value(o).bytes();
+    if !node.op.is_alias() || o != node.outputs[0] || !same(node.inputs[0]) {
+        return None;
+    }
+    group_of[node.inputs[0].0]
 }
 
 /// Place the groups in `order`: arena sizes and `(arena, offset)` per group.

@@ -12,7 +12,7 @@ use super::plan::{plan, Placement, Plan, PlanOptions, Strategy};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Program, Recorder, Tensor};
 use crate::graph::ops::Op;
-use crate::graph::{init_graph, Graph, NodeId, ValueId, ValueKind};
+use crate::graph::{fuse, init_graph, FuseReport, Graph, NodeId, ValueId, ValueKind};
 use crate::model_io::checkpoint::{Checkpoint, NamedTensor};
 use crate::ops::optim;
 use crate::shape::Shape;
@@ -24,6 +24,15 @@ pub struct ExecOptions {
     pub seed: u64,
     /// Node outputs to keep readable after a step (the loss is always kept).
     pub keep: Vec<ValueId>,
+    /// Fuse memory-bound passes ([`crate::graph::fuse()`]) before planning;
+    /// `None`: on unless the environment sets `WUNET_FUSE=0`.
+    pub fuse: Option<bool>,
+}
+
+/// Is fusion on for `opts` (its `fuse`, else `WUNET_FUSE`, default on)?
+pub fn fusion_enabled(opts: &ExecOptions) -> bool {
+    opts.fuse
+        .unwrap_or_else(|| std::env::var("WUNET_FUSE").map_or(true, |v| v.trim() != "0"))
 }
 
 /// One node's share of a profiled step: name, op, dispatches, milliseconds.
@@ -41,7 +50,11 @@ pub struct DispatchInfo {
 }
 
 pub struct Executor {
+    /// The graph that runs: the caller's, fused unless fusion is off (every
+    /// value keeps its id; see [`mod@crate::graph::fuse`]).
     pub graph: Graph,
+    /// What fusion rewrote (all zero when off).
+    pub fused: FuseReport,
     pub plan: Plan,
     tensors: Vec<Option<Tensor>>,
     program: Program,
@@ -65,6 +78,11 @@ impl Executor {
                 keep.push(n.outputs[0]);
             }
         }
+        let (graph, fused) = if fusion_enabled(opts) {
+            fuse(&graph, &keep)?
+        } else {
+            (graph, FuseReport::default())
+        };
         let popts = PlanOptions {
             alignment: ctx.limits.min_storage_buffer_offset_alignment.max(4) as u64,
             max_binding_bytes: ctx
@@ -129,6 +147,7 @@ impl Executor {
         }
         let mut ex = Executor {
             graph,
+            fused,
             plan,
             tensors,
             program: Program::default(),

@@ -279,7 +279,7 @@ impl Backward<'_> {
 pub fn check_kernel_ops(g: &Graph) -> Result<()> {
     let cons = g.consumers();
     for (i, n) in g.nodes().iter().enumerate() {
-        if let Op::BatchNorm(a) = &n.op {
+        if let Op::BatchNorm(a) | Op::BatchNormRelu(a) = &n.op {
             if !a.training && n.outputs[1..].iter().any(|v| !cons[v.0].is_empty()) {
                 return Err(Error::unsupported(
                     n.op.name(),

@@ -401,6 +401,56 @@ impl Graph {
         Ok(out_ids)
     }
 
+    /// Replace the op and inputs of node `n` in place (`graph::fuse`): the
+    /// new op must pass its shape rule on the new inputs and give the node's
+    /// existing outputs exactly (count, shapes, dtypes), so every value keeps
+    /// its id. Inputs must be written before `n` (creation order stays a
+    /// topological order).
+    pub(crate) fn rewrite_node(&mut self, n: NodeId, op: Op, inputs: &[ValueId]) -> Result<()> {
+        let node = &self.nodes[n.0];
+        let late = inputs
+            .iter()
+            .find(|v| v.0 >= self.values.len() || self.producer(**v).is_some_and(|p| p >= n));
+        if let Some(bad) = late {
+            return Err(Error::shape(
+                op.name(),
+                format!(
+                    "rewrite of node {n} '{}': input {bad} is not written before it",
+                    node.name
+                ),
+            ));
+        }
+        let types: Vec<TypeOf> = inputs
+            .iter()
+            .map(|v| (self.values[v.0].shape, self.values[v.0].dtype))
+            .collect();
+        let outs = op.infer(&types).map_err(|msg| {
+            Error::shape(
+                op.name(),
+                format!("rewrite of node {n} '{}': {msg}", node.name),
+            )
+        })?;
+        let same = outs.len() == node.outputs.len()
+            && outs
+                .iter()
+                .zip(&node.outputs)
+                .all(|(t, v)| t.0 == self.values[v.0].shape && t.1 == self.values[v.0].dtype);
+        if !same {
+            return Err(Error::shape(
+                op.name(),
+                format!(
+                    "rewrite of node {n} '{}' ({}): the outputs would change",
+                    node.name,
+                    node.op.name()
+                ),
+            ));
+        }
+        let node = &mut self.nodes[n.0];
+        node.op = op;
+        node.inputs = inputs.to_vec();
+        Ok(())
+    }
+
     /// Add a node with exactly one output and return it.
     pub fn add1(&mut self, op: Op, inputs: &[ValueId]) -> Result<ValueId> {
         let name = op.name();

@@ -166,6 +166,7 @@ impl Predictor {
             &ExecOptions {
                 seed: 0,
                 keep: vec![net.logits],
+                ..Default::default()
             },
         )?;
         Ok(Predictor {

@@ -55,7 +55,7 @@ pub fn param_counts(g: &Graph) -> ParamCounts {
     for n in g.nodes() {
         if matches!(
             n.op,
-            Op::BatchNorm(_) | Op::InstanceNorm(_) | Op::GroupNorm(_)
+            Op::BatchNorm(_) | Op::BatchNormRelu(_) | Op::InstanceNorm(_) | Op::GroupNorm(_)
         ) {
             affine[n.inputs[1].0] = true;
             affine[n.inputs[2].0] = true;

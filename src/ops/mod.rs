@@ -16,6 +16,7 @@ pub mod fastdiv;
 pub mod group_norm;
 pub mod loss;
 pub mod norm;
+pub mod norm_relu;
 pub mod optim;
 pub mod pool;
 pub mod reduce;

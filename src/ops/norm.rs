@@ -38,18 +38,18 @@ pub const NORM_EPS: f32 = 1e-5;
 pub const BN_MOMENTUM: f32 = 0.1;
 
 const UPDATE_RUNNING: u32 = 1;
-const VAR_INPUT: u32 = 2;
-const CONST_STATS: u32 = 4;
+pub(super) const VAR_INPUT: u32 = 2;
+pub(super) const CONST_STATS: u32 = 4;
 
 /// Uniform block of the three norm kernels (see `kernels/norm_stats.wgsl`).
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
-struct NormParams {
+pub(super) struct NormParams {
     s: u32,
     c: u32,
     planes: u32,
     chunk: u32,
-    cpp: u32,
+    pub(super) cpp: u32,
     sets: u32,
     pps: u32,
     flags: u32,
@@ -61,17 +61,19 @@ struct NormParams {
     momentum: f32,
     unbias: f32,
     inv_m: f32,
-    sums_off: u32,
-    pad: [u32; 3],
+    pub(super) sums_off: u32,
+    /// Offset of the copy of gamma in the backward's part buffer (`norm_grad.wgsl`).
+    pub(super) gamma_off: u32,
+    pad: [u32; 2],
 }
 
 /// How planes group into sets.
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Layout {
     s: usize,
-    c: usize,
-    planes: usize,
-    sets: usize,
+    pub(super) c: usize,
+    pub(super) planes: usize,
+    pub(super) sets: usize,
     pps: usize,
     set_a: usize,
     set_b: usize,
@@ -81,7 +83,7 @@ pub(super) struct Layout {
 }
 
 impl Layout {
-    fn batch(x: &Shape) -> Self {
+    pub(super) fn batch(x: &Shape) -> Self {
         let c = x.c();
         Layout {
             s: x.spatial_numel(),
@@ -117,7 +119,7 @@ impl Layout {
     /// adapters get long chunks (few workgroups, few barriers); GPUs shorter
     /// ones (many workgroups in flight). Reductions grow the chunk so a set
     /// has at most ~1024 partials.
-    fn chunk(&self, class: AdapterClass, reduce: bool) -> usize {
+    pub(super) fn chunk(&self, class: AdapterClass, reduce: bool) -> usize {
         let base = match (class, reduce) {
             (AdapterClass::Cpu, _) => 8192,
             (AdapterClass::Gpu, true) => 2048,
@@ -132,7 +134,7 @@ impl Layout {
         chunk.min(self.s.max(1))
     }
 
-    fn params(&self, chunk: usize, flags: u32, eps: f32) -> NormParams {
+    pub(super) fn params(&self, chunk: usize, flags: u32, eps: f32) -> NormParams {
         NormParams {
             s: self.s as u32,
             c: self.c as u32,
@@ -155,7 +157,8 @@ impl Layout {
             },
             inv_m: (1.0 / self.m as f64) as f32,
             sums_off: 0,
-            pad: [0; 3],
+            gamma_off: 0,
+            pad: [0; 2],
         }
     }
 }
@@ -212,7 +215,7 @@ pub(super) fn check_eps(op: &'static str, eps: f32) -> Result<()> {
     checked(op, crate::graph::ops::norm::check_eps(eps))
 }
 
-fn bn_name(x: &Shape) -> &'static str {
+pub(super) fn bn_name(x: &Shape) -> &'static str {
     if x.is_3d() {
         "batch_norm3d"
     } else {
@@ -289,17 +292,8 @@ pub(super) fn dispatch_normalize(
     var_input: bool,
     y: &Tensor,
 ) -> Result<()> {
-    let chunk = lay.chunk(rec.ctx.class, false);
-    let p = lay.params(chunk, if var_input { VAR_INPUT } else { 0 }, eps);
-    let g = rec.grid(lay.planes as u64 * p.cpp as u64)?;
-    rec.dispatch(
-        "norm_apply",
-        "normalize",
-        &[],
-        &p,
-        &[x, x, mean, invstd, gamma, beta, y],
-        g,
-    )
+    let stats = (mean, invstd, var_input);
+    super::norm_relu::dispatch_normalize_relu(rec, lay, x, stats, gamma, beta, eps, false, y)
 }
 
 /// Backward; `eval` = batch norm with the running statistics (constants; `invstd` holds variances).
@@ -318,42 +312,9 @@ pub(super) fn dispatch_backward(
     dgamma: &Tensor,
     dbeta: &Tensor,
 ) -> Result<()> {
-    let chunk = lay.chunk(rec.ctx.class, true);
-    let flags = if eval { VAR_INPUT | CONST_STATS } else { 0 };
-    let mut p = lay.params(chunk, flags, eps);
-    let nparts = lay.planes * p.cpp as usize;
-    p.sums_off = (2 * nparts) as u32;
-    let part = scratch(rec, 2 * nparts + 2 * lay.sets)?;
-    let grid = rec.grid(nparts as u64)?;
-    rec.dispatch(
-        "norm_grad",
-        "partials",
-        &[],
-        &p,
-        &[x, g, mean, invstd, gamma, &part, dgamma, dbeta],
-        grid,
-    )?;
-    let grid = rec.grid((lay.sets + lay.c) as u64)?;
-    rec.dispatch(
-        "norm_grad",
-        "combine",
-        &[],
-        &p,
-        &[x, g, mean, invstd, gamma, &part, dgamma, dbeta],
-        grid,
-    )?;
-    let chunk = lay.chunk(rec.ctx.class, false);
-    let mut pa = lay.params(chunk, flags, eps);
-    pa.sums_off = p.sums_off;
-    let grid = rec.grid(lay.planes as u64 * pa.cpp as u64)?;
-    rec.dispatch(
-        "norm_apply",
-        "grad_input",
-        &[],
-        &pa,
-        &[x, g, mean, invstd, gamma, &part, dx],
-        grid,
-    )
+    let grads = (dx, dgamma, dbeta);
+    let stats = (mean, invstd);
+    super::norm_relu::dispatch_backward_masked(rec, lay, x, g, None, gamma, stats, eps, eval, grads)
 }
 
 // ------------------------------------------------------------------ batch norm
@@ -376,6 +337,36 @@ pub fn batch_norm_train_into(
     save_mean: &Tensor,
     save_invstd: &Tensor,
 ) -> Result<()> {
+    let running = (running_mean, running_var, momentum);
+    let saved = (save_mean, save_invstd);
+    let lay = check_train(x, gamma, beta, running, eps, y, saved)?;
+    dispatch_stats(rec, &lay, x, eps, Some(running), save_mean, save_invstd)?;
+    dispatch_normalize(
+        rec,
+        &lay,
+        x,
+        save_mean,
+        save_invstd,
+        gamma,
+        beta,
+        eps,
+        false,
+        y,
+    )
+}
+
+/// The checks of [`batch_norm_train_into`] (`running`: mean, variance,
+/// momentum; `saved`: mean, invstd); its layout.
+pub(super) fn check_train(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: (&Tensor, &Tensor, f32),
+    eps: f32,
+    y: &Tensor,
+    saved: (&Tensor, &Tensor),
+) -> Result<Layout> {
+    let ((running_mean, running_var, momentum), (save_mean, save_invstd)) = (running, saved);
     let op = bn_name(&x.shape);
     let act = check_common(
         op,
@@ -400,28 +391,7 @@ pub fn batch_norm_train_into(
         ("output", y),
         &[("input", x), ("gamma", gamma), ("beta", beta)],
     )?;
-    let lay = Layout::batch(&x.shape);
-    dispatch_stats(
-        rec,
-        &lay,
-        x,
-        eps,
-        Some((running_mean, running_var, momentum)),
-        save_mean,
-        save_invstd,
-    )?;
-    dispatch_normalize(
-        rec,
-        &lay,
-        x,
-        save_mean,
-        save_invstd,
-        gamma,
-        beta,
-        eps,
-        false,
-        y,
-    )
+    Ok(Layout::batch(&x.shape))
 }
 
 /// A forward's outputs: `y` and the saved statistics for the backward.
@@ -500,6 +470,31 @@ pub fn batch_norm_eval_into(
     eps: f32,
     y: &Tensor,
 ) -> Result<()> {
+    check_eval(x, gamma, beta, (running_mean, running_var), eps, y)?;
+    dispatch_normalize(
+        rec,
+        &Layout::batch(&x.shape),
+        x,
+        running_mean,
+        running_var,
+        gamma,
+        beta,
+        eps,
+        true,
+        y,
+    )
+}
+
+/// The checks of [`batch_norm_eval_into`] (`running`: mean, variance).
+pub(super) fn check_eval(
+    x: &Tensor,
+    gamma: &Tensor,
+    beta: &Tensor,
+    running: (&Tensor, &Tensor),
+    eps: f32,
+    y: &Tensor,
+) -> Result<()> {
+    let (running_mean, running_var) = running;
     let op = bn_name(&x.shape);
     let act = check_common(
         op,
@@ -524,18 +519,6 @@ pub fn batch_norm_eval_into(
             ("running_mean", running_mean),
             ("running_var", running_var),
         ],
-    )?;
-    dispatch_normalize(
-        rec,
-        &Layout::batch(&x.shape),
-        x,
-        running_mean,
-        running_var,
-        gamma,
-        beta,
-        eps,
-        true,
-        y,
     )
 }
 

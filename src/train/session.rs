@@ -71,6 +71,7 @@ impl Session {
             &ExecOptions {
                 seed: spec.seed,
                 keep,
+                ..Default::default()
             },
         )?;
         Ok(Session {

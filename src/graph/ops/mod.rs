@@ -71,6 +71,9 @@ pub enum Op {
     BatchNormGrad(BatchNormAttrs),
     InstanceNormGrad(NormAttrs),
     GroupNormGrad(GroupNormAttrs),
+    // norm, fused with a ReLU (made by `graph::fuse`, never by autodiff alone)
+    BatchNormRelu(BatchNormAttrs),
+    BatchNormReluGrad(BatchNormAttrs),
     // activation
     Relu,
     LeakyRelu(LeakyReluAttrs),
@@ -88,6 +91,7 @@ pub enum Op {
     Add,
     Scale(ScaleAttrs),
     Zeros(ZerosAttrs),
+    Identity,
     CenterCropGrad(CropGradAttrs),
     PadGrad(PadAttrs),
     // upsample
@@ -131,6 +135,8 @@ impl Op {
             BatchNormGrad(_) => norm::BATCH_NORM_GRAD,
             InstanceNormGrad(_) => norm::INSTANCE_NORM_GRAD,
             GroupNormGrad(_) => norm::GROUP_NORM_GRAD,
+            BatchNormRelu(a) => norm::batch_norm_relu(a),
+            BatchNormReluGrad(_) => norm::BATCH_NORM_RELU_GRAD,
             Relu => activation::RELU,
             LeakyRelu(_) => activation::LEAKY_RELU,
             Sigmoid => activation::SIGMOID,
@@ -146,6 +152,7 @@ impl Op {
             Add => tensor::ADD,
             Scale(_) => tensor::SCALE,
             Zeros(_) => tensor::ZEROS,
+            Identity => tensor::IDENTITY,
             CenterCropGrad(_) => tensor::CENTER_CROP_GRAD,
             PadGrad(_) => tensor::PAD_GRAD,
             Upsample(_) => upsample::UPSAMPLE,
@@ -187,6 +194,11 @@ impl Op {
     /// and has the shape of that input.
     pub fn in_place_inputs(&self) -> &'static [usize] {
         self.spec().in_place
+    }
+
+    /// Is output 0 input 0 itself (same buffer, no kernel; see [`OpSpec::alias`])?
+    pub fn is_alias(&self) -> bool {
+        self.spec().alias
     }
 
     /// Is this one of the gradient or update ops autodiff emits?
@@ -408,6 +420,10 @@ pub struct OpSpec {
     pub mutates: &'static [usize],
     /// Inputs whose buffer output 0 may take over (see [`Op::in_place_inputs`]).
     pub in_place: &'static [usize],
+    /// Output 0 is input 0 itself: the planner gives both one buffer and the
+    /// op records no kernel (`Identity`, which `graph::fuse` leaves where a
+    /// fused op already wrote the value).
+    pub alias: bool,
     /// The family's shape rule.
     pub shapes: ShapeRule,
     /// The family's gradient rule; `None` for ops that are not differentiated
@@ -432,6 +448,7 @@ impl OpSpec {
             outputs: Slots::List(outputs),
             mutates: &[],
             in_place: &[],
+            alias: false,
             shapes,
             grads,
         }
@@ -450,6 +467,10 @@ impl OpSpec {
     }
     pub const fn in_place(mut self, inputs: &'static [usize]) -> Self {
         self.in_place = inputs;
+        self
+    }
+    pub const fn aliasing(mut self) -> Self {
+        self.alias = true;
         self
     }
 }

@@ -17,6 +17,13 @@
 //!   -> (dx, dgamma[C], dbeta[C])`, training mode only.
 //! - `InstanceNormGrad(NormAttrs)`, `GroupNormGrad(GroupNormAttrs)`: as
 //!   BatchNormGrad with per-(n, c) / per-(n, group) statistics.
+//!
+//! Fused with a ReLU (written by `graph::fuse`, see there)
+//! - `BatchNormRelu(BatchNormAttrs)`: as `BatchNorm`, with `y = relu(bn(x))`.
+//! - `BatchNormReluGrad(BatchNormAttrs)`: `(dy, x, gamma, save_mean,
+//!   save_invstd, y) -> (dx, dgamma, dbeta)`: `BatchNormGrad` of the masked
+//!   gradient `dy * (y > 0)` (`y` the fused forward's output), without
+//!   writing the masked gradient.
 
 use super::{foreign, Check, Op, OpSpec, Pass, Slot};
 use crate::error::Result;
@@ -69,6 +76,7 @@ const DY: Slot = Slot::act("gradient");
 const DX: Slot = Slot::act("input gradient");
 const DGAMMA: Slot = Slot::f32("gamma gradient");
 const DBETA: Slot = Slot::f32("beta gradient");
+const Y_MASK: Slot = Slot::act("output");
 
 const fn forward(name: &'static str, inputs: &'static [Slot]) -> OpSpec {
     OpSpec::new(
@@ -101,6 +109,26 @@ pub(super) fn batch_norm(a: &BatchNormAttrs) -> OpSpec {
         spec
     }
 }
+/// As [`batch_norm`], the output through a ReLU.
+pub(super) fn batch_norm_relu(a: &BatchNormAttrs) -> OpSpec {
+    let spec = forward(
+        "BatchNormRelu",
+        &[X, GAMMA, BETA, RUNNING_MEAN, RUNNING_VAR],
+    );
+    if a.training {
+        spec.mutating(&[3, 4])
+    } else {
+        spec
+    }
+}
+pub(super) const BATCH_NORM_RELU_GRAD: OpSpec = OpSpec::new(
+    "BatchNormReluGrad",
+    Pass::Backward,
+    &[DY, X, GAMMA, MEAN, INVSTD, Y_MASK],
+    &[DX, DGAMMA, DBETA],
+    shapes,
+    None,
+);
 pub(super) const INSTANCE_NORM: OpSpec = forward("InstanceNorm", &[X, GAMMA, BETA]);
 pub(super) const GROUP_NORM: OpSpec = forward("GroupNorm", &[X, GAMMA, BETA]);
 pub(super) const BATCH_NORM_GRAD: OpSpec = backward("BatchNormGrad");
@@ -110,7 +138,7 @@ pub(super) const GROUP_NORM_GRAD: OpSpec = backward("GroupNormGrad");
 /// The shape rule of the family.
 fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
     match op {
-        Op::BatchNorm(a) => {
+        Op::BatchNorm(a) | Op::BatchNormRelu(a) => {
             let x = &ins[0];
             check_input(x, ins)?;
             shape::check_vector("running_mean", &ins[3], x.c(), x)?;
@@ -136,9 +164,12 @@ fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
             shape::check_groups(x, a.groups)?;
             Ok(outputs(x, group_norm_stats_shape(x, a.groups)))
         }
-        Op::BatchNormGrad(a) => {
+        Op::BatchNormGrad(a) | Op::BatchNormReluGrad(a) => {
             if !a.training {
                 return Err("backward through eval-mode batch norm is not supported".into());
+            }
+            if let Some(y) = ins.get(5) {
+                shape::check_same("output", y, "input", &ins[1])?;
             }
             grad_shapes(ins, Shape::vector(ins[1].c()))
         }
@@ -181,11 +212,15 @@ fn grads(b: &mut Backward) -> Result<()> {
     let n = b.node;
     let op = match &n.op {
         Op::BatchNorm(a) => Op::BatchNormGrad(*a),
+        Op::BatchNormRelu(a) => Op::BatchNormReluGrad(*a),
         Op::InstanceNorm(a) => Op::InstanceNormGrad(*a),
         Op::GroupNorm(a) => Op::GroupNormGrad(*a),
         _ => return Err(b.error(&foreign("norm", &n.op))),
     };
-    let ins = [b.dy()?, b.input(0), b.input(1), b.output(1), b.output(2)];
+    let mut ins = vec![b.dy()?, b.input(0), b.input(1), b.output(1), b.output(2)];
+    if matches!(op, Op::BatchNormReluGrad(_)) {
+        ins.push(b.output(0));
+    }
     let d = b.emit("d", op, &ins)?;
     for (i, v) in d.into_iter().enumerate() {
         b.give(i, v);

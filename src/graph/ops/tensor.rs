@@ -8,6 +8,9 @@
 //! - `Add`: `(a, b) -> a + b` (same shape, any rank). `Scale(ScaleAttrs)`: `x -> alpha x`.
 //! - `Zeros(ZerosAttrs)`: `() -> 0` of the given shape and activation dtype
 //!   (fills a gradient that has no contribution).
+//! - `Identity`: `x -> x`, an alias ([`OpSpec::alias`]): same buffer, no
+//!   kernel. `graph::fuse` leaves it where a fused op took over the work of
+//!   the op it replaces, so every value keeps its id.
 //!
 //! Backward (emitted by autodiff)
 //! - `CenterCropGrad(CropGradAttrs)`: `dy -> dx` of spatial `input`, zero outside the crop.
@@ -93,6 +96,7 @@ pub(super) const PAD: OpSpec = forward("Pad", &[X], &[Y]);
 pub(super) const ADD: OpSpec = forward("Add", &[A, B], &[Y_ANY]).in_place(&[0, 1]);
 pub(super) const SCALE: OpSpec = forward("Scale", &[X_ANY], &[Y_ANY]).in_place(&[0]);
 pub(super) const ZEROS: OpSpec = forward("Zeros", &[], &[Y_ANY]);
+pub(super) const IDENTITY: OpSpec = forward("Identity", &[X_ANY], &[Y_ANY]).aliasing();
 pub(super) const CENTER_CROP_GRAD: OpSpec =
     OpSpec::new("CenterCropGrad", Pass::Backward, &[DY], &[DX], shapes, None);
 pub(super) const PAD_GRAD: OpSpec =
@@ -109,7 +113,7 @@ fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
             shape::check_same("a", &ins[0], "b", &ins[1])?;
             ins[0]
         }
-        Op::Scale(_) => ins[0],
+        Op::Scale(_) | Op::Identity => ins[0],
         Op::Zeros(a) => {
             if !is_activation_dtype(a.dtype) {
                 return Err(format!(
@@ -170,6 +174,12 @@ fn grads(b: &mut Backward) -> Result<()> {
                 .ok_or_else(|| Error::shape(n.op.name(), "no gradient"))?;
             b.give_grad(0, gr);
             b.give_grad(1, gr);
+        }
+        Op::Identity => {
+            let gr = b
+                .grad_of(0)
+                .ok_or_else(|| Error::shape(n.op.name(), "no gradient"))?;
+            b.give_grad(0, gr);
         }
         Op::Scale(a) => match b.grad_of(0) {
             Some(Grad::Const(c)) => b.give_grad(0, Grad::Const(c * a.alpha)),
