@@ -154,5 +154,6 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     });
     let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
     p.progress = true;
-    evaluate(ctx, &mut p, &ds, meta.objects_class as i32)
+    eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
+    evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true)
 }

@@ -22,6 +22,7 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod isbi_metrics;
 pub mod io;
 pub mod labels;
 pub mod metrics;
