@@ -570,6 +570,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
         objects_class: 1,
         tile: "256".into(),
         blend: "none".into(),
+        instances: false,
     }
     .store(&mut ck)
     .unwrap();

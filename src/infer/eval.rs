@@ -14,9 +14,15 @@
 //!   (1 - max V_Rand) with `isbi_v_rand_split` / `_merge` at that threshold,
 //!   `isbi_v_info` (max V_Info) with its split / merge terms, and the
 //!   thresholds that gave them (`isbi_threshold_pixel`, `_rand`, `_info`).
+//! * `instance_*` (instance checkpoints): seeded-watershed objects against
+//!   the data's ids (see [`crate::data::instance_metrics`]): `instance_ap50`,
+//!   `instance_mean_ap` (DSB 2018: mean over IoU 0.5:0.05:0.95), per image
+//!   averaged; object counts, matches at IoU 0.5, splits and merges, summed.
 
 use super::predict::Predictor;
 use crate::data::dataset::Dataset;
+use crate::data::instance_metrics::{instance_scores, mean_scores, InstanceScores};
+use crate::data::instances::{watershed_instances, WatershedOptions};
 use crate::data::isbi_metrics::{challenge_thresholds, ChallengeAccumulator, ChallengeScores};
 use crate::data::metrics::{dice_iou, isbi_rand_error};
 use crate::data::weightmap::instances_of_class;
@@ -37,6 +43,8 @@ pub struct Metrics {
     /// The ISBI 2012 challenge's scores; `None` when not asked for, for 3D
     /// data, or when no image has objects.
     pub challenge: Option<ChallengeScores>,
+    /// Instance scores (mean over images) when asked for and the data has ids.
+    pub instances: Option<InstanceScores>,
 }
 
 impl Metrics {
@@ -62,6 +70,9 @@ impl Metrics {
         }
         if let Some(c) = &self.challenge {
             v.extend(challenge_lines(c));
+        }
+        if let Some(i) = &self.instances {
+            v.extend(instance_lines(i));
         }
         v
     }
@@ -106,6 +117,15 @@ impl Metrics {
                 s += &format!("{n}: {v:.6}\n");
             }
         }
+        if let Some(i) = &self.instances {
+            for (n, v) in instance_lines(i) {
+                if n.ends_with("ap50") || n.ends_with("mean_ap") {
+                    s += &format!("{n}: {v:.6}\n");
+                } else {
+                    s += &format!("{n}: {v}\n");
+                }
+            }
+        }
         s
     }
 }
@@ -123,6 +143,22 @@ fn challenge_lines(c: &ChallengeScores) -> Vec<(String, f64)> {
         ("isbi_threshold_pixel", c.pixel_threshold as f64),
         ("isbi_threshold_rand", c.rand_threshold as f64),
         ("isbi_threshold_info", c.info_threshold as f64),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect()
+}
+
+/// Instance scores as `(name, value)`, names prefixed `instance_`.
+fn instance_lines(i: &InstanceScores) -> Vec<(String, f64)> {
+    [
+        ("instance_ap50", i.ap50),
+        ("instance_mean_ap", i.mean_ap),
+        ("instance_true_objects", i.true_objects as f64),
+        ("instance_pred_objects", i.pred_objects as f64),
+        ("instance_matched50", i.tp50 as f64),
+        ("instance_splits", i.splits as f64),
+        ("instance_merges", i.merges as f64),
     ]
     .into_iter()
     .map(|(n, v)| (n.to_string(), v))
@@ -172,7 +208,9 @@ pub fn evaluate(
     data: &Dataset,
     objects_class: i32,
     challenge: bool,
+    instances: bool,
 ) -> Result<Metrics> {
+    let mut inst = Vec::new();
     let k = p.config.classes.max(data.n_classes);
     let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
     let (mut wrong, mut total) = (0u64, 0u64);
@@ -190,6 +228,10 @@ pub fn evaluate(
         }
         let probs = p.predict(ctx, &s.image)?;
         let pred = probs.argmax();
+        if let (true, Some(ids)) = (instances, &s.instances) {
+            let got = watershed_instances(&probs, &WatershedOptions::default())?;
+            inst.push(instance_scores(&got, ids)?);
+        }
         wrong += pred
             .data
             .iter()
@@ -204,7 +246,7 @@ pub fn evaluate(
         }
         if s.image.is_2d() && s.labels.data.contains(&objects_class) {
             rand.push(isbi_rand_error(&pred, &s.labels, objects_class)?.error);
-            if challenge && (objects_class as usize) < probs.channels {
+            if challenge && !instances && (objects_class as usize) < probs.channels {
                 isbi.add(
                     &probs.channel(objects_class as usize)?,
                     &s.labels,
@@ -229,5 +271,6 @@ pub fn evaluate(
         iou,
         images: data.samples.len(),
         challenge: isbi.finish(),
+        instances: mean_scores(&inst),
     })
 }
