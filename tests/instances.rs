@@ -286,3 +286,36 @@ fn instances_3d_npy_ids_beside_a_mask() {
     assert_eq!(metric(&so, "instance_true_objects"), 3.0, "{so}");
     assert!((0.0..=1.0).contains(&metric(&so, "instance_ap50")), "{so}");
 }
+
+#[test]
+fn shared_3d_nuclei_load_as_instances() {
+    use wunet::data::dataset::{Dataset, DatasetOptions};
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mouse_embryo_nuclei3d");
+    if !dir.join("stage08_instances.npy").exists() {
+        eprintln!("skip: {} has no stage08_instances.npy", dir.display());
+        return;
+    }
+    let opts = DatasetOptions {
+        instances: true,
+        ..Default::default()
+    };
+    let ds = Dataset::load(&dir, &opts).unwrap();
+    assert_eq!((ds.samples.len(), ds.n_classes), (1, 3));
+    let s = &ds.samples[0];
+    let ids = s.instances.as_ref().unwrap();
+    assert_eq!(ids.dims, [51, 120, 122]);
+    // the ids file, not the 0/1 mask: 8 nuclei
+    assert_eq!(ids.data.iter().copied().max(), Some(8));
+    let count = |c: i32| s.labels.data.iter().filter(|&&v| v == c).count();
+    let objects = ids.data.iter().filter(|&&v| v > 0).count();
+    assert_eq!(count(1) + count(2), objects);
+    assert!(count(1) > 0 && count(2) > 0);
+    // the validation part (last 40 % along y, as configs/embryo3d_lavapipe.toml)
+    let (_, val) = ds.split_spatial(0.4, 1).unwrap();
+    let v = val.samples[0].instances.as_ref().unwrap();
+    let mut seen: Vec<i32> = v.data.iter().copied().filter(|&x| x > 0).collect();
+    seen.sort();
+    seen.dedup();
+    eprintln!("held-out part {:?}: ids {seen:?}", v.dims);
+    assert!(!seen.is_empty());
+}
