@@ -319,3 +319,27 @@ fn shared_3d_nuclei_load_as_instances() {
     eprintln!("held-out part {:?}: ids {seen:?}", v.dims);
     assert!(!seen.is_empty());
 }
+
+#[test]
+fn instance_outputs_refuse_what_they_cannot_hold() {
+    use wunet::infer::output::write_instances;
+    let dir = tmp("outputs");
+    let mut ids = Array3::filled([1, 2, 2], 0i32);
+    ids.data[3] = 70000;
+    let e = write_instances(&dir.join("many.png"), &ids)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("many.png") && e.contains("70000 objects") && e.contains("65535"),
+        "{e}"
+    );
+    // a u32 .npy holds them
+    write_instances(&dir.join("many.npy"), &ids).unwrap();
+    let f = npyz::NpyFile::new(std::fs::File::open(dir.join("many.npy")).unwrap()).unwrap();
+    assert_eq!(f.into_vec::<u32>().unwrap(), vec![0, 0, 0, 70000]);
+    let vol = Array3::filled([2, 2, 2], 1i32);
+    let e = write_instances(&dir.join("vol.png"), &vol)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("vol.png") && e.contains("volume"), "{e}");
+}
