@@ -231,6 +231,8 @@ fn metrics_undefined_on_an_image_without_foreground_are_marked() {
         iou: vec![Some(1.0), None],
         mean_dice: None,
         images: 1,
+        challenge: None,
+        instances: None,
     };
     let t = m.to_text();
     assert!(t.contains("pixel_error: 0.000000"), "{t}");

@@ -570,6 +570,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
         objects_class: 1,
         tile: "256".into(),
         blend: "none".into(),
+        instances: false,
     }
     .store(&mut ck)
     .unwrap();
@@ -653,8 +654,23 @@ fn eval_prints_one_metric_per_line_and_predict_writes_outputs() {
             "dice_1",
             "iou_0",
             "iou_1",
-            "mean_dice"
+            "mean_dice",
+            "isbi_pixel_error",
+            "isbi_rand_error",
+            "isbi_v_rand_split",
+            "isbi_v_rand_merge",
+            "isbi_v_info",
+            "isbi_v_info_split",
+            "isbi_v_info_merge",
+            "isbi_threshold_pixel",
+            "isbi_threshold_rand",
+            "isbi_threshold_info"
         ]
+    );
+    // both kinds are labelled on stderr
+    assert!(
+        stderr.contains("isbi_*: the ISBI 2012 challenge"),
+        "{stderr}"
     );
     // predict: labels in the data's values (0/255), probabilities, TTA
     let out = dir.join("pred.png");

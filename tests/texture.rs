@@ -55,6 +55,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         objects_class: 1,
         tile: tile.into(),
         blend: "gaussian".into(),
+        instances: false,
     };
     (exec.export(c).unwrap(), meta)
 }

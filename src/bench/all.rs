@@ -420,6 +420,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
         objects_class: 1,
         tile: "64x64".into(),
         blend: "gaussian".into(),
+        instances: false,
     };
     let opts = crate::infer::PredictOptions::default();
     let path = std::path::Path::new("(bench model)");

@@ -29,6 +29,12 @@ pub struct EvalArgs {
     /// values; e.g. "255,0" for ISBI 2012 with a model whose class 1 is membrane).
     #[arg(long, allow_hyphen_values = true)]
     pub class_values: Option<String>,
+    /// Instance segmentation: also score the watershed's objects against
+    /// the data's instance ids (AP at IoU 0.5, mean AP over 0.5:0.05:0.95,
+    /// counts, splits, merges). The default for a checkpoint trained with
+    /// --instances; an error for any other.
+    #[arg(long)]
+    pub instances: bool,
     #[command(flatten)]
     pub infer: InferFlags,
 }
@@ -119,6 +125,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
                     image: s.image.section(z)?,
                     labels: s.labels.section(z)?,
                     weights: None,
+                    instances: s.instances.as_ref().map(|v| v.section(z)).transpose()?,
                 });
             }
         }
@@ -154,5 +161,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     });
     let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
     p.progress = true;
-    evaluate(ctx, &mut p, &ds, meta.objects_class as i32)
+    eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
+    let instances = crate::cli::predict::instances_wanted(a.instances, &meta, &a.checkpoint)?;
+    evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true, instances)
 }

@@ -3,11 +3,12 @@
 
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
+use crate::data::instances::{watershed_instances, WatershedOptions};
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
-use crate::infer::output::{write_labels, write_overlay, write_probabilities};
+use crate::infer::output::{write_instances, write_labels, write_overlay, write_probabilities};
 use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
 use crate::model_io::{parse_dims, Checkpoint, InferMeta};
 use clap::Args;
@@ -24,9 +25,15 @@ pub struct PredictArgs {
     #[arg(long, required_unless_present = "status")]
     pub input: Option<PathBuf>,
     /// Label output (.png, .tif/.tiff, .npy, or .zarr for a Zarr input), in the
-    /// training data's label values.
+    /// training data's label values; with instances, the object ids (0 =
+    /// background, 1..N): a 16-bit PNG or a u32 .npy.
     #[arg(long, required_unless_present = "status")]
     pub output: Option<PathBuf>,
+    /// Instance segmentation: write object ids (seeded watershed of the
+    /// background / interior / boundary classes). The default for a
+    /// checkpoint trained with --instances; an error for any other.
+    #[arg(long)]
+    pub instances: bool,
     /// Also write the segmentation over the input as an RGB PNG (3D: the section
     /// with the most foreground).
     #[arg(long)]
@@ -198,6 +205,26 @@ fn png_outputs_fit(a: &PredictArgs, input: &Path, dims: [usize; 3]) -> Result<()
     Ok(())
 }
 
+/// Whether to write instances: the checkpoint's `instances`, which the
+/// `--instances` flag may only confirm (a semantic checkpoint has no
+/// boundary class to separate objects with).
+pub fn instances_wanted(
+    flag: bool,
+    meta: &InferMeta,
+    checkpoint: &std::path::Path,
+) -> Result<bool> {
+    if flag && !meta.instances {
+        return Err(Error::file(
+            checkpoint,
+            format!(
+                "--instances: this checkpoint was trained without --instances ({} classes {:?}, no background / interior / boundary target); train with --instances on instance-id labels",
+                meta.model.classes, meta.class_values
+            ),
+        ));
+    }
+    Ok(meta.instances)
+}
+
 /// Run `wunet predict`; returns a short report.
 pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     if predict_zarr::is_blockwise(a) {
@@ -228,13 +255,20 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
     let secs = t.elapsed().as_secs_f64();
     let pred = probs.argmax();
-    write_labels(output, &pred, &meta.class_values)?;
     let mut s = format!(
         "{} {:?} (z, y, x) -> {} in {secs:.2} s\n",
         input.display(),
         image.dims,
         output.display()
     );
+    if instances_wanted(a.instances, &meta, required(&a.checkpoint, "--checkpoint")?)? {
+        let ids = watershed_instances(&probs, &WatershedOptions::default())?;
+        write_instances(output, &ids)?;
+        let n = ids.data.iter().copied().max().unwrap_or(0);
+        s += &format!("instances: {n} objects (ids 1..{n}, 0 = background)\n");
+    } else {
+        write_labels(output, &pred, &meta.class_values)?;
+    }
     if let (Some(o), Some(raw)) = (&a.overlay, &raw) {
         write_overlay(o, raw, &pred)?;
         s += &format!("overlay: {}\n", o.display());

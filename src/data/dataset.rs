@@ -61,6 +61,11 @@ pub struct DatasetOptions {
     pub classes: usize,
     /// Non-empty: the stored value of each class (a class map).
     pub class_values: Vec<i32>,
+    /// The label files hold instance ids (0 = background, 1..N objects):
+    /// they become the 3-class target of [`super::instances`] and are kept
+    /// in [`Sample::instances`]; the class keys above are not used. In a
+    /// folder, label files named `*instances*` / `*instance*` are preferred.
+    pub instances: bool,
 }
 
 impl DatasetOptions {
@@ -117,6 +122,8 @@ pub struct Sample {
     pub image: Volume,
     pub labels: LabelVolume,
     pub weights: Option<Volume>,
+    /// Instance ids (0 = background), when loaded with `instances`.
+    pub instances: Option<LabelVolume>,
 }
 
 /// Paths of one image/label pair.
@@ -138,6 +145,7 @@ pub struct Dataset {
 
 const LABEL_WORDS: [&str; 4] = ["labels", "label", "masks", "mask"];
 const IMAGE_WORDS: [&str; 6] = ["images", "image", "imgs", "img", "volume", "raw"];
+const INSTANCE_WORDS: [&str; 2] = ["instances", "instance"];
 const LABEL_DIRS: [&str; 5] = ["labels", "label", "masks", "mask", "gt"];
 const IMAGE_DIRS: [&str; 4] = ["images", "image", "imgs", "raw"];
 
@@ -197,12 +205,18 @@ fn insert_unique(map: &mut BTreeMap<String, PathBuf>, key: String, p: PathBuf) -
 /// file, returning only that file's pair). Sorted by name. Errors name an
 /// unpaired or ambiguous file.
 pub fn find_pairs(path: &Path) -> Result<Vec<PairPaths>> {
+    find_pairs_for(path, false)
+}
+
+/// [`find_pairs`]; with `instances`, a flat folder's `*instances*` files
+/// are the label files when there are any (beside `*mask*` files).
+pub fn find_pairs_for(path: &Path, instances: bool) -> Result<Vec<PairPaths>> {
     if path.is_file() {
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        let all = find_pairs(dir)?;
+        let all = find_pairs_for(dir, instances)?;
         let canon = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_path_buf());
         let want = canon(path);
         return match all
@@ -234,9 +248,23 @@ pub fn find_pairs(path: &Path) -> Result<Vec<PairPaths>> {
             insert_unique(&mut labels, pair_key(&s, &LABEL_WORDS).unwrap_or(s), p)?;
         }
     } else {
-        for p in listing(path)? {
+        let files = listing(path)?;
+        // instance ids: files named *instances* are the labels when present
+        let ids_named = instances
+            && files
+                .iter()
+                .any(|p| pair_key(&stem(p), &INSTANCE_WORDS).is_some());
+        for p in files {
             let s = stem(&p);
-            if let Some(k) = pair_key(&s, &LABEL_WORDS) {
+            if ids_named {
+                if let Some(k) = pair_key(&s, &INSTANCE_WORDS) {
+                    insert_unique(&mut labels, k, p)?;
+                } else if pair_key(&s, &LABEL_WORDS).is_none() {
+                    if let Some(k) = pair_key(&s, &IMAGE_WORDS) {
+                        insert_unique(&mut images, k, p)?;
+                    }
+                }
+            } else if let Some(k) = pair_key(&s, &LABEL_WORDS) {
                 insert_unique(&mut labels, k, p)?;
             } else if let Some(k) = pair_key(&s, &IMAGE_WORDS) {
                 insert_unique(&mut images, k, p)?;
@@ -401,7 +429,7 @@ fn histogram(labels: &[i32], into: &mut BTreeMap<i32, u64>) {
 impl Dataset {
     /// Load every pair under `path` (see the module docs).
     pub fn load(path: &Path, opts: &DatasetOptions) -> Result<Dataset> {
-        let pairs = find_pairs(path)?;
+        let pairs = find_pairs_for(path, opts.instances)?;
         let mut raw = Vec::with_capacity(pairs.len());
         for pp in &pairs {
             let image = read_image(&pp.image)?;
@@ -475,6 +503,9 @@ impl Dataset {
                 hist,
             });
         }
+        if opts.instances {
+            return Self::build_instances(raw, opts.normalize);
+        }
         let spec = LabelSpec {
             classes: opts.classes,
             class_values: opts.class_values.clone(),
@@ -491,6 +522,7 @@ impl Dataset {
                     image,
                     labels,
                     weights: None,
+                    instances: None,
                 }
             })
             .collect();
@@ -498,6 +530,35 @@ impl Dataset {
             samples,
             n_classes,
             labels: mapping,
+        })
+    }
+
+    /// Instance ids to the 3-class target (background / interior /
+    /// boundary), the ids kept beside it; errors name the label file.
+    fn build_instances(
+        raw: Vec<(String, Volume, LabelVolume, Option<PathBuf>)>,
+        mode: Normalize,
+    ) -> Result<Dataset> {
+        use super::instances::{check_instance_ids, instance_target, INSTANCE_CLASSES};
+        let mut samples = Vec::with_capacity(raw.len());
+        for (name, mut image, ids, path) in raw {
+            let what = path
+                .as_ref()
+                .map_or(name.clone(), |p| p.display().to_string());
+            check_instance_ids(&what, &ids)?;
+            normalize(&mut image, mode);
+            samples.push(Sample {
+                name,
+                image,
+                labels: instance_target(&ids),
+                weights: None,
+                instances: Some(ids),
+            });
+        }
+        Ok(Dataset {
+            samples,
+            n_classes: INSTANCE_CLASSES,
+            labels: LabelMapping::AsStored,
         })
     }
 
@@ -602,6 +663,7 @@ impl Dataset {
                     image: s.image.crop(o, sz)?,
                     labels: s.labels.crop(o, sz)?,
                     weights: s.weights.as_ref().map(|w| w.crop(o, sz)).transpose()?,
+                    instances: s.instances.as_ref().map(|w| w.crop(o, sz)).transpose()?,
                 })
             };
             tr.push(part(0, cut)?);
@@ -619,7 +681,11 @@ impl Dataset {
         opts: &WeightMapOptions,
     ) -> Result<()> {
         for s in &mut self.samples {
-            let inst = instances_of_class(&s.labels, object_class, false);
+            // the true objects when the data has ids, else the class's components
+            let inst = match &s.instances {
+                Some(ids) => ids.clone(),
+                None => instances_of_class(&s.labels, object_class, false),
+            };
             s.weights = Some(unet_weight_map(&s.labels, self.n_classes, &inst, opts)?);
         }
         Ok(())

@@ -438,6 +438,7 @@ fn fortran_to_c<T: Copy>(v: &[T], d: [usize; 3]) -> Vec<T> {
 pub trait NpyElement: npyz::AutoSerialize + Copy {}
 impl NpyElement for u8 {}
 impl NpyElement for u16 {}
+impl NpyElement for u32 {}
 impl NpyElement for i32 {}
 impl NpyElement for i64 {}
 impl NpyElement for f32 {}

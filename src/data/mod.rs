@@ -22,7 +22,10 @@
 
 pub mod augment;
 pub mod dataset;
+pub mod instance_metrics;
+pub mod instances;
 pub mod io;
+pub mod isbi_metrics;
 pub mod labels;
 pub mod metrics;
 pub mod sampler;

@@ -7,9 +7,23 @@
 //!   ISBI, where class 1 is membrane), per image, averaged; 2D data only.
 //! * `dice_<c>`, `iou_<c>`: per class from the pooled confusion counts;
 //!   `mean_dice`: their mean over the classes `1..` (foreground).
+//! * `isbi_*` (2D data, when asked for): the ISBI 2012 challenge's own
+//!   scores of the objects class's *probability*, each the best over the
+//!   thresholds 0.0, 0.1, ..., 1.0 (see [`crate::data::isbi_metrics`]):
+//!   `isbi_pixel_error` (1 - max pixel F-score), `isbi_rand_error`
+//!   (1 - max V_Rand) with `isbi_v_rand_split` / `_merge` at that threshold,
+//!   `isbi_v_info` (max V_Info) with its split / merge terms, and the
+//!   thresholds that gave them (`isbi_threshold_pixel`, `_rand`, `_info`).
+//! * `instance_*` (instance checkpoints): seeded-watershed objects against
+//!   the data's ids (see [`crate::data::instance_metrics`]): `instance_ap50`,
+//!   `instance_mean_ap` (DSB 2018: mean over IoU 0.5:0.05:0.95), per image
+//!   averaged; object counts, matches at IoU 0.5, splits and merges, summed.
 
 use super::predict::Predictor;
 use crate::data::dataset::Dataset;
+use crate::data::instance_metrics::{instance_scores, mean_scores, InstanceScores};
+use crate::data::instances::{watershed_instances, WatershedOptions};
+use crate::data::isbi_metrics::{challenge_thresholds, ChallengeAccumulator, ChallengeScores};
 use crate::data::metrics::{dice_iou, isbi_rand_error};
 use crate::data::weightmap::instances_of_class;
 use crate::data::LabelVolume;
@@ -26,6 +40,11 @@ pub struct Metrics {
     pub iou: Vec<Option<f64>>,
     pub mean_dice: Option<f64>,
     pub images: usize,
+    /// The ISBI 2012 challenge's scores; `None` when not asked for, for 3D
+    /// data, or when no image has objects.
+    pub challenge: Option<ChallengeScores>,
+    /// Instance scores (mean over images) when asked for and the data has ids.
+    pub instances: Option<InstanceScores>,
 }
 
 impl Metrics {
@@ -48,6 +67,12 @@ impl Metrics {
         }
         if let Some(m) = self.mean_dice {
             v.push(("mean_dice".into(), m));
+        }
+        if let Some(c) = &self.challenge {
+            v.extend(challenge_lines(c));
+        }
+        if let Some(i) = &self.instances {
+            v.extend(instance_lines(i));
         }
         v
     }
@@ -87,9 +112,61 @@ impl Metrics {
             Some(m) => s += &format!("mean_dice: {m:.6}\n"),
             None => s += &undefined("mean_dice", "no foreground class defined"),
         }
+        if let Some(c) = &self.challenge {
+            for (n, v) in challenge_lines(c) {
+                s += &format!("{n}: {v:.6}\n");
+            }
+        }
+        if let Some(i) = &self.instances {
+            for (n, v) in instance_lines(i) {
+                if n.ends_with("ap50") || n.ends_with("mean_ap") {
+                    s += &format!("{n}: {v:.6}\n");
+                } else {
+                    s += &format!("{n}: {v}\n");
+                }
+            }
+        }
         s
     }
 }
+
+/// The challenge's scores as `(name, value)`, names prefixed `isbi_`.
+fn challenge_lines(c: &ChallengeScores) -> Vec<(String, f64)> {
+    [
+        ("isbi_pixel_error", c.pixel_error),
+        ("isbi_rand_error", c.rand_error),
+        ("isbi_v_rand_split", c.v_rand.split),
+        ("isbi_v_rand_merge", c.v_rand.merge),
+        ("isbi_v_info", c.v_info.f_score),
+        ("isbi_v_info_split", c.v_info.split),
+        ("isbi_v_info_merge", c.v_info.merge),
+        ("isbi_threshold_pixel", c.pixel_threshold as f64),
+        ("isbi_threshold_rand", c.rand_threshold as f64),
+        ("isbi_threshold_info", c.info_threshold as f64),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect()
+}
+
+/// Instance scores as `(name, value)`, names prefixed `instance_`.
+fn instance_lines(i: &InstanceScores) -> Vec<(String, f64)> {
+    [
+        ("instance_ap50", i.ap50),
+        ("instance_mean_ap", i.mean_ap),
+        ("instance_true_objects", i.true_objects as f64),
+        ("instance_pred_objects", i.pred_objects as f64),
+        ("instance_matched50", i.tp50 as f64),
+        ("instance_splits", i.splits as f64),
+        ("instance_merges", i.merges as f64),
+    ]
+    .into_iter()
+    .map(|(n, v)| (n.to_string(), v))
+    .collect()
+}
+
+/// What the two kinds of printed metrics are (for a legend on stderr).
+pub const METRICS_LEGEND: &str = "eval: pixel_error, rand_error, dice_*, iou_*: of the argmax class map (this crate's; rand_error = foreground-restricted adapted Rand error of the objects' 4-connected components); isbi_*: the ISBI 2012 challenge's definitions on the objects class's probability, best of thresholds 0.0:0.1:1.0 (pixel error = 1 - max pixel F-score, Rand error = 1 - max V_Rand, V_Info; Arganda-Carreras et al. 2015, Fiji trainableSegmentation.metrics)";
 
 /// `true` if a lower value of `metric` is better.
 pub fn lower_is_better(metric: &str) -> bool {
@@ -130,11 +207,15 @@ pub fn evaluate(
     p: &mut Predictor,
     data: &Dataset,
     objects_class: i32,
+    challenge: bool,
+    instances: bool,
 ) -> Result<Metrics> {
+    let mut inst = Vec::new();
     let k = p.config.classes.max(data.n_classes);
     let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
     let (mut wrong, mut total) = (0u64, 0u64);
     let mut rand = Vec::new();
+    let mut isbi = ChallengeAccumulator::new(challenge_thresholds());
     for (i, s) in data.samples.iter().enumerate() {
         if p.progress {
             eprintln!(
@@ -145,7 +226,12 @@ pub fn evaluate(
                 s.image.dims
             );
         }
-        let pred = p.predict(ctx, &s.image)?.argmax();
+        let probs = p.predict(ctx, &s.image)?;
+        let pred = probs.argmax();
+        if let (true, Some(ids)) = (instances, &s.instances) {
+            let got = watershed_instances(&probs, &WatershedOptions::default())?;
+            inst.push(instance_scores(&got, ids)?);
+        }
         wrong += pred
             .data
             .iter()
@@ -160,6 +246,13 @@ pub fn evaluate(
         }
         if s.image.is_2d() && s.labels.data.contains(&objects_class) {
             rand.push(isbi_rand_error(&pred, &s.labels, objects_class)?.error);
+            if challenge && !instances && (objects_class as usize) < probs.channels {
+                isbi.add(
+                    &probs.channel(objects_class as usize)?,
+                    &s.labels,
+                    objects_class,
+                )?;
+            }
         }
     }
     let score = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
@@ -177,5 +270,7 @@ pub fn evaluate(
         dice,
         iou,
         images: data.samples.len(),
+        challenge: isbi.finish(),
+        instances: mean_scores(&inst),
     })
 }

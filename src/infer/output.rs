@@ -76,6 +76,41 @@ pub fn write_labels(path: &Path, pred: &LabelVolume, class_values: &[i64]) -> Re
     }
 }
 
+/// Write instance ids (0 = background, 1..N objects) by extension: a 16-bit
+/// PNG (2D, at most 65535 objects), a u32 `.npy` volume, or a TIFF stack in
+/// the narrowest type that holds the ids.
+pub fn write_instances(path: &Path, ids: &LabelVolume) -> Result<()> {
+    let n = ids.data.iter().copied().max().unwrap_or(0).max(0);
+    match ext(path).as_str() {
+        "png" => {
+            if !ids.is_2d() {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "a PNG holds one 2D image but the instances are a volume {:?}; use .npy or .tif",
+                        ids.dims
+                    ),
+                ));
+            }
+            if n > u16::MAX as i32 {
+                return Err(Error::file(
+                    path,
+                    format!(
+                        "{n} objects do not fit a 16-bit PNG (at most 65535); use .npy (u32) or .tif"
+                    ),
+                ));
+            }
+            write_png_gray16(path, &ids.map(|&v| v.max(0) as u16))
+        }
+        "npy" => write_npy(path, &ids.map(|&v| v.max(0) as u32)),
+        "tif" | "tiff" => write_tiff_labels(path, ids),
+        e => Err(Error::file(
+            path,
+            format!("unsupported output type '.{e}' (use .png, .tif, .tiff or .npy)"),
+        )),
+    }
+}
+
 /// Write class probabilities: `.npy` with shape `(classes, z, y, x)` (2D:
 /// `(classes, y, x)`), `.tif` with `classes x z` f32 pages (class-major), or
 /// for 2 classes a `.png` of the class-1 probability (0..255).

@@ -158,6 +158,11 @@ pub struct InferMeta {
     pub tile: String,
     /// Tile blending: `gaussian` or `none`.
     pub blend: String,
+    /// Trained for instance segmentation (classes background / interior /
+    /// boundary; `wunet predict` and `eval` turn them into objects).
+    /// Absent in checkpoints written before the key existed: `false`.
+    #[serde(default)]
+    pub instances: bool,
 }
 
 impl InferMeta {
@@ -220,7 +225,13 @@ impl InferMeta {
 
     /// Options for loading a labelled dataset the way training did.
     pub fn dataset_options(&self) -> crate::data::dataset::DatasetOptions {
-        crate::data::dataset::DatasetOptions::from_keys(&self.normalize, self.foreground_value)
+        crate::data::dataset::DatasetOptions {
+            instances: self.instances,
+            ..crate::data::dataset::DatasetOptions::from_keys(
+                &self.normalize,
+                self.foreground_value,
+            )
+        }
     }
 }
 

@@ -32,6 +32,13 @@ pub struct TrainFlags {
     /// unet2d or unet3d.
     #[arg(long)]
     pub model: Option<String>,
+    /// Instance segmentation: the label files hold instance ids (0 =
+    /// background, 1..N objects; in a folder, `*instances*` files are
+    /// preferred), trained as background / interior / boundary and turned
+    /// back into objects by a seeded watershed (`wunet predict`, `eval`).
+    /// The class keys (foreground_value, classes, class_values) are not used.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub instances: Option<bool>,
     /// Number of synthetic images / volumes (when no --data).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub synthetic_images: Option<usize>,
@@ -236,6 +243,7 @@ pub struct TrainConfig {
     pub val_tta: bool,
     pub blend: String,
     pub out: String,
+    pub instances: bool,
 }
 
 /// Keys that may differ between a run and its resumption.
@@ -301,6 +309,7 @@ impl TrainConfig {
             val_tta: false,
             blend: "gaussian".into(),
             out: String::new(),
+            instances: false,
         }
     }
 

@@ -36,6 +36,11 @@ pub struct RunData {
 /// Load (or synthesise) the data and split it.
 pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let three = cfg.dims() == 3;
+    if cfg.instances && cfg.data.is_empty() {
+        return Err(Error::Other(
+            "--instances needs --data with instance-id labels (0 = background, 1..N objects); the built-in synthetic data has classes only".into(),
+        ));
+    }
     let (ds, what) = if cfg.data.is_empty() {
         let kind = if three {
             SyntheticKind::Nuclei3d
@@ -70,9 +75,22 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         let opts = DatasetOptions {
             classes: cfg.classes,
             class_values: cfg.class_values_list()?,
+            instances: cfg.instances,
             ..DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value)
         };
         let ds = Dataset::load(path, &opts)?;
+        if cfg.instances
+            && ds.samples.iter().all(|s| {
+                s.instances
+                    .as_ref()
+                    .is_some_and(|i| i.data.iter().all(|&v| v == 0))
+            })
+        {
+            return Err(Error::file(
+                path,
+                "--instances: no label file holds any object (every id is 0)",
+            ));
+        }
         if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
             if v > 0 && *foreground as i64 != v {
                 return Err(Error::file(
@@ -355,7 +373,12 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     let patch = cfg.patch_dims()?;
     let (patch_out, margin) = patch_geometry(&unet, patch)?;
     check_patch_fits(&cfg, patch_out, &data.train)?;
-    let objects = check_metrics(&cfg, &data.train)?;
+    // instances: the interior class's components are the objects
+    let objects = if cfg.instances {
+        crate::data::instances::INTERIOR
+    } else {
+        check_metrics(&cfg, &data.train)?
+    };
     if cfg.resolved_loss(classes) == "wce" {
         let wopts = WeightMapOptions {
             w0: cfg.w0,
@@ -376,6 +399,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         objects_class: objects as i64,
         tile: cfg.tile.clone(),
         blend: cfg.blend.clone(),
+        instances: cfg.instances,
     };
     let config_text = cfg.to_toml()?;
     let session = Session::new(

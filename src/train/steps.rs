@@ -141,7 +141,14 @@ impl Run<'_> {
     pub(super) fn validate(&mut self, ck: &Checkpoint, st: &mut Step) -> Result<()> {
         let predictor = &mut self.p.predictor;
         predictor.load(self.ctx, ck, &self.p.files.memory)?;
-        let m = evaluate(self.ctx, predictor, &self.p.val, self.p.objects)?;
+        let m = evaluate(
+            self.ctx,
+            predictor,
+            &self.p.val,
+            self.p.objects,
+            false,
+            false,
+        )?;
         if let Some(r) = st.row.as_mut() {
             r.val_pixel_error = Some(m.pixel_error);
             r.val_rand_error = m.rand_error;

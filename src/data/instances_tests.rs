@@ -1,0 +1,154 @@
+//! Instance target and watershed on synthetic blobs, 2D and 3D.
+
+use super::*;
+use crate::data::Array3;
+
+fn lv(dims: [usize; 3], v: Vec<i32>) -> LabelVolume {
+    Array3::from_vec(dims, v).unwrap()
+}
+
+#[test]
+fn target_marks_edges_between_ids_and_background() {
+    // two touching 3x3 squares (ids 1, 2) in a 5x8 image
+    let mut ids = lv([1, 5, 8], vec![0; 40]);
+    for y in 1..4 {
+        for x in 1..4 {
+            ids.data[y * 8 + x] = 1;
+            ids.data[y * 8 + x + 3] = 2;
+        }
+    }
+    let t = instance_target(&ids);
+    // centres interior, the shared column boundary on both sides, rims boundary
+    assert_eq!(t.data[2 * 8 + 2], INTERIOR);
+    assert_eq!(t.data[2 * 8 + 5], INTERIOR);
+    assert_eq!((t.data[2 * 8 + 3], t.data[2 * 8 + 4]), (BOUNDARY, BOUNDARY));
+    assert_eq!((t.data[8 + 1], t.data[0]), (BOUNDARY, BACKGROUND));
+    assert_eq!(t.data.iter().filter(|&&c| c == INTERIOR).count(), 2);
+    // the image edge is no boundary: a full-width object keeps its edge rows
+    let full = lv([1, 3, 3], vec![1; 9]);
+    assert!(instance_target(&full).data.iter().all(|&c| c == INTERIOR));
+    // 3D: z neighbours count
+    let cube = lv([3, 3, 3], vec![4; 27]);
+    let mut holed = cube.clone();
+    holed.data[0] = 0;
+    let t = instance_target(&holed);
+    assert_eq!(
+        (t.data[1], t.data[9], t.data[13]),
+        (BOUNDARY, BOUNDARY, INTERIOR)
+    );
+}
+
+#[test]
+fn ids_check_refuses_class_masks_and_negatives() {
+    let two_blobs = lv([1, 1, 5], vec![1, 1, 0, 1, 1]);
+    let e = check_instance_ids("m.png", &two_blobs)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("m.png") && e.contains("class mask") && e.contains("2 separate"),
+        "{e}"
+    );
+    assert!(check_instance_ids("a", &lv([1, 1, 5], vec![1, 1, 0, 2, 2])).is_ok());
+    assert!(check_instance_ids("a", &lv([1, 1, 3], vec![255, 255, 0])).is_ok());
+    assert!(check_instance_ids("a", &lv([1, 1, 3], vec![0; 3])).is_ok());
+    let e = check_instance_ids("n.npy", &lv([1, 1, 2], vec![-1, 1]))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("n.npy") && e.contains("-1"), "{e}");
+}
+
+/// One-hot-ish probabilities of a 3-class map (0.8 for the class).
+fn probs_of(classes: &LabelVolume) -> ChannelVolume {
+    let n = classes.data.len();
+    let mut p = ChannelVolume::zeros(3, classes.dims);
+    for (i, &c) in classes.data.iter().enumerate() {
+        for k in 0..3 {
+            p.data[k * n + i] = if k as i32 == c { 0.8 } else { 0.1 };
+        }
+    }
+    p
+}
+
+/// Two touching discs (2D) or balls (3D) of radius r.
+fn touching_blobs(dims: [usize; 3], r: f32) -> LabelVolume {
+    let [d, h, w] = dims;
+    let c = [d as f32 / 2.0 - 0.5, h as f32 / 2.0 - 0.5];
+    let centres = [w as f32 / 2.0 - r, w as f32 / 2.0 + r - 1.0];
+    let mut ids = lv(dims, vec![0; d * h * w]);
+    for z in 0..d {
+        for y in 0..h {
+            for x in 0..w {
+                let dz = if d > 1 { z as f32 - c[0] } else { 0.0 };
+                let dy = y as f32 - c[1];
+                let (d1, d2) = (x as f32 - centres[0], x as f32 - centres[1]);
+                let in1 = dz * dz + dy * dy + d1 * d1 <= r * r;
+                let in2 = dz * dz + dy * dy + d2 * d2 <= r * r;
+                let i = ids.idx(z, y, x);
+                ids.data[i] = if in1 && (!in2 || d1.abs() <= d2.abs()) {
+                    1
+                } else if in2 {
+                    2
+                } else {
+                    0
+                };
+            }
+        }
+    }
+    ids
+}
+
+fn roundtrip(dims: [usize; 3], r: f32) {
+    let ids = touching_blobs(dims, r);
+    assert_eq!(ids.data.iter().copied().max(), Some(2));
+    let target = instance_target(&ids);
+    let got = watershed_instances(&probs_of(&target), &WatershedOptions::default()).unwrap();
+    // the two objects come back, covering every object voxel, ids 1 and 2
+    assert_eq!(got.data.iter().copied().max(), Some(2), "{dims:?}");
+    let s = crate::data::instance_metrics::instance_scores(&got, &ids).unwrap();
+    assert_eq!(
+        (s.tp50, s.pred_objects, s.splits, s.merges),
+        (2, 2, 0, 0),
+        "{dims:?}"
+    );
+    assert!(s.ap50 == 1.0 && s.mean_ap > 0.9, "{s:?}");
+    // touching objects are not merged by a plain threshold: the interior
+    // components are separate, the boundary alone would join them
+    let fg: Vec<bool> = ids.data.iter().map(|&v| v > 0).collect();
+    let (_, n) = connected_components(&fg, dims, false).unwrap();
+    assert_eq!(n, 1, "the blobs touch");
+}
+
+#[test]
+fn watershed_separates_touching_blobs_2d() {
+    roundtrip([1, 24, 40], 8.0);
+}
+
+#[test]
+fn watershed_separates_touching_blobs_3d() {
+    roundtrip([16, 16, 28], 6.0);
+}
+
+#[test]
+fn watershed_unseeded_objects_small_objects_and_bad_channels() {
+    // a 1x2 object predicted all boundary has no seed: it is its own object
+    let classes = lv(
+        [1, 3, 6],
+        vec![0, 0, 0, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0, 1],
+    );
+    let got = watershed_instances(&probs_of(&classes), &WatershedOptions::default()).unwrap();
+    assert_eq!(got.data.iter().copied().max(), Some(2));
+    assert_eq!(
+        (got.data[7], got.data[8], got.data[17]),
+        (got.data[7], got.data[7], got.data[17])
+    );
+    assert_ne!(got.data[7], got.data[17]);
+    let opts = WatershedOptions {
+        min_seed: 1,
+        min_size: 2,
+    };
+    let got = watershed_instances(&probs_of(&classes), &opts).unwrap();
+    assert_eq!(got.data.iter().copied().max(), Some(1));
+    assert_eq!(got.data[17], 0);
+    let two = ChannelVolume::zeros(2, [1, 2, 2]);
+    assert!(watershed_instances(&two, &opts).is_err());
+}
