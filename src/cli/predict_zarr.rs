@@ -72,6 +72,11 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
             "--overlay: not written for Zarr outputs".into(),
         ));
     }
+    if a.instances {
+        return Err(Error::Other(
+            "--instances: not for Zarr outputs yet (objects that cross chunks are not joined); Zarr outputs hold the class labels (background / interior / boundary) and their probabilities".into(),
+        ));
+    }
     if !input.exists() {
         return Err(Error::file(input, "no such Zarr store"));
     }
