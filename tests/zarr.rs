@@ -402,7 +402,7 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
         "--roi",
         "3:12,20:41,9:30",
     ]);
-    assert!(o.contains("8 chunks in the region"), "{o}");
+    assert!(o.contains("8 chunks [8, 16, 16] in the region"), "{o}");
     let (full, part) = (labels_of(&r), labels_of(&roi));
     for z in 0..dims[0] {
         for y in 0..dims[1] {

@@ -30,9 +30,9 @@ yardstick() {
   $mk --synthetic 16x96x96 --chunk 16x64x64 --out "$out/small.zarr"
   $mk --synthetic 32x192x192 --chunk 16x64x64 --out "$out/large.zarr"
   for v in small large; do
-    echo "== $v, --max-memory 64MiB"
+    echo "== $v, --max-memory 12MiB"
     WUNET_TUNE=0 /usr/bin/env time -f "wall %e s" $w predict --checkpoint "$ck" --input "$out/$v.zarr" \
-      --output "$out/$v-seg.zarr" --max-memory 64MiB 2>&1 | grep -v "^predict: chunk"
+      --output "$out/$v-seg.zarr" --max-memory 12MiB 2>&1 | grep -v "^predict: chunk"
   done
   for n in 1 2; do
     echo "== N = $n workers, LP_NUM_THREADS=1 each, large volume"

@@ -208,7 +208,7 @@ pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
     let r = blocks::run(ctx, &job)?;
     let vps = r.voxels as f64 / r.seconds.max(1e-9);
     let mut s = format!(
-        "{} -> {}: part {}/{}: {} of its {} chunks predicted, {} already done ({} chunks in the region); {} voxels in {:.2} s ({:.0} voxels/s){}\n",
+        "{} -> {}: part {}/{}: {} of its {} chunks predicted, {} already done ({} chunks {:?} in the region); {} voxels in {:.2} s ({:.0} voxels/s){}\n",
         job.input.display(),
         job.output.display(),
         job.part.0,
@@ -217,6 +217,7 @@ pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
         r.chunks_mine,
         r.chunks_skipped,
         r.chunks_total,
+        r.chunk,
         r.voxels,
         r.seconds,
         vps,

@@ -81,6 +81,8 @@ pub struct BlockReport {
     pub tiles: usize,
     /// Tiles of the whole volume's grid that write into the region.
     pub tiles_distinct: usize,
+    /// The output chunk `(z, y, x)`.
+    pub chunk: [usize; 3],
     pub seconds: f64,
     /// Whether this worker created the stores (and measured the statistics).
     pub created: bool,
@@ -119,6 +121,7 @@ pub fn run(ctx: &Context, job: &BlockJob) -> Result<BlockReport> {
     );
     let mut rep = BlockReport {
         tiles_distinct: whole.tiles.len(),
+        chunk: s.rec.chunk,
         chunks_total: all.len(),
         chunks_mine: mine.len(),
         created,
