@@ -28,6 +28,7 @@ pub mod io;
 pub mod isbi_metrics;
 pub mod labels;
 pub mod metrics;
+pub mod normalize;
 pub mod sampler;
 pub mod synthetic;
 pub mod tiling;
