@@ -26,7 +26,8 @@ pub struct ZarrFlags {
     /// Zarr output: host memory for one chunk's work, e.g. 512MiB or 4GiB.
     #[arg(long, default_value = "2GiB")]
     pub max_memory: String,
-    /// Zarr output chunk, N, HxW or DxHxW (default: the input's chunks, fitted to --max-memory).
+    /// Zarr output chunk: N (a cube), HxW (one section deep) or DxHxW
+    /// (default: the input's chunks, fitted to --max-memory).
     #[arg(long)]
     pub chunk: Option<String>,
     /// Zarr output compression: zstd, blosc or none.
@@ -120,11 +121,7 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
         part: parse_part(&z.part)?,
         roi: z.roi.as_deref().map(parse_roi).transpose()?,
         max_memory: parse_bytes("--max-memory", &z.max_memory)?,
-        chunk: z
-            .chunk
-            .as_deref()
-            .map(|c| parse_dims("--chunk", c, 3))
-            .transpose()?,
+        chunk: z.chunk.as_deref().map(parse_chunk).transpose()?,
         compression: Compression::parse(&z.compression)?,
         zarr_format: match z.zarr_format {
             2 | 3 => z.zarr_format,
@@ -133,6 +130,14 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
         tile,
         opts,
     })
+}
+
+/// `--chunk`: `N` (a cube), `HxW` (one section deep) or `DxHxW`.
+fn parse_chunk(c: &str) -> Result<[usize; 3]> {
+    if c.matches('x').count() == 1 {
+        return parse_dims("--chunk", &format!("1x{c}"), 3);
+    }
+    parse_dims("--chunk", c, 3)
 }
 
 /// `K/N` with 1 <= K <= N.
@@ -262,6 +267,8 @@ mod tests {
         );
         assert_eq!(parse_roi("2:10,3:9").unwrap(), [[0, 1], [2, 10], [3, 9]]);
         assert!(parse_roi("1:2:3").is_err());
+        assert_eq!(parse_chunk("40x30").unwrap(), [1, 40, 30]);
+        assert_eq!(parse_chunk("8x40x30").unwrap(), [8, 40, 30]);
         assert_eq!(parse_bytes("m", "64MiB").unwrap(), 64 << 20);
         assert_eq!(parse_bytes("m", "2GiB").unwrap(), 2 << 30);
         assert_eq!(parse_bytes("m", "1000").unwrap(), 1000);
