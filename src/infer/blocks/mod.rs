@@ -29,7 +29,7 @@ pub mod store;
 
 use super::predict::{load_checkpoint, Output, PredictOptions, Predictor};
 use super::tiles::{grid, plan_box, TileGeometry, TileGrid};
-use crate::data::dataset::NormStats;
+use crate::data::normalize::NormStats;
 use crate::data::tiling::{Accumulator, Blend};
 use crate::data::zarr::{Compression, ImageSpec, OutType, ZarrSink, ZarrSource};
 use crate::data::{numel, reflect_index, Array3};

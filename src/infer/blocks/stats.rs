@@ -3,19 +3,19 @@
 //! ([`NormStats::of`]) gets for the same data:
 //!
 //! - z-score: sums are taken row by row in x order, then the row sums in
-//!   (z, y) order ([`crate::data::dataset::row_sums`]). Boxes come in the
+//!   (z, y) order ([`crate::data::normalize::row_sums`]). Boxes come in the
 //!   store's chunk order, so a row's running sum carries from one box to the
 //!   next in x, and the rows of a slab of sections are added once all its
 //!   boxes are read: the same f64 operations in the same order.
 //! - percentiles: exact order statistics from two histogram passes over the
 //!   16 high and then the 16 low bits of each value's total-order key, the
-//!   same ranks and interpolation as [`crate::data::dataset::percentiles`].
+//!   same ranks and interpolation as [`crate::data::normalize::percentiles`].
 //!
 //! A 2D model normalises each section on its own (`per_section`), a 3D
 //! model the whole volume. Memory: one box of the store's chunk columns
 //! (one slab of sections by one chunk in y and x) and the histograms.
 
-use crate::data::dataset::{NormStats, Normalize};
+use crate::data::normalize::{NormStats, Normalize};
 use crate::data::zarr::ZarrSource;
 use crate::error::Result;
 
@@ -62,7 +62,7 @@ fn for_each_box(
     Ok(())
 }
 
-/// `sum f(v)` per group in the order of [`crate::data::dataset::row_sums`],
+/// `sum f(v)` per group in the order of [`crate::data::normalize::row_sums`],
 /// and the voxel count per group.
 fn grouped_sums(
     src: &ZarrSource,

@@ -16,7 +16,7 @@
 //!   chunk without a marker is (re)computed, so a worker killed mid-chunk
 //!   leaves nothing that a rerun would keep.
 
-use crate::data::dataset::NormStats;
+use crate::data::normalize::NormStats;
 use crate::data::zarr::{create_image, open_store, ImageSpec};
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
