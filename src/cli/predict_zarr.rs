@@ -6,7 +6,9 @@ use crate::data::zarr::{is_zarr, Compression, OutType};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::infer::blocks::{self, BlockJob};
+use crate::infer::predict::load_checkpoint;
 use crate::model_io::parse_dims;
+use crate::model_io::InferMeta;
 use clap::Args;
 use std::path::{Path, PathBuf};
 
@@ -46,13 +48,8 @@ pub struct ZarrFlags {
 
 /// Does this `predict` run go block by block (a Zarr input or output)?
 pub fn is_blockwise(a: &PredictArgs) -> bool {
-    let z = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_zarr_name);
+    let z = |p: &Option<PathBuf>| p.as_deref().is_some_and(is_zarr);
     z(&a.input) || z(&a.output)
-}
-
-/// A path naming a Zarr store (by its `.zarr` component or its metadata).
-fn is_zarr_name(p: &Path) -> bool {
-    is_zarr(p)
 }
 
 /// Check the flags of a block-wise run before the GPU opens.
@@ -61,7 +58,7 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
         required(&a.input, "--input")?,
         required(&a.output, "--output")?,
     );
-    if !is_zarr_name(input) || !is_zarr_name(output) {
+    if !is_zarr(input) || !is_zarr(output) {
         return Err(Error::Other(format!(
             "a Zarr volume is predicted block by block from a Zarr input into a Zarr output: --input {} and --output {} must both be .zarr stores",
             input.display(),
@@ -91,8 +88,9 @@ pub fn required<'a>(p: &'a Option<PathBuf>, flag: &str) -> Result<&'a Path> {
         .ok_or_else(|| Error::Other(format!("{flag} is required (unless --status is given)")))
 }
 
-/// The worker's job from the flags (`ctx`: resolve `--precision`).
-fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
+/// The worker's job from the flags (with the GPU and the checkpoint's
+/// metadata: `--precision` and the inference defaults resolved).
+fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<BlockJob> {
     let z = &a.zarr;
     let prob_type = match z.prob_type.as_str() {
         "f16" => OutType::F16,
@@ -103,13 +101,8 @@ fn job_of(a: &PredictArgs, ctx: Option<&Context>) -> Result<BlockJob> {
             )))
         }
     };
-    let (tile, opts) = match ctx {
-        Some(ctx) => {
-            let (ck, meta) =
-                crate::infer::predict::load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
-            drop(ck);
-            a.infer.resolve(ctx, &meta, meta.model.dims)?
-        }
+    let (tile, opts) = match resolve {
+        Some((ctx, meta)) => a.infer.resolve(ctx, meta, meta.model.dims)?,
         None => (None, Default::default()),
     };
     Ok(BlockJob {
@@ -209,8 +202,9 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<u64> {
 
 /// Run the worker; returns its report.
 pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
-    let job = job_of(a, Some(ctx))?;
-    let r = blocks::run(ctx, &job)?;
+    let (ck, meta) = load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
+    let job = job_of(a, Some((ctx, &meta)))?;
+    let r = blocks::run(ctx, &job, &ck, &meta)?;
     let vps = r.voxels as f64 / r.seconds.max(1e-9);
     let mut s = format!(
         "{} -> {}: part {}/{}: {} of its {} chunks predicted, {} already done ({} chunks {:?} in the region); {} voxels in {:.2} s ({:.0} voxels/s){}\n",

@@ -27,7 +27,7 @@
 pub mod stats;
 pub mod store;
 
-use super::predict::{load_checkpoint, Output, PredictOptions, Predictor};
+use super::predict::{Output, PredictOptions, Predictor};
 use super::tiles::{grid, plan_box, TileGeometry, TileGrid};
 use crate::data::normalize::NormStats;
 use crate::data::tiling::{Accumulator, Blend};
@@ -98,17 +98,22 @@ struct Setup {
     probs: Option<(ZarrSink, OutType)>,
 }
 
-/// Run one worker's share; see the module docs.
-pub fn run(ctx: &Context, job: &BlockJob) -> Result<BlockReport> {
+/// Run one worker's share with the checkpoint `ck` (read from
+/// `job.checkpoint`) and its metadata; see the module docs.
+pub fn run(
+    ctx: &Context,
+    job: &BlockJob,
+    ck: &Checkpoint,
+    meta: &InferMeta,
+) -> Result<BlockReport> {
     let (k, n) = job.part;
     if n == 0 || k == 0 || k > n {
         return Err(Error::Other(format!(
             "--part {k}/{n}: K counts from 1 to N (e.g. --part 1/4 .. --part 4/4)"
         )));
     }
-    let (ck, meta) = load_checkpoint(&job.checkpoint)?;
     let mut created = false;
-    let mut s = setup(ctx, job, &ck, &meta, &mut created)?;
+    let mut s = setup(ctx, job, ck, meta, &mut created)?;
     let all = store::chunks_of(&s.rec);
     let mine: Vec<[usize; 3]> = all.iter().copied().skip(k - 1).step_by(n).collect();
     let roi = s.rec.roi;
