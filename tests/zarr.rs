@@ -28,39 +28,24 @@ fn four_workers_equal_one_worker_and_the_in_memory_predictor() {
     let (seg_npy, prob_npy) = (dir.join("seg.npy"), dir.join("prob.npy"));
     // Gaussian blending (the valid-padding checkpoint's default is none; the
     // other tests use that)
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&npy),
-        "--output",
-        &p(&seg_npy),
-        "--probabilities",
-        &p(&prob_npy),
-        "--blend",
-        "gaussian",
-    ]);
+    predict_ok(
+        ck3,
+        &npy,
+        &seg_npy,
+        &["--probabilities", &p(&prob_npy), "--blend", "gaussian"],
+    );
     let (one, one_p) = (dir.join("one.zarr"), dir.join("one_p.zarr"));
     let flags = |out: &Path, pr: &Path| -> Vec<String> {
-        [
-            "predict",
-            "--checkpoint",
-            &p(ck3),
-            "--input",
-            &p(&zarr),
-            "--output",
-            &p(out),
+        let pr = p(pr);
+        let extra = [
             "--probabilities",
-            &p(pr),
+            &pr,
             "--chunk",
             "8x16x16",
             "--blend",
             "gaussian",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
+        ];
+        predict_args(ck3, &zarr, out, &extra)
     };
     let args: Vec<String> = flags(&one, &one_p);
     let out = ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
@@ -127,19 +112,14 @@ fn a_killed_worker_rerun_gives_the_same_store() {
     let (zarr, _, _) = volume(&dir, [17, 40, 33], [8, 16, 16]);
     let (r, rp) = reference(ck3, &dir, &zarr);
     let (k, kp) = (dir.join("k.zarr"), dir.join("k_p.zarr"));
-    let args = [
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&k),
-        "--probabilities",
-        &p(&kp),
-        "--chunk",
-        "8x16x16",
-    ];
+    let kp_ = p(&kp);
+    let args = predict_args(
+        ck3,
+        &zarr,
+        &k,
+        &["--probabilities", &kp_, "--chunk", "8x16x16"],
+    );
+    let args: Vec<&str> = args.iter().map(|s| s.as_str()).collect();
     // killed after writing its 3rd chunk's arrays, before the chunk's marker
     let o = wunet(&args, &[("WUNET_FAULT_ABORT_BEFORE_MARK", "3")]);
     assert!(
@@ -166,19 +146,14 @@ fn a_killed_worker_rerun_gives_the_same_store() {
     );
     // part 2/2 killed after one chunk, then rerun by another worker; part 1/2 as well
     let (m, mp) = (dir.join("m.zarr"), dir.join("m_p.zarr"));
-    let margs = [
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&m),
-        "--probabilities",
-        &p(&mp),
-        "--chunk",
-        "8x16x16",
-    ];
+    let mp_ = p(&mp);
+    let margs = predict_args(
+        ck3,
+        &zarr,
+        &m,
+        &["--probabilities", &mp_, "--chunk", "8x16x16"],
+    );
+    let margs: Vec<&str> = margs.iter().map(|s| s.as_str()).collect();
     let mut a2 = margs.to_vec();
     a2.extend(["--part", "2/2"]);
     let o = wunet(&a2, &[("WUNET_FAULT_ABORT_AFTER_CHUNKS", "1")]);
@@ -204,26 +179,8 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
     // a stack of sections, each normalised on its own (percentiles)
     let (zarr, npy, _) = volume(&dir, [5, 50, 70], [2, 32, 32]);
     let (seg, out) = (dir.join("seg.npy"), dir.join("seg.zarr"));
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck2),
-        "--input",
-        &p(&npy),
-        "--output",
-        &p(&seg),
-    ]);
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck2),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&out),
-        "--chunk",
-        "2x24x24",
-    ]);
+    predict_ok(ck2, &npy, &seg, &[]);
+    predict_ok(ck2, &zarr, &out, &["--chunk", "2x24x24"]);
     let want: Vec<u8> = read_labels(&seg)
         .unwrap()
         .data
@@ -253,26 +210,8 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
     let npy2 = dir.join("flat.npy");
     write_npy(&npy2, &Array3::from_vec([1, 61, 87], data).unwrap()).unwrap();
     let (seg2, out2) = (dir.join("seg2.npy"), dir.join("seg2.zarr"));
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck2),
-        "--input",
-        &p(&npy2),
-        "--output",
-        &p(&seg2),
-    ]);
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck2),
-        "--input",
-        &p(&flat),
-        "--output",
-        &p(&out2),
-        "--chunk",
-        "1x40x40",
-    ]);
+    predict_ok(ck2, &npy2, &seg2, &[]);
+    predict_ok(ck2, &flat, &out2, &["--chunk", "1x40x40"]);
     let s = ZarrSink::open(&out2).unwrap();
     assert_eq!(s.layout().0, vec![61, 87], "a 2D input gives a 2D output");
     let want: Vec<u8> = read_labels(&seg2)
@@ -309,26 +248,8 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
     let npy1 = dir.join("s1.npy");
     write_npy(&npy1, &Array3::from_vec(hd, half_data.clone()).unwrap()).unwrap();
     let (seg1, out1) = (dir.join("s1seg.npy"), dir.join("s1seg.zarr"));
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&npy1),
-        "--output",
-        &p(&seg1),
-    ]);
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&ome),
-        "--level",
-        "1",
-        "--output",
-        &p(&out1),
-    ]);
+    predict_ok(ck3, &npy1, &seg1, &[]);
+    predict_ok(ck3, &ome, &out1, &["--level", "1"]);
     let want: Vec<u8> = read_labels(&seg1)
         .unwrap()
         .data
@@ -336,47 +257,22 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
         .map(|&v| v as u8)
         .collect();
     same(&labels_of(&out1), &want, "level 1 of the OME-Zarr image");
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&ome),
-        "--level",
-        "2",
-        "--output",
-        &p(&dir.join("x.zarr")),
-    ]);
+    let e = predict_fails(ck3, &ome, &dir.join("x.zarr"), &["--level", "2"]);
     assert!(e.contains("--level 2") && e.contains("2 levels"), "{e}");
     // the same level as a Zarr v2 array (raw little-endian chunks, written by hand)
     let v2 = dir.join("v2.zarr");
     write_v2(&v2, hd, [8, 16, 16], &half_data);
     let out2 = dir.join("v2seg.zarr");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&v2),
-        "--output",
-        &p(&out2),
-    ]);
+    predict_ok(ck3, &v2, &out2, &[]);
     same(&labels_of(&out2), &want, "Zarr v2 input");
     // Zarr v2 outputs (OME-Zarr 0.4): the same values, v2 metadata
     let out3 = dir.join("v2out.zarr");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&v2),
-        "--output",
-        &p(&out3),
-        "--zarr-format",
-        "2",
-        "--compression",
-        "blosc",
-    ]);
+    predict_ok(
+        ck3,
+        &v2,
+        &out3,
+        &["--zarr-format", "2", "--compression", "blosc"],
+    );
     assert!(out3.join("0/.zarray").is_file() && !out3.join("zarr.json").exists());
     let zattrs = std::fs::read_to_string(out3.join(".zattrs")).unwrap();
     assert!(
@@ -389,19 +285,12 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
     // a region: equal to the whole run inside, zero outside, only its chunks
     let (r, _) = reference(ck3, &dir, &zarr);
     let roi = dir.join("roi.zarr");
-    let o = ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&roi),
-        "--chunk",
-        "8x16x16",
-        "--roi",
-        "3:12,20:41,9:30",
-    ]);
+    let o = predict_ok(
+        ck3,
+        &zarr,
+        &roi,
+        &["--chunk", "8x16x16", "--roi", "3:12,20:41,9:30"],
+    );
     assert!(o.contains("8 chunks [8, 16, 16] in the region"), "{o}");
     let (full, part) = (labels_of(&r), labels_of(&roi));
     for z in 0..dims[0] {
@@ -427,65 +316,32 @@ fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
     let dir = tmp("errors");
     let (zarr, _, _) = volume(&dir, [17, 40, 33], [8, 16, 16]);
     let out = dir.join("seg.zarr");
-    let base = [
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&out),
-    ];
-    let with = |extra: &[&str]| -> Vec<String> {
-        base.iter().chain(extra).map(|s| s.to_string()).collect()
-    };
-    let run = |a: Vec<String>| fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    ok(&base);
-    let e = run(with(&["--overlap", "0.5"]));
+    predict_ok(ck3, &zarr, &out, &[]);
+    let run = |extra: &[&str]| predict_fails(ck3, &zarr, &out, extra);
+    let e = run(&["--overlap", "0.5"]);
     assert!(
         e.contains("overlap = 0.25") && e.contains("overlap = 0.5") && e.contains("seg.zarr"),
         "{e}"
     );
-    let e = run(with(&["--part", "5/4"]));
+    let e = run(&["--part", "5/4"]);
     assert!(e.contains("--part '5/4'"), "{e}");
-    let e = run(with(&["--roi", "0:5,0:99,0:3"]));
+    let e = run(&["--roi", "0:5,0:99,0:3"]);
     assert!(e.contains("--roi"), "{e}");
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&dir.join("small.zarr")),
-        "--max-memory",
-        "10KiB",
-    ]);
+    let e = predict_fails(
+        ck3,
+        &zarr,
+        &dir.join("small.zarr"),
+        &["--max-memory", "10KiB"],
+    );
     assert!(e.contains("--max-memory"), "{e}");
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&dir.join("seg.tif")),
-    ]);
+    let e = predict_fails(ck3, &zarr, &dir.join("seg.tif"), &[]);
     assert!(e.contains("must both be .zarr"), "{e}");
     let e = fails(&["predict", "--status", &p(&zarr)]);
     assert!(e.contains("not a store that wunet made"), "{e}");
     // a damaged input chunk: the error names the array and the chunk
     let c = zarr.join("c/1/2/0");
     std::fs::write(&c, b"garbage").unwrap();
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&zarr),
-        "--output",
-        &p(&dir.join("other.zarr")),
-    ]);
+    let e = predict_fails(ck3, &zarr, &dir.join("other.zarr"), &[]);
     assert!(
         e.contains("vol.zarr") && e.contains("[1, 2, 0]") && e.contains("c/1/2/0"),
         "{e}"
@@ -506,15 +362,7 @@ fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
     v[(7 * 20 + 13) * 20 + 4] = f32::NAN;
     a.store_array_subset(&[0..10u64, 0..20, 0..20], &v[..])
         .unwrap();
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(&f),
-        "--output",
-        &p(&dir.join("nan_seg.zarr")),
-    ]);
+    let e = predict_fails(ck3, &f, &dir.join("nan_seg.zarr"), &[]);
     assert!(
         e.contains("nan.zarr") && e.contains("[7, 13, 4]") && e.contains("finite"),
         "{e}"
@@ -533,27 +381,9 @@ fn memory_does_not_grow_with_the_volume() {
         let d = dir.join(format!("v{i}"));
         std::fs::create_dir_all(&d).unwrap();
         let (zarr, npy, _) = volume(&d, dims, [16, 64, 64]);
-        let o = ok(&[
-            "predict",
-            "--checkpoint",
-            &p(ck3),
-            "--input",
-            &p(&zarr),
-            "--output",
-            &p(&d.join("s.zarr")),
-            "--max-memory",
-            "24MiB",
-        ]);
+        let o = predict_ok(ck3, &zarr, &d.join("s.zarr"), &["--max-memory", "24MiB"]);
         zarr_peaks.push(peak(&o));
-        let o = ok(&[
-            "predict",
-            "--checkpoint",
-            &p(ck3),
-            "--input",
-            &p(&npy),
-            "--output",
-            &p(&d.join("s.npy")),
-        ]);
+        let o = predict_ok(ck3, &npy, &d.join("s.npy"), &[]);
         mem_peaks.push(peak(&o));
     }
     let (dz, dm) = (zarr_peaks[1] - zarr_peaks[0], mem_peaks[1] - mem_peaks[0]);

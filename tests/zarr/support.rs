@@ -186,6 +186,36 @@ pub fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
     }
 }
 
+/// The arguments of `wunet predict --checkpoint CK --input IN --output OUT EXTRA...`.
+pub fn predict_args(ck: &Path, input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
+    let mut a: Vec<String> = [
+        "predict",
+        "--checkpoint",
+        &p(ck),
+        "--input",
+        &p(input),
+        "--output",
+        &p(output),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
+/// `wunet predict ...` ([`predict_args`]) that must succeed; its output.
+pub fn predict_ok(ck: &Path, input: &Path, output: &Path, extra: &[&str]) -> String {
+    let a = predict_args(ck, input, output, extra);
+    ok(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
+/// `wunet predict ...` ([`predict_args`]) that must fail; its output.
+pub fn predict_fails(ck: &Path, input: &Path, output: &Path, extra: &[&str]) -> String {
+    let a = predict_args(ck, input, output, extra);
+    fails(&a.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+}
+
 pub fn p(x: &Path) -> String {
     x.display().to_string()
 }
@@ -193,19 +223,12 @@ pub fn p(x: &Path) -> String {
 /// The reference store of the 3D tests' volume, made once by one worker.
 pub fn reference(ck3: &Path, dir: &Path, zarr: &Path) -> (PathBuf, PathBuf) {
     let (r, rp) = (dir.join("ref.zarr"), dir.join("ref_p.zarr"));
-    ok(&[
-        "predict",
-        "--checkpoint",
-        &p(ck3),
-        "--input",
-        &p(zarr),
-        "--output",
-        &p(&r),
-        "--probabilities",
-        &p(&rp),
-        "--chunk",
-        "8x16x16",
-    ]);
+    predict_ok(
+        ck3,
+        zarr,
+        &r,
+        &["--probabilities", &p(&rp), "--chunk", "8x16x16"],
+    );
     (r, rp)
 }
 
