@@ -39,28 +39,42 @@
 //                    of each 8x8 load phase fall in 8 different 16-byte bank groups (48/16 = 3
 //                    is odd).
 //   As[(t*BM + m) * CS + c]   W for the chunk and the TPS = RPS*KW taps of a step (RPS rows
-//                    (kd,kh) of taps), row-major A (coopLoadT), converted f32 -> f16.
-//                    Invocation: (m, c) pairs m = lid/16 + 16i, c = lid%16 (i < BM/16), the
-//                    TPS consecutive taps of each (contiguous in w).
+//                    (kd,kh) of taps), row-major A (coopLoadT), in f16.
+//                    WPACK = 0: w holds the f32 weight (O, C, taps) as bits; invocation: (m, c)
+//                    pairs m = lid/16 + 16i, c = lid%16 (i < BM/16), the TPS consecutive taps
+//                    of each (contiguous in w), converted f32 -> f16.
+//                    WPACK = 1: w holds the weight packed by weights.wgsl `pack_f16`: word
+//                    ((chunk*KK + tap)*O + o)*8 + j = f16 pair (c = 16 chunk + 2j, +1), so a
+//                    tap's BM rows are BM*8 consecutive words; invocation: words
+//                    lid + 256i (i < WPW = TPS*BM/32), coalesced, no conversion.
 // Steps: chunk-major, RSTEPS = KD*KH/RPS steps per chunk; a step stages the W rows of its taps
 // (and, at the chunk's first step, the input box), then multiplies every tap of its rows:
-// per tap 2 A loads, WNF B loads, 2*WNF multiply-adds per subgroup. Double buffering through
-// registers: step i+1 is loaded from global memory into registers (xr, wr) while step i is
-// multiplied (loop: fetch(i+1), compute(i), barrier, store(i+1), barrier).
+// per tap 2 A loads, WNF B loads, 2*WNF multiply-adds per subgroup. DB = 1: double buffering
+// through registers: step i+1 is loaded from global memory into registers (xr, wr / wp)
+// while step i is multiplied (loop: fetch(i+1), compute(i), barrier, store(i+1), barrier).
+// DB = 0: fetched after the barrier (compute(i), barrier, fetch(i+1), store(i+1), barrier):
+// fewer live registers (more workgroups per SM hide the latency instead).
 // Epilogue: each subgroup stores one accumulator at a time (coopStoreT) into its own 16 x 16
 // scratch (Cs, stride 16), then its 32 lanes write the fragment to y: lane -> column
 // lane % 16 (16 consecutive ow), rows lane / 16 + 2t; bounds-checked in o and in the output
 // box (partial boxes at the borders), bias added, converted to act.
+// Phase rows (flags & 2): the up-convolution (transposed, kernel = stride = UKD x UKH x UKW,
+// padding 0) as this kernel's 1x1 case: x is the transposed conv's input, the GEMM has
+// M = O*UK rows (w row oc*UK + t = the weight of output channel oc at kernel phase t), and
+// the epilogue writes row o at position q to the output voxel of its phase (y_index).
 // Grid: ceil(O/BM) * N * ceil(out_d/TD) * ceil(out_h/TH) * ceil(out_w/TW) workgroups,
 // linearised over x and y; tile t -> (m tile = t % tiles_m, box = t / tiles_m, w fastest) so
 // the workgroups that share an input box run together.
 // Workgroup memory: (TPS*BM + BOX) * CS * 2 + 8 KiB bytes; the host keeps it within the
 // device limit (the table keeps (TPS*BM + BOX) * 24 <= 18432 halves: <= 45 KiB with PAD 8,
 // <= 32 KiB with PAD 0).
-// Bindings: 0 params (uniform), 1 x (read, act), 2 w (read, f32), 3 bias (read, f32; used when
-//           flags & 1), 4 y (read_write, act).
+// Params: the conv's shapes; flags bit 0 = bias, bit 1 = phase rows (aux3, aux4, aux5 = UKD,
+// UKH, UKW; out_* = the GEMM's positions = the input's).
+// Bindings: 0 params (uniform), 1 x (read, act), 2 w (read, u32 words: f32 bits or packed f16
+//           pairs, see WPACK), 3 bias (read, f32; used when flags & 1), 4 y (read_write, act).
 // Overrides: BM (32, 64, 128), WNF (2, 4), TD, TH, TW (box), KD, KH, KW (kernel), RPS (rows of
-// taps per step, divides KD*KH), PAD (8; the emulated variant used in tests may set 0).
+// taps per step, divides KD*KH), PAD (8; the emulated variant used in tests may set 0),
+// WPACK (0, 1: weight layout), DB (0, 1: register double buffering).
 enable f16;
 enable wgpu_cooperative_matrix;
 
@@ -76,7 +90,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> P: Params;
 @group(0) @binding(1) var<storage, read> x: array<act>;
-@group(0) @binding(2) var<storage, read> w: array<f32>;
+@group(0) @binding(2) var<storage, read> w: array<u32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> y: array<act>;
 
@@ -90,6 +104,8 @@ override KH: u32 = 3u;
 override KW: u32 = 3u;
 override RPS: u32 = 1u;
 override PAD: u32 = 8u;
+override WPACK: u32 = 0u;
+override DB: u32 = 1u;
 // Derived (not meant to be set): staging stride, box extents, per-invocation counts.
 override CS: u32 = 16u + PAD;
 override WM: u32 = BM / 32u;
@@ -100,10 +116,18 @@ override BOX: u32 = BD * BH * BW;
 override PPT: u32 = (BOX + 255u) / 256u;
 override TPS: u32 = RPS * KW;
 override RSTEPS: u32 = KD * KH / RPS;
+override WPW: u32 = TPS * BM / 32u;
 
 var<workgroup> As: array<f16, TPS * BM * CS>;
 var<workgroup> Bs: array<f16, BOX * CS>;
 var<workgroup> Cs: array<f32, 2048>;
+
+// Per-invocation staging state (see "Staging" above).
+var<private> xb: array<u32, 3>;   // input offset of box position lid + 256i, channel 0
+var<private> xok: array<bool, 3>; // that position lies inside the input
+var<private> xr: array<f16, 48>;  // its 16 channels of the chunk
+var<private> wr: array<f16, 32>;  // WPACK = 0: weights (m, c) of the step's taps
+var<private> wp: array<u32, 16>;  // WPACK = 1: packed weight words of the step
 
 // ---- matrix operations: begin (tests swap this section for kernels/emu/coop_matrix.wgsl) ----
 alias FragA = coop_mat16x16<f16, A>;
@@ -135,11 +159,44 @@ fn store_c(c: FragC, off: u32, stride: u32) {
 }
 // ---- matrix operations: end ----
 
+// Phase rows (flags & 2, the up-convolution): UK = aux3*aux4*aux5 GEMM rows per output
+// channel, row o = oc*UK + (pd*aux4 + ph)*aux5 + pw.
+fn phase_rows() -> bool {
+    return (P.flags & 2u) != 0u;
+}
+
+// The output channel (and bias entry) of GEMM row o.
+fn out_channel(o: u32) -> u32 {
+    if (phase_rows()) {
+        return o / (P.aux3 * P.aux4 * P.aux5);
+    }
+    return o;
+}
+
 fn bias_of(o: u32) -> f32 {
     if ((P.flags & 1u) != 0u) {
-        return bias[o];
+        return bias[out_channel(o)];
     }
     return 0.0;
+}
+
+// Index in y of GEMM row o at position (od, oh, ow) of batch item n: y[n, o, od, oh, ow], or
+// with phase rows y[n, oc, od*aux3 + pd, oh*aux4 + ph, ow*aux5 + pw] of the
+// (out_d*aux3, out_h*aux4, out_w*aux5) output (every output voxel gets exactly one row).
+fn y_index(n: u32, o: u32, od: u32, oh: u32, ow: u32) -> u32 {
+    if (!phase_rows()) {
+        let osp = P.out_d * P.out_h * P.out_w;
+        return (n * P.o + o) * osp + (od * P.out_h + oh) * P.out_w + ow;
+    }
+    let uk = P.aux3 * P.aux4 * P.aux5;
+    let t = o % uk;
+    let pw = t % P.aux5;
+    let ph = (t / P.aux5) % P.aux4;
+    let pd = t / (P.aux5 * P.aux4);
+    let yh = P.out_h * P.aux4;
+    let yw = P.out_w * P.aux5;
+    let plane = (n * (P.o / uk) + o / uk) * P.out_d * P.aux3 + od * P.aux3 + pd;
+    return (plane * yh + oh * P.aux4 + ph) * yw + ow * P.aux5 + pw;
 }
 
 // Write one 16 x 16 accumulator of a subgroup to y: rows o0.., columns = box-linear output
@@ -154,17 +211,83 @@ fn write_frag(acc: FragC, cs0: u32, o0: u32, nf: u32, lane: u32, n: u32, od0: u3
     let ow = ow0 + q % TW;
     let oh = oh0 + (q / TW) % TH;
     let od = od0 + q / (TW * TH);
-    let osp = P.out_d * P.out_h * P.out_w;
     let ok = od < P.out_d && oh < P.out_h && ow < P.out_w;
-    let yb = n * P.o * osp + (od * P.out_h + oh) * P.out_w + ow;
     for (var t = 0u; t < 8u; t++) {
         let r = lane / 16u + 2u * t;
         let o = o0 + r;
         if (ok && o < P.o) {
-            y[yb + o * osp] = act(Cs[cs0 + r * 16u + ec] + bias_of(o));
+            y[y_index(n, o, od, oh, ow)] = act(Cs[cs0 + r * 16u + ec] + bias_of(o));
         }
     }
     workgroupBarrier();
+}
+
+// Load step `step` (its weights; at a chunk's first step also the input box) from global
+// memory into this invocation's registers. m0 = the workgroup's first output channel.
+fn fetch(step: u32, m0: u32, lid: u32, in_sp: u32) {
+    let c0 = (step / RSTEPS) * 16u;
+    let rs = step % RSTEPS;
+    if (WPACK != 0u) {
+        // the step's taps are TPS consecutive blocks of O*8 words; rows m0.. of each
+        let blk = (step / RSTEPS) * P.kk + rs * TPS;
+        for (var i = 0u; i < WPW; i++) {
+            let q = lid + 256u * i;
+            let o = m0 + (q / 8u) % BM;
+            let src = ((blk + q / (BM * 8u)) * P.o + min(o, P.o - 1u)) * 8u + q % 8u;
+            wp[i] = select(0u, w[src], o < P.o);
+        }
+    } else {
+        // taps rs*TPS .. +TPS of (o, c), contiguous in w
+        let c = c0 + lid % 16u;
+        for (var i = 0u; i < BM / 16u; i++) {
+            let o = m0 + lid / 16u + 16u * i;
+            let ok = o < P.o && c < P.c;
+            let base = (min(o, P.o - 1u) * P.c + min(c, P.c - 1u)) * P.kk + rs * TPS;
+            for (var t = 0u; t < TPS; t++) {
+                wr[i * TPS + t] = select(f16(0.0), f16(bitcast<f32>(w[base + t])), ok);
+            }
+        }
+    }
+    if (rs == 0u) {
+        for (var i = 0u; i < PPT; i++) {
+            for (var j = 0u; j < 16u; j++) {
+                var v = f16(0.0);
+                if (xok[i] && c0 + j < P.c) {
+                    v = f16(x[xb[i] + (c0 + j) * in_sp]);
+                }
+                xr[i * 16u + j] = v;
+            }
+        }
+    }
+}
+
+// Write the registers of step `step` to As (and, at a chunk's first step, Bs).
+fn store(step: u32, lid: u32) {
+    if (WPACK != 0u) {
+        for (var i = 0u; i < WPW; i++) {
+            let q = lid + 256u * i;
+            let a = ((q / (BM * 8u)) * BM + (q / 8u) % BM) * CS + 2u * (q % 8u);
+            let v = unpack2x16float(wp[i]); // exact: the halves widened
+            As[a] = f16(v.x);
+            As[a + 1u] = f16(v.y);
+        }
+    } else {
+        for (var i = 0u; i < BM / 16u; i++) {
+            for (var t = 0u; t < TPS; t++) {
+                As[(t * BM + lid / 16u + 16u * i) * CS + lid % 16u] = wr[i * TPS + t];
+            }
+        }
+    }
+    if (step % RSTEPS == 0u) {
+        for (var i = 0u; i < PPT; i++) {
+            let p = lid + 256u * i;
+            if (p < BOX) {
+                for (var j = 0u; j < 16u; j++) {
+                    Bs[p * CS + j] = xr[i * 16u + j];
+                }
+            }
+        }
+    }
 }
 
 @compute @workgroup_size(256)
@@ -203,8 +326,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     }
 
     // X staging: this invocation's box positions lid + 256i, decoded once.
-    var xb: array<u32, 3>;
-    var xok: array<bool, 3>;
     for (var i = 0u; i < PPT; i++) {
         let p = lid + 256u * i;
         let bw = p % BW;
@@ -216,12 +337,6 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         xok[i] = p < BOX && u32(id) < P.in_d && u32(ih) < P.in_h && u32(iw) < P.in_w;
         xb[i] = n * P.c * in_sp + (u32(id) * P.in_h + u32(ih)) * P.in_w + u32(iw);
     }
-    // W staging: this invocation's (row, channel) pairs m = lid/16 + 16i, c = lid%16.
-    let wml = lid / 16u;
-    let wcl = lid % 16u;
-
-    var xr: array<f16, 48>;
-    var wr: array<f16, 32>;
     var acc00 = frag_zero(lane);
     var acc01 = frag_zero(lane);
     var acc02 = frag_zero(lane);
@@ -234,31 +349,8 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let nsteps = ((P.c + 15u) / 16u) * RSTEPS;
     var step = 0u;
     loop {
-        if (step < nsteps) {
-            let c0 = (step / RSTEPS) * 16u;
-            let rs = step % RSTEPS;
-            // ---- W rows rs*RPS.. of the chunk: taps rs*TPS .. +TPS, contiguous per (o, c)
-            let c = c0 + wcl;
-            for (var i = 0u; i < BM / 16u; i++) {
-                let o = m0 + wml + 16u * i;
-                let ok = o < P.o && c < P.c;
-                let base = (min(o, P.o - 1u) * P.c + min(c, P.c - 1u)) * P.kk + rs * TPS;
-                for (var t = 0u; t < TPS; t++) {
-                    wr[i * TPS + t] = select(f16(0.0), f16(w[base + t]), ok);
-                }
-            }
-            // ---- the input box of the chunk, at its first step
-            if (rs == 0u) {
-                for (var i = 0u; i < PPT; i++) {
-                    for (var j = 0u; j < 16u; j++) {
-                        var v = f16(0.0);
-                        if (xok[i] && c0 + j < P.c) {
-                            v = f16(x[xb[i] + (c0 + j) * in_sp]);
-                        }
-                        xr[i * 16u + j] = v;
-                    }
-                }
-            }
+        if (DB != 0u && step < nsteps) {
+            fetch(step, m0, lid, in_sp);
         }
         if (step > 0u) {
             let rs = (step - 1u) % RSTEPS;
@@ -292,21 +384,10 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
             break;
         }
         workgroupBarrier();
-        for (var i = 0u; i < BM / 16u; i++) {
-            for (var t = 0u; t < TPS; t++) {
-                As[(t * BM + wml + 16u * i) * CS + wcl] = wr[i * TPS + t];
-            }
+        if (DB == 0u) {
+            fetch(step, m0, lid, in_sp);
         }
-        if (step % RSTEPS == 0u) {
-            for (var i = 0u; i < PPT; i++) {
-                let p = lid + 256u * i;
-                if (p < BOX) {
-                    for (var j = 0u; j < 16u; j++) {
-                        Bs[p * CS + j] = xr[i * 16u + j];
-                    }
-                }
-            }
-        }
+        store(step, lid);
         workgroupBarrier();
         step += 1u;
     }

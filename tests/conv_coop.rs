@@ -575,6 +575,114 @@ fn direct_matches_reference_emulated() {
     check_list(c, ConvKernel::CoopDirectEmulated, &direct_cases());
 }
 
+/// The stagings of the direct forward other than the default (which every direct test
+/// runs), forward and grad input: f16-packed weights with and without register double
+/// buffering, and f32 weights without it. Emulated: f16-packed weights without double
+/// buffering (both non-default branches of the kernel) on one case (BM 64, three channel
+/// chunks): every pipeline of the emulated kernel takes tens of seconds to build on a CPU
+/// adapter; the device runs every combination on every case.
+fn check_stagings(c: &Context, k: ConvKernel, emulated: bool) {
+    let cases: Vec<Case> = direct_cases()
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| !emulated || *i == 1)
+        .map(|(_, case)| case)
+        .collect();
+    for (packed_weights, prefetch) in [(true, true), (true, false), (false, false)] {
+        let s = coop::Staging {
+            packed_weights,
+            prefetch,
+        };
+        if s != coop::Staging::DEFAULT && (!emulated || !prefetch) {
+            coop::with_staging(s, || check_list(c, k, &cases));
+        }
+    }
+}
+
+#[test]
+fn direct_stagings_match_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    check_stagings(c, ConvKernel::CoopDirectEmulated, true);
+}
+
+/// Transposed convolutions with kernel == stride (the U-Net's up-convolution) on the coop
+/// kernels in f16: the forward on the direct kernel as a 1x1 GEMM with phase rows, the grad
+/// input and grad weight on the im2col kernels (stride-2 conv and its weight gradient);
+/// 2D, 3D and anisotropic, odd sizes, O * taps over several 128-row tiles, bias and none.
+fn check_up(c: &Context, k: ConvKernel, emulated: bool) {
+    let cases = [
+        (Shape::new4(2, 13, 5, 11), 7, vec![2, 2], true),
+        (Shape::new5(2, 5, 3, 5, 6), 3, vec![2, 2, 2], false),
+        (Shape::new4(1, 70, 9, 17), 40, vec![2, 2], true),
+        (Shape::new5(1, 6, 3, 4, 7), 5, vec![1, 2, 2], true),
+    ];
+    for (ci, (xs, o, kern, bias)) in cases.into_iter().enumerate() {
+        if emulated && ci >= 2 {
+            continue; // tens of seconds per emulated pipeline on a CPU adapter
+        }
+        let win = Window::new(&kern, &kern, &vec![0; kern.len()], &vec![1; kern.len()]);
+        let ws = conv_weight_shape(xs.c(), o, &win, xs.is_3d());
+        let xv = round_f16(&rand_vec(xs.numel(), 500 + ci as u64));
+        let wv = round_f16(&rand_vec(ws.numel(), 510 + ci as u64));
+        let bv = rand_vec(o, 520 + ci as u64);
+        let (yref, ys) = r::conv_transpose_fwd(&xv, &xs, &wv, &ws, bias.then_some(&bv[..]), &win);
+        let gv = round_f16(&rand_vec(ys.numel(), 530 + ci as u64));
+        let (dxref, _) = r::conv_transpose_dgrad(&gv, &ys, &wv, &ws, &win);
+        let dwref = r::conv_transpose_wgrad(&xv, &xs, &gv, &ys, &ws, &win);
+        let x = upload(c, &xv, xs, DType::F16);
+        let g = upload(c, &gv, ys, DType::F16);
+        let w = Tensor::from_f32(c, &wv, ws).unwrap();
+        let b = Tensor::from_f32(c, &bv, Shape::vector(o)).unwrap();
+        let y = Tensor::empty(c, ys, DType::F16).unwrap();
+        let dx = Tensor::empty(c, xs, DType::F16).unwrap();
+        let dw = Tensor::empty(c, ws, DType::F32).unwrap();
+        c.run(|rec| {
+            conv::conv_transpose_into(rec, &x, &w, bias.then_some(&b), &win, &y, k)?;
+            conv::conv_transpose_grad_input_into(rec, &g, &w, &win, &dx, k)?;
+            conv::conv_transpose_grad_weight_into(rec, &x, &g, &win, &dw, k)
+        })
+        .unwrap();
+        let name = format!("up case {ci} {xs} -> {ys} {k:?}");
+        let (at, rt) = tol(xs.c(), amax(&xv), amax(&wv));
+        assert_close(
+            &format!("{name} y"),
+            &y.to_f32_vec(c).unwrap(),
+            &yref,
+            at,
+            rt,
+        );
+        let (at, rt) = tol(o * win.kernel_numel(), amax(&gv), amax(&wv));
+        assert_close(
+            &format!("{name} dx"),
+            &dx.to_f32_vec(c).unwrap(),
+            &dxref,
+            at,
+            rt,
+        );
+        let (at, rt) = tol(xs.n() * xs.spatial_numel(), amax(&gv), amax(&xv));
+        assert_close(
+            &format!("{name} dw"),
+            &dw.to_f32_vec(c).unwrap(),
+            &dwref,
+            at,
+            rt,
+        );
+    }
+}
+
+#[test]
+fn up_convolution_matches_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    check_up(c, ConvKernel::CoopDirectEmulated, true);
+}
+
+/// [`check_up`] on the device's matrix units (`Coop`, as `--variant coop` runs it).
+#[test]
+fn up_convolution_matches_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_up(c, ConvKernel::Coop, false);
+}
+
 /// The tile rule on the U-Net layers: the boxes stage at most ~2.6x the output positions
 /// and fit 45 KiB of workgroup memory with padded rows and 32 KiB without.
 #[test]
@@ -625,6 +733,13 @@ fn conv_matches_reference() {
 fn direct_matches_reference() {
     let Some(c) = coop_ctx() else { return };
     check_list(c, ConvKernel::CoopDirect, &direct_cases());
+}
+
+/// Every staging of the direct forward on the device's matrix units.
+#[test]
+fn direct_stagings_match_reference() {
+    let Some(c) = coop_ctx() else { return };
+    check_stagings(c, ConvKernel::CoopDirect, false);
 }
 
 /// The im2col kernels alone on the device (what `WUNET_COOP_DIRECT=0` runs).

@@ -90,6 +90,13 @@ impl ConvParams {
             ..Default::default()
         }
     }
+    /// With phase rows (`conv_coop_direct.wgsl`): the GEMM rows are output channels x the
+    /// phases of an up-convolution kernel `k` (flags bit 1, aux3..aux5 = k).
+    pub(super) fn with_phases(mut self, k: [usize; 3]) -> Self {
+        self.flags |= 2;
+        [self.aux3, self.aux4, self.aux5] = u3(k);
+        self
+    }
 }
 
 /// Register block (output channels, positions per invocation) of the CPU forward kernel:
@@ -297,13 +304,26 @@ pub fn flipped_window(win: &Window) -> Option<Window> {
 
 #[repr(C)]
 #[derive(Clone, Copy, Pod, Zeroable, Default, Debug)]
-struct FlipParams {
+pub(crate) struct FlipParams {
     o: u32,
     c: u32,
     kk: u32,
     pad0: u32,
     k: [u32; 3],
     pad1: u32,
+}
+
+impl FlipParams {
+    /// Params of `weights.wgsl` for a weight (O, C, taps) with kernel `k`.
+    pub(crate) fn new(o: u32, c: u32, kk: u32, k: [u32; 3]) -> Self {
+        FlipParams {
+            o,
+            c,
+            kk,
+            k,
+            ..Default::default()
+        }
+    }
 }
 
 /// `dx = dgrad(dy, w) + b` computed by `conv_dgrad`: one dispatch, workgroup z = stride phase.
@@ -619,6 +639,13 @@ pub fn conv_transpose_into(
     expect_act(op, "output", y, ys, x.dtype)?;
     expect(op, "weight", w, w.shape, DType::F32)?;
     check_bias(op, b, &x.shape, ys.c())?;
+    if kernel.is_coop() && up::qualifies(win) {
+        if let Some(mode) = super::coop::coop_mode(kernel.resolve(rec, x.dtype)) {
+            if super::coop::up_forward(rec, mode, x, w, b, win, y)? {
+                return Ok(());
+            }
+        }
+    }
     if use_up(rec, kernel, op, win)? {
         return up::forward(rec, x, w, b, win, y);
     }

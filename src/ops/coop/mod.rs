@@ -35,7 +35,11 @@ use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Recorder, Tensor};
 use crate::shape::{Shape, Window};
 
+mod direct;
 mod selftest;
+pub(crate) use direct::up_forward;
+use direct::{best_box, direct_plan, DIRECT_MAX_BOX, DIRECT_SCRATCH_BYTES, DIRECT_STAGING_HALVES};
+pub use direct::{describe_fwd, direct_applies, direct_tile, with_staging, DirectTile, Staging};
 pub use selftest::{self_test, self_test_parts};
 
 /// Whether the coop conv kernels run on a device (decided once per [`Context`]).
@@ -271,188 +275,6 @@ impl CoopMode {
     }
 }
 
-// ------------------------------------------------------------------ direct kernel tiles
-
-/// Staging budget of the direct kernel's tile table, in halves at 24 halves per staged
-/// position (PAD 8): with the 8 KiB epilogue scratch that is at most 45 KiB of workgroup
-/// memory with PAD 8 and at most 32 KiB with PAD 0 (CPU adapters, emulated kernels), so the
-/// same tiles run everywhere.
-const DIRECT_STAGING_HALVES: usize = 18432;
-/// Most input-box positions one invocation stages (box <= 3 * 256), most weights.
-const DIRECT_MAX_BOX: usize = 768;
-const DIRECT_MAX_WPT: usize = 32;
-/// Epilogue scratch of the direct kernel: 8 subgroups x 16 x 16 f32.
-const DIRECT_SCRATCH_BYTES: usize = 8 * 256 * 4;
-
-/// Tile of `conv_coop_direct` (see its header).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DirectTile {
-    /// Output channels per workgroup (32, 64, 128).
-    pub bm: usize,
-    /// Column fragments per subgroup (2 or 4).
-    pub wnf: usize,
-    /// Output box (TD, TH, TW); TD*TH*TW = [`DirectTile::bn`], TW a multiple of 16.
-    pub out_box: [usize; 3],
-    /// Kernel (KD, KH, KW).
-    pub kernel: [usize; 3],
-    /// Rows (kd, kh) of taps whose weights one step stages.
-    pub rps: usize,
-}
-
-impl DirectTile {
-    /// Output positions per workgroup.
-    pub fn bn(&self) -> usize {
-        (8 / (self.bm / 32)) * 16 * self.wnf
-    }
-    /// Staged input box (positions): the output box plus the kernel's halo.
-    pub fn box_positions(&self) -> usize {
-        (0..3)
-            .map(|a| self.out_box[a] + self.kernel[a] - 1)
-            .product()
-    }
-    fn staging_halves(&self, pad: usize) -> usize {
-        (self.rps * self.kernel[2] * self.bm + self.box_positions()) * (16 + pad)
-    }
-    /// Workgroup memory of the kernel with staging rows padded by `pad` halves.
-    pub fn workgroup_bytes(&self, pad: usize) -> usize {
-        self.staging_halves(pad) * 2 + DIRECT_SCRATCH_BYTES
-    }
-    fn fits(&self) -> bool {
-        self.staging_halves(8) <= DIRECT_STAGING_HALVES
-            && self.box_positions() <= DIRECT_MAX_BOX
-            && self.bm / 16 * self.rps * self.kernel[2] <= DIRECT_MAX_WPT
-    }
-    /// Workgroups of a forward with output `ys`.
-    pub fn workgroups(&self, ys: &Shape) -> u64 {
-        let [od, oh, ow] = ys.spatial();
-        let [td, th, tw] = self.out_box;
-        groups_for(ys.c(), self.bm)
-            * (ys.n() * od.div_ceil(td) * oh.div_ceil(th) * ow.div_ceil(tw)) as u64
-    }
-}
-
-impl std::fmt::Display for DirectTile {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let [td, th, tw] = self.out_box;
-        write!(
-            f,
-            "BM {} x box {td}x{th}x{tw}, {} tap rows per step",
-            self.bm, self.rps
-        )
-    }
-}
-
-/// Whether the direct kernels compute a convolution with this window: stride 1,
-/// dilation 1, kernel 1..=3 on every axis (any padding).
-pub fn direct_applies(win: &Window) -> bool {
-    (0..3).all(|a| win.stride[a] == 1 && win.dilation[a] == 1 && (1..=3).contains(&win.kernel[a]))
-}
-
-/// The direct forward's tile for output `ys` (O channels) and window `win`, or `None` where
-/// the kernel does not apply. The rule (a function of the shapes only):
-/// * BM = 32 for O <= 32, 64 for O <= 64 and for every O in 3D, else 128 (no fragment
-///   rows wasted for the U-Net's 16..512 channels except O = 16 and 96);
-/// * WNF = 4 in 2D (BN = 512, 256, 128 positions), 2 in 3D (BN = 256, 128: the 3D halo
-///   would not fit the workgroup memory with more);
-/// * the output box TD x TH x TW (TW in 16, 32, 64; powers of two; TD = 1 in 2D) with BN
-///   positions that stages the fewest input positions per useful output position
-///   (`min(TD, out_d) * min(TH, out_h) * min(TW, out_w)`), ties to the wider box, among
-///   those whose staging fits (input box <= 768 positions, (KW*BM + box)*24 <= 18432 halves);
-/// * RPS = the most rows of taps per step (a divisor of KD*KH) that still fit.
-pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
-    if !direct_applies(win) {
-        return None;
-    }
-    let o = ys.c();
-    let is_3d = ys.is_3d() || win.kernel[0] > 1;
-    let bm = if o <= 32 {
-        32
-    } else if o <= 64 || is_3d {
-        64
-    } else {
-        128
-    };
-    let wnf = if is_3d { 2 } else { 4 };
-    let bn = (8 / (bm / 32)) * 16 * wnf;
-    let out_box = best_box(bn, is_3d, ys.spatial(), win.kernel, |b| {
-        DirectTile {
-            bm,
-            wnf,
-            out_box: b,
-            kernel: win.kernel,
-            rps: 1,
-        }
-        .fits()
-    })?;
-    let mut t = DirectTile {
-        bm,
-        wnf,
-        out_box,
-        kernel: win.kernel,
-        rps: 1,
-    };
-    let rows = win.kernel[0] * win.kernel[1];
-    t.rps = (1..=rows)
-        .rev()
-        .filter(|r| rows.is_multiple_of(*r))
-        .find(|&r| DirectTile { rps: r, ..t }.fits())
-        .unwrap_or(1);
-    Some(t)
-}
-
-/// The output box TD x TH x TW with `bn` positions (TW in 16, 32, 64; powers of two; TD = 1
-/// in 2D) that stages the fewest input positions (box + kernel halo) per useful output
-/// position (`min(TD, out_d) * min(TH, out_h) * min(TW, out_w)` of output `out`), ties to
-/// the wider box, among those `fits` accepts.
-fn best_box(
-    bn: usize,
-    is_3d: bool,
-    out: [usize; 3],
-    kernel: [usize; 3],
-    fits: impl Fn([usize; 3]) -> bool,
-) -> Option<[usize; 3]> {
-    let mut best: Option<(f64, [usize; 3])> = None;
-    for tw in [16, 32, 64] {
-        for th in (0..).map(|e| 1usize << e).take_while(|&th| tw * th <= bn) {
-            let td = bn / (tw * th);
-            let b = [td, th, tw];
-            if (!is_3d && td != 1) || td * th * tw != bn || !fits(b) {
-                continue;
-            }
-            let staged: usize = (0..3).map(|a| b[a] + kernel[a] - 1).product();
-            let useful: usize = (0..3).map(|a| b[a].min(out[a])).product();
-            let cost = staged as f64 / useful as f64;
-            // Candidates come in increasing TW: `<=` prefers the wider box on ties.
-            if best.is_none_or(|(c, _)| cost <= c) {
-                best = Some((cost, b));
-            }
-        }
-    }
-    best.map(|(_, b)| b)
-}
-
-/// The direct forward's tile and staging padding on this device, if it applies and fits.
-fn direct_plan(ctx: &Context, ys: &Shape, win: &Window) -> Option<(DirectTile, usize)> {
-    let t = direct_tile(ys, win)?;
-    let lim = ctx.limits.max_compute_workgroup_storage_size as usize;
-    let pad = [8, 0].into_iter().find(|&p| t.workgroup_bytes(p) <= lim)?;
-    Some((t, pad))
-}
-
-/// The forward kernel a coop mode runs for output `ys` and window `win` on this device:
-/// `conv_coop_direct (tile)` or `conv_coop (BM ..)` (for `wunet bench conv`).
-pub fn describe_fwd(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> String {
-    let emu = if mode.emulated { " (emulated)" } else { "" };
-    match direct_plan(ctx, ys, win).filter(|_| mode.direct_allowed(ctx).0) {
-        Some((t, _)) => format!("conv_coop_direct{emu}, {t}"),
-        None => format!(
-            "conv_coop{emu}, BM {} x BN {}",
-            tile_rows(ys.c()),
-            16384 / tile_rows(ys.c())
-        ),
-    }
-}
-
 /// Tile of `conv_coop_direct_wgrad` (see its header).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DirectWgradTile {
@@ -578,24 +400,8 @@ pub(crate) fn dispatch_fwd(
     let params = ConvParams::new(&xs, &ys, win, b.is_some());
     let bias = b.unwrap_or(w);
     if mode.direct_allowed(rec.ctx).0 {
-        if let Some((t, pad)) = direct_plan(rec.ctx, &ys, win) {
-            let groups = rec.grid(t.workgroups(&ys))?;
-            let [td, th, tw] = t.out_box;
-            let [kd, kh, kw] = t.kernel;
-            let ov = [
-                ("BM", t.bm as f64),
-                ("WNF", t.wnf as f64),
-                ("TD", td as f64),
-                ("TH", th as f64),
-                ("TW", tw as f64),
-                ("KD", kd as f64),
-                ("KH", kh as f64),
-                ("KW", kw as f64),
-                ("RPS", t.rps as f64),
-                ("PAD", pad as f64),
-            ];
-            let kernel = kernel_name("conv_coop_direct", mode.emulated);
-            return rec.dispatch(kernel, "main", &ov, &params, &[x, w, bias, y], groups);
+        if let Some(plan) = direct_plan(rec.ctx, &ys, win)? {
+            return direct::dispatch(rec, mode, plan, x, w, b, win, y);
         }
     }
     let bm = tile_rows(ys.c());

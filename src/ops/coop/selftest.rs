@@ -108,7 +108,7 @@ pub fn self_test_parts(
             if *k != family {
                 continue;
             }
-            if *k == direct && direct_plan(ctx, &conv_out(xs, *o, win)?, win).is_none() {
+            if *k == direct && direct_plan(ctx, &conv_out(xs, *o, win)?, win)?.is_none() {
                 bad.push(format!("direct kernel does not fit {xs} -> {o}"));
                 continue;
             }

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Issue 11, the direct matrix-unit conv forward towards 150 TFLOP/s, one sitting of about 5
+# minutes on a lent GPU: correctness first (the coop tests: every tile and every staging of
+# conv_coop_direct against the CPU reference on the matrix units), then the adapter's
+# ceilings, then a sweep of the direct forward's tiles and stagings at the conv sizes of the
+# README (WUNET_COOP_DIRECT_TILE: bm, wnf, pack = f16-packed weights, db = register double
+# buffering; empty = the tile rule's choice), then the U-Net steps in mixed precision with the
+# default staging and with the f16-packed one (pack=1), and f32 for the "no slower" check; the
+# up-convolution on the FMA-unit kernel (up) and on the matrix units (coop) between them.
+# Binaries from .devbin/bin.tgz (tools/device_pack.sh conv_coop conv mixed), the environment
+# from device_env.sh. Output: $OUT/tiles.log.
+set -u
+. "$(dirname "$0")/device_env.sh"
+t() { local s=$1; shift; timeout "$s" "$@" 2>&1; }
+{
+date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
+$B/wunet devices | grep -E "^[^ ]|cooperative" | head -6
+echo "== 1. correctness on the GPU"
+WUNET_REQUIRE_COOP=1 t 200 $B/test-conv_coop --test-threads 2 | grep -E "^test |panicked|result|FAIL"
+[ -x $B/test-mixed ] && echo "-- mixed: $(t 120 $B/test-mixed --test-threads 4 | grep -E '^test result|panicked|FAILED' | tr '\n' ' ')"
+echo "== 2. ceilings"; t 60 $B/wunet bench peak --runs 10
+echo "== 3. direct forward, mixed precision: tiles x stagings (GPU timestamps, dense formula)"
+for shape in "8x256x64x64 --out-channels 256" "1x64x256x256 --out-channels 64" \
+             "2x32x256x256 --out-channels 32" "1x32x64x64x64 --out-channels 32" \
+             "1x96x64x64x64 --out-channels 32"; do
+    echo "-- $shape"
+    t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant tiled --precision f32 --runs 20 | grep -E "median_ms|gflops" | tr '\n' ' '; echo "[tiled f32]"
+    for spec in "" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 bm=32,db=0 bm=64,db=0 bm=128,db=0 \
+                wnf=2 wnf=2,db=0 wnf=4 wnf=4,db=0; do
+        r=$(WUNET_COOP_DIRECT_TILE="$spec" t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 \
+            --variant coop-direct --precision mixed --runs 20 | grep -E "variant|median_ms|gflops|rror" \
+            | sed -E 's/.*ran CoopDirect: fwd conv_coop_direct, //; s/, precision mixed\)//' | tr '\n' ' ')
+        echo "[$spec] $r"
+    done
+done
+echo "== 4. up-convolution: conv_up (FMA units) vs coop (forward: the direct kernel with phase rows)"
+for bw in "" --backward; do
+    t 60 $B/wunet bench conv-transpose --in 1x128x128x128 --out-channels 64 --kernel 2 --stride 2 \
+        --pad 0 --variant up,coop --precision mixed --runs 30 $bw | grep -E "variant|median_ms|gflops|rror"
+    t 60 $B/wunet bench conv-transpose --in 1x64x32x32x32 --out-channels 32 --kernel 2 --stride 2 \
+        --pad 0 --variant up,coop --precision mixed --runs 30 $bw | grep -E "variant|median_ms|gflops|rror"
+done
+echo "== 5. U-Net training steps"
+for m in unet2d unet3d; do
+    for spec in "" pack=1; do
+        echo "-- WUNET_COOP_DIRECT_TILE=$spec wunet bench $m --precision mixed"
+        WUNET_COOP_DIRECT_TILE="$spec" t 120 $B/wunet bench $m --runs 20 --precision mixed | grep -E "precision|median|loss"
+    done
+    echo "-- wunet bench $m --precision f32"
+    t 120 $B/wunet bench $m --runs 20 --precision f32 | grep -E "precision|median"
+done
+date -u
+} 2>&1 | tee "$OUT/tiles.log"
