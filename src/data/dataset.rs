@@ -60,7 +60,7 @@ pub struct DatasetOptions {
 
 impl DatasetOptions {
     /// The options behind the training keys `normalize` (`zscore`,
-    /// `percentile`: 1-99 % clipped, `robust`: 1-99.8 %, clipped with
+    /// `percentile`: 1-99 % clipped, `robust`: median to 0, 99.8 % to 1, clipped with
     /// `clip`; see [`Normalize::from_key`]; anything else, `auto` included,
     /// is z-score: resolve `auto` first) and `foreground_value` (binary
     /// labels: the stored value of class 1; 0: stored 0 is class 1;

@@ -14,7 +14,7 @@ pub enum Normalize {
     /// Scale the `lo`..`hi` percentiles (numpy's linear interpolation, in
     /// percent, e.g. 1 and 99) to 0..1; with `clip`, values outside that
     /// range are clipped to it first (the `percentile` key: 1-99 %, clipped;
-    /// `robust`: 1-99.8 %, as StarDist / CSBDeep, clipped with `norm_clip`).
+    /// `robust`: 50-99.8 %, clipped with `norm_clip`).
     Percentile { lo: f32, hi: f32, clip: bool },
     /// Raw values.
     None,
@@ -28,8 +28,12 @@ pub const AUTO_DARK_SHARE: f32 = 0.1;
 
 impl Normalize {
     /// The mode behind a `normalize` key: `zscore`, `percentile` (1-99 %,
-    /// clipped: the original key) or `robust` (1-99.8 %, clipped only with
-    /// `clip`); `none` raw values. `auto` must be resolved first
+    /// clipped: the original key) or `robust` (the median to 0, the 99.8th
+    /// percentile to 1, clipped only with `clip`: for a dark background
+    /// with sparse bright objects, the background (the median) goes to 0
+    /// and the objects (the 99.8th percentile, as StarDist / CSBDeep's
+    /// upper reference) to about 1, whatever the objects' share of the
+    /// image above 0.2 %, its gain and offset); `none` raw values. `auto` must be resolved first
     /// ([`auto_key`]); unknown keys are refused naming the value.
     pub fn from_key(key: &str, clip: bool) -> Result<Normalize, String> {
         match key {
@@ -40,7 +44,7 @@ impl Normalize {
                 clip: true,
             }),
             "robust" => Ok(Normalize::Percentile {
-                lo: 1.0,
+                lo: 50.0,
                 hi: 99.8,
                 clip,
             }),

@@ -104,7 +104,7 @@ mod tests {
 
     #[test]
     fn nearest_keeps_the_label_set_and_halving_picks_every_other() {
-        let l = Array3::from_vec([1, 4, 4], (0..16).map(|i| (i % 3) as i32).collect()).unwrap();
+        let l = Array3::from_vec([1, 4, 4], (0..16).map(|i| i % 3).collect()).unwrap();
         let h = resize_nearest(&l, [1, 2, 2]);
         assert_eq!(h.data, vec![l.data[5], l.data[7], l.data[13], l.data[15]]);
         let u = resize_nearest(&l, [1, 7, 9]);

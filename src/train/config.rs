@@ -46,7 +46,8 @@ pub struct TrainFlags {
     #[arg(long, allow_hyphen_values = true)]
     pub synthetic_size: Option<String>,
     /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
-    /// clipped) or robust (1-99.8 %, as StarDist; clipped with norm_clip).
+    /// clipped) or robust (median -> 0, 99.8th percentile -> 1; clipped to
+    /// 0..1 with norm_clip).
     /// auto: robust when most images are dark with sparse bright objects
     /// (median within 10 % of the 1-99.8 % range above the 1st percentile),
     /// else zscore.

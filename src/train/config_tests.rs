@@ -76,3 +76,50 @@ fn shipped_configs_resolve() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
+    let d = TrainConfig::defaults("unet2d");
+    let text = d.to_toml().unwrap();
+    let new = [
+        "norm_clip",
+        "rotate_prob",
+        "rotate_degrees",
+        "zoom_prob",
+        "zoom_range",
+        "noise_prob",
+        "blur_prob",
+        "brightness_prob",
+        "contrast_prob",
+        "lowres_prob",
+        "gamma_prob",
+        "gamma_invert_prob",
+    ];
+    let old: String = text
+        .lines()
+        .filter(|l| !new.iter().any(|k| l.starts_with(&format!("{k} ="))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(text.lines().count() - old.lines().count(), new.len());
+    let back: TrainConfig = toml::from_str(&old).unwrap();
+    assert_eq!(back, d);
+    // as flags (resume, eval --split val): resolves to the same
+    let flags: TrainFlags = toml::from_str(&old).unwrap();
+    assert_eq!(TrainConfig::resolve(&[("old".into(), flags)]).unwrap(), d);
+    // nnU-Net's values, and bad ones are named
+    assert_eq!(
+        (d.zoom_limits().unwrap(), d.rotate_degrees, d.gamma_prob),
+        ((0.7, 1.4), 180.0, 0.3)
+    );
+    for (k, v) in [
+        ("zoom_range", "'1.4,0.7'"),
+        ("noise_prob", "1.5"),
+        ("rotate_degrees", "200.0"),
+    ] {
+        let f: TrainFlags = toml::from_str(&format!("{k} = {v}")).unwrap();
+        let e = TrainConfig::resolve(&[("x".into(), f)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(k), "{e}");
+    }
+}
