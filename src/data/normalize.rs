@@ -20,11 +20,20 @@ pub enum Normalize {
     None,
 }
 
-/// The training key `normalize = auto` picks `robust` for images whose
-/// median lies within this share of their 1-99.8 % percentile range above
-/// the 1st percentile (a dark background with sparse bright objects:
-/// fluorescence), else `zscore` (EM, bright field).
+/// The training key `normalize = auto` counts an image as dark with bright
+/// objects when its median lies within this share of its 1-99.8 %
+/// percentile range above the 1st percentile (fluorescence; EM and bright
+/// field are not).
 pub const AUTO_DARK_SHARE: f32 = 0.1;
+
+/// ... and picks `robust` for dark images only when the labelled objects
+/// are sparse: below this share of the training pixels. Above it, the
+/// z-score puts the objects at a steady level (`sqrt((1 - f) / f)` for an
+/// object share `f`: 1.7-2.4 for NIH3T3's 15-26 %), which measured better
+/// there (validation Dice 0.846 against 0.798 for `robust`, 400 steps);
+/// below it that level runs away (f = 1 %: 9.9) and changes with every
+/// image's object count, which `robust` does not.
+pub const AUTO_SPARSE_SHARE: f64 = 0.1;
 
 impl Normalize {
     /// The mode behind a `normalize` key: `zscore`, `percentile` (1-99 %,
@@ -65,16 +74,21 @@ pub fn is_dark_background(data: &[f32]) -> bool {
     p998 > p1 && med - p1 < AUTO_DARK_SHARE * (p998 - p1)
 }
 
-/// The `auto` rule over raw training images: `robust` when most of them
-/// (more than half) are dark with sparse bright objects
-/// ([`is_dark_background`]), else `zscore`.
-pub fn auto_key<'a>(images: impl IntoIterator<Item = &'a [f32]>) -> &'static str {
+/// The `auto` rule over the raw training images and the share of their
+/// pixels that the labels mark as objects: `robust` when most images (more
+/// than half) are dark with bright objects ([`is_dark_background`]) and
+/// the objects are sparse (`foreground_share` < [`AUTO_SPARSE_SHARE`]),
+/// else `zscore`.
+pub fn auto_key<'a>(
+    images: impl IntoIterator<Item = &'a [f32]>,
+    foreground_share: f64,
+) -> &'static str {
     let (mut dark, mut n) = (0usize, 0usize);
     for im in images {
         n += 1;
         dark += usize::from(is_dark_background(im));
     }
-    if n > 0 && 2 * dark > n {
+    if n > 0 && 2 * dark > n && foreground_share < AUTO_SPARSE_SHARE {
         "robust"
     } else {
         "zscore"
@@ -242,9 +256,10 @@ mod tests {
         // a mid-grey texture (EM-like) is not dark
         let grey: Vec<f32> = (0..4096).map(|i| 100.0 + ((i * 31) % 97) as f32).collect();
         assert!(!is_dark_background(&grey));
-        assert_eq!(auto_key([dark.as_slice(), dark.as_slice()]), "robust");
-        assert_eq!(auto_key([dark.as_slice(), grey.as_slice()]), "zscore");
-        assert_eq!(auto_key(std::iter::empty()), "zscore");
+        assert_eq!(auto_key([dark.as_slice(), dark.as_slice()], 0.03), "robust");
+        assert_eq!(auto_key([dark.as_slice(), dark.as_slice()], 0.2), "zscore");
+        assert_eq!(auto_key([dark.as_slice(), grey.as_slice()], 0.03), "zscore");
+        assert_eq!(auto_key(std::iter::empty(), 0.0), "zscore");
     }
 
     #[test]

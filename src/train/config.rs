@@ -48,9 +48,9 @@ pub struct TrainFlags {
     /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
     /// clipped) or robust (median -> 0, 99.8th percentile -> 1; clipped to
     /// 0..1 with norm_clip).
-    /// auto: robust when most images are dark with sparse bright objects
-    /// (median within 10 % of the 1-99.8 % range above the 1st percentile),
-    /// else zscore.
+    /// auto: robust when most images are dark with bright objects (median
+    /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
+    /// labelled objects are sparse (under 10 % of the pixels), else zscore.
     #[arg(long)]
     pub normalize: Option<String>,
     /// robust normalisation: clip to its percentile range (0..1).

@@ -94,7 +94,11 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         };
         let mut ds = Dataset::load(path, &opts)?;
         if auto {
-            norm_key = auto_key(ds.samples.iter().map(|s| s.image.data.as_slice())).into();
+            norm_key = auto_key(
+                ds.samples.iter().map(|s| s.image.data.as_slice()),
+                foreground_share(&ds),
+            )
+            .into();
             let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
             for s in &mut ds.samples {
                 normalize(&mut s.image, mode);
@@ -179,6 +183,16 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         class_values,
         normalize: norm_key,
     })
+}
+
+/// The share of the labelled voxels that are not background (class 0).
+fn foreground_share(ds: &Dataset) -> f64 {
+    let (mut fg, mut n) = (0u64, 0u64);
+    for s in &ds.samples {
+        n += s.labels.data.len() as u64;
+        fg += s.labels.data.iter().filter(|&&v| v != 0).count() as u64;
+    }
+    fg as f64 / n.max(1) as f64
 }
 
 /// Output patch and input margin of a training input patch (errors suggest sizes that work).
