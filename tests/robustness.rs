@@ -194,6 +194,7 @@ fn checkpoints_without_the_new_keys_still_load() {
         "lowres_prob",
         "gamma_prob",
         "gamma_invert_prob",
+        "gamma_range",
     ];
     let mut ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
     let mut stripped = 0;

@@ -192,6 +192,9 @@ pub struct TrainFlags {
     /// Probability of a gamma 0.7-1.5 on the inverted patch (nnU-Net: 0.1).
     #[arg(long, allow_hyphen_values = true)]
     pub gamma_invert_prob: Option<f32>,
+    /// Gamma range "lo,hi" of both gamma transforms (nnU-Net: 0.7,1.5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub gamma_range: Option<String>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
     #[arg(long, allow_hyphen_values = true)]
     pub fg_prob: Option<f32>,
@@ -297,6 +300,8 @@ pub struct TrainConfig {
     pub gamma_prob: f32,
     #[serde(default = "aug_default::gamma_invert_prob")]
     pub gamma_invert_prob: f32,
+    #[serde(default = "aug_default::gamma_range")]
+    pub gamma_range: String,
     pub fg_prob: f32,
     pub prefetch: usize,
     pub overfit: usize,
@@ -350,6 +355,10 @@ mod aug_default {
     }
     pub fn gamma_invert_prob() -> f32 {
         IntensityOptions::default().gamma_invert_prob
+    }
+    pub fn gamma_range() -> String {
+        let (a, b) = IntensityOptions::default().gamma;
+        format!("{a},{b}")
     }
 }
 
@@ -416,6 +425,7 @@ impl TrainConfig {
             lowres_prob: aug_default::lowres_prob(),
             gamma_prob: aug_default::gamma_prob(),
             gamma_invert_prob: aug_default::gamma_invert_prob(),
+            gamma_range: aug_default::gamma_range(),
             fg_prob: 0.33,
             prefetch: 4,
             overfit: 0,
@@ -589,28 +599,18 @@ impl TrainConfig {
             check_f64(k, v as f64, Range::Closed(0.0, 1.0))?;
         }
         self.zoom_limits()?;
+        self.gamma_limits()?;
         Ok(())
     }
 
     /// `zoom_range` as `(lo, hi)`: two finite factors with `0 < lo <= hi <= 10`.
     pub fn zoom_limits(&self) -> Result<(f32, f32)> {
-        let bad = || {
-            Error::Other(format!(
-                "zoom_range = '{}': expected two factors 'lo,hi' with 0 < lo <= hi <= 10, e.g. '0.7,1.4'",
-                self.zoom_range
-            ))
-        };
-        let v: Vec<f32> = self
-            .zoom_range
-            .split(',')
-            .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
-            .collect::<Result<_>>()?;
-        match v.as_slice() {
-            [a, b] if a.is_finite() && b.is_finite() && *a > 0.0 && a <= b && *b <= 10.0 => {
-                Ok((*a, *b))
-            }
-            _ => Err(bad()),
-        }
+        range_key("zoom_range", &self.zoom_range, "0.7,1.4")
+    }
+
+    /// `gamma_range` as `(lo, hi)`: `0 < lo <= hi <= 10`.
+    pub fn gamma_limits(&self) -> Result<(f32, f32)> {
+        range_key("gamma_range", &self.gamma_range, "0.7,1.5")
     }
 
     pub fn dims(&self) -> usize {
@@ -776,6 +776,8 @@ impl TrainConfig {
                     lowres_prob: self.lowres_prob,
                     gamma_prob: self.gamma_prob,
                     gamma_invert_prob: self.gamma_invert_prob,
+                    // checked in check()
+                    gamma: self.gamma_limits().unwrap_or((1.0, 1.0)),
                     ..IntensityOptions::default()
                 }),
             }
@@ -809,6 +811,26 @@ impl TrainConfig {
                 )
             })
             .collect())
+    }
+}
+
+/// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);
+/// the error names the key, the text and an example.
+fn range_key(key: &str, text: &str, example: &str) -> Result<(f32, f32)> {
+    let bad = || {
+        Error::Other(format!(
+            "{key} = '{text}': expected two numbers 'lo,hi' with 0 < lo <= hi <= 10, e.g. '{example}'"
+        ))
+    };
+    let v: Vec<f32> = text
+        .split(',')
+        .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
+        .collect::<Result<_>>()?;
+    match v.as_slice() {
+        [a, b] if a.is_finite() && b.is_finite() && *a > 0.0 && a <= b && *b <= 10.0 => {
+            Ok((*a, *b))
+        }
+        _ => Err(bad()),
     }
 }
 

@@ -94,6 +94,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "lowres_prob",
         "gamma_prob",
         "gamma_invert_prob",
+        "gamma_range",
     ];
     let old: String = text
         .lines()
@@ -113,6 +114,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
     );
     for (k, v) in [
         ("zoom_range", "'1.4,0.7'"),
+        ("gamma_range", "'0,2'"),
         ("noise_prob", "1.5"),
         ("rotate_degrees", "200.0"),
     ] {
