@@ -317,51 +317,6 @@ pub struct TrainConfig {
     pub instances: bool,
 }
 
-/// Defaults of the augmentation keys added with issue 13 (nnU-Net's
-/// probabilities and ranges), also the values a `config.toml` written
-/// before they existed resolves to.
-mod aug_default {
-    use crate::data::augment::{AffineOptions, IntensityOptions};
-    pub fn rotate_prob() -> f32 {
-        AffineOptions::default().rotate_prob
-    }
-    pub fn rotate_degrees() -> f32 {
-        AffineOptions::default().max_degrees
-    }
-    pub fn zoom_prob() -> f32 {
-        AffineOptions::default().zoom_prob
-    }
-    pub fn zoom_range() -> String {
-        let (a, b) = AffineOptions::default().zoom;
-        format!("{a},{b}")
-    }
-    pub fn noise_prob() -> f32 {
-        IntensityOptions::default().noise_prob
-    }
-    pub fn blur_prob() -> f32 {
-        IntensityOptions::default().blur_prob
-    }
-    pub fn brightness_prob() -> f32 {
-        IntensityOptions::default().brightness_prob
-    }
-    pub fn contrast_prob() -> f32 {
-        IntensityOptions::default().contrast_prob
-    }
-    pub fn lowres_prob() -> f32 {
-        IntensityOptions::default().lowres_prob
-    }
-    pub fn gamma_prob() -> f32 {
-        IntensityOptions::default().gamma_prob
-    }
-    pub fn gamma_invert_prob() -> f32 {
-        IntensityOptions::default().gamma_invert_prob
-    }
-    pub fn gamma_range() -> String {
-        let (a, b) = IntensityOptions::default().gamma;
-        format!("{a},{b}")
-    }
-}
-
 /// Keys that may differ between a run and its resumption.
 pub const RESUMABLE_KEYS: [&str; 6] = [
     "steps",
@@ -814,26 +769,6 @@ impl TrainConfig {
     }
 }
 
-/// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);
-/// the error names the key, the text and an example.
-fn range_key(key: &str, text: &str, example: &str) -> Result<(f32, f32)> {
-    let bad = || {
-        Error::Other(format!(
-            "{key} = '{text}': expected two numbers 'lo,hi' with 0 < lo <= hi <= 10, e.g. '{example}'"
-        ))
-    };
-    let v: Vec<f32> = text
-        .split(',')
-        .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
-        .collect::<Result<_>>()?;
-    match v.as_slice() {
-        [a, b] if a.is_finite() && b.is_finite() && *a > 0.0 && a <= b && *b <= 10.0 => {
-            Ok((*a, *b))
-        }
-        _ => Err(bad()),
-    }
-}
-
 /// Parse a TOML configuration file into flags (unknown keys are errors naming the file).
 pub fn read_config_file(path: &Path) -> Result<TrainFlags> {
     crate::fsutil::check_regular_file(path)?;
@@ -845,6 +780,10 @@ pub fn read_config_file(path: &Path) -> Result<TrainFlags> {
 fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
     toml::Table::try_from(v).map_err(|e| Error::Other(format!("configuration: {e}")))
 }
+
+#[path = "config_aug.rs"]
+mod aug;
+use aug::{aug_default, range_key};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]
