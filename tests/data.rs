@@ -292,7 +292,11 @@ fn dataset_layouts_and_errors() {
     );
     write_npy(&d.join("masks/b.npy"), &ramp([2, 3, 4], |i| (i % 3) as u8)).unwrap();
     let o = DatasetOptions {
-        normalize: Normalize::Percentile { lo: 1.0, hi: 99.0 },
+        normalize: Normalize::Percentile {
+            lo: 1.0,
+            hi: 99.0,
+            clip: true,
+        },
         invert: None,
         ..Default::default()
     };

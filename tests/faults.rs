@@ -193,7 +193,7 @@ fn label_value_sets_are_checked_over_the_whole_dataset() {
     // foreground_value on three classes is refused, not ignored
     let d = png_folder("labels-three", 1, |_, k| (k % 3) as u8);
     assert_eq!(Dataset::load(&d, &o).unwrap().n_classes, 3);
-    let f = DatasetOptions::from_keys("zscore", 2);
+    let f = DatasetOptions::from_keys("zscore", false, 2);
     let e = Dataset::load(&d, &f).unwrap_err().to_string();
     assert!(
         e.contains("foreground_value") && e.contains("{0, 1, 2}"),

@@ -485,6 +485,7 @@ fn logits(
         tta: false,
         overlap: 0.3,
         precision: wunet::shape::Precision::F32,
+        scale: 1.0,
     };
     let mut p = Predictor::new(c, cfg, tile, &opts).unwrap();
     p.load(c, ck, Path::new("(test)")).unwrap();
@@ -565,6 +566,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
     InferMeta {
         model: ModelMeta::from(&cfg),
         normalize: "zscore".into(),
+        norm_clip: false,
         class_values: vec![0, 1, 2],
         foreground_value: -1,
         objects_class: 1,

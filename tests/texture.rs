@@ -50,6 +50,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
     let meta = InferMeta {
         model: ModelMeta::from(cfg),
         normalize: "zscore".into(),
+        norm_clip: false,
         class_values: vec![0, 1, 2],
         foreground_value: -1,
         objects_class: 1,

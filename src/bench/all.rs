@@ -415,6 +415,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
     let meta = InferMeta {
         model: ModelMeta::from(&cfg),
         normalize: "zscore".into(),
+        norm_clip: false,
         class_values: vec![0, 1],
         foreground_value: 1,
         objects_class: 1,

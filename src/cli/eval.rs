@@ -3,6 +3,7 @@
 
 use crate::cli::predict::InferFlags;
 use crate::data::dataset::{normalize, Dataset, DatasetOptions, Normalize, Sample};
+use crate::data::perturb::Perturb;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::infer::eval::{evaluate, Metrics};
@@ -35,6 +36,12 @@ pub struct EvalArgs {
     /// --instances; an error for any other.
     #[arg(long)]
     pub instances: bool,
+    /// Robustness test: perturb the raw images (and, for zoom, the labels)
+    /// before normalisation: gamma:G, gain:F, offset:V (a share of the
+    /// image's maximum), noise:S (sigma as a share of the image's range),
+    /// zoom:F or background0 (see `tools/robustness.sh`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub perturb: Option<String>,
     #[command(flatten)]
     pub infer: InferFlags,
 }
@@ -44,6 +51,9 @@ impl EvalArgs {
     /// and that the checkpoint is a file.
     pub fn check_before_gpu(&self) -> Result<()> {
         self.infer.check()?;
+        if let Some(p) = &self.perturb {
+            Perturb::parse("--perturb", p)?;
+        }
         crate::fsutil::check_regular_file(&self.checkpoint)?;
         Ok(())
     }
@@ -76,10 +86,20 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     let opts = meta.dataset_options();
     let mode = opts.normalize;
     let map = data_class_values(a, &meta.class_values, cfg.classes)?;
+    let perturb = a
+        .perturb
+        .as_deref()
+        .map(|p| Perturb::parse("--perturb", p))
+        .transpose()?;
     let mut ds = Dataset::load(
         &a.data,
         &DatasetOptions {
-            normalize: if cfg.dims == 2 { Normalize::None } else { mode },
+            // with --perturb, 3D volumes are normalised after it
+            normalize: if cfg.dims == 2 || perturb.is_some() {
+                Normalize::None
+            } else {
+                mode
+            },
             class_values: map.clone(),
             ..opts
         },
@@ -92,6 +112,15 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             map.iter().rev().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
         ))
     })?;
+    if let Some(p) = perturb {
+        for (i, smp) in ds.samples.iter_mut().enumerate() {
+            p.apply(smp, i as u64);
+            if cfg.dims == 3 {
+                normalize(&mut smp.image, mode);
+            }
+        }
+        eprintln!("perturbed: {p:?}");
+    }
     match a.split.as_str() {
         "all" => {}
         "val" => {

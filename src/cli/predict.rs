@@ -71,6 +71,11 @@ pub struct InferFlags {
     /// (mixed where the adapter has f16 storage and matrix units).
     #[arg(long, default_value = "f32")]
     pub precision: String,
+    /// Resize the input's (y, x) by this factor before the network and the
+    /// outputs back to the input's size (objects smaller than in training:
+    /// > 1). In-memory inputs only (not Zarr, not texture prediction).
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
+    pub scale: f32,
 }
 
 impl PredictArgs {
@@ -105,6 +110,7 @@ impl InferFlags {
     pub fn check(&self) -> Result<()> {
         use crate::checks::{check_f64, check_int, Range};
         check_int("--batch", self.batch as i128, 1, 1024)?;
+        check_f64("--scale", self.scale as f64, Range::Closed(0.05, 20.0))?;
         check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
     }
 
@@ -127,6 +133,7 @@ impl InferFlags {
             tta: self.tta,
             overlap: self.overlap,
             precision: ctx.precision(&self.precision)?,
+            scale: self.scale,
         };
         Ok((tile, opts))
     }

@@ -1,10 +1,12 @@
 //! Spatial and intensity augmentation, 2D and 3D, applied while a patch is
-//! cut from its image so that everything is one resampling step.
+//! cut from its image so that everything is one resampling step
+//! (intensity transforms: [`super::augment_intensity`], after it).
 //!
 //! A [`SpatialTransform`] maps patch voxel `p` (in the *input* patch frame)
 //! to the source position `centre + M·(p - p_c) + u(p)`, where `p_c` is the
-//! patch centre, `M` a random flip / 90-degree rotation in the (y, x) plane
-//! and `u` an elastic displacement field. The image is resampled with
+//! patch centre, `M` a random flip / 90-degree rotation times a rotation by
+//! any angle and a zoom (nnU-Net's ranges, [`AffineOptions`]) in the (y, x)
+//! plane and `u` an elastic displacement field. The image is resampled with
 //! (tri)linear interpolation, the labels with nearest neighbour and the
 //! weight map with linear interpolation, all through the same map; positions
 //! outside the source are mirrored (numpy `reflect`). The label patch of a
@@ -18,6 +20,7 @@
 //! weights. With `in_plane` (anisotropic stacks; always for 2D) the z
 //! displacement is zero.
 
+pub use super::augment_intensity::{augment_intensity, IntensityOptions};
 use super::synthetic::normal;
 use super::{Array3, LabelVolume, Volume};
 use crate::error::{Error, Result};
@@ -47,26 +50,29 @@ impl Default for ElasticOptions {
     }
 }
 
-/// Intensity jitter: `x·s + t`, then (with `gamma_prob`) a gamma curve on the
-/// patch rescaled to [0, 1] and back (as nnU-Net does for z-scored data).
+/// Rotation by any angle and scaling in the (y, x) plane (nnU-Net: each
+/// with probability 0.2, any angle in 2D, zoom 0.7-1.4). 3D stacks are
+/// rotated and scaled in-plane only (they are usually anisotropic, as for
+/// the elastic deformation).
 #[derive(Clone, Debug, PartialEq)]
-pub struct IntensityOptions {
-    pub scale: (f32, f32),
-    pub shift: (f32, f32),
-    pub gamma: (f32, f32),
-    pub gamma_prob: f32,
-    /// Probability of the scale/shift step.
-    pub prob: f32,
+pub struct AffineOptions {
+    /// Probability of a rotation.
+    pub rotate_prob: f32,
+    /// Largest rotation angle either way, in degrees (180: any angle).
+    pub max_degrees: f32,
+    /// Probability of a zoom.
+    pub zoom_prob: f32,
+    /// Zoom factor range (> 1: objects appear larger).
+    pub zoom: (f32, f32),
 }
 
-impl Default for IntensityOptions {
+impl Default for AffineOptions {
     fn default() -> Self {
-        IntensityOptions {
-            scale: (0.9, 1.1),
-            shift: (-0.1, 0.1),
-            gamma: (0.7, 1.5),
-            gamma_prob: 0.3,
-            prob: 1.0,
+        AffineOptions {
+            rotate_prob: 0.2,
+            max_degrees: 180.0,
+            zoom_prob: 0.2,
+            zoom: (0.7, 1.4),
         }
     }
 }
@@ -79,6 +85,8 @@ pub struct AugmentOptions {
     /// Random 0/90/180/270-degree rotation in (y, x) (only when the patch's
     /// y and x sizes have equal parity, so voxels stay on the grid).
     pub rot90: bool,
+    /// Rotation by any angle and zoom.
+    pub affine: Option<AffineOptions>,
     pub elastic: Option<ElasticOptions>,
     pub intensity: Option<IntensityOptions>,
 }
@@ -89,6 +97,7 @@ impl AugmentOptions {
         AugmentOptions {
             flip: [false; 3],
             rot90: false,
+            affine: None,
             elastic: None,
             intensity: None,
         }
@@ -96,11 +105,13 @@ impl AugmentOptions {
 }
 
 impl Default for AugmentOptions {
-    /// Flips, rotations, elastic deformation (paper settings) and intensity jitter.
+    /// Flips, rotations (90 degrees and any angle), zoom, elastic
+    /// deformation (paper settings) and nnU-Net's intensity transforms.
     fn default() -> Self {
         AugmentOptions {
             flip: [true; 3],
             rot90: true,
+            affine: Some(AffineOptions::default()),
             elastic: Some(ElasticOptions::default()),
             intensity: Some(IntensityOptions::default()),
         }
@@ -244,7 +255,9 @@ impl DisplacementField {
 pub struct SpatialTransform {
     /// Source position of the patch centre.
     pub centre: [f32; 3],
-    /// `source_offset[a] = Σ_b matrix[a][b] · patch_offset[b]` (a signed permutation).
+    /// `source_offset[a] = Σ_b matrix[a][b] · patch_offset[b]`: a signed
+    /// permutation (flips, 90-degree rotations) times a rotation by any
+    /// angle and a zoom in (y, x).
     pub matrix: [[f32; 3]; 3],
     /// Input patch dims (the frame of `field` and of the centre).
     pub dims: [usize; 3],
@@ -287,12 +300,44 @@ impl SpatialTransform {
                 row.iter_mut().for_each(|v| *v = -*v);
             }
         }
+        if let Some(a) = &opts.affine {
+            let angle = if rng.random::<f32>() < a.rotate_prob {
+                (rng.random::<f32>() * 2.0 - 1.0) * a.max_degrees.to_radians()
+            } else {
+                0.0
+            };
+            let zoom = if rng.random::<f32>() < a.zoom_prob {
+                a.zoom.0 + (a.zoom.1 - a.zoom.0) * rng.random::<f32>()
+            } else {
+                1.0
+            };
+            t.rotate_zoom(angle, zoom);
+        }
         if let Some(e) = &opts.elastic {
             if rng.random::<f32>() < e.prob {
                 t.field = Some(DisplacementField::random(rng, dims, e));
             }
         }
         t
+    }
+
+    /// Rotate the patch by `angle` radians in (y, x) and zoom it by `zoom`
+    /// (> 0; > 1 magnifies: a patch offset `r` reads the source at `r / zoom`),
+    /// composed after the current matrix. `(0, 1)` leaves it unchanged.
+    pub fn rotate_zoom(&mut self, angle: f32, zoom: f32) {
+        if angle == 0.0 && zoom == 1.0 {
+            return;
+        }
+        let (s, c) = angle.sin_cos();
+        let k = 1.0 / zoom;
+        // a = [[1, 0, 0], [0, c, -s], [0, s, c]] / zoom on (y, x)
+        let a = [[1.0, 0.0, 0.0], [0.0, c * k, -s * k], [0.0, s * k, c * k]];
+        let m = self.matrix;
+        for (i, row) in self.matrix.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (0..3).map(|l| m[i][l] * a[l][j]).sum();
+            }
+        }
     }
 
     /// Call `f(i, source_position)` for every voxel `i` of an output grid of
@@ -478,31 +523,6 @@ pub fn sample_linear(src: &Volume, s: [f32; 3]) -> f32 {
     a + fz * (plane(zb) - a)
 }
 
-/// Apply intensity jitter to a patch in place.
-pub fn jitter_intensity(rng: &mut impl Rng, patch: &mut [f32], opts: &IntensityOptions) {
-    if rng.random::<f32>() < opts.prob {
-        let s = opts.scale.0 + (opts.scale.1 - opts.scale.0) * rng.random::<f32>();
-        let t = opts.shift.0 + (opts.shift.1 - opts.shift.0) * rng.random::<f32>();
-        for v in patch.iter_mut() {
-            *v = *v * s + t;
-        }
-    }
-    if rng.random::<f32>() < opts.gamma_prob {
-        let g = opts.gamma.0 + (opts.gamma.1 - opts.gamma.0) * rng.random::<f32>();
-        let (lo, hi) = patch
-            .iter()
-            .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
-                (a.min(v), b.max(v))
-            });
-        let r = hi - lo;
-        if r > 1e-12 {
-            for v in patch.iter_mut() {
-                *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
-            }
-        }
-    }
-}
-
 /// A plain crop of `arr` with mirrored borders (no augmentation): the box
 /// starting at `origin` (may be negative or beyond the array) of `size`.
 pub fn crop_reflect<T: Copy>(
@@ -533,219 +553,5 @@ pub fn crop_reflect<T: Copy>(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::data::synthetic::rng_for;
-
-    fn ramp(dims: [usize; 3]) -> Volume {
-        let n = dims[0] * dims[1] * dims[2];
-        Array3::from_vec(dims, (0..n).map(|i| i as f32).collect()).unwrap()
-    }
-
-    #[test]
-    fn cubic_weights_interpolate_and_sum_to_one() {
-        let w = cubic_weights(11, 3);
-        for i in 0..11 {
-            let s: f32 = w[i * 3..i * 3 + 3].iter().sum();
-            assert!((s - 1.0).abs() < 1e-6);
-        }
-        // control points at 0, 5, 10 are hit exactly
-        assert_eq!(&w[0..3], &[1.0, 0.0, 0.0]);
-        assert_eq!(&w[15..18], &[0.0, 1.0, 0.0]);
-        assert_eq!(&w[30..33], &[0.0, 0.0, 1.0]);
-    }
-
-    #[test]
-    fn field_reproduces_control_points_and_constants() {
-        let grid = [1, 3, 3];
-        let coarse: Vec<[f32; 3]> = (0..9).map(|i| [0.0, i as f32, -(i as f32)]).collect();
-        let f = DisplacementField::from_coarse([1, 9, 5], grid, coarse).unwrap();
-        assert_eq!(f.at(0, 4, 2), [0.0, 4.0, -4.0]);
-        assert_eq!(f.at(0, 8, 4), [0.0, 8.0, -8.0]);
-        let c = DisplacementField::from_coarse([4, 7, 6], [3, 3, 3], vec![[1.5, -2.0, 0.25]; 27])
-            .unwrap();
-        assert!(DisplacementField::from_coarse([4, 7, 6], [3, 3, 3], vec![[0.0; 3]; 26]).is_err());
-        let v = c.at(2, 3, 5);
-        assert!(
-            (v[0] - 1.5).abs() < 1e-6 && (v[1] + 2.0).abs() < 1e-6 && (v[2] - 0.25).abs() < 1e-6
-        );
-    }
-
-    #[test]
-    fn identity_crop_is_exact() {
-        let src = ramp([3, 7, 9]);
-        let t = SpatialTransform::crop([1.0, 3.0, 4.0], [3, 7, 9]);
-        let mut out = vec![0.0; src.len()];
-        t.warp_linear(&src, [3, 7, 9], [0; 3], &mut out).unwrap();
-        assert_eq!(out, src.data);
-        // offset window and mirrored border vs crop_reflect
-        let t = SpatialTransform::crop([0.5, 1.5, 0.0], [2, 6, 5]);
-        let mut out = vec![0.0; 2 * 6 * 5];
-        t.warp_linear(&src, [2, 6, 5], [0; 3], &mut out).unwrap();
-        let want = crop_reflect(&src, [0, -1, -2], [2, 6, 5]).unwrap();
-        assert!(
-            t.warp_linear(&src, [2, 6, 5], [0, 1, 0], &mut out).is_err(),
-            "window past the patch"
-        );
-        assert!(
-            t.warp_linear(&src, [2, 6, 4], [0; 3], &mut out).is_err(),
-            "output length"
-        );
-        assert_eq!(out, want.data);
-    }
-
-    #[test]
-    fn rotation_and_flip_are_permutations() {
-        let src = ramp([1, 6, 6]);
-        let opts = AugmentOptions {
-            flip: [true; 3],
-            rot90: true,
-            elastic: None,
-            intensity: None,
-        };
-        for seed in 0..8 {
-            let mut rng = rng_for(seed, 0);
-            let t = SpatialTransform::random(&mut rng, [0.0, 2.5, 2.5], [1, 6, 6], &opts);
-            let mut out = vec![0.0; 36];
-            t.warp_linear(&src, [1, 6, 6], [0; 3], &mut out).unwrap();
-            let mut sorted = out.clone();
-            sorted.sort_by(|a, b| a.total_cmp(b));
-            assert_eq!(sorted, src.data, "seed {seed}");
-            let mut lab = vec![0; 36];
-            t.warp_nearest(&src.map(|&v| v as i32), [1, 6, 6], [0; 3], &mut lab)
-                .unwrap();
-            assert_eq!(lab.iter().map(|&v| v as f32).collect::<Vec<_>>(), out);
-        }
-    }
-
-    #[test]
-    fn labels_follow_image_under_deformation() {
-        // image = 10 * labels: nearest-sampled labels must agree with the
-        // linearly sampled image wherever the image is not between classes.
-        let mut lab = Array3::filled([1, 40, 40], 0i32);
-        for y in 0..40 {
-            for x in 0..40 {
-                if (x / 8 + y / 8) % 2 == 0 {
-                    lab.data[y * 40 + x] = 1;
-                }
-            }
-        }
-        let img = lab.map(|&v| v as f32 * 10.0);
-        let opts = AugmentOptions {
-            elastic: Some(ElasticOptions::default()),
-            ..AugmentOptions::none()
-        };
-        let mut rng = rng_for(5, 1);
-        let t = SpatialTransform::random(&mut rng, [0.0, 19.5, 19.5], [1, 40, 40], &opts);
-        assert!(t.field.is_some());
-        let (mut oi, mut ol) = (vec![0.0; 30 * 30], vec![0; 30 * 30]);
-        let mut full = vec![0.0; 1600];
-        t.warp_linear(&img, [1, 40, 40], [0; 3], &mut full).unwrap();
-        t.warp_nearest(&lab, [1, 30, 30], [0, 5, 5], &mut ol)
-            .unwrap();
-        t.warp_linear(&img, [1, 30, 30], [0, 5, 5], &mut oi)
-            .unwrap();
-        let mut moved = false;
-        for y in 0..30 {
-            for x in 0..30 {
-                let i = y * 30 + x;
-                assert_eq!(
-                    oi[i],
-                    full[(y + 5) * 40 + x + 5],
-                    "offset window must match the full patch"
-                );
-                if oi[i] < 0.1 || oi[i] > 9.9 {
-                    assert_eq!(ol[i], (oi[i] > 5.0) as i32);
-                }
-                moved |= ol[i] != lab.data[(y + 5) * 40 + x + 5];
-            }
-        }
-        assert!(moved, "the deformation should move something");
-    }
-
-    #[test]
-    fn trilinear_is_exact_on_linear_functions_and_mirrors() {
-        let f = |z: f32, y: f32, x: f32| 3.0 * z + 2.0 * y + x;
-        let d = [4, 5, 6];
-        let src = ramp(d).map(|&i| {
-            let i = i as usize;
-            f((i / 30) as f32, ((i / 6) % 5) as f32, (i % 6) as f32)
-        });
-        for p in [[0.5, 1.25, 2.75], [2.9, 3.99, 0.01], [1.0, 0.5, 4.5]] {
-            assert!(
-                (sample_linear(&src, p) - f(p[0], p[1], p[2])).abs() < 1e-4,
-                "{p:?}"
-            );
-        }
-        // mirrored: position -0.5 along z reads like +0.5
-        let a = sample_linear(&src, [-0.5, 1.0, 2.0]);
-        assert!((a - f(0.5, 1.0, 2.0)).abs() < 1e-4);
-        // past the end (z = 3.5 of 0..=3) reads like 2.5
-        let b = sample_linear(&src, [3.5, 1.0, 2.0]);
-        assert!((b - f(2.5, 1.0, 2.0)).abs() < 1e-4);
-    }
-
-    #[test]
-    fn elastic_3d_moves_z_unless_in_plane() {
-        let dims = [9, 11, 10];
-        let mut rng = rng_for(3, 3);
-        let full = DisplacementField::random(&mut rng, dims, &ElasticOptions::default());
-        assert!(
-            full.coarse.iter().any(|d| d[0].abs() > 0.5),
-            "z displacements drawn"
-        );
-        assert_eq!(full.coarse.len(), 27);
-        let plane = DisplacementField::random(
-            &mut rng,
-            dims,
-            &ElasticOptions {
-                in_plane: true,
-                ..Default::default()
-            },
-        );
-        assert!(
-            plane.coarse.iter().all(|d| d[0] == 0.0) && plane.coarse.iter().any(|d| d[1] != 0.0)
-        );
-        // a constant z shift of 1.5 applied to a z ramp: every voxel reads z + 1.5
-        // (mirrored past the last section)
-        let src = ramp(dims).map(|&i| (i as usize / 110) as f32);
-        let shift =
-            DisplacementField::from_coarse(dims, [3, 3, 3], vec![[1.5, 0.0, 0.0]; 27]).unwrap();
-        let t = SpatialTransform {
-            field: Some(shift),
-            ..SpatialTransform::crop([4.0, 5.0, 4.5], dims)
-        };
-        let mut out = vec![0.0; 990];
-        t.warp_linear(&src, dims, [0; 3], &mut out).unwrap();
-        for z in 0..9 {
-            let zs = z as f32 + 1.5;
-            let want = if zs <= 8.0 { zs } else { 16.0 - zs };
-            assert!(
-                (out[z * 110 + 37] - want).abs() < 1e-4,
-                "z {z}: {} vs {want}",
-                out[z * 110 + 37]
-            );
-        }
-    }
-
-    #[test]
-    fn intensity_jitter_ranges() {
-        let opts = IntensityOptions {
-            gamma_prob: 0.0,
-            ..Default::default()
-        };
-        let mut rng = rng_for(1, 2);
-        let mut p = vec![1.0f32; 10];
-        jitter_intensity(&mut rng, &mut p, &opts);
-        assert!(p.iter().all(|&v| (0.8..=1.2).contains(&v) && v == p[0]));
-        let opts = IntensityOptions {
-            prob: 0.0,
-            gamma_prob: 1.0,
-            ..Default::default()
-        };
-        let mut p = vec![-1.0, 0.0, 3.0];
-        jitter_intensity(&mut rng, &mut p, &opts);
-        assert_eq!((p[0], p[2]), (-1.0, 3.0), "gamma keeps the range");
-        assert!(p[1] > -1.0 && p[1] < 3.0);
-    }
-}
+#[path = "augment_tests.rs"]
+mod tests;

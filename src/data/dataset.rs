@@ -59,17 +59,16 @@ pub struct DatasetOptions {
 }
 
 impl DatasetOptions {
-    /// The options behind the training keys `normalize` (`zscore`, or
-    /// `percentile`: 1-99 %) and `foreground_value` (binary labels: the stored
-    /// value of class 1; 0: stored 0 is class 1; negative: the rarer value).
-    /// Training and inference both load data through this one mapping.
-    pub fn from_keys(normalize: &str, foreground_value: i64) -> Self {
+    /// The options behind the training keys `normalize` (`zscore`,
+    /// `percentile`: 1-99 % clipped, `robust`: median to 0, 99.8 % to 1, clipped with
+    /// `clip`; see [`Normalize::from_key`]; anything else, `auto` included,
+    /// is z-score: resolve `auto` first) and `foreground_value` (binary
+    /// labels: the stored value of class 1; 0: stored 0 is class 1;
+    /// negative: the rarer value). Training and inference both load data
+    /// through this one mapping.
+    pub fn from_keys(normalize: &str, clip: bool, foreground_value: i64) -> Self {
         DatasetOptions {
-            normalize: if normalize == "percentile" {
-                Normalize::Percentile { lo: 1.0, hi: 99.0 }
-            } else {
-                Normalize::ZScore
-            },
+            normalize: Normalize::from_key(normalize, clip).unwrap_or(Normalize::ZScore),
             invert: match foreground_value {
                 v if v < 0 => None,
                 0 => Some(true),
@@ -609,7 +608,14 @@ mod tests {
         let (a, b) = percentiles(&v, 1.0, 99.0);
         assert!((a - 0.1).abs() < 1e-5 && (b - 9.9).abs() < 1e-5, "{a} {b}");
         let mut img = Array3::from_vec([1, 1, 11], v).unwrap();
-        normalize(&mut img, Normalize::Percentile { lo: 1.0, hi: 99.0 });
+        normalize(
+            &mut img,
+            Normalize::Percentile {
+                lo: 1.0,
+                hi: 99.0,
+                clip: true,
+            },
+        );
         assert_eq!(img.data[0], 0.0);
         assert_eq!(img.data[10], 1.0);
         assert!((img.data[5] - (5.0 - 0.1) / 9.8).abs() < 1e-6);

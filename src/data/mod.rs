@@ -21,6 +21,7 @@
 //!   (Gaussian-blended) accumulation.
 
 pub mod augment;
+pub mod augment_intensity;
 pub mod dataset;
 pub mod instance_metrics;
 pub mod instances;
@@ -29,6 +30,8 @@ pub mod isbi_metrics;
 pub mod labels;
 pub mod metrics;
 pub mod normalize;
+pub mod perturb;
+pub mod resize;
 pub mod sampler;
 pub mod synthetic;
 pub mod tiling;

@@ -11,11 +11,88 @@ pub enum Normalize {
     /// `(x - mean) / std` over the image (std floored at 1e-6).
     #[default]
     ZScore,
-    /// Clip to the `lo`..`hi` percentiles (numpy's linear interpolation, in
-    /// percent, e.g. 1 and 99), then scale that range to [0, 1].
-    Percentile { lo: f32, hi: f32 },
+    /// Scale the `lo`..`hi` percentiles (numpy's linear interpolation, in
+    /// percent, e.g. 1 and 99) to 0..1; with `clip`, values outside that
+    /// range are clipped to it first (the `percentile` key: 1-99 %, clipped;
+    /// `robust`: 50-99.8 %, clipped with `norm_clip`).
+    Percentile { lo: f32, hi: f32, clip: bool },
     /// Raw values.
     None,
+}
+
+/// The training key `normalize = auto` counts an image as dark with bright
+/// objects when its median lies within this share of its 1-99.8 %
+/// percentile range above the 1st percentile (fluorescence; EM and bright
+/// field are not).
+pub const AUTO_DARK_SHARE: f32 = 0.1;
+
+/// ... and picks `robust` for dark images only when the labelled objects
+/// are sparse: below this share of the training pixels. Above it, the
+/// z-score puts the objects at a steady level (`sqrt((1 - f) / f)` for an
+/// object share `f`: 1.7-2.4 for NIH3T3's 15-26 %), which measured better
+/// there (validation Dice 0.846 against 0.798 for `robust`, 400 steps);
+/// below it that level runs away (f = 1 %: 9.9) and changes with every
+/// image's object count, which `robust` does not.
+pub const AUTO_SPARSE_SHARE: f64 = 0.1;
+
+impl Normalize {
+    /// The mode behind a `normalize` key: `zscore`, `percentile` (1-99 %,
+    /// clipped: the original key) or `robust` (the median to 0, the 99.8th
+    /// percentile to 1, clipped only with `clip`: for a dark background
+    /// with sparse bright objects, the background (the median) goes to 0
+    /// and the objects (the 99.8th percentile, as StarDist / CSBDeep's
+    /// upper reference) to about 1, whatever the objects' share of the
+    /// image above 0.2 %, its gain and offset); `none` raw values. `auto` must be resolved first
+    /// ([`auto_key`]); unknown keys are refused naming the value.
+    pub fn from_key(key: &str, clip: bool) -> Result<Normalize, String> {
+        match key {
+            "zscore" => Ok(Normalize::ZScore),
+            "percentile" => Ok(Normalize::Percentile {
+                lo: 1.0,
+                hi: 99.0,
+                clip: true,
+            }),
+            "robust" => Ok(Normalize::Percentile {
+                lo: 50.0,
+                hi: 99.8,
+                clip,
+            }),
+            "none" => Ok(Normalize::None),
+            k => Err(format!(
+                "normalize = '{k}': expected zscore, percentile, robust or none"
+            )),
+        }
+    }
+}
+
+/// Whether one image is dark with sparse bright objects: its median lies
+/// within [`AUTO_DARK_SHARE`] of its 1-99.8 % percentile range above the
+/// 1st percentile.
+pub fn is_dark_background(data: &[f32]) -> bool {
+    let (p1, p998) = percentiles(data, 1.0, 99.8);
+    let (med, _) = percentiles(data, 50.0, 50.0);
+    p998 > p1 && med - p1 < AUTO_DARK_SHARE * (p998 - p1)
+}
+
+/// The `auto` rule over the raw training images and the share of their
+/// pixels that the labels mark as objects: `robust` when most images (more
+/// than half) are dark with bright objects ([`is_dark_background`]) and
+/// the objects are sparse (`foreground_share` < [`AUTO_SPARSE_SHARE`]),
+/// else `zscore`.
+pub fn auto_key<'a>(
+    images: impl IntoIterator<Item = &'a [f32]>,
+    foreground_share: f64,
+) -> &'static str {
+    let (mut dark, mut n) = (0usize, 0usize);
+    for im in images {
+        n += 1;
+        dark += usize::from(is_dark_background(im));
+    }
+    if n > 0 && 2 * dark > n && foreground_share < AUTO_SPARSE_SHARE {
+        "robust"
+    } else {
+        "zscore"
+    }
 }
 
 /// Normalise `img` in place.
@@ -45,6 +122,9 @@ pub enum NormStats {
     ZScore { mean: f64, inv: f64 },
     /// Clip to `lo..hi`, then scale that range to [0, 1].
     Clip { lo: f32, hi: f32 },
+    /// Scale `lo..hi` to [0, 1] without clipping (values outside it go
+    /// below 0 or above 1).
+    Scale { lo: f32, hi: f32 },
 }
 
 impl NormStats {
@@ -61,10 +141,19 @@ impl NormStats {
                 let var = row_sums(data, w, |v| (v as f64 - mean).powi(2)) / n as f64;
                 NormStats::zscore(mean, var)
             }
-            Normalize::Percentile { lo, hi } => {
+            Normalize::Percentile { lo, hi, clip } => {
                 let (plo, phi) = percentiles(data, lo, hi);
-                NormStats::Clip { lo: plo, hi: phi }
+                NormStats::percentile(plo, phi, clip)
             }
+        }
+    }
+
+    /// The statistics of percentile scaling from the two measured values.
+    pub fn percentile(lo: f32, hi: f32, clip: bool) -> NormStats {
+        if clip {
+            NormStats::Clip { lo, hi }
+        } else {
+            NormStats::Scale { lo, hi }
         }
     }
 
@@ -89,6 +178,12 @@ impl NormStats {
                 let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
                 for v in data.iter_mut() {
                     *v = (v.clamp(lo, hi) - lo) * scale;
+                }
+            }
+            NormStats::Scale { lo, hi } => {
+                let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
+                for v in data.iter_mut() {
+                    *v = (*v - lo) * scale;
                 }
             }
         }
@@ -127,4 +222,80 @@ pub fn percentiles(v: &[f32], lo: f32, hi: f32) -> (f32, f32) {
     let a = q(lo);
     let b = q(hi);
     (a, b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Sparse bright discs on a dark, noisy background, `scale · x + offset`.
+    fn nuclei(scale: f32, offset: f32) -> Vec<f32> {
+        (0..64 * 64)
+            .map(|i| {
+                let (y, x) = ((i / 64) as f32, (i % 64) as f32);
+                let disc = |cy: f32, cx: f32, r: f32, v: f32| {
+                    if (y - cy).powi(2) + (x - cx).powi(2) < r * r {
+                        v
+                    } else {
+                        0.0
+                    }
+                };
+                let v = 10.0
+                    + ((i * 7919) % 13) as f32 * 0.3
+                    + disc(16.0, 16.0, 6.0, 200.0)
+                    + disc(40.0, 44.0, 5.0, 60.0);
+                v * scale + offset
+            })
+            .collect()
+    }
+
+    #[test]
+    fn auto_rule_picks_robust_for_dark_images_only() {
+        let dark = nuclei(1.0, 0.0);
+        assert!(is_dark_background(&dark));
+        // a mid-grey texture (EM-like) is not dark
+        let grey: Vec<f32> = (0..4096).map(|i| 100.0 + ((i * 31) % 97) as f32).collect();
+        assert!(!is_dark_background(&grey));
+        assert_eq!(auto_key([dark.as_slice(), dark.as_slice()], 0.03), "robust");
+        assert_eq!(auto_key([dark.as_slice(), dark.as_slice()], 0.2), "zscore");
+        assert_eq!(auto_key([dark.as_slice(), grey.as_slice()], 0.03), "zscore");
+        assert_eq!(auto_key(std::iter::empty(), 0.0), "zscore");
+    }
+
+    #[test]
+    fn robust_scaling_ignores_gain_and_offset_and_clips_on_request() {
+        let mode = Normalize::from_key("robust", false).unwrap();
+        let norm = |v: Vec<f32>, m: Normalize| {
+            let mut v = v;
+            NormStats::of(&v, 64, m).apply(&mut v);
+            v
+        };
+        let a = norm(nuclei(1.0, 0.0), mode);
+        let b = norm(nuclei(4.0, 30.0), mode);
+        let c = norm(nuclei(0.25, 0.0), mode);
+        for i in 0..a.len() {
+            assert!(
+                (a[i] - b[i]).abs() < 1e-4 && (a[i] - c[i]).abs() < 1e-4,
+                "{i}"
+            );
+        }
+        // the brightest voxel is above the 99.8th percentile: > 1 unclipped, 1 clipped
+        let i = (0..a.len()).fold(0, |m, j| if a[j] > a[m] { j } else { m });
+        assert!(a[i] > 1.0, "{}", a[i]);
+        let clipped = norm(
+            nuclei(1.0, 0.0),
+            Normalize::from_key("robust", true).unwrap(),
+        );
+        assert_eq!(clipped[i], 1.0);
+        assert!(clipped.iter().all(|v| (0.0..=1.0).contains(v)));
+        assert!(Normalize::from_key("auto", false).is_err());
+        assert_eq!(
+            Normalize::from_key("percentile", false).unwrap(),
+            Normalize::Percentile {
+                lo: 1.0,
+                hi: 99.0,
+                clip: true
+            }
+        );
+    }
 }

@@ -11,9 +11,9 @@
 //! The label patch is kept inside the image when it fits (it is clamped after
 //! centring); the input patch extends `margin` beyond it on every side and is
 //! mirrored where it leaves the image. Then [`super::augment`] draws flips,
-//! rotation, deformation and intensity jitter.
+//! rotations, zoom, deformation and the intensity transforms.
 
-use super::augment::{jitter_intensity, AugmentOptions, SpatialTransform};
+use super::augment::{augment_intensity, AugmentOptions, SpatialTransform};
 use super::dataset::Dataset;
 use super::numel;
 use super::synthetic::rng_for;
@@ -257,7 +257,7 @@ impl Sampler {
             t.warp_linear_unchecked(sw, p, self.opts.margin, w);
         }
         if let Some(io) = &self.opts.augment.intensity {
-            jitter_intensity(&mut rng, img, io);
+            augment_intensity(&mut rng, img, id, io);
         }
         si
     }

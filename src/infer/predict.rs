@@ -33,6 +33,9 @@ pub struct PredictOptions {
     /// Activation storage of the network (mixed: f16 activations; the
     /// checkpoint's f32 weights are used as they are).
     pub precision: Precision,
+    /// The image's (y, x) is resized by this factor before the network, the
+    /// output back to the image's size (1: none; `wunet predict --scale`).
+    pub scale: f32,
 }
 
 impl Default for PredictOptions {
@@ -43,6 +46,7 @@ impl Default for PredictOptions {
             tta: false,
             overlap: 0.25,
             precision: Precision::F32,
+            scale: 1.0,
         }
     }
 }
@@ -249,8 +253,27 @@ impl Predictor {
         self.run(ctx, image, Output::Probabilities)
     }
 
-    /// Tile, run and assemble.
+    /// Tile, run and assemble; with [`PredictOptions::scale`] on the
+    /// resized image, the output resized back (linear).
     pub fn run(&mut self, ctx: &Context, image: &Volume, output: Output) -> Result<ChannelVolume> {
+        use crate::data::resize::{resize_channels, resize_linear, zoomed_dims};
+        let f = self.opts.scale;
+        if f != 1.0 && image.data.len() == numel(image.dims) {
+            let d = zoomed_dims(image.dims, f);
+            if d != image.dims {
+                let out = self.run_unscaled(ctx, &resize_linear(image, d), output)?;
+                return Ok(resize_channels(&out, image.dims));
+            }
+        }
+        self.run_unscaled(ctx, image, output)
+    }
+
+    fn run_unscaled(
+        &mut self,
+        ctx: &Context,
+        image: &Volume,
+        output: Output,
+    ) -> Result<ChannelVolume> {
         if image.data.len() != numel(image.dims) || (self.config.dims == 2 && image.dims[0] != 1) {
             return Err(Error::shape(
                 "predict",

@@ -144,8 +144,13 @@ impl ModelMeta {
 #[serde(deny_unknown_fields)]
 pub struct InferMeta {
     pub model: ModelMeta,
-    /// Per-image normalisation of the input: `zscore` or `percentile`.
+    /// Per-image normalisation of the input: `zscore`, `percentile` or
+    /// `robust` (the training key `auto` is stored resolved).
     pub normalize: String,
+    /// `robust` normalisation clips to its percentile range. Absent in
+    /// checkpoints written before the key existed: `false`.
+    #[serde(default)]
+    pub norm_clip: bool,
     /// Stored label value of each class (class `c` is written as
     /// `class_values[c]`; e.g. ISBI 2012: `[255, 0]`, membrane = class 1 = 0).
     pub class_values: Vec<i64>,
@@ -229,6 +234,7 @@ impl InferMeta {
             instances: self.instances,
             ..crate::data::dataset::DatasetOptions::from_keys(
                 &self.normalize,
+                self.norm_clip,
                 self.foreground_value,
             )
         }

@@ -45,9 +45,17 @@ pub struct TrainFlags {
     /// Size of each synthetic image, HxW (2D) or DxHxW (3D).
     #[arg(long, allow_hyphen_values = true)]
     pub synthetic_size: Option<String>,
-    /// Per-image intensity normalisation: zscore or percentile (1-99 %).
+    /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
+    /// clipped) or robust (median -> 0, 99.8th percentile -> 1; clipped to
+    /// 0..1 with norm_clip).
+    /// auto: robust when most images are dark with bright objects (median
+    /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
+    /// labelled objects are sparse (under 10 % of the pixels), else zscore.
     #[arg(long)]
     pub normalize: Option<String>,
+    /// robust normalisation: clip to its percentile range (0..1).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub norm_clip: Option<bool>,
     /// Binary labels: the stored value that is class 1 (ISBI 2012 membrane: 0;
     /// nuclei masks: 255); -1: the rarer value.
     #[arg(long, allow_hyphen_values = true)]
@@ -147,9 +155,46 @@ pub struct TrainFlags {
     /// Random flips and 90-degree rotations.
     #[arg(long)]
     pub flips: Option<bool>,
-    /// Intensity scale/shift/gamma jitter.
+    /// Probability of a rotation by any angle in (y, x) (nnU-Net: 0.2).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rotate_prob: Option<f32>,
+    /// Largest rotation either way, in degrees (180: any angle).
+    #[arg(long, allow_hyphen_values = true)]
+    pub rotate_degrees: Option<f32>,
+    /// Probability of a zoom in (y, x) (nnU-Net: 0.2).
+    #[arg(long, allow_hyphen_values = true)]
+    pub zoom_prob: Option<f32>,
+    /// Zoom factor range "lo,hi" (nnU-Net: 0.7,1.4; > 1 magnifies).
+    #[arg(long, allow_hyphen_values = true)]
+    pub zoom_range: Option<String>,
+    /// Intensity augmentation on (nnU-Net's set: the *_prob keys below;
+    /// false: none of them).
     #[arg(long)]
     pub intensity: Option<bool>,
+    /// Probability of additive Gaussian noise, variance 0-0.1 (nnU-Net: 0.1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub noise_prob: Option<f32>,
+    /// Probability of a Gaussian blur, sigma 0.5-1 voxel (nnU-Net: 0.2).
+    #[arg(long, allow_hyphen_values = true)]
+    pub blur_prob: Option<f32>,
+    /// Probability of a brightness factor 0.75-1.25 (nnU-Net: 0.15).
+    #[arg(long, allow_hyphen_values = true)]
+    pub brightness_prob: Option<f32>,
+    /// Probability of a contrast factor 0.75-1.25 (nnU-Net: 0.15).
+    #[arg(long, allow_hyphen_values = true)]
+    pub contrast_prob: Option<f32>,
+    /// Probability of simulated low resolution, zoom 0.5-1 (nnU-Net: 0.25).
+    #[arg(long, allow_hyphen_values = true)]
+    pub lowres_prob: Option<f32>,
+    /// Probability of a gamma 0.7-1.5 (nnU-Net: 0.3).
+    #[arg(long, allow_hyphen_values = true)]
+    pub gamma_prob: Option<f32>,
+    /// Probability of a gamma 0.7-1.5 on the inverted patch (nnU-Net: 0.1).
+    #[arg(long, allow_hyphen_values = true)]
+    pub gamma_invert_prob: Option<f32>,
+    /// Gamma range "lo,hi" of both gamma transforms (nnU-Net: 0.7,1.5).
+    #[arg(long, allow_hyphen_values = true)]
+    pub gamma_range: Option<String>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
     #[arg(long, allow_hyphen_values = true)]
     pub fg_prob: Option<f32>,
@@ -201,6 +246,8 @@ pub struct TrainConfig {
     pub synthetic_images: usize,
     pub synthetic_size: String,
     pub normalize: String,
+    #[serde(default)]
+    pub norm_clip: bool,
     pub foreground_value: i64,
     pub classes: usize,
     pub class_values: String,
@@ -230,7 +277,31 @@ pub struct TrainConfig {
     pub elastic: bool,
     pub elastic_sigma: f32,
     pub flips: bool,
+    #[serde(default = "aug_default::rotate_prob")]
+    pub rotate_prob: f32,
+    #[serde(default = "aug_default::rotate_degrees")]
+    pub rotate_degrees: f32,
+    #[serde(default = "aug_default::zoom_prob")]
+    pub zoom_prob: f32,
+    #[serde(default = "aug_default::zoom_range")]
+    pub zoom_range: String,
     pub intensity: bool,
+    #[serde(default = "aug_default::noise_prob")]
+    pub noise_prob: f32,
+    #[serde(default = "aug_default::blur_prob")]
+    pub blur_prob: f32,
+    #[serde(default = "aug_default::brightness_prob")]
+    pub brightness_prob: f32,
+    #[serde(default = "aug_default::contrast_prob")]
+    pub contrast_prob: f32,
+    #[serde(default = "aug_default::lowres_prob")]
+    pub lowres_prob: f32,
+    #[serde(default = "aug_default::gamma_prob")]
+    pub gamma_prob: f32,
+    #[serde(default = "aug_default::gamma_invert_prob")]
+    pub gamma_invert_prob: f32,
+    #[serde(default = "aug_default::gamma_range")]
+    pub gamma_range: String,
     pub fg_prob: f32,
     pub prefetch: usize,
     pub overfit: usize,
@@ -266,7 +337,8 @@ impl TrainConfig {
             model: if three { "unet3d" } else { "unet2d" }.into(),
             synthetic_images: if three { 6 } else { 20 },
             synthetic_size: if three { "32x96x96" } else { "256x256" }.into(),
-            normalize: "zscore".into(),
+            normalize: "auto".into(),
+            norm_clip: false,
             foreground_value: -1,
             classes: 0,
             class_values: String::new(),
@@ -296,7 +368,19 @@ impl TrainConfig {
             elastic: true,
             elastic_sigma: 10.0,
             flips: true,
+            rotate_prob: aug_default::rotate_prob(),
+            rotate_degrees: aug_default::rotate_degrees(),
+            zoom_prob: aug_default::zoom_prob(),
+            zoom_range: aug_default::zoom_range(),
             intensity: true,
+            noise_prob: aug_default::noise_prob(),
+            blur_prob: aug_default::blur_prob(),
+            brightness_prob: aug_default::brightness_prob(),
+            contrast_prob: aug_default::contrast_prob(),
+            lowres_prob: aug_default::lowres_prob(),
+            gamma_prob: aug_default::gamma_prob(),
+            gamma_invert_prob: aug_default::gamma_invert_prob(),
+            gamma_range: aug_default::gamma_range(),
             fg_prob: 0.33,
             prefetch: 4,
             overfit: 0,
@@ -356,7 +440,11 @@ impl TrainConfig {
             }
         };
         one_of("model", &self.model, &["unet2d", "unet3d"])?;
-        one_of("normalize", &self.normalize, &["zscore", "percentile"])?;
+        one_of(
+            "normalize",
+            &self.normalize,
+            &["auto", "zscore", "percentile", "robust"],
+        )?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("padding", &self.padding, &["valid", "same"])?;
         one_of("norm", &self.norm, &["batch", "instance", "none"])?;
@@ -442,11 +530,42 @@ impl TrainConfig {
                 Range::NonNegative,
             ),
             ("fg_prob", self.fg_prob as f64, Range::Closed(0.0, 1.0)),
+            (
+                "rotate_degrees",
+                self.rotate_degrees as f64,
+                Range::Closed(0.0, 180.0),
+            ),
         ];
         for (k, v, r) in floats {
             check_f64(k, v, r)?;
         }
+        let probs = [
+            ("rotate_prob", self.rotate_prob),
+            ("zoom_prob", self.zoom_prob),
+            ("noise_prob", self.noise_prob),
+            ("blur_prob", self.blur_prob),
+            ("brightness_prob", self.brightness_prob),
+            ("contrast_prob", self.contrast_prob),
+            ("lowres_prob", self.lowres_prob),
+            ("gamma_prob", self.gamma_prob),
+            ("gamma_invert_prob", self.gamma_invert_prob),
+        ];
+        for (k, v) in probs {
+            check_f64(k, v as f64, Range::Closed(0.0, 1.0))?;
+        }
+        self.zoom_limits()?;
+        self.gamma_limits()?;
         Ok(())
+    }
+
+    /// `zoom_range` as `(lo, hi)`: two finite factors with `0 < lo <= hi <= 10`.
+    pub fn zoom_limits(&self) -> Result<(f32, f32)> {
+        range_key("zoom_range", &self.zoom_range, "0.7,1.4")
+    }
+
+    /// `gamma_range` as `(lo, hi)`: `0 < lo <= hi <= 10`.
+    pub fn gamma_limits(&self) -> Result<(f32, f32)> {
+        range_key("gamma_range", &self.gamma_range, "0.7,1.5")
     }
 
     pub fn dims(&self) -> usize {
@@ -571,12 +690,15 @@ impl TrainConfig {
         }
     }
 
-    /// Patch sampling and augmentation per the flags: flips on every axis of
-    /// the patch (z only in 3D), 90-degree rotations in (y, x), the paper's
-    /// elastic deformation (3x3(x3) control points; in-plane only, as 3D
-    /// stacks are usually anisotropic) and intensity jitter.
+    /// Patch sampling and augmentation per the keys: flips on every axis of
+    /// the patch (z only in 3D), 90-degree rotations, rotations by any angle
+    /// and zoom in (y, x), the paper's elastic deformation (3x3(x3) control
+    /// points; in-plane only, as 3D stacks are usually anisotropic) and
+    /// nnU-Net's intensity transforms.
     pub fn sampler_options(&self, patch_out: [usize; 3], margin: [usize; 3]) -> SamplerOptions {
-        use crate::data::augment::{AugmentOptions, ElasticOptions, IntensityOptions};
+        use crate::data::augment::{
+            AffineOptions, AugmentOptions, ElasticOptions, IntensityOptions,
+        };
         let three = self.dims() == 3;
         let augment = if self.overfit > 0 {
             AugmentOptions::none()
@@ -588,13 +710,31 @@ impl TrainConfig {
                     [false; 3]
                 },
                 rot90: self.flips,
+                affine: Some(AffineOptions {
+                    rotate_prob: self.rotate_prob,
+                    max_degrees: self.rotate_degrees,
+                    zoom_prob: self.zoom_prob,
+                    // checked in check()
+                    zoom: self.zoom_limits().unwrap_or((1.0, 1.0)),
+                }),
                 elastic: self.elastic.then_some(ElasticOptions {
                     grid: [3, 3, 3],
                     sigma: self.elastic_sigma,
                     in_plane: true,
                     prob: 1.0,
                 }),
-                intensity: self.intensity.then(IntensityOptions::default),
+                intensity: self.intensity.then(|| IntensityOptions {
+                    noise_prob: self.noise_prob,
+                    blur_prob: self.blur_prob,
+                    brightness_prob: self.brightness_prob,
+                    contrast_prob: self.contrast_prob,
+                    lowres_prob: self.lowres_prob,
+                    gamma_prob: self.gamma_prob,
+                    gamma_invert_prob: self.gamma_invert_prob,
+                    // checked in check()
+                    gamma: self.gamma_limits().unwrap_or((1.0, 1.0)),
+                    ..IntensityOptions::default()
+                }),
             }
         };
         SamplerOptions {
@@ -641,82 +781,10 @@ fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
     toml::Table::try_from(v).map_err(|e| Error::Other(format!("configuration: {e}")))
 }
 
+#[path = "config_aug.rs"]
+mod aug;
+use aug::{aug_default, range_key};
+
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use clap::CommandFactory;
-
-    #[derive(clap::Parser)]
-    struct Cli {
-        #[command(flatten)]
-        f: TrainFlags,
-    }
-
-    #[test]
-    fn every_key_is_a_flag() {
-        let keys: Vec<String> = to_table(&TrainConfig::defaults("unet2d"))
-            .unwrap()
-            .keys()
-            .cloned()
-            .collect();
-        let cmd = Cli::command();
-        let mut ids: Vec<String> = cmd
-            .get_arguments()
-            .map(|a| a.get_id().as_str().to_string())
-            .filter(|s| s != "help")
-            .collect();
-        ids.sort();
-        let mut k = keys.clone();
-        k.sort();
-        assert_eq!(k, ids);
-        // and every flag is spelled --key-name
-        for a in cmd.get_arguments().filter(|a| a.get_id() != "help") {
-            assert_eq!(a.get_long().unwrap(), a.get_id().as_str().replace('_', "-"));
-        }
-    }
-
-    #[test]
-    fn layers_override_in_order() {
-        let file: TrainFlags = toml::from_str("base = 32\nlr = 0.5\nmodel = 'unet3d'").unwrap();
-        let flags = TrainFlags {
-            lr: Some(0.25),
-            ..Default::default()
-        };
-        let c = TrainConfig::resolve(&[("f".into(), file), ("flags".into(), flags)]).unwrap();
-        assert_eq!(c.base, 32);
-        assert_eq!(c.lr, 0.25);
-        assert_eq!(c.model, "unet3d");
-        assert_eq!(c.patch, TrainConfig::defaults("unet3d").patch);
-        // round trip through config.toml
-        let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
-        assert_eq!(back, c);
-        assert!(toml::from_str::<TrainFlags>("bse = 3").is_err());
-        let bad = TrainFlags {
-            loss: Some("focal".into()),
-            ..Default::default()
-        };
-        let e = TrainConfig::resolve(&[("x".into(), bad)])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("loss") && e.contains("focal"), "{e}");
-    }
-
-    #[test]
-    fn shipped_configs_resolve() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
-        let mut n = 0;
-        for e in std::fs::read_dir(&dir).unwrap() {
-            let p = e.unwrap().path();
-            if p.extension().is_some_and(|x| x == "toml") {
-                let f = read_config_file(&p).unwrap();
-                let c = TrainConfig::resolve(&[(p.display().to_string(), f)])
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                let unet = c.unet(2);
-                crate::train::run::patch_geometry(&unet, c.patch_dims().unwrap())
-                    .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
-                n += 1;
-            }
-        }
-        assert!(n >= 3);
-    }
-}
+#[path = "config_tests.rs"]
+mod tests;

@@ -7,7 +7,8 @@ use super::config::{read_config_file, TrainConfig, TrainFlags};
 use super::lock::RunLock;
 use super::run::RunOptions;
 use super::session::{Session, SessionSpec};
-use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping};
+use crate::data::dataset::{normalize, Dataset, DatasetOptions, LabelMapping, Normalize};
+use crate::data::normalize::auto_key;
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
@@ -31,6 +32,8 @@ pub struct RunData {
     pub note: String,
     /// Stored label value of each class.
     pub class_values: Vec<i64>,
+    /// The normalisation applied (`normalize = auto` resolved).
+    pub normalize: String,
 }
 
 /// Load (or synthesise) the data and split it.
@@ -41,6 +44,12 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
             "--instances needs --data with instance-id labels (0 = background, 1..N objects); the built-in synthetic data has classes only".into(),
         ));
     }
+    // the built-in data is made z-scored
+    let mut norm_key = if cfg.normalize == "auto" {
+        "zscore".to_string()
+    } else {
+        cfg.normalize.clone()
+    };
     let (ds, what) = if cfg.data.is_empty() {
         let kind = if three {
             SyntheticKind::Nuclei3d
@@ -72,13 +81,29 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         )
     } else {
         let path = Path::new(&cfg.data);
+        let auto = cfg.normalize == "auto";
         let opts = DatasetOptions {
             classes: cfg.classes,
             class_values: cfg.class_values_list()?,
             instances: cfg.instances,
-            ..DatasetOptions::from_keys(&cfg.normalize, cfg.foreground_value)
+            ..DatasetOptions::from_keys(
+                if auto { "none" } else { &cfg.normalize },
+                cfg.norm_clip,
+                cfg.foreground_value,
+            )
         };
-        let ds = Dataset::load(path, &opts)?;
+        let mut ds = Dataset::load(path, &opts)?;
+        if auto {
+            norm_key = auto_key(
+                ds.samples.iter().map(|s| s.image.data.as_slice()),
+                foreground_share(&ds),
+            )
+            .into();
+            let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
+            for s in &mut ds.samples {
+                normalize(&mut s.image, mode);
+            }
+        }
         if cfg.instances
             && ds.samples.iter().all(|s| {
                 s.instances
@@ -136,7 +161,12 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         }
     };
     let note = format!(
-        "data: {what}; {} classes (stored values {class_values:?}); train: {}; validation: {}{}",
+        "data: {what}; normalize: {norm_key}{}; {} classes (stored values {class_values:?}); train: {}; validation: {}{}",
+        if cfg.normalize == "auto" {
+            " (auto)"
+        } else {
+            ""
+        },
         train.n_classes,
         names(&train),
         names(&val),
@@ -151,7 +181,18 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         val,
         note,
         class_values,
+        normalize: norm_key,
     })
+}
+
+/// The share of the labelled voxels that are not background (class 0).
+fn foreground_share(ds: &Dataset) -> f64 {
+    let (mut fg, mut n) = (0u64, 0u64);
+    for s in &ds.samples {
+        n += s.labels.data.len() as u64;
+        fg += s.labels.data.iter().filter(|&&v| v != 0).count() as u64;
+    }
+    fg as f64 / n.max(1) as f64
 }
 
 /// Output patch and input margin of a training input patch (errors suggest sizes that work).
@@ -390,7 +431,8 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     }
     let meta = InferMeta {
         model: ModelMeta::from(&unet),
-        normalize: cfg.normalize.clone(),
+        normalize: data.normalize.clone(),
+        norm_clip: cfg.norm_clip,
         class_values: data.class_values.clone(),
         foreground_value: match data.train.labels {
             LabelMapping::Binary { foreground, .. } => foreground as i64,
@@ -514,6 +556,7 @@ fn validation_predictor(
         tta: cfg.val_tta,
         overlap: 0.25,
         precision: ctx.precision(&cfg.precision)?,
+        scale: 1.0,
     };
     Predictor::for_image(ctx, unet, cfg.tile_dims()?, max_val, &popts)
 }

@@ -30,7 +30,13 @@ pub fn volume_stats(
     match mode {
         Normalize::None => Ok(vec![NormStats::None; groups]),
         Normalize::ZScore => zscore(src, per_section),
-        Normalize::Percentile { lo, hi } => percentile(src, per_section, lo, hi),
+        Normalize::Percentile { lo, hi, clip } => Ok(percentile(src, per_section, lo, hi)?
+            .into_iter()
+            .map(|s| match s {
+                NormStats::Clip { lo, hi } => NormStats::percentile(lo, hi, clip),
+                s => s,
+            })
+            .collect()),
     }
 }
 

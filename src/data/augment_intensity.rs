@@ -1,0 +1,247 @@
+//! Intensity augmentation of a training patch at nnU-Net's ranges (its v2
+//! default training transforms), applied after the patch is resampled:
+//!
+//! | transform | what | range | default probability |
+//! | --- | --- | --- | --- |
+//! | Gaussian noise | `x + N(0, v)` | variance `v` in 0..0.1 | 0.1 |
+//! | Gaussian blur | separable, every axis of the patch longer than 1 | σ 0.5..1 voxel | 0.2 |
+//! | brightness | `x · f` | f in 0.75..1.25 | 0.15 |
+//! | contrast | `(x - mean) · f + mean`, clipped to the patch's old min..max | f in 0.75..1.25 | 0.15 |
+//! | low resolution | nearest-neighbour down to `zoom · n` voxels per axis, linear back up | zoom 0.5..1 | 0.25 |
+//! | inverted gamma | gamma on `-x` | γ 0.7..1.5 | 0.1 |
+//! | gamma | `min + r · ((x - min) / r)^γ`, mean and std kept | γ 0.7..1.5 | 0.3 |
+//!
+//! (in this order, as nnU-Net). A gamma is drawn from `lo..1` or `1..hi`
+//! with even odds (as batchgenerators), so darkening and brightening curves
+//! are equally frequent.
+
+use super::synthetic::normal;
+use rand::Rng;
+
+/// Which intensity transforms to draw, with their ranges (see the module docs).
+#[derive(Clone, Debug, PartialEq)]
+pub struct IntensityOptions {
+    pub noise_prob: f32,
+    /// Variance range of the additive Gaussian noise.
+    pub noise_variance: (f32, f32),
+    pub blur_prob: f32,
+    /// Blur σ range, in voxels.
+    pub blur_sigma: (f32, f32),
+    pub brightness_prob: f32,
+    /// Multiplicative brightness factor range.
+    pub brightness: (f32, f32),
+    pub contrast_prob: f32,
+    /// Contrast factor range.
+    pub contrast: (f32, f32),
+    pub lowres_prob: f32,
+    /// Simulated low resolution: zoom factor range (< 1: coarser).
+    pub lowres_zoom: (f32, f32),
+    /// Probability of a gamma on the inverted patch.
+    pub gamma_invert_prob: f32,
+    pub gamma_prob: f32,
+    /// Gamma range.
+    pub gamma: (f32, f32),
+}
+
+impl Default for IntensityOptions {
+    /// nnU-Net's ranges and probabilities.
+    fn default() -> Self {
+        IntensityOptions {
+            noise_prob: 0.1,
+            noise_variance: (0.0, 0.1),
+            blur_prob: 0.2,
+            blur_sigma: (0.5, 1.0),
+            brightness_prob: 0.15,
+            brightness: (0.75, 1.25),
+            contrast_prob: 0.15,
+            contrast: (0.75, 1.25),
+            lowres_prob: 0.25,
+            lowres_zoom: (0.5, 1.0),
+            gamma_invert_prob: 0.1,
+            gamma_prob: 0.3,
+            gamma: (0.7, 1.5),
+        }
+    }
+}
+
+fn uniform(rng: &mut impl Rng, r: (f32, f32)) -> f32 {
+    r.0 + (r.1 - r.0) * rng.random::<f32>()
+}
+
+/// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)` in place.
+pub fn augment_intensity(
+    rng: &mut impl Rng,
+    patch: &mut [f32],
+    dims: [usize; 3],
+    opts: &IntensityOptions,
+) {
+    if rng.random::<f32>() < opts.noise_prob {
+        let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
+        for v in patch.iter_mut() {
+            *v += sd * normal(rng);
+        }
+    }
+    if rng.random::<f32>() < opts.blur_prob {
+        gaussian_blur(patch, dims, uniform(rng, opts.blur_sigma));
+    }
+    if rng.random::<f32>() < opts.brightness_prob {
+        let f = uniform(rng, opts.brightness);
+        patch.iter_mut().for_each(|v| *v *= f);
+    }
+    if rng.random::<f32>() < opts.contrast_prob {
+        contrast(patch, uniform(rng, opts.contrast));
+    }
+    if rng.random::<f32>() < opts.lowres_prob {
+        low_resolution(patch, dims, uniform(rng, opts.lowres_zoom));
+    }
+    for (p, invert) in [(opts.gamma_invert_prob, true), (opts.gamma_prob, false)] {
+        if rng.random::<f32>() < p {
+            let lo = opts.gamma.0;
+            let g = if rng.random::<bool>() && lo < 1.0 {
+                uniform(rng, (lo, 1.0))
+            } else {
+                uniform(rng, (lo.max(1.0), opts.gamma.1))
+            };
+            gamma(patch, g, invert);
+        }
+    }
+}
+
+fn min_max(patch: &[f32]) -> (f32, f32) {
+    patch
+        .iter()
+        .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
+            (a.min(v), b.max(v))
+        })
+}
+
+fn mean_std(patch: &[f32]) -> (f64, f64) {
+    let n = patch.len().max(1) as f64;
+    let m = patch.iter().map(|&v| v as f64).sum::<f64>() / n;
+    let var = patch.iter().map(|&v| (v as f64 - m).powi(2)).sum::<f64>() / n;
+    (m, var.sqrt())
+}
+
+/// `(x - mean) · f + mean`, clipped to the patch's range before the change.
+pub fn contrast(patch: &mut [f32], f: f32) {
+    let (lo, hi) = min_max(patch);
+    let (m, _) = mean_std(patch);
+    let m = m as f32;
+    for v in patch.iter_mut() {
+        *v = ((*v - m) * f + m).clamp(lo, hi);
+    }
+}
+
+/// The gamma curve on the patch's range `min..max` (on `-x` with `invert`),
+/// then the patch's mean and standard deviation restored (nnU-Net's
+/// `retain_stats`). A constant patch is left alone.
+pub fn gamma(patch: &mut [f32], g: f32, invert: bool) {
+    let sign = if invert { -1.0 } else { 1.0 };
+    patch.iter_mut().for_each(|v| *v *= sign);
+    let (m0, s0) = mean_std(patch);
+    let (lo, hi) = min_max(patch);
+    let r = hi - lo;
+    if r > 1e-12 {
+        for v in patch.iter_mut() {
+            *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
+        }
+        let (m1, s1) = mean_std(patch);
+        let k = if s1 > 1e-12 { s0 / s1 } else { 1.0 };
+        for v in patch.iter_mut() {
+            *v = ((*v as f64 - m1) * k + m0) as f32;
+        }
+    }
+    patch.iter_mut().for_each(|v| *v *= sign);
+}
+
+/// Separable Gaussian blur of σ voxels along every axis longer than 1
+/// (kernel radius ⌈3σ⌉, mirrored borders).
+pub fn gaussian_blur(patch: &mut [f32], dims: [usize; 3], sigma: f32) {
+    if sigma <= 0.0 {
+        return;
+    }
+    let r = (3.0 * sigma).ceil() as isize;
+    let mut k: Vec<f32> = (-r..=r)
+        .map(|i| (-(i * i) as f32 / (2.0 * sigma * sigma)).exp())
+        .collect();
+    let s: f32 = k.iter().sum();
+    k.iter_mut().for_each(|v| *v /= s);
+    let mut line = Vec::new();
+    for axis in 0..3 {
+        if dims[axis] > 1 {
+            for_each_line(patch, dims, axis, &mut line, |l, out| {
+                let n = l.len();
+                for (i, o) in out.iter_mut().enumerate() {
+                    *o = k
+                        .iter()
+                        .enumerate()
+                        .map(|(j, w)| w * l[super::reflect_index(i as isize + j as isize - r, n)])
+                        .sum();
+                }
+            });
+        }
+    }
+}
+
+/// Simulated low resolution: every axis longer than 1 is sampled down to
+/// `round(zoom · n)` voxels (nearest neighbour), then back up to `n`
+/// (linear). `zoom >= 1` leaves the patch unchanged.
+pub fn low_resolution(patch: &mut [f32], dims: [usize; 3], zoom: f32) {
+    if zoom >= 1.0 {
+        return;
+    }
+    let mut line = Vec::new();
+    for axis in 0..3 {
+        let n = dims[axis];
+        let m = ((n as f32 * zoom).round() as usize).clamp(1, n);
+        if n <= 1 || m == n {
+            continue;
+        }
+        for_each_line(patch, dims, axis, &mut line, |l, out| {
+            let coarse: Vec<f32> = (0..m)
+                .map(|i| l[(((i as f32 + 0.5) * n as f32 / m as f32) as usize).min(n - 1)])
+                .collect();
+            for (i, o) in out.iter_mut().enumerate() {
+                let p = ((i as f32 + 0.5) * m as f32 / n as f32 - 0.5).clamp(0.0, (m - 1) as f32);
+                let a = p.floor() as usize;
+                let b = (a + 1).min(m - 1);
+                let f = p - a as f32;
+                *o = coarse[a] + f * (coarse[b] - coarse[a]);
+            }
+        });
+    }
+}
+
+/// Call `f(line, out)` on every line of the patch along `axis` and write
+/// `out` back in place.
+fn for_each_line(
+    patch: &mut [f32],
+    dims: [usize; 3],
+    axis: usize,
+    line: &mut Vec<f32>,
+    mut f: impl FnMut(&[f32], &mut [f32]),
+) {
+    let n = dims[axis];
+    let stride = match axis {
+        0 => dims[1] * dims[2],
+        1 => dims[2],
+        _ => 1,
+    };
+    let mut out = vec![0.0f32; n];
+    for start in 0..patch.len() {
+        // the first voxel of each line: its coordinate along `axis` is 0
+        if (start / stride) % n != 0 {
+            continue;
+        }
+        line.clear();
+        line.extend((0..n).map(|i| patch[start + i * stride]));
+        f(line, &mut out);
+        for (i, &v) in out.iter().enumerate() {
+            patch[start + i * stride] = v;
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "augment_intensity_tests.rs"]
+mod tests;

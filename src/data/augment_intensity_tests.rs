@@ -1,0 +1,173 @@
+//! Tests of [`super`]: statistics of the transformed patches.
+
+use super::*;
+use crate::data::synthetic::rng_for;
+
+/// Every probability 0.
+fn off() -> IntensityOptions {
+    IntensityOptions {
+        noise_prob: 0.0,
+        blur_prob: 0.0,
+        brightness_prob: 0.0,
+        contrast_prob: 0.0,
+        lowres_prob: 0.0,
+        gamma_invert_prob: 0.0,
+        gamma_prob: 0.0,
+        ..Default::default()
+    }
+}
+
+fn ramp(n: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i * 37) % 101) as f32 / 100.0).collect()
+}
+
+#[test]
+fn nothing_drawn_is_identity() {
+    let mut rng = rng_for(1, 1);
+    let mut p = ramp(300);
+    augment_intensity(&mut rng, &mut p, [1, 10, 30], &off());
+    assert_eq!(p, ramp(300));
+}
+
+#[test]
+fn noise_has_the_drawn_variance() {
+    let o = IntensityOptions {
+        noise_prob: 1.0,
+        noise_variance: (0.05, 0.05),
+        ..off()
+    };
+    let mut rng = rng_for(2, 1);
+    let mut p = vec![0.0f32; 40_000];
+    augment_intensity(&mut rng, &mut p, [1, 200, 200], &o);
+    let (m, s) = mean_std(&p);
+    assert!(m.abs() < 0.01, "mean {m}");
+    assert!((s * s - 0.05).abs() < 0.003, "variance {}", s * s);
+}
+
+#[test]
+fn brightness_factors_cover_the_range() {
+    let o = IntensityOptions {
+        brightness_prob: 1.0,
+        ..off()
+    };
+    let (mut lo, mut hi) = (f32::INFINITY, 0.0f32);
+    for seed in 0..200 {
+        let mut rng = rng_for(seed, 3);
+        let mut p = vec![2.0f32; 8];
+        augment_intensity(&mut rng, &mut p, [1, 2, 4], &o);
+        assert!(p.iter().all(|&v| v == p[0]), "one factor per patch");
+        let f = p[0] / 2.0;
+        assert!((0.75..=1.25).contains(&f), "{f}");
+        (lo, hi) = (lo.min(f), hi.max(f));
+    }
+    assert!(lo < 0.78 && hi > 1.22, "factors {lo}..{hi}");
+}
+
+#[test]
+fn contrast_scales_the_spread_and_keeps_the_range() {
+    let mut p = ramp(1000);
+    let (m0, s0) = mean_std(&p);
+    contrast(&mut p, 0.8);
+    let (m1, s1) = mean_std(&p);
+    assert!((m1 - m0).abs() < 1e-5 && (s1 / s0 - 0.8).abs() < 1e-4);
+    let mut q = ramp(1000);
+    contrast(&mut q, 1.25);
+    let (_, s2) = mean_std(&q);
+    assert!(s2 > s0, "more contrast");
+    assert!(
+        q.iter().all(|&v| (0.0..=1.0).contains(&v)),
+        "clipped to the old range"
+    );
+}
+
+#[test]
+fn gamma_keeps_mean_std_and_order() {
+    let src = ramp(1000);
+    for (g, inv) in [(0.7, false), (1.5, false), (0.7, true), (1.5, true)] {
+        let mut p = src.clone();
+        gamma(&mut p, g, inv);
+        let (m0, s0) = mean_std(&src);
+        let (m1, s1) = mean_std(&p);
+        assert!(
+            (m1 - m0).abs() < 1e-4 && (s1 - s0).abs() < 1e-4,
+            "{g} {inv}"
+        );
+        // monotone: the order of the values is kept
+        for (i, j) in [(0, 1), (5, 9), (17, 3)] {
+            assert_eq!(src[i] < src[j], p[i] < p[j], "{g} {inv} {i} {j}");
+        }
+        assert!(p.iter().zip(&src).any(|(a, b)| (a - b).abs() > 1e-3));
+    }
+    let mut p = src.clone();
+    gamma(&mut p, 1.0, false);
+    assert!(p.iter().zip(&src).all(|(a, b)| (a - b).abs() < 1e-5));
+    // inverted and plain gamma bend the curve the opposite way
+    let (mut a, mut b) = (src.clone(), src.clone());
+    gamma(&mut a, 1.5, false);
+    gamma(&mut b, 1.5, true);
+    let mid = src.iter().position(|&v| (v - 0.5).abs() < 0.006).unwrap();
+    assert!((a[mid] - b[mid]).abs() > 0.01);
+}
+
+#[test]
+fn gamma_draws_both_sides_of_one() {
+    let o = IntensityOptions {
+        gamma_prob: 1.0,
+        ..off()
+    };
+    let src: Vec<f32> = (0..100).map(|i| i as f32 / 99.0).collect();
+    let (mut darker, mut brighter) = (0, 0);
+    for seed in 0..100 {
+        let mut rng = rng_for(seed, 4);
+        let mut p = src.clone();
+        augment_intensity(&mut rng, &mut p, [1, 10, 10], &o);
+        // with mean and std restored, gamma < 1 lifts the low values relative to the middle
+        if p[10] - p[0] > p[60] - p[50] {
+            brighter += 1;
+        } else {
+            darker += 1;
+        }
+    }
+    assert!(darker > 25 && brighter > 25, "{darker} {brighter}");
+}
+
+#[test]
+fn blur_spreads_an_impulse_by_sigma_and_keeps_its_sum() {
+    let dims = [1, 21, 21];
+    let mut p = vec![0.0f32; 441];
+    p[10 * 21 + 10] = 1.0;
+    gaussian_blur(&mut p, dims, 1.0);
+    let sum: f32 = p.iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5, "sum {sum}");
+    let var_x: f32 = (0..441)
+        .map(|i| p[i] * ((i % 21) as f32 - 10.0).powi(2))
+        .sum();
+    assert!((var_x - 1.0).abs() < 0.02, "variance along x {var_x}");
+    assert!(p[10 * 21 + 10] < 0.2 && p[10 * 21 + 11] > 0.05);
+    // a 2D patch of a stack is not blurred across sections; constants stay
+    let mut c = vec![3.0f32; 2 * 5 * 5];
+    c[..25].iter_mut().for_each(|v| *v = 1.0);
+    gaussian_blur(&mut c, [2, 5, 5], 0.0);
+    assert_eq!(c[0], 1.0);
+    let mut k = vec![3.0f32; 50];
+    gaussian_blur(&mut k, [2, 5, 5], 0.8);
+    assert!(k.iter().all(|v| (v - 3.0).abs() < 1e-5));
+}
+
+#[test]
+fn low_resolution_is_identity_at_zoom_one_and_coarsens_below() {
+    let src: Vec<f32> = (0..64).map(|i| (i % 2) as f32).collect();
+    let mut p = src.clone();
+    low_resolution(&mut p, [1, 8, 8], 1.0);
+    assert_eq!(p, src);
+    let mut q = src.clone();
+    low_resolution(&mut q, [1, 8, 8], 0.5);
+    assert_ne!(q, src);
+    // a stripe pattern of period 2 along x collapses to one value per row
+    for row in q.chunks(8) {
+        assert!(row.iter().all(|&v| v == row[0]), "{row:?}");
+    }
+    let mut k = vec![2.5f32; 3 * 6 * 7];
+    low_resolution(&mut k, [3, 6, 7], 0.6);
+    assert!(k.iter().all(|&v| v == 2.5));
+}

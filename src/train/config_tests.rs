@@ -1,0 +1,127 @@
+//! Tests of [`super`]: keys and flags, layers, shipped configs, old configs.
+
+use super::*;
+use clap::CommandFactory;
+
+#[derive(clap::Parser)]
+struct Cli {
+    #[command(flatten)]
+    f: TrainFlags,
+}
+
+#[test]
+fn every_key_is_a_flag() {
+    let keys: Vec<String> = to_table(&TrainConfig::defaults("unet2d"))
+        .unwrap()
+        .keys()
+        .cloned()
+        .collect();
+    let cmd = Cli::command();
+    let mut ids: Vec<String> = cmd
+        .get_arguments()
+        .map(|a| a.get_id().as_str().to_string())
+        .filter(|s| s != "help")
+        .collect();
+    ids.sort();
+    let mut k = keys.clone();
+    k.sort();
+    assert_eq!(k, ids);
+    // and every flag is spelled --key-name
+    for a in cmd.get_arguments().filter(|a| a.get_id() != "help") {
+        assert_eq!(a.get_long().unwrap(), a.get_id().as_str().replace('_', "-"));
+    }
+}
+
+#[test]
+fn layers_override_in_order() {
+    let file: TrainFlags = toml::from_str("base = 32\nlr = 0.5\nmodel = 'unet3d'").unwrap();
+    let flags = TrainFlags {
+        lr: Some(0.25),
+        ..Default::default()
+    };
+    let c = TrainConfig::resolve(&[("f".into(), file), ("flags".into(), flags)]).unwrap();
+    assert_eq!(c.base, 32);
+    assert_eq!(c.lr, 0.25);
+    assert_eq!(c.model, "unet3d");
+    assert_eq!(c.patch, TrainConfig::defaults("unet3d").patch);
+    // round trip through config.toml
+    let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
+    assert_eq!(back, c);
+    assert!(toml::from_str::<TrainFlags>("bse = 3").is_err());
+    let bad = TrainFlags {
+        loss: Some("focal".into()),
+        ..Default::default()
+    };
+    let e = TrainConfig::resolve(&[("x".into(), bad)])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("loss") && e.contains("focal"), "{e}");
+}
+
+#[test]
+fn shipped_configs_resolve() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.extension().is_some_and(|x| x == "toml") {
+            let f = read_config_file(&p).unwrap();
+            let c = TrainConfig::resolve(&[(p.display().to_string(), f)])
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            let unet = c.unet(2);
+            crate::train::run::patch_geometry(&unet, c.patch_dims().unwrap())
+                .unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            n += 1;
+        }
+    }
+    assert!(n >= 3);
+}
+
+#[test]
+fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
+    let d = TrainConfig::defaults("unet2d");
+    let text = d.to_toml().unwrap();
+    let new = [
+        "norm_clip",
+        "rotate_prob",
+        "rotate_degrees",
+        "zoom_prob",
+        "zoom_range",
+        "noise_prob",
+        "blur_prob",
+        "brightness_prob",
+        "contrast_prob",
+        "lowres_prob",
+        "gamma_prob",
+        "gamma_invert_prob",
+        "gamma_range",
+    ];
+    let old: String = text
+        .lines()
+        .filter(|l| !new.iter().any(|k| l.starts_with(&format!("{k} ="))))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(text.lines().count() - old.lines().count(), new.len());
+    let back: TrainConfig = toml::from_str(&old).unwrap();
+    assert_eq!(back, d);
+    // as flags (resume, eval --split val): resolves to the same
+    let flags: TrainFlags = toml::from_str(&old).unwrap();
+    assert_eq!(TrainConfig::resolve(&[("old".into(), flags)]).unwrap(), d);
+    // nnU-Net's values, and bad ones are named
+    assert_eq!(
+        (d.zoom_limits().unwrap(), d.rotate_degrees, d.gamma_prob),
+        ((0.7, 1.4), 180.0, 0.3)
+    );
+    for (k, v) in [
+        ("zoom_range", "'1.4,0.7'"),
+        ("gamma_range", "'0,2'"),
+        ("noise_prob", "1.5"),
+        ("rotate_degrees", "200.0"),
+    ] {
+        let f: TrainFlags = toml::from_str(&format!("{k} = {v}")).unwrap();
+        let e = TrainConfig::resolve(&[("x".into(), f)])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(k), "{e}");
+    }
+}

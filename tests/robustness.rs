@@ -1,0 +1,251 @@
+//! Issue 13's robustness features end to end: `predict --scale`, `eval
+//! --perturb` (through the CLI on a tiny synthetic run), old checkpoints
+//! without the new metadata, and the `normalize = auto` rule on NIH3T3
+//! (../shared/data/nuclei2d when present).
+
+mod common;
+use common::ctx;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use wunet::data::dataset::{Dataset, DatasetOptions};
+use wunet::data::io::{read_labels, write_png_gray8, write_png_labels};
+use wunet::data::normalize::auto_key;
+use wunet::data::synthetic::em_cells_2d;
+use wunet::model_io::checkpoint;
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wunet-robust-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn wunet(args: &[&str]) -> (String, String, bool) {
+    let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
+        .args(args)
+        .env("WUNET_TUNE", "0")
+        .output()
+        .expect("run wunet");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.success(),
+    )
+}
+
+/// `name: value` lines of `wunet eval` as pairs.
+fn metrics(stdout: &str) -> Vec<(String, String)> {
+    stdout
+        .lines()
+        .filter_map(|l| l.split_once(": "))
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[test]
+fn scale_and_perturb_through_the_cli() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("cli");
+    let run = dir.join("run");
+    let (o, e, ok) = wunet(&[
+        "train",
+        "--synthetic-images",
+        "4",
+        "--synthetic-size",
+        "64x64",
+        "--base",
+        "4",
+        "--depth",
+        "2",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+        "--tile",
+        "64",
+        "--steps",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{o}\n{e}");
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..2 {
+        let s = em_cells_2d(40 + i, 72, 60);
+        let img = s.image.map(|&v| (v.clamp(0.0, 1.0) * 200.0 + 20.0) as u8);
+        write_png_gray8(&dir.join(format!("images/s{i}.png")), &img).unwrap();
+        write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255).unwrap();
+    }
+    let ck = run.join("best.safetensors");
+    let (ck_s, data_s) = (ck.to_str().unwrap(), dir.to_str().unwrap());
+    let input = dir.join("images/s0.png");
+    // --scale: the output has the input's size
+    for f in ["1.5", "0.5"] {
+        let out = dir.join(format!("pred-{f}.png"));
+        let (o, e, ok) = wunet(&[
+            "predict",
+            "--checkpoint",
+            ck_s,
+            "--input",
+            input.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+            "--scale",
+            f,
+        ]);
+        assert!(ok, "{o}\n{e}");
+        let m = read_labels(&out).unwrap();
+        assert_eq!(m.dims, [1, 72, 60], "--scale {f}");
+    }
+    let eval = |extra: &[&str]| {
+        let mut a = vec![
+            "eval",
+            "--checkpoint",
+            ck_s,
+            "--data",
+            data_s,
+            "--class-values",
+            "0,255",
+        ];
+        a.extend_from_slice(extra);
+        let (o, e, ok) = wunet(&a);
+        assert!(ok, "{extra:?}: {o}\n{e}");
+        metrics(&o)
+    };
+    let plain = eval(&[]);
+    let scaled_one = eval(&["--scale", "1"]);
+    assert_eq!(plain, scaled_one, "--scale 1 is no resize");
+    // a gain leaves the z-scored input as it was (up to rounding)
+    let gain = eval(&["--perturb", "gain:4"]);
+    let dice = |m: &[(String, String)]| -> f64 {
+        m.iter()
+            .find(|(k, _)| k == "mean_dice")
+            .unwrap()
+            .1
+            .parse()
+            .unwrap()
+    };
+    assert!((dice(&plain) - dice(&gain)).abs() < 1e-3);
+    for p in [
+        "zoom:0.75",
+        "noise:0.05",
+        "background0",
+        "gamma:2",
+        "offset:0.5",
+    ] {
+        let m = eval(&["--perturb", p]);
+        assert!(dice(&m) >= 0.0, "{p}");
+    }
+    // bad values name the flag before any GPU work
+    for (flag, v) in [("--perturb", "blur:2"), ("--scale", "0"), ("--scale", "-2")] {
+        let (o, e, ok) = wunet(&["eval", "--checkpoint", ck_s, "--data", data_s, flag, v]);
+        assert!(!ok && e.contains(flag), "{flag} {v}: {o}\n{e}");
+    }
+}
+
+#[test]
+fn checkpoints_without_the_new_keys_still_load() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("old");
+    let run = dir.join("run");
+    let (o, e, ok) = wunet(&[
+        "train",
+        "--synthetic-images",
+        "3",
+        "--synthetic-size",
+        "48x48",
+        "--base",
+        "4",
+        "--depth",
+        "1",
+        "--patch",
+        "32",
+        "--batch",
+        "1",
+        "--tile",
+        "48",
+        "--steps",
+        "2",
+        "--out",
+        run.to_str().unwrap(),
+    ]);
+    assert!(ok, "{o}\n{e}");
+    // strip every key added by issue 13 from the stored metadata and config
+    let new_keys = [
+        "norm_clip",
+        "rotate_prob",
+        "rotate_degrees",
+        "zoom_prob",
+        "zoom_range",
+        "noise_prob",
+        "blur_prob",
+        "brightness_prob",
+        "contrast_prob",
+        "lowres_prob",
+        "gamma_prob",
+        "gamma_invert_prob",
+        "gamma_range",
+    ];
+    let mut ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
+    let mut stripped = 0;
+    for v in ck.meta.values_mut() {
+        let kept: String = v
+            .lines()
+            .filter(|l| !new_keys.iter().any(|k| l.starts_with(&format!("{k} ="))))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        stripped += v.lines().count() - kept.lines().count();
+        *v = kept;
+    }
+    assert!(stripped >= new_keys.len(), "{stripped} lines stripped");
+    let old = dir.join("old.safetensors");
+    checkpoint::save(&old, &ck).unwrap();
+    let img = em_cells_2d(7, 48, 48)
+        .image
+        .map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8);
+    let input = dir.join("in.png");
+    write_png_gray8(&input, &img).unwrap();
+    let (o, e, ok) = wunet(&[
+        "predict",
+        "--checkpoint",
+        old.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        dir.join("out.png").to_str().unwrap(),
+    ]);
+    assert!(ok, "{o}\n{e}");
+}
+
+#[test]
+fn auto_normalization_on_nih3t3_is_zscore_dark_but_dense() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nuclei2d/nih3t3");
+    if !dir.is_dir() {
+        eprintln!("skip: {} not found (the NIH3T3 nuclei)", dir.display());
+        return;
+    }
+    let ds = Dataset::load(&dir, &DatasetOptions::from_keys("none", false, -1)).unwrap();
+    assert_eq!(ds.samples.len(), 18);
+    // dark images: robust if the nuclei were sparse; 15-26 % of the pixels: zscore
+    let images = || ds.samples.iter().map(|s| s.image.data.as_slice());
+    assert_eq!(auto_key(images(), 0.05), "robust");
+    let fg: usize = ds
+        .samples
+        .iter()
+        .map(|s| s.labels.data.iter().filter(|&&v| v != 0).count())
+        .sum();
+    let n: usize = ds.samples.iter().map(|s| s.labels.data.len()).sum();
+    let share = fg as f64 / n as f64;
+    assert!((0.15..0.27).contains(&share), "{share}");
+    assert_eq!(auto_key(images(), share), "zscore");
+}
