@@ -263,6 +263,16 @@ fn bench_conv_one(
             }
             d
         }
+        Some(mode) if variant.is_coop() && conv::up::qualifies(&win) => {
+            let mut d = format!(
+                ": fwd {}",
+                crate::ops::coop::describe_up(ctx, mode, &xs, &ys, &win)
+            );
+            if a.backward {
+                d += "; dx conv_coop; dw conv_coop_wgrad";
+            }
+            d
+        }
         _ => String::new(),
     };
     println!(

@@ -396,6 +396,21 @@ pub(crate) fn up_forward(
     Ok(true)
 }
 
+/// The kernel a coop mode runs for the forward of the up-convolution `xs -> ys` (see
+/// [`up_forward`]), for `wunet bench conv-transpose`.
+pub fn describe_up(ctx: &Context, mode: CoopMode, xs: &Shape, ys: &Shape, win: &Window) -> String {
+    let gemm = xs.with_c(ys.c() * win.kernel_numel());
+    let win1 = Window::cube(if xs.is_3d() { 3 } else { 2 }, 1, 1, 0);
+    let emu = if mode.emulated { " (emulated)" } else { "" };
+    match direct_plan(ctx, &gemm, &win1) {
+        Ok(Some((t, _))) if mode.direct_allowed(ctx).0 => {
+            format!("conv_coop_direct{emu} with phase rows, {t}")
+        }
+        Ok(_) => "the adapter's default kernel (the direct coop kernel does not run)".into(),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// Record the direct kernel with tile `t`, padding `pad` and `params` on [x, w, bias, y]
 /// (`w`: f32, packed first where the staging asks), for the GEMM output shape `gemm`.
 fn launch(

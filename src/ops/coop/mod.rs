@@ -39,7 +39,9 @@ mod direct;
 mod selftest;
 pub(crate) use direct::up_forward;
 use direct::{best_box, direct_plan, DIRECT_MAX_BOX, DIRECT_SCRATCH_BYTES, DIRECT_STAGING_HALVES};
-pub use direct::{describe_fwd, direct_applies, direct_tile, with_staging, DirectTile, Staging};
+pub use direct::{
+    describe_fwd, describe_up, direct_applies, direct_tile, with_staging, DirectTile, Staging,
+};
 pub use selftest::{self_test, self_test_parts};
 
 /// Whether the coop conv kernels run on a device (decided once per [`Context`]).
