@@ -397,7 +397,7 @@ pub(crate) fn up_forward(
 }
 
 /// The kernel a coop mode runs for the forward of the up-convolution `xs -> ys` (see
-/// [`up_forward`]), for `wunet bench conv-transpose`.
+/// `up_forward`), for `wunet bench conv-transpose`.
 pub fn describe_up(ctx: &Context, mode: CoopMode, xs: &Shape, ys: &Shape, win: &Window) -> String {
     let gemm = xs.with_c(ys.c() * win.kernel_numel());
     let win1 = Window::cube(if xs.is_3d() { 3 } else { 2 }, 1, 1, 0);
