@@ -274,13 +274,7 @@ fn dgrad_any(
     fs.dims[0] = ws.dims[1];
     fs.dims[1] = ws.dims[0];
     let wf = Tensor::empty(rec.ctx, fs, DType::F32)?;
-    let p = FlipParams {
-        o: ws.dims[0] as u32,
-        c: ws.dims[1] as u32,
-        kk: win.kernel_numel() as u32,
-        k: u3(win.kernel),
-        ..Default::default()
-    };
+    let p = FlipParams::new(ws.dims[0], ws.dims[1], win);
     let g = rec.grid(groups_for(ws.numel(), 256))?;
     rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
     dispatch_fwd(rec, k, dy, &wf, b, &fwin, dx)
@@ -314,13 +308,14 @@ pub(crate) struct FlipParams {
 }
 
 impl FlipParams {
-    /// Params of `weights.wgsl` for a weight (O, C, taps) with kernel `k`.
-    pub(crate) fn new(o: u32, c: u32, kk: u32, k: [u32; 3]) -> Self {
+    /// Params of `weights.wgsl` for a weight with `o` output and `c` input channels (as the
+    /// entry point names them) and the kernel of `win`.
+    pub(crate) fn new(o: usize, c: usize, win: &Window) -> Self {
         FlipParams {
-            o,
-            c,
-            kk,
-            k,
+            o: o as u32,
+            c: c as u32,
+            kk: win.kernel_numel() as u32,
+            k: u3(win.kernel),
             ..Default::default()
         }
     }

@@ -372,9 +372,7 @@ pub(crate) fn up_forward(
     y: &Tensor,
 ) -> Result<bool> {
     let xs = x.shape;
-    let taps = win.kernel_numel();
-    let gemm = xs.with_c(y.shape.c() * taps);
-    let win1 = Window::cube(if xs.is_3d() { 3 } else { 2 }, 1, 1, 0);
+    let (gemm, win1) = up_gemm(&xs, y.shape.c(), win);
     if !mode.direct_allowed(rec.ctx).0 {
         return Ok(false);
     }
@@ -386,8 +384,7 @@ pub(crate) fn up_forward(
         conv_weight_shape(gemm.c(), xs.c(), &win1, xs.is_3d()),
         DType::F32,
     )?;
-    let k = win.kernel.map(|v| v as u32);
-    let p = FlipParams::new(y.shape.c() as u32, xs.c() as u32, taps as u32, k);
+    let p = FlipParams::new(y.shape.c(), xs.c(), win);
     let g = rec.grid(groups_for(rows.shape.numel(), 256))?;
     rec.dispatch("weights", "phase_rows", &[], &p, &[w, &rows], g)?;
     let params = ConvParams::new(&xs, &gemm, &win1, b.is_some()).with_phases(win.kernel);
@@ -399,8 +396,7 @@ pub(crate) fn up_forward(
 /// The kernel a coop mode runs for the forward of the up-convolution `xs -> ys` (see
 /// `up_forward`), for `wunet bench conv-transpose`.
 pub fn describe_up(ctx: &Context, mode: CoopMode, xs: &Shape, ys: &Shape, win: &Window) -> String {
-    let gemm = xs.with_c(ys.c() * win.kernel_numel());
-    let win1 = Window::cube(if xs.is_3d() { 3 } else { 2 }, 1, 1, 0);
+    let (gemm, win1) = up_gemm(xs, ys.c(), win);
     let emu = if mode.emulated { " (emulated)" } else { "" };
     match direct_plan(ctx, &gemm, &win1) {
         Ok(Some((t, _))) if mode.direct_allowed(ctx).0 => {
@@ -409,6 +405,14 @@ pub fn describe_up(ctx: &Context, mode: CoopMode, xs: &Shape, ys: &Shape, win: &
         Ok(_) => "the adapter's default kernel (the direct coop kernel does not run)".into(),
         Err(e) => e.to_string(),
     }
+}
+
+/// The GEMM of the up-convolution of input `xs` to `out_c` channels with window `win` on
+/// the direct kernel: its output shape (O x taps phase rows at the input's positions) and
+/// its 1x1 window.
+fn up_gemm(xs: &Shape, out_c: usize, win: &Window) -> (Shape, Window) {
+    let gemm = xs.with_c(out_c * win.kernel_numel());
+    (gemm, Window::cube(if xs.is_3d() { 3 } else { 2 }, 1, 1, 0))
 }
 
 /// Record the direct kernel with tile `t`, padding `pad` and `params` on [x, w, bias, y]
@@ -452,12 +456,10 @@ fn launch(
 /// The weight `w` (O, C, taps) packed to f16 pairs in the layout the kernel stages with
 /// `WPACK = 1` (`weights.wgsl` `pack_f16`).
 fn pack_weights(rec: &mut Recorder, w: &Tensor, win: &Window) -> Result<Tensor> {
-    let ws = w.shape;
-    let (o, c, kk) = (ws.dims[0], ws.dims[1], win.kernel_numel());
-    let words = c.div_ceil(16) * kk * o * 8;
+    let (o, c) = (w.shape.dims[0], w.shape.dims[1]);
+    let words = c.div_ceil(16) * win.kernel_numel() * o * 8;
     let packed = Tensor::empty(rec.ctx, Shape::vector(words), DType::F32)?;
-    let k = win.kernel.map(|v| v as u32);
-    let p = FlipParams::new(o as u32, c as u32, kk as u32, k);
+    let p = FlipParams::new(o, c, win);
     let g = rec.grid(groups_for(words, 256))?;
     rec.dispatch("weights", "pack_f16", &[], &p, &[w, &packed], g)?;
     Ok(packed)
