@@ -3,7 +3,7 @@
 //! a window under Xvfb (skipped, saying why, where Xvfb is absent).
 
 mod common;
-use common::ctx;
+use common::{ctx, tmp_dir};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
@@ -12,10 +12,7 @@ use wunet::data::synthetic::em_cells_2d;
 use wunet::data::Array3;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wunet-embed-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
+    tmp_dir("embed", name)
 }
 
 fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> String {

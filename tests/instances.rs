@@ -6,30 +6,13 @@
 //! instance run (too long for a test on lavapipe).
 
 mod common;
-use common::ctx;
+use common::{ctx, run_wunet as wunet, tmp_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use wunet::data::io::{read_labels, write_npy, write_png_gray16, write_png_gray8};
 use wunet::data::Array3;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wunet-inst-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wunet(args: &[&str]) -> (String, String, bool) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
-        .args(args)
-        .env("WUNET_TUNE", "0")
-        .output()
-        .expect("run wunet");
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.success(),
-    )
+    tmp_dir("inst", name)
 }
 
 /// Bright touching discs / balls (ids 1..) on a dark background; returns

@@ -4,9 +4,8 @@
 //! image from ../shared/data/nuclei2d when present).
 
 mod common;
-use common::{assert_close, ctx};
+use common::{assert_close, ctx, run_wunet as wunet, tmp_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use wunet::data::io::{read_image, read_labels, write_png_gray8, write_png_labels};
 use wunet::data::synthetic::{em_cells_2d, nuclei_3d};
@@ -22,23 +21,7 @@ use wunet::train::run::{train, RunOptions};
 use wunet::train::session::{Session, SessionSpec};
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wunet-product-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wunet(args: &[&str]) -> (String, String, bool) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
-        .args(args)
-        .env("WUNET_TUNE", "0")
-        .output()
-        .expect("run wunet");
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.success(),
-    )
+    tmp_dir("product", name)
 }
 
 /// Flags of a tiny 2D run on synthetic data.

@@ -4,9 +4,8 @@
 //! (../shared/data/nuclei2d when present).
 
 mod common;
-use common::ctx;
+use common::{ctx, run_wunet as wunet, tmp_dir};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use wunet::data::dataset::{Dataset, DatasetOptions};
 use wunet::data::io::{read_labels, write_png_gray8, write_png_labels};
 use wunet::data::normalize::auto_key;
@@ -14,23 +13,7 @@ use wunet::data::synthetic::em_cells_2d;
 use wunet::model_io::checkpoint;
 
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("wunet-robust-{}-{name}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn wunet(args: &[&str]) -> (String, String, bool) {
-    let o = Command::new(env!("CARGO_BIN_EXE_wunet"))
-        .args(args)
-        .env("WUNET_TUNE", "0")
-        .output()
-        .expect("run wunet");
-    (
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-        o.status.success(),
-    )
+    tmp_dir("robust", name)
 }
 
 /// `name: value` lines of `wunet eval` as pairs.

@@ -2,8 +2,31 @@
 //! the `atol + rtol*|ref|` comparison.
 #![allow(dead_code)]
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 use wunet::gpu::{Context, ContextOptions};
+
+/// A fresh, empty scratch folder `<temp>/wunet-<group>-<pid>-<name>`.
+pub fn tmp_dir(group: &str, name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("wunet-{group}-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Run the `wunet` binary with `args` (no conv tuning): (stdout, stderr, success).
+pub fn run_wunet(args: &[&str]) -> (String, String, bool) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_wunet"))
+        .args(args)
+        .env("WUNET_TUNE", "0")
+        .output()
+        .expect("run wunet");
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+        o.status.success(),
+    )
+}
 
 /// The test context, or `None` (with a message) where no adapter exists.
 pub fn ctx() -> Option<&'static Context> {
