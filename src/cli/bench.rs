@@ -239,7 +239,15 @@ fn bench_conv_one(
     let ran = if transpose {
         conv::transposed_kernel(ctx, variant, &win, act)
     } else {
-        variant.resolve_for(ctx, act)
+        conv::tune::resolve(
+            ctx,
+            variant,
+            conv::tune::ConvOp::Forward,
+            &xs,
+            &ws,
+            &win,
+            act,
+        )
     };
     // Coop: which coop kernels, forward (and grad input: the forward kernel on dy where the
     // stride is 1) and weight gradient.
@@ -273,6 +281,7 @@ fn bench_conv_one(
             }
             d
         }
+        _ if !transpose && a.backward => grads_detail(ctx, variant, act, &xs, &ws, &win),
         _ => String::new(),
     };
     println!(
@@ -294,6 +303,23 @@ fn bench_conv_one(
     println!("median_ms: {ms:.3}");
     println!("gflops: {gflops:.2}");
     Ok((ms, gflops))
+}
+
+/// Without matrix units: the kernels the two gradients ran after `Auto`'s tuning
+/// ([`conv::tune::resolve`]; the cache already holds the choices the timed program made),
+/// e.g. `: dx Winograd4; dw Winograd2`.
+fn grads_detail(
+    ctx: &Context,
+    variant: ConvKernel,
+    act: DType,
+    xs: &Shape,
+    ws: &Shape,
+    win: &Window,
+) -> String {
+    use conv::tune::{resolve, ConvOp};
+    let dx = resolve(ctx, variant, ConvOp::GradInput, xs, ws, win, act);
+    let dw = resolve(ctx, variant, ConvOp::GradWeight, xs, ws, win, act);
+    format!(": dx {dx:?}; dw {dw:?}")
 }
 
 /// The JSON line of one `bench conv` measurement: the forward (and with
