@@ -1,4 +1,4 @@
-// winograd.wgsl: Winograd convolution F(m x m, 3x3) (2D, m = 2 or 4) and F(2x2x2, 3x3x3) (3D)
+// winograd.wgsl: Winograd convolution F(m x m, 3x3) (2D) and F(m x m x m, 3x3x3) (3D), m = 2 or 4,
 // for stride-1, dilation-1 3x3(x3) convolutions with any padding (groups = 1).
 //
 // Formula (Lavin & Gray 2016): with alpha = m + 2 points per axis and the 1D matrices
@@ -22,7 +22,7 @@
 //            B^T d B (0 for c >= C or tiles past the last). Grid: ceil(CP*TC/64), linearised.
 //   output   one invocation per (o, t) of O x TC: Y = A^T M A + bias, stored where inside y.
 //            Grid: ceil(O*TC/64), linearised.
-// Weight gradient (MT = 2): dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G
+// Weight gradient: dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G
 //   input    with flags & 2: V in the layout [NP][TC][CP] (tiles are the GEMM's K).
 //   grad_out one invocation per (o, t) of OP x TC: W[p][o][t] = A dy A^T (dy bound as x).
 //            Grid: ceil(OP*TC/64), linearised.
@@ -309,7 +309,7 @@ fn output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
 
 // ---------------------------------------------------------------- weight gradient
 // dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G (the transposed F(m,3) identity:
-// the 3x3(x3) taps are the outputs, the m^dims dy tile the filter; MT = 2 only).
+// the 3x3(x3) taps are the outputs, the m^dims dy tile the filter).
 
 // One invocation per (o, t) of OP x TC: W[p][o][t] = (A dy A^T)[p] for the chunk's tiles
 // (0 for o >= O or tiles past the last). Reads dy as x_in (O channels), writes f_out.

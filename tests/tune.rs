@@ -119,6 +119,16 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
     });
     assert_eq!((k, calls), (ConvKernel::Winograd2, 6));
     assert_eq!(tune::load(&d.join("conv-variants.txt")).len(), 2);
+    // A candidate the entry did not measure (added since): all measured again.
+    let more = [ConvKernel::Cpu, ConvKernel::Winograd2, ConvKernel::Tiled];
+    let k = tune::choose_for(&info("drv A"), budget, "fwd test", &more, &mut |k| {
+        fake(&mut calls, k)
+    });
+    assert_eq!((k, calls), (ConvKernel::Winograd2, 9));
+    let k = tune::choose_for(&info("drv A"), budget, "fwd test", &more, &mut |k| {
+        fake(&mut calls, k)
+    });
+    assert_eq!((k, calls), (ConvKernel::Winograd2, 9));
     // A failing candidate is skipped, not fatal; all failing: the fallback.
     let k = tune::choose_for(&info("drv A"), budget, "fwd fail", &cands, &mut |_| {
         Err(wunet::Error::Other("no".into()))
@@ -132,13 +142,13 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
         &cands,
         &mut |k| fake(&mut calls, k),
     );
-    assert_eq!((k, calls), (ConvKernel::Cpu, 6));
+    assert_eq!((k, calls), (ConvKernel::Cpu, 9));
     // Mode off: the fallback even where the cache has an entry.
     tune::set_mode(tune::Mode::Off);
     let k = tune::choose_for(&info("drv A"), budget, "fwd test", &cands, &mut |k| {
         fake(&mut calls, k)
     });
-    assert_eq!((k, calls), (ConvKernel::Cpu, 6));
+    assert_eq!((k, calls), (ConvKernel::Cpu, 9));
 }
 
 #[test]
@@ -155,9 +165,18 @@ fn shape_keys_and_candidates() {
     );
     let x3 = wunet::Shape::new5(1, 16, 8, 8, 8);
     let w3 = wunet::Window::cube(3, 3, 1, 1);
+    let all = vec![
+        ConvKernel::Cpu,
+        ConvKernel::Winograd2,
+        ConvKernel::Winograd4,
+    ];
     assert_eq!(
         tune::candidates(ConvOp::GradInput, &x3, &w3, ConvKernel::Cpu),
-        vec![ConvKernel::Cpu, ConvKernel::Winograd2]
+        all
+    );
+    assert_eq!(
+        tune::candidates(ConvOp::GradWeight, &xs, &win, ConvKernel::Cpu),
+        all
     );
     let strided = wunet::Window::cube(2, 3, 2, 1);
     assert_eq!(

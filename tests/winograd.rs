@@ -1,14 +1,15 @@
-//! Winograd convolution kernels (F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3)) against the f64 CPU
-//! reference: forward with bias, stride-1 grad input and grad weight (F(2x2) / F(2x2x2) for
-//! both variants; tolerance 1e-5 on every case), H != W, borders (padding 0, 1, 2
-//! through the grad input), 1 and 1024 channels, batch > 1, anisotropic 3D sizes.
+//! Winograd convolution kernels (F(2x2,3x3), F(4x4,3x3), F(2x2x2,3x3x3), F(4x4x4,3x3x3))
+//! against the f64 CPU reference: forward with bias, stride-1 grad input and grad weight,
+//! H != W, borders (padding 0, 1, 2 through the grad input), 1 and 1024 channels, batch > 1,
+//! anisotropic 3D sizes, weight gradients summed over hundreds of tiles.
 //!
 //! Error measure: `max |got - ref| / max |ref|` over the whole output (normwise relative
 //! error; elementwise relative error is meaningless near zero crossings). Tolerances:
 //! - `Winograd2` (F(2x2,3x3), F(2x2x2,3x3x3)): 1e-5 at small channel counts, 1e-4 at 1024
 //!   (2D) and 512 (3D) channels.
-//! - `Winograd4` (F(4x4,3x3)): 1e-4 at small channel counts, 5e-4 at 1024 channels. Within
-//!   the 1e-3 bound, so it may be chosen by measurement.
+//! - `Winograd4` (F(4x4,3x3), F(4x4x4,3x3x3)): 1e-4 at small channel counts, 5e-4 at 1024
+//!   (2D) and 512 (3D) channels (measured on lavapipe: at most 1.7e-5 in 2D, 7.7e-5 in 3D).
+//!   Within the 1e-3 bound, so it may be chosen by measurement.
 
 mod common;
 use common::{ctx, rand_vec};
@@ -37,7 +38,7 @@ fn rel_err(got: &[f32], want: &[f32]) -> f64 {
 }
 
 /// Runs forward (with bias) and grad input with `k`; returns their normwise errors.
-fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> (f64, f64) {
+fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> [f64; 3] {
     let c = ctx().expect("adapter");
     let dims = if xs.is_3d() { 3 } else { 2 };
     let win = Window::cube(dims, 3, 1, pad);
@@ -64,24 +65,19 @@ fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> (f64, f64
         conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, k)
     })
     .unwrap();
-    // The weight gradient runs F(2x2,3x3) / F(2x2x2,3x3x3) for both variants.
     let edw = rel_err(&dw.to_f32_vec(c).unwrap(), &dwref);
-    assert!(
-        edw <= 1e-5,
-        "{k:?} {xs} -> {o} pad {pad}: grad weight {edw:.2e}"
-    );
     let ey = rel_err(&y.to_f32_vec(c).unwrap(), &yref);
     let edx = rel_err(&dx.to_f32_vec(c).unwrap(), &dxref);
     eprintln!(
         "{k:?} {xs} -> {o} pad {pad}: forward {ey:.2e}, grad input {edx:.2e}, grad weight {edw:.2e}"
     );
-    (ey, edx)
+    [ey, edx, edw]
 }
 
-fn assert_within(what: &str, (ey, edx): (f64, f64), tol: f64) {
+fn assert_within(what: &str, [ey, edx, edw]: [f64; 3], tol: f64) {
     assert!(
-        ey <= tol && edx <= tol,
-        "{what}: forward {ey:.2e}, grad input {edx:.2e}, tolerance {tol:.0e}"
+        ey <= tol && edx <= tol && edw <= tol,
+        "{what}: forward {ey:.2e}, grad input {edx:.2e}, grad weight {edw:.2e}, tolerance {tol:.0e}"
     );
 }
 
@@ -150,6 +146,8 @@ fn winograd_matches_reference_3d() {
     for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
         let e = check(xs, o, pad, ConvKernel::Winograd2, 400 + i as u64 * 10);
         assert_within(&format!("winograd2 3D {xs} -> {o} pad {pad}"), e, 1e-5);
+        let e = check(xs, o, pad, ConvKernel::Winograd4, 450 + i as u64 * 10);
+        assert_within(&format!("winograd4 3D {xs} -> {o} pad {pad}"), e, 1e-4);
     }
     let big = [
         (Shape::new5(1, 512, 5, 6, 4), 8, 1),
@@ -158,6 +156,8 @@ fn winograd_matches_reference_3d() {
     for (i, (xs, o, pad)) in big.into_iter().enumerate() {
         let e = check(xs, o, pad, ConvKernel::Winograd2, 500 + i as u64);
         assert_within(&format!("winograd2 3D {xs} -> {o}"), e, 1e-4);
+        let e = check(xs, o, pad, ConvKernel::Winograd4, 550 + i as u64);
+        assert_within(&format!("winograd4 3D {xs} -> {o}"), e, 5e-4);
     }
 }
 
@@ -176,4 +176,23 @@ fn winograd_falls_back_outside_its_windows() {
     c.run(|rec| conv::conv_into(rec, &x, &w, None, &win, &y, ConvKernel::Winograd2))
         .unwrap();
     assert!(rel_err(&y.to_f32_vec(c).unwrap(), &yref) < 1e-5);
+}
+
+/// The weight gradient sums over every output tile: a long reduction in the transform
+/// domain (2304 tiles of 2x2 / 576 of 4x4 in 2D, 1680 of 2x2x2 / 210 of 4x4x4 in 3D).
+#[test]
+fn winograd_weight_gradient_over_many_tiles() {
+    if ctx().is_none() {
+        return;
+    }
+    let cases = [
+        (Shape::new4(2, 4, 64, 72), 6, 1),
+        (Shape::new5(1, 3, 24, 20, 28), 5, 1),
+    ];
+    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
+        let e = check(xs, o, pad, ConvKernel::Winograd2, 600 + i as u64);
+        assert_within(&format!("winograd2 {xs} -> {o}"), e, 1e-5);
+        let e = check(xs, o, pad, ConvKernel::Winograd4, 610 + i as u64);
+        assert_within(&format!("winograd4 {xs} -> {o}"), e, 1e-4);
+    }
 }

@@ -29,8 +29,8 @@ pub struct ConvBenchArgs {
     #[arg(long)]
     pub backward: bool,
     /// Kernel variant: auto, tiled, cpu, direct, coop, coop-direct, coop-im2col, coop-emu,
-    /// coop-direct-emu, coop-im2col-emu, winograd2, winograd4 (stride-1 3x3(x3) forwards and
-    /// grad inputs; F(4x4) is 2D only), up (transposed convolutions with kernel == stride:
+    /// coop-direct-emu, coop-im2col-emu, winograd2, winograd4 (stride-1 3x3(x3) forwards,
+    /// grad inputs and grad weights; output tiles of edge 2 / 4), up (transposed convolutions with kernel == stride:
     /// the conv_up kernel; tiled/cpu then time the generic kernels); a comma list times each
     /// in turn (e.g. tiled,coop-im2col,coop-direct). `coop` runs the direct kernel where it
     /// applies unless WUNET_COOP_DIRECT=0; coop-direct / coop-im2col choose explicitly.

@@ -202,7 +202,7 @@ fn dispatch_fwd(
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_fwd(rec, mode, x, w, b, win, y);
     }
-    if let Some(m) = winograd::tile_edge(k, x.shape.is_3d()) {
+    if let Some(m) = winograd::tile_edge(k) {
         if winograd::applies(win, x.shape.is_3d()) {
             return winograd::forward(rec, m, x, w, b, win, y);
         }
@@ -385,8 +385,8 @@ fn dispatch_wgrad(
     if let Some(mode) = super::coop::coop_mode(k) {
         return super::coop::dispatch_wgrad(rec, mode, x, dy, win, dw);
     }
-    if k.is_winograd() {
-        return winograd::grad_weight(rec, x, dy, win, dw);
+    if let Some(m) = winograd::tile_edge(k) {
+        return winograd::grad_weight(rec, m, x, dy, win, dw);
     }
     let (xs, ys) = (x.shape, dy.shape);
     let mut params = ConvParams::new(&xs, &ys, win, false);

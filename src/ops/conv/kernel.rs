@@ -42,8 +42,8 @@ pub enum ConvKernel {
     /// inputs and grad weights ([`super::winograd`]); other convolutions run the adapter's default
     /// kernel.
     Winograd2,
-    /// Winograd F(4x4,3x3) for 2D forwards and grad inputs; otherwise (3D, weight
-    /// gradients) as `Winograd2`.
+    /// Winograd F(4x4,3x3) (2D) / F(4x4x4,3x3x3) (3D) for the same convolutions as
+    /// `Winograd2`.
     Winograd4,
     /// Transposed convolutions: the up-convolution kernel `conv_up` (workgroup tiles),
     /// an error unless the window qualifies ([`super::up::qualifies`]). Other ops: as `Auto`.

@@ -243,7 +243,9 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
 
 /// The cached variant for `key` on this adapter, reading the cache file on first use
 /// (again when the cache path changed).
-fn lookup(info: &wgpu::AdapterInfo, key: &str) -> Option<ConvKernel> {
+/// The cached winner for `key`, where its entry measured every one of `candidates` (an
+/// entry from before a candidate was added is measured again).
+fn lookup(info: &wgpu::AdapterInfo, key: &str, candidates: &[ConvKernel]) -> Option<ConvKernel> {
     let path = cache_path();
     let (a, d) = adapter_key(info);
     with_state(|s| {
@@ -254,7 +256,16 @@ fn lookup(info: &wgpu::AdapterInfo, key: &str) -> Option<ConvKernel> {
             }
         }
         let e = s.entries.get(&(a, d, key.to_string()))?;
-        variant_of(&e.variant)
+        let measured = |k: &ConvKernel| {
+            let name = variant_name(*k);
+            e.times
+                .split(',')
+                .any(|t| t.split('=').next() == Some(name))
+        };
+        if !candidates.iter().all(measured) {
+            return None;
+        }
+        variant_of(&e.variant).filter(|k| candidates.contains(k))
     })
 }
 
@@ -311,7 +322,7 @@ pub fn choose_for(
     if m == Mode::Off || candidates.len() < 2 {
         return decided(key, fallback, "default");
     }
-    if let Some(k) = lookup(info, key).filter(|k| candidates.contains(k)) {
+    if let Some(k) = lookup(info, key, candidates) {
         return decided(key, k, "cache");
     }
     if m == Mode::CacheOnly || time_left(budget, m).is_some_and(|t| t.is_zero()) {
@@ -379,25 +390,16 @@ pub fn shape_key(op: ConvOp, xs: &Shape, o: usize, win: &Window) -> String {
 }
 
 /// The kernels that compete for a convolution whose default is `fallback`: the fallback,
-/// then the Winograd variants where they apply (F(4x4) in 2D only); just the fallback
+/// then the Winograd variants where they apply (tiles of edge 2 and 4); just the fallback
 /// otherwise.
 pub fn candidates(op: ConvOp, xs: &Shape, win: &Window, fallback: ConvKernel) -> Vec<ConvKernel> {
     let fwin = match op {
         ConvOp::Forward => Some(*win),
         ConvOp::GradInput => super::flipped_window(win),
-        ConvOp::GradWeight => {
-            let ok = super::winograd::applies(win, xs.is_3d());
-            return match ok {
-                true => vec![fallback, ConvKernel::Winograd2],
-                false => vec![fallback],
-            };
-        }
+        ConvOp::GradWeight => Some(*win),
     };
     match fwin {
-        Some(f) if super::winograd::applies(&f, xs.is_3d()) && xs.is_3d() => {
-            vec![fallback, ConvKernel::Winograd2]
-        }
-        Some(f) if super::winograd::applies(&f, false) => {
+        Some(f) if super::winograd::applies(&f, xs.is_3d()) => {
             vec![fallback, ConvKernel::Winograd2, ConvKernel::Winograd4]
         }
         _ => vec![fallback],

@@ -1,8 +1,8 @@
 //! Winograd convolution for stride-1, dilation-1 3x3 (2D) and 3x3x3 (3D) windows with
 //! padding <= 2 (`kernels/winograd.wgsl`, `kernels/winograd_gemm.wgsl`): F(2x2,3x3) and
-//! F(4x4,3x3) in 2D, F(2x2x2,3x3x3) in 3D. Used for forwards and, through the forward on `dy`
-//! with the flipped, transposed weight, for stride-1 grad inputs; weight gradients run
-//! F(2x2,3x3) / F(2x2x2,3x3x3) in its transposed form (`grad_weight`).
+//! F(4x4,3x3) in 2D, F(2x2x2,3x3x3) and F(4x4x4,3x3x3) in 3D. Used for forwards and, through
+//! the forward on `dy` with the flipped, transposed weight, for stride-1 grad inputs; weight
+//! gradients run the same tiles in the transposed form (`grad_weight`).
 //!
 //! Steps per call: transform the weights once (`U`, they change every training step), then
 //! for each chunk of output tiles: transform the input (`V`), multiply per transform point
@@ -20,12 +20,11 @@ use bytemuck::{Pod, Zeroable};
 /// overrides it (for experiments).
 pub const CHUNK_BYTES: usize = 16 << 20;
 
-/// Output tile edge `m` of a Winograd variant for a convolution of this rank: `Winograd4`
-/// is F(4x4,3x3) in 2D and falls back to F(2x2x2,3x3x3) in 3D (F(4x4x4) is not built).
-pub fn tile_edge(k: ConvKernel, is_3d: bool) -> Option<usize> {
+/// Output tile edge `m` of a Winograd variant: 2 for `Winograd2` (F(2x2,3x3),
+/// F(2x2x2,3x3x3)), 4 for `Winograd4` (F(4x4,3x3), F(4x4x4,3x3x3)).
+pub fn tile_edge(k: ConvKernel) -> Option<usize> {
     match k {
         ConvKernel::Winograd2 => Some(2),
-        ConvKernel::Winograd4 if is_3d => Some(2),
         ConvKernel::Winograd4 => Some(4),
         _ => None,
     }
@@ -136,7 +135,7 @@ fn gemm_rows(op: usize) -> usize {
     (op / 8).next_power_of_two().clamp(1, 8)
 }
 
-/// `y = conv(x, w) + b` by Winograd with output tiles of edge `m` (2 or 4; 3D: 2).
+/// `y = conv(x, w) + b` by Winograd with output tiles of edge `m` (2 or 4).
 /// The caller has checked the shapes and [`applies`].
 #[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
@@ -215,18 +214,19 @@ fn gemm(
     rec.dispatch("winograd_gemm", "gemm", &ov, p, t, g)
 }
 
-/// `dw = wgrad(x, dy)` by Winograd F(2x2,3x3) / F(2x2x2,3x3x3): per chunk of output tiles,
+/// `dw = wgrad(x, dy)` by Winograd with tiles of edge `m` (the transposed F(m,3)): per chunk of output tiles,
 /// transform x (tiles-major) and dy, accumulate `X[p] += W[p] V[p]` (K = tiles), then
 /// `dw = G^T X G`. The caller has checked the shapes and [`applies`].
 pub(super) fn grad_weight(
     rec: &mut Recorder,
+    m: usize,
     x: &Tensor,
     dy: &Tensor,
     win: &Window,
     dw: &Tensor,
 ) -> Result<()> {
     let (xs, ys) = (x.shape, dy.shape);
-    let mut pl = plan(2, &xs, &ys);
+    let mut pl = plan(m, &xs, &ys);
     pl.cp = xs.c().div_ceil(8) * 8;
     pl.chunk = (pl.chunk / 8 * 8).max(8);
     let f32s = |n: usize| Tensor::empty(rec.ctx, Shape::vector(n), DType::F32);
