@@ -196,3 +196,64 @@ fn winograd_weight_gradient_over_many_tiles() {
         assert_within(&format!("winograd4 {xs} -> {o}"), e, 1e-4);
     }
 }
+
+/// Every op of a recording shares the scratch slots (`wunet::gpu::Scratch`): a chain of
+/// Winograd convolutions of different sizes and tiles (forwards, a grad input, weight
+/// gradients) in one program, each result checked against the reference, with the shared
+/// slots holding less than the ops asked for in all.
+#[test]
+fn winograd_ops_share_scratch_in_one_recording() {
+    let Some(c) = ctx() else { return };
+    let win = Window::cube(2, 3, 1, 1);
+    let x0s = Shape::new4(2, 5, 23, 17);
+    let (o1, o2) = (12, 7);
+    let w1s = conv_weight_shape(o1, 5, &win, false);
+    let w2s = conv_weight_shape(o2, o1, &win, false);
+    let (x0v, w1v, w2v) = (
+        rand_vec(x0s.numel(), 701),
+        rand_vec(w1s.numel(), 702),
+        rand_vec(w2s.numel(), 703),
+    );
+    let (y1r, y1s) = r::conv_fwd(&x0v, &x0s, &w1v, &w1s, None, &win);
+    let (y2r, y2s) = r::conv_fwd(&y1r, &y1s, &w2v, &w2s, None, &win);
+    let gv = rand_vec(y2s.numel(), 704);
+    let dy1r = r::conv_dgrad(&gv, &y2s, &w2v, &w2s, &y1s, &win);
+    let dw2r = r::conv_wgrad(&y1r, &y1s, &gv, &y2s, &w2s, &win);
+    let dw1r = r::conv_wgrad(&x0v, &x0s, &dy1r, &y1s, &w1s, &win);
+    let (x0, w1, w2, g) = (
+        upload(c, &x0v, x0s),
+        upload(c, &w1v, w1s),
+        upload(c, &w2v, w2s),
+        upload(c, &gv, y2s),
+    );
+    let empty = |s: Shape| Tensor::empty(c, s, DType::F32).unwrap();
+    let (y1, y2, dy1, dw1, dw2) = (empty(y1s), empty(y2s), empty(y1s), empty(w1s), empty(w2s));
+    let (k2, k4) = (ConvKernel::Winograd2, ConvKernel::Winograd4);
+    let ops = |rec: &mut wunet::gpu::Recorder| {
+        conv::conv_into(rec, &x0, &w1, None, &win, &y1, k4)?;
+        conv::conv_into(rec, &y1, &w2, None, &win, &y2, k2)?;
+        conv::conv_grad_input_into(rec, &g, &w2, &win, &dy1, k4)?;
+        conv::conv_grad_weight_into(rec, &y1, &g, &win, &dw2, k4)?;
+        conv::conv_grad_weight_into(rec, &x0, &dy1, &win, &dw1, k2)
+    };
+    let grown = c.record(ops).unwrap();
+    // Recorded again with the slots sized up front: nothing grows, same results.
+    let prog = c.record_presized(&grown.scratch.largest, ops).unwrap();
+    assert_eq!(prog.scratch.allocated_bytes, grown.scratch.largest_bytes());
+    prog.submit(c);
+    let got = |t: &Tensor| t.to_f32_vec(c).unwrap();
+    for (name, t, want) in [
+        ("y1", &y1, &y1r),
+        ("y2", &y2, &y2r),
+        ("dy1", &dy1, &dy1r),
+        ("dw2", &dw2, &dw2r),
+        ("dw1", &dw1, &dw1r),
+    ] {
+        let e = rel_err(&got(t), want);
+        assert!(e <= 1e-4, "{name}: normwise error {e:.2e}");
+    }
+    let s = prog.scratch;
+    assert!(s.requests >= 14, "{s:?}");
+    assert!(s.allocated_bytes < s.requested_bytes, "{s:?}");
+    assert!(grown.scratch.allocated_bytes >= s.allocated_bytes, "{s:?}");
+}

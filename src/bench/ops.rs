@@ -590,6 +590,24 @@ pub fn operands(g: &Graph, vs: &[ValueId]) -> Vec<Operand> {
         .collect()
 }
 
+/// The FLOPs and bytes of every scheduled node of `ex`'s step (the dense formulas of
+/// [`op_cost`]; aliases cost nothing).
+pub fn step_cost(ex: &Executor) -> Cost {
+    let g = &ex.graph;
+    let mut total = Cost::default();
+    for &nid in &ex.plan.schedule {
+        let node = g.node(nid);
+        if !node.op.is_alias() {
+            total += op_cost(
+                &node.op,
+                &operands(g, &node.inputs),
+                &operands(g, &node.outputs),
+            );
+        }
+    }
+    total
+}
+
 /// One op's nodes in a step: their cost, summed per-run times, kernels, first input.
 #[derive(Default)]
 pub struct OpGroup {

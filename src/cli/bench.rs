@@ -573,6 +573,13 @@ fn print_step_summary(
         crate::exec::fmt_bytes(r.planned_bytes),
         crate::exec::fmt_bytes(r.unplanned_bytes)
     );
+    let sc = s.exec.scratch();
+    println!(
+        "op scratch: {} in shared slots ({} requests, {} if each op kept its own)",
+        crate::exec::fmt_bytes(sc.allocated_bytes),
+        sc.requests,
+        crate::exec::fmt_bytes(sc.requested_bytes)
+    );
     println!("setup_ms: {setup_ms:.0} (graph, plan, allocation, recording)");
     println!("first_step_ms: {first_ms:.0} (includes pipeline compilation)");
     println!("loss: {loss:.4}");
@@ -580,6 +587,12 @@ fn print_step_summary(
         println!("loss scale: {scale} ({skipped} steps skipped for a non-finite gradient)");
     }
     println!("median_ms_per_step: {med:.2} (wall clock)");
+    let flop = crate::bench::ops::step_cost(&s.exec).flop;
+    println!(
+        "step_gflop: {:.3} (dense formulas); {:.2} GFLOP/s by the wall clock",
+        flop / 1e9,
+        flop / (med * 1e-3).max(1e-12) / 1e9
+    );
     Ok(())
 }
 

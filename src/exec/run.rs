@@ -66,6 +66,9 @@ pub struct Executor {
     /// Steps taken (the optimiser's t counts from 1).
     pub step: u64,
     adam_betas: Option<(f64, f64)>,
+    /// The largest request per op-scratch slot seen while recording (recordings after
+    /// the first allocate the slots at these sizes up front).
+    scratch_sizes: std::sync::Mutex<[u64; crate::gpu::record::SCRATCH_SLOTS]>,
 }
 
 impl Executor {
@@ -157,6 +160,7 @@ impl Executor {
             rerecord,
             step: 0,
             adam_betas,
+            scratch_sizes: Default::default(),
         };
         ex.program = ex.record(ctx, 0)?;
         Ok(ex)
@@ -340,7 +344,22 @@ impl Executor {
     /// The step program and the number of dispatches of each scheduled node.
     fn record_counted(&self, ctx: &Context, step: u64) -> Result<(Program, Vec<usize>)> {
         let mut counts = Vec::with_capacity(self.plan.schedule.len());
-        let prog = ctx.record(|rec| self.encode(rec, step, &self.plan.schedule, &mut counts))?;
+        let known = *self.scratch_sizes.lock().unwrap_or_else(|e| e.into_inner());
+        let prog = ctx.record_presized(&known, |rec| {
+            self.encode(rec, step, &self.plan.schedule, &mut counts)
+        })?;
+        let sc = prog.scratch;
+        if sc.allocated_bytes <= sc.largest_bytes() {
+            return Ok((prog, counts));
+        }
+        // Slots grew while recording: once more with each at its largest size (remembered
+        // for the re-recordings of later steps).
+        drop(prog);
+        *self.scratch_sizes.lock().unwrap_or_else(|e| e.into_inner()) = sc.largest;
+        counts.clear();
+        let prog = ctx.record_presized(&sc.largest, |rec| {
+            self.encode(rec, step, &self.plan.schedule, &mut counts)
+        })?;
         Ok((prog, counts))
     }
 
@@ -377,6 +396,11 @@ impl Executor {
     /// Number of kernel dispatches per step.
     pub fn dispatches(&self) -> usize {
         self.program.len()
+    }
+
+    /// The op scratch of the step program (see [`crate::gpu::Scratch`]).
+    pub fn scratch(&self) -> crate::gpu::ScratchStats {
+        self.program.scratch
     }
 
     /// Every parameter and state value (BN statistics, optimiser moments) with

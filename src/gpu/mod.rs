@@ -9,5 +9,5 @@ pub mod record;
 pub mod tensor;
 
 pub use context::{AdapterClass, Context, ContextOptions};
-pub use record::{Program, Recorder};
+pub use record::{Program, Recorder, Scratch, ScratchStats};
 pub use tensor::{DType, Tensor};

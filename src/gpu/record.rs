@@ -25,6 +25,54 @@ pub struct Dispatch {
 #[derive(Default)]
 pub struct Program {
     pub dispatches: Vec<Dispatch>,
+    /// The op scratch of this recording ([`Recorder::scratch`]).
+    pub scratch: ScratchStats,
+}
+
+/// Temporary buffers that one op needs only between its own dispatches
+/// (transformed or packed weights, Winograd transforms, split-K partial sums).
+/// Each kind is a slot: every op of a recording that asks for a slot gets the
+/// same buffer (grown to the largest request), as a cuDNN workspace is shared
+/// by the layers. Dispatches run in recording order with barriers between
+/// them, so the next op's use of a slot starts after the last op's ends. An
+/// op that needs two temporaries at once takes two different slots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scratch {
+    /// Flipped / transposed / phase-split weights a conv builds for its kernel.
+    Weights,
+    /// Weights packed to f16 pairs (the cooperative-matrix direct kernel); may be
+    /// built from `Weights`.
+    Packed,
+    /// Winograd transformed weights `U` (weight gradient: the accumulator `X`).
+    WinogradU,
+    /// Winograd transformed input `V` of one chunk of tiles.
+    WinogradV,
+    /// Winograd products `M` of one chunk (weight gradient: transformed `dy`).
+    WinogradM,
+    /// Split-K partial sums of a weight gradient, before `sum_splits`.
+    Partials,
+}
+
+/// Number of [`Scratch`] slots.
+pub const SCRATCH_SLOTS: usize = 6;
+
+/// Bytes of op scratch in a recording: what the ops asked for in all (the
+/// memory each would hold on its own) and what the shared slots allocated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScratchStats {
+    pub requests: usize,
+    pub requested_bytes: u64,
+    pub allocated_bytes: u64,
+    /// The largest request per slot: what a recording that knew them ahead
+    /// allocates ([`Context::record_presized`]).
+    pub largest: [u64; SCRATCH_SLOTS],
+}
+
+impl ScratchStats {
+    /// Bytes of the slots sized to their largest requests.
+    pub fn largest_bytes(&self) -> u64 {
+        self.largest.iter().sum()
+    }
 }
 
 impl Program {
@@ -209,6 +257,7 @@ fn check_bindings(kernel: &str, bindings: &[Binding], tensors: &[&Tensor]) -> Re
 pub struct Recorder<'c> {
     pub ctx: &'c Context,
     pub program: Program,
+    scratch: [Option<Tensor>; SCRATCH_SLOTS],
 }
 
 impl<'c> Recorder<'c> {
@@ -216,7 +265,37 @@ impl<'c> Recorder<'c> {
         Recorder {
             ctx,
             program: Program::default(),
+            scratch: Default::default(),
         }
+    }
+
+    /// An f32 temporary of `shape` in scratch slot `slot` (see [`Scratch`]): a
+    /// view of the slot's buffer, which grows when a request is larger than
+    /// any before it. Its contents are undefined and live until the next op
+    /// that takes the same slot.
+    pub fn scratch(&mut self, slot: Scratch, shape: crate::shape::Shape) -> Result<Tensor> {
+        let bytes = super::tensor::binding_bytes(shape, DType::F32);
+        let stats = &mut self.program.scratch;
+        stats.requests += 1;
+        stats.requested_bytes += bytes;
+        let largest = &mut stats.largest[slot as usize];
+        *largest = (*largest).max(bytes);
+        let held = &mut self.scratch[slot as usize];
+        let base = match held.take() {
+            Some(t) if t.size_bytes() >= bytes => t,
+            _ => {
+                stats.allocated_bytes += bytes;
+                Tensor::empty(self.ctx, shape, DType::F32)?
+            }
+        };
+        let view = Tensor {
+            storage: base.storage.clone(),
+            offset: 0,
+            shape,
+            dtype: DType::F32,
+        };
+        *held = Some(base);
+        Ok(view)
     }
 
     /// Append a launch of `kernel::entry`. Binding 0 of every kernel is its
@@ -316,6 +395,26 @@ impl Context {
     /// Record ops into a reusable [`Program`].
     pub fn record(&self, f: impl FnOnce(&mut Recorder) -> Result<()>) -> Result<Program> {
         let mut rec = Recorder::new(self);
+        f(&mut rec)?;
+        Ok(rec.finish())
+    }
+
+    /// [`Context::record`] with every scratch slot allocated up front at the
+    /// size of `largest` ([`ScratchStats::largest`] of an earlier recording of
+    /// the same ops), so no slot grows on the way.
+    pub fn record_presized(
+        &self,
+        largest: &[u64; SCRATCH_SLOTS],
+        f: impl FnOnce(&mut Recorder) -> Result<()>,
+    ) -> Result<Program> {
+        let mut rec = Recorder::new(self);
+        for (slot, &bytes) in rec.scratch.iter_mut().zip(largest) {
+            if bytes > 0 {
+                let words = crate::shape::Shape::vector((bytes / 4) as usize);
+                *slot = Some(Tensor::empty(self, words, DType::F32)?);
+                rec.program.scratch.allocated_bytes += bytes;
+            }
+        }
         f(&mut rec)?;
         Ok(rec.finish())
     }

@@ -34,7 +34,7 @@
 
 use super::{expect, groups_for};
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterClass, DType, Recorder, Tensor};
+use crate::gpu::{AdapterClass, DType, Recorder, Scratch, Tensor};
 use crate::shape::{self, Shape, Window};
 use bytemuck::{Pod, Zeroable};
 
@@ -273,7 +273,7 @@ fn dgrad_any(
     let mut fs = ws;
     fs.dims[0] = ws.dims[1];
     fs.dims[1] = ws.dims[0];
-    let wf = Tensor::empty(rec.ctx, fs, DType::F32)?;
+    let wf = rec.scratch(Scratch::Weights, fs)?;
     let p = FlipParams::new(ws.dims[0], ws.dims[1], win);
     let g = rec.grid(groups_for(ws.numel(), 256))?;
     rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
@@ -431,7 +431,7 @@ fn dispatch_wgrad(
     if splits == 1 {
         return rec.dispatch("conv_wgrad", entry, &ov, &params, &[x, dy, dw], groups);
     }
-    let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
+    let part = rec.scratch(Scratch::Partials, Shape::vector(splits * dw.numel()))?;
     rec.dispatch("conv_wgrad", entry, &ov, &params, &[x, dy, &part], groups)?;
     super::reduce::sum_splits_into(rec, &part, splits, dw, false)
 }

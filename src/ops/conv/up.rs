@@ -5,7 +5,7 @@
 //! kernel phases; see the WGSL header for the tiles and thread mappings.
 
 use crate::error::Result;
-use crate::gpu::{DType, Recorder, Tensor};
+use crate::gpu::{DType, Recorder, Scratch, Tensor};
 use crate::ops::{dummy, groups_for};
 use crate::shape::{Shape, Window};
 use bytemuck::{Pod, Zeroable};
@@ -165,7 +165,7 @@ pub fn grad_weight(
             groups,
         );
     }
-    let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
+    let part = rec.scratch(Scratch::Partials, Shape::vector(splits * dw.numel()))?;
     rec.dispatch(
         "conv_up",
         "main_wgrad",

@@ -11,7 +11,7 @@
 
 use super::ConvKernel;
 use crate::error::Result;
-use crate::gpu::{DType, Recorder, Tensor};
+use crate::gpu::{Recorder, Scratch, Tensor};
 use crate::ops::groups_for;
 use crate::shape::{Shape, Window};
 use bytemuck::{Pod, Zeroable};
@@ -150,10 +150,9 @@ pub(super) fn forward(
     let (xs, ys) = (x.shape, y.shape);
     let pl = plan(m, &xs, &ys);
     let mut p = params(&pl, &xs, &ys, win, b.is_some());
-    let f32s = |n: usize| Tensor::empty(rec.ctx, Shape::vector(n), DType::F32);
-    let u = f32s(pl.np * pl.op * pl.cp)?;
-    let v = f32s(pl.np * pl.cp * pl.chunk)?;
-    let mm = f32s(pl.np * pl.op * pl.chunk)?;
+    let u = rec.scratch(Scratch::WinogradU, Shape::vector(pl.np * pl.op * pl.cp))?;
+    let v = rec.scratch(Scratch::WinogradV, Shape::vector(pl.np * pl.cp * pl.chunk))?;
+    let mm = rec.scratch(Scratch::WinogradM, Shape::vector(pl.np * pl.op * pl.chunk))?;
     let bias = b.unwrap_or(w);
     let ov = transform_overrides(&pl);
     let g = rec.grid(groups_for(pl.op * pl.cp, 64))?;
@@ -229,10 +228,9 @@ pub(super) fn grad_weight(
     let mut pl = plan(m, &xs, &ys);
     pl.cp = xs.c().div_ceil(8) * 8;
     pl.chunk = (pl.chunk / 8 * 8).max(8);
-    let f32s = |n: usize| Tensor::empty(rec.ctx, Shape::vector(n), DType::F32);
-    let v = f32s(pl.np * pl.chunk * pl.cp)?;
-    let wt = f32s(pl.np * pl.op * pl.chunk)?;
-    let acc = f32s(pl.np * pl.op * pl.cp)?;
+    let v = rec.scratch(Scratch::WinogradV, Shape::vector(pl.np * pl.chunk * pl.cp))?;
+    let wt = rec.scratch(Scratch::WinogradM, Shape::vector(pl.np * pl.op * pl.chunk))?;
+    let acc = rec.scratch(Scratch::WinogradU, Shape::vector(pl.np * pl.op * pl.cp))?;
     let ov = transform_overrides(&pl);
     let mut p = params(&pl, &xs, &ys, win, false);
     let mut t0 = 0;

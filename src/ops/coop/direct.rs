@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use super::{kernel_name, tile_rows, CoopMode};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, DType, Recorder, Tensor};
+use crate::gpu::{Context, Recorder, Scratch, Tensor};
 use crate::ops::conv::{ConvParams, FlipParams};
 use crate::ops::groups_for;
 use crate::shape::{conv_weight_shape, Shape, Window};
@@ -379,10 +379,9 @@ pub(crate) fn up_forward(
     let Some(plan) = direct_plan(rec.ctx, &gemm, &win1)? else {
         return Ok(false);
     };
-    let rows = Tensor::empty(
-        rec.ctx,
+    let rows = rec.scratch(
+        Scratch::Weights,
         conv_weight_shape(gemm.c(), xs.c(), &win1, xs.is_3d()),
-        DType::F32,
     )?;
     let p = FlipParams::new(y.shape.c(), xs.c(), win);
     let g = rec.grid(groups_for(rows.shape.numel(), 256))?;
@@ -458,7 +457,7 @@ fn launch(
 fn pack_weights(rec: &mut Recorder, w: &Tensor, win: &Window) -> Result<Tensor> {
     let (o, c) = (w.shape.dims[0], w.shape.dims[1]);
     let words = c.div_ceil(16) * win.kernel_numel() * o * 8;
-    let packed = Tensor::empty(rec.ctx, Shape::vector(words), DType::F32)?;
+    let packed = rec.scratch(Scratch::Packed, Shape::vector(words))?;
     let p = FlipParams::new(o, c, win);
     let g = rec.grid(groups_for(words, 256))?;
     rec.dispatch("weights", "pack_f16", &[], &p, &[w, &packed], g)?;

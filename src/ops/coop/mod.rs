@@ -32,7 +32,7 @@
 use super::conv::{ConvKernel, ConvParams};
 use super::groups_for;
 use crate::error::{Error, Result};
-use crate::gpu::{Context, DType, Recorder, Tensor};
+use crate::gpu::{Context, DType, Recorder, Scratch, Tensor};
 use crate::shape::{Shape, Window};
 
 mod direct;
@@ -474,7 +474,7 @@ pub(crate) fn dispatch_wgrad(
             if splits == 1 {
                 return rec.dispatch(kernel, "main", &ov, &params, &[x, dy, dw], groups);
             }
-            let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
+            let part = rec.scratch(Scratch::Partials, Shape::vector(splits * dw.numel()))?;
             rec.dispatch(kernel, "main", &ov, &params, &[x, dy, &part], groups)?;
             return super::reduce::sum_splits_into(rec, &part, splits, dw, false);
         }
@@ -492,7 +492,7 @@ pub(crate) fn dispatch_wgrad(
     if splits == 1 {
         return rec.dispatch(kernel, "main", &ov, &params, &[x, dy, dw], groups);
     }
-    let part = Tensor::empty(rec.ctx, Shape::vector(splits * dw.numel()), DType::F32)?;
+    let part = rec.scratch(Scratch::Partials, Shape::vector(splits * dw.numel()))?;
     rec.dispatch(kernel, "main", &ov, &params, &[x, dy, &part], groups)?;
     super::reduce::sum_splits_into(rec, &part, splits, dw, false)
 }
