@@ -42,12 +42,12 @@ type Numbers = Vec<(String, Vec<f32>)>;
 fn train(
     c: &Context,
     cfg: &UNetConfig,
-    spatial: &[usize],
+    (batch, spatial): (usize, &[usize]),
     precision: Precision,
     fused: bool,
 ) -> (Numbers, (usize, usize), usize) {
     let mode = Mode::Training(Loss::cross_entropy());
-    let net = build_unet_with(cfg, 2, spatial, &mode, precision).unwrap();
+    let net = build_unet_with(cfg, batch, spatial, &mode, precision).unwrap();
     let mut g = net.graph.clone();
     let loss = net.loss.unwrap();
     let grads = backward(&mut g, loss).unwrap().params;
@@ -129,27 +129,43 @@ fn assert_identical(case: &str, fused: &[(String, Vec<f32>)], plain: &[(String, 
 }
 
 /// Training, fused vs unfused: identical numbers; with batch norm every
-/// BN -> ReLU pair and its backward pair is fused, and dispatches are saved.
+/// BN -> ReLU pair and its backward pair is fused, and dispatches are saved;
+/// with batch 1 every skip concatenation and its split are channel slices
+/// (two copies saved each way per level).
 fn check_training(dims: usize, norm: Norm, spatial: &[usize], precision: Precision) {
+    check_training_batch(dims, norm, (2, spatial), precision);
+}
+
+fn check_training_batch(
+    dims: usize,
+    norm: Norm,
+    (batch, spatial): (usize, &[usize]),
+    precision: Precision,
+) {
     let Some(c) = ctx() else { return };
     if precision == Precision::Mixed && !c.has_f16() {
         eprintln!("skip: mixed precision needs SHADER_F16 ({})", c.describe());
         return;
     }
     let cfg = config(dims, norm);
-    let case = format!("{dims}D {norm:?} {precision:?}");
-    let (fused, counts, n_fused) = train(c, &cfg, spatial, precision, true);
-    let (plain, plain_counts, n_plain) = train(c, &cfg, spatial, precision, false);
+    let case = format!("{dims}D {norm:?} {precision:?} batch {batch}");
+    let (fused, counts, n_fused) = train(c, &cfg, (batch, spatial), precision, true);
+    let (plain, plain_counts, n_plain) = train(c, &cfg, (batch, spatial), precision, false);
     assert_eq!(plain_counts, (0, 0), "{case}: fusion off still fused");
     assert_identical(&case, &fused, &plain);
     // Two 3x3 conv blocks per level (encoder, bottom, decoder).
     let blocks = 2 * (2 * cfg.depth + 1);
+    let slices = if batch == 1 { 4 * cfg.depth } else { 0 };
     if norm == Norm::Batch {
         assert_eq!(counts, (blocks, blocks), "{case}: fusion counts");
-        assert_eq!(n_plain - n_fused, 2 * blocks, "{case}: dispatches saved");
+        assert_eq!(
+            n_plain - n_fused,
+            2 * blocks + slices,
+            "{case}: dispatches saved"
+        );
     } else {
         assert_eq!(counts, (0, 0), "{case}: nothing to fuse without BN");
-        assert_eq!(n_plain, n_fused, "{case}");
+        assert_eq!(n_plain - n_fused, slices, "{case}");
     }
 }
 
@@ -171,6 +187,16 @@ fn fused_training_3d_bn_is_identical() {
 #[test]
 fn fused_training_3d_no_norm_is_identical() {
     check_training(3, Norm::None, &[8, 8, 12], Precision::F32);
+}
+
+#[test]
+fn fused_training_3d_bn_batch_1_is_identical() {
+    check_training_batch(3, Norm::Batch, (1, &[8, 8, 12]), Precision::F32);
+}
+
+#[test]
+fn fused_training_2d_no_norm_batch_1_mixed_is_identical() {
+    check_training_batch(2, Norm::None, (1, &[16, 12]), Precision::Mixed);
 }
 
 #[test]
@@ -261,8 +287,8 @@ fn default_limits_device_trains_fused() {
     assert_eq!(device.limits().max_storage_buffers_per_shader_stage, 8);
     let c = Context::from_device(device, queue, info);
     let cfg = config(2, Norm::Batch);
-    let (fused, counts, _) = train(&c, &cfg, &[16, 12], Precision::F32, true);
-    let (plain, _, _) = train(&c, &cfg, &[16, 12], Precision::F32, false);
+    let (fused, counts, _) = train(&c, &cfg, (2, &[16, 12]), Precision::F32, true);
+    let (plain, _, _) = train(&c, &cfg, (2, &[16, 12]), Precision::F32, false);
     assert_eq!(counts, (10, 10), "fusion counts");
     assert_identical("default limits", &fused, &plain);
 }

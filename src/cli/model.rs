@@ -274,6 +274,7 @@ pub fn build_plan(a: &PlanArgs) -> Result<(UNet, Plan)> {
             Strategy::Arena
         },
         in_place: a.in_place,
+        slices: true,
         keep,
     };
     let p = plan(&net.graph, &opts)?;

@@ -12,7 +12,10 @@
 //!    takes over the buffer of an input of the same size that dies at that
 //!    node; the output of an alias (`Op::is_alias`: `Identity`, left by
 //!    `graph::fuse`) always shares its input's buffer. Values sharing a
-//!    buffer this way form a group.
+//!    buffer this way form a group. Channel slices ([`super::slices`]): the
+//!    inputs of a batch-1 `Concat` are placed as consecutive slices of its
+//!    output, the outputs of a batch-1 `Split` as slices of its input, so
+//!    producers write straight into the concatenation and the ops move nothing.
 //! 4. Assignment of groups to memory, greedy by size (largest first; as in
 //!    TFLite's planner): [`Strategy::Arena`] sub-allocates aligned offsets in
 //!    one or a few large arenas, best-fit into the gaps between groups that
@@ -57,6 +60,9 @@ pub struct PlanOptions {
     pub strategy: Strategy,
     /// Allow elementwise ops to overwrite an input that dies at the node.
     pub in_place: bool,
+    /// Lay the inputs of a channel `Concat` (and the outputs of a channel `Split`) of batch
+    /// 1 out as slices of its output (input), so the op moves nothing ([`super::slices`]).
+    pub slices: bool,
     /// Node outputs the caller reads after the run (e.g. the loss): persistent.
     pub keep: Vec<ValueId>,
 }
@@ -69,6 +75,7 @@ impl Default for PlanOptions {
             max_arena_bytes: None,
             strategy: Strategy::Arena,
             in_place: true,
+            slices: true,
             keep: Vec::new(),
         }
     }
@@ -135,6 +142,8 @@ pub struct MemoryReport {
     pub peak_live_bytes: u64,
     pub arenas: usize,
     pub in_place: usize,
+    /// `Concat` / `Split` nodes laid out as slices (no copy).
+    pub slices: usize,
     pub largest: Option<LargestTensor>,
 }
 
@@ -150,10 +159,13 @@ pub struct Plan {
     pub arenas: Vec<u64>,
     /// `(node, output, input)`: the output overwrites the input's buffer.
     pub in_place: Vec<(NodeId, ValueId, ValueId)>,
+    /// `(node, whole, parts)`: a `Concat` whose inputs (a `Split` whose outputs) are
+    /// placed as consecutive channel slices of its output (input); the op moves nothing.
+    pub slices: Vec<(NodeId, ValueId, Vec<ValueId>)>,
     pub report: MemoryReport,
 }
 
-fn align_up(b: u64, a: u64) -> u64 {
+pub(super) fn align_up(b: u64, a: u64) -> u64 {
     b.max(1).div_ceil(a.max(1)) * a.max(1)
 }
 
@@ -281,10 +293,20 @@ pub fn check_binding_limits(g: &Graph, max_binding_bytes: u64) -> Result<()> {
     Ok(())
 }
 
-struct Group {
-    members: Vec<ValueId>,
-    size: u64,
-    live: Interval,
+/// Values that share one block of memory (in-place reuse, aliases, channel slices).
+pub(super) struct Group {
+    pub(super) members: Vec<ValueId>,
+    pub(super) size: u64,
+    pub(super) live: Interval,
+    /// Moved into a larger group by a channel slice: not placed itself.
+    pub(super) merged: bool,
+}
+
+/// The groups being built, with each planned value's group and byte offset in it.
+pub(super) struct Groups {
+    pub(super) list: Vec<Group>,
+    pub(super) of: Vec<Option<usize>>,
+    pub(super) offset: Vec<u64>,
 }
 
 /// Schedule, liveness, in-place reuse and buffer assignment (see the module docs).
@@ -292,60 +314,129 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
     check_binding_limits(g, opts.max_binding_bytes)?;
     let order = schedule(g)?;
     let live = liveness(g, &order, &opts.keep);
+    // A slice whose group a dispatch would bind both read and written is undone (at most
+    // one round per sliced node).
+    let mut denied = Vec::new();
+    loop {
+        let (gs, in_place, slices) = group_values(g, opts, &order, &live, &denied);
+        let conflicts = super::slices::conflicts(g, &gs, &in_place, &slices);
+        if conflicts.is_empty() || !opts.slices {
+            return place(g, opts, order, live, gs, in_place, slices);
+        }
+        denied.extend(conflicts);
+    }
+}
+
+/// One group per planned value, merged by in-place reuse, aliases and channel slices
+/// (except the slices of the `denied` nodes).
+#[allow(clippy::type_complexity)]
+fn group_values(
+    g: &Graph,
+    opts: &PlanOptions,
+    order: &[NodeId],
+    live: &[Option<Interval>],
+    denied: &[NodeId],
+) -> (
+    Groups,
+    Vec<(NodeId, ValueId, ValueId)>,
+    Vec<(NodeId, ValueId, Vec<ValueId>)>,
+) {
     let al = opts.alignment.max(1);
     let size_of = |v: ValueId| align_up(g.value(v).bytes(), al);
-
-    // Groups: one per planned value, merged by in-place reuse.
-    let mut group_of: Vec<Option<usize>> = vec![None; g.values().len()];
-    let mut groups: Vec<Group> = Vec::new();
+    let n = g.values().len();
+    let mut gs = Groups {
+        list: Vec::new(),
+        of: vec![None; n],
+        offset: vec![0; n],
+    };
     let mut in_place = Vec::new();
+    let mut slices = Vec::new();
     for (p, &nid) in order.iter().enumerate() {
         let node = g.node(nid);
-        for &o in &node.outputs {
-            let Some(iv) = live[o.0] else { continue };
-            if let Some(gi) = alias_group(g, node, o, &group_of) {
-                // An alias (`Identity`): its input's buffer, live until both die.
-                groups[gi].members.push(o);
-                groups[gi].live.last = groups[gi].live.last.max(iv.last);
-                group_of[o.0] = Some(gi);
+        if opts.slices && !denied.contains(&nid) {
+            if let Some(s) = super::slices::slice(g, node, live, al, &mut gs) {
+                slices.push((nid, s.0, s.1));
                 continue;
             }
-            let mut target = None;
-            if opts.in_place && o == node.outputs[0] {
-                target = node
-                    .op
-                    .in_place_inputs()
-                    .iter()
-                    .map(|&s| node.inputs[s])
-                    .find(|&v| {
-                        live[v.0].is_some_and(|l| l.last == p)
-                            && group_of[v.0].is_some_and(|gi| groups[gi].live.last == p)
-                            && g.value(v).shape.dims == g.value(o).shape.dims
-                            && g.value(v).dtype == g.value(o).dtype
-                    });
+        }
+        for &o in &node.outputs {
+            let Some(iv) = live[o.0] else { continue };
+            if let Some(x) = alias_input(g, node, o, &gs) {
+                // An alias (`Identity`): its input's place, live until both die.
+                join(&mut gs, o, x, iv);
+                continue;
             }
+            let target = if opts.in_place && o == node.outputs[0] {
+                in_place_target(g, node, o, p, live, &gs)
+            } else {
+                None
+            };
             match target {
                 Some(v) => {
-                    let gi = group_of[v.0].unwrap_or_default();
-                    groups[gi].members.push(o);
-                    groups[gi].live.last = iv.last;
-                    group_of[o.0] = Some(gi);
+                    join(&mut gs, o, v, iv);
                     in_place.push((nid, o, v));
                 }
                 None => {
-                    group_of[o.0] = Some(groups.len());
-                    groups.push(Group {
+                    gs.of[o.0] = Some(gs.list.len());
+                    gs.list.push(Group {
                         members: vec![o],
                         size: size_of(o),
                         live: iv,
+                        merged: false,
                     });
                 }
             }
         }
     }
+    (gs, in_place, slices)
+}
 
-    // Greedy by size (largest first); also try schedule order and keep the smaller layout.
-    let mut by_size: Vec<usize> = (0..groups.len()).collect();
+/// `o` joins the group of `v` at `v`'s offset; the group lives until `o` dies too.
+fn join(gs: &mut Groups, o: ValueId, v: ValueId, iv: Interval) {
+    let gi = gs.of[v.0].unwrap_or_default();
+    gs.list[gi].members.push(o);
+    gs.list[gi].live.last = gs.list[gi].live.last.max(iv.last);
+    gs.of[o.0] = Some(gi);
+    gs.offset[o.0] = gs.offset[v.0];
+}
+
+/// The input an elementwise op may overwrite with `o` at schedule position `p`: of the
+/// same shape and type, dying here, in a group that dies here.
+fn in_place_target(
+    g: &Graph,
+    node: &crate::graph::Node,
+    o: ValueId,
+    p: usize,
+    live: &[Option<Interval>],
+    gs: &Groups,
+) -> Option<ValueId> {
+    node.op
+        .in_place_inputs()
+        .iter()
+        .map(|&s| node.inputs[s])
+        .find(|&v| {
+            live[v.0].is_some_and(|l| l.last == p)
+                && gs.of[v.0].is_some_and(|gi| gs.list[gi].live.last == p)
+                && g.value(v).shape.dims == g.value(o).shape.dims
+                && g.value(v).dtype == g.value(o).dtype
+        })
+}
+
+/// Place the groups (greedy by size, and by time; the smaller layout wins) and build the plan.
+#[allow(clippy::too_many_arguments)]
+fn place(
+    g: &Graph,
+    opts: &PlanOptions,
+    order: Vec<NodeId>,
+    live: Vec<Option<Interval>>,
+    gs: Groups,
+    in_place: Vec<(NodeId, ValueId, ValueId)>,
+    slices: Vec<(NodeId, ValueId, Vec<ValueId>)>,
+) -> Result<Plan> {
+    let groups = &gs.list;
+    let al = opts.alignment.max(1);
+    let size_of = |v: ValueId| align_up(g.value(v).bytes(), al);
+    let mut by_size: Vec<usize> = (0..groups.len()).filter(|&i| !groups[i].merged).collect();
     by_size.sort_by_key(|&i| (Reverse(groups[i].size), groups[i].live.def, i));
     let mut by_time = by_size.clone();
     by_time.sort_by_key(|&i| (groups[i].live.def, Reverse(groups[i].size), i));
@@ -365,8 +456,8 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
             });
         }
     }
-    let a1 = assign(&groups, &by_size, opts.strategy, max_arena);
-    let a2 = assign(&groups, &by_time, opts.strategy, max_arena);
+    let a1 = assign(groups, &by_size, opts.strategy, max_arena);
+    let a2 = assign(groups, &by_time, opts.strategy, max_arena);
     let (arenas, where_) = if a2.0.iter().sum::<u64>() < a1.0.iter().sum::<u64>() {
         a2
     } else {
@@ -375,47 +466,34 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
 
     let placement: Vec<Placement> = g
         .ids()
-        .map(|v| match group_of[v.0] {
+        .map(|v| match gs.of[v.0] {
             Some(gi) => Placement::Arena {
                 arena: where_[gi].0,
-                offset: where_[gi].1,
+                offset: where_[gi].1 + gs.offset[v.0],
                 bytes: size_of(v),
             },
             None => Placement::Persistent,
         })
         .collect();
-    let report = report(
-        g,
-        opts,
-        &live,
-        &groups,
-        &arenas,
-        in_place.len(),
-        order.len(),
-    );
+    let mut report = report(g, opts, &live, groups, &arenas, in_place.len(), order.len());
+    report.slices = slices.len();
     Ok(Plan {
         schedule: order,
         placement,
         live,
         arenas,
         in_place,
+        slices,
         report,
     })
 }
 
-/// The group of the input of an alias op's output `o` (`Op::is_alias`), when
-/// that input is planned (else `o` gets a buffer of its own and the op copies).
-fn alias_group(
-    g: &Graph,
-    node: &crate::graph::Node,
-    o: ValueId,
-    group_of: &[Option<usize>],
-) -> Option<usize> {
-    let same = |v: ValueId| g.value(v).bytes() == g.value(o).bytes();
-    if !node.op.is_alias() || o != node.outputs[0] || !same(node.inputs[0]) {
-        return None;
-    }
-    group_of[node.inputs[0].0]
+/// The input of an alias op's output `o` (`Op::is_alias`), when that input is
+/// planned (else `o` gets a buffer of its own and the op copies).
+fn alias_input(g: &Graph, node: &crate::graph::Node, o: ValueId, gs: &Groups) -> Option<ValueId> {
+    let x = *node.inputs.first()?;
+    let same = g.value(x).bytes() == g.value(o).bytes();
+    (node.op.is_alias() && o == node.outputs[0] && same && gs.of[x.0].is_some()).then_some(x)
 }
 
 /// Place the groups in `order`: arena sizes and `(arena, offset)` per group.
@@ -541,7 +619,7 @@ fn report(
         ..Default::default()
     };
     let mut delta = vec![0i128; steps + 1];
-    for gr in groups {
+    for gr in groups.iter().filter(|gr| !gr.merged) {
         delta[gr.live.def] += gr.size as i128;
         delta[gr.live.last + 1] -= gr.size as i128;
     }

@@ -24,7 +24,8 @@ pub struct ExecOptions {
     pub seed: u64,
     /// Node outputs to keep readable after a step (the loss is always kept).
     pub keep: Vec<ValueId>,
-    /// Fuse memory-bound passes ([`crate::graph::fuse()`]) before planning;
+    /// Fuse memory-bound passes ([`crate::graph::fuse()`]) before planning, and plan
+    /// batch-1 concatenations as channel slices (`PlanOptions::slices`);
     /// `None`: on unless the environment sets `WUNET_FUSE=0`.
     pub fuse: Option<bool>,
 }
@@ -81,7 +82,8 @@ impl Executor {
                 keep.push(n.outputs[0]);
             }
         }
-        let (graph, fused) = if fusion_enabled(opts) {
+        let fusion = fusion_enabled(opts);
+        let (graph, fused) = if fusion {
             fuse(&graph, &keep)?
         } else {
             (graph, FuseReport::default())
@@ -95,6 +97,7 @@ impl Executor {
             max_arena_bytes: Some(ctx.limits.max_buffer_size),
             strategy: Strategy::SharedBuffers,
             in_place: false,
+            slices: fusion,
             keep,
         };
         let plan = plan(&graph, &popts)?;

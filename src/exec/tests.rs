@@ -52,6 +52,8 @@ fn verify(g: &Graph, p: &Plan, opts: &PlanOptions) {
             }
         }
     }
+    // Families: values tied by channel slices, in-place pairs and aliases (root index).
+    let family = slice_families(g, p);
     // Placement: persistent exactly for non-activations and kept outputs.
     let planned: Vec<ValueId> = g
         .ids()
@@ -81,7 +83,8 @@ fn verify(g: &Graph, p: &Plan, opts: &PlanOptions) {
         assert!(s.is_multiple_of(al));
         assert!(e - s >= g.value(v).bytes());
         assert!(e <= p.arenas[a], "outside arena");
-        if opts.strategy == Strategy::SharedBuffers {
+        let tied = family.iter().filter(|&&r| r == family[v.0]).count() > 1;
+        if opts.strategy == Strategy::SharedBuffers && !tied {
             assert_eq!(s, 0);
         }
     }
@@ -90,6 +93,7 @@ fn verify(g: &Graph, p: &Plan, opts: &PlanOptions) {
             .iter()
             .any(|&(_, o, i)| (o == a && i == b) || (o == b && i == a))
     };
+    verify_slices(g, p, &range);
     for (k, &a) in planned.iter().enumerate() {
         for &b in &planned[k + 1..] {
             let (la, lb) = (p.live[a.0].unwrap(), p.live[b.0].unwrap());
@@ -97,7 +101,16 @@ fn verify(g: &Graph, p: &Plan, opts: &PlanOptions) {
             let share = aa == ab && sa < eb && sb < ea;
             // Inclusive intervals (computed here, not with Interval::overlaps).
             let overlap = la.def <= lb.last && lb.def <= la.last;
-            if overlap && share {
+            let nested = (sa <= sb && eb <= ea) || (sb <= sa && ea <= eb);
+            if overlap && share && !in_place(a, b) && family[a.0] == family[b.0] {
+                // Channel slices and what shares their place: nested, never partial.
+                assert!(
+                    nested,
+                    "'{}' and '{}' overlap partly",
+                    g.value(a).name,
+                    g.value(b).name
+                );
+            } else if overlap && share {
                 assert!(
                     in_place(a, b) && (la.last == lb.def || lb.last == la.def),
                     "'{}' {la:?} and '{}' {lb:?} overlap in time and memory",
@@ -127,13 +140,82 @@ fn verify(g: &Graph, p: &Plan, opts: &PlanOptions) {
     }
 }
 
+/// Union of the values tied to a channel slice (the whole, its parts, and whatever
+/// shares their place in place or as an alias): each value's root; untied values are
+/// their own root.
+fn slice_families(g: &Graph, p: &Plan) -> Vec<usize> {
+    fn find(r: &mut [usize], mut v: usize) -> usize {
+        while r[v] != v {
+            r[v] = r[r[v]];
+            v = r[v];
+        }
+        v
+    }
+    let mut root: Vec<usize> = (0..g.values().len()).collect();
+    let mut tied = vec![false; root.len()];
+    let unite = |r: &mut Vec<usize>, t: &mut Vec<bool>, a: usize, b: usize| {
+        let (ra, rb) = (find(r, a), find(r, b));
+        r[ra.max(rb)] = ra.min(rb);
+        t[a] = true;
+        t[b] = true;
+    };
+    for (_, whole, parts) in &p.slices {
+        for part in parts {
+            unite(&mut root, &mut tied, whole.0, part.0);
+        }
+    }
+    // In-place pairs and aliases in schedule order, so chains over a slice are followed.
+    for &nid in &p.schedule {
+        let n = g.node(nid);
+        let mut pairs: Vec<(usize, usize)> = p
+            .in_place
+            .iter()
+            .filter(|e| e.0 == nid)
+            .map(|e| (e.1 .0, e.2 .0))
+            .collect();
+        if n.op.is_alias() && p.live[n.outputs[0].0].is_some() {
+            pairs.push((n.outputs[0].0, n.inputs[0].0));
+        }
+        for (o, i) in pairs {
+            if tied[i] || tied[o] {
+                unite(&mut root, &mut tied, o, i);
+            }
+        }
+    }
+    (0..root.len()).map(|v| find(&mut root, v)).collect()
+}
+
+/// Every slice: batch 1, the parts at consecutive offsets inside the whole, the whole
+/// planned; the slice count in the report.
+fn verify_slices(g: &Graph, p: &Plan, range: &dyn Fn(ValueId) -> (usize, u64, u64)) {
+    assert_eq!(p.report.slices, p.slices.len());
+    for (n, whole, parts) in &p.slices {
+        assert!(matches!(g.node(*n).op, Op::Concat | Op::Split(_)));
+        assert_eq!(g.shape(*whole).n(), 1);
+        let (a, mut at, end) = range(*whole);
+        for part in parts {
+            let (pa, s, _) = range(*part);
+            assert_eq!(
+                (pa, s),
+                (a, at),
+                "'{}' not at its slice",
+                g.value(*part).name
+            );
+            at += g.value(*part).bytes();
+        }
+        assert!(at <= end);
+    }
+}
+
 /// A random DAG: 1x1 convs, relus, adds, concats, pools, crops and a CE loss.
 fn random_graph(seed: u64, train: bool) -> (Graph, ValueId) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut g = Graph::new();
     let (h, w) = (rng.random_range(6..12usize), rng.random_range(6..12usize));
+    // Batch 1 for half the seeds: the concatenations are then planned as channel slices.
+    let n = 1 + (seed / 2) as usize % 2;
     let x = g
-        .input("x", Shape::new4(2, rng.random_range(1..5), h, w))
+        .input("x", Shape::new4(n, rng.random_range(1..5), h, w))
         .unwrap();
     let mut pool = vec![x];
     let steps = rng.random_range(5..40);
@@ -190,6 +272,7 @@ fn random_graph(seed: u64, train: bool) -> (Graph, ValueId) {
 
 #[test]
 fn random_dags_never_share_live_memory() {
+    let mut sliced = 0;
     for seed in 0..60u64 {
         let (g, loss) = random_graph(seed, seed % 3 != 0);
         for strategy in [Strategy::Arena, Strategy::SharedBuffers] {
@@ -209,9 +292,11 @@ fn random_dags_never_share_live_memory() {
                     p.report.planned_bytes <= align_sum(&g, &p, opts.alignment),
                     "seed {seed}"
                 );
+                sliced += p.slices.len();
             }
         }
     }
+    assert!(sliced > 0, "no concatenation was planned as slices");
 }
 
 fn align_sum(g: &Graph, p: &Plan, al: u64) -> u64 {
@@ -360,5 +445,49 @@ fn unet_training_plans_are_valid() {
             verify(&net.graph, &p, &opts);
             assert!(p.report.planned_bytes < p.report.unplanned_bytes);
         }
+    }
+}
+
+/// Batch 1: every skip concatenation and its gradient's split are channel slices (one
+/// per level, each way), and the plan needs no more memory than without them; batch 2
+/// copies as before.
+#[test]
+fn unet_concatenations_are_slices_at_batch_1() {
+    use crate::models::*;
+    let cfg = UNetConfig {
+        base: 4,
+        depth: 2,
+        norm: Norm::Batch,
+        padding: Padding::Same,
+        ..UNetConfig::cicek2016()
+    };
+    for batch in [1, 2] {
+        let mut net = build_unet(
+            &cfg,
+            batch,
+            &[16, 12, 20],
+            &Mode::Training(Loss::cross_entropy()),
+        )
+        .unwrap();
+        let loss = net.loss.unwrap();
+        let grads = backward(&mut net.graph, loss).unwrap();
+        append_optimizer(&mut net.graph, &grads.params, &Optimizer::sgd(0.9)).unwrap();
+        let with = |slices: bool| PlanOptions {
+            keep: vec![loss],
+            strategy: Strategy::SharedBuffers,
+            in_place: false,
+            slices,
+            ..Default::default()
+        };
+        let p = plan(&net.graph, &with(true)).unwrap();
+        verify(&net.graph, &p, &with(true));
+        let plain = plan(&net.graph, &with(false)).unwrap();
+        assert!(plain.slices.is_empty());
+        let want = if batch == 1 { 2 * cfg.depth } else { 0 };
+        assert_eq!(p.report.slices, want, "batch {batch}");
+        assert!(
+            p.report.planned_bytes <= plain.report.planned_bytes,
+            "batch {batch}"
+        );
     }
 }

@@ -186,6 +186,54 @@ struct Block {
     count: usize,
 }
 
+/// Whether `part` is already the channel block of `whole` starting at channel `off`: the
+/// same buffer at the block's byte offset, batch 1 (the memory planner's channel slices).
+fn is_slice(part: &Tensor, whole: &Tensor, off: usize) -> bool {
+    let block = (off * whole.shape.spatial_numel()) as u64 * whole.dtype.size();
+    Arc::ptr_eq(&part.storage, &whole.storage)
+        && whole.shape.n() == 1
+        && part.dtype == whole.dtype
+        && part.offset == whole.offset + block
+}
+
+/// The channel block of `whole` at channel `off` moved from or to `part`, unless `part` is
+/// that block already ([`is_slice`]); any other sharing of one buffer is an error.
+fn channel_block_unless_slice(
+    rec: &mut Recorder,
+    op: &'static str,
+    (part, whole): (&Tensor, &Tensor),
+    off: usize,
+    into_whole: bool,
+) -> Result<()> {
+    if is_slice(part, whole, off) {
+        return Ok(());
+    }
+    let (src, dst) = if into_whole {
+        (part, whole)
+    } else {
+        (whole, part)
+    };
+    distinct(op, &[src], dst)?;
+    let (c, whole_c) = (part.shape.c(), whole.shape.c());
+    let b = match into_whole {
+        true => Block {
+            src_c: c,
+            src_off: 0,
+            dst_c: whole_c,
+            dst_off: off,
+            count: c,
+        },
+        false => Block {
+            src_c: whole_c,
+            src_off: off,
+            dst_c: c,
+            dst_off: 0,
+            count: c,
+        },
+    };
+    channel_block(rec, src, dst, b)
+}
+
 fn channel_block(rec: &mut Recorder, src: &Tensor, dst: &Tensor, b: Block) -> Result<()> {
     let sp = dst.shape.spatial_numel();
     let p = TensorParams {
@@ -216,21 +264,9 @@ pub fn concat_channels_into(rec: &mut Recorder, xs: &[&Tensor], y: &Tensor) -> R
     acts.push(("output", y));
     let act = act_dtype("concat_channels", &acts)?;
     expect("concat_channels", "output", y, ys, act)?;
-    distinct("concat_channels", xs, y)?;
     let mut off = 0;
     for x in xs {
-        channel_block(
-            rec,
-            x,
-            y,
-            Block {
-                src_c: x.shape.c(),
-                src_off: 0,
-                dst_c: ys.c(),
-                dst_off: off,
-                count: x.shape.c(),
-            },
-        )?;
+        channel_block_unless_slice(rec, "concat_channels", (x, y), off, true)?;
         off += x.shape.c();
     }
     Ok(())
@@ -257,23 +293,9 @@ pub fn split_channels_into(rec: &mut Recorder, dy: &Tensor, dxs: &[&Tensor]) -> 
     acts.extend(names.iter().map(|n| n.as_str()).zip(dxs.iter().copied()));
     let act = act_dtype("split_channels", &acts)?;
     expect("split_channels", "input", dy, ys, act)?;
-    for dx in dxs {
-        distinct("split_channels", &[dy], dx)?;
-    }
     let mut off = 0;
     for dx in dxs {
-        channel_block(
-            rec,
-            dy,
-            dx,
-            Block {
-                src_c: ys.c(),
-                src_off: off,
-                dst_c: dx.shape.c(),
-                dst_off: 0,
-                count: dx.shape.c(),
-            },
-        )?;
+        channel_block_unless_slice(rec, "split_channels", (dx, dy), off, false)?;
         off += dx.shape.c();
     }
     Ok(())
