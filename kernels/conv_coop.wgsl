@@ -35,7 +35,8 @@
 // Epilogue: each subgroup stores one accumulator at a time (coopStoreT) into its own 16 x 16
 // scratch (Cs, row stride 16 + PAD/2), then its 32 lanes write the fragment to y: lane -> column
 // lane % 16, rows lane / 16 + 2t; 16 consecutive outputs per half-subgroup, bounds-checked in
-// o and col (partial tiles, batch boundaries inside a tile), bias added, converted to act.
+// o and col (partial tiles, batch boundaries inside a tile), bias added, through a ReLU with
+// flags & 8 (precision/epilogue.wgsl), converted to act.
 // Grid: ceil(O/BM) * ceil(N/BN) workgroups, linearised over x and y; tile index
 // t -> (m tile = t % tiles_m, n tile = t / tiles_m) so the workgroups that share an X block run
 // together.
@@ -121,7 +122,7 @@ fn write_frag(acc: FragC, cs0: u32, o0: u32, yb: u32, col_ok: bool, lane: u32, o
         let r = lane / 16u + 2u * t;
         let o = o0 + r;
         if (col_ok && o < P.o) {
-            y[yb + o * osp] = act(Cs[cs0 + r * CST + ec] + bias_of(o));
+            y[yb + o * osp] = store_act(Cs[cs0 + r * CST + ec] + bias_of(o), (P.flags & 8u) != 0u);
         }
     }
     workgroupBarrier();

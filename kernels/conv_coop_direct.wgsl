@@ -68,7 +68,7 @@
 // Workgroup memory: (TPS*BM + BOX) * CS * 2 + 8 KiB bytes; the host keeps it within the
 // device limit (the table keeps (TPS*BM + BOX) * 24 <= 18432 halves: <= 45 KiB with PAD 8,
 // <= 32 KiB with PAD 0).
-// Params: the conv's shapes; flags bit 0 = bias, bit 1 = phase rows (aux3, aux4, aux5 = UKD,
+// Params: the conv's shapes; flags bit 0 = bias, bit 3 = fused ReLU, bit 1 = phase rows (aux3, aux4, aux5 = UKD,
 // UKH, UKW; out_* = the GEMM's positions = the input's).
 // Bindings: 0 params (uniform), 1 x (read, act), 2 w (read, u32 words: f32 bits or packed f16
 //           pairs, see WPACK), 3 bias (read, f32; used when flags & 1), 4 y (read_write, act).
@@ -216,7 +216,8 @@ fn write_frag(acc: FragC, cs0: u32, o0: u32, nf: u32, lane: u32, n: u32, od0: u3
         let r = lane / 16u + 2u * t;
         let o = o0 + r;
         if (ok && o < P.o) {
-            y[y_index(n, o, od, oh, ow)] = act(Cs[cs0 + r * 16u + ec] + bias_of(o));
+            y[y_index(n, o, od, oh, ow)] =
+                store_act(Cs[cs0 + r * 16u + ec] + bias_of(o), (P.flags & 8u) != 0u);
         }
     }
     workgroupBarrier();

@@ -19,6 +19,7 @@
 // Grid: main_tiled: ceil(O/64) * ceil(N/128) workgroups, linearised over x and y.
 //       main_cpu:   ceil(O/OB) * ceil(rows/(WG/LPR)) * ceil(out_w/(LPR*PB)), linearised.
 //       main_direct: ceil(O*N/64) workgroups, linearised.
+// Flags: bit 0 bias, bit 3 fused ReLU on the stored output (precision/epilogue.wgsl).
 // Bindings: 0 params (uniform), 1 x (read), 2 w (read), 3 bias (read; used when flags & 1),
 //           4 y (read_write). x and y are activations (`act`: f32, or f16 storage in mixed
 //           precision; as the stride-1 input gradient they hold dy and dx); w and bias are f32.
@@ -75,6 +76,11 @@ fn bias_of(o: u32) -> f32 {
     return 0.0;
 }
 
+// The output value stored: with the fused ReLU of flags bit 3 (precision/epilogue.wgsl).
+fn out_act(v: f32) -> act {
+    return store_act(v, (P.flags & 8u) != 0u);
+}
+
 // ---------------------------------------------------------------- main_direct
 @compute @workgroup_size(64)
 fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
@@ -96,7 +102,7 @@ fn main_direct(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     for (var r = 0u; r < K; r++) {
         acc += w[o * K + r] * im2col(n, od, oh, ow, r);
     }
-    y[idx] = act(acc);
+    y[idx] = out_act(acc);
 }
 
 // ---------------------------------------------------------------- main_tiled
@@ -240,7 +246,7 @@ fn main_tiled(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
                 let col = n0 + h * 64u + tx * 4u + j;
                 if (col < NC) {
                     let n = col / osp;
-                    y[(n * P.o + o) * osp + (col - n * osp)] = act(v[j] + bo);
+                    y[(n * P.o + o) * osp + (col - n * osp)] = out_act(v[j] + bo);
                 }
             }
         }
@@ -347,7 +353,7 @@ fn main_cpu(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
         for (var i = 0u; i < OB; i++) {
             let o = o0 + i;
             if (o < P.o) {
-                y[(n * P.o + o) * osp + sp] = act(acc[i * PB + p] + bias_of(o));
+                y[(n * P.o + o) * osp + sp] = out_act(acc[i * PB + p] + bias_of(o));
             }
         }
     }

@@ -79,7 +79,7 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     if ((P.flags & 8u) != 0u) {
         for (var i = start + lid; i < end; i += WG) {
             let v = fma(f32(x[base + i]) - mu, a, b);
-            out[base + i] = act(select(0.0, v, v > 0.0));
+            out[base + i] = store_act(v, true);
         }
         return;
     }

@@ -20,7 +20,8 @@
 //            Grid: ceil(OP*CP/64) workgroups, linearised.
 //   input    one invocation per (c, t) of CP x TC: loads d (alpha^dims, bounds-checked), writes
 //            B^T d B (0 for c >= C or tiles past the last). Grid: ceil(CP*TC/64), linearised.
-//   output   one invocation per (o, t) of O x TC: Y = A^T M A + bias, stored where inside y.
+//   output   one invocation per (o, t) of O x TC: Y = A^T M A + bias (flags & 1), through a
+//            ReLU with flags & 8 (precision/epilogue.wgsl), stored where inside y.
 //            Grid: ceil(O*TC/64), linearised.
 // Weight gradient: dw[o,c] = G^T [ sum_t (A dy_t[o] A^T) .* (B^T d_t[c] B) ] G
 //   input    with flags & 2: V in the layout [NP][TC][CP] (tiles are the GEMM's K).
@@ -300,7 +301,7 @@ fn output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
             for (var xx = 0u; xx < MT; xx++) {
                 let ox = tw * MT + xx;
                 if (ox < P.out_w) {
-                    y_out[row + ox] = act(v[(z * a + yy) * a + xx] + b);
+                    y_out[row + ox] = store_act(v[(z * a + yy) * a + xx] + b, (P.flags & 8u) != 0u);
                 }
             }
         }

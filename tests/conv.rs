@@ -197,3 +197,43 @@ fn conv_forward_and_backward_match_reference() {
         }
     }
 }
+
+/// The fused ReLU epilogue (`conv_relu_into`, the executor's `ConvRelu`) stores exactly what
+/// `conv_into` then `relu` store, on every variant and case, f32 and f16 storage; the
+/// cooperative-matrix kernels use the same epilogue function (tests/conv_coop.rs runs them).
+#[test]
+fn conv_relu_equals_conv_then_relu_bitwise() {
+    let Some(c) = ctx() else { return };
+    let acts = if c.has_f16() {
+        vec![DType::F32, DType::F16]
+    } else {
+        vec![DType::F32]
+    };
+    for (ci, case) in cases().iter().enumerate() {
+        let is_3d = case.x.is_3d();
+        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, is_3d);
+        let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+        let w = upload(c, &rand_vec(ws.numel(), 900 + ci as u64), ws);
+        let b = upload(c, &rand_vec(case.o, 950 + ci as u64), Shape::vector(case.o));
+        let bias = case.bias.then_some(&b);
+        for &act in &acts {
+            let xv = rand_vec(case.x.numel(), 800 + ci as u64);
+            let x = match act {
+                DType::F16 => Tensor::from_f32_as_f16(c, &xv, case.x).unwrap(),
+                _ => upload(c, &xv, case.x),
+            };
+            for k in VARIANTS {
+                let empty = || Tensor::empty(c, ys, act).unwrap();
+                let (y, z, fused) = (empty(), empty(), empty());
+                c.run(|rec| {
+                    conv::conv_into(rec, &x, &w, bias, &case.win, &y, k)?;
+                    wunet::ops::activation::relu_into(rec, &y, &z)?;
+                    conv::conv_relu_into(rec, &x, &w, bias, &case.win, &fused, k)
+                })
+                .unwrap();
+                let (want, got) = (z.read_bytes(c).unwrap(), fused.read_bytes(c).unwrap());
+                assert!(want == got, "case {ci} {k:?} {act:?}: fused ReLU differs");
+            }
+        }
+    }
+}

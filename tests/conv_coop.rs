@@ -461,7 +461,7 @@ fn check_list(c: &Context, k: ConvKernel, list: &[Case]) {
 }
 
 /// The weight gradient (split-K over several workgroups, then a fixed-order sum) gives the
-/// same bits on every run, and so does the forward.
+/// same bits on every run, and so does the forward; its fused-ReLU form equals conv + relu.
 fn check_bitwise(c: &Context, k: ConvKernel) {
     let xs = Shape::new4(2, 8, 40, 30);
     let win = w2([3, 3], [1, 1], [1, 1], [1, 1]);
@@ -492,6 +492,19 @@ fn check_bitwise(c: &Context, k: ConvKernel) {
     for _ in 0..3 {
         assert!(once() == first, "{k:?}: results differ between runs");
     }
+    // The fused ReLU epilogue (`conv_relu_into`) stores what conv then relu store.
+    let empty = || Tensor::empty(c, ys, DType::F16).unwrap();
+    let (y, z, fused) = (empty(), empty(), empty());
+    c.run(|rec| {
+        conv::conv_into(rec, &x, &w, None, &win, &y, k)?;
+        wunet::ops::activation::relu_into(rec, &y, &z)?;
+        conv::conv_relu_into(rec, &x, &w, None, &win, &fused, k)
+    })
+    .unwrap();
+    assert!(
+        z.read_bytes(c).unwrap() == fused.read_bytes(c).unwrap(),
+        "{k:?}: fused ReLU differs"
+    );
 }
 
 #[test]

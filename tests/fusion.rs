@@ -1,6 +1,7 @@
 //! Fusion (`graph::fuse`, run by the executor unless `ExecOptions::fuse` or
 //! `WUNET_FUSE=0` turns it off) against the unfused graph on the U-Net
-//! builders: 2D and 3D, with and without batch norm, training (two SGD steps:
+//! builders (batch norm + ReLU, conv + ReLU, concatenations as channel slices at
+//! batch 1): 2D and 3D, with and without batch norm, training (two SGD steps:
 //! loss, logits, every parameter gradient, the updated parameters and the
 //! running statistics) and inference (logits), f32 and mixed precision.
 //!
@@ -45,7 +46,7 @@ fn train(
     (batch, spatial): (usize, &[usize]),
     precision: Precision,
     fused: bool,
-) -> (Numbers, (usize, usize), usize) {
+) -> (Numbers, (usize, usize, usize), usize) {
     let mode = Mode::Training(Loss::cross_entropy());
     let net = build_unet_with(cfg, batch, spatial, &mode, precision).unwrap();
     let mut g = net.graph.clone();
@@ -84,7 +85,7 @@ fn train(
             }
         }
     }
-    let counts = (ex.fused.bn_relu, ex.fused.bn_relu_grad);
+    let counts = (ex.fused.bn_relu, ex.fused.bn_relu_grad, ex.fused.conv_relu);
     (out, counts, ex.dispatches())
 }
 
@@ -151,21 +152,26 @@ fn check_training_batch(
     let case = format!("{dims}D {norm:?} {precision:?} batch {batch}");
     let (fused, counts, n_fused) = train(c, &cfg, (batch, spatial), precision, true);
     let (plain, plain_counts, n_plain) = train(c, &cfg, (batch, spatial), precision, false);
-    assert_eq!(plain_counts, (0, 0), "{case}: fusion off still fused");
+    assert_eq!(plain_counts, (0, 0, 0), "{case}: fusion off still fused");
     assert_identical(&case, &fused, &plain);
     // Two 3x3 conv blocks per level (encoder, bottom, decoder).
     let blocks = 2 * (2 * cfg.depth + 1);
     let slices = if batch == 1 { 4 * cfg.depth } else { 0 };
     if norm == Norm::Batch {
-        assert_eq!(counts, (blocks, blocks), "{case}: fusion counts");
+        assert_eq!(counts, (blocks, blocks, 0), "{case}: fusion counts");
         assert_eq!(
             n_plain - n_fused,
             2 * blocks + slices,
             "{case}: dispatches saved"
         );
     } else {
-        assert_eq!(counts, (0, 0), "{case}: nothing to fuse without BN");
-        assert_eq!(n_plain - n_fused, slices, "{case}");
+        // Without batch norm every 3x3 conv feeds a ReLU: fused into the conv's store.
+        assert_eq!(counts, (0, 0, blocks), "{case}: fusion counts");
+        assert_eq!(
+            n_plain - n_fused,
+            blocks + slices,
+            "{case}: dispatches saved"
+        );
     }
 }
 
@@ -289,6 +295,6 @@ fn default_limits_device_trains_fused() {
     let cfg = config(2, Norm::Batch);
     let (fused, counts, _) = train(&c, &cfg, (2, &[16, 12]), Precision::F32, true);
     let (plain, _, _) = train(&c, &cfg, (2, &[16, 12]), Precision::F32, false);
-    assert_eq!(counts, (10, 10), "fusion counts");
+    assert_eq!(counts, (10, 10, 0), "fusion counts");
     assert_identical("default limits", &fused, &plain);
 }

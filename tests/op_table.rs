@@ -74,11 +74,12 @@ fn coverage_index(op: &Op) -> usize {
         Op::BatchNormRelu(_) => 46,
         Op::BatchNormReluGrad(_) => 47,
         Op::Identity => 48,
+        Op::ConvRelu(_) => 49,
     }
 }
 
 /// Number of ops in `coverage_index`.
-const OPS: usize = 49;
+const OPS: usize = 50;
 
 fn w2(k: usize, s: usize, p: usize) -> Window {
     Window::cube(2, k, s, p)
@@ -122,6 +123,7 @@ fn every_op_graph(half: bool) -> wunet::Result<(Graph, ValueId)> {
     let wmap = g.label("wmap", Shape::new4(2, 1, 8, 8), DType::F32)?;
     let (pd, r) = encoder(&mut g, x)?;
     let c2 = g.conv_layer("c2", pd, 4, w2(3, 1, 1), false)?;
+    let c2 = g.relu(c2)?;
     let a = g.add(c2, r)?;
     let s = g.scale(a, 0.5)?;
     let d = g.conv_layer("down", s, 4, w2(2, 2, 0), true)?;
@@ -201,7 +203,11 @@ fn every_op_is_built_encoded_and_run() {
     let (g, total) = every_op_graph(true).unwrap_or_else(|e| panic!("{e}"));
     // The fused ops (`graph::fuse`) come from the same graph, fused: it runs too.
     let (fused, report) = fuse(&g, &[total]).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!((report.bn_relu, report.bn_relu_grad), (1, 1), "{report:?}");
+    assert_eq!(
+        (report.bn_relu, report.bn_relu_grad, report.conv_relu),
+        (1, 1, 1),
+        "{report:?}"
+    );
     let seen: BTreeSet<usize> = (g.nodes().iter().chain(fused.nodes()))
         .map(|n| coverage_index(&n.op))
         .collect();

@@ -70,6 +70,9 @@ fn flop(op: &Op, ins: &[Operand], outs: &[Operand]) -> f64 {
     match op {
         // Dense formula: 2 x outputs x (weight elements per output channel).
         Op::Conv(a) => 2.0 * out0 * per_row(ins.get(1)) + if a.bias { out0 } else { 0.0 },
+        Op::ConvRelu(a) => {
+            2.0 * out0 * per_row(ins.get(1)) + if a.bias { 2.0 * out0 } else { out0 }
+        }
         // Every input element meets every weight of its row C_in.
         Op::ConvTranspose(a) => 2.0 * in0 * per_row(ins.get(1)) + if a.bias { out0 } else { 0.0 },
         Op::ConvGradInput(_) => 2.0 * in0 * per_row(ins.get(1)),

@@ -625,7 +625,7 @@ pub struct OpGroup {
 /// `k<kernel> s<stride>` of a windowed op (conv and pooling families), else empty.
 pub fn window_tag(op: &Op) -> String {
     let w = match op {
-        Op::Conv(a) | Op::ConvTranspose(a) => a.window,
+        Op::Conv(a) | Op::ConvRelu(a) | Op::ConvTranspose(a) => a.window,
         Op::ConvGradInput(a) | Op::MaxPoolGrad(a) => a.window,
         Op::ConvGradWeight(a)
         | Op::ConvTransposeGradInput(a)

@@ -565,8 +565,8 @@ fn print_step_summary(
     println!("dispatches per step: {}", s.exec.dispatches());
     let f = &s.exec.fused;
     println!(
-        "fusion: {} batch norm + ReLU, {} backward pairs, {} concatenations / splits as channel slices (WUNET_FUSE=0 turns it off)",
-        f.bn_relu, f.bn_relu_grad, r.slices
+        "fusion: {} batch norm + ReLU, {} backward pairs, {} conv + ReLU, {} concatenations / splits as channel slices (WUNET_FUSE=0 turns it off)",
+        f.bn_relu, f.bn_relu_grad, f.conv_relu, r.slices
     );
     println!(
         "planned activation+gradient memory: {} (unplanned {})",

@@ -52,6 +52,7 @@ pub fn encode_node<'t>(
     match &node.op {
         // conv
         Op::Conv(a) => conv::conv_into(rec, i(0), i(1), bias(a), &a.window, o(0), Auto),
+        Op::ConvRelu(a) => conv::conv_relu_into(rec, i(0), i(1), bias(a), &a.window, o(0), Auto),
         Op::ConvTranspose(a) => {
             conv::conv_transpose_into(rec, i(0), i(1), bias(a), &a.window, o(0), Auto)
         }

@@ -112,14 +112,17 @@ pub fn emulated_source(source: &str) -> Option<String> {
 /// The alias declarations that give `act` its meaning, per activation type.
 const ACT_F32: &str = include_str!("../../kernels/precision/f32.wgsl");
 const ACT_F16: &str = include_str!("../../kernels/precision/f16.wgsl");
+const EPILOGUE: &str = include_str!("../../kernels/precision/epilogue.wgsl");
 
 /// The module compiled for `source` with activations stored as `act`
 /// (F32 or F16): the kernel, then the alias file; F16 modules start with
 /// `enable f16;`.
 pub fn compose(source: &str, act: DType) -> Result<Cow<'_, str>> {
     match act {
-        DType::F32 => Ok(Cow::Owned(format!("{source}\n{ACT_F32}"))),
-        DType::F16 => Ok(Cow::Owned(format!("enable f16;\n{source}\n{ACT_F16}"))),
+        DType::F32 => Ok(Cow::Owned(format!("{source}\n{ACT_F32}\n{EPILOGUE}"))),
+        DType::F16 => Ok(Cow::Owned(format!(
+            "enable f16;\n{source}\n{ACT_F16}\n{EPILOGUE}"
+        ))),
         other => Err(Error::Gpu(format!(
             "activations are stored as F32 or F16, not {other:?}"
         ))),

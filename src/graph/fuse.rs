@@ -10,6 +10,11 @@
 //!   `.. = BatchNormReluGrad(g, x, .., z)` (the two batch-norm backward
 //!   kernels mask `g` with `z > 0` as they load it).
 //!
+//! - `y = Conv(x, w, b)`, `z = Relu(y)` where `y` has no other reader becomes
+//!   `y = ConvRelu(x, w, b)` (every conv forward kernel applies the ReLU as it
+//!   stores, `kernels/precision/epilogue.wgsl`) and `z = Identity(y)`; its
+//!   backward `ReluGrad(dz, z)` stays (three gradient ops read its output).
+//!
 //! `Identity` is an alias ([`super::ops::OpSpec::alias`]): the planner gives
 //! its output its input's buffer and nothing is recorded, so a fused step
 //! saves the ReLU pass, the ReLU-gradient pass and their buffers, while
@@ -33,6 +38,8 @@ pub struct FuseReport {
     pub bn_relu: usize,
     /// Batch-norm gradients that now apply the ReLU's mask (backward).
     pub bn_relu_grad: usize,
+    /// Convolutions that now apply the ReLU as they store (forward).
+    pub conv_relu: usize,
 }
 
 /// The fused graph of `g` (see the module docs); values in `keep` are read
@@ -59,6 +66,15 @@ pub fn fuse(g: &Graph, keep: &[ValueId]) -> Result<(Graph, FuseReport)> {
             out.rewrite_node(bn_grad, Op::BatchNormReluGrad(a), &ins)?;
             report.bn_relu_grad += 1;
         }
+    }
+    for (i, n) in g.nodes().iter().enumerate() {
+        let Op::Conv(a) = n.op else { continue };
+        let Some(relu) = sole_reader(g, &consumers, n.outputs[0], keep, &Op::Relu) else {
+            continue;
+        };
+        out.rewrite_node(NodeId(i), Op::ConvRelu(a), &n.inputs)?;
+        out.rewrite_node(relu, Op::Identity, &[n.outputs[0]])?;
+        report.conv_relu += 1;
     }
     Ok((out, report))
 }

@@ -601,3 +601,41 @@ fn spec_table_is_consistent() {
     assert!(sgd(0.9).is_backward() && sgd(0.9).num_outputs() == 0);
     assert_eq!(Op::Relu.name(), "Relu");
 }
+
+/// `ConvRelu` (what `graph::fuse` leaves for `Conv -> Relu`) differentiates as the pair:
+/// a `ReluGrad` masked by its own output, then the conv's input, weight and bias gradients.
+#[test]
+fn conv_relu_gradient_is_the_pairs() {
+    let mut g = Graph::new();
+    let x = g.input("x", Shape::new4(1, 2, 6, 5)).unwrap();
+    let labels = g
+        .label("labels", Shape::new4(1, 1, 6, 5), DType::I32)
+        .unwrap();
+    let win = Window::cube(2, 3, 1, 1);
+    let w = g
+        .param("w", Shape::new4(2, 2, 3, 3), Init::Normal { std: 0.1 })
+        .unwrap();
+    let b = g
+        .param("b", Shape::vector(2), Init::Normal { std: 0.1 })
+        .unwrap();
+    let op = Op::ConvRelu(ConvAttrs {
+        window: win,
+        bias: true,
+    });
+    let y = g.add_node(op, &[x, w, b]).unwrap()[0];
+    let loss = g.softmax_cross_entropy(y, labels, None, ce()).unwrap();
+    let n_fwd = g.nodes().len();
+    backward(&mut g, loss).unwrap();
+    let grads = &g.nodes()[n_fwd..];
+    let relu_grad = grads
+        .iter()
+        .find(|n| n.op == Op::ReluGrad)
+        .expect("ReluGrad");
+    assert_eq!(relu_grad.inputs[1], y, "masked by the fused output");
+    let dy = relu_grad.outputs[0];
+    for want in ["ConvGradWeight", "BiasGrad"] {
+        let n = grads.iter().find(|n| n.op.name() == want).expect(want);
+        assert!(n.inputs.contains(&dy), "{want} reads the masked gradient");
+    }
+    check_kernel_ops(&g).unwrap();
+}

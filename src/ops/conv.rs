@@ -72,6 +72,28 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
     [a[0] as u32, a[1] as u32, a[2] as u32]
 }
 
+/// What a convolution forward applies to its sums before it stores them: the bias, then
+/// a ReLU where the executor fused one (`Op::ConvRelu`). Flags bits 0 and 3 of every conv
+/// forward kernel's params.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Epilogue<'a> {
+    pub bias: Option<&'a Tensor>,
+    pub relu: bool,
+}
+
+impl<'a> Epilogue<'a> {
+    pub fn bias(bias: Option<&'a Tensor>) -> Self {
+        Epilogue { bias, relu: false }
+    }
+    pub fn flags(&self) -> u32 {
+        self.bias.is_some() as u32 | (self.relu as u32) << 3
+    }
+    /// The tensor bound as the bias: the bias, else `stand_in` (unread without flags bit 0).
+    pub fn bias_or(&self, stand_in: &'a Tensor) -> &'a Tensor {
+        self.bias.unwrap_or(stand_in)
+    }
+}
+
 impl ConvParams {
     /// `xs`: the convolution-input side (C channels), `ys`: the output side (O channels).
     pub(super) fn new(xs: &Shape, ys: &Shape, win: &Window, has_bias: bool) -> Self {
@@ -89,6 +111,11 @@ impl ConvParams {
             d: u3(win.dilation),
             ..Default::default()
         }
+    }
+    /// The forward epilogue `ep` (flags bits 0 and 3).
+    pub(crate) fn with_epilogue(mut self, ep: &Epilogue) -> Self {
+        self.flags = (self.flags & !9) | ep.flags();
+        self
     }
     /// With phase rows (`conv_coop_direct.wgsl`): the GEMM rows are output channels x the
     /// phases of an up-convolution kernel `k` (flags bit 1, aux3..aux5 = k).
@@ -195,23 +222,23 @@ fn dispatch_fwd(
     k: ConvKernel,
     x: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
+    ep: Epilogue,
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
     if let Some(mode) = super::coop::coop_mode(k) {
-        return super::coop::dispatch_fwd(rec, mode, x, w, b, win, y);
+        return super::coop::dispatch_fwd(rec, mode, x, w, ep, win, y);
     }
     if let Some(m) = winograd::tile_edge(k) {
         if winograd::applies(win, x.shape.is_3d()) {
-            return winograd::forward(rec, m, x, w, b, win, y);
+            return winograd::forward(rec, m, x, w, ep, win, y);
         }
-        return dispatch_fwd(rec, class_default(rec.ctx), x, w, b, win, y);
+        return dispatch_fwd(rec, class_default(rec.ctx), x, w, ep, win, y);
     }
     let (xs, ys) = (x.shape, y.shape);
-    let mut params = ConvParams::new(&xs, &ys, win, b.is_some());
+    let mut params = ConvParams::new(&xs, &ys, win, false).with_epilogue(&ep);
     params.aux = lanes_per_row(ys.w(), cpu_block(win).1) as u32;
-    let bias = b.unwrap_or(w);
+    let bias = ep.bias_or(w);
     // The CPU kernel keeps a row segment of at most 16 values in registers.
     let k = if k == ConvKernel::Cpu && span(win, 1) > 16 {
         ConvKernel::Direct
@@ -277,7 +304,7 @@ fn dgrad_any(
     let p = FlipParams::new(ws.dims[0], ws.dims[1], win);
     let g = rec.grid(groups_for(ws.numel(), 256))?;
     rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
-    dispatch_fwd(rec, k, dy, &wf, b, &fwin, dx)
+    dispatch_fwd(rec, k, dy, &wf, Epilogue::bias(b), &fwin, dx)
 }
 
 /// The window of the forward that computes a stride-1 grad input (the forward on `dy` with
@@ -519,6 +546,45 @@ pub fn conv_into(
     y: &Tensor,
     kernel: ConvKernel,
 ) -> Result<()> {
+    conv_forward(rec, x, w, Epilogue::bias(b), win, y, kernel)
+}
+
+/// `y = relu(conv(x, w) + b)` into `y`: the ReLU applied by the convolution kernel as it
+/// stores (the executor's fused `Conv -> Relu`), equal bit for bit to `conv_into` followed
+/// by `activation::relu`.
+pub fn conv_relu_into(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    b: Option<&Tensor>,
+    win: &Window,
+    y: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
+    conv_forward(
+        rec,
+        x,
+        w,
+        Epilogue {
+            bias: b,
+            relu: true,
+        },
+        win,
+        y,
+        kernel,
+    )
+}
+
+fn conv_forward(
+    rec: &mut Recorder,
+    x: &Tensor,
+    w: &Tensor,
+    ep: Epilogue,
+    win: &Window,
+    y: &Tensor,
+    kernel: ConvKernel,
+) -> Result<()> {
+    let b = ep.bias;
     let ys = conv_out_shape(&x.shape, &w.shape, win)?;
     let op = op_name("conv", &x.shape);
     expect_act(op, "input", x, x.shape, x.dtype)?;
@@ -534,7 +600,7 @@ pub fn conv_into(
         win,
         x.dtype,
     );
-    dispatch_fwd(rec, k, x, w, b, win, y)
+    dispatch_fwd(rec, k, x, w, ep, win, y)
 }
 
 /// `y = conv(x, w) + b`: x `N,C,(D),H,W`, w `O,C,(kD),kH,kW`, b `[O]`.
@@ -682,7 +748,15 @@ pub fn conv_transpose_grad_input_into(
     }
     let mut cwin = *win;
     cwin.output_padding = [0; 3];
-    dispatch_fwd(rec, kernel.resolve(rec, dy.dtype), dy, w, None, &cwin, dx)
+    dispatch_fwd(
+        rec,
+        kernel.resolve(rec, dy.dtype),
+        dy,
+        w,
+        Epilogue::default(),
+        &cwin,
+        dx,
+    )
 }
 
 pub fn conv_transpose_grad_input(

@@ -4,6 +4,8 @@
 //! Forward
 //! - `Conv(ConvAttrs)`: `(x, w[O,C,k..], b[O]?) -> y`; `b` present iff `bias`.
 //! - `ConvTranspose(ConvAttrs)`: `(x, w[C_in,C_out,k..], b[C_out]?) -> y`.
+//! - `ConvRelu(ConvAttrs)`: as `Conv`, with `y = relu(conv(x, w) + b)` (left by
+//!   `graph::fuse` for `Conv -> Relu`; its gradient rule is the pair's).
 //!
 //! Backward (emitted by autodiff)
 //! - `ConvGradInput(WindowGradAttrs)`: `(dy, w) -> dx` of shape `input`.
@@ -44,6 +46,9 @@ const fn backward(name: &'static str, inputs: &'static [Slot], output: &'static 
 pub(super) fn conv(a: &ConvAttrs) -> OpSpec {
     forward("Conv", if a.bias { &[X, W, B] } else { &[X, W] })
 }
+pub(super) fn conv_relu(a: &ConvAttrs) -> OpSpec {
+    forward("ConvRelu", if a.bias { &[X, W, B] } else { &[X, W] })
+}
 pub(super) fn conv_transpose(a: &ConvAttrs) -> OpSpec {
     forward("ConvTranspose", if a.bias { &[X, W, B] } else { &[X, W] })
 }
@@ -58,7 +63,7 @@ pub(super) const CONV_TRANSPOSE_GRAD_WEIGHT: OpSpec =
 /// The shape rule of the family.
 fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
     let out = match op {
-        Op::Conv(a) => {
+        Op::Conv(a) | Op::ConvRelu(a) => {
             let y = shape::conv_out_shape(&ins[0], &ins[1], &a.window)?;
             check_bias(a, ins, &y)?;
             y
@@ -113,11 +118,16 @@ fn grads(b: &mut Backward) -> Result<()> {
     let n = b.node;
     let (x, w) = (b.input(0), b.input(1));
     let (window, bias, transposed) = match &n.op {
-        Op::Conv(a) => (a.window, a.bias, false),
+        Op::Conv(a) | Op::ConvRelu(a) => (a.window, a.bias, false),
         Op::ConvTranspose(a) => (a.window, a.bias, true),
         _ => return Err(b.error(&foreign("conv", &n.op))),
     };
     let dy = b.dy()?;
+    // ConvRelu: the ReLU's gradient first (its mask from the fused output).
+    let dy = match n.op {
+        Op::ConvRelu(_) => b.emit1("relu_dy", Op::ReluGrad, &[dy, b.output(0)])?,
+        _ => dy,
+    };
     if b.needs(0) {
         let op = if transposed {
             Op::ConvTransposeGradInput(WindowAttrs { window })

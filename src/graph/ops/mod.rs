@@ -51,6 +51,7 @@ use crate::shape::{DType, Shape, Window};
 pub enum Op {
     // conv
     Conv(ConvAttrs),
+    ConvRelu(ConvAttrs),
     ConvTranspose(ConvAttrs),
     ConvGradInput(WindowGradAttrs),
     ConvGradWeight(WindowAttrs),
@@ -117,6 +118,7 @@ impl Op {
         use Op::*;
         match self {
             Conv(a) => conv::conv(a),
+            ConvRelu(a) => conv::conv_relu(a),
             ConvTranspose(a) => conv::conv_transpose(a),
             ConvGradInput(_) => conv::CONV_GRAD_INPUT,
             ConvGradWeight(_) => conv::CONV_GRAD_WEIGHT,

@@ -9,7 +9,7 @@
 //! (the batched register-blocked GEMM), transform back with the bias (`y`). Chunks keep
 //! the scratch buffers `V` and `M` near [`CHUNK_BYTES`] each.
 
-use super::ConvKernel;
+use super::{ConvKernel, Epilogue};
 use crate::error::Result;
 use crate::gpu::{Recorder, Scratch, Tensor};
 use crate::ops::groups_for;
@@ -109,12 +109,12 @@ fn u3(a: [usize; 3]) -> [u32; 3] {
     [a[0] as u32, a[1] as u32, a[2] as u32]
 }
 
-fn params(pl: &Plan, xs: &Shape, ys: &Shape, win: &Window, bias: bool) -> WinoParams {
+fn params(pl: &Plan, xs: &Shape, ys: &Shape, win: &Window, flags: u32) -> WinoParams {
     WinoParams {
         n: xs.n() as u32,
         c: xs.c() as u32,
         o: ys.c() as u32,
-        flags: bias as u32,
+        flags,
         inp: u3(xs.spatial()),
         cp: pl.cp as u32,
         out: u3(ys.spatial()),
@@ -143,17 +143,17 @@ pub(super) fn forward(
     m: usize,
     x: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
+    ep: Epilogue,
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
     let (xs, ys) = (x.shape, y.shape);
     let pl = plan(m, &xs, &ys);
-    let mut p = params(&pl, &xs, &ys, win, b.is_some());
+    let mut p = params(&pl, &xs, &ys, win, ep.flags());
     let u = rec.scratch(Scratch::WinogradU, Shape::vector(pl.np * pl.op * pl.cp))?;
     let v = rec.scratch(Scratch::WinogradV, Shape::vector(pl.np * pl.cp * pl.chunk))?;
     let mm = rec.scratch(Scratch::WinogradM, Shape::vector(pl.np * pl.op * pl.chunk))?;
-    let bias = b.unwrap_or(w);
+    let bias = ep.bias_or(w);
     let ov = transform_overrides(&pl);
     let g = rec.grid(groups_for(pl.op * pl.cp, 64))?;
     rec.dispatch("winograd", "weights", &ov, &p, &[x, w, bias, &u, y], g)?;
@@ -232,7 +232,7 @@ pub(super) fn grad_weight(
     let wt = rec.scratch(Scratch::WinogradM, Shape::vector(pl.np * pl.op * pl.chunk))?;
     let acc = rec.scratch(Scratch::WinogradU, Shape::vector(pl.np * pl.op * pl.cp))?;
     let ov = transform_overrides(&pl);
-    let mut p = params(&pl, &xs, &ys, win, false);
+    let mut p = params(&pl, &xs, &ys, win, 0);
     let mut t0 = 0;
     while t0 < pl.ntiles {
         p.t0 = t0 as u32;

@@ -13,7 +13,7 @@ use std::cell::Cell;
 use super::{kernel_name, tile_rows, CoopMode};
 use crate::error::{Error, Result};
 use crate::gpu::{Context, Recorder, Scratch, Tensor};
-use crate::ops::conv::{ConvParams, FlipParams};
+use crate::ops::conv::{ConvParams, Epilogue, FlipParams};
 use crate::ops::groups_for;
 use crate::shape::{conv_weight_shape, Shape, Window};
 
@@ -347,12 +347,12 @@ pub(super) fn dispatch(
     plan: (DirectTile, usize),
     x: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
+    ep: Epilogue,
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
-    let params = ConvParams::new(&x.shape, &y.shape, win, b.is_some());
-    let bias = b.unwrap_or(w);
+    let params = ConvParams::new(&x.shape, &y.shape, win, false).with_epilogue(&ep);
+    let bias = ep.bias_or(w);
     launch(rec, mode, plan, &params, [x, w, bias, y], win, &y.shape)
 }
 

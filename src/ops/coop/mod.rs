@@ -29,7 +29,7 @@
 //! BM output channels x an output box ([`direct_tile`]). See the kernel headers for thread
 //! mapping, staging and epilogue.
 
-use super::conv::{ConvKernel, ConvParams};
+use super::conv::{ConvKernel, ConvParams, Epilogue};
 use super::groups_for;
 use crate::error::{Error, Result};
 use crate::gpu::{Context, DType, Recorder, Scratch, Tensor};
@@ -394,16 +394,16 @@ pub(crate) fn dispatch_fwd(
     mode: CoopMode,
     x: &Tensor,
     w: &Tensor,
-    b: Option<&Tensor>,
+    ep: Epilogue,
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
     let (xs, ys) = (x.shape, y.shape);
-    let params = ConvParams::new(&xs, &ys, win, b.is_some());
-    let bias = b.unwrap_or(w);
+    let params = ConvParams::new(&xs, &ys, win, false).with_epilogue(&ep);
+    let bias = ep.bias_or(w);
     if mode.direct_allowed(rec.ctx).0 {
         if let Some(plan) = direct_plan(rec.ctx, &ys, win)? {
-            return direct::dispatch(rec, mode, plan, x, w, b, win, y);
+            return direct::dispatch(rec, mode, plan, x, w, ep, win, y);
         }
     }
     let bm = tile_rows(ys.c());
