@@ -3,9 +3,9 @@
 // sum_splits:  out[i] = sum_{s < splits} part[s*len + i]  (+ out[i] when flags & 1)
 //              Thread mapping: one invocation per i, 256 per workgroup, grid linearised.
 // channel_sum: out[c] = sum_{n, sp} x[(n*C + c)*S + sp]  (+ out[c] when flags & 1)
-//              (the bias gradient). One workgroup of 256 per channel: each thread sums a
-//              strided subset in f32, then a tree reduction in workgroup memory (8 barriers,
-//              once per channel).
+//              (the bias gradient). One workgroup of 256 per channel: thread t sums
+//              sp = t, t + 256, .. of every plane n in turn, in f32, then a tree reduction in
+//              workgroup memory (8 barriers, once per channel).
 // Bindings: 0 params, 1 src (read, `act`: channel_sum reads an activation gradient dy, f16 in
 //           mixed precision; sum_splits is given f32 partial sums, so it always runs in the f32
 //           module, where act = f32), 2 out (read_write, f32: bias or weight gradients).
@@ -48,11 +48,13 @@ fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (c >= P.c) {
         return;
     }
-    let total = P.splits * P.len;
+    // Plane by plane (no division per element: CPU adapters have no vector integer division).
     var acc = 0.0;
-    for (var e = lid; e < total; e += 256u) {
-        let n = e / P.len;
-        acc += f32(src[(n * P.c + c) * P.len + (e - n * P.len)]);
+    for (var n = 0u; n < P.splits; n++) {
+        let base = (n * P.c + c) * P.len;
+        for (var s = lid; s < P.len; s += 256u) {
+            acc += f32(src[base + s]);
+        }
     }
     partial[lid] = acc;
     workgroupBarrier();

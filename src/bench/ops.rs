@@ -536,7 +536,13 @@ fn build_case(ctx: &Context, case: &Case, shape: Shape) -> Result<Executor> {
     let x = g.param("x", shape, Init::Normal { std: 1.0 })?;
     (case.build)(&mut g, x)
         .map_err(|e| Error::Other(format!("bench op {} on {shape}: {e}", case.name)))?;
-    Executor::new(ctx, g, &ExecOptions::default())
+    // Unfused: each op runs its own kernels (fusion would fold a batch-norm's ReLU away
+    // and turn a batch-1 concatenation into slices that move nothing).
+    let opts = ExecOptions {
+        fuse: Some(false),
+        ..Default::default()
+    };
+    Executor::new(ctx, g, &opts)
 }
 
 /// Node times of `runs` steps of `ex`.
