@@ -4,7 +4,7 @@
 pub mod dispatch;
 pub mod plan;
 pub mod run;
-mod slices;
+pub mod slices;
 
 #[cfg(test)]
 mod tests;

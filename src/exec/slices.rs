@@ -12,7 +12,7 @@
 //! With batch > 1 or an unaligned offset the ops copy, as before.
 //!
 //! A merged group is one buffer. wgpu forbids one dispatch from binding a buffer
-//! both read-only and writable, so [`conflicts`] names the slice nodes whose groups
+//! both read-only and writable, so `conflicts` names the slice nodes whose groups
 //! some other dispatch would bind that way (reading one slice while writing another
 //! or the whole); the planner undoes those and plans again.
 
