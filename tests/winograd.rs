@@ -74,6 +74,20 @@ fn check(xs: Shape, o: usize, pad: usize, k: ConvKernel, seed: u64) -> [f64; 3] 
     [ey, edx, edw]
 }
 
+/// `Winograd2` then `Winograd4` on one case (seeds `seeds`), each within its tolerance.
+fn check_both(what: &str, (xs, o, pad): (Shape, usize, usize), seeds: [u64; 2], tol: [f64; 2]) {
+    for ((k, name), (seed, tol)) in [
+        (ConvKernel::Winograd2, "winograd2"),
+        (ConvKernel::Winograd4, "winograd4"),
+    ]
+    .into_iter()
+    .zip(seeds.into_iter().zip(tol))
+    {
+        let e = check(xs, o, pad, k, seed);
+        assert_within(&format!("{name} {what}{xs} -> {o} pad {pad}"), e, tol);
+    }
+}
+
 fn assert_within(what: &str, [ey, edx, edw]: [f64; 3], tol: f64) {
     assert!(
         ey <= tol && edx <= tol && edw <= tol,
@@ -125,11 +139,9 @@ fn winograd_1024_channels_2d() {
         (Shape::new4(1, 1024, 10, 7), 16, 1),
         (Shape::new4(2, 16, 7, 10), 1024, 0),
     ];
-    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
-        let e2 = check(xs, o, pad, ConvKernel::Winograd2, 300 + i as u64);
-        assert_within(&format!("winograd2 {xs} -> {o}"), e2, 1e-4);
-        let e4 = check(xs, o, pad, ConvKernel::Winograd4, 310 + i as u64);
-        assert_within(&format!("winograd4 {xs} -> {o}"), e4, 5e-4);
+    for (i, case) in cases.into_iter().enumerate() {
+        let s = i as u64;
+        check_both("", case, [300 + s, 310 + s], [1e-4, 5e-4]);
     }
 }
 
@@ -143,21 +155,17 @@ fn winograd_matches_reference_3d() {
         (Shape::new5(1, 1, 4, 9, 5), 3, 0),
         (Shape::new5(1, 5, 7, 3, 8), 9, 1),
     ];
-    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
-        let e = check(xs, o, pad, ConvKernel::Winograd2, 400 + i as u64 * 10);
-        assert_within(&format!("winograd2 3D {xs} -> {o} pad {pad}"), e, 1e-5);
-        let e = check(xs, o, pad, ConvKernel::Winograd4, 450 + i as u64 * 10);
-        assert_within(&format!("winograd4 3D {xs} -> {o} pad {pad}"), e, 1e-4);
+    for (i, case) in cases.into_iter().enumerate() {
+        let s = i as u64 * 10;
+        check_both("3D ", case, [400 + s, 450 + s], [1e-5, 1e-4]);
     }
     let big = [
         (Shape::new5(1, 512, 5, 6, 4), 8, 1),
         (Shape::new5(1, 8, 4, 6, 5), 512, 1),
     ];
-    for (i, (xs, o, pad)) in big.into_iter().enumerate() {
-        let e = check(xs, o, pad, ConvKernel::Winograd2, 500 + i as u64);
-        assert_within(&format!("winograd2 3D {xs} -> {o}"), e, 1e-4);
-        let e = check(xs, o, pad, ConvKernel::Winograd4, 550 + i as u64);
-        assert_within(&format!("winograd4 3D {xs} -> {o}"), e, 5e-4);
+    for (i, case) in big.into_iter().enumerate() {
+        let s = i as u64;
+        check_both("3D ", case, [500 + s, 550 + s], [1e-4, 5e-4]);
     }
 }
 
@@ -189,11 +197,9 @@ fn winograd_weight_gradient_over_many_tiles() {
         (Shape::new4(2, 4, 64, 72), 6, 1),
         (Shape::new5(1, 3, 24, 20, 28), 5, 1),
     ];
-    for (i, (xs, o, pad)) in cases.into_iter().enumerate() {
-        let e = check(xs, o, pad, ConvKernel::Winograd2, 600 + i as u64);
-        assert_within(&format!("winograd2 {xs} -> {o}"), e, 1e-5);
-        let e = check(xs, o, pad, ConvKernel::Winograd4, 610 + i as u64);
-        assert_within(&format!("winograd4 {xs} -> {o}"), e, 1e-4);
+    for (i, case) in cases.into_iter().enumerate() {
+        let s = i as u64;
+        check_both("", case, [600 + s, 610 + s], [1e-5, 1e-4]);
     }
 }
 

@@ -319,8 +319,11 @@ pub fn plan(g: &Graph, opts: &PlanOptions) -> Result<Plan> {
     let mut denied = Vec::new();
     loop {
         let (gs, in_place, slices) = group_values(g, opts, &order, &live, &denied);
-        let conflicts = super::slices::conflicts(g, &gs, &in_place, &slices);
-        if conflicts.is_empty() || !opts.slices {
+        let conflicts = match slices.is_empty() {
+            true => Vec::new(),
+            false => super::slices::conflicts(g, &gs, &in_place, &slices),
+        };
+        if conflicts.is_empty() {
             return place(g, opts, order, live, gs, in_place, slices);
         }
         denied.extend(conflicts);
@@ -392,7 +395,7 @@ fn group_values(
 }
 
 /// `o` joins the group of `v` at `v`'s offset; the group lives until `o` dies too.
-fn join(gs: &mut Groups, o: ValueId, v: ValueId, iv: Interval) {
+pub(super) fn join(gs: &mut Groups, o: ValueId, v: ValueId, iv: Interval) {
     let gi = gs.of[v.0].unwrap_or_default();
     gs.list[gi].members.push(o);
     gs.list[gi].live.last = gs.list[gi].live.last.max(iv.last);

@@ -16,7 +16,7 @@
 //! some other dispatch would bind that way (reading one slice while writing another
 //! or the whole); the planner undoes those and plans again.
 
-use super::plan::{align_up, Group, Groups, Interval};
+use super::plan::{align_up, join, Group, Groups, Interval};
 use crate::graph::{Graph, Node, NodeId, Op, ValueId};
 
 /// Byte offsets of `parts` laid end to end in `whole` (batch 1, same element type),
@@ -108,7 +108,7 @@ fn split(
     gs: &mut Groups,
 ) -> Option<(ValueId, Vec<ValueId>)> {
     let x = node.inputs[0];
-    let gi = gs.of[x.0]?;
+    gs.of[x.0]?;
     let offs = offsets(g, x, &node.outputs, al)?;
     let ivs: Vec<Interval> = node
         .outputs
@@ -116,10 +116,8 @@ fn split(
         .map(|o| live[o.0])
         .collect::<Option<_>>()?;
     for ((&o, off), iv) in node.outputs.iter().zip(offs).zip(ivs) {
-        gs.of[o.0] = Some(gi);
-        gs.offset[o.0] = gs.offset[x.0] + off;
-        gs.list[gi].members.push(o);
-        gs.list[gi].live.last = gs.list[gi].live.last.max(iv.last);
+        join(gs, o, x, iv);
+        gs.offset[o.0] += off;
     }
     Some((x, node.outputs.clone()))
 }

@@ -394,9 +394,7 @@ impl Context {
 
     /// Record ops into a reusable [`Program`].
     pub fn record(&self, f: impl FnOnce(&mut Recorder) -> Result<()>) -> Result<Program> {
-        let mut rec = Recorder::new(self);
-        f(&mut rec)?;
-        Ok(rec.finish())
+        self.record_presized(&[0; SCRATCH_SLOTS], f)
     }
 
     /// [`Context::record`] with every scratch slot allocated up front at the

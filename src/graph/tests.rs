@@ -603,7 +603,7 @@ fn spec_table_is_consistent() {
 }
 
 /// `ConvRelu` (what `graph::fuse` leaves for `Conv -> Relu`) differentiates as the pair:
-/// a `ReluGrad` masked by its own output, then the conv's input, weight and bias gradients.
+/// a `ReluGrad` masked by its own output, read by the conv's weight and bias gradients.
 #[test]
 fn conv_relu_gradient_is_the_pairs() {
     let mut g = Graph::new();
