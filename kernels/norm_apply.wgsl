@@ -11,9 +11,9 @@
 // Fused ReLU (flags & 8): normalize stores y = v > 0 ? v : 0 (v the value above, as relu_fwd of
 //             activation.wgsl); grad_input reads g = mask > 0 ? g : 0 (as relu_bwd), mask the
 //             fused forward's output.
-// Thread mapping: one workgroup (64 invocations) per (plane, chunk of `chunk` values): plane
-// constants are loaded once per workgroup; invocation lid handles values lid, lid + 64, ...
-// Grid: planes*cpp workgroups, linearised (x, y).
+// Thread mapping: L = 2^item_lanes lanes per (plane, chunk of `chunk` values), 64/L of them
+// per workgroup (as norm_stats.wgsl's partials); lane l handles values l, l + L, ...
+// Grid: ceil(planes*cpp*L/64) workgroups, linearised (x, y).
 // Bindings: 0 params, 1 x (read), 2 g (read; normalize: unused), 3 mean (read), 4 invstd (read),
 //           5 gamma (read), 6 aux (read: normalize: beta [C]; grad_input: the norm_grad part
 //           buffer with the set sums at sums_off; unused with flags & 4), 7 mask (read; used by
@@ -27,7 +27,7 @@ struct Params {
     cpp: u32, sets: u32, pps: u32, flags: u32,
     set_a: u32, set_b: u32, set_q: u32, set_r: u32,
     eps: f32, momentum: f32, unbias: f32, inv_m: f32,
-    sums_off: u32, pad0: u32, pad1: u32, pad2: u32,
+    sums_off: u32, pad0: u32, item_lanes: u32, set_lanes: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -62,7 +62,9 @@ fn set_invstd(k: u32) -> f32 {
 @compute @workgroup_size(64)
 fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let id = wid.x + wid.y * nwg.x;
+    let lanes = 1u << P.item_lanes;
+    let id = (wid.x + wid.y * nwg.x) * (WG >> P.item_lanes) + (lid >> P.item_lanes);
+    let lane = lid & (lanes - 1u);
     if (id >= P.planes * P.cpp) {
         return;
     }
@@ -77,13 +79,13 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
     let a = gamma[c] * set_invstd(k);
     let b = aux[c];
     if ((P.flags & 8u) != 0u) {
-        for (var i = start + lid; i < end; i += WG) {
+        for (var i = start + lane; i < end; i += lanes) {
             let v = fma(f32(x[base + i]) - mu, a, b);
             out[base + i] = store_act(v, true);
         }
         return;
     }
-    for (var i = start + lid; i < end; i += WG) {
+    for (var i = start + lane; i < end; i += lanes) {
         out[base + i] = act(fma(f32(x[base + i]) - mu, a, b));
     }
 }
@@ -91,7 +93,9 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(64)
 fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let id = wid.x + wid.y * nwg.x;
+    let lanes = 1u << P.item_lanes;
+    let id = (wid.x + wid.y * nwg.x) * (WG >> P.item_lanes) + (lid >> P.item_lanes);
+    let lane = lid & (lanes - 1u);
     if (id >= P.planes * P.cpp) {
         return;
     }
@@ -105,7 +109,7 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let is = set_invstd(k);
     let gc = gamma[c] * is;
     if ((P.flags & 4u) != 0u) {
-        for (var i = start + lid; i < end; i += WG) {
+        for (var i = start + lane; i < end; i += lanes) {
             out[base + i] = act(grad_at(base + i) * gc);
         }
         return;
@@ -113,7 +117,7 @@ fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nw
     let mu = mean[k];
     let a = is * aux[P.sums_off + 2u * k] * P.inv_m;
     let b = is * is * aux[P.sums_off + 2u * k + 1u] * P.inv_m;
-    for (var i = start + lid; i < end; i += WG) {
+    for (var i = start + lane; i < end; i += lanes) {
         out[base + i] = act(fma(gc, grad_at(base + i), -fma(f32(x[base + i]) - mu, b, a)));
     }
 }

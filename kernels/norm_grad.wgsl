@@ -4,21 +4,24 @@
 // xhat = (x - mean[k])*invstd[k] and h = g*gamma[c]:
 //   dx      = invstd/m * (m*h - sum_set(h) - xhat*sum_set(h*xhat))    (norm_apply.wgsl)
 //   dgamma_c = sum_{n, space} g*xhat,   dbeta_c = sum_{n, space} g
-// partials: one workgroup (64 invocations) per (plane, chunk), id = p*cpp + q:
+// Lanes (as in norm_stats.wgsl): L = 2^item_lanes lanes per (plane, chunk) in partials,
+//   2^set_lanes per output item in combine; 64/L items per workgroup.
+// partials: L lanes per (plane, chunk), id = p*cpp + q:
 //   part[2*id] = sum(g), part[2*id + 1] = invstd * sum(g*(x - mean)) over the chunk.
 //   With flags & 2 the invstd binding holds a variance (batch norm eval: running_var) and
 //   invstd = 1/sqrt(v + eps) is formed here.
 //   Fused ReLU (flags & 8): g is read as mask > 0 ? g : 0 (as relu_bwd of activation.wgsl),
 //   mask the fused forward's output (norm_apply.wgsl's normalize with flags & 8).
-// combine: one workgroup per output item i in [0, sets + C):
+// combine: L lanes per output item i in [0, sets + C):
 //   i < sets:  the set sums  part[sums_off + 2i] = sum_set(h), part[sums_off + 2i + 1] =
 //              sum_set(h*xhat), i.e. the plane partials of the set weighted by gamma[c]
 //              (read from the copy of gamma at part[gamma_off + c], made by tensor.wgsl's
 //              copy before partials: 8 storage buffers, wgpu's default limit);
 //   i >= sets: channel c = i - sets: dbeta[c] = sum over n and chunks of part[2*id],
 //              dgamma[c] = the same of part[2*id + 1].
-//   64 invocations sum strided subsets of the partials in f32, one barrier.
-// Grid: partials planes*cpp workgroups, combine sets + C workgroups, linearised (x, y).
+//   The L lanes sum strided subsets of the partials in f32, one barrier.
+// Grid: partials ceil(planes*cpp*L/64) workgroups, combine ceil((sets + C)*L/64),
+//   linearised (x, y).
 // Bindings: 0 params, 1 x (read), 2 g (read), 3 mean (read, [sets]),
 //           4 invstd (read, [sets]; variance when flags & 2),
 //           5 part (read_write: 2 floats per (plane, chunk), then 2 per set at sums_off, then
@@ -32,7 +35,7 @@ struct Params {
     cpp: u32, sets: u32, pps: u32, flags: u32,
     set_a: u32, set_b: u32, set_q: u32, set_r: u32,
     eps: f32, momentum: f32, unbias: f32, inv_m: f32,
-    sums_off: u32, gamma_off: u32, pad1: u32, pad2: u32,
+    sums_off: u32, gamma_off: u32, item_lanes: u32, set_lanes: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -66,12 +69,29 @@ fn set_invstd(k: u32) -> f32 {
     return v;
 }
 
-fn store_totals(at: u32) {
+// The item's slot range in red_a / red_b: first slot and lane count.
+struct Group {
+    first: u32,
+    lanes: u32,
+}
+
+fn group_of(lid: u32, lanes_log2: u32) -> Group {
+    let lanes = 1u << lanes_log2;
+    return Group((lid >> lanes_log2) << lanes_log2, lanes);
+}
+
+// Item of invocation lid in workgroup `wg` with 2^lanes_log2 lanes per item.
+fn item_of(wg: u32, lid: u32, lanes_log2: u32) -> u32 {
+    return wg * (WG >> lanes_log2) + (lid >> lanes_log2);
+}
+
+// The item's two totals (lane order) into part[at], part[at + 1].
+fn store_totals(gr: Group, at: u32) {
     var ta = 0.0;
     var tb = 0.0;
-    for (var j = 0u; j < WG; j++) {
-        ta += red_a[j];
-        tb += red_b[j];
+    for (var j = 0u; j < gr.lanes; j++) {
+        ta += red_a[gr.first + j];
+        tb += red_b[gr.first + j];
     }
     part[at] = ta;
     part[at + 1u] = tb;
@@ -80,44 +100,45 @@ fn store_totals(at: u32) {
 @compute @workgroup_size(64)
 fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let id = wid.x + wid.y * nwg.x;
-    if (id >= P.planes * P.cpp) {
-        return;
-    }
-    let p = id / P.cpp;
-    let q = id - p * P.cpp;
+    let gr = group_of(lid, P.item_lanes);
+    let id = item_of(wid.x + wid.y * nwg.x, lid, P.item_lanes);
+    let lane = lid - gr.first;
+    let live = id < P.planes * P.cpp;
+    // Dead items (past the last) read nothing and write nothing, but meet the barrier.
+    let p = select(0u, id / P.cpp, live);
+    let q = select(0u, id - p * P.cpp, live);
     let start = q * P.chunk;
-    let end = min(start + P.chunk, P.s);
+    let end = select(start, min(start + P.chunk, P.s), live);
     let base = p * P.s;
     let k = (p / P.set_q) % P.set_r;
-    let mu = mean[k];
+    let mu = select(0.0, mean[k], live);
     var sg = 0.0;
     var sgx = 0.0;
-    for (var i = start + lid; i < end; i += WG) {
+    for (var i = start + lane; i < end; i += gr.lanes) {
         let gv = grad_at(base + i);
         sg += gv;
         sgx = fma(gv, f32(x[base + i]) - mu, sgx);
     }
     red_a[lid] = sg;
-    red_b[lid] = sgx * set_invstd(k);
+    red_b[lid] = select(0.0, sgx * set_invstd(k), live);
     workgroupBarrier();
-    if (lid == 0u) {
-        store_totals(2u * id);
+    if (live && lane == 0u) {
+        store_totals(gr, 2u * id);
     }
 }
 
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let i = wid.x + wid.y * nwg.x;
-    if (i >= P.sets + P.c) {
-        return;
-    }
+    let gr = group_of(lid, P.set_lanes);
+    let i = item_of(wid.x + wid.y * nwg.x, lid, P.set_lanes);
+    let lane = lid - gr.first;
+    let live = i < P.sets + P.c;
     var sa = 0.0;
     var sb = 0.0;
-    if (i < P.sets) {
+    if (live && i < P.sets) {
         let per = P.pps * P.cpp;
-        for (var j = lid; j < per; j += WG) {
+        for (var j = lane; j < per; j += gr.lanes) {
             let jp = j / P.cpp;
             let plane = i * P.set_a + jp * P.set_b;
             let pi = plane * P.cpp + (j - jp * P.cpp);
@@ -125,11 +146,11 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
             sa = fma(gm, part[2u * pi], sa);
             sb = fma(gm, part[2u * pi + 1u], sb);
         }
-    } else {
+    } else if (live) {
         let c = i - P.sets;
         let n_count = P.planes / P.c;
         let per = n_count * P.cpp;
-        for (var j = lid; j < per; j += WG) {
+        for (var j = lane; j < per; j += gr.lanes) {
             let n = j / P.cpp;
             let pi = (n * P.c + c) * P.cpp + (j - n * P.cpp);
             sa += part[2u * pi];
@@ -139,12 +160,12 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     red_a[lid] = sa;
     red_b[lid] = sb;
     workgroupBarrier();
-    if (lid == 0u) {
+    if (live && lane == 0u) {
         var ta = 0.0;
         var tb = 0.0;
-        for (var j = 0u; j < WG; j++) {
-            ta += red_a[j];
-            tb += red_b[j];
+        for (var j = 0u; j < gr.lanes; j++) {
+            ta += red_a[gr.first + j];
+            tb += red_b[gr.first + j];
         }
         if (i < P.sets) {
             part[P.sums_off + 2u * i] = ta;

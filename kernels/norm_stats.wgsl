@@ -9,19 +9,24 @@
 // plane(k, j) = k*set_a + j*set_b; m = pps*S values per set.
 // Planes are cut into `cpp` chunks of `chunk` values (the last one shorter).
 //
-// partials: one workgroup (64 invocations) per (plane, chunk), id = p*cpp + q.
+// Lanes: a work item (a (plane, chunk) of partials, a set of combine) is summed by L lanes,
+//   L = 2^item_lanes (partials) or 2^set_lanes (combine), 1 <= L <= 64; a workgroup of 64
+//   invocations takes 64/L consecutive items (lane = lid % L). The host picks L from the
+//   item's length (about 16 values per lane), so small planes (deep U-Net levels) share a
+//   workgroup instead of leaving 60 of 64 invocations idle behind a barrier each.
+// partials: L lanes per (plane, chunk), id = p*cpp + q.
 //   Exact two-pass over the chunk (the second pass rereads it from cache):
 //     shift = x[first of chunk]; cm = sum(x - shift)/cnt; M2 = sum(((x - shift) - cm)^2)
 //   part[2*id] = shift + cm (chunk mean), part[2*id + 1] = M2 (centred sum of squares).
-//   Each invocation sums a strided subset in f32; the 64 partial sums meet in workgroup
-//   memory (one barrier per pass; every invocation adds the 64 values itself).
-// combine: one workgroup per set k. Chan's merge of the chunk statistics, two passes:
+//   Each lane sums a strided subset in f32; the item's L partial sums meet in workgroup
+//   memory (one barrier per pass; every lane adds the L values itself, in lane order).
+// combine: L lanes per set k. Chan's merge of the chunk statistics, two passes:
 //     mean = m0 + sum(cnt_i*(mean_i - m0))/m        (m0 = the set's first chunk mean)
 //     var  = sum(M2_i + cnt_i*(mean_i - mean)^2)/m   (biased)
 //   mean[k] = mean, invstd[k] = 1/sqrt(var + eps); with flags & 1 (batch norm training) also
 //     rmean[k] = (1-momentum)*rmean[k] + momentum*mean
 //     rvar[k]  = (1-momentum)*rvar[k]  + momentum*var*m/(m-1)   (unbiased; `unbias` = m/(m-1))
-// Grid: partials planes*cpp workgroups, combine `sets` workgroups, linearised (x, y).
+// Grid: partials ceil(planes*cpp*L/64) workgroups, combine ceil(sets*L/64), linearised (x, y).
 // Bindings: 0 params, 1 x (read), 2 part (read_write, 2 floats per (plane, chunk)),
 //           3 mean (read_write, [sets]), 4 invstd (read_write, [sets]),
 //           5 rmean (read_write, [C]; dummy unless flags & 1), 6 rvar (read_write, likewise).
@@ -33,7 +38,7 @@ struct Params {
     cpp: u32, sets: u32, pps: u32, flags: u32,
     set_a: u32, set_b: u32, set_q: u32, set_r: u32,
     eps: f32, momentum: f32, unbias: f32, inv_m: f32,
-    sums_off: u32, pad0: u32, pad1: u32, pad2: u32,
+    sums_off: u32, pad0: u32, item_lanes: u32, set_lanes: u32,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -48,18 +53,34 @@ const WG: u32 = 64u;
 var<workgroup> red_a: array<f32, 64>;
 var<workgroup> red_b: array<f32, 64>;
 
-fn total_a() -> f32 {
+// The item's slot range in red_a / red_b: first slot and lane count.
+struct Group {
+    first: u32,
+    lanes: u32,
+}
+
+fn group_of(lid: u32, lanes_log2: u32) -> Group {
+    let lanes = 1u << lanes_log2;
+    return Group((lid >> lanes_log2) << lanes_log2, lanes);
+}
+
+// Item of invocation lid in workgroup `wg` with 2^lanes_log2 lanes per item.
+fn item_of(wg: u32, lid: u32, lanes_log2: u32) -> u32 {
+    return wg * (WG >> lanes_log2) + (lid >> lanes_log2);
+}
+
+fn total_a(gr: Group) -> f32 {
     var t = 0.0;
-    for (var j = 0u; j < WG; j++) {
-        t += red_a[j];
+    for (var j = 0u; j < gr.lanes; j++) {
+        t += red_a[gr.first + j];
     }
     return t;
 }
 
-fn total_b() -> f32 {
+fn total_b(gr: Group) -> f32 {
     var t = 0.0;
-    for (var j = 0u; j < WG; j++) {
-        t += red_b[j];
+    for (var j = 0u; j < gr.lanes; j++) {
+        t += red_b[gr.first + j];
     }
     return t;
 }
@@ -67,33 +88,34 @@ fn total_b() -> f32 {
 @compute @workgroup_size(64)
 fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let id = wid.x + wid.y * nwg.x;
-    if (id >= P.planes * P.cpp) {
-        return;
-    }
-    let p = id / P.cpp;
-    let q = id - p * P.cpp;
+    let gr = group_of(lid, P.item_lanes);
+    let id = item_of(wid.x + wid.y * nwg.x, lid, P.item_lanes);
+    let lane = lid - gr.first;
+    let live = id < P.planes * P.cpp;
+    // Dead items (past the last) read nothing and write nothing, but meet the barriers.
+    let p = select(0u, id / P.cpp, live);
+    let q = select(0u, id - p * P.cpp, live);
     let start = q * P.chunk;
-    let end = min(start + P.chunk, P.s);
+    let end = select(start, min(start + P.chunk, P.s), live);
     let base = p * P.s;
-    let shift = f32(x[base + start]);
+    let shift = select(0.0, f32(x[base + start]), live);
     var s1 = 0.0;
-    for (var i = start + lid; i < end; i += WG) {
+    for (var i = start + lane; i < end; i += gr.lanes) {
         s1 += f32(x[base + i]) - shift;
     }
     red_a[lid] = s1;
     workgroupBarrier();
-    let cm = total_a() / f32(end - start);
+    let cm = total_a(gr) / f32(max(end - start, 1u));
     var s2 = 0.0;
-    for (var i = start + lid; i < end; i += WG) {
+    for (var i = start + lane; i < end; i += gr.lanes) {
         let d = (f32(x[base + i]) - shift) - cm;
         s2 = fma(d, d, s2);
     }
     red_b[lid] = s2;
     workgroupBarrier();
-    if (lid == 0u) {
+    if (live && lane == 0u) {
         part[2u * id] = shift + cm;
-        part[2u * id + 1u] = total_b();
+        part[2u * id + 1u] = total_b(gr);
     }
 }
 
@@ -112,29 +134,29 @@ fn part_count(j: u32) -> f32 {
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let k = wid.x + wid.y * nwg.x;
-    if (k >= P.sets) {
-        return;
-    }
-    let per = P.pps * P.cpp;
-    let m0 = part[2u * part_index(k, 0u)];
+    let gr = group_of(lid, P.set_lanes);
+    let k = item_of(wid.x + wid.y * nwg.x, lid, P.set_lanes);
+    let lane = lid - gr.first;
+    let live = k < P.sets;
+    let per = select(0u, P.pps * P.cpp, live);
+    let m0 = select(0.0, part[2u * part_index(k, 0u)], live);
     var s1 = 0.0;
-    for (var j = lid; j < per; j += WG) {
+    for (var j = lane; j < per; j += gr.lanes) {
         s1 = fma(part_count(j), part[2u * part_index(k, j)] - m0, s1);
     }
     red_a[lid] = s1;
     workgroupBarrier();
-    let mu = m0 + total_a() * P.inv_m;
+    let mu = m0 + total_a(gr) * P.inv_m;
     var s2 = 0.0;
-    for (var j = lid; j < per; j += WG) {
+    for (var j = lane; j < per; j += gr.lanes) {
         let i = part_index(k, j);
         let d = part[2u * i] - mu;
         s2 += part[2u * i + 1u] + part_count(j) * d * d;
     }
     red_b[lid] = s2;
     workgroupBarrier();
-    if (lid == 0u) {
-        let v = total_b() * P.inv_m;
+    if (live && lane == 0u) {
+        let v = total_b(gr) * P.inv_m;
         mean[k] = mu;
         invstd[k] = 1.0 / sqrt(v + P.eps);
         if ((P.flags & 1u) != 0u) {

@@ -3,8 +3,9 @@
 // flip_transpose: out[c, o, kd, kh, kw] = w[o, c, kD-1-kd, kH-1-kh, kW-1-kw]
 //   Turns a convolution weight (O, C, k..) into the weight of its stride-1 input gradient:
 //   dx = conv(dy, flip_transpose(w), pad = dil*(k-1) - pad), so the fast forward kernels
-//   also serve the backward. One invocation per output element, 256 per workgroup,
-//   grid linearised.
+//   also serve the backward. One invocation per (c, o) pair (i = c*O + o) copying its kD*kH*kW
+//   taps (one division per pair: CPU adapters have no vector integer division), 256 per
+//   workgroup, grid linearised.
 // pack_f16: out word ((k*KK + t)*O + o)*8 + j = pack2x16float(w[o, 16k + 2j, t],
 //   w[o, 16k + 2j + 1, t]) (0 for channels >= C), k < ceil(C/16): the layout
 //   conv_coop_direct.wgsl stages with WPACK = 1 (a tap's rows of one 16-channel chunk are
@@ -30,14 +31,15 @@ struct Params {
 fn flip_transpose(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                   @builtin(local_invocation_index) lid: u32) {
     let i = (wid.x + wid.y * nwg.x) * 256u + lid;
-    if (i >= P.o * P.c * P.kk) {
+    if (i >= P.o * P.c) {
         return;
     }
-    let t = i % P.kk;
-    let co = i / P.kk;
-    let o = co % P.o;
-    let c = co / P.o;
-    out[i] = bitcast<u32>(w[(o * P.c + c) * P.kk + (P.kk - 1u - t)]);
+    let c = i / P.o;
+    let o = i - c * P.o;
+    let src = (o * P.c + c) * P.kk + P.kk - 1u;
+    for (var t = 0u; t < P.kk; t++) {
+        out[i * P.kk + t] = bitcast<u32>(w[src - t]);
+    }
 }
 
 @compute @workgroup_size(256)

@@ -16,7 +16,9 @@
 //
 // Entry points (specialised by the override constants MT = m and DIMS = 2 | 3); the GEMM
 // between input and output transform is kernels/winograd_gemm.wgsl:
-//   weights  one invocation per (o, c) of OP x CP: U = G g G^T (0 for o >= O or c >= C).
+//   weights  one invocation per (o, c) of OP x CP: U = G g G^T (0 for o >= O or c >= C);
+//            g = w[o, c], or with flags & 16 the flipped, transposed w[c, o, taps reversed]
+//            (w of shape (C, O, 3, 3(, 3)): the stride-1 grad input as a forward on dy).
 //            Grid: ceil(OP*CP/64) workgroups, linearised.
 //   input    one invocation per (c, t) of CP x TC: loads d (alpha^dims, bounds-checked), writes
 //            B^T d B (0 for c >= C or tiles past the last). Grid: ceil(CP*TC/64), linearised.
@@ -43,6 +45,10 @@ struct Params {
     out_d: u32, out_h: u32, out_w: u32, op: u32,
     p_d: u32, p_h: u32, p_w: u32, tc: u32,
     t_d: u32, t_h: u32, t_w: u32, t0: u32,
+    // fastdiv magics (src/ops/fastdiv.rs) of t_w, t_h, t_d, tc, cp and c: CPU adapters have
+    // no vector integer division, so index decoding divides by multiply-high and shift.
+    mg_tw: vec2<u32>, mg_th: vec2<u32>, mg_td: vec2<u32>,
+    mg_tc: vec2<u32>, mg_cp: vec2<u32>, mg_c: vec2<u32>,
 }
 
 @group(0) @binding(0) var<uniform> P: Params;
@@ -171,7 +177,7 @@ fn weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (idx >= P.op * P.cp) {
         return;
     }
-    let o = idx / P.cp;
+    let o = fdiv(idx, P.mg_cp);
     let c = idx - o * P.cp;
     let a = alpha();
     let np = npoints();
@@ -179,11 +185,16 @@ fn weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     var v: array<f32, 216>;
     let live = o < P.o && c < P.c;
     if (live) {
-        let base = (o * P.c + c) * kd * 9u;
+        // flags & 16: g[o, c] is the flipped, transposed forward weight w[c, o, taps reversed]
+        // (a stride-1 grad input), read in place.
+        let flip = (P.flags & 16u) != 0u;
+        let taps = kd * 9u;
+        let base = select(o * P.c + c, c * P.o + o, flip) * taps;
         for (var z = 0u; z < kd; z++) {
             for (var y = 0u; y < 3u; y++) {
                 for (var x = 0u; x < 3u; x++) {
-                    v[(z * a + y) * a + x] = f_in[base + (z * 3u + y) * 3u + x];
+                    let t = (z * 3u + y) * 3u + x;
+                    v[(z * a + y) * a + x] = f_in[base + select(t, taps - 1u - t, flip)];
                 }
             }
         }
@@ -194,10 +205,29 @@ fn weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
 }
 
+fn mulhi(a: u32, b: u32) -> u32 {
+    let a0 = a & 0xffffu;
+    let a1 = a >> 16u;
+    let b0 = b & 0xffffu;
+    let b1 = b >> 16u;
+    let p00 = a0 * b0;
+    let p01 = a0 * b1;
+    let p10 = a1 * b0;
+    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
+    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
+}
+
+// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
+fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
+    return mulhi(mag.x, n << 1u) >> mag.y;
+}
+
 // Tile t (n, td, th, tw) of the N x T_D x T_H x T_W tile grid, tw fastest.
 fn tile_of(t: u32) -> vec4<u32> {
-    return vec4<u32>(t / (P.t_w * P.t_h * P.t_d), (t / (P.t_w * P.t_h)) % P.t_d,
-                     (t / P.t_w) % P.t_h, t % P.t_w);
+    let q1 = fdiv(t, P.mg_tw);
+    let q2 = fdiv(q1, P.mg_th);
+    let n = fdiv(q2, P.mg_td);
+    return vec4<u32>(n, q2 - n * P.t_d, q1 - q2 * P.t_h, t - q1 * P.t_w);
 }
 
 // ---------------------------------------------------------------- input
@@ -209,7 +239,7 @@ fn input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: ve
     if (idx >= P.cp * P.tc) {
         return;
     }
-    let c = idx / P.tc;
+    let c = fdiv(idx, P.mg_tc);
     let tl = idx - c * P.tc;
     let t = P.t0 + tl;
     let a = alpha();
@@ -266,7 +296,7 @@ fn output(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: v
     if (idx >= P.o * P.tc) {
         return;
     }
-    let o = idx / P.tc;
+    let o = fdiv(idx, P.mg_tc);
     let tl = idx - o * P.tc;
     let t = P.t0 + tl;
     if (t >= ntiles) {
@@ -321,7 +351,7 @@ fn grad_out(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     if (idx >= P.op * P.tc) {
         return;
     }
-    let o = idx / P.tc;
+    let o = fdiv(idx, P.mg_tc);
     let tl = idx - o * P.tc;
     let t = P.t0 + tl;
     let a = alpha();
@@ -368,7 +398,7 @@ fn grad_weight(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) n
     if (idx >= P.o * P.c) {
         return;
     }
-    let o = idx / P.c;
+    let o = fdiv(idx, P.mg_c);
     let c = idx - o * P.c;
     let a = alpha();
     let np = npoints();

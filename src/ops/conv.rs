@@ -296,13 +296,18 @@ fn dgrad_any(
         Some(f) if k != ConvKernel::Direct => f,
         _ => return dispatch_dgrad(rec, k.without_coop(rec), dy, w, b, win, dx),
     };
+    if let Some(m) = winograd::tile_edge(k) {
+        if winograd::applies(&fwin, dy.shape.is_3d()) {
+            return winograd::grad_input(rec, m, dy, w, Epilogue::bias(b), &fwin, dx);
+        }
+    }
     let ws = w.shape;
     let mut fs = ws;
     fs.dims[0] = ws.dims[1];
     fs.dims[1] = ws.dims[0];
     let wf = rec.scratch(Scratch::Weights, fs)?;
     let p = FlipParams::new(ws.dims[0], ws.dims[1], win);
-    let g = rec.grid(groups_for(ws.numel(), 256))?;
+    let g = rec.grid(groups_for(ws.dims[0] * ws.dims[1], 256))?;
     rec.dispatch("weights", "flip_transpose", &[], &p, &[w, &wf], g)?;
     dispatch_fwd(rec, k, dy, &wf, Epilogue::bias(b), &fwin, dx)
 }

@@ -64,7 +64,10 @@ pub(super) struct NormParams {
     pub(super) sums_off: u32,
     /// Offset of the copy of gamma in the backward's part buffer (`norm_grad.wgsl`).
     pub(super) gamma_off: u32,
-    pad: [u32; 2],
+    /// log2 of the lanes per (plane, chunk) item of partials and the elementwise passes.
+    item_lanes: u32,
+    /// log2 of the lanes per set (per output item) of combine.
+    set_lanes: u32,
 }
 
 /// How planes group into sets.
@@ -158,8 +161,33 @@ impl Layout {
             inv_m: (1.0 / self.m as f64) as f32,
             sums_off: 0,
             gamma_off: 0,
-            pad: [0; 2],
+            item_lanes: lanes_log2(chunk.min(self.s)),
+            set_lanes: lanes_log2(
+                self.pps.max(self.planes / self.c.max(1)) * self.s.div_ceil(chunk),
+            ),
         }
+    }
+}
+
+/// log2 of the lanes that sum one work item of `len` values: about 16 values per lane, 1 to
+/// 64 lanes (the kernels' headers, "Lanes").
+fn lanes_log2(len: usize) -> u32 {
+    len.div_ceil(16)
+        .next_power_of_two()
+        .clamp(1, 64)
+        .trailing_zeros()
+}
+
+impl NormParams {
+    /// Workgroups (64 invocations) for the (plane, chunk) items of partials and the
+    /// elementwise passes.
+    pub(super) fn item_groups(&self) -> u64 {
+        (self.planes as u64 * self.cpp as u64).div_ceil(64 >> self.item_lanes)
+    }
+
+    /// Workgroups for `items` items of combine (sets, or sets + channels).
+    pub(super) fn set_groups(&self, items: usize) -> u64 {
+        (items as u64).div_ceil(64 >> self.set_lanes)
     }
 }
 
@@ -258,7 +286,7 @@ pub(super) fn dispatch_stats(
             (&dummy, &dummy)
         }
     };
-    let g = rec.grid(lay.planes as u64 * p.cpp as u64)?;
+    let g = rec.grid(p.item_groups())?;
     rec.dispatch(
         "norm_stats",
         "partials",
@@ -267,7 +295,7 @@ pub(super) fn dispatch_stats(
         &[x, &part, mean, invstd, rm, rv],
         g,
     )?;
-    let g = rec.grid(lay.sets as u64)?;
+    let g = rec.grid(p.set_groups(lay.sets))?;
     rec.dispatch(
         "norm_stats",
         "combine",

@@ -118,7 +118,7 @@ pub(super) fn dispatch_normalize_relu(
     let chunk = lay.chunk(rec.ctx.class, false);
     let flags = if var_input { VAR_INPUT } else { 0 } | if relu { RELU } else { 0 };
     let p = lay.params(chunk, flags, eps);
-    let g = rec.grid(lay.planes as u64 * p.cpp as u64)?;
+    let g = rec.grid(p.item_groups())?;
     rec.dispatch(
         "norm_apply",
         "normalize",
@@ -165,7 +165,7 @@ pub(super) fn dispatch_backward_masked(
         dtype: DType::F32,
     };
     super::tensor::copy_into(rec, gamma, &gamma_copy)?;
-    let grid = rec.grid(nparts as u64)?;
+    let grid = rec.grid(p.item_groups())?;
     rec.dispatch(
         "norm_grad",
         "partials",
@@ -174,7 +174,7 @@ pub(super) fn dispatch_backward_masked(
         &[x, g, mean, invstd, &part, dgamma, dbeta, m],
         grid,
     )?;
-    let grid = rec.grid((lay.sets + lay.c) as u64)?;
+    let grid = rec.grid(p.set_groups(lay.sets + lay.c))?;
     rec.dispatch(
         "norm_grad",
         "combine",
@@ -186,7 +186,7 @@ pub(super) fn dispatch_backward_masked(
     let chunk = lay.chunk(rec.ctx.class, false);
     let mut pa = lay.params(chunk, flags, eps);
     pa.sums_off = p.sums_off;
-    let grid = rec.grid(lay.planes as u64 * pa.cpp as u64)?;
+    let grid = rec.grid(pa.item_groups())?;
     rec.dispatch(
         "norm_apply",
         "grad_input",

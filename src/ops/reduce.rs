@@ -12,6 +12,9 @@ struct ReduceParams {
     splits: u32,
     c: u32,
     flags: u32,
+    /// channel_sum: log2 of the lanes per channel.
+    lanes: u32,
+    pad: [u32; 3],
 }
 
 /// Fail unless `t` is F32 (sums and partials are stored in f32).
@@ -52,6 +55,8 @@ pub fn sum_splits_into(
         splits: splits as u32,
         c: 0,
         flags: accumulate as u32,
+        lanes: 0,
+        pad: [0; 3],
     };
     let g = rec.grid(groups_for(len, 256))?;
     rec.dispatch("reduce", "sum_splits", &[], &p, &[part, out], g)
@@ -79,12 +84,17 @@ pub fn channel_sum_into(
             ),
         ));
     }
+    // about 16 values per lane, 1 to 256 lanes per channel
+    let per_channel = x.shape.n() * x.shape.spatial_numel();
+    let lanes = per_channel.div_ceil(16).next_power_of_two().clamp(1, 256);
     let p = ReduceParams {
         len: x.shape.spatial_numel() as u32,
         splits: x.shape.n() as u32,
         c: x.shape.c() as u32,
         flags: accumulate as u32,
+        lanes: lanes.trailing_zeros(),
+        pad: [0; 3],
     };
-    let g = rec.grid(x.shape.c() as u64)?;
+    let g = rec.grid(groups_for(x.shape.c() * lanes, 256))?;
     rec.dispatch("reduce", "channel_sum", &[], &p, &[x, out], g)
 }

@@ -30,8 +30,10 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// File format version (the header's second word).
-pub const VERSION: u32 = 1;
+/// File format version (the header's second word). Raised when kernels change what a
+/// candidate costs, so caches measured with older kernels are measured again (2: Winograd
+/// grad inputs read the weight in place, without the flipped copy).
+pub const VERSION: u32 = 2;
 const HEADER: &str = "wunet-conv-variants";
 const FILE: &str = "conv-variants.txt";
 

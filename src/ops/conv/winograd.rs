@@ -12,6 +12,7 @@
 use super::{ConvKernel, Epilogue};
 use crate::error::Result;
 use crate::gpu::{Recorder, Scratch, Tensor};
+use crate::ops::fastdiv::magic;
 use crate::ops::groups_for;
 use crate::shape::{Shape, Window};
 use bytemuck::{Pod, Zeroable};
@@ -58,6 +59,8 @@ struct WinoParams {
     tc: u32,
     tiles: [u32; 3],
     t0: u32,
+    /// [`magic`]s of the tile grid's w, h, d, of tc, cp and c (index decoding).
+    magics: [[u32; 2]; 6],
 }
 
 /// The sizes of one Winograd convolution: tile edge, points, padded channels, tiles, chunk.
@@ -123,6 +126,14 @@ fn params(pl: &Plan, xs: &Shape, ys: &Shape, win: &Window, flags: u32) -> WinoPa
         tc: pl.chunk as u32,
         tiles: u3(pl.tiles),
         t0: 0,
+        magics: [
+            magic(pl.tiles[2]),
+            magic(pl.tiles[1]),
+            magic(pl.tiles[0]),
+            magic(pl.chunk),
+            magic(pl.cp),
+            magic(xs.c()),
+        ],
     }
 }
 
@@ -135,9 +146,11 @@ fn gemm_rows(op: usize) -> usize {
     (op / 8).next_power_of_two().clamp(1, 8)
 }
 
+/// Flags bit of `weights`: read the forward's weight flipped and transposed.
+const FLIPPED_WEIGHT: u32 = 16;
+
 /// `y = conv(x, w) + b` by Winograd with output tiles of edge `m` (2 or 4).
 /// The caller has checked the shapes and [`applies`].
-#[allow(clippy::too_many_arguments)]
 pub(super) fn forward(
     rec: &mut Recorder,
     m: usize,
@@ -147,9 +160,38 @@ pub(super) fn forward(
     win: &Window,
     y: &Tensor,
 ) -> Result<()> {
+    convolve(rec, m, (x, w), ep, win, y, 0)
+}
+
+/// `dx = dgrad(dy, w) + b` of a stride-1 convolution as the forward on `dy` with the
+/// flipped, transposed weight, which the weight transform reads from `w` itself (no flipped
+/// copy). `fwin` is the forward's window ([`super::flipped_window`]); the caller has checked
+/// the shapes and [`applies`] to `fwin`.
+pub(super) fn grad_input(
+    rec: &mut Recorder,
+    m: usize,
+    dy: &Tensor,
+    w: &Tensor,
+    ep: Epilogue,
+    fwin: &Window,
+    dx: &Tensor,
+) -> Result<()> {
+    convolve(rec, m, (dy, w), ep, fwin, dx, FLIPPED_WEIGHT)
+}
+
+/// The steps of [`forward`]; `weight_flags` tells the weight transform how `w` is laid out.
+fn convolve(
+    rec: &mut Recorder,
+    m: usize,
+    (x, w): (&Tensor, &Tensor),
+    ep: Epilogue,
+    win: &Window,
+    y: &Tensor,
+    weight_flags: u32,
+) -> Result<()> {
     let (xs, ys) = (x.shape, y.shape);
     let pl = plan(m, &xs, &ys);
-    let mut p = params(&pl, &xs, &ys, win, ep.flags());
+    let mut p = params(&pl, &xs, &ys, win, ep.flags() | weight_flags);
     let u = rec.scratch(Scratch::WinogradU, Shape::vector(pl.np * pl.op * pl.cp))?;
     let v = rec.scratch(Scratch::WinogradV, Shape::vector(pl.np * pl.cp * pl.chunk))?;
     let mm = rec.scratch(Scratch::WinogradM, Shape::vector(pl.np * pl.op * pl.chunk))?;
