@@ -9,7 +9,12 @@
 // ../shared/calib reg8x8 matmul): each invocation owns 8 rows (o) x 8 columns (t) of one
 // point, reads U as vec4 along c and V as vec4 along t, accumulates 16 vec4s. A workgroup of
 // 64 covers RW row blocks x 64/RW column blocks (RW override: 1, 2, 4 or 8; fewer rows when
-// the layer has few output channels).
+// the layer has few output channels). Consecutive invocations take consecutive column
+// blocks, or with ROWS_FIRST consecutive row blocks: the host sets it when the GEMM has
+// fewer column blocks than a workgroup row holds (few tiles, or a narrow weight gradient),
+// so that the live invocations are contiguous and fill whole SIMD groups (a CPU adapter
+// runs 8 consecutive invocations as one vector; columns-first would leave one live lane in
+// eight when there is one column block).
 // Grid: NP * ceil(OP/(8*RW)) * ceil(TC/(8*64/RW)) workgroups, linearised.
 // Bindings: 0 params (uniform, the Params of winograd.wgsl), 1 u (read, vec4), 2 v (read,
 // vec4), 3 m (read_write, vec4).
@@ -27,6 +32,7 @@ struct Params {
 // Transform points (alpha^dims: 16, 36 or 64).
 override NP: u32 = 16u;
 override RW: u32 = 8u;
+override ROWS_FIRST: bool = false;
 
 @group(0) @binding(1) var<storage, read> u4: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> v4: array<vec4<f32>>;
@@ -43,8 +49,14 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let g = wid.x + wid.y * nwg.x;
     let p = g / (wr * wc);
     let rest = g - p * wr * wc;
-    let rb = (rest / wc) * RW + lid / cw;
-    let cb = (rest % wc) * cw + lid % cw;
+    var rl = lid / cw;
+    var cl = lid % cw;
+    if (ROWS_FIRST) {
+        rl = lid % RW;
+        cl = lid / RW;
+    }
+    let rb = (rest / wc) * RW + rl;
+    let cb = (rest % wc) * cw + cl;
     if (p >= NP || rb >= nrb || cb >= ncb) {
         return;
     }

@@ -1,4 +1,4 @@
-//! Tensor plumbing (elementwise, concat/split, crop, pad) against the CPU
+//! Tensor plumbing (elementwise, concat/split, crop, pad) and the channel sum against the CPU
 //! reference, and the reference backwards against finite differences.
 
 mod common;
@@ -319,4 +319,41 @@ fn large_grids_are_split_over_two_dimensions() {
     let v = y.to_f32_vec(c).unwrap();
     assert!(v.iter().all(|&e| e == 1.5), "fill missed elements");
     assert_eq!(x.to_f32_vec(c).unwrap(), vec![4.0]);
+}
+
+/// `channel_sum` (the bias gradient) at every lane count its dispatch picks (about 16
+/// values per lane, 1 to 256 lanes per channel): many channels of one value (1 lane, 256
+/// channels per workgroup and a partly empty last workgroup), small planes, planes longer
+/// than 256 lanes x 16, 3D; with and without accumulating onto the output.
+#[test]
+fn channel_sum_matches_reference_at_every_lane_count() {
+    let Some(c) = ctx() else { return };
+    for (i, xs) in [
+        Shape::new4(3, 300, 1, 1),  // 3 values per channel: 1 lane
+        Shape::new4(2, 517, 2, 3),  // 12 values: 1 lane, 517 channels
+        Shape::new4(2, 9, 5, 7),    // 70 values: 8 lanes
+        Shape::new4(1, 3, 97, 101), // 9797 values: 256 lanes
+        Shape::new5(2, 5, 3, 4, 7), // 3D, 168 values: 16 lanes
+        Shape::new4(4, 33, 16, 16), // 1024 values: 64 lanes
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let xv = rand_vec(xs.numel(), 30 + i as u64);
+        let prior = rand_vec(xs.c(), 60 + i as u64);
+        let want = wunet::reference::conv::channel_sum(&xv, &xs);
+        let x = up(c, &xv, xs);
+        for accumulate in [false, true] {
+            let out = up(c, &prior, Shape::vector(xs.c()));
+            c.run(|rec| wunet::ops::reduce::channel_sum_into(rec, &x, &out, accumulate))
+                .unwrap();
+            let want: Vec<f32> = match accumulate {
+                true => want.iter().zip(&prior).map(|(w, p)| w + p).collect(),
+                false => want.clone(),
+            };
+            // tests/conv.rs's bias-gradient tolerance
+            let what = format!("{xs} channel_sum accumulate={accumulate}");
+            assert_close(&what, &out.to_f32_vec(c).unwrap(), &want, 1e-4, 1e-4);
+        }
+    }
 }

@@ -32,8 +32,9 @@ use std::time::{Duration, Instant};
 
 /// File format version (the header's second word). Raised when kernels change what a
 /// candidate costs, so caches measured with older kernels are measured again (2: Winograd
-/// grad inputs read the weight in place, without the flipped copy).
-pub const VERSION: u32 = 2;
+/// grad inputs read the weight in place, without the flipped copy; 3: the Winograd GEMM
+/// keeps its live invocations contiguous when columns are few).
+pub const VERSION: u32 = 3;
 const HEADER: &str = "wunet-conv-variants";
 const FILE: &str = "conv-variants.txt";
 

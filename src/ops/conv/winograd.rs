@@ -251,7 +251,13 @@ fn gemm(
     let wr = (mkn[0] / 8).div_ceil(rw);
     let wc = (mkn[2] / 8).div_ceil(cw);
     let g = rec.grid((np * wr * wc) as u64)?;
-    let ov = [("NP", np as f64), ("RW", rw as f64)];
+    // Live invocations contiguous when a workgroup row has more column slots than blocks.
+    let rows_first = mkn[2] / 8 < cw;
+    let ov = [
+        ("NP", np as f64),
+        ("RW", rw as f64),
+        ("ROWS_FIRST", rows_first as u8 as f64),
+    ];
     rec.dispatch("winograd_gemm", "gemm", &ov, p, t, g)
 }
 
