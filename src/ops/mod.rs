@@ -110,3 +110,10 @@ pub(crate) fn dummy(rec: &Recorder, dtype: DType) -> Result<Tensor> {
 pub(crate) fn groups_for(n: usize, per: usize) -> u64 {
     n.div_ceil(per) as u64
 }
+
+/// Lanes (invocations) that sum one item of `len` values in the reduction kernels that pack
+/// several items into a workgroup (norm statistics and gradients, `reduce::channel_sum`):
+/// about 16 values per lane, a power of two from 1 to `max`.
+pub(crate) fn lanes_for(len: usize, max: usize) -> usize {
+    len.div_ceil(16).next_power_of_two().clamp(1, max)
+}

@@ -15,7 +15,10 @@
 //! Reductions are two-level: per (plane, chunk) partials in f32 (an exact
 //! two-pass mean / centred sum of squares over each chunk), then a
 //! Chan-style merge per set, so large `m` and large offsets stay accurate.
-//! The reduction of one set is spread over many workgroups.
+//! The reduction of one set is spread over many workgroups; a small item (a short
+//! plane, a set of few partials) gets fewer lanes and shares its workgroup with
+//! the next items (the kernels' "Lanes"), so the deep levels of a U-Net do not
+//! pay a workgroup and its barriers per 16-value plane.
 //!
 //! Dtypes: `x`, `y`, `dy` (`g`) and `dx` are activations, F32 or F16, one
 //! dtype per call (`act_dtype` in `crate::ops`); `gamma`, `beta`, the running and
@@ -169,13 +172,10 @@ impl Layout {
     }
 }
 
-/// log2 of the lanes that sum one work item of `len` values: about 16 values per lane, 1 to
-/// 64 lanes (the kernels' headers, "Lanes").
+/// log2 of [`super::lanes_for`] an item of `len` values, at most 64 (the kernels' headers,
+/// "Lanes").
 fn lanes_log2(len: usize) -> u32 {
-    len.div_ceil(16)
-        .next_power_of_two()
-        .clamp(1, 64)
-        .trailing_zeros()
+    super::lanes_for(len, 64).trailing_zeros()
 }
 
 impl NormParams {

@@ -84,9 +84,7 @@ pub fn channel_sum_into(
             ),
         ));
     }
-    // about 16 values per lane, 1 to 256 lanes per channel
-    let per_channel = x.shape.n() * x.shape.spatial_numel();
-    let lanes = per_channel.div_ceil(16).next_power_of_two().clamp(1, 256);
+    let lanes = super::lanes_for(x.shape.n() * x.shape.spatial_numel(), 256);
     let p = ReduceParams {
         len: x.shape.spatial_numel() as u32,
         splits: x.shape.n() as u32,
