@@ -6,7 +6,8 @@
 # README (WUNET_COOP_DIRECT_TILE: bm, wnf, pack = f16-packed weights, db = register double
 # buffering; empty = the tile rule's choice), then the U-Net steps in mixed precision with the
 # default staging and with the f16-packed one (pack=1), and f32 for the "no slower" check; the
-# up-convolution on the FMA-unit kernel (up) and on the matrix units (coop) between them.
+# up-convolution on the FMA-unit kernel (up) and on the matrix units (coop) between them; the
+# Winograd f32 kernels beside the tiled f32 one at each conv size (issue 12's GPU figure).
 # Binaries from .devbin/bin.tgz (tools/device_pack.sh conv_coop conv mixed), the environment
 # from device_env.sh. Output: $OUT/tiles.log.
 set -u
@@ -25,6 +26,9 @@ for shape in "8x256x64x64 --out-channels 256" "1x64x256x256 --out-channels 64" \
              "1x96x64x64x64 --out-channels 32"; do
     echo "-- $shape"
     t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant tiled --precision f32 --runs 20 | grep -E "median_ms|gflops" | tr '\n' ' '; echo "[tiled f32]"
+    # issue 12: Winograd f32 on the GPU (FMA units), against the tiled direct kernel above
+    t 40 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant winograd2,winograd4 \
+        --precision f32 --runs 20 | grep -E "variant|median_ms|gflops" | tr '\n' ' '; echo "[winograd f32]"
     for spec in "" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 bm=32,db=0 bm=64,db=0 bm=128,db=0 \
                 wnf=2 wnf=2,db=0 wnf=4 wnf=4,db=0; do
         r=$(WUNET_COOP_DIRECT_TILE="$spec" t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 \
