@@ -8,12 +8,21 @@
 //! | brightness | `x · f` | f in 0.75..1.25 | 0.15 |
 //! | contrast | `(x - mean) · f + mean`, clipped to the patch's old min..max | f in 0.75..1.25 | 0.15 |
 //! | low resolution | nearest-neighbour down to `zoom · n` voxels per axis, linear back up | zoom 0.5..1 | 0.25 |
-//! | inverted gamma | gamma on `-x` | γ 0.7..1.5 | 0.1 |
+//! | inverted gamma | gamma on `-x` (range negated) | γ 0.7..1.5 | 0.1 |
 //! | gamma | `min + r · ((x - min) / r)^γ`, mean and std kept | γ 0.7..1.5 | 0.3 |
 //!
 //! (in this order, as nnU-Net). A gamma is drawn from `lo..1` or `1..hi`
 //! with even odds (as batchgenerators), so darkening and brightening curves
 //! are equally frequent.
+//!
+//! The gamma's `min..max` (`r = max - min`) is set by [`GammaRangeOf`]:
+//! `Image` (default): the whole source image's (volume's) range, computed
+//! once when the sampler is built, the range a microscope's gamma acts on
+//! (and `wunet eval --perturb gamma:G`); it follows the brightness and
+//! contrast factors drawn before it, and is widened to the patch's own
+//! range where noise or contrast left the patch outside it. `Patch`:
+//! nnU-Net's, the patch's own range, which bends a patch without the
+//! image's brightest (or darkest) voxels more mildly.
 
 use super::synthetic::normal;
 use rand::Rng;
@@ -41,10 +50,32 @@ pub struct IntensityOptions {
     pub gamma_prob: f32,
     /// Gamma range.
     pub gamma: (f32, f32),
+    /// Which intensity range the gamma curves act on.
+    pub gamma_range_of: GammaRangeOf,
+}
+
+/// The `min..max` that the gamma curves map onto themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GammaRangeOf {
+    /// The source image's (volume's) min and max.
+    Image,
+    /// The patch's own min and max (nnU-Net).
+    Patch,
+}
+
+impl GammaRangeOf {
+    /// `"image"` or `"patch"`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<GammaRangeOf> {
+        match s {
+            "image" => Some(GammaRangeOf::Image),
+            "patch" => Some(GammaRangeOf::Patch),
+            _ => None,
+        }
+    }
 }
 
 impl Default for IntensityOptions {
-    /// nnU-Net's ranges and probabilities.
+    /// nnU-Net's ranges and probabilities; gamma over the image's range.
     fn default() -> Self {
         IntensityOptions {
             noise_prob: 0.1,
@@ -60,6 +91,7 @@ impl Default for IntensityOptions {
             gamma_invert_prob: 0.1,
             gamma_prob: 0.3,
             gamma: (0.7, 1.5),
+            gamma_range_of: GammaRangeOf::Image,
         }
     }
 }
@@ -68,13 +100,18 @@ fn uniform(rng: &mut impl Rng, r: (f32, f32)) -> f32 {
     r.0 + (r.1 - r.0) * rng.random::<f32>()
 }
 
-/// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)` in place.
+/// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)`
+/// in place. `image_range`: the source image's `(min, max)` (used by the
+/// gamma with [`GammaRangeOf::Image`]).
 pub fn augment_intensity(
     rng: &mut impl Rng,
     patch: &mut [f32],
     dims: [usize; 3],
     opts: &IntensityOptions,
+    image_range: (f32, f32),
 ) {
+    // the image's range, through the brightness and contrast drawn below
+    let mut range = image_range;
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
         for v in patch.iter_mut() {
@@ -87,9 +124,12 @@ pub fn augment_intensity(
     if rng.random::<f32>() < opts.brightness_prob {
         let f = uniform(rng, opts.brightness);
         patch.iter_mut().for_each(|v| *v *= f);
+        range = (range.0 * f, range.1 * f);
     }
     if rng.random::<f32>() < opts.contrast_prob {
-        contrast(patch, uniform(rng, opts.contrast));
+        let f = uniform(rng, opts.contrast);
+        let m = contrast(patch, f);
+        range = ((range.0 - m) * f + m, (range.1 - m) * f + m);
     }
     if rng.random::<f32>() < opts.lowres_prob {
         low_resolution(patch, dims, uniform(rng, opts.lowres_zoom));
@@ -102,12 +142,17 @@ pub fn augment_intensity(
             } else {
                 uniform(rng, (lo.max(1.0), opts.gamma.1))
             };
-            gamma(patch, g, invert);
+            let of = match opts.gamma_range_of {
+                GammaRangeOf::Image => Some(range),
+                GammaRangeOf::Patch => None,
+            };
+            gamma(patch, g, invert, of);
         }
     }
 }
 
-fn min_max(patch: &[f32]) -> (f32, f32) {
+/// `(min, max)` of the values (NaNs skipped); `(inf, -inf)` when empty.
+pub fn min_max(patch: &[f32]) -> (f32, f32) {
     patch
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
@@ -122,26 +167,35 @@ fn mean_std(patch: &[f32]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// `(x - mean) · f + mean`, clipped to the patch's range before the change.
-pub fn contrast(patch: &mut [f32], f: f32) {
+/// `(x - mean) · f + mean`, clipped to the patch's range before the change;
+/// returns the mean.
+pub fn contrast(patch: &mut [f32], f: f32) -> f32 {
     let (lo, hi) = min_max(patch);
     let (m, _) = mean_std(patch);
     let m = m as f32;
     for v in patch.iter_mut() {
         *v = ((*v - m) * f + m).clamp(lo, hi);
     }
+    m
 }
 
-/// The gamma curve on the patch's range `min..max` (on `-x` with `invert`),
-/// then the patch's mean and standard deviation restored (nnU-Net's
-/// `retain_stats`). A constant patch is left alone.
-pub fn gamma(patch: &mut [f32], g: f32, invert: bool) {
+/// The gamma curve on `min..max` (on `-x` with `invert`, the range negated
+/// too), then the patch's mean and standard deviation restored (nnU-Net's
+/// `retain_stats`). `range`: `Some((min, max))` of the source image,
+/// widened to the patch's own range where the patch leaves it; `None`: the
+/// patch's range. A zero or non-finite range (a constant patch of a
+/// constant image) leaves the patch alone.
+pub fn gamma(patch: &mut [f32], g: f32, invert: bool, range: Option<(f32, f32)>) {
     let sign = if invert { -1.0 } else { 1.0 };
     patch.iter_mut().for_each(|v| *v *= sign);
     let (m0, s0) = mean_std(patch);
-    let (lo, hi) = min_max(patch);
+    let (mut lo, mut hi) = min_max(patch);
+    if let Some((a, b)) = range {
+        let (a, b) = if invert { (-b, -a) } else { (a, b) };
+        (lo, hi) = (lo.min(a), hi.max(b));
+    }
     let r = hi - lo;
-    if r > 1e-12 {
+    if r > 1e-12 && r.is_finite() {
         for v in patch.iter_mut() {
             *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
         }

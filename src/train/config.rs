@@ -195,6 +195,9 @@ pub struct TrainFlags {
     /// Gamma range "lo,hi" of both gamma transforms (nnU-Net: 0.7,1.5).
     #[arg(long, allow_hyphen_values = true)]
     pub gamma_range: Option<String>,
+    /// The min..max the gamma acts on: image (the whole image's) or patch (nnU-Net).
+    #[arg(long)]
+    pub gamma_range_of: Option<String>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
     #[arg(long, allow_hyphen_values = true)]
     pub fg_prob: Option<f32>,
@@ -302,6 +305,8 @@ pub struct TrainConfig {
     pub gamma_invert_prob: f32,
     #[serde(default = "aug_default::gamma_range")]
     pub gamma_range: String,
+    #[serde(default = "aug_default::gamma_range_of")]
+    pub gamma_range_of: String,
     pub fg_prob: f32,
     pub prefetch: usize,
     pub overfit: usize,
@@ -381,6 +386,7 @@ impl TrainConfig {
             gamma_prob: aug_default::gamma_prob(),
             gamma_invert_prob: aug_default::gamma_invert_prob(),
             gamma_range: aug_default::gamma_range(),
+            gamma_range_of: aug_default::gamma_range_of(),
             fg_prob: 0.33,
             prefetch: 4,
             overfit: 0,
@@ -459,6 +465,7 @@ impl TrainConfig {
             &["mean_dice", "pixel_error", "rand_error"],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
+        one_of("gamma_range_of", &self.gamma_range_of, &["image", "patch"])?;
         self.check_numbers()?;
         if !self.class_values_list()?.is_empty() && (self.classes > 0 || self.foreground_value >= 0)
         {
@@ -697,7 +704,7 @@ impl TrainConfig {
     /// nnU-Net's intensity transforms.
     pub fn sampler_options(&self, patch_out: [usize; 3], margin: [usize; 3]) -> SamplerOptions {
         use crate::data::augment::{
-            AffineOptions, AugmentOptions, ElasticOptions, IntensityOptions,
+            AffineOptions, AugmentOptions, ElasticOptions, GammaRangeOf, IntensityOptions,
         };
         let three = self.dims() == 3;
         let augment = if self.overfit > 0 {
@@ -733,6 +740,8 @@ impl TrainConfig {
                     gamma_invert_prob: self.gamma_invert_prob,
                     // checked in check()
                     gamma: self.gamma_limits().unwrap_or((1.0, 1.0)),
+                    gamma_range_of: GammaRangeOf::parse(&self.gamma_range_of)
+                        .unwrap_or(GammaRangeOf::Image),
                     ..IntensityOptions::default()
                 }),
             }

@@ -46,6 +46,11 @@ pub(super) mod aug_default {
         let (a, b) = IntensityOptions::default().gamma;
         format!("{a},{b}")
     }
+    /// `"image"`: configurations written before the key resolve to the
+    /// image range too (they trained with the patch's).
+    pub fn gamma_range_of() -> String {
+        "image".into()
+    }
 }
 
 /// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);

@@ -95,6 +95,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "gamma_prob",
         "gamma_invert_prob",
         "gamma_range",
+        "gamma_range_of",
     ];
     let old: String = text
         .lines()
@@ -115,6 +116,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
     for (k, v) in [
         ("zoom_range", "'1.4,0.7'"),
         ("gamma_range", "'0,2'"),
+        ("gamma_range_of", "'volume'"),
         ("noise_prob", "1.5"),
         ("rotate_degrees", "200.0"),
     ] {
