@@ -127,3 +127,20 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         assert!(e.contains(k), "{e}");
     }
 }
+
+#[test]
+fn gamma_range_of_reaches_the_sampler() {
+    use crate::data::augment::GammaRangeOf;
+    let of = |c: &TrainConfig| {
+        c.sampler_options([1, 8, 8], [0; 3])
+            .augment
+            .intensity
+            .map(|io| io.gamma_range_of)
+    };
+    let mut d = TrainConfig::defaults("unet2d");
+    assert_eq!(d.gamma_range_of, "image");
+    assert_eq!(of(&d), Some(GammaRangeOf::Image));
+    let f: TrainFlags = toml::from_str("gamma_range_of = 'patch'").unwrap();
+    d = TrainConfig::resolve(&[("x".into(), f)]).unwrap();
+    assert_eq!(of(&d), Some(GammaRangeOf::Patch));
+}
