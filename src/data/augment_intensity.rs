@@ -22,7 +22,11 @@
 //! contrast factors drawn before it, and is widened to the patch's own
 //! range where noise or contrast left the patch outside it. `Patch`:
 //! nnU-Net's, the patch's own range, which bends a patch without the
-//! image's brightest (or darkest) voxels more mildly.
+//! image's brightest (or darkest) voxels more mildly. `ImageZscore`: the
+//! image's range, and instead of the patch's mean and std, the patch is
+//! mapped as the z-score of the whole bent image would map it (mean / std
+//! before and after from a fixed subsample of the image), as normalising a
+//! gamma-perturbed image does.
 
 use super::synthetic::normal;
 use rand::Rng;
@@ -61,6 +65,36 @@ pub enum GammaRangeOf {
     Image,
     /// The patch's own min and max (nnU-Net).
     Patch,
+    /// The image's min and max, and the image's mean / std kept.
+    ImageZscore,
+}
+
+/// What the gamma needs of a source image, computed once per image.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageIntensity {
+    /// The image's `(min, max)`.
+    pub range: (f32, f32),
+    /// All voxels up to [`ImageIntensity::SAMPLE`], else that many drawn
+    /// with a fixed seed (for the image's mean / std).
+    pub sample: Vec<f32>,
+}
+
+impl ImageIntensity {
+    pub const SAMPLE: usize = 8192;
+    pub fn of(data: &[f32]) -> ImageIntensity {
+        let sample = if data.len() <= Self::SAMPLE {
+            data.to_vec()
+        } else {
+            let mut rng = super::synthetic::rng_for(0, 0);
+            (0..Self::SAMPLE)
+                .map(|_| data[rng.random_range(0..data.len())])
+                .collect()
+        };
+        ImageIntensity {
+            range: min_max(data),
+            sample,
+        }
+    }
 }
 
 impl GammaRangeOf {
@@ -69,6 +103,7 @@ impl GammaRangeOf {
         match s {
             "image" => Some(GammaRangeOf::Image),
             "patch" => Some(GammaRangeOf::Patch),
+            "image-zscore" => Some(GammaRangeOf::ImageZscore),
             _ => None,
         }
     }
@@ -101,17 +136,17 @@ fn uniform(rng: &mut impl Rng, r: (f32, f32)) -> f32 {
 }
 
 /// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)`
-/// in place. `image_range`: the source image's `(min, max)` (used by the
-/// gamma with [`GammaRangeOf::Image`]).
+/// in place. `image`: the source image's range and subsample (used by the
+/// gamma unless [`GammaRangeOf::Patch`]).
 pub fn augment_intensity(
     rng: &mut impl Rng,
     patch: &mut [f32],
     dims: [usize; 3],
     opts: &IntensityOptions,
-    image_range: (f32, f32),
+    image: &ImageIntensity,
 ) {
-    // the image's range, through the brightness and contrast drawn below
-    let mut range = image_range;
+    // `a x + b`: the brightness and contrast drawn below, for the image
+    let (mut a, mut b) = (1.0f32, 0.0f32);
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
         for v in patch.iter_mut() {
@@ -124,12 +159,12 @@ pub fn augment_intensity(
     if rng.random::<f32>() < opts.brightness_prob {
         let f = uniform(rng, opts.brightness);
         patch.iter_mut().for_each(|v| *v *= f);
-        range = (range.0 * f, range.1 * f);
+        (a, b) = (a * f, b * f);
     }
     if rng.random::<f32>() < opts.contrast_prob {
         let f = uniform(rng, opts.contrast);
         let m = contrast(patch, f);
-        range = ((range.0 - m) * f + m, (range.1 - m) * f + m);
+        (a, b) = (a * f, (b - m) * f + m);
     }
     if rng.random::<f32>() < opts.lowres_prob {
         low_resolution(patch, dims, uniform(rng, opts.lowres_zoom));
@@ -142,11 +177,15 @@ pub fn augment_intensity(
             } else {
                 uniform(rng, (lo.max(1.0), opts.gamma.1))
             };
-            let of = match opts.gamma_range_of {
-                GammaRangeOf::Image => Some(range),
-                GammaRangeOf::Patch => None,
-            };
-            gamma(patch, g, invert, of);
+            let range = (a * image.range.0 + b, a * image.range.1 + b);
+            match opts.gamma_range_of {
+                GammaRangeOf::Image => gamma(patch, g, invert, Some(range), None),
+                GammaRangeOf::Patch => gamma(patch, g, invert, None, None),
+                GammaRangeOf::ImageZscore => {
+                    let s: Vec<f32> = image.sample.iter().map(|&v| a * v + b).collect();
+                    gamma(patch, g, invert, Some(range), Some(&s))
+                }
+            }
         }
     }
 }
@@ -183,12 +222,21 @@ pub fn contrast(patch: &mut [f32], f: f32) -> f32 {
 /// too), then the patch's mean and standard deviation restored (nnU-Net's
 /// `retain_stats`). `range`: `Some((min, max))` of the source image,
 /// widened to the patch's own range where the patch leaves it; `None`: the
-/// patch's range. A zero or non-finite range (a constant patch of a
-/// constant image) leaves the patch alone.
-pub fn gamma(patch: &mut [f32], g: f32, invert: bool, range: Option<(f32, f32)>) {
+/// patch's range. `stats_of`: `Some(values)`: their mean and std before
+/// and after the curve set the restoring map instead of the patch's. A
+/// zero or non-finite range (a constant patch of a constant image) leaves
+/// the patch alone.
+pub fn gamma(
+    patch: &mut [f32],
+    g: f32,
+    invert: bool,
+    range: Option<(f32, f32)>,
+    stats_of: Option<&[f32]>,
+) {
     let sign = if invert { -1.0 } else { 1.0 };
     patch.iter_mut().for_each(|v| *v *= sign);
-    let (m0, s0) = mean_std(patch);
+    let mut refv: Option<Vec<f32>> = stats_of.map(|s| s.iter().map(|v| v * sign).collect());
+    let (m0, s0) = mean_std(refv.as_deref().unwrap_or(patch));
     let (mut lo, mut hi) = min_max(patch);
     if let Some((a, b)) = range {
         let (a, b) = if invert { (-b, -a) } else { (a, b) };
@@ -196,10 +244,12 @@ pub fn gamma(patch: &mut [f32], g: f32, invert: bool, range: Option<(f32, f32)>)
     }
     let r = hi - lo;
     if r > 1e-12 && r.is_finite() {
-        for v in patch.iter_mut() {
-            *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
+        let bend = |v: &mut f32| *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
+        patch.iter_mut().for_each(bend);
+        if let Some(rv) = refv.as_mut() {
+            rv.iter_mut().for_each(bend);
         }
-        let (m1, s1) = mean_std(patch);
+        let (m1, s1) = mean_std(refv.as_deref().unwrap_or(patch));
         let k = if s1 > 1e-12 { s0 / s1 } else { 1.0 };
         for v in patch.iter_mut() {
             *v = ((*v as f64 - m1) * k + m0) as f32;

@@ -195,7 +195,8 @@ pub struct TrainFlags {
     /// Gamma range "lo,hi" of both gamma transforms (nnU-Net: 0.7,1.5).
     #[arg(long, allow_hyphen_values = true)]
     pub gamma_range: Option<String>,
-    /// The min..max the gamma acts on: image (the whole image's) or patch (nnU-Net).
+    /// The min..max the gamma acts on: image (the whole image's), patch
+    /// (nnU-Net) or image-zscore (the image's, and its mean / std kept).
     #[arg(long)]
     pub gamma_range_of: Option<String>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
@@ -465,7 +466,11 @@ impl TrainConfig {
             &["mean_dice", "pixel_error", "rand_error"],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
-        one_of("gamma_range_of", &self.gamma_range_of, &["image", "patch"])?;
+        one_of(
+            "gamma_range_of",
+            &self.gamma_range_of,
+            &["image", "patch", "image-zscore"],
+        )?;
         self.check_numbers()?;
         if !self.class_values_list()?.is_empty() && (self.classes > 0 || self.foreground_value >= 0)
         {
