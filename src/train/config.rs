@@ -466,11 +466,7 @@ impl TrainConfig {
             &["mean_dice", "pixel_error", "rand_error"],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
-        one_of(
-            "gamma_range_of",
-            &self.gamma_range_of,
-            &["image", "patch", "image-zscore"],
-        )?;
+        one_of("gamma_range_of", &self.gamma_range_of, GAMMA_RANGE_OF)?;
         self.check_numbers()?;
         if !self.class_values_list()?.is_empty() && (self.classes > 0 || self.foreground_value >= 0)
         {
@@ -797,7 +793,7 @@ fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
 
 #[path = "config_aug.rs"]
 mod aug;
-use aug::{aug_default, range_key};
+use aug::{aug_default, range_key, GAMMA_RANGE_OF};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

@@ -53,6 +53,9 @@ pub(super) mod aug_default {
     }
 }
 
+/// The values of `gamma_range_of` (see [`crate::data::augment::GammaRangeOf`]).
+pub(super) const GAMMA_RANGE_OF: &[&str] = &["image", "patch", "image-zscore"];
+
 /// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);
 /// the error names the key, the text and an example.
 pub(super) fn range_key(key: &str, text: &str, example: &str) -> Result<(f32, f32)> {
