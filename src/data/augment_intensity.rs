@@ -16,12 +16,12 @@
 //! are equally frequent.
 //!
 //! The gamma's `min..max` (`r = max - min`) is set by [`GammaRangeOf`]:
-//! `Image` (default): the whole source image's (volume's) range, computed
+//! `Image`: the whole source image's (volume's) range, computed
 //! once when the sampler is built, the range a microscope's gamma acts on
 //! (and `wunet eval --perturb gamma:G`); it follows the brightness and
 //! contrast factors drawn before it, and is widened to the patch's own
-//! range where noise or contrast left the patch outside it. `Patch`:
-//! nnU-Net's, the patch's own range, which bends a patch without the
+//! range where noise or contrast left the patch outside it. `Patch`
+//! (default): nnU-Net's, the patch's own range, which bends a patch without the
 //! image's brightest (or darkest) voxels more mildly. `ImageZscore`: the
 //! image's range, and instead of the patch's mean and std, the patch is
 //! mapped as the z-score of the whole bent image would map it (mean / std
@@ -126,7 +126,7 @@ impl Default for IntensityOptions {
             gamma_invert_prob: 0.1,
             gamma_prob: 0.3,
             gamma: (0.7, 1.5),
-            gamma_range_of: GammaRangeOf::Image,
+            gamma_range_of: GammaRangeOf::Patch,
         }
     }
 }

@@ -742,7 +742,7 @@ impl TrainConfig {
                     // checked in check()
                     gamma: self.gamma_limits().unwrap_or((1.0, 1.0)),
                     gamma_range_of: GammaRangeOf::parse(&self.gamma_range_of)
-                        .unwrap_or(GammaRangeOf::Image),
+                        .unwrap_or(GammaRangeOf::Patch),
                     ..IntensityOptions::default()
                 }),
             }

@@ -46,10 +46,10 @@ pub(super) mod aug_default {
         let (a, b) = IntensityOptions::default().gamma;
         format!("{a},{b}")
     }
-    /// `"image"`: configurations written before the key resolve to the
-    /// image range too (they trained with the patch's).
+    /// `"patch"` (nnU-Net's): configurations written before the key
+    /// resolve to the range they trained with.
     pub fn gamma_range_of() -> String {
-        "image".into()
+        "patch".into()
     }
 }
 

@@ -138,9 +138,9 @@ fn gamma_range_of_reaches_the_sampler() {
             .map(|io| io.gamma_range_of)
     };
     let mut d = TrainConfig::defaults("unet2d");
-    assert_eq!(d.gamma_range_of, "image");
-    assert_eq!(of(&d), Some(GammaRangeOf::Image));
-    let f: TrainFlags = toml::from_str("gamma_range_of = 'patch'").unwrap();
-    d = TrainConfig::resolve(&[("x".into(), f)]).unwrap();
+    assert_eq!(d.gamma_range_of, "patch");
     assert_eq!(of(&d), Some(GammaRangeOf::Patch));
+    let f: TrainFlags = toml::from_str("gamma_range_of = 'image'").unwrap();
+    d = TrainConfig::resolve(&[("x".into(), f)]).unwrap();
+    assert_eq!(of(&d), Some(GammaRangeOf::Image));
 }
