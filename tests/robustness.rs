@@ -178,6 +178,7 @@ fn checkpoints_without_the_new_keys_still_load() {
         "gamma_prob",
         "gamma_invert_prob",
         "gamma_range",
+        "gamma_range_of",
     ];
     let mut ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
     let mut stripped = 0;

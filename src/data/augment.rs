@@ -20,7 +20,7 @@
 //! weights. With `in_plane` (anisotropic stacks; always for 2D) the z
 //! displacement is zero.
 
-pub use super::augment_intensity::{augment_intensity, IntensityOptions};
+pub use super::augment_intensity::{augment_intensity, GammaRangeOf, IntensityOptions};
 use super::synthetic::normal;
 use super::{Array3, LabelVolume, Volume};
 use crate::error::{Error, Result};

@@ -8,12 +8,25 @@
 //! | brightness | `x · f` | f in 0.75..1.25 | 0.15 |
 //! | contrast | `(x - mean) · f + mean`, clipped to the patch's old min..max | f in 0.75..1.25 | 0.15 |
 //! | low resolution | nearest-neighbour down to `zoom · n` voxels per axis, linear back up | zoom 0.5..1 | 0.25 |
-//! | inverted gamma | gamma on `-x` | γ 0.7..1.5 | 0.1 |
+//! | inverted gamma | gamma on `-x` (range negated) | γ 0.7..1.5 | 0.1 |
 //! | gamma | `min + r · ((x - min) / r)^γ`, mean and std kept | γ 0.7..1.5 | 0.3 |
 //!
 //! (in this order, as nnU-Net). A gamma is drawn from `lo..1` or `1..hi`
 //! with even odds (as batchgenerators), so darkening and brightening curves
 //! are equally frequent.
+//!
+//! The gamma's `min..max` (`r = max - min`) is set by [`GammaRangeOf`]:
+//! `Image`: the whole source image's (volume's) range, computed
+//! once when the sampler is built, the range a microscope's gamma acts on
+//! (and `wunet eval --perturb gamma:G`); it follows the brightness and
+//! contrast factors drawn before it, and is widened to the patch's own
+//! range where noise or contrast left the patch outside it. `Patch`
+//! (default): nnU-Net's, the patch's own range, which bends a patch without the
+//! image's brightest (or darkest) voxels more mildly. `ImageZscore`: the
+//! image's range, and instead of the patch's mean and std, the patch is
+//! mapped as the z-score of the whole bent image would map it (mean / std
+//! before and after from a fixed subsample of the image), as normalising a
+//! gamma-perturbed image does.
 
 use super::synthetic::normal;
 use rand::Rng;
@@ -41,10 +54,63 @@ pub struct IntensityOptions {
     pub gamma_prob: f32,
     /// Gamma range.
     pub gamma: (f32, f32),
+    /// Which intensity range the gamma curves act on.
+    pub gamma_range_of: GammaRangeOf,
+}
+
+/// The `min..max` that the gamma curves map onto themselves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GammaRangeOf {
+    /// The source image's (volume's) min and max.
+    Image,
+    /// The patch's own min and max (nnU-Net).
+    Patch,
+    /// The image's min and max, and the image's mean / std kept.
+    ImageZscore,
+}
+
+/// What the gamma needs of a source image, computed once per image.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageIntensity {
+    /// The image's `(min, max)`.
+    pub range: (f32, f32),
+    /// All voxels up to [`ImageIntensity::SAMPLE`], else that many drawn
+    /// with a fixed seed (for the image's mean / std).
+    pub sample: Vec<f32>,
+}
+
+impl ImageIntensity {
+    pub const SAMPLE: usize = 8192;
+    pub fn of(data: &[f32]) -> ImageIntensity {
+        let sample = if data.len() <= Self::SAMPLE {
+            data.to_vec()
+        } else {
+            let mut rng = super::synthetic::rng_for(0, 0);
+            (0..Self::SAMPLE)
+                .map(|_| data[rng.random_range(0..data.len())])
+                .collect()
+        };
+        ImageIntensity {
+            range: min_max(data),
+            sample,
+        }
+    }
+}
+
+impl GammaRangeOf {
+    /// `"image"` or `"patch"`; `None` for anything else.
+    pub fn parse(s: &str) -> Option<GammaRangeOf> {
+        match s {
+            "image" => Some(GammaRangeOf::Image),
+            "patch" => Some(GammaRangeOf::Patch),
+            "image-zscore" => Some(GammaRangeOf::ImageZscore),
+            _ => None,
+        }
+    }
 }
 
 impl Default for IntensityOptions {
-    /// nnU-Net's ranges and probabilities.
+    /// nnU-Net's ranges and probabilities; gamma over the image's range.
     fn default() -> Self {
         IntensityOptions {
             noise_prob: 0.1,
@@ -60,6 +126,7 @@ impl Default for IntensityOptions {
             gamma_invert_prob: 0.1,
             gamma_prob: 0.3,
             gamma: (0.7, 1.5),
+            gamma_range_of: GammaRangeOf::Patch,
         }
     }
 }
@@ -68,13 +135,18 @@ fn uniform(rng: &mut impl Rng, r: (f32, f32)) -> f32 {
     r.0 + (r.1 - r.0) * rng.random::<f32>()
 }
 
-/// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)` in place.
+/// Draw and apply the transforms of `opts` to a patch of `dims` `(z, y, x)`
+/// in place. `image`: the source image's range and subsample (used by the
+/// gamma unless [`GammaRangeOf::Patch`]).
 pub fn augment_intensity(
     rng: &mut impl Rng,
     patch: &mut [f32],
     dims: [usize; 3],
     opts: &IntensityOptions,
+    image: &ImageIntensity,
 ) {
+    // `a x + b`: the brightness and contrast drawn below, for the image
+    let (mut a, mut b) = (1.0f32, 0.0f32);
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
         for v in patch.iter_mut() {
@@ -87,9 +159,12 @@ pub fn augment_intensity(
     if rng.random::<f32>() < opts.brightness_prob {
         let f = uniform(rng, opts.brightness);
         patch.iter_mut().for_each(|v| *v *= f);
+        (a, b) = (a * f, b * f);
     }
     if rng.random::<f32>() < opts.contrast_prob {
-        contrast(patch, uniform(rng, opts.contrast));
+        let f = uniform(rng, opts.contrast);
+        let m = contrast(patch, f);
+        (a, b) = (a * f, (b - m) * f + m);
     }
     if rng.random::<f32>() < opts.lowres_prob {
         low_resolution(patch, dims, uniform(rng, opts.lowres_zoom));
@@ -102,12 +177,21 @@ pub fn augment_intensity(
             } else {
                 uniform(rng, (lo.max(1.0), opts.gamma.1))
             };
-            gamma(patch, g, invert);
+            let range = (a * image.range.0 + b, a * image.range.1 + b);
+            match opts.gamma_range_of {
+                GammaRangeOf::Image => gamma(patch, g, invert, Some(range), None),
+                GammaRangeOf::Patch => gamma(patch, g, invert, None, None),
+                GammaRangeOf::ImageZscore => {
+                    let s: Vec<f32> = image.sample.iter().map(|&v| a * v + b).collect();
+                    gamma(patch, g, invert, Some(range), Some(&s))
+                }
+            }
         }
     }
 }
 
-fn min_max(patch: &[f32]) -> (f32, f32) {
+/// `(min, max)` of the values (NaNs skipped); `(inf, -inf)` when empty.
+pub fn min_max(patch: &[f32]) -> (f32, f32) {
     patch
         .iter()
         .fold((f32::INFINITY, f32::NEG_INFINITY), |(a, b), &v| {
@@ -122,30 +206,50 @@ fn mean_std(patch: &[f32]) -> (f64, f64) {
     (m, var.sqrt())
 }
 
-/// `(x - mean) · f + mean`, clipped to the patch's range before the change.
-pub fn contrast(patch: &mut [f32], f: f32) {
+/// `(x - mean) · f + mean`, clipped to the patch's range before the change;
+/// returns the mean.
+pub fn contrast(patch: &mut [f32], f: f32) -> f32 {
     let (lo, hi) = min_max(patch);
     let (m, _) = mean_std(patch);
     let m = m as f32;
     for v in patch.iter_mut() {
         *v = ((*v - m) * f + m).clamp(lo, hi);
     }
+    m
 }
 
-/// The gamma curve on the patch's range `min..max` (on `-x` with `invert`),
-/// then the patch's mean and standard deviation restored (nnU-Net's
-/// `retain_stats`). A constant patch is left alone.
-pub fn gamma(patch: &mut [f32], g: f32, invert: bool) {
+/// The gamma curve on `min..max` (on `-x` with `invert`, the range negated
+/// too), then the patch's mean and standard deviation restored (nnU-Net's
+/// `retain_stats`). `range`: `Some((min, max))` of the source image,
+/// widened to the patch's own range where the patch leaves it; `None`: the
+/// patch's range. `stats_of`: `Some(values)`: their mean and std before
+/// and after the curve set the restoring map instead of the patch's. A
+/// zero or non-finite range (a constant patch of a constant image) leaves
+/// the patch alone.
+pub fn gamma(
+    patch: &mut [f32],
+    g: f32,
+    invert: bool,
+    range: Option<(f32, f32)>,
+    stats_of: Option<&[f32]>,
+) {
     let sign = if invert { -1.0 } else { 1.0 };
     patch.iter_mut().for_each(|v| *v *= sign);
-    let (m0, s0) = mean_std(patch);
-    let (lo, hi) = min_max(patch);
+    let mut refv: Option<Vec<f32>> = stats_of.map(|s| s.iter().map(|v| v * sign).collect());
+    let (m0, s0) = mean_std(refv.as_deref().unwrap_or(patch));
+    let (mut lo, mut hi) = min_max(patch);
+    if let Some((a, b)) = range {
+        let (a, b) = if invert { (-b, -a) } else { (a, b) };
+        (lo, hi) = (lo.min(a), hi.max(b));
+    }
     let r = hi - lo;
-    if r > 1e-12 {
-        for v in patch.iter_mut() {
-            *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
+    if r > 1e-12 && r.is_finite() {
+        let bend = |v: &mut f32| *v = ((*v - lo) / r).max(0.0).powf(g) * r + lo;
+        patch.iter_mut().for_each(bend);
+        if let Some(rv) = refv.as_mut() {
+            rv.iter_mut().for_each(bend);
         }
-        let (m1, s1) = mean_std(patch);
+        let (m1, s1) = mean_std(refv.as_deref().unwrap_or(patch));
         let k = if s1 > 1e-12 { s0 / s1 } else { 1.0 };
         for v in patch.iter_mut() {
             *v = ((*v as f64 - m1) * k + m0) as f32;

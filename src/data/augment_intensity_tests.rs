@@ -17,6 +17,14 @@ fn off() -> IntensityOptions {
     }
 }
 
+/// An image of range `r` (no subsample).
+fn img(range: (f32, f32)) -> ImageIntensity {
+    ImageIntensity {
+        range,
+        sample: Vec::new(),
+    }
+}
+
 fn ramp(n: usize) -> Vec<f32> {
     (0..n).map(|i| ((i * 37) % 101) as f32 / 100.0).collect()
 }
@@ -25,7 +33,7 @@ fn ramp(n: usize) -> Vec<f32> {
 fn nothing_drawn_is_identity() {
     let mut rng = rng_for(1, 1);
     let mut p = ramp(300);
-    augment_intensity(&mut rng, &mut p, [1, 10, 30], &off());
+    augment_intensity(&mut rng, &mut p, [1, 10, 30], &off(), &img((0.0, 1.0)));
     assert_eq!(p, ramp(300));
 }
 
@@ -38,7 +46,7 @@ fn noise_has_the_drawn_variance() {
     };
     let mut rng = rng_for(2, 1);
     let mut p = vec![0.0f32; 40_000];
-    augment_intensity(&mut rng, &mut p, [1, 200, 200], &o);
+    augment_intensity(&mut rng, &mut p, [1, 200, 200], &o, &img((0.0, 0.0)));
     let (m, s) = mean_std(&p);
     assert!(m.abs() < 0.01, "mean {m}");
     assert!((s * s - 0.05).abs() < 0.003, "variance {}", s * s);
@@ -54,7 +62,7 @@ fn brightness_factors_cover_the_range() {
     for seed in 0..200 {
         let mut rng = rng_for(seed, 3);
         let mut p = vec![2.0f32; 8];
-        augment_intensity(&mut rng, &mut p, [1, 2, 4], &o);
+        augment_intensity(&mut rng, &mut p, [1, 2, 4], &o, &img((2.0, 2.0)));
         assert!(p.iter().all(|&v| v == p[0]), "one factor per patch");
         let f = p[0] / 2.0;
         assert!((0.75..=1.25).contains(&f), "{f}");
@@ -85,7 +93,7 @@ fn gamma_keeps_mean_std_and_order() {
     let src = ramp(1000);
     for (g, inv) in [(0.7, false), (1.5, false), (0.7, true), (1.5, true)] {
         let mut p = src.clone();
-        gamma(&mut p, g, inv);
+        gamma(&mut p, g, inv, None, None);
         let (m0, s0) = mean_std(&src);
         let (m1, s1) = mean_std(&p);
         assert!(
@@ -99,14 +107,109 @@ fn gamma_keeps_mean_std_and_order() {
         assert!(p.iter().zip(&src).any(|(a, b)| (a - b).abs() > 1e-3));
     }
     let mut p = src.clone();
-    gamma(&mut p, 1.0, false);
+    gamma(&mut p, 1.0, false, None, None);
     assert!(p.iter().zip(&src).all(|(a, b)| (a - b).abs() < 1e-5));
     // inverted and plain gamma bend the curve the opposite way
     let (mut a, mut b) = (src.clone(), src.clone());
-    gamma(&mut a, 1.5, false);
-    gamma(&mut b, 1.5, true);
+    gamma(&mut a, 1.5, false, None, None);
+    gamma(&mut b, 1.5, true, None, None);
     let mid = src.iter().position(|&v| (v - 0.5).abs() < 0.006).unwrap();
     assert!((a[mid] - b[mid]).abs() > 0.01);
+}
+
+/// `[1, 2, 3]`, gamma 2 over the image range 0..4 (the patch's own max is
+/// 3), by hand: t = x / 4 = 0.25, 0.5, 0.75; 4 t² = 0.25, 1, 2.25 (mean
+/// 7/6, std 0.824958); back to the patch's mean 2 and std 0.816497:
+/// 2 + (v - 7/6) · 0.989743 = 1.092735, 1.835043, 3.072222. The middle
+/// value sits at (1 - 0.25) / (2.25 - 0.25) = 0.375 of the way (over the
+/// patch's range 1..3 it would be 0.25).
+#[test]
+fn gamma_uses_the_image_range() {
+    let want = [1.092735f32, 1.835043, 3.072222];
+    let mut p = vec![1.0f32, 2.0, 3.0];
+    gamma(&mut p, 2.0, false, Some((0.0, 4.0)), None);
+    for (a, b) in p.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-5, "{p:?} vs {want:?}");
+    }
+    assert!(((p[1] - p[0]) / (p[2] - p[0]) - 0.375).abs() < 1e-5);
+    let mut q = vec![1.0f32, 2.0, 3.0];
+    gamma(&mut q, 2.0, false, None, None);
+    assert!(((q[1] - q[0]) / (q[2] - q[0]) - 0.25).abs() < 1e-5, "{q:?}");
+    // a range inside the patch's is widened to it: same as the patch's
+    let mut r = vec![1.0f32, 2.0, 3.0];
+    gamma(&mut r, 2.0, false, Some((1.5, 2.5)), None);
+    assert_eq!(r, q);
+    // inverted: gamma on -x over -4..0, i.e. the mirror image, 4 - x
+    // reversed: 4 - 3.072222, 4 - 1.835043, 4 - 1.092735
+    let mut n = vec![1.0f32, 2.0, 3.0];
+    gamma(&mut n, 2.0, true, Some((0.0, 4.0)), None);
+    for (a, b) in n.iter().zip([0.927778f32, 2.164957, 2.907265]) {
+        assert!((a - b).abs() < 1e-5, "{n:?}");
+    }
+}
+
+#[test]
+fn gamma_image_zscore_bends_a_patch_as_its_whole_image() {
+    let image: Vec<f32> = (0..60)
+        .map(|i| ((i * 13) % 60) as f32 * 0.1 - 1.0)
+        .collect();
+    let info = ImageIntensity::of(&image);
+    for (g, inv) in [(2.0, false), (0.6, true)] {
+        let mut whole = image.clone();
+        gamma(&mut whole, g, inv, None, None);
+        let mut p = image[20..35].to_vec();
+        gamma(&mut p, g, inv, Some(info.range), Some(&info.sample));
+        for (a, b) in p.iter().zip(&whole[20..35]) {
+            assert!((a - b).abs() < 1e-4, "{g} {inv}: {a} vs {b}");
+        }
+    }
+    let big = ImageIntensity::of(&vec![1.0f32; 3 * ImageIntensity::SAMPLE]);
+    assert_eq!(big.sample.len(), ImageIntensity::SAMPLE);
+    assert_eq!(big.range, (1.0, 1.0));
+}
+
+#[test]
+fn gamma_on_a_constant_image_does_not_panic() {
+    for (g, inv) in [(0.7, false), (1.5, true)] {
+        // constant patch of a constant image (range 0): unchanged
+        let mut p = vec![5.0f32; 10];
+        gamma(&mut p, g, inv, Some((5.0, 5.0)), None);
+        assert_eq!(p, vec![5.0f32; 10]);
+        // noise on a constant image: the patch's range is used, finite
+        let mut q: Vec<f32> = (0..10).map(|i| 5.0 + 0.01 * i as f32).collect();
+        gamma(&mut q, g, inv, Some((5.0, 5.0)), None);
+        assert!(q.iter().all(|v| v.is_finite()), "{q:?}");
+        // an empty image's range falls back to the patch's (two values:
+        // kept by the mean and std); a non-finite one leaves it alone
+        let mut e = vec![1.0f32, 2.0];
+        gamma(&mut e, g, inv, Some(min_max(&[])), None);
+        assert!((e[0] - 1.0).abs() < 1e-5 && (e[1] - 2.0).abs() < 1e-5);
+        let mut f = vec![1.0f32, 2.0];
+        gamma(&mut f, g, inv, Some((0.0, f32::INFINITY)), None);
+        assert_eq!(f, vec![1.0, 2.0]);
+    }
+    let o = IntensityOptions {
+        noise_prob: 1.0,
+        gamma_prob: 1.0,
+        gamma_invert_prob: 1.0,
+        brightness_prob: 1.0,
+        contrast_prob: 1.0,
+        ..off()
+    };
+    for seed in 0..20 {
+        let mut rng = rng_for(seed, 5);
+        let p = vec![0.0f32; 64];
+        for of in [GammaRangeOf::Image, GammaRangeOf::ImageZscore] {
+            let o = IntensityOptions {
+                gamma_range_of: of,
+                ..o.clone()
+            };
+            let mut q = p.clone();
+            let im = ImageIntensity::of(&[0.0; 16]);
+            augment_intensity(&mut rng, &mut q, [1, 8, 8], &o, &im);
+            assert!(q.iter().all(|v| v.is_finite()));
+        }
+    }
 }
 
 #[test]
@@ -120,7 +223,7 @@ fn gamma_draws_both_sides_of_one() {
     for seed in 0..100 {
         let mut rng = rng_for(seed, 4);
         let mut p = src.clone();
-        augment_intensity(&mut rng, &mut p, [1, 10, 10], &o);
+        augment_intensity(&mut rng, &mut p, [1, 10, 10], &o, &img((0.0, 1.0)));
         // with mean and std restored, gamma < 1 lifts the low values relative to the middle
         if p[10] - p[0] > p[60] - p[50] {
             brighter += 1;

@@ -11,9 +11,11 @@
 //! The label patch is kept inside the image when it fits (it is clamped after
 //! centring); the input patch extends `margin` beyond it on every side and is
 //! mirrored where it leaves the image. Then [`super::augment`] draws flips,
-//! rotations, zoom, deformation and the intensity transforms.
+//! rotations, zoom, deformation and the intensity transforms (whose gamma
+//! acts on the whole image's min..max, computed once here).
 
 use super::augment::{augment_intensity, AugmentOptions, SpatialTransform};
+use super::augment_intensity::ImageIntensity;
 use super::dataset::Dataset;
 use super::numel;
 use super::synthetic::rng_for;
@@ -88,6 +90,8 @@ pub struct Sampler {
     opts: SamplerOptions,
     /// `fg[sample][class - 1]`: voxel indices of that class.
     fg: Vec<Vec<Vec<u32>>>,
+    /// Range and subsample of each sample's (normalised) image, for the gamma.
+    ranges: Vec<ImageIntensity>,
     with_weights: bool,
 }
 
@@ -170,11 +174,17 @@ impl Sampler {
             }
             fg.push(lists);
         }
+        let ranges = data
+            .samples
+            .iter()
+            .map(|s| ImageIntensity::of(&s.image.data))
+            .collect();
         let with_weights = data.samples.iter().all(|s| s.weights.is_some());
         Ok(Sampler {
             data,
             opts,
             fg,
+            ranges,
             with_weights,
         })
     }
@@ -257,7 +267,7 @@ impl Sampler {
             t.warp_linear_unchecked(sw, p, self.opts.margin, w);
         }
         if let Some(io) = &self.opts.augment.intensity {
-            augment_intensity(&mut rng, img, id, io);
+            augment_intensity(&mut rng, img, id, io, &self.ranges[si]);
         }
         si
     }
@@ -341,6 +351,7 @@ mod tests {
         o.augment = AugmentOptions::none();
         o.batch_size = 4;
         let s = Sampler::new(toy(), o).unwrap();
+        assert_eq!(s.ranges[0].range, (0.0, 29.0), "the image's range, once");
         let b = s.batch(3);
         for i in 0..4 {
             let lab = &b.labels[i * 25..(i + 1) * 25];

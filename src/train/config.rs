@@ -195,6 +195,10 @@ pub struct TrainFlags {
     /// Gamma range "lo,hi" of both gamma transforms (nnU-Net: 0.7,1.5).
     #[arg(long, allow_hyphen_values = true)]
     pub gamma_range: Option<String>,
+    /// The min..max the gamma acts on: image (the whole image's), patch
+    /// (nnU-Net) or image-zscore (the image's, and its mean / std kept).
+    #[arg(long)]
+    pub gamma_range_of: Option<String>,
     /// Share of patches centred on a foreground voxel (nnU-Net: 0.33).
     #[arg(long, allow_hyphen_values = true)]
     pub fg_prob: Option<f32>,
@@ -302,6 +306,8 @@ pub struct TrainConfig {
     pub gamma_invert_prob: f32,
     #[serde(default = "aug_default::gamma_range")]
     pub gamma_range: String,
+    #[serde(default = "aug_default::gamma_range_of")]
+    pub gamma_range_of: String,
     pub fg_prob: f32,
     pub prefetch: usize,
     pub overfit: usize,
@@ -381,6 +387,7 @@ impl TrainConfig {
             gamma_prob: aug_default::gamma_prob(),
             gamma_invert_prob: aug_default::gamma_invert_prob(),
             gamma_range: aug_default::gamma_range(),
+            gamma_range_of: aug_default::gamma_range_of(),
             fg_prob: 0.33,
             prefetch: 4,
             overfit: 0,
@@ -459,6 +466,7 @@ impl TrainConfig {
             &["mean_dice", "pixel_error", "rand_error"],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
+        one_of("gamma_range_of", &self.gamma_range_of, GAMMA_RANGE_OF)?;
         self.check_numbers()?;
         if !self.class_values_list()?.is_empty() && (self.classes > 0 || self.foreground_value >= 0)
         {
@@ -697,7 +705,7 @@ impl TrainConfig {
     /// nnU-Net's intensity transforms.
     pub fn sampler_options(&self, patch_out: [usize; 3], margin: [usize; 3]) -> SamplerOptions {
         use crate::data::augment::{
-            AffineOptions, AugmentOptions, ElasticOptions, IntensityOptions,
+            AffineOptions, AugmentOptions, ElasticOptions, GammaRangeOf, IntensityOptions,
         };
         let three = self.dims() == 3;
         let augment = if self.overfit > 0 {
@@ -733,6 +741,8 @@ impl TrainConfig {
                     gamma_invert_prob: self.gamma_invert_prob,
                     // checked in check()
                     gamma: self.gamma_limits().unwrap_or((1.0, 1.0)),
+                    gamma_range_of: GammaRangeOf::parse(&self.gamma_range_of)
+                        .unwrap_or(GammaRangeOf::Patch),
                     ..IntensityOptions::default()
                 }),
             }
@@ -783,7 +793,7 @@ fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
 
 #[path = "config_aug.rs"]
 mod aug;
-use aug::{aug_default, range_key};
+use aug::{aug_default, range_key, GAMMA_RANGE_OF};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

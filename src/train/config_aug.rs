@@ -46,7 +46,15 @@ pub(super) mod aug_default {
         let (a, b) = IntensityOptions::default().gamma;
         format!("{a},{b}")
     }
+    /// `"patch"` (nnU-Net's): configurations written before the key
+    /// resolve to the range they trained with.
+    pub fn gamma_range_of() -> String {
+        "patch".into()
+    }
 }
+
+/// The values of `gamma_range_of` (see [`crate::data::augment::GammaRangeOf`]).
+pub(super) const GAMMA_RANGE_OF: &[&str] = &["image", "patch", "image-zscore"];
 
 /// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);
 /// the error names the key, the text and an example.

@@ -95,6 +95,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "gamma_prob",
         "gamma_invert_prob",
         "gamma_range",
+        "gamma_range_of",
     ];
     let old: String = text
         .lines()
@@ -115,6 +116,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
     for (k, v) in [
         ("zoom_range", "'1.4,0.7'"),
         ("gamma_range", "'0,2'"),
+        ("gamma_range_of", "'volume'"),
         ("noise_prob", "1.5"),
         ("rotate_degrees", "200.0"),
     ] {
@@ -124,4 +126,21 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
             .to_string();
         assert!(e.contains(k), "{e}");
     }
+}
+
+#[test]
+fn gamma_range_of_reaches_the_sampler() {
+    use crate::data::augment::GammaRangeOf;
+    let of = |c: &TrainConfig| {
+        c.sampler_options([1, 8, 8], [0; 3])
+            .augment
+            .intensity
+            .map(|io| io.gamma_range_of)
+    };
+    let mut d = TrainConfig::defaults("unet2d");
+    assert_eq!(d.gamma_range_of, "patch");
+    assert_eq!(of(&d), Some(GammaRangeOf::Patch));
+    let f: TrainFlags = toml::from_str("gamma_range_of = 'image'").unwrap();
+    d = TrainConfig::resolve(&[("x".into(), f)]).unwrap();
+    assert_eq!(of(&d), Some(GammaRangeOf::Image));
 }
