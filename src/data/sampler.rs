@@ -11,8 +11,9 @@
 //! The label patch is kept inside the image when it fits (it is clamped after
 //! centring); the input patch extends `margin` beyond it on every side and is
 //! mirrored where it leaves the image. Then [`super::augment`] draws flips,
-//! rotations, zoom, deformation and the intensity transforms (whose gamma
-//! acts on the whole image's min..max, computed once here).
+//! rotations, zoom, deformation and the intensity transforms (each image's
+//! min..max and subsample for the gamma's `image` / `image-zscore` ranges are
+//! computed once here).
 
 use super::augment::{augment_intensity, AugmentOptions, SpatialTransform};
 use super::augment_intensity::ImageIntensity;
