@@ -80,7 +80,10 @@ pub struct ImageIntensity {
 }
 
 impl ImageIntensity {
+    /// Voxels kept for the image's mean / std.
     pub const SAMPLE: usize = 8192;
+
+    /// The range and subsample of one image's (or volume's) values.
     pub fn of(data: &[f32]) -> ImageIntensity {
         let sample = if data.len() <= Self::SAMPLE {
             data.to_vec()
@@ -98,7 +101,7 @@ impl ImageIntensity {
 }
 
 impl GammaRangeOf {
-    /// `"image"` or `"patch"`; `None` for anything else.
+    /// `"image"`, `"patch"` or `"image-zscore"`; `None` for anything else.
     pub fn parse(s: &str) -> Option<GammaRangeOf> {
         match s {
             "image" => Some(GammaRangeOf::Image),
@@ -110,7 +113,7 @@ impl GammaRangeOf {
 }
 
 impl Default for IntensityOptions {
-    /// nnU-Net's ranges and probabilities; gamma over the image's range.
+    /// nnU-Net's ranges and probabilities (gamma over the patch's range).
     fn default() -> Self {
         IntensityOptions {
             noise_prob: 0.1,
