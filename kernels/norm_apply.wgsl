@@ -62,9 +62,10 @@ fn set_invstd(k: u32) -> f32 {
 @compute @workgroup_size(64)
 fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
              @builtin(local_invocation_index) lid: u32) {
-    let lanes = 1u << P.item_lanes;
-    let id = (wid.x + wid.y * nwg.x) * (WG >> P.item_lanes) + (lid >> P.item_lanes);
-    let lane = lid & (lanes - 1u);
+    let ln = lanes_of(wid.x + wid.y * nwg.x, lid, P.item_lanes, WG);
+    let id = ln.item;
+    let lane = ln.lane;
+    let lanes = ln.count;
     if (id >= P.planes * P.cpp) {
         return;
     }
@@ -93,9 +94,10 @@ fn normalize(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg
 @compute @workgroup_size(64)
 fn grad_input(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
               @builtin(local_invocation_index) lid: u32) {
-    let lanes = 1u << P.item_lanes;
-    let id = (wid.x + wid.y * nwg.x) * (WG >> P.item_lanes) + (lid >> P.item_lanes);
-    let lane = lid & (lanes - 1u);
+    let ln = lanes_of(wid.x + wid.y * nwg.x, lid, P.item_lanes, WG);
+    let id = ln.item;
+    let lane = ln.lane;
+    let lanes = ln.count;
     if (id >= P.planes * P.cpp) {
         return;
     }

@@ -69,27 +69,11 @@ fn set_invstd(k: u32) -> f32 {
     return v;
 }
 
-// The item's slot range in red_a / red_b: first slot and lane count.
-struct Group {
-    first: u32,
-    lanes: u32,
-}
-
-fn group_of(lid: u32, lanes_log2: u32) -> Group {
-    let lanes = 1u << lanes_log2;
-    return Group((lid >> lanes_log2) << lanes_log2, lanes);
-}
-
-// Item of invocation lid in workgroup `wg` with 2^lanes_log2 lanes per item.
-fn item_of(wg: u32, lid: u32, lanes_log2: u32) -> u32 {
-    return wg * (WG >> lanes_log2) + (lid >> lanes_log2);
-}
-
 // The item's two totals (lane order) into part[at], part[at + 1].
-fn store_totals(gr: Group, at: u32) {
+fn store_totals(gr: Lanes, at: u32) {
     var ta = 0.0;
     var tb = 0.0;
-    for (var j = 0u; j < gr.lanes; j++) {
+    for (var j = 0u; j < gr.count; j++) {
         ta += red_a[gr.first + j];
         tb += red_b[gr.first + j];
     }
@@ -100,9 +84,9 @@ fn store_totals(gr: Group, at: u32) {
 @compute @workgroup_size(64)
 fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let gr = group_of(lid, P.item_lanes);
-    let id = item_of(wid.x + wid.y * nwg.x, lid, P.item_lanes);
-    let lane = lid - gr.first;
+    let gr = lanes_of(wid.x + wid.y * nwg.x, lid, P.item_lanes, WG);
+    let id = gr.item;
+    let lane = gr.lane;
     let live = id < P.planes * P.cpp;
     // Dead items (past the last) read nothing and write nothing, but meet the barrier.
     let p = select(0u, id / P.cpp, live);
@@ -114,7 +98,7 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let mu = select(0.0, mean[k], live);
     var sg = 0.0;
     var sgx = 0.0;
-    for (var i = start + lane; i < end; i += gr.lanes) {
+    for (var i = start + lane; i < end; i += gr.count) {
         let gv = grad_at(base + i);
         sg += gv;
         sgx = fma(gv, f32(x[base + i]) - mu, sgx);
@@ -130,15 +114,15 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let gr = group_of(lid, P.set_lanes);
-    let i = item_of(wid.x + wid.y * nwg.x, lid, P.set_lanes);
-    let lane = lid - gr.first;
+    let gr = lanes_of(wid.x + wid.y * nwg.x, lid, P.set_lanes, WG);
+    let i = gr.item;
+    let lane = gr.lane;
     let live = i < P.sets + P.c;
     var sa = 0.0;
     var sb = 0.0;
     if (live && i < P.sets) {
         let per = P.pps * P.cpp;
-        for (var j = lane; j < per; j += gr.lanes) {
+        for (var j = lane; j < per; j += gr.count) {
             let jp = j / P.cpp;
             let plane = i * P.set_a + jp * P.set_b;
             let pi = plane * P.cpp + (j - jp * P.cpp);
@@ -150,7 +134,7 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         let c = i - P.sets;
         let n_count = P.planes / P.c;
         let per = n_count * P.cpp;
-        for (var j = lane; j < per; j += gr.lanes) {
+        for (var j = lane; j < per; j += gr.count) {
             let n = j / P.cpp;
             let pi = (n * P.c + c) * P.cpp + (j - n * P.cpp);
             sa += part[2u * pi];
@@ -163,7 +147,7 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     if (live && lane == 0u) {
         var ta = 0.0;
         var tb = 0.0;
-        for (var j = 0u; j < gr.lanes; j++) {
+        for (var j = 0u; j < gr.count; j++) {
             ta += red_a[gr.first + j];
             tb += red_b[gr.first + j];
         }

@@ -13,7 +13,8 @@
 //   L = 2^item_lanes (partials) or 2^set_lanes (combine), 1 <= L <= 64; a workgroup of 64
 //   invocations takes 64/L consecutive items (lane = lid % L). The host picks L from the
 //   item's length (about 16 values per lane), so small planes (deep U-Net levels) share a
-//   workgroup instead of leaving 60 of 64 invocations idle behind a barrier each.
+//   workgroup instead of leaving 60 of 64 invocations idle behind a barrier each
+//   (`lanes_of`, precision/lanes.wgsl).
 // partials: L lanes per (plane, chunk), id = p*cpp + q.
 //   Exact two-pass over the chunk (the second pass rereads it from cache):
 //     shift = x[first of chunk]; cm = sum(x - shift)/cnt; M2 = sum(((x - shift) - cm)^2)
@@ -53,33 +54,18 @@ const WG: u32 = 64u;
 var<workgroup> red_a: array<f32, 64>;
 var<workgroup> red_b: array<f32, 64>;
 
-// The item's slot range in red_a / red_b: first slot and lane count.
-struct Group {
-    first: u32,
-    lanes: u32,
-}
-
-fn group_of(lid: u32, lanes_log2: u32) -> Group {
-    let lanes = 1u << lanes_log2;
-    return Group((lid >> lanes_log2) << lanes_log2, lanes);
-}
-
-// Item of invocation lid in workgroup `wg` with 2^lanes_log2 lanes per item.
-fn item_of(wg: u32, lid: u32, lanes_log2: u32) -> u32 {
-    return wg * (WG >> lanes_log2) + (lid >> lanes_log2);
-}
-
-fn total_a(gr: Group) -> f32 {
+// The item's sum of red_a (red_b) over its lanes' slots, in lane order.
+fn total_a(gr: Lanes) -> f32 {
     var t = 0.0;
-    for (var j = 0u; j < gr.lanes; j++) {
+    for (var j = 0u; j < gr.count; j++) {
         t += red_a[gr.first + j];
     }
     return t;
 }
 
-fn total_b(gr: Group) -> f32 {
+fn total_b(gr: Lanes) -> f32 {
     var t = 0.0;
-    for (var j = 0u; j < gr.lanes; j++) {
+    for (var j = 0u; j < gr.count; j++) {
         t += red_b[gr.first + j];
     }
     return t;
@@ -88,9 +74,9 @@ fn total_b(gr: Group) -> f32 {
 @compute @workgroup_size(64)
 fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
             @builtin(local_invocation_index) lid: u32) {
-    let gr = group_of(lid, P.item_lanes);
-    let id = item_of(wid.x + wid.y * nwg.x, lid, P.item_lanes);
-    let lane = lid - gr.first;
+    let gr = lanes_of(wid.x + wid.y * nwg.x, lid, P.item_lanes, WG);
+    let id = gr.item;
+    let lane = gr.lane;
     let live = id < P.planes * P.cpp;
     // Dead items (past the last) read nothing and write nothing, but meet the barriers.
     let p = select(0u, id / P.cpp, live);
@@ -100,14 +86,14 @@ fn partials(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg:
     let base = p * P.s;
     let shift = select(0.0, f32(x[base + start]), live);
     var s1 = 0.0;
-    for (var i = start + lane; i < end; i += gr.lanes) {
+    for (var i = start + lane; i < end; i += gr.count) {
         s1 += f32(x[base + i]) - shift;
     }
     red_a[lid] = s1;
     workgroupBarrier();
     let cm = total_a(gr) / f32(max(end - start, 1u));
     var s2 = 0.0;
-    for (var i = start + lane; i < end; i += gr.lanes) {
+    for (var i = start + lane; i < end; i += gr.count) {
         let d = (f32(x[base + i]) - shift) - cm;
         s2 = fma(d, d, s2);
     }
@@ -134,21 +120,21 @@ fn part_count(j: u32) -> f32 {
 @compute @workgroup_size(64)
 fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
            @builtin(local_invocation_index) lid: u32) {
-    let gr = group_of(lid, P.set_lanes);
-    let k = item_of(wid.x + wid.y * nwg.x, lid, P.set_lanes);
-    let lane = lid - gr.first;
+    let gr = lanes_of(wid.x + wid.y * nwg.x, lid, P.set_lanes, WG);
+    let k = gr.item;
+    let lane = gr.lane;
     let live = k < P.sets;
     let per = select(0u, P.pps * P.cpp, live);
     let m0 = select(0.0, part[2u * part_index(k, 0u)], live);
     var s1 = 0.0;
-    for (var j = lane; j < per; j += gr.lanes) {
+    for (var j = lane; j < per; j += gr.count) {
         s1 = fma(part_count(j), part[2u * part_index(k, j)] - m0, s1);
     }
     red_a[lid] = s1;
     workgroupBarrier();
     let mu = m0 + total_a(gr) * P.inv_m;
     var s2 = 0.0;
-    for (var j = lane; j < per; j += gr.lanes) {
+    for (var j = lane; j < per; j += gr.count) {
         let i = part_index(k, j);
         let d = part[2u * i] - mu;
         s2 += part[2u * i + 1u] + part_count(j) * d * d;

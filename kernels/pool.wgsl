@@ -23,8 +23,9 @@
 //
 // Thread mapping: 256 invocations per workgroup, one element each, grid linearised
 // (id = wid.x + wid.y * nwg.x). Index decoding uses no divide instruction: every division is by
-// a per-dispatch constant and done as a multiply-high and shift (`fdiv`, src/ops/fastdiv.rs) with
-// magics from the params (dec_*: the sizes of the decoded tensor, div_s*: the strides).
+// a per-dispatch constant and done as a multiply-high and shift (`fdiv` of
+// precision/fastdiv.wgsl, src/ops/fastdiv.rs) with magics from the params (dec_*: the sizes
+// of the decoded tensor, div_s*: the strides).
 // The backwards visit, per axis, the cnt = ceil(k/s) outputs o = (i+p)/s - t, t < cnt
 // (uniform trip counts), skipping those outside the output or whose window misses i.
 // Bindings: 0 params (uniform), 1 src act (read: x or dy), 2 dst act (read_write: y or dx),
@@ -60,24 +61,6 @@ struct Pos {
     d: u32,
     h: u32,
     w: u32,
-}
-
-// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
-fn mulhi(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-}
-
-// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
-fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
-    return mulhi(mag.x, n << 1u) >> mag.y;
 }
 
 // Element e of a tensor of spatial size (dd, hh, ww), whose magics are P.dec_*.

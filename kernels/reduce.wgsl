@@ -47,9 +47,10 @@ var<workgroup> partial: array<f32, 256>;
 @compute @workgroup_size(256)
 fn channel_sum(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>,
                @builtin(local_invocation_index) lid: u32) {
-    let lanes = 1u << P.lanes;
-    let c = (wid.x + wid.y * nwg.x) * (256u >> P.lanes) + (lid >> P.lanes);
-    let lane = lid & (lanes - 1u);
+    let ln = lanes_of(wid.x + wid.y * nwg.x, lid, P.lanes, 256u);
+    let c = ln.item;
+    let lane = ln.lane;
+    let lanes = ln.count;
     // Plane by plane (no division per element: CPU adapters have no vector integer division).
     // Channels past the last sum nothing but meet the barriers.
     let planes = select(0u, P.splits, c < P.c);

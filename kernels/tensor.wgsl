@@ -21,8 +21,8 @@
 //
 // Thread mapping: one element per invocation, 256 per workgroup, grid linearised
 // (id = wid.x + wid.y * nwg.x). Integer divisions by per-dispatch constants use multiply-high
-// magics from the params (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of y (W, H, D),
-// div_sp / div_blk for channel_block's sp and c_blk.
+// magics from the params (`fdiv` of precision/fastdiv.wgsl, src/ops/fastdiv.rs): dec_* for
+// the sizes of y (W, H, D), div_sp / div_blk for channel_block's sp and c_blk.
 // Bindings: 0 params (uniform), 1 a (read), 2 b (read; only `add` uses it, others bind a again),
 //           3 y (read_write). All three are activations or activation gradients (`act`: f32,
 //           or f16 storage in mixed precision); arithmetic is in f32 (loads widen, stores
@@ -116,24 +116,6 @@ struct Pos {
     d: i32,
     h: i32,
     w: i32,
-}
-
-// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
-fn mulhi(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-}
-
-// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
-fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
-    return mulhi(mag.x, n << 1u) >> mag.y;
 }
 
 // Position of element e of a tensor with spatial size (dd, hh, ww), whose magics are P.dec_*.

@@ -14,7 +14,8 @@
 // Thread mapping: one element per invocation (outputs for *_fwd, inputs for *_bwd), 256 per
 // workgroup, grid linearised (id = wid.x + wid.y * nwg.x); no atomics (backwards gather).
 // Integer divisions by per-dispatch constants use multiply-high magics from the params
-// (`fdiv`, src/ops/fastdiv.rs): dec_* for the sizes of the decoded tensor, div_f* for the factors.
+// (`fdiv` of precision/fastdiv.wgsl, src/ops/fastdiv.rs): dec_* for the sizes of the decoded
+// tensor, div_f* for the factors.
 // Bindings: 0 params (uniform), 1 src (read: x or dy), 2 dst (read_write: y or dx); both are
 //           activations (`act`: f32, or f16 storage in mixed precision). Interpolation and the
 //           backward sums are in f32 (loads widen, stores narrow); nearest_fwd copies `act`.
@@ -38,24 +39,6 @@ struct Pos {
     d: u32,
     h: u32,
     w: u32,
-}
-
-// High 32 bits of a * b, from 16-bit halves (WGSL has no 64-bit integers).
-fn mulhi(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-}
-
-// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
-fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
-    return mulhi(mag.x, n << 1u) >> mag.y;
 }
 
 // Element e of a tensor of spatial size (dd, hh, ww), whose magics are P.dec_*.

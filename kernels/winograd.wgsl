@@ -45,8 +45,9 @@ struct Params {
     out_d: u32, out_h: u32, out_w: u32, op: u32,
     p_d: u32, p_h: u32, p_w: u32, tc: u32,
     t_d: u32, t_h: u32, t_w: u32, t0: u32,
-    // fastdiv magics (src/ops/fastdiv.rs) of t_w, t_h, t_d, tc, cp and c: CPU adapters have
-    // no vector integer division, so index decoding divides by multiply-high and shift.
+    // fastdiv magics (src/ops/fastdiv.rs) of t_w, t_h, t_d, tc, cp and c for `fdiv`
+    // (precision/fastdiv.wgsl): CPU adapters have no vector integer division, so index
+    // decoding divides by multiply-high and shift.
     mg_tw: vec2<u32>, mg_th: vec2<u32>, mg_td: vec2<u32>,
     mg_tc: vec2<u32>, mg_cp: vec2<u32>, mg_c: vec2<u32>,
 }
@@ -203,23 +204,6 @@ fn weights(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var p = 0u; p < np; p++) {
         f_out[(p * P.op + o) * P.cp + c] = select(0.0, v[p], live);
     }
-}
-
-fn mulhi(a: u32, b: u32) -> u32 {
-    let a0 = a & 0xffffu;
-    let a1 = a >> 16u;
-    let b0 = b & 0xffffu;
-    let b1 = b >> 16u;
-    let p00 = a0 * b0;
-    let p01 = a0 * b1;
-    let p10 = a1 * b0;
-    let mid = (p00 >> 16u) + (p01 & 0xffffu) + (p10 & 0xffffu);
-    return a1 * b1 + (p01 >> 16u) + (p10 >> 16u) + (mid >> 16u);
-}
-
-// n / d for n < 2^31, with mag = (m, l) = fastdiv::magic(d).
-fn fdiv(n: u32, mag: vec2<u32>) -> u32 {
-    return mulhi(mag.x, n << 1u) >> mag.y;
 }
 
 // Tile t (n, td, th, tw) of the N x T_D x T_H x T_W tile grid, tw fastest.

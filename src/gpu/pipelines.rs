@@ -113,15 +113,21 @@ pub fn emulated_source(source: &str) -> Option<String> {
 const ACT_F32: &str = include_str!("../../kernels/precision/f32.wgsl");
 const ACT_F16: &str = include_str!("../../kernels/precision/f16.wgsl");
 const EPILOGUE: &str = include_str!("../../kernels/precision/epilogue.wgsl");
+const FASTDIV: &str = include_str!("../../kernels/precision/fastdiv.wgsl");
+const LANES: &str = include_str!("../../kernels/precision/lanes.wgsl");
 
 /// The module compiled for `source` with activations stored as `act`
-/// (F32 or F16): the kernel, then the alias file; F16 modules start with
-/// `enable f16;`.
+/// (F32 or F16): the kernel, then the alias file, the activation store
+/// (`precision/epilogue.wgsl`), the fast division (`precision/fastdiv.wgsl`) and the
+/// packing of small work items into workgroups (`precision/lanes.wgsl`);
+/// F16 modules start with `enable f16;`.
 pub fn compose(source: &str, act: DType) -> Result<Cow<'_, str>> {
     match act {
-        DType::F32 => Ok(Cow::Owned(format!("{source}\n{ACT_F32}\n{EPILOGUE}"))),
+        DType::F32 => Ok(Cow::Owned(format!(
+            "{source}\n{ACT_F32}\n{EPILOGUE}\n{FASTDIV}\n{LANES}"
+        ))),
         DType::F16 => Ok(Cow::Owned(format!(
-            "enable f16;\n{source}\n{ACT_F16}\n{EPILOGUE}"
+            "enable f16;\n{source}\n{ACT_F16}\n{EPILOGUE}\n{FASTDIV}\n{LANES}"
         ))),
         other => Err(Error::Gpu(format!(
             "activations are stored as F32 or F16, not {other:?}"

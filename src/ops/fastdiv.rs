@@ -13,8 +13,9 @@
 //! integers. Kernel indices stay below 2^31 because a binding holds less than
 //! 2^32 bytes, i.e. fewer than 2^30 elements.
 //!
-//! The WGSL side (`mulhi`, `fdiv`) is repeated in each kernel that uses it;
-//! [`div`] here is its exact mirror and the tests check it against `/`.
+//! The WGSL side (`mulhi`, `fdiv`) is `kernels/precision/fastdiv.wgsl`, appended to
+//! every kernel module; [`div`] here is its exact mirror and the tests check it
+//! against `/`.
 
 /// `(m, l)` for divisor `d` (`1 <= d < 2^31`). `d = 0` gives `(0, 0)` and
 /// larger `d` are clamped to `2^31 - 1`: both only occur in tensors with no
