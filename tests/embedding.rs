@@ -4,9 +4,13 @@
 
 mod common;
 use common::{ctx, tmp_dir};
+use std::io::{BufRead, BufReader};
+#[cfg(unix)]
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::sync::OnceLock;
+use std::process::{Child, Command, Stdio};
+use std::sync::{mpsc, OnceLock};
+use std::time::Duration;
 use wunet::data::io::{read_image, read_labels, write_png_gray8};
 use wunet::data::synthetic::em_cells_2d;
 use wunet::data::Array3;
@@ -15,7 +19,8 @@ fn tmp(name: &str) -> PathBuf {
     tmp_dir("embed", name)
 }
 
-fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+/// Run `bin`: (its stdout and stderr, success).
+fn try_run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> (String, bool) {
     let o = Command::new(bin)
         .args(args)
         .envs(env.iter().copied())
@@ -27,11 +32,12 @@ fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&o.stdout),
         String::from_utf8_lossy(&o.stderr)
     );
-    assert!(
-        o.status.success(),
-        "{} {args:?} failed:\n{text}",
-        bin.display()
-    );
+    (text, o.status.success())
+}
+
+fn run(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let (text, ok) = try_run(bin, args, env);
+    assert!(ok, "{} {args:?} failed:\n{text}", bin.display());
     text
 }
 
@@ -164,56 +170,121 @@ fn headless_example_agrees_with_wunet_predict() {
     assert_eq!(f.dims, [1, 150, 203], "frame size");
 }
 
-/// A free X display number and the Xvfb serving it, killed on drop.
-struct Xvfb(std::process::Child, String);
+#[cfg(unix)]
+/// An Xvfb server on a display it chose itself (`-displayfd`: it reports
+/// the number once it accepts connections), stopped with SIGTERM on drop so
+/// it removes its lock file and socket.
+struct Xvfb {
+    child: Child,
+    display: String,
+    log: PathBuf,
+}
 
-impl Drop for Xvfb {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+#[cfg(unix)]
+impl Xvfb {
+    /// What the server wrote to stderr, for skip and failure messages.
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// `Some(status)` once the server has exited.
+    fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 }
 
-fn start_xvfb() -> Option<Xvfb> {
-    let n = 90 + std::process::id() % 400;
-    let display = format!(":{n}");
-    let child = Command::new("Xvfb")
+#[cfg(unix)]
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on our own child's pid; no memory is touched.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        for _ in 0..40 {
+            if self.exited().is_some() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The running server, or why there is none (not installed, exited, no
+/// display reported within 30 s, its socket refuses connections).
+#[cfg(unix)]
+fn start_xvfb() -> Result<Xvfb, String> {
+    let log = tmp("xvfb").join("stderr.txt");
+    let err = std::fs::File::create(&log).map_err(|e| format!("{}: {e}", log.display()))?;
+    let mut child = Command::new("Xvfb")
         .args([
-            display.as_str(),
+            "-displayfd",
+            "1",
             "-screen",
             "0",
             "640x480x24",
             "-nolisten",
             "tcp",
         ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(err)
         .spawn()
-        .ok()?;
-    let socket = PathBuf::from(format!("/tmp/.X11-unix/X{n}"));
-    for _ in 0..100 {
-        if socket.exists() {
-            return Some(Xvfb(child, display));
+        .map_err(|e| format!("Xvfb is not installed (Debian package xvfb): {e}"))?;
+    let stdout = child.stdout.take().expect("piped stdout");
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let reported = rx.recv_timeout(Duration::from_secs(30));
+    let mut x = Xvfb {
+        child,
+        display: String::new(),
+        log,
+    };
+    let n: u32 = match reported.map(|l| l.trim().parse()) {
+        Ok(Ok(n)) => n,
+        _ => {
+            // A closed pipe comes just before the exit status: give it a moment.
+            for _ in 0..20 {
+                if x.exited().is_some() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let how = match x.exited() {
+                Some(s) => format!("exited ({s})"),
+                None => "reported no display within 30 s".to_string(),
+            };
+            return Err(format!("Xvfb {how}: {}", x.log().trim()));
         }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    Some(Xvfb(child, display))
+    };
+    x.display = format!(":{n}");
+    let socket = format!("/tmp/.X11-unix/X{n}");
+    UnixStream::connect(&socket)
+        .map_err(|e| format!("Xvfb reported display :{n} but {socket} refuses: {e}"))?;
+    Ok(x)
 }
 
+#[cfg(unix)]
 #[test]
 fn windowed_example_under_xvfb_shows_the_headless_frame() {
     if ctx().is_none() {
         return;
     }
-    let Some(x) = start_xvfb() else {
-        eprintln!(
-            "skip: Xvfb is not installed (Debian package xvfb); the windowed run was not tried"
-        );
-        return;
+    let mut x = match start_xvfb() {
+        Ok(x) => x,
+        Err(why) => {
+            eprintln!(
+                "skip: no X display for the windowed run ({why}); the headless test still ran"
+            );
+            return;
+        }
     };
     let (ck, img) = fixture();
     let shot = tmp("window").join("shot.png");
-    run(
+    let (text, ok) = try_run(
         &example(),
         &[
             "--checkpoint",
@@ -225,8 +296,25 @@ fn windowed_example_under_xvfb_shows_the_headless_frame() {
             "--screenshot",
             &shot.display().to_string(),
         ],
-        &[("DISPLAY", x.1.as_str())],
+        &[("DISPLAY", x.display.as_str())],
     );
+    if !ok {
+        // The server going away under the example is the machine's doing, not the
+        // example's: say so and skip. Any other failure fails the test.
+        if let Some(status) = x.exited() {
+            eprintln!(
+                "skip: Xvfb on {} exited ({status}) during the windowed run: {}\nexample said: {text}",
+                x.display,
+                x.log().trim()
+            );
+            return;
+        }
+        panic!(
+            "segment_texture under Xvfb {} failed:\n{text}\nXvfb said: {}",
+            x.display,
+            x.log()
+        );
+    }
     let (frame, _) = headless();
     let (a, b) = (read_image(&shot).unwrap(), read_image(frame).unwrap());
     assert_eq!(a.dims, b.dims, "the window shows the image at its size");
