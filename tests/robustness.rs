@@ -10,6 +10,8 @@ use wunet::data::dataset::{Dataset, DatasetOptions};
 use wunet::data::io::{read_labels, write_png_gray8, write_png_labels};
 use wunet::data::normalize::auto_key;
 use wunet::data::synthetic::em_cells_2d;
+use wunet::infer::predict::PredictOptions;
+use wunet::infer::texture::TexturePredictor;
 use wunet::model_io::checkpoint;
 
 fn tmp(name: &str) -> PathBuf {
@@ -25,15 +27,9 @@ fn metrics(stdout: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-#[test]
-fn scale_and_perturb_through_the_cli() {
-    if ctx().is_none() {
-        eprintln!("skip: no GPU adapter");
-        return;
-    }
-    let dir = tmp("cli");
-    let run = dir.join("run");
-    let (o, e, ok) = wunet(&[
+/// Train the tiny synthetic 2D model (4 steps) into `run`, with `extra` flags.
+fn train_tiny(run: &Path, extra: &[&str]) {
+    let mut a = vec![
         "train",
         "--synthetic-images",
         "4",
@@ -55,8 +51,14 @@ fn scale_and_perturb_through_the_cli() {
         "3",
         "--out",
         run.to_str().unwrap(),
-    ]);
+    ];
+    a.extend_from_slice(extra);
+    let (o, e, ok) = wunet(&a);
     assert!(ok, "{o}\n{e}");
+}
+
+/// Two 8-bit synthetic image / label pairs in `dir/images`, `dir/labels`.
+fn write_pairs(dir: &Path) {
     for sub in ["images", "labels"] {
         std::fs::create_dir_all(dir.join(sub)).unwrap();
     }
@@ -66,6 +68,60 @@ fn scale_and_perturb_through_the_cli() {
         write_png_gray8(&dir.join(format!("images/s{i}.png")), &img).unwrap();
         write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255).unwrap();
     }
+}
+
+#[test]
+fn equalizing_models_see_the_same_input_under_gain_offset_and_gamma() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("equalize");
+    let run = dir.join("run");
+    train_tiny(&run, &["--normalize", "equalize", "--noise-prob", "1"]);
+    write_pairs(&dir);
+    let ck = run.join("best.safetensors");
+    let eval = |extra: &[&str]| {
+        let mut a = vec![
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+            "--class-values",
+            "0,255",
+        ];
+        a.extend_from_slice(extra);
+        let (o, e, ok) = wunet(&a);
+        assert!(ok, "{extra:?}: {o}\n{e}");
+        metrics(&o)
+    };
+    let plain = eval(&[]);
+    assert!(plain.iter().any(|(k, _)| k == "mean_dice"), "{plain:?}");
+    // strictly increasing changes of the raw values keep every rank: the same bits out
+    for p in ["gamma:2", "gamma:0.5", "gain:0.25", "offset:0.5"] {
+        assert_eq!(eval(&["--perturb", p]), plain, "--perturb {p}");
+    }
+    // noise changes ranks
+    assert_ne!(eval(&["--perturb", "noise:0.2"]), plain);
+    // the GPU texture path refuses it, naming the mode
+    let c = ctx().unwrap();
+    let err = TexturePredictor::from_checkpoint(c, &ck, &PredictOptions::default())
+        .err()
+        .expect("texture prediction of an equalising model");
+    assert!(err.to_string().contains("normalize = equalize"), "{err}");
+}
+
+#[test]
+fn scale_and_perturb_through_the_cli() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("cli");
+    let run = dir.join("run");
+    train_tiny(&run, &[]);
+    write_pairs(&dir);
     let ck = run.join("best.safetensors");
     let (ck_s, data_s) = (ck.to_str().unwrap(), dir.to_str().unwrap());
     let input = dir.join("images/s0.png");

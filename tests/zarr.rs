@@ -12,9 +12,11 @@ use std::process::Command;
 use std::sync::Arc;
 use support::*;
 use wunet::data::io::{read_labels, write_npy};
+use wunet::data::normalize::Normalize;
 use wunet::data::synthetic::em_cells_2d;
-use wunet::data::zarr::ZarrSink;
+use wunet::data::zarr::{ZarrSink, ZarrSource};
 use wunet::data::Array3;
+use wunet::infer::blocks::stats::volume_stats;
 use zarrs::array::{data_type, ArrayBuilder};
 use zarrs::filesystem::FilesystemStore;
 
@@ -338,6 +340,15 @@ fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
     assert!(e.contains("must both be .zarr"), "{e}");
     let e = fails(&["predict", "--status", &p(&zarr)]);
     assert!(e.contains("not a store that wunet made"), "{e}");
+    // equalising needs every voxel's rank: refused, naming the mode
+    let src = ZarrSource::open(&zarr, 0).unwrap();
+    let e = volume_stats(&src, Normalize::Equalize, false)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("normalize = equalize") && e.contains("block-wise"),
+        "{e}"
+    );
     // a damaged input chunk: the error names the array and the chunk
     let c = zarr.join("c/1/2/0");
     std::fs::write(&c, b"garbage").unwrap();

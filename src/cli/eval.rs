@@ -155,6 +155,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
                     labels: s.labels.section(z)?,
                     weights: None,
                     instances: s.instances.as_ref().map(|v| v.section(z)).transpose()?,
+                    raw_levels: None,
                 });
             }
         }

@@ -77,6 +77,11 @@ pub struct ImageIntensity {
     /// All voxels up to [`ImageIntensity::SAMPLE`], else that many drawn
     /// with a fixed seed (for the image's mean / std).
     pub sample: Vec<f32>,
+    /// An equalised image's raw values at evenly spaced ranks
+    /// ([`crate::data::normalize::raw_levels`]): then the noise is drawn on
+    /// the raw intensities and the noisy values equalised again
+    /// ([`noise_before_equalize`]), as normalising a noisy raw image does.
+    pub levels: Option<Vec<f32>>,
 }
 
 impl ImageIntensity {
@@ -96,6 +101,7 @@ impl ImageIntensity {
         ImageIntensity {
             range: min_max(data),
             sample,
+            levels: None,
         }
     }
 }
@@ -152,8 +158,13 @@ pub fn augment_intensity(
     let (mut a, mut b) = (1.0f32, 0.0f32);
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
-        for v in patch.iter_mut() {
-            *v += sd * normal(rng);
+        match &image.levels {
+            Some(levels) if levels.len() > 1 => noise_before_equalize(rng, patch, levels, sd),
+            _ => {
+                for v in patch.iter_mut() {
+                    *v += sd * normal(rng);
+                }
+            }
         }
     }
     if rng.random::<f32>() < opts.blur_prob {
@@ -190,6 +201,46 @@ pub fn augment_intensity(
                 }
             }
         }
+    }
+}
+
+/// Draws of noise per raw level for the noisy image's rank table.
+const NOISY_DRAWS: usize = 4;
+
+/// Gaussian noise of `sd` times the raw image's standard deviation (what
+/// `sd` is on a z-scored image) added to the raw intensities of an
+/// equalised patch, then equalised by the noisy image's ranks: each value
+/// goes back to raw through `levels` (the raw image's values at evenly
+/// spaced ranks), gets its noise, and takes its mid-rank among the levels
+/// plus noise ([`NOISY_DRAWS`] draws each), as equalising the whole noisy
+/// image would give. On an equalised image, noise added afterwards would
+/// miss that equalising stretches the dense background's noise most.
+pub fn noise_before_equalize(rng: &mut impl Rng, patch: &mut [f32], levels: &[f32], sd: f32) {
+    let (_, std) = mean_std(levels);
+    let sd = sd as f64 * std;
+    let mut noisy: Vec<f32> = (0..NOISY_DRAWS)
+        .flat_map(|_| {
+            levels
+                .iter()
+                .map(|&l| (l as f64 + sd * normal(rng) as f64) as f32)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    noisy.sort_unstable_by(f32::total_cmp);
+    let root12 = 12f64.sqrt();
+    let last = (levels.len() - 1) as f64;
+    let n = noisy.len() as f64;
+    for v in patch.iter_mut() {
+        // back to raw: the level at the value's rank, interpolated
+        let pos = ((*v as f64 / root12 + 0.5).clamp(0.0, 1.0)) * last;
+        let i = (pos.floor() as usize).min(levels.len() - 2);
+        let f = pos - i as f64;
+        let raw = levels[i] as f64 * (1.0 - f) + levels[i + 1] as f64 * f;
+        let y = (raw + sd * normal(rng) as f64) as f32;
+        // mid-rank among the noisy levels, centred as `normalize::equalize`
+        let below = noisy.partition_point(|&x| x < y);
+        let upto = noisy.partition_point(|&x| x <= y);
+        *v = (((below + upto) as f64 * 0.5 / n - 0.5) * root12) as f32;
     }
 }
 

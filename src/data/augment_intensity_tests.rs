@@ -22,6 +22,7 @@ fn img(range: (f32, f32)) -> ImageIntensity {
     ImageIntensity {
         range,
         sample: Vec::new(),
+        levels: None,
     }
 }
 
@@ -273,4 +274,98 @@ fn low_resolution_is_identity_at_zoom_one_and_coarsens_below() {
     let mut k = vec![2.5f32; 3 * 6 * 7];
     low_resolution(&mut k, [3, 6, 7], 0.6);
     assert!(k.iter().all(|&v| v == 2.5));
+}
+
+/// A dark image (background 20 +- 2) with bright blobs (60 +- 5) on a
+/// quarter of it: NIH3T3-like, where equalising stretches the background.
+fn fluorescence(n: usize, rng: &mut impl Rng) -> (Vec<f32>, Vec<bool>) {
+    let fg: Vec<bool> = (0..n).map(|i| i % 4 == 0).collect();
+    let raw = fg
+        .iter()
+        .map(|&f| {
+            if f {
+                60.0 + 5.0 * normal(rng)
+            } else {
+                20.0 + 2.0 * normal(rng)
+            }
+        })
+        .collect();
+    (raw, fg)
+}
+
+/// Mean and std of the values where `keep` holds.
+fn stats_where(v: &[f32], keep: &[bool], want: bool) -> (f64, f64) {
+    let s: Vec<f32> = v
+        .iter()
+        .zip(keep)
+        .filter(|(_, &k)| k == want)
+        .map(|(&x, _)| x)
+        .collect();
+    mean_std(&s)
+}
+
+#[test]
+fn noise_on_an_equalised_image_matches_equalising_the_noisy_raw_image() {
+    use crate::data::normalize::{equalize, raw_levels};
+    let mut rng = rng_for(3, 0);
+    let (raw, fg) = fluorescence(20_000, &mut rng);
+    let (_, raw_std) = mean_std(&raw);
+    let sd = 0.3f32; // of the raw image's std, as on a z-scored image
+                     // the truth: noise on the raw image, then equalised
+    let mut truth: Vec<f32> = raw
+        .iter()
+        .map(|&x| x + (sd as f64 * raw_std) as f32 * normal(&mut rng))
+        .collect();
+    equalize(&mut truth);
+    // the augmentation: equalised first, noise through the raw levels
+    let levels = raw_levels(&raw);
+    let mut aug = raw.clone();
+    equalize(&mut aug);
+    let clean = aug.clone();
+    noise_before_equalize(&mut rng, &mut aug, &levels, sd);
+    for want in [false, true] {
+        let (tm, ts) = stats_where(&truth, &fg, want);
+        let (am, as_) = stats_where(&aug, &fg, want);
+        assert!((tm - am).abs() < 0.03, "fg {want}: mean {am} vs {tm}");
+        assert!((ts - as_).abs() < 0.03, "fg {want}: std {as_} vs {ts}");
+    }
+    // how far background values move: as far as in the truth (the noise
+    // scrambles the narrow background's ranks), where noise added after
+    // equalising, at the same share of the std, moves them far less
+    let moved = |v: &[f32]| {
+        let d: Vec<f32> = v.iter().zip(&clean).map(|(a, b)| (a - b).abs()).collect();
+        stats_where(&d, &fg, false).0
+    };
+    let mut after = clean.clone();
+    after.iter_mut().for_each(|v| *v += sd * normal(&mut rng));
+    let (t, a, f) = (moved(&truth), moved(&aug), moved(&after));
+    assert!(
+        (t - a).abs() < 0.1 * t,
+        "moved: augmentation {a}, truth {t}"
+    );
+    assert!(t > 2.0 * f, "moved: truth {t}, noise after equalising {f}");
+}
+
+#[test]
+fn equalised_images_take_their_noise_through_the_levels() {
+    use crate::data::normalize::{equalize, raw_levels};
+    let mut rng = rng_for(4, 0);
+    let (raw, _) = fluorescence(4096, &mut rng);
+    let mut eq = raw.clone();
+    equalize(&mut eq);
+    let opts = IntensityOptions {
+        noise_prob: 1.0,
+        noise_variance: (0.09, 0.09),
+        ..off()
+    };
+    let image = ImageIntensity {
+        levels: Some(raw_levels(&raw)),
+        ..ImageIntensity::of(&eq)
+    };
+    let mut p = eq.clone();
+    augment_intensity(&mut rng_for(5, 0), &mut p, [1, 64, 64], &opts, &image);
+    // still within the equalised range, and changed
+    let r = 12f32.sqrt() / 2.0;
+    assert!(p.iter().all(|v| (-r..=r).contains(v)), "outside +-{r}");
+    assert!(p.iter().zip(&eq).filter(|(a, b)| a != b).count() > 2000);
 }

@@ -31,7 +31,8 @@
 use super::io::{is_supported, read_image, read_labels};
 use super::labels::{FileValues, LabelSpec};
 pub use super::normalize::{
-    normalize, normalize_sections, percentiles, row_sums, NormStats, Normalize,
+    normalize, normalize_keeping_levels, normalize_sections, percentiles, row_sums, NormStats,
+    Normalize,
 };
 use super::weightmap::{instances_of_class, unet_weight_map, WeightMapOptions};
 use super::{numel, LabelVolume, Volume};
@@ -113,6 +114,10 @@ pub struct Sample {
     pub weights: Option<Volume>,
     /// Instance ids (0 = background), when loaded with `instances`.
     pub instances: Option<LabelVolume>,
+    /// An equalised image's raw values at evenly spaced ranks
+    /// ([`crate::data::normalize::raw_levels`]): the training noise is
+    /// added to raw intensities through them. `None` for other modes.
+    pub raw_levels: Option<Vec<f32>>,
 }
 
 /// Paths of one image/label pair.
@@ -394,13 +399,14 @@ impl Dataset {
             .into_iter()
             .map(|(name, mut image, mut labels, _)| {
                 super::labels::apply(&mapping, &mut labels.data);
-                normalize(&mut image, opts.normalize);
+                let raw_levels = normalize_keeping_levels(&mut image, opts.normalize);
                 Sample {
                     name,
                     image,
                     labels,
                     weights: None,
                     instances: None,
+                    raw_levels,
                 }
             })
             .collect();
@@ -424,13 +430,14 @@ impl Dataset {
                 .as_ref()
                 .map_or(name.clone(), |p| p.display().to_string());
             check_instance_ids(&what, &ids)?;
-            normalize(&mut image, mode);
+            let raw_levels = normalize_keeping_levels(&mut image, mode);
             samples.push(Sample {
                 name,
                 image,
                 labels: instance_target(&ids),
                 weights: None,
                 instances: Some(ids),
+                raw_levels,
             });
         }
         Ok(Dataset {
@@ -542,6 +549,7 @@ impl Dataset {
                     labels: s.labels.crop(o, sz)?,
                     weights: s.weights.as_ref().map(|w| w.crop(o, sz)).transpose()?,
                     instances: s.instances.as_ref().map(|w| w.crop(o, sz)).transpose()?,
+                    raw_levels: s.raw_levels.clone(),
                 })
             };
             tr.push(part(0, cut)?);

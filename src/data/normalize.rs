@@ -16,6 +16,13 @@ pub enum Normalize {
     /// range are clipped to it first (the `percentile` key: 1-99 %, clipped;
     /// `robust`: 50-99.8 %, clipped with `norm_clip`).
     Percentile { lo: f32, hi: f32, clip: bool },
+    /// Histogram equalisation (the `equalize` key): each value becomes its
+    /// mid-rank in the image, `u = (rank + 0.5) / n` with tied values
+    /// sharing their mean rank, mapped to `(u - 0.5) * sqrt(12)` (mean 0,
+    /// std 1 like the z-score, range +-1.73). Any strictly increasing change
+    /// of the raw values (gain, offset, gamma, a camera's response curve)
+    /// gives the same result; noise and blur do not.
+    Equalize,
     /// Raw values.
     None,
 }
@@ -57,9 +64,10 @@ impl Normalize {
                 hi: 99.8,
                 clip,
             }),
+            "equalize" => Ok(Normalize::Equalize),
             "none" => Ok(Normalize::None),
             k => Err(format!(
-                "normalize = '{k}': expected zscore, percentile, robust or none"
+                "normalize = '{k}': expected zscore, percentile, robust, equalize or none"
             )),
         }
     }
@@ -95,6 +103,34 @@ pub fn auto_key<'a>(
     }
 }
 
+/// Raw values kept per equalised image: its values at this many evenly
+/// spaced ranks (see [`raw_levels`]).
+pub const RAW_LEVELS: usize = 1025;
+
+/// The sorted values of `data` at [`RAW_LEVELS`] evenly spaced ranks
+/// (order statistics, NaN left out): the map from an equalised value back
+/// to the raw intensity, for augmentations that act on raw intensities
+/// (noise before equalising, as a noisy microscope image is equalised).
+pub fn raw_levels(data: &[f32]) -> Vec<f32> {
+    let mut s: Vec<f32> = data.iter().copied().filter(|v| !v.is_nan()).collect();
+    s.sort_unstable_by(f32::total_cmp);
+    if s.is_empty() {
+        return Vec::new();
+    }
+    let last = (s.len() - 1) as f64;
+    (0..RAW_LEVELS)
+        .map(|k| s[(k as f64 * last / (RAW_LEVELS - 1) as f64).round() as usize])
+        .collect()
+}
+
+/// Normalise a training image in place; for [`Normalize::Equalize`] also
+/// return its [`raw_levels`] (taken before).
+pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<Vec<f32>> {
+    let levels = (mode == Normalize::Equalize).then(|| raw_levels(&img.data));
+    normalize(img, mode);
+    levels
+}
+
 /// Normalise `img` in place.
 pub fn normalize(img: &mut Volume, mode: Normalize) {
     let stats = NormStats::of(&img.data, img.dims[2], mode);
@@ -125,6 +161,11 @@ pub enum NormStats {
     /// Scale `lo..hi` to [0, 1] without clipping (values outside it go
     /// below 0 or above 1).
     Scale { lo: f32, hi: f32 },
+    /// The mid-rank transform of [`Normalize::Equalize`], of the very data
+    /// it is applied to: measured and applied in one step, so it holds for
+    /// whole images and sections only (block-wise and texture prediction
+    /// refuse equalising checkpoints).
+    Ranks,
 }
 
 impl NormStats {
@@ -145,6 +186,7 @@ impl NormStats {
                 let (plo, phi) = percentiles(data, lo, hi);
                 NormStats::percentile(plo, phi, clip)
             }
+            Normalize::Equalize => NormStats::Ranks,
         }
     }
 
@@ -186,7 +228,32 @@ impl NormStats {
                     *v = (*v - lo) * scale;
                 }
             }
+            NormStats::Ranks => equalize(data),
         }
+    }
+}
+
+/// Replace each value of `data` by its centred mid-rank (see
+/// [`Normalize::Equalize`]); NaN sorts last and stays NaN.
+pub fn equalize(data: &mut [f32]) {
+    let n = data.len();
+    let mut order: Vec<u32> = (0..n as u32).collect();
+    order.sort_unstable_by(|&a, &b| data[a as usize].total_cmp(&data[b as usize]));
+    let scale = 12f64.sqrt() / n as f64;
+    let mut i = 0;
+    while i < n {
+        let v = data[order[i] as usize];
+        let mut j = i + 1;
+        while j < n && data[order[j] as usize].total_cmp(&v).is_eq() {
+            j += 1;
+        }
+        // ranks i..j share the middle one; centred: (mid + 0.5) / n - 0.5
+        let u = ((i + j) as f64 * 0.5 - n as f64 * 0.5) * scale;
+        let out = if v.is_nan() { f32::NAN } else { u as f32 };
+        for &k in &order[i..j] {
+            data[k as usize] = out;
+        }
+        i = j;
     }
 }
 
@@ -296,6 +363,44 @@ mod tests {
                 hi: 99.0,
                 clip: true
             }
+        );
+    }
+
+    #[test]
+    fn equalize_is_unchanged_by_increasing_maps_and_centred() {
+        let eq = |v: Vec<f32>| {
+            let mut v = v;
+            NormStats::of(&v, 64, Normalize::Equalize).apply(&mut v);
+            v
+        };
+        let raw = nuclei(1.0, 0.0);
+        let a = eq(raw.clone());
+        // gain and offset, gamma 2 and 0.5 over 0..max: the same ranks, the same output
+        let max = raw.iter().copied().fold(0.0f32, f32::max);
+        for changed in [
+            nuclei(4.0, 30.0),
+            raw.iter().map(|v| max * (v / max).powi(2)).collect(),
+            raw.iter().map(|v| max * (v / max).sqrt()).collect(),
+        ] {
+            assert_eq!(eq(changed), a);
+        }
+        // mean 0, std 1 for distinct values; ties share their mid-rank
+        let n = a.len() as f64;
+        let mean = a.iter().map(|&v| v as f64).sum::<f64>() / n;
+        let var = a.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>() / n;
+        assert!(mean.abs() < 1e-6, "mean {mean}");
+        assert!(var < 1.0 && var > 0.9, "var {var} (ties lower it)");
+        let mut three = vec![5.0, 1.0, 5.0, f32::NAN];
+        equalize(&mut three);
+        let s = 12f32.sqrt();
+        // ranks: 1.0 -> 0, the two 5.0 -> 1.5 (mean of 1 and 2), NaN last and NaN
+        assert!((three[1] - (0.5 / 4.0 - 0.5) * s).abs() < 1e-6, "{three:?}");
+        assert!((three[0] - (2.0 / 4.0 - 0.5) * s).abs() < 1e-6, "{three:?}");
+        assert_eq!(three[0], three[2]);
+        assert!(three[3].is_nan());
+        assert_eq!(
+            Normalize::from_key("equalize", false),
+            Ok(Normalize::Equalize)
         );
     }
 }

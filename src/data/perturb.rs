@@ -131,6 +131,7 @@ mod tests {
             labels,
             weights: None,
             instances: None,
+            raw_levels: None,
         }
     }
 

@@ -178,7 +178,10 @@ impl Sampler {
         let ranges = data
             .samples
             .iter()
-            .map(|s| ImageIntensity::of(&s.image.data))
+            .map(|s| ImageIntensity {
+                levels: s.raw_levels.clone(),
+                ..ImageIntensity::of(&s.image.data)
+            })
             .collect();
         let with_weights = data.samples.iter().all(|s| s.weights.is_some());
         Ok(Sampler {

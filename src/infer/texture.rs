@@ -224,6 +224,12 @@ impl TexturePredictor {
                     "the checkpoint normalises input by percentiles, which texture prediction does not do on the GPU yet (zscore models only); use `wunet predict` or Predictor",
                 ))
             }
+            Normalize::Equalize => {
+                return Err(Error::file(
+                    path,
+                    "the checkpoint equalises its input (normalize = equalize), which texture prediction does not do on the GPU (zscore models only); use `wunet predict` or Predictor",
+                ))
+            }
         };
         Ok(TexturePredictor {
             ck,

@@ -46,8 +46,9 @@ pub struct TrainFlags {
     #[arg(long, allow_hyphen_values = true)]
     pub synthetic_size: Option<String>,
     /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
-    /// clipped) or robust (median -> 0, 99.8th percentile -> 1; clipped to
-    /// 0..1 with norm_clip).
+    /// clipped), robust (median -> 0, 99.8th percentile -> 1; clipped to
+    /// 0..1 with norm_clip) or equalize (each value's rank in the image,
+    /// centred: unchanged by gain, offset and gamma).
     /// auto: robust when most images are dark with bright objects (median
     /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
     /// labelled objects are sparse (under 10 % of the pixels), else zscore.
@@ -174,6 +175,10 @@ pub struct TrainFlags {
     /// Probability of additive Gaussian noise, variance 0-0.1 (nnU-Net: 0.1).
     #[arg(long, allow_hyphen_values = true)]
     pub noise_prob: Option<f32>,
+    /// Variance range "lo,hi" of that noise, in units of the image's variance
+    /// (nnU-Net: 0,0.1; equalised images take it on their raw values).
+    #[arg(long, allow_hyphen_values = true)]
+    pub noise_variance: Option<String>,
     /// Probability of a Gaussian blur, sigma 0.5-1 voxel (nnU-Net: 0.2).
     #[arg(long, allow_hyphen_values = true)]
     pub blur_prob: Option<f32>,
@@ -292,6 +297,8 @@ pub struct TrainConfig {
     pub intensity: bool,
     #[serde(default = "aug_default::noise_prob")]
     pub noise_prob: f32,
+    #[serde(default = "aug_default::noise_variance")]
+    pub noise_variance: String,
     #[serde(default = "aug_default::blur_prob")]
     pub blur_prob: f32,
     #[serde(default = "aug_default::brightness_prob")]
@@ -380,6 +387,7 @@ impl TrainConfig {
             zoom_range: aug_default::zoom_range(),
             intensity: true,
             noise_prob: aug_default::noise_prob(),
+            noise_variance: aug_default::noise_variance(),
             blur_prob: aug_default::blur_prob(),
             brightness_prob: aug_default::brightness_prob(),
             contrast_prob: aug_default::contrast_prob(),
@@ -450,7 +458,7 @@ impl TrainConfig {
         one_of(
             "normalize",
             &self.normalize,
-            &["auto", "zscore", "percentile", "robust"],
+            &["auto", "zscore", "percentile", "robust", "equalize"],
         )?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("padding", &self.padding, &["valid", "same"])?;
@@ -563,6 +571,7 @@ impl TrainConfig {
         }
         self.zoom_limits()?;
         self.gamma_limits()?;
+        self.noise_limits()?;
         Ok(())
     }
 
@@ -574,6 +583,11 @@ impl TrainConfig {
     /// `gamma_range` as `(lo, hi)`: `0 < lo <= hi <= 10`.
     pub fn gamma_limits(&self) -> Result<(f32, f32)> {
         range_key("gamma_range", &self.gamma_range, "0.7,1.5")
+    }
+
+    /// `noise_variance` as `(lo, hi)`: `0 <= lo <= hi <= 10`.
+    pub fn noise_limits(&self) -> Result<(f32, f32)> {
+        range_key_from_zero("noise_variance", &self.noise_variance, "0,0.1")
     }
 
     pub fn dims(&self) -> usize {
@@ -733,6 +747,8 @@ impl TrainConfig {
                 }),
                 intensity: self.intensity.then(|| IntensityOptions {
                     noise_prob: self.noise_prob,
+                    // checked in check()
+                    noise_variance: self.noise_limits().unwrap_or((0.0, 0.0)),
                     blur_prob: self.blur_prob,
                     brightness_prob: self.brightness_prob,
                     contrast_prob: self.contrast_prob,
@@ -793,7 +809,7 @@ fn to_table<T: Serialize>(v: &T) -> Result<toml::Table> {
 
 #[path = "config_aug.rs"]
 mod aug;
-use aug::{aug_default, range_key, GAMMA_RANGE_OF};
+use aug::{aug_default, range_key, range_key_from_zero, GAMMA_RANGE_OF};
 
 #[cfg(test)]
 #[path = "config_tests.rs"]

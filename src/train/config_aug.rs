@@ -24,6 +24,10 @@ pub(super) mod aug_default {
     pub fn noise_prob() -> f32 {
         IntensityOptions::default().noise_prob
     }
+    pub fn noise_variance() -> String {
+        let (a, b) = IntensityOptions::default().noise_variance;
+        format!("{a},{b}")
+    }
     pub fn blur_prob() -> f32 {
         IntensityOptions::default().blur_prob
     }
@@ -59,9 +63,19 @@ pub(super) const GAMMA_RANGE_OF: &[&str] = &["image", "patch", "image-zscore"];
 /// Parse a range key `lo,hi` (two finite numbers, `0 < lo <= hi <= 10`);
 /// the error names the key, the text and an example.
 pub(super) fn range_key(key: &str, text: &str, example: &str) -> Result<(f32, f32)> {
+    bounded_range(key, text, example, false)
+}
+
+/// As [`range_key`], `lo` may be 0: `0 <= lo <= hi <= 10`.
+pub(super) fn range_key_from_zero(key: &str, text: &str, example: &str) -> Result<(f32, f32)> {
+    bounded_range(key, text, example, true)
+}
+
+fn bounded_range(key: &str, text: &str, example: &str, zero: bool) -> Result<(f32, f32)> {
+    let lowest = if zero { "0 <= lo" } else { "0 < lo" };
     let bad = || {
         Error::Other(format!(
-            "{key} = '{text}': expected two numbers 'lo,hi' with 0 < lo <= hi <= 10, e.g. '{example}'"
+            "{key} = '{text}': expected two numbers 'lo,hi' with {lowest} <= hi <= 10, e.g. '{example}'"
         ))
     };
     let v: Vec<f32> = text
@@ -69,7 +83,13 @@ pub(super) fn range_key(key: &str, text: &str, example: &str) -> Result<(f32, f3
         .map(|p| p.trim().parse::<f32>().map_err(|_| bad()))
         .collect::<Result<_>>()?;
     match v.as_slice() {
-        [a, b] if a.is_finite() && b.is_finite() && *a > 0.0 && a <= b && *b <= 10.0 => {
+        [a, b]
+            if a.is_finite()
+                && b.is_finite()
+                && (*a > 0.0 || zero && *a == 0.0)
+                && a <= b
+                && *b <= 10.0 =>
+        {
             Ok((*a, *b))
         }
         _ => Err(bad()),

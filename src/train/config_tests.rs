@@ -88,6 +88,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "zoom_prob",
         "zoom_range",
         "noise_prob",
+        "noise_variance",
         "blur_prob",
         "brightness_prob",
         "contrast_prob",
@@ -116,6 +117,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
     for (k, v) in [
         ("zoom_range", "'1.4,0.7'"),
         ("gamma_range", "'0,2'"),
+        ("noise_variance", "'-0.1,0.1'"),
         ("gamma_range_of", "'volume'"),
         ("noise_prob", "1.5"),
         ("rotate_degrees", "200.0"),

@@ -7,8 +7,8 @@ use super::config::{read_config_file, TrainConfig, TrainFlags};
 use super::lock::RunLock;
 use super::run::RunOptions;
 use super::session::{Session, SessionSpec};
-use crate::data::dataset::{normalize, Dataset, DatasetOptions, LabelMapping, Normalize};
-use crate::data::normalize::auto_key;
+use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping, Normalize};
+use crate::data::normalize::{auto_key, normalize_keeping_levels};
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
@@ -65,7 +65,15 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
                 cfg.synthetic_images, cfg.synthetic_size
             ))
         })?;
-        let ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
+        let mut ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
+        // made z-scored; another mode chosen by name is applied on top, so that
+        // the checkpoint's mode is what its training images went through
+        if !matches!(norm_key.as_str(), "zscore" | "none") {
+            let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
+            for s in &mut ds.samples {
+                s.raw_levels = normalize_keeping_levels(&mut s.image, mode);
+            }
+        }
         (
             ds,
             format!(
@@ -101,7 +109,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
             .into();
             let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
             for s in &mut ds.samples {
-                normalize(&mut s.image, mode);
+                s.raw_levels = normalize_keeping_levels(&mut s.image, mode);
             }
         }
         if cfg.instances

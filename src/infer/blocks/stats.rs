@@ -37,6 +37,10 @@ pub fn volume_stats(
                 s => s,
             })
             .collect()),
+        Normalize::Equalize => Err(crate::error::Error::Unsupported {
+            op: "predict (block-wise)",
+            msg: "the checkpoint equalises its input (normalize = equalize), which needs every value's rank in the volume; block-wise prediction measures only streamed statistics; predict the volume whole (a .npy or TIFF input) or use a zscore / percentile / robust model".into(),
+        }),
     }
 }
 
