@@ -212,7 +212,7 @@ const NOISY_DRAWS: usize = 4;
 /// equalised patch, then equalised by the noisy image's ranks: each value
 /// goes back to raw through `levels` (the raw image's values at evenly
 /// spaced ranks), gets its noise, and takes its mid-rank among the levels
-/// plus noise ([`NOISY_DRAWS`] draws each), as equalising the whole noisy
+/// plus noise (4 draws each), as equalising the whole noisy
 /// image would give. On an equalised image, noise added afterwards would
 /// miss that equalising stretches the dense background's noise most.
 pub fn noise_before_equalize(rng: &mut impl Rng, patch: &mut [f32], levels: &[f32], sd: f32) {
