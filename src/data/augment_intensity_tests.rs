@@ -310,8 +310,9 @@ fn noise_on_an_equalised_image_matches_equalising_the_noisy_raw_image() {
     let mut rng = rng_for(3, 0);
     let (raw, fg) = fluorescence(20_000, &mut rng);
     let (_, raw_std) = mean_std(&raw);
-    let sd = 0.3f32; // of the raw image's std, as on a z-scored image
-                     // the truth: noise on the raw image, then equalised
+    // noise sd as a share of the raw image's std, as on a z-scored image
+    let sd = 0.3f32;
+    // the truth: noise on the raw image, then equalised
     let mut truth: Vec<f32> = raw
         .iter()
         .map(|&x| x + (sd as f64 * raw_std) as f32 * normal(&mut rng))

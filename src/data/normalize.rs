@@ -237,21 +237,21 @@ impl NormStats {
 /// [`Normalize::Equalize`]); NaN sorts last and stays NaN.
 pub fn equalize(data: &mut [f32]) {
     let n = data.len();
-    let mut order: Vec<u32> = (0..n as u32).collect();
-    order.sort_unstable_by(|&a, &b| data[a as usize].total_cmp(&data[b as usize]));
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_unstable_by(|&a, &b| data[a].total_cmp(&data[b]));
     let scale = 12f64.sqrt() / n as f64;
     let mut i = 0;
     while i < n {
-        let v = data[order[i] as usize];
+        let v = data[order[i]];
         let mut j = i + 1;
-        while j < n && data[order[j] as usize].total_cmp(&v).is_eq() {
+        while j < n && data[order[j]].total_cmp(&v).is_eq() {
             j += 1;
         }
         // ranks i..j share the middle one; centred: (mid + 0.5) / n - 0.5
         let u = ((i + j) as f64 * 0.5 - n as f64 * 0.5) * scale;
         let out = if v.is_nan() { f32::NAN } else { u as f32 };
         for &k in &order[i..j] {
-            data[k as usize] = out;
+            data[k] = out;
         }
         i = j;
     }
