@@ -70,6 +70,24 @@ fn write_pairs(dir: &Path) {
     }
 }
 
+/// `wunet eval` of checkpoint `ck` on the pairs of [`write_pairs`] in
+/// `dir` (stored 0 / 255), with `extra` flags: its metric lines.
+fn eval_pairs(ck: &Path, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
+    let mut a = vec![
+        "eval",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--data",
+        dir.to_str().unwrap(),
+        "--class-values",
+        "0,255",
+    ];
+    a.extend_from_slice(extra);
+    let (o, e, ok) = wunet(&a);
+    assert!(ok, "{extra:?}: {o}\n{e}");
+    metrics(&o)
+}
+
 #[test]
 fn equalizing_models_see_the_same_input_under_gain_offset_and_gamma() {
     if ctx().is_none() {
@@ -81,21 +99,7 @@ fn equalizing_models_see_the_same_input_under_gain_offset_and_gamma() {
     train_tiny(&run, &["--normalize", "equalize", "--noise-prob", "1"]);
     write_pairs(&dir);
     let ck = run.join("best.safetensors");
-    let eval = |extra: &[&str]| {
-        let mut a = vec![
-            "eval",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--data",
-            dir.to_str().unwrap(),
-            "--class-values",
-            "0,255",
-        ];
-        a.extend_from_slice(extra);
-        let (o, e, ok) = wunet(&a);
-        assert!(ok, "{extra:?}: {o}\n{e}");
-        metrics(&o)
-    };
+    let eval = |extra: &[&str]| eval_pairs(&ck, &dir, extra);
     let plain = eval(&[]);
     assert!(plain.iter().any(|(k, _)| k == "mean_dice"), "{plain:?}");
     // strictly increasing changes of the raw values keep every rank: the same bits out
@@ -143,21 +147,7 @@ fn scale_and_perturb_through_the_cli() {
         let m = read_labels(&out).unwrap();
         assert_eq!(m.dims, [1, 72, 60], "--scale {f}");
     }
-    let eval = |extra: &[&str]| {
-        let mut a = vec![
-            "eval",
-            "--checkpoint",
-            ck_s,
-            "--data",
-            data_s,
-            "--class-values",
-            "0,255",
-        ];
-        a.extend_from_slice(extra);
-        let (o, e, ok) = wunet(&a);
-        assert!(ok, "{extra:?}: {o}\n{e}");
-        metrics(&o)
-    };
+    let eval = |extra: &[&str]| eval_pairs(&ck, &dir, extra);
     let plain = eval(&[]);
     let scaled_one = eval(&["--scale", "1"]);
     assert_eq!(plain, scaled_one, "--scale 1 is no resize");

@@ -218,14 +218,12 @@ const NOISY_DRAWS: usize = 4;
 pub fn noise_before_equalize(rng: &mut impl Rng, patch: &mut [f32], levels: &[f32], sd: f32) {
     let (_, std) = mean_std(levels);
     let sd = sd as f64 * std;
-    let mut noisy: Vec<f32> = (0..NOISY_DRAWS)
-        .flat_map(|_| {
-            levels
-                .iter()
-                .map(|&l| (l as f64 + sd * normal(rng) as f64) as f32)
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
+    for _ in 0..NOISY_DRAWS {
+        for &l in levels {
+            noisy.push((l as f64 + sd * normal(rng) as f64) as f32);
+        }
+    }
     noisy.sort_unstable_by(f32::total_cmp);
     let root12 = 12f64.sqrt();
     let last = (levels.len() - 1) as f64;

@@ -310,6 +310,14 @@ fn histogram(labels: &[i32], into: &mut BTreeMap<i32, u64>) {
 }
 
 impl Dataset {
+    /// Normalise every image in place (keeping an equalised image's raw
+    /// levels in [`Sample::raw_levels`]).
+    pub fn normalize_images(&mut self, mode: Normalize) {
+        for s in &mut self.samples {
+            s.raw_levels = normalize_keeping_levels(&mut s.image, mode);
+        }
+    }
+
     /// Load every pair under `path` (see the module docs).
     pub fn load(path: &Path, opts: &DatasetOptions) -> Result<Dataset> {
         let pairs = find_pairs_for(path, opts.instances)?;

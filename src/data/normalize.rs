@@ -112,8 +112,36 @@ pub const RAW_LEVELS: usize = 1025;
 /// to the raw intensity, for augmentations that act on raw intensities
 /// (noise before equalising, as a noisy microscope image is equalised).
 pub fn raw_levels(data: &[f32]) -> Vec<f32> {
-    let mut s: Vec<f32> = data.iter().copied().filter(|v| !v.is_nan()).collect();
-    s.sort_unstable_by(f32::total_cmp);
+    levels_in_order(data, &rank_order(data))
+}
+
+/// Normalise a training image in place; for [`Normalize::Equalize`] also
+/// return its [`raw_levels`] (taken before, from the same sort).
+pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<Vec<f32>> {
+    if mode != Normalize::Equalize {
+        normalize(img, mode);
+        return None;
+    }
+    let order = rank_order(&img.data);
+    let levels = levels_in_order(&img.data, &order);
+    assign_ranks(&mut img.data, &order);
+    Some(levels)
+}
+
+/// The indices of `data` in `total_cmp` order.
+fn rank_order(data: &[f32]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..data.len()).collect();
+    order.sort_unstable_by(|&a, &b| data[a].total_cmp(&data[b]));
+    order
+}
+
+/// [`raw_levels`] from the sorted `order` of `data`.
+fn levels_in_order(data: &[f32], order: &[usize]) -> Vec<f32> {
+    let s: Vec<f32> = order
+        .iter()
+        .map(|&i| data[i])
+        .filter(|v| !v.is_nan())
+        .collect();
     if s.is_empty() {
         return Vec::new();
     }
@@ -121,14 +149,6 @@ pub fn raw_levels(data: &[f32]) -> Vec<f32> {
     (0..RAW_LEVELS)
         .map(|k| s[(k as f64 * last / (RAW_LEVELS - 1) as f64).round() as usize])
         .collect()
-}
-
-/// Normalise a training image in place; for [`Normalize::Equalize`] also
-/// return its [`raw_levels`] (taken before).
-pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<Vec<f32>> {
-    let levels = (mode == Normalize::Equalize).then(|| raw_levels(&img.data));
-    normalize(img, mode);
-    levels
 }
 
 /// Normalise `img` in place.
@@ -236,9 +256,13 @@ impl NormStats {
 /// Replace each value of `data` by its centred mid-rank (see
 /// [`Normalize::Equalize`]); NaN sorts last and stays NaN.
 pub fn equalize(data: &mut [f32]) {
+    let order = rank_order(data);
+    assign_ranks(data, &order);
+}
+
+/// Each value of `data` to its centred mid-rank, given its sorted `order`.
+fn assign_ranks(data: &mut [f32], order: &[usize]) {
     let n = data.len();
-    let mut order: Vec<usize> = (0..n).collect();
-    order.sort_unstable_by(|&a, &b| data[a].total_cmp(&data[b]));
     let scale = 12f64.sqrt() / n as f64;
     let mut i = 0;
     while i < n {

@@ -8,7 +8,7 @@ use super::lock::RunLock;
 use super::run::RunOptions;
 use super::session::{Session, SessionSpec};
 use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping, Normalize};
-use crate::data::normalize::{auto_key, normalize_keeping_levels};
+use crate::data::normalize::auto_key;
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
@@ -68,11 +68,10 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         let mut ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
         // made z-scored; another mode chosen by name is applied on top, so that
         // the checkpoint's mode is what its training images went through
-        if !matches!(norm_key.as_str(), "zscore" | "none") {
-            let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
-            for s in &mut ds.samples {
-                s.raw_levels = normalize_keeping_levels(&mut s.image, mode);
-            }
+        if norm_key != "zscore" {
+            ds.normalize_images(
+                Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?,
+            );
         }
         (
             ds,
@@ -107,10 +106,9 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
                 foreground_share(&ds),
             )
             .into();
-            let mode = Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?;
-            for s in &mut ds.samples {
-                s.raw_levels = normalize_keeping_levels(&mut s.image, mode);
-            }
+            ds.normalize_images(
+                Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?,
+            );
         }
         if cfg.instances
             && ds.samples.iter().all(|s| {
