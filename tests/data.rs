@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use wunet::data::dataset::{find_pairs, Dataset, DatasetOptions, LabelMapping, Normalize};
+use wunet::data::dataset::{find_pairs, Dataset, DatasetOptions, LabelMapping, Normalize, ValPart};
 use wunet::data::io::*;
 use wunet::data::metrics::{isbi_rand_error, pixel_error};
 use wunet::data::sampler::{Sampler, SamplerOptions};
@@ -361,7 +361,7 @@ fn shared_datasets_load_with_documented_conventions() {
         let img = &ds.samples[0].image.data;
         let mean = img.iter().map(|&v| v as f64).sum::<f64>() / img.len() as f64;
         assert!(mean.abs() < 1e-4, "z-scored");
-        let (tr, va) = ds.split_spatial(0.25, 2).unwrap();
+        let (tr, va) = ds.split_spatial(0.25, 2, ValPart::Last).unwrap();
         assert_eq!(tr.samples[0].image.dims, [51, 120, 91]);
         assert_eq!(va.samples[0].labels.dims, [51, 120, 31]);
     }

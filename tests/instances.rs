@@ -162,6 +162,30 @@ fn instances_2d_train_predict_eval_and_errors() {
     }
     assert_eq!(metric(&so, "instance_true_objects"), 12.0, "{so}");
     assert!(metric(&so, "instance_splits") >= 0.0 && metric(&so, "instance_merges") >= 0.0);
+    // the watershed's flags: a seed threshold outside [0.5, 1) is refused
+    // by name, and --min-size above every object leaves none
+    let b0 = dir.join("images/b0.png");
+    let predict_with = |extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--input",
+            b0.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        wunet(&args)
+    };
+    let (so, se, ok) = predict_with(&["--seed-threshold", "0.4"]);
+    assert!(
+        !ok && se.contains("--seed-threshold 0.4") && se.contains("[0.5, 1)"),
+        "{so}\n{se}"
+    );
+    assert!(!se.contains("panicked"), "{se}");
+    let (so, se, ok) = predict_with(&["--min-size", "100000"]);
+    assert!(ok && so.contains("instances: 0 objects"), "{so}\n{se}");
 
     // a class mask (every object 255) given as ids: the file and the cause named
     let bad = tmp("2d-mask");
@@ -272,7 +296,7 @@ fn instances_3d_npy_ids_beside_a_mask() {
 
 #[test]
 fn shared_3d_nuclei_load_as_instances() {
-    use wunet::data::dataset::{Dataset, DatasetOptions};
+    use wunet::data::dataset::{Dataset, DatasetOptions, ValPart};
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/mouse_embryo_nuclei3d");
     if !dir.join("stage08_instances.npy").exists() {
         eprintln!("skip: {} has no stage08_instances.npy", dir.display());
@@ -294,7 +318,7 @@ fn shared_3d_nuclei_load_as_instances() {
     assert_eq!(count(1) + count(2), objects);
     assert!(count(1) > 0 && count(2) > 0);
     // the validation part (last 40 % along y, as configs/embryo3d_lavapipe.toml)
-    let (_, val) = ds.split_spatial(0.4, 1).unwrap();
+    let (_, val) = ds.split_spatial(0.4, 1, ValPart::Last).unwrap();
     let v = val.samples[0].instances.as_ref().unwrap();
     let mut seen: Vec<i32> = v.data.iter().copied().filter(|&x| x > 0).collect();
     seen.sort();

@@ -36,6 +36,8 @@ pub struct EvalArgs {
     /// --instances; an error for any other.
     #[arg(long)]
     pub instances: bool,
+    #[command(flatten)]
+    pub watershed: crate::cli::predict::WatershedFlags,
     /// Robustness test: perturb the raw images (and, for zoom, the labels)
     /// before normalisation: gamma:G, gain:F, offset:V (a share of the
     /// image's maximum), noise:S (sigma as a share of the image's range),
@@ -51,6 +53,7 @@ impl EvalArgs {
     /// and that the checkpoint is a file.
     pub fn check_before_gpu(&self) -> Result<()> {
         self.infer.check()?;
+        self.watershed.options()?;
         if let Some(p) = &self.perturb {
             Perturb::parse("--perturb", p)?;
         }
@@ -139,7 +142,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             ds = if ds.samples.len() >= 2 {
                 ds.split_fraction(f)?.1
             } else {
-                ds.split_spatial(f, tc.val_axis_index())?.1
+                ds.split_spatial(f, tc.val_axis_index(), tc.val_part())?.1
             };
         }
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
@@ -192,6 +195,8 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
     p.progress = true;
     eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
-    let instances = crate::cli::predict::instances_wanted(a.instances, &meta, &a.checkpoint)?;
+    let instances = crate::cli::predict::instances_wanted(a.instances, &meta, &a.checkpoint)?
+        .then(|| a.watershed.options())
+        .transpose()?;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true, instances)
 }

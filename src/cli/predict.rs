@@ -3,7 +3,7 @@
 
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
-use crate::data::instances::{watershed_instances, WatershedOptions};
+use crate::data::instances::{watershed_instances, WatershedOptions, DEFAULT_SEED_THRESHOLD};
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
@@ -34,6 +34,8 @@ pub struct PredictArgs {
     /// checkpoint trained with --instances; an error for any other.
     #[arg(long)]
     pub instances: bool,
+    #[command(flatten)]
+    pub watershed: WatershedFlags,
     /// Also write the segmentation over the input as an RGB PNG (3D: the section
     /// with the most foreground).
     #[arg(long)]
@@ -47,6 +49,37 @@ pub struct PredictArgs {
     pub infer: InferFlags,
     #[command(flatten)]
     pub zarr: ZarrFlags,
+}
+
+/// The watershed's flags that `predict` and `eval` share (instance
+/// checkpoints only).
+#[derive(Args, Debug, Clone)]
+pub struct WatershedFlags {
+    /// Instances: seeds are the components of voxels with p(interior)
+    /// above this, in [0.5, 1); lower merges fewer seeds into one object
+    /// per nucleus, higher separates touching objects more readily.
+    #[arg(long, default_value_t = DEFAULT_SEED_THRESHOLD, allow_hyphen_values = true)]
+    pub seed_threshold: f32,
+    /// Instances: drop objects smaller than this many pixels / voxels.
+    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
+    pub min_size: usize,
+}
+
+impl WatershedFlags {
+    /// The watershed options, `--seed-threshold` checked.
+    pub fn options(&self) -> Result<WatershedOptions> {
+        if !(0.5..1.0).contains(&self.seed_threshold) {
+            return Err(Error::Other(format!(
+                "--seed-threshold {}: must be in [0.5, 1) (a probability of the interior class above one half)",
+                self.seed_threshold
+            )));
+        }
+        Ok(WatershedOptions {
+            seed_threshold: self.seed_threshold,
+            min_size: self.min_size,
+            ..WatershedOptions::default()
+        })
+    }
 }
 
 /// The inference flags that `predict` and `eval` share.
@@ -85,6 +118,7 @@ impl PredictArgs {
     pub fn check_before_gpu(&self) -> Result<()> {
         use crate::fsutil::check_output_file;
         self.infer.check()?;
+        self.watershed.options()?;
         if predict_zarr::is_blockwise(self) {
             return predict_zarr::check_before_gpu(self);
         }
@@ -269,7 +303,7 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         output.display()
     );
     if instances_wanted(a.instances, &meta, required(&a.checkpoint, "--checkpoint")?)? {
-        let ids = watershed_instances(&probs, &WatershedOptions::default())?;
+        let ids = watershed_instances(&probs, &a.watershed.options()?)?;
         write_instances(output, &ids)?;
         let n = ids.data.iter().copied().max().unwrap_or(0);
         s += &format!("instances: {n} objects (ids 1..{n}, 0 = background)\n");

@@ -40,6 +40,16 @@ use crate::error::{Error, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+/// Which end of a single image or volume [`Dataset::split_spatial`] holds
+/// out for validation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValPart {
+    /// The sections at the start of the axis.
+    First,
+    /// The sections at the end of the axis.
+    Last,
+}
+
 /// How to load a dataset.
 #[derive(Clone, Debug, Default)]
 pub struct DatasetOptions {
@@ -525,9 +535,15 @@ impl Dataset {
         self.split_indices(&val)
     }
 
-    /// Cut every sample along `axis` (0 = z, 1 = y, 2 = x): the first part
-    /// is training, the last `round(len * val_fraction)` sections validation.
-    pub fn split_spatial(self, val_fraction: f32, axis: usize) -> Result<(Dataset, Dataset)> {
+    /// Cut every sample along `axis` (0 = z, 1 = y, 2 = x) into (train,
+    /// validation): `round(len * val_fraction)` sections at the `part` end
+    /// are validation, the rest training.
+    pub fn split_spatial(
+        self,
+        val_fraction: f32,
+        axis: usize,
+        part: ValPart,
+    ) -> Result<(Dataset, Dataset)> {
         if axis > 2 || !(val_fraction > 0.0 && val_fraction < 1.0) {
             return Err(Error::shape(
                 "Dataset::split_spatial",
@@ -545,8 +561,11 @@ impl Dataset {
                 ));
             }
             let k = ((len as f64 * val_fraction as f64).round() as usize).clamp(1, len - 1);
-            let cut = len - k;
-            let part = |lo: usize, hi: usize| -> Result<Sample> {
+            let (train, val) = match part {
+                ValPart::Last => ((0, len - k), (len - k, len)),
+                ValPart::First => ((k, len), (0, k)),
+            };
+            let crop = |lo: usize, hi: usize| -> Result<Sample> {
                 let mut o = [0; 3];
                 let mut sz = s.image.dims;
                 o[axis] = lo;
@@ -560,8 +579,8 @@ impl Dataset {
                     raw_levels: s.raw_levels.clone(),
                 })
             };
-            tr.push(part(0, cut)?);
-            va.push(part(cut, len)?);
+            tr.push(crop(train.0, train.1)?);
+            va.push(crop(val.0, val.1)?);
         }
         Ok((meta.with_samples(tr), meta.with_samples(va)))
     }
@@ -730,8 +749,12 @@ mod tests {
         )
         .unwrap();
         assert!(one.clone().split_fraction(0.2).is_err());
-        let (tr, va) = one.split_spatial(0.2, 2).unwrap();
+        let (tr, va) = one.clone().split_spatial(0.2, 2, ValPart::Last).unwrap();
         assert_eq!(tr.samples[0].labels.dims, [1, 1, 8]);
         assert_eq!(va.samples[0].labels.data, vec![0, 1]);
+        // the first part held out: the other end, training the rest
+        let (tr, va) = one.split_spatial(0.3, 2, ValPart::First).unwrap();
+        assert_eq!(tr.samples[0].labels.data, vec![1, 1, 0, 0, 1, 0, 1]);
+        assert_eq!(va.samples[0].labels.data, vec![0, 1, 0]);
     }
 }

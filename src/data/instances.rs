@@ -14,16 +14,20 @@
 //! both would add a second output head and loss.
 //!
 //! # Post-processing
-//! Seeds are the face-connected components of the predicted *interior*
-//! (argmax = 1). They grow by priority flood (watershed) over the predicted
-//! *object* voxels (argmax 1 or 2), lowest `1 - p(interior)` first, so the
-//! thin predicted boundary between touching objects is shared out to its
-//! nearer seed. Object components that hold no seed (all boundary, e.g. a
-//! tiny object) become objects of their own. Ids are `1..N` in scan order of
-//! the seeds, 0 = background.
+//! The *object* voxels are those with `p(background) < 0.5` (a two-class
+//! decision, object against background, so a voxel the network splits
+//! between interior and boundary still counts). Seeds are the face-connected
+//! components of the confident interior, `p(interior) >` [`WatershedOptions::seed_threshold`]
+//! (above 0.5, so that a thin bridge of doubtful interior between two
+//! nuclei does not join their seeds). They grow by priority flood
+//! (watershed) over the object voxels, highest `p(interior)` first, so the
+//! voxels between touching objects are shared out to their nearer seed.
+//! Object components that hold no seed (all boundary, e.g. a tiny object)
+//! become objects of their own. Ids are `1..N` in scan order of the seeds,
+//! 0 = background.
 
 use super::weightmap::connected_components;
-use super::{numel, ChannelVolume, LabelVolume};
+use super::{numel, ChannelVolume, LabelVolume, Volume};
 use crate::error::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -111,9 +115,15 @@ pub fn check_instance_ids(what: &str, ids: &LabelVolume) -> Result<()> {
     Ok(())
 }
 
+/// The default [`WatershedOptions::seed_threshold`].
+pub const DEFAULT_SEED_THRESHOLD: f32 = 0.7;
+
 /// Options of [`watershed_instances`].
 #[derive(Clone, Copy, Debug)]
 pub struct WatershedOptions {
+    /// Seeds are the components of voxels with `p(interior)` above this,
+    /// in [0.5, 1) (default [`DEFAULT_SEED_THRESHOLD`]).
+    pub seed_threshold: f32,
     /// Seeds (interior components) smaller than this many voxels are not
     /// seeds (their voxels are flooded from a neighbouring seed, or form an
     /// unseeded object).
@@ -125,6 +135,7 @@ pub struct WatershedOptions {
 impl Default for WatershedOptions {
     fn default() -> Self {
         WatershedOptions {
+            seed_threshold: DEFAULT_SEED_THRESHOLD,
             min_seed: 1,
             min_size: 1,
         }
@@ -145,19 +156,31 @@ pub fn watershed_instances(probs: &ChannelVolume, opts: &WatershedOptions) -> Re
             ),
         ));
     }
-    let classes = probs.argmax();
+    if !(0.5..1.0).contains(&opts.seed_threshold) {
+        return Err(Error::Other(format!(
+            "instances: seed threshold {}: must be in [0.5, 1) (a probability of the interior class above one half)",
+            opts.seed_threshold
+        )));
+    }
+    let background = probs.channel(BACKGROUND as usize)?;
     let interior = probs.channel(INTERIOR as usize)?;
-    let seeds = seed_labels(&classes, opts.min_seed)?;
-    let object: Vec<bool> = classes.data.iter().map(|&c| c != BACKGROUND).collect();
+    let object: Vec<bool> = background.data.iter().map(|&p| p < 0.5).collect();
+    let seeds = seed_labels(&interior, &object, opts)?;
     let mut ids = flood(&seeds, &object, &interior.data);
     label_unseeded(&mut ids, &object)?;
     Ok(drop_small(ids, opts.min_size))
 }
 
-/// Components of the interior class with at least `min_seed` voxels, `1..K`.
-fn seed_labels(classes: &LabelVolume, min_seed: usize) -> Result<LabelVolume> {
-    let mask: Vec<bool> = classes.data.iter().map(|&c| c == INTERIOR).collect();
-    let (cc, n) = connected_components(&mask, classes.dims, false)?;
+/// Components of the object voxels with `p(interior) > seed_threshold` that
+/// hold at least `min_seed` voxels, `1..K`.
+fn seed_labels(interior: &Volume, object: &[bool], opts: &WatershedOptions) -> Result<LabelVolume> {
+    let mask: Vec<bool> = interior
+        .data
+        .iter()
+        .zip(object)
+        .map(|(&p, &o)| o && p > opts.seed_threshold)
+        .collect();
+    let (cc, n) = connected_components(&mask, interior.dims, false)?;
     let mut size = vec![0usize; n + 1];
     for &v in &cc.data {
         size[v as usize] += 1;
@@ -165,7 +188,7 @@ fn seed_labels(classes: &LabelVolume, min_seed: usize) -> Result<LabelVolume> {
     let mut remap = vec![0i32; n + 1];
     let mut next = 0;
     for (id, &s) in size.iter().enumerate().skip(1) {
-        if s >= min_seed.max(1) {
+        if s >= opts.min_seed.max(1) {
             next += 1;
             remap[id] = next;
         }

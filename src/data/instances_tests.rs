@@ -143,12 +143,53 @@ fn watershed_unseeded_objects_small_objects_and_bad_channels() {
     );
     assert_ne!(got.data[7], got.data[17]);
     let opts = WatershedOptions {
-        min_seed: 1,
         min_size: 2,
+        ..WatershedOptions::default()
     };
     let got = watershed_instances(&probs_of(&classes), &opts).unwrap();
     assert_eq!(got.data.iter().copied().max(), Some(1));
     assert_eq!(got.data[17], 0);
     let two = ChannelVolume::zeros(2, [1, 2, 2]);
     assert!(watershed_instances(&two, &opts).is_err());
+}
+
+/// Probabilities (background, interior, boundary) along a 1 x 1 x n line.
+fn line_probs(p: &[[f32; 3]]) -> ChannelVolume {
+    let n = p.len();
+    let mut v = ChannelVolume::zeros(3, [1, 1, n]);
+    for (i, q) in p.iter().enumerate() {
+        for k in 0..3 {
+            v.data[k * n + i] = q[k];
+        }
+    }
+    v
+}
+
+#[test]
+fn doubtful_interior_bridges_do_not_join_seeds() {
+    let sure = [0.05, 0.9, 0.05];
+    let doubt = [0.3, 0.6, 0.1]; // argmax interior, but not confident
+    let split = [0.4, 0.3, 0.3]; // argmax background, p(background) < 0.5
+    let bg = [0.9, 0.05, 0.05];
+    let p = line_probs(&[bg, sure, sure, doubt, sure, sure, split, bg]);
+    let got = watershed_instances(&p, &WatershedOptions::default()).unwrap();
+    // two seeds (the confident runs), the bridge flooded from one of them,
+    // and the undecided voxel is object, not background
+    assert_eq!(got.data, vec![0, 1, 1, got.data[3], 2, 2, 2, 0]);
+    assert!(got.data[3] == 1 || got.data[3] == 2);
+    // a threshold at the bridge's level joins them into one object
+    let low = WatershedOptions {
+        seed_threshold: 0.55,
+        ..WatershedOptions::default()
+    };
+    let got = watershed_instances(&p, &low).unwrap();
+    assert_eq!(got.data, vec![0, 1, 1, 1, 1, 1, 1, 0]);
+    for t in [0.4, 1.0, f32::NAN] {
+        let bad = WatershedOptions {
+            seed_threshold: t,
+            ..WatershedOptions::default()
+        };
+        let e = watershed_instances(&p, &bad).unwrap_err().to_string();
+        assert!(e.contains("seed threshold"), "{e}");
+    }
 }

@@ -201,14 +201,16 @@ pub fn auto_objects_class(data: &Dataset) -> i32 {
     }
 }
 
-/// Predict every sample of `data` and score it.
+/// Predict every sample of `data` and score it; with `instances`, also
+/// score the watershed's objects (made with those options) against the
+/// samples' instance ids.
 pub fn evaluate(
     ctx: &Context,
     p: &mut Predictor,
     data: &Dataset,
     objects_class: i32,
     challenge: bool,
-    instances: bool,
+    instances: Option<WatershedOptions>,
 ) -> Result<Metrics> {
     let mut inst = Vec::new();
     let k = p.config.classes.max(data.n_classes);
@@ -228,8 +230,8 @@ pub fn evaluate(
         }
         let probs = p.predict(ctx, &s.image)?;
         let pred = probs.argmax();
-        if let (true, Some(ids)) = (instances, &s.instances) {
-            let got = watershed_instances(&probs, &WatershedOptions::default())?;
+        if let (Some(opts), Some(ids)) = (&instances, &s.instances) {
+            let got = watershed_instances(&probs, opts)?;
             inst.push(instance_scores(&got, ids)?);
         }
         wrong += pred
@@ -246,7 +248,7 @@ pub fn evaluate(
         }
         if s.image.is_2d() && s.labels.data.contains(&objects_class) {
             rand.push(isbi_rand_error(&pred, &s.labels, objects_class)?.error);
-            if challenge && !instances && (objects_class as usize) < probs.channels {
+            if challenge && instances.is_none() && (objects_class as usize) < probs.channels {
                 isbi.add(
                     &probs.channel(objects_class as usize)?,
                     &s.labels,

@@ -8,6 +8,7 @@
 //! file, with unknown keys rejected); [`TrainConfig`] is the resolved,
 //! complete configuration that a run writes as `config.toml`.
 
+use crate::data::dataset::ValPart;
 use crate::data::labels::MAX_CLASSES;
 use crate::data::sampler::SamplerOptions;
 use crate::error::{Error, Result};
@@ -70,12 +71,16 @@ pub struct TrainFlags {
     #[arg(long, allow_hyphen_values = true)]
     pub class_values: Option<String>,
     /// Validation share: the last images by name, or, for a single image or
-    /// volume, the last part along val_axis.
+    /// volume, the last (or first, val_part) part along val_axis.
     #[arg(long, allow_hyphen_values = true)]
     pub val_fraction: Option<f64>,
     /// Axis along which a single image or volume is split for validation: x, y or z.
     #[arg(long)]
     pub val_axis: Option<String>,
+    /// Which end of a single image or volume is validation: last or first
+    /// (two runs, one of each, hold out every part once).
+    #[arg(long)]
+    pub val_part: Option<String>,
     // ---- model
     /// Channels of the first level.
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
@@ -262,6 +267,8 @@ pub struct TrainConfig {
     pub class_values: String,
     pub val_fraction: f64,
     pub val_axis: String,
+    #[serde(default = "default_val_part")]
+    pub val_part: String,
     pub base: usize,
     pub depth: usize,
     pub padding: String,
@@ -357,6 +364,7 @@ impl TrainConfig {
             class_values: String::new(),
             val_fraction: 0.1,
             val_axis: "x".into(),
+            val_part: default_val_part(),
             base: 8,
             depth: if three { 2 } else { 3 },
             padding: "same".into(),
@@ -461,6 +469,7 @@ impl TrainConfig {
             &["auto", "zscore", "percentile", "robust", "equalize"],
         )?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
+        one_of("val_part", &self.val_part, &["last", "first"])?;
         one_of("padding", &self.padding, &["valid", "same"])?;
         one_of("norm", &self.norm, &["batch", "instance", "none"])?;
         one_of("upsample", &self.upsample, &["convt", "linear"])?;
@@ -614,6 +623,15 @@ impl TrainConfig {
     /// `synthetic_size` as `(z, y, x)`.
     pub fn synthetic_dims(&self) -> Result<[usize; 3]> {
         parse_dims("synthetic_size", &self.synthetic_size, self.dims())
+    }
+
+    /// `val_part` as a [`ValPart`].
+    pub fn val_part(&self) -> ValPart {
+        if self.val_part == "first" {
+            ValPart::First
+        } else {
+            ValPart::Last
+        }
     }
 
     /// `val_axis` as an array axis (0 = z, 1 = y, 2 = x).
@@ -814,3 +832,8 @@ use aug::{aug_default, range_key, range_key_from_zero, GAMMA_RANGE_OF};
 #[cfg(test)]
 #[path = "config_tests.rs"]
 mod tests;
+
+/// `val_part` of a config written before the key existed.
+fn default_val_part() -> String {
+    "last".into()
+}

@@ -97,6 +97,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "gamma_invert_prob",
         "gamma_range",
         "gamma_range_of",
+        "val_part",
     ];
     let old: String = text
         .lines()

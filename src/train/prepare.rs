@@ -150,7 +150,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
     let (train, val) = if n >= 2 {
         ds.split_fraction(cfg.val_fraction as f32)?
     } else {
-        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index())
+        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index(), cfg.val_part())
             .map_err(|e| {
                 Error::Other(format!(
                     "{e}: one image is split for validation along val_axis = {}; choose an axis the image has (x or y for 2D)",
@@ -177,7 +177,7 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         names(&train),
         names(&val),
         if n < 2 {
-            format!(" (last part along {})", cfg.val_axis)
+            format!(" ({} part along {})", cfg.val_part, cfg.val_axis)
         } else {
             String::new()
         }

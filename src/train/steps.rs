@@ -147,7 +147,7 @@ impl Run<'_> {
             &self.p.val,
             self.p.objects,
             false,
-            false,
+            None,
         )?;
         if let Some(r) = st.row.as_mut() {
             r.val_pixel_error = Some(m.pixel_error);
