@@ -158,8 +158,8 @@ fn line_probs(p: &[[f32; 3]]) -> ChannelVolume {
     let n = p.len();
     let mut v = ChannelVolume::zeros(3, [1, 1, n]);
     for (i, q) in p.iter().enumerate() {
-        for k in 0..3 {
-            v.data[k * n + i] = q[k];
+        for (k, &pk) in q.iter().enumerate() {
+            v.data[k * n + i] = pk;
         }
     }
     v
