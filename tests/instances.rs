@@ -145,6 +145,15 @@ fn instances_2d_train_predict_eval_and_errors() {
     ]);
     assert!(ok, "{so}\n{se}");
     assert!(so.contains("instances:"), "{so}");
+    // the checkpoint's smallest object: 1/20 of its median training blob
+    // (discs of radius 6, about 110 pixels, some cut by a neighbour)
+    let min_size: usize = so
+        .split("objects of >= ")
+        .nth(1)
+        .and_then(|t| t.split(' ').next())
+        .and_then(|t| t.parse().ok())
+        .unwrap_or_else(|| panic!("no smallest object size in: {so}"));
+    assert!((3..=6).contains(&min_size), "{so}");
     let ids = read_labels(&out).unwrap();
     assert_eq!(ids.dims, [1, 32, 48]);
     assert_dense_ids(&ids.data.iter().map(|&v| v as i64).collect::<Vec<_>>());

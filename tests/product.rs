@@ -556,6 +556,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
         tile: "256".into(),
         blend: "none".into(),
         instances: false,
+        min_object_size: 0,
     }
     .store(&mut ck)
     .unwrap();

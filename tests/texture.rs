@@ -57,6 +57,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         tile: tile.into(),
         blend: "gaussian".into(),
         instances: false,
+        min_object_size: 0,
     };
     (exec.export(c).unwrap(), meta)
 }

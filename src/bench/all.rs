@@ -422,6 +422,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
         tile: "64x64".into(),
         blend: "gaussian".into(),
         instances: false,
+        min_object_size: 0,
     };
     let opts = crate::infer::PredictOptions::default();
     let path = std::path::Path::new("(bench model)");

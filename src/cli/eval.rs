@@ -53,7 +53,7 @@ impl EvalArgs {
     /// and that the checkpoint is a file.
     pub fn check_before_gpu(&self) -> Result<()> {
         self.infer.check()?;
-        self.watershed.options()?;
+        self.watershed.check()?;
         if let Some(p) = &self.perturb {
             Perturb::parse("--perturb", p)?;
         }
@@ -196,7 +196,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     p.progress = true;
     eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
     let instances = crate::cli::predict::instances_wanted(a.instances, &meta, &a.checkpoint)?
-        .then(|| a.watershed.options())
+        .then(|| a.watershed.options(&meta))
         .transpose()?;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true, instances)
 }

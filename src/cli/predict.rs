@@ -60,23 +60,32 @@ pub struct WatershedFlags {
     /// per nucleus, higher separates touching objects more readily.
     #[arg(long, default_value_t = DEFAULT_SEED_THRESHOLD, allow_hyphen_values = true)]
     pub seed_threshold: f32,
-    /// Instances: drop objects smaller than this many pixels / voxels.
-    #[arg(long, default_value_t = 1, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
-    pub min_size: usize,
+    /// Instances: drop objects smaller than this many pixels / voxels
+    /// (default: the checkpoint's, 1/20 of its median training object).
+    #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
+    pub min_size: Option<usize>,
 }
 
 impl WatershedFlags {
-    /// The watershed options, `--seed-threshold` checked.
-    pub fn options(&self) -> Result<WatershedOptions> {
+    /// Refuse a `--seed-threshold` outside [0.5, 1).
+    pub fn check(&self) -> Result<()> {
         if !(0.5..1.0).contains(&self.seed_threshold) {
             return Err(Error::Other(format!(
                 "--seed-threshold {}: must be in [0.5, 1) (a probability of the interior class above one half)",
                 self.seed_threshold
             )));
         }
+        Ok(())
+    }
+
+    /// The watershed options for a checkpoint with `meta`.
+    pub fn options(&self, meta: &InferMeta) -> Result<WatershedOptions> {
+        self.check()?;
         Ok(WatershedOptions {
             seed_threshold: self.seed_threshold,
-            min_size: self.min_size,
+            min_size: self
+                .min_size
+                .unwrap_or(meta.min_object_size.max(1) as usize),
             ..WatershedOptions::default()
         })
     }
@@ -118,7 +127,7 @@ impl PredictArgs {
     pub fn check_before_gpu(&self) -> Result<()> {
         use crate::fsutil::check_output_file;
         self.infer.check()?;
-        self.watershed.options()?;
+        self.watershed.check()?;
         if predict_zarr::is_blockwise(self) {
             return predict_zarr::check_before_gpu(self);
         }
@@ -303,10 +312,14 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         output.display()
     );
     if instances_wanted(a.instances, &meta, required(&a.checkpoint, "--checkpoint")?)? {
-        let ids = watershed_instances(&probs, &a.watershed.options()?)?;
+        let opts = a.watershed.options(&meta)?;
+        let ids = watershed_instances(&probs, &opts)?;
         write_instances(output, &ids)?;
         let n = ids.data.iter().copied().max().unwrap_or(0);
-        s += &format!("instances: {n} objects (ids 1..{n}, 0 = background)\n");
+        s += &format!(
+            "instances: {n} objects (ids 1..{n}, 0 = background; seeds p(interior) > {}, objects of >= {} voxels)\n",
+            opts.seed_threshold, opts.min_size
+        );
     } else {
         write_labels(output, &pred, &meta.class_values)?;
     }

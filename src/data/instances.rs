@@ -118,6 +118,26 @@ pub fn check_instance_ids(what: &str, ids: &LabelVolume) -> Result<()> {
 /// The default [`WatershedOptions::seed_threshold`].
 pub const DEFAULT_SEED_THRESHOLD: f32 = 0.7;
 
+/// The default smallest object of a model trained on `ids`: 1/20 of the
+/// median object (in pixels / voxels), at least 1; 0 with no object.
+/// Smaller predictions are specks, not objects (Cellpose's default drops
+/// masks under 15 pixels, about 1/50 of its 30-pixel nuclei).
+pub fn default_min_size<'a>(ids: impl IntoIterator<Item = &'a LabelVolume>) -> u64 {
+    let mut sizes = Vec::new();
+    for v in ids {
+        let mut per = std::collections::HashMap::<i32, u64>::new();
+        for &id in v.data.iter().filter(|&&id| id > 0) {
+            *per.entry(id).or_default() += 1;
+        }
+        sizes.extend(per.into_values());
+    }
+    if sizes.is_empty() {
+        return 0;
+    }
+    sizes.sort_unstable();
+    (sizes[sizes.len() / 2] / 20).max(1)
+}
+
 /// Options of [`watershed_instances`].
 #[derive(Clone, Copy, Debug)]
 pub struct WatershedOptions {

@@ -193,3 +193,20 @@ fn doubtful_interior_bridges_do_not_join_seeds() {
         assert!(e.contains("seed threshold"), "{e}");
     }
 }
+
+#[test]
+fn default_min_size_is_a_twentieth_of_the_median_object() {
+    // objects of 1, 40 and 100 voxels over two volumes: median 40 -> 2
+    let mut a = lv([1, 1, 141], vec![0; 141]);
+    a.data[0] = 3;
+    for v in &mut a.data[1..41] {
+        *v = 1;
+    }
+    let mut b = lv([1, 1, 100], vec![2; 100]);
+    assert_eq!(default_min_size([&a, &b]), 2);
+    // small objects only: at least 1; no object: 0
+    b.data.iter_mut().for_each(|v| *v = 0);
+    b.data[5] = 1;
+    assert_eq!(default_min_size([&b]), 1);
+    assert_eq!(default_min_size([&lv([1, 1, 4], vec![0; 4])]), 0);
+}

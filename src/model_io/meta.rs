@@ -168,6 +168,12 @@ pub struct InferMeta {
     /// Absent in checkpoints written before the key existed: `false`.
     #[serde(default)]
     pub instances: bool,
+    /// Instances: objects smaller than this many pixels / voxels are
+    /// dropped unless `--min-size` says otherwise (`wunet train`: 1/20 of
+    /// the median training object). Absent in checkpoints written before
+    /// the key existed: 0, none dropped.
+    #[serde(default)]
+    pub min_object_size: u64,
 }
 
 impl InferMeta {

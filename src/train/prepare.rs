@@ -448,6 +448,9 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         tile: cfg.tile.clone(),
         blend: cfg.blend.clone(),
         instances: cfg.instances,
+        min_object_size: crate::data::instances::default_min_size(
+            data.train.samples.iter().filter_map(|s| s.instances.as_ref()),
+        ),
     };
     let config_text = cfg.to_toml()?;
     let session = Session::new(
