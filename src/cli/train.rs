@@ -64,6 +64,9 @@ pub fn summary(r: &TrainReport) -> String {
             "  (all-background baseline pixel error: {:.4})\n",
             r.baseline_pixel_error
         );
+        if predicts_background_only(m, r.baseline_pixel_error) {
+            s += "warning: validation: the network predicts background everywhere (the pixel error is the all-background baseline, every object class's Dice 0); it has not learned the objects: try another --seed, a lower --lr or more --steps\n";
+        }
     }
     if let Some((step, v)) = r.best {
         s += &format!(
@@ -76,6 +79,14 @@ pub fn summary(r: &TrainReport) -> String {
         s += &format!("overlay: {}\n", o.display());
     }
     s
+}
+
+/// Whether validation found no object voxel at all: every object class's
+/// Dice 0 and the pixel error that of predicting background everywhere
+/// (a collapsed run; the summary warns).
+fn predicts_background_only(m: &crate::infer::eval::Metrics, baseline: f64) -> bool {
+    let no_object = m.dice.iter().skip(1).all(|d| d.is_none_or(|d| d == 0.0));
+    no_object && (m.pixel_error - baseline).abs() < 1e-6
 }
 
 /// Run `wunet train` (SIGINT / SIGTERM stop it after the current step);
@@ -130,4 +141,33 @@ pub fn help_with_defaults(cmd: clap::Command) -> clap::Command {
         };
         arg.help(format!("{help} {d}"))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::predicts_background_only;
+    use crate::infer::eval::Metrics;
+
+    #[test]
+    fn a_collapsed_validation_is_recognised() {
+        let m = |pe: f64, dice: Vec<Option<f64>>| Metrics {
+            pixel_error: pe,
+            dice,
+            ..Default::default()
+        };
+        // background only: no object Dice, the baseline's pixel error
+        assert!(predicts_background_only(
+            &m(0.0252, vec![Some(0.987), Some(0.0), Some(0.0)]),
+            0.0252
+        ));
+        // some object found, or objects predicted in the wrong places
+        assert!(!predicts_background_only(
+            &m(0.011, vec![Some(0.99), Some(0.77), Some(0.0)]),
+            0.0252
+        ));
+        assert!(!predicts_background_only(
+            &m(0.04, vec![Some(0.98), Some(0.0), Some(0.0)]),
+            0.0252
+        ));
+    }
 }
