@@ -449,7 +449,10 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         blend: cfg.blend.clone(),
         instances: cfg.instances,
         min_object_size: crate::data::instances::default_min_size(
-            data.train.samples.iter().filter_map(|s| s.instances.as_ref()),
+            data.train
+                .samples
+                .iter()
+                .filter_map(|s| s.instances.as_ref()),
         ),
     };
     let config_text = cfg.to_toml()?;
