@@ -3,7 +3,9 @@
 
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
-use crate::data::instances::{watershed_instances, WatershedOptions, DEFAULT_SEED_THRESHOLD};
+use crate::data::instances::{
+    check_seed_threshold, watershed_instances, WatershedOptions, DEFAULT_SEED_THRESHOLD,
+};
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
@@ -56,8 +58,9 @@ pub struct PredictArgs {
 #[derive(Args, Debug, Clone)]
 pub struct WatershedFlags {
     /// Instances: seeds are the components of voxels with p(interior)
-    /// above this, in [0.5, 1); lower merges fewer seeds into one object
-    /// per nucleus, higher separates touching objects more readily.
+    /// above this, in [0.5, 1); lower lets doubtful voxels join seeds (close
+    /// nuclei may merge), higher keeps only confident cores (a nucleus may
+    /// split).
     #[arg(long, default_value_t = DEFAULT_SEED_THRESHOLD, allow_hyphen_values = true)]
     pub seed_threshold: f32,
     /// Instances: drop objects smaller than this many pixels / voxels
@@ -69,13 +72,8 @@ pub struct WatershedFlags {
 impl WatershedFlags {
     /// Refuse a `--seed-threshold` outside [0.5, 1).
     pub fn check(&self) -> Result<()> {
-        if !(0.5..1.0).contains(&self.seed_threshold) {
-            return Err(Error::Other(format!(
-                "--seed-threshold {}: must be in [0.5, 1) (a probability of the interior class above one half)",
-                self.seed_threshold
-            )));
-        }
-        Ok(())
+        check_seed_threshold(self.seed_threshold)
+            .map_err(|m| Error::Other(format!("--seed-threshold {m}")))
     }
 
     /// The watershed options for a checkpoint with `meta`.

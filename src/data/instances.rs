@@ -118,6 +118,17 @@ pub fn check_instance_ids(what: &str, ids: &LabelVolume) -> Result<()> {
 /// The default [`WatershedOptions::seed_threshold`].
 pub const DEFAULT_SEED_THRESHOLD: f32 = 0.7;
 
+/// Refuse a seed threshold outside [0.5, 1); the message starts with the value.
+pub fn check_seed_threshold(t: f32) -> std::result::Result<(), String> {
+    if (0.5..1.0).contains(&t) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{t}: must be in [0.5, 1) (a probability of the interior class above one half)"
+        ))
+    }
+}
+
 /// The default smallest object of a model trained on `ids`: 1/20 of the
 /// median object (in pixels / voxels), at least 1; 0 with no object.
 /// Smaller predictions are specks, not objects (Cellpose's default drops
@@ -176,12 +187,8 @@ pub fn watershed_instances(probs: &ChannelVolume, opts: &WatershedOptions) -> Re
             ),
         ));
     }
-    if !(0.5..1.0).contains(&opts.seed_threshold) {
-        return Err(Error::Other(format!(
-            "instances: seed threshold {}: must be in [0.5, 1) (a probability of the interior class above one half)",
-            opts.seed_threshold
-        )));
-    }
+    check_seed_threshold(opts.seed_threshold)
+        .map_err(|m| Error::Other(format!("instances: seed threshold {m}")))?;
     let background = probs.channel(BACKGROUND as usize)?;
     let interior = probs.channel(INTERIOR as usize)?;
     let object: Vec<bool> = background.data.iter().map(|&p| p < 0.5).collect();
