@@ -21,8 +21,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub data: PathBuf,
     /// all: every pair; val: only the validation split the run used
-    /// (its val_fraction: the last images by name, or the last part of a
-    /// single volume along its val_axis).
+    /// (its val_fraction: the last images by name, or the last (val_part
+    /// first: the first) part of a single volume along its val_axis).
     #[arg(long, default_value = "all")]
     pub split: String,
     /// The data's label convention: the stored value of each class of the
