@@ -134,15 +134,21 @@ fn instances_2d_train_predict_eval_and_errors() {
     );
     let ck = run.join("last.safetensors");
     let out = dir.join("ids.png");
-    let (so, se, ok) = wunet(&[
-        "predict",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--input",
-        dir.join("images/b0.png").to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ]);
+    let b0 = dir.join("images/b0.png");
+    let predict_with = |extra: &[&str]| {
+        let mut args = vec![
+            "predict",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--input",
+            b0.to_str().unwrap(),
+            "--output",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        wunet(&args)
+    };
+    let (so, se, ok) = predict_with(&[]);
     assert!(ok, "{so}\n{se}");
     assert!(so.contains("instances:"), "{so}");
     // the checkpoint's smallest object: 1/20 of its median training blob
@@ -173,20 +179,6 @@ fn instances_2d_train_predict_eval_and_errors() {
     assert!(metric(&so, "instance_splits") >= 0.0 && metric(&so, "instance_merges") >= 0.0);
     // the watershed's flags: a seed threshold outside [0.5, 1) is refused
     // by name, and --min-size above every object leaves none
-    let b0 = dir.join("images/b0.png");
-    let predict_with = |extra: &[&str]| {
-        let mut args = vec![
-            "predict",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--input",
-            b0.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-        ];
-        args.extend_from_slice(extra);
-        wunet(&args)
-    };
     let (so, se, ok) = predict_with(&["--seed-threshold", "0.4"]);
     assert!(
         !ok && se.contains("--seed-threshold 0.4") && se.contains("[0.5, 1)"),
