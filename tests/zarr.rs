@@ -342,7 +342,7 @@ fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
     assert!(e.contains("not a store that wunet made"), "{e}");
     // equalising needs every voxel's rank: refused, naming the mode
     let src = ZarrSource::open(&zarr, 0).unwrap();
-    let e = volume_stats(&src, Normalize::Equalize, false)
+    let e = volume_stats(&src, Normalize::Equalize(Default::default()), false)
         .unwrap_err()
         .to_string();
     assert!(

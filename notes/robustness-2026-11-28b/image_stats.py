@@ -22,12 +22,13 @@ def readpng(path):
                 line[x]=(line[x]+pr)&255
         out.append(line[::bpp]); prev=line
     return w,h,out
-d='/work/shared/data/nuclei2d/nih3t3/'
-for k in range(18):
-    w,h,im=readpng(d+'image-%02d.png'%k); _,_,m=readpng(d+'mask-%02d.png'%k)
-    v=[x for r in im for x in r]; mk=[x for r in m for x in r]
-    fg=sorted(a for a,b in zip(v,mk) if b>0); bg=sorted(a for a,b in zip(v,mk) if b==0)
-    lo,hi=min(v),max(v); nf=st.median(fg); nb=st.median(bg)
-    g=lambda x:lo+(hi-lo)*((x-lo)/(hi-lo))**2
-    sat=sum(1 for x in v if x>=250)
-    print(f"image-{k:02d} {w}x{h} min {lo} max {hi} p99.9 {sorted(v)[int(len(v)*0.999)]} >=250: {sat} nuclei med {nf} bg med {nb}  contrast after gamma2/before {(g(nf)-g(nb))/(nf-nb):.3f}")
+if __name__ == '__main__':
+    d='/work/shared/data/nuclei2d/nih3t3/'
+    for k in range(18):
+        w,h,im=readpng(d+'image-%02d.png'%k); _,_,m=readpng(d+'mask-%02d.png'%k)
+        v=[x for r in im for x in r]; mk=[x for r in m for x in r]
+        fg=sorted(a for a,b in zip(v,mk) if b>0); bg=sorted(a for a,b in zip(v,mk) if b==0)
+        lo,hi=min(v),max(v); nf=st.median(fg); nb=st.median(bg)
+        g=lambda x:lo+(hi-lo)*((x-lo)/(hi-lo))**2
+        sat=sum(1 for x in v if x>=250)
+        print(f"image-{k:02d} {w}x{h} min {lo} max {hi} p99.9 {sorted(v)[int(len(v)*0.999)]} >=250: {sat} nuclei med {nf} bg med {nb}  contrast after gamma2/before {(g(nf)-g(nb))/(nf-nb):.3f}")

@@ -28,6 +28,7 @@
 //! before and after from a fixed subsample of the image), as normalising a
 //! gamma-perturbed image does.
 
+use super::normalize::{RankScale, RawLevels};
 use super::synthetic::normal;
 use rand::Rng;
 
@@ -81,7 +82,7 @@ pub struct ImageIntensity {
     /// ([`crate::data::normalize::raw_levels`]): then the noise is drawn on
     /// the raw intensities and the noisy values equalised again
     /// ([`noise_before_equalize`]), as normalising a noisy raw image does.
-    pub levels: Option<Vec<f32>>,
+    pub levels: Option<RawLevels>,
 }
 
 impl ImageIntensity {
@@ -159,7 +160,9 @@ pub fn augment_intensity(
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
         match &image.levels {
-            Some(levels) if levels.len() > 1 => noise_before_equalize(rng, patch, levels, sd),
+            Some(l) if l.values.len() > 1 => {
+                noise_before_equalize(rng, patch, &l.values, l.scale, sd)
+            }
             _ => {
                 for v in patch.iter_mut() {
                     *v += sd * normal(rng);
@@ -213,9 +216,15 @@ const NOISY_DRAWS: usize = 4;
 /// goes back to raw through `levels` (the raw image's values at evenly
 /// spaced ranks), gets its noise, and takes its mid-rank among the levels
 /// plus noise (4 draws each), as equalising the whole noisy
-/// image would give. On an equalised image, noise added afterwards would
+/// image would give; ranks are read and written on `scale`. On an equalised image, noise added afterwards would
 /// miss that equalising stretches the dense background's noise most.
-pub fn noise_before_equalize(rng: &mut impl Rng, patch: &mut [f32], levels: &[f32], sd: f32) {
+pub fn noise_before_equalize(
+    rng: &mut impl Rng,
+    patch: &mut [f32],
+    levels: &[f32],
+    scale: RankScale,
+    sd: f32,
+) {
     let (_, std) = mean_std(levels);
     let sd = sd as f64 * std;
     let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
@@ -225,20 +234,19 @@ pub fn noise_before_equalize(rng: &mut impl Rng, patch: &mut [f32], levels: &[f3
         }
     }
     noisy.sort_unstable_by(f32::total_cmp);
-    let root12 = 12f64.sqrt();
     let last = (levels.len() - 1) as f64;
     let n = noisy.len() as f64;
     for v in patch.iter_mut() {
         // back to raw: the level at the value's rank, interpolated
-        let pos = ((*v as f64 / root12 + 0.5).clamp(0.0, 1.0)) * last;
+        let pos = scale.to_unit(*v as f64).clamp(0.0, 1.0) * last;
         let i = (pos.floor() as usize).min(levels.len() - 2);
         let f = pos - i as f64;
         let raw = levels[i] as f64 * (1.0 - f) + levels[i + 1] as f64 * f;
         let y = (raw + sd * normal(rng) as f64) as f32;
-        // mid-rank among the noisy levels, centred as `normalize::equalize`
+        // mid-rank among the noisy levels, on `scale` as `normalize::equalize_to`
         let below = noisy.partition_point(|&x| x < y);
         let upto = noisy.partition_point(|&x| x <= y);
-        *v = (((below + upto) as f64 * 0.5 / n - 0.5) * root12) as f32;
+        *v = scale.from_unit((below + upto) as f64 * 0.5 / n) as f32;
     }
 }
 

@@ -306,7 +306,14 @@ fn stats_where(v: &[f32], keep: &[bool], want: bool) -> (f64, f64) {
 
 #[test]
 fn noise_on_an_equalised_image_matches_equalising_the_noisy_raw_image() {
-    use crate::data::normalize::{equalize, raw_levels};
+    use crate::data::normalize::RankScale;
+    for scale in [RankScale::Uniform, RankScale::Normal] {
+        noise_through_levels_matches_the_truth(scale);
+    }
+}
+
+fn noise_through_levels_matches_the_truth(scale: crate::data::normalize::RankScale) {
+    use crate::data::normalize::{equalize_to, raw_levels};
     let mut rng = rng_for(3, 0);
     let (raw, fg) = fluorescence(20_000, &mut rng);
     let (_, raw_std) = mean_std(&raw);
@@ -317,18 +324,28 @@ fn noise_on_an_equalised_image_matches_equalising_the_noisy_raw_image() {
         .iter()
         .map(|&x| x + (sd as f64 * raw_std) as f32 * normal(&mut rng))
         .collect();
-    equalize(&mut truth);
+    equalize_to(&mut truth, scale);
     // the augmentation: equalised first, noise through the raw levels
     let levels = raw_levels(&raw);
     let mut aug = raw.clone();
-    equalize(&mut aug);
+    equalize_to(&mut aug, scale);
     let clean = aug.clone();
-    noise_before_equalize(&mut rng, &mut aug, &levels, sd);
+    noise_before_equalize(&mut rng, &mut aug, &levels, scale, sd);
     for want in [false, true] {
         let (tm, ts) = stats_where(&truth, &fg, want);
         let (am, as_) = stats_where(&aug, &fg, want);
-        assert!((tm - am).abs() < 0.03, "fg {want}: mean {am} vs {tm}");
-        assert!((ts - as_).abs() < 0.03, "fg {want}: std {as_} vs {ts}");
+        assert!(
+            (tm - am).abs() < 0.03,
+            "{scale:?} fg {want}: mean {am} vs {tm}"
+        );
+        // within 0.03, or 10 % of the spread on the normal scale, whose
+        // top ranks spread further and come from a 4100-value table (a
+        // measured 0.534 against 0.491 for the nuclei)
+        let tol = 0.03f64.max(0.1 * ts);
+        assert!(
+            (ts - as_).abs() < tol,
+            "{scale:?} fg {want}: std {as_} vs {ts}"
+        );
     }
     // how far background values move: as far as in the truth (the noise
     // scrambles the narrow background's ranks), where noise added after
@@ -349,7 +366,7 @@ fn noise_on_an_equalised_image_matches_equalising_the_noisy_raw_image() {
 
 #[test]
 fn equalised_images_take_their_noise_through_the_levels() {
-    use crate::data::normalize::{equalize, raw_levels};
+    use crate::data::normalize::{equalize, raw_levels, RankScale, RawLevels};
     let mut rng = rng_for(4, 0);
     let (raw, _) = fluorescence(4096, &mut rng);
     let mut eq = raw.clone();
@@ -360,7 +377,10 @@ fn equalised_images_take_their_noise_through_the_levels() {
         ..off()
     };
     let image = ImageIntensity {
-        levels: Some(raw_levels(&raw)),
+        levels: Some(RawLevels {
+            values: raw_levels(&raw),
+            scale: RankScale::Uniform,
+        }),
         ..ImageIntensity::of(&eq)
     };
     let mut p = eq.clone();

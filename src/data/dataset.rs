@@ -32,7 +32,7 @@ use super::io::{is_supported, read_image, read_labels};
 use super::labels::{FileValues, LabelSpec};
 pub use super::normalize::{
     normalize, normalize_keeping_levels, normalize_sections, percentiles, row_sums, NormStats,
-    Normalize,
+    Normalize, RawLevels,
 };
 use super::weightmap::{instances_of_class, unet_weight_map, WeightMapOptions};
 use super::{numel, LabelVolume, Volume};
@@ -127,7 +127,7 @@ pub struct Sample {
     /// An equalised image's raw values at evenly spaced ranks
     /// ([`crate::data::normalize::raw_levels`]): the training noise is
     /// added to raw intensities through them. `None` for other modes.
-    pub raw_levels: Option<Vec<f32>>,
+    pub raw_levels: Option<RawLevels>,
 }
 
 /// Paths of one image/label pair.

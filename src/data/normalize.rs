@@ -21,8 +21,11 @@ pub enum Normalize {
     /// sharing their mean rank, mapped to `(u - 0.5) * sqrt(12)` (mean 0,
     /// std 1 like the z-score, range +-1.73). Any strictly increasing change
     /// of the raw values (gain, offset, gamma, a camera's response curve)
-    /// gives the same result; noise and blur do not.
-    Equalize,
+    /// gives the same result; noise and blur do not. With
+    /// [`RankScale::Normal`] (the `equalize-normal` key) `u` goes to the
+    /// standard normal quantile instead (mean 0, std 1, the top and bottom
+    /// ranks spread over +-5 rather than squeezed into +-1.73).
+    Equalize(RankScale),
     /// Raw values.
     None,
 }
@@ -64,10 +67,11 @@ impl Normalize {
                 hi: 99.8,
                 clip,
             }),
-            "equalize" => Ok(Normalize::Equalize),
+            "equalize" => Ok(Normalize::Equalize(RankScale::Uniform)),
+            "equalize-normal" => Ok(Normalize::Equalize(RankScale::Normal)),
             "none" => Ok(Normalize::None),
             k => Err(format!(
-                "normalize = '{k}': expected zscore, percentile, robust, equalize or none"
+                "normalize = '{k}': expected zscore, percentile, robust, equalize, equalize-normal or none"
             )),
         }
     }
@@ -115,17 +119,54 @@ pub fn raw_levels(data: &[f32]) -> Vec<f32> {
     levels_in_order(data, &rank_order(data))
 }
 
+/// The values that [`Normalize::Equalize`] gives an image's ranks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RankScale {
+    /// The centred mid-rank `(u - 0.5) * sqrt(12)` (uniform, range +-1.73).
+    #[default]
+    Uniform,
+    /// The standard normal quantile of `u` (a rank-Gauss transform).
+    Normal,
+}
+
+impl RankScale {
+    /// The value of a rank's share `u` in [0, 1].
+    pub fn from_unit(self, u: f64) -> f64 {
+        match self {
+            RankScale::Uniform => (u - 0.5) * 12f64.sqrt(),
+            RankScale::Normal => probit(u),
+        }
+    }
+
+    /// The rank's share in [0, 1] of a value ([`Self::from_unit`] inverted).
+    pub fn to_unit(self, v: f64) -> f64 {
+        match self {
+            RankScale::Uniform => v / 12f64.sqrt() + 0.5,
+            RankScale::Normal => normal_cdf(v),
+        }
+    }
+}
+
+/// An equalised training image's [`raw_levels`] and the scale its ranks
+/// went to (for the training noise drawn on raw intensities).
+#[derive(Clone, Debug, PartialEq)]
+pub struct RawLevels {
+    pub values: Vec<f32>,
+    pub scale: RankScale,
+}
+
 /// Normalise a training image in place; for [`Normalize::Equalize`] also
 /// return its [`raw_levels`] (taken before, from the same sort).
-pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<Vec<f32>> {
-    if mode != Normalize::Equalize {
+pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<RawLevels> {
+    let Normalize::Equalize(scale) = mode else {
         normalize(img, mode);
         return None;
-    }
+    };
     let order = rank_order(&img.data);
-    let levels = levels_in_order(&img.data, &order);
-    assign_ranks(&mut img.data, &order);
-    Some(levels)
+    let values = levels_in_order(&img.data, &order);
+    assign_ranks(&mut img.data, &order, scale);
+    Some(RawLevels { values, scale })
 }
 
 /// The indices of `data` in `total_cmp` order.
@@ -185,7 +226,7 @@ pub enum NormStats {
     /// it is applied to: measured and applied in one step, so it holds for
     /// whole images and sections only (block-wise and texture prediction
     /// refuse equalising checkpoints).
-    Ranks,
+    Ranks(RankScale),
 }
 
 impl NormStats {
@@ -206,7 +247,7 @@ impl NormStats {
                 let (plo, phi) = percentiles(data, lo, hi);
                 NormStats::percentile(plo, phi, clip)
             }
-            Normalize::Equalize => NormStats::Ranks,
+            Normalize::Equalize(s) => NormStats::Ranks(s),
         }
     }
 
@@ -248,7 +289,7 @@ impl NormStats {
                     *v = (*v - lo) * scale;
                 }
             }
-            NormStats::Ranks => equalize(data),
+            NormStats::Ranks(s) => equalize_to(data, s),
         }
     }
 }
@@ -256,12 +297,18 @@ impl NormStats {
 /// Replace each value of `data` by its centred mid-rank (see
 /// [`Normalize::Equalize`]); NaN sorts last and stays NaN.
 pub fn equalize(data: &mut [f32]) {
-    let order = rank_order(data);
-    assign_ranks(data, &order);
+    equalize_to(data, RankScale::Uniform)
 }
 
-/// Each value of `data` to its centred mid-rank, given its sorted `order`.
-fn assign_ranks(data: &mut [f32], order: &[usize]) {
+/// [`equalize`] with the ranks mapped to `scale`.
+pub fn equalize_to(data: &mut [f32], scale: RankScale) {
+    let order = rank_order(data);
+    assign_ranks(data, &order, scale);
+}
+
+/// Each value of `data` to its mid-rank's value on `to`, given its sorted
+/// `order`.
+fn assign_ranks(data: &mut [f32], order: &[usize], to: RankScale) {
     let n = data.len();
     let scale = 12f64.sqrt() / n as f64;
     let mut i = 0;
@@ -273,11 +320,81 @@ fn assign_ranks(data: &mut [f32], order: &[usize]) {
         }
         // ranks i..j share the middle one; centred: (mid + 0.5) / n - 0.5
         let u = ((i + j) as f64 * 0.5 - n as f64 * 0.5) * scale;
+        let u = match to {
+            RankScale::Uniform => u,
+            RankScale::Normal => probit(u / 12f64.sqrt() + 0.5),
+        };
         let out = if v.is_nan() { f32::NAN } else { u as f32 };
         for &k in &order[i..j] {
             data[k] = out;
         }
         i = j;
+    }
+}
+
+/// The standard normal quantile of `p` (P. J. Acklam's rational
+/// approximation, relative error below 1.2e-9; `p` clamped to
+/// [1e-12, 1 - 1e-12], so the result stays within +-7.03).
+pub fn probit(p: f64) -> f64 {
+    const A: [f64; 6] = [
+        -3.969683028665376e1,
+        2.209460984245205e2,
+        -2.759285104469687e2,
+        1.383577518672690e2,
+        -3.066479806614716e1,
+        2.506628277459239,
+    ];
+    const B: [f64; 5] = [
+        -5.447609879822406e1,
+        1.615858368580409e2,
+        -1.556989798598866e2,
+        6.680131188771972e1,
+        -1.328068155288572e1,
+    ];
+    const C: [f64; 6] = [
+        -7.784894002430293e-3,
+        -3.223964580411365e-1,
+        -2.400758277161838,
+        -2.549732539343734,
+        4.374664141464968,
+        2.938163982698783,
+    ];
+    const D: [f64; 4] = [
+        7.784695709041462e-3,
+        3.224671290700398e-1,
+        2.445134137142996,
+        3.754408661907416,
+    ];
+    let p = p.clamp(1e-12, 1.0 - 1e-12);
+    let tail = |q: f64| {
+        (((((C[0] * q + C[1]) * q + C[2]) * q + C[3]) * q + C[4]) * q + C[5])
+            / ((((D[0] * q + D[1]) * q + D[2]) * q + D[3]) * q + 1.0)
+    };
+    const LOW: f64 = 0.02425;
+    if p < LOW {
+        tail((-2.0 * p.ln()).sqrt())
+    } else if p <= 1.0 - LOW {
+        let q = p - 0.5;
+        let r = q * q;
+        (((((A[0] * r + A[1]) * r + A[2]) * r + A[3]) * r + A[4]) * r + A[5]) * q
+            / (((((B[0] * r + B[1]) * r + B[2]) * r + B[3]) * r + B[4]) * r + 1.0)
+    } else {
+        -tail((-2.0 * (1.0 - p).ln()).sqrt())
+    }
+}
+
+/// The standard normal distribution function (Abramowitz and Stegun
+/// 7.1.26 for erf, absolute error below 1.5e-7).
+pub fn normal_cdf(x: f64) -> f64 {
+    let z = x.abs() / 2f64.sqrt();
+    let t = 1.0 / (1.0 + 0.3275911 * z);
+    let poly =
+        ((((1.061405429 * t - 1.453152027) * t) + 1.421413741) * t - 0.284496736) * t + 0.254829592;
+    let erf = 1.0 - poly * t * (-z * z).exp();
+    if x >= 0.0 {
+        0.5 * (1.0 + erf)
+    } else {
+        0.5 * (1.0 - erf)
     }
 }
 
@@ -390,13 +507,15 @@ mod tests {
         );
     }
 
+    /// `v` through the statistics of `equalize` on `scale`.
+    fn equalized(mut v: Vec<f32>, scale: RankScale) -> Vec<f32> {
+        NormStats::of(&v, 64, Normalize::Equalize(scale)).apply(&mut v);
+        v
+    }
+
     #[test]
     fn equalize_is_unchanged_by_increasing_maps_and_centred() {
-        let eq = |v: Vec<f32>| {
-            let mut v = v;
-            NormStats::of(&v, 64, Normalize::Equalize).apply(&mut v);
-            v
-        };
+        let eq = |v| equalized(v, RankScale::Uniform);
         let raw = nuclei(1.0, 0.0);
         let a = eq(raw.clone());
         // gain and offset, gamma 2 and 0.5 over 0..max: the same ranks, the same output
@@ -424,7 +543,55 @@ mod tests {
         assert!(three[3].is_nan());
         assert_eq!(
             Normalize::from_key("equalize", false),
-            Ok(Normalize::Equalize)
+            Ok(Normalize::Equalize(RankScale::Uniform))
         );
+    }
+
+    #[test]
+    fn equalize_normal_gives_normal_quantiles_unchanged_by_increasing_maps() {
+        let eq = |v| equalized(v, RankScale::Normal);
+        let raw = nuclei(1.0, 0.0);
+        let a = eq(raw.clone());
+        let max = raw.iter().copied().fold(0.0f32, f32::max);
+        let gamma2: Vec<f32> = raw.iter().map(|v| max * (v / max).powi(2)).collect();
+        assert_eq!(eq(nuclei(4.0, 30.0)), a);
+        assert_eq!(eq(gamma2), a);
+        // the same order as the uniform ranks, through the normal quantile
+        let mut u = raw.clone();
+        equalize(&mut u);
+        for (&g, &x) in a.iter().zip(&u) {
+            let want = probit(x as f64 / 12f64.sqrt() + 0.5) as f32;
+            assert!((g - want).abs() < 1e-6, "{g} vs {want}");
+        }
+        // five distinct values: mid-ranks 0.1, 0.3, .., 0.9
+        let mut five = vec![3.0, 1.0, 2.0, 5.0, 4.0];
+        equalize_to(&mut five, RankScale::Normal);
+        let q = [-1.2815516, -0.5244005, 0.0, 0.5244005, 1.2815516];
+        for (v, w) in five.iter().zip([q[2], q[0], q[1], q[4], q[3]]) {
+            assert!((v - w).abs() < 1e-6, "{five:?}");
+        }
+        assert_eq!(
+            Normalize::from_key("equalize-normal", false),
+            Ok(Normalize::Equalize(RankScale::Normal))
+        );
+    }
+
+    #[test]
+    fn probit_and_normal_cdf_invert_each_other() {
+        // tabulated quantiles: 0.5, 0.975, 0.999, and the lower tail
+        assert!(probit(0.5).abs() < 1e-12);
+        assert!((probit(0.975) - 1.959963985).abs() < 1e-8);
+        assert!((probit(0.999) - 3.090232306).abs() < 1e-8);
+        assert!((probit(0.001) + 3.090232306).abs() < 1e-8);
+        assert!(probit(0.0).is_finite() && probit(1.0) < 7.1);
+        for k in 1..200 {
+            let p = k as f64 / 200.0;
+            let back = normal_cdf(probit(p));
+            assert!((back - p).abs() < 2e-7, "p {p}: {back}");
+            let s = RankScale::Normal;
+            assert!((s.to_unit(s.from_unit(p)) - p).abs() < 2e-7);
+            let s = RankScale::Uniform;
+            assert!((s.to_unit(s.from_unit(p)) - p).abs() < 1e-12);
+        }
     }
 }

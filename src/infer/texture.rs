@@ -224,10 +224,10 @@ impl TexturePredictor {
                     "the checkpoint normalises input by percentiles, which texture prediction does not do on the GPU yet (zscore models only); use `wunet predict` or Predictor",
                 ))
             }
-            Normalize::Equalize => {
+            Normalize::Equalize(_) => {
                 return Err(Error::file(
                     path,
-                    "the checkpoint equalises its input (normalize = equalize), which texture prediction does not do on the GPU (zscore models only); use `wunet predict` or Predictor",
+                    format!("the checkpoint equalises its input (normalize = {}), which texture prediction does not do on the GPU (zscore models only); use `wunet predict` or Predictor", meta.normalize),
                 ))
             }
         };

@@ -48,8 +48,10 @@ pub struct TrainFlags {
     pub synthetic_size: Option<String>,
     /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
     /// clipped), robust (median -> 0, 99.8th percentile -> 1; clipped to
-    /// 0..1 with norm_clip) or equalize (each value's rank in the image,
-    /// centred: unchanged by gain, offset and gamma).
+    /// 0..1 with norm_clip), equalize (each value's rank in the image,
+    /// centred: unchanged by gain, offset and gamma) or equalize-normal
+    /// (the rank's standard normal quantile: the same invariance, with the
+    /// brightest and darkest ranks spread out).
     /// auto: robust when most images are dark with bright objects (median
     /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
     /// labelled objects are sparse (under 10 % of the pixels), else zscore.
@@ -466,7 +468,14 @@ impl TrainConfig {
         one_of(
             "normalize",
             &self.normalize,
-            &["auto", "zscore", "percentile", "robust", "equalize"],
+            &[
+                "auto",
+                "zscore",
+                "percentile",
+                "robust",
+                "equalize",
+                "equalize-normal",
+            ],
         )?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("val_part", &self.val_part, &["last", "first"])?;

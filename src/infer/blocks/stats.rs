@@ -37,9 +37,9 @@ pub fn volume_stats(
                 s => s,
             })
             .collect()),
-        Normalize::Equalize => Err(crate::error::Error::Unsupported {
+        Normalize::Equalize(_) => Err(crate::error::Error::Unsupported {
             op: "predict (block-wise)",
-            msg: "the checkpoint equalises its input (normalize = equalize), which needs every value's rank in the volume; block-wise prediction measures only streamed statistics; predict the volume whole (a .npy or TIFF input) or use a zscore / percentile / robust model".into(),
+            msg: "the checkpoint equalises its input (normalize = equalize or equalize-normal), which needs every value's rank in the volume; block-wise prediction measures only streamed statistics; predict the volume whole (a .npy or TIFF input) or use a zscore / percentile / robust model".into(),
         }),
     }
 }
