@@ -94,9 +94,17 @@ fn equalizing_models_see_the_same_input_under_gain_offset_and_gamma() {
         eprintln!("skip: no GPU adapter");
         return;
     }
-    let dir = tmp("equalize");
+    for mode in ["equalize", "equalize-normal"] {
+        same_input_under_increasing_maps(mode);
+    }
+}
+
+/// Train a tiny `mode` model; eval under the increasing maps (the same
+/// metrics, bit for bit) and noise (not); texture prediction refuses it.
+fn same_input_under_increasing_maps(mode: &str) {
+    let dir = tmp(mode);
     let run = dir.join("run");
-    train_tiny(&run, &["--normalize", "equalize", "--noise-prob", "1"]);
+    train_tiny(&run, &["--normalize", mode, "--noise-prob", "1"]);
     write_pairs(&dir);
     let ck = run.join("best.safetensors");
     let eval = |extra: &[&str]| eval_pairs(&ck, &dir, extra);
@@ -113,7 +121,8 @@ fn equalizing_models_see_the_same_input_under_gain_offset_and_gamma() {
     let err = TexturePredictor::from_checkpoint(c, &ck, &PredictOptions::default())
         .err()
         .expect("texture prediction of an equalising model");
-    assert!(err.to_string().contains("normalize = equalize"), "{err}");
+    let want = format!("normalize = {mode})");
+    assert!(err.to_string().contains(&want), "{err}");
 }
 
 #[test]
