@@ -216,8 +216,9 @@ const NOISY_DRAWS: usize = 4;
 /// goes back to raw through `levels` (the raw image's values at evenly
 /// spaced ranks), gets its noise, and takes its mid-rank among the levels
 /// plus noise (4 draws each), as equalising the whole noisy
-/// image would give; ranks are read and written on `scale`. On an equalised image, noise added afterwards would
-/// miss that equalising stretches the dense background's noise most.
+/// image would give; ranks are read and written on `scale`. On an
+/// equalised image, noise added afterwards would miss that equalising
+/// stretches the dense background's noise most.
 pub fn noise_before_equalize(
     rng: &mut impl Rng,
     patch: &mut [f32],
