@@ -320,9 +320,10 @@ fn assign_ranks(data: &mut [f32], order: &[usize], to: RankScale) {
         }
         // ranks i..j share the middle one; centred: (mid + 0.5) / n - 0.5
         let u = ((i + j) as f64 * 0.5 - n as f64 * 0.5) * scale;
+        // the centred value is the uniform scale's; another scale maps its share
         let u = match to {
             RankScale::Uniform => u,
-            RankScale::Normal => probit(u / 12f64.sqrt() + 0.5),
+            _ => to.from_unit(RankScale::Uniform.to_unit(u)),
         };
         let out = if v.is_nan() { f32::NAN } else { u as f32 };
         for &k in &order[i..j] {
