@@ -19,7 +19,15 @@ struct FragA { off: u32, stride: u32 }
 struct FragB { off: u32, sk: u32, sn: u32 }
 struct FragC { lane: u32, v: array<f32, 8> }
 
+// 16, the depth of a fragment step, for the loops of mma and store_c. They read it from
+// workgroup memory (stored by frag_zero, which every accumulator comes from) so that no
+// compiler unrolls them: unrolled, the multiply-adds of a tap step made lavapipe's LLVM spend
+// minutes per pipeline splitting the kernel into its barrier-separated coroutines. Every
+// invocation stores the same value before it reads it.
+var<workgroup> emu_k: u32;
+
 fn frag_zero(lane: u32) -> FragC {
+    emu_k = 16u;
     var c: FragC;
     c.lane = lane % 32u;
     return c;
@@ -45,9 +53,10 @@ fn mma(a: FragA, b: FragB, c: FragC) -> FragC {
     var out = c;
     let r = c.lane / 2u;
     let n0 = (c.lane % 2u) * 8u;
-    for (var i = 0u; i < 8u; i++) {
+    let kn = emu_k;
+    for (var i = 0u; i < kn / 2u; i++) {
         var s = out.v[i];
-        for (var k = 0u; k < 16u; k++) {
+        for (var k = 0u; k < kn; k++) {
             s = fma(f32(As[a.off + r * a.stride + k]), f32(Bs[b.off + k * b.sk + (n0 + i) * b.sn]), s);
         }
         out.v[i] = s;
@@ -59,7 +68,8 @@ fn mma(a: FragA, b: FragB, c: FragC) -> FragC {
 fn store_c(c: FragC, off: u32, stride: u32) {
     let r = c.lane / 2u;
     let n0 = (c.lane % 2u) * 8u;
-    for (var i = 0u; i < 8u; i++) {
+    let half = emu_k / 2u;
+    for (var i = 0u; i < half; i++) {
         Cs[off + r * stride + n0 + i] = c.v[i];
     }
 }

@@ -348,6 +348,7 @@ impl PipelineCache {
         let km = self.module(kernel, act)?;
         let constants: Vec<(&str, f64)> = overrides.to_vec();
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
+        let started = std::time::Instant::now();
         let compute = self
             .device
             .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
@@ -365,6 +366,12 @@ impl PipelineCache {
             return Err(Error::Gpu(format!(
                 "pipeline {kernel}::{entry} ({act:?} activations) {overrides:?}: {err}"
             )));
+        }
+        if log_pipelines() {
+            eprintln!(
+                "wunet: pipeline {kernel}::{entry} ({act:?}) {overrides:?} built in {:.2} s",
+                started.elapsed().as_secs_f64()
+            );
         }
         let p = Arc::new(Pipeline {
             kernel: km,
@@ -384,6 +391,14 @@ impl PipelineCache {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// `WUNET_LOG_PIPELINES=1`: print each pipeline the cache creates, with the time
+/// `create_compute_pipeline` took, to stderr. A driver that compiles at the first dispatch
+/// (lavapipe) shows its compile time as the gap to the next line instead.
+fn log_pipelines() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("WUNET_LOG_PIPELINES").is_ok_and(|v| v == "1"))
 }
 
 fn poisoned<T>(_: T) -> Error {
