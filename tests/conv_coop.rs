@@ -5,8 +5,9 @@
 //!   wherever the adapter has f16 (lavapipe in CI) and check everything but the matrix unit:
 //!   im2col staging and tap walks, the direct kernels' box staging and tap shifts, tiles,
 //!   split-K, epilogue, bias, f16 conversions. (The first run on a fresh machine compiles
-//!   every tile's pipeline on lavapipe, 15-45 s each on a 2-core box with Mesa 25.0.7 /
-//!   LLVM 15, one at a time (lavapipe compiles on its queue thread); Mesa's shader cache
+//!   every tile's pipeline on lavapipe, 35-67 s for one case's pipelines on a 2-core box
+//!   with Mesa 25.0.7 / LLVM 15, one at a time (lavapipe compiles on its queue thread),
+//!   1102 s for this file there; Mesa's shader cache
 //!   makes later runs fast. `WUNET_LOG_PIPELINES=1` prints what is built.)
 //! * the others need a device with cooperative matrices (16x16x16 f16 -> f32, subgroup size
 //!   32). Without one they print `skip: no cooperative matrix support on <adapter>` and pass,
