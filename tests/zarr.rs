@@ -311,6 +311,31 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
 }
 
 #[test]
+fn streamed_statistics_equal_the_in_memory_ones() {
+    use wunet::data::normalize::NormStats;
+    let dir = tmp("stats");
+    let dims = [5, 37, 29];
+    let (zarr, _, data) = volume(&dir, dims, [2, 16, 8]);
+    let src = ZarrSource::open(&zarr, 0).unwrap();
+    let v: Vec<f32> = data.iter().map(|&x| x as f32).collect();
+    let modes = [
+        Normalize::ZScore,
+        Normalize::from_key("robust", true).unwrap(),
+        Normalize::Log,
+    ];
+    for mode in modes {
+        let whole = volume_stats(&src, mode, false).unwrap();
+        assert_eq!(whole, vec![NormStats::of(&v, dims[2], mode)], "{mode:?}");
+        let per = volume_stats(&src, mode, true).unwrap();
+        let want: Vec<NormStats> = v
+            .chunks(dims[1] * dims[2])
+            .map(|s| NormStats::of(s, dims[2], mode))
+            .collect();
+        assert_eq!(per, want, "{mode:?} per section");
+    }
+}
+
+#[test]
 fn mismatched_corrupt_and_wrong_inputs_are_named_errors() {
     let Some((ck3, _)) = checkpoints() else {
         return;

@@ -28,7 +28,7 @@
 //! before and after from a fixed subsample of the image), as normalising a
 //! gamma-perturbed image does.
 
-use super::normalize::{RankScale, RawLevels};
+use super::normalize::{log_to_raw, NormStats, Normalize, RankScale, RawLevels};
 use super::synthetic::normal;
 use rand::Rng;
 
@@ -160,9 +160,10 @@ pub fn augment_intensity(
     if rng.random::<f32>() < opts.noise_prob {
         let sd = uniform(rng, opts.noise_variance).max(0.0).sqrt();
         match &image.levels {
-            Some(l) if l.values.len() > 1 => {
-                noise_before_equalize(rng, patch, &l.values, l.scale, sd)
-            }
+            Some(l) if l.values.len() > 1 => match l.stats {
+                NormStats::Ranks(scale) => noise_before_equalize(rng, patch, &l.values, scale, sd),
+                clean => noise_before_log(rng, patch, &l.values, clean, sd),
+            },
             _ => {
                 for v in patch.iter_mut() {
                     *v += sd * normal(rng);
@@ -249,6 +250,39 @@ pub fn noise_before_equalize(
         let upto = noisy.partition_point(|&x| x <= y);
         *v = scale.from_unit((below + upto) as f64 * 0.5 / n) as f32;
     }
+}
+
+/// Gaussian noise of `sd` times the raw image's standard deviation added
+/// to the raw intensities of a patch normalised by `clean` (a
+/// [`NormStats::Log`]; other statistics leave the patch as it is), then
+/// normalised again with the statistics of the noisy image: each value goes
+/// back to raw ([`log_to_raw`]), gets its noise, and is normalised with the
+/// [`Normalize::Log`] statistics of the raw levels plus noise (4 draws each),
+/// as normalising the whole noisy image would give. Noise added after the
+/// log would miss that the log stretches the dark background's noise most.
+pub fn noise_before_log(
+    rng: &mut impl Rng,
+    patch: &mut [f32],
+    levels: &[f32],
+    clean: NormStats,
+    sd: f32,
+) {
+    let NormStats::Log { q, mean, inv, .. } = clean else {
+        return;
+    };
+    let (_, std) = mean_std(levels);
+    let sd = sd as f64 * std;
+    let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
+    for _ in 0..NOISY_DRAWS {
+        for &l in levels {
+            noisy.push((l as f64 + sd * normal(rng) as f64) as f32);
+        }
+    }
+    let stats = NormStats::of(&noisy, noisy.len(), Normalize::Log);
+    for v in patch.iter_mut() {
+        *v = (log_to_raw(*v, q, mean, inv) + sd * normal(rng) as f64) as f32;
+    }
+    stats.apply(patch);
 }
 
 /// `(min, max)` of the values (NaNs skipped); `(inf, -inf)` when empty.

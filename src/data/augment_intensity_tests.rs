@@ -365,8 +365,51 @@ fn noise_through_levels_matches_the_truth(scale: crate::data::normalize::RankSca
 }
 
 #[test]
+fn noise_on_a_log_normalised_image_matches_normalising_the_noisy_raw_image() {
+    use crate::data::normalize::{normalize_keeping_levels, NormStats, Normalize};
+    use crate::data::Volume;
+    let mut rng = rng_for(6, 0);
+    let (raw, fg) = fluorescence(20_000, &mut rng);
+    let (_, raw_std) = mean_std(&raw);
+    let sd = 0.3f32;
+    let vol = |v: Vec<f32>| Volume::from_vec([1, 1, v.len()], v).unwrap();
+    // the truth: noise on the raw image, then normalised
+    let mut truth = vol(raw
+        .iter()
+        .map(|&x| x + (sd as f64 * raw_std) as f32 * normal(&mut rng))
+        .collect());
+    normalize_keeping_levels(&mut truth, Normalize::Log);
+    // the augmentation: normalised first, noise through the raw levels
+    let mut aug = vol(raw.clone());
+    let levels = normalize_keeping_levels(&mut aug, Normalize::Log).unwrap();
+    assert!(matches!(levels.stats, NormStats::Log { .. }));
+    let clean = aug.data.clone();
+    noise_before_log(&mut rng, &mut aug.data, &levels.values, levels.stats, sd);
+    for want in [false, true] {
+        let (tm, ts) = stats_where(&truth.data, &fg, want);
+        let (am, as_) = stats_where(&aug.data, &fg, want);
+        assert!((tm - am).abs() < 0.05, "fg {want}: mean {am} vs {tm}");
+        assert!((ts - as_).abs() < 0.1 * ts, "fg {want}: std {as_} vs {ts}");
+    }
+    // the log stretches the dark background's noise: noise added after the
+    // log, at the same share of the std, moves the background far less
+    let moved = |v: &[f32]| {
+        let d: Vec<f32> = v.iter().zip(&clean).map(|(a, b)| (a - b).abs()).collect();
+        stats_where(&d, &fg, false).0
+    };
+    let mut after = clean.clone();
+    after.iter_mut().for_each(|v| *v += sd * normal(&mut rng));
+    let (t, a, f) = (moved(&truth.data), moved(&aug.data), moved(&after));
+    assert!(
+        (t - a).abs() < 0.1 * t,
+        "moved: augmentation {a}, truth {t}"
+    );
+    assert!(t > 1.5 * f, "moved: truth {t}, noise after the log {f}");
+}
+
+#[test]
 fn equalised_images_take_their_noise_through_the_levels() {
-    use crate::data::normalize::{equalize, raw_levels, RankScale, RawLevels};
+    use crate::data::normalize::{equalize, raw_levels, NormStats, RankScale, RawLevels};
     let mut rng = rng_for(4, 0);
     let (raw, _) = fluorescence(4096, &mut rng);
     let mut eq = raw.clone();
@@ -379,7 +422,7 @@ fn equalised_images_take_their_noise_through_the_levels() {
     let image = ImageIntensity {
         levels: Some(RawLevels {
             values: raw_levels(&raw),
-            scale: RankScale::Uniform,
+            stats: NormStats::Ranks(RankScale::Uniform),
         }),
         ..ImageIntensity::of(&eq)
     };

@@ -1,4 +1,5 @@
-//! Per-image intensity normalisation (z-score, percentile clipping) and the
+//! Per-image intensity normalisation (z-score, percentile clipping, ranks,
+//! log z-score) and the
 //! statistics it measures, in one fixed order of additions, so that
 //! block-wise prediction ([`crate::infer::blocks`]) measuring them by
 //! streaming over a store gets the same numbers.
@@ -26,9 +27,50 @@ pub enum Normalize {
     /// standard normal quantile instead (mean 0, std 1, the top and bottom
     /// ranks spread over +-5 rather than squeezed into +-1.73).
     Equalize(RankScale),
+    /// Z-score of the log intensities above the image's black level (the
+    /// `log` key): `t = ln(max(x - q, e))`, `q` the image's minimum
+    /// ([`LOG_LO_PERCENTILE`]), `e` the floor ([`log_floor`]: from `q` to the
+    /// [`LOG_FLOOR_PERCENTILE`]), then `(t - mean(t)) / std(t)`. A gain
+    /// multiplies `x - q` and `e`, a gamma over the image's min..max raises
+    /// both to a power (percentiles follow any increasing map): each becomes
+    /// an offset or a scale of `t`, which the z-score removes, exactly; an
+    /// added offset moves `q` with the image. Unlike ranks, the distances
+    /// between intensities are kept (a faint glow stays closer to the
+    /// background than to the objects).
+    Log,
     /// Raw values.
     None,
 }
+
+/// The `normalize` keys a training configuration accepts (`auto` is
+/// resolved by [`auto_key`]; the others by [`Normalize::from_key`]).
+pub const TRAINING_KEYS: &[&str] = &[
+    "auto",
+    "zscore",
+    "percentile",
+    "robust",
+    "equalize",
+    "equalize-normal",
+    "log",
+];
+
+/// [`Normalize::Log`]: the percentile (in percent) taken as the image's
+/// black level `q`: the minimum, which a gamma over the image's range
+/// keeps.
+pub const LOG_LO_PERCENTILE: f32 = 0.0;
+
+/// [`Normalize::Log`]: values below this percentile (in percent) of the
+/// values above the minimum are clipped to it, so the floor of the logs
+/// follows the image's own levels (and any increasing map of them).
+pub const LOG_FLOOR_PERCENTILE: f32 = 1.0;
+
+/// [`Normalize::Log`]: the upper percentile of the range that scales the
+/// fallback floor.
+pub const LOG_HI_PERCENTILE: f32 = 99.8;
+
+/// [`Normalize::Log`]: the floor when no value lies above the minimum, as a
+/// share of the range from `q` to the [`LOG_HI_PERCENTILE`] (at least 1e-6).
+pub const LOG_EPS: f32 = 1e-4;
 
 /// The training key `normalize = auto` counts an image as dark with bright
 /// objects when its median lies within this share of its 1-99.8 %
@@ -69,9 +111,10 @@ impl Normalize {
             }),
             "equalize" => Ok(Normalize::Equalize(RankScale::Uniform)),
             "equalize-normal" => Ok(Normalize::Equalize(RankScale::Normal)),
+            "log" => Ok(Normalize::Log),
             "none" => Ok(Normalize::None),
             k => Err(format!(
-                "normalize = '{k}': expected zscore, percentile, robust, equalize, equalize-normal or none"
+                "normalize = '{k}': expected zscore, percentile, robust, equalize, equalize-normal, log or none"
             )),
         }
     }
@@ -148,25 +191,40 @@ impl RankScale {
     }
 }
 
-/// An equalised training image's [`raw_levels`] and the scale its ranks
-/// went to (for the training noise drawn on raw intensities).
+/// A training image's [`raw_levels`] and the statistics it was normalised
+/// with ([`NormStats::Ranks`] or [`NormStats::Log`]), for the training
+/// noise drawn on raw intensities.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RawLevels {
     pub values: Vec<f32>,
-    pub scale: RankScale,
+    pub stats: NormStats,
 }
 
-/// Normalise a training image in place; for [`Normalize::Equalize`] also
-/// return its [`raw_levels`] (taken before, from the same sort).
+/// Normalise a training image in place; for the modes that do not act on
+/// raw values linearly ([`Normalize::Equalize`], [`Normalize::Log`]) also
+/// return its [`raw_levels`] (taken before) and its statistics.
 pub fn normalize_keeping_levels(img: &mut Volume, mode: Normalize) -> Option<RawLevels> {
-    let Normalize::Equalize(scale) = mode else {
-        normalize(img, mode);
-        return None;
-    };
-    let order = rank_order(&img.data);
-    let values = levels_in_order(&img.data, &order);
-    assign_ranks(&mut img.data, &order, scale);
-    Some(RawLevels { values, scale })
+    match mode {
+        Normalize::Equalize(scale) => {
+            let order = rank_order(&img.data);
+            let values = levels_in_order(&img.data, &order);
+            assign_ranks(&mut img.data, &order, scale);
+            Some(RawLevels {
+                values,
+                stats: NormStats::Ranks(scale),
+            })
+        }
+        Normalize::Log => {
+            let values = raw_levels(&img.data);
+            let stats = NormStats::of(&img.data, img.dims[2], mode);
+            stats.apply(&mut img.data);
+            Some(RawLevels { values, stats })
+        }
+        _ => {
+            normalize(img, mode);
+            None
+        }
+    }
 }
 
 /// The indices of `data` in `total_cmp` order.
@@ -227,6 +285,13 @@ pub enum NormStats {
     /// whole images and sections only (block-wise and texture prediction
     /// refuse equalising checkpoints).
     Ranks(RankScale),
+    /// [`Normalize::Log`]: `(ln(max(x - q, eps)) - mean) * inv`.
+    Log {
+        q: f32,
+        eps: f32,
+        mean: f64,
+        inv: f64,
+    },
 }
 
 impl NormStats {
@@ -248,6 +313,27 @@ impl NormStats {
                 NormStats::percentile(plo, phi, clip)
             }
             Normalize::Equalize(s) => NormStats::Ranks(s),
+            Normalize::Log => {
+                let (q, hi) = percentiles(data, LOG_LO_PERCENTILE, LOG_HI_PERCENTILE);
+                let above: Vec<f32> = data.iter().copied().filter(|&v| v > q).collect();
+                let (clip, _) = percentiles(&above, LOG_FLOOR_PERCENTILE, LOG_FLOOR_PERCENTILE);
+                let eps = log_floor(q, clip, hi);
+                let t = |v: f32| log_above(v, q, eps);
+                let mean = row_sums(data, w, t) / n as f64;
+                let var = row_sums(data, w, |v| (t(v) - mean).powi(2)) / n as f64;
+                NormStats::log(q, eps, mean, var)
+            }
+        }
+    }
+
+    /// [`NormStats::Log`] from the black level, the floor and the mean and
+    /// variance of the logs (std floored at 1e-6).
+    pub fn log(q: f32, eps: f32, mean: f64, var: f64) -> NormStats {
+        NormStats::Log {
+            q,
+            eps,
+            mean,
+            inv: 1.0 / var.sqrt().max(1e-6),
         }
     }
 
@@ -290,8 +376,40 @@ impl NormStats {
                 }
             }
             NormStats::Ranks(s) => equalize_to(data, s),
+            NormStats::Log { q, eps, mean, inv } => {
+                for v in data.iter_mut() {
+                    *v = ((log_above(*v, q, eps) - mean) * inv) as f32;
+                }
+            }
         }
     }
+}
+
+/// The floor of [`Normalize::Log`] for a black level `q`, the
+/// [`LOG_FLOOR_PERCENTILE`] of the values above it `clip` and the
+/// [`LOG_HI_PERCENTILE`] `hi`:
+/// `clip - q`; when nothing lies above `q` (`hi <= q`: `clip` is then
+/// that of no values), [`LOG_EPS`] of `hi - q`, at least 1e-6.
+pub fn log_floor(q: f32, clip: f32, hi: f32) -> f32 {
+    if hi > q && clip > q {
+        clip - q
+    } else {
+        (LOG_EPS * (hi - q)).max(1e-6)
+    }
+}
+
+/// `ln(max(v - q, eps))` in f64 (NaN stays NaN).
+pub fn log_above(v: f32, q: f32, eps: f32) -> f64 {
+    if v.is_nan() {
+        return f64::NAN;
+    }
+    (v as f64 - q as f64).max(eps as f64).ln()
+}
+
+/// A value [`NormStats::Log`] gave, back to the raw intensity (values at
+/// the floor come back as `q + eps`).
+pub fn log_to_raw(v: f32, q: f32, mean: f64, inv: f64) -> f64 {
+    (v as f64 / inv + mean).exp() + q as f64
 }
 
 /// Replace each value of `data` by its centred mid-rank (see
@@ -575,6 +693,99 @@ mod tests {
             Normalize::from_key("equalize-normal", false),
             Ok(Normalize::Equalize(RankScale::Normal))
         );
+    }
+
+    /// [`Normalize::Log`] of `v`.
+    fn logged(mut v: Vec<f32>) -> Vec<f32> {
+        let n = v.len();
+        NormStats::of(&v, n, Normalize::Log).apply(&mut v);
+        v
+    }
+
+    fn max_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn log_is_unchanged_by_gain_offset_and_gamma_over_the_range() {
+        let raw = nuclei(1.0, 0.0);
+        let a = logged(raw.clone());
+        let (m, s) = (
+            a.iter().map(|&v| v as f64).sum::<f64>() / a.len() as f64,
+            (a.iter().map(|&v| (v as f64).powi(2)).sum::<f64>() / a.len() as f64).sqrt(),
+        );
+        assert!(
+            m.abs() < 1e-5 && (s - 1.0).abs() < 1e-5,
+            "mean {m}, std {s}"
+        );
+        assert!(max_diff(&logged(nuclei(4.0, 30.0)), &a) < 1e-4);
+        // gamma over min..max as `wunet eval --perturb gamma:G` does
+        let (lo, hi) = raw
+            .iter()
+            .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
+        for g in [0.5f32, 2.0] {
+            let t: Vec<f32> = raw
+                .iter()
+                .map(|&v| lo + (hi - lo) * ((v - lo) / (hi - lo)).powf(g))
+                .collect();
+            let d = max_diff(&logged(t), &a);
+            assert!(d < 1e-3, "gamma {g}: {d}");
+        }
+        // distances kept: the dim disc sits between background and bright disc
+        let at = |y: usize, x: usize| a[y * 64 + x];
+        assert!(at(0, 0) < at(40, 44) && at(40, 44) < at(16, 16));
+        assert_eq!(Normalize::from_key("log", false), Ok(Normalize::Log));
+    }
+
+    #[test]
+    fn log_floors_at_the_first_percentile_and_round_trips() {
+        // 5 % of the image at 0 (a background set to 0), the rest 10..99:
+        // the floor is the first percentile of the values above 0
+        let v: Vec<f32> = (0..1000)
+            .map(|i| if i < 50 { 0.0 } else { 10.0 + (i % 90) as f32 })
+            .collect();
+        let NormStats::Log { q, eps, mean, inv } = NormStats::of(&v, 1000, Normalize::Log) else {
+            panic!("not log stats");
+        };
+        assert_eq!(q, 0.0);
+        assert!(eps == 10.0, "floor {eps}");
+        // one value only: the least floor
+        for k in [7.0, -7.0] {
+            let c = NormStats::of(&[k; 10], 10, Normalize::Log);
+            assert!(
+                matches!(c, NormStats::Log { eps, .. } if eps == 1e-6),
+                "{c:?}"
+            );
+        }
+        let mut n = v.clone();
+        NormStats::Log { q, eps, mean, inv }.apply(&mut n);
+        assert!(n.iter().all(|x| x.is_finite()));
+        for (&x, &y) in v.iter().zip(&n).skip(50) {
+            let back = log_to_raw(y, q, mean, inv);
+            assert!(
+                (back - x as f64).abs() < 1e-3 * x as f64,
+                "{x} -> {y} -> {back}"
+            );
+        }
+        // a 1 % floor above the minimum: values below it share the floor
+        let w: Vec<f32> = (0..1000).map(|i| 5.0 + i as f32).collect();
+        let NormStats::Log { eps, .. } = NormStats::of(&w, 1000, Normalize::Log) else {
+            panic!("not log stats");
+        };
+        assert!((eps - 10.98).abs() < 1e-3, "floor {eps}");
+        assert!(log_above(f32::NAN, 0.0, 1.0).is_nan());
+    }
+
+    #[test]
+    fn every_training_key_but_auto_is_a_mode() {
+        for k in TRAINING_KEYS.iter().filter(|&&k| k != "auto") {
+            assert!(Normalize::from_key(k, false).is_ok(), "{k}");
+        }
+        let err = Normalize::from_key("logg", false).unwrap_err();
+        assert!(err.contains("'logg'") && err.contains("log"), "{err}");
     }
 
     #[test]

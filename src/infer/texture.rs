@@ -224,6 +224,12 @@ impl TexturePredictor {
                     "the checkpoint normalises input by percentiles, which texture prediction does not do on the GPU yet (zscore models only); use `wunet predict` or Predictor",
                 ))
             }
+            Normalize::Log => {
+                return Err(Error::file(
+                    path,
+                    "the checkpoint normalises the log of its input (normalize = log), which texture prediction does not do on the GPU (zscore models only); use `wunet predict` or Predictor",
+                ))
+            }
             Normalize::Equalize(_) => {
                 return Err(Error::file(
                     path,

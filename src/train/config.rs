@@ -10,6 +10,7 @@
 
 use crate::data::dataset::ValPart;
 use crate::data::labels::MAX_CLASSES;
+use crate::data::normalize::TRAINING_KEYS;
 use crate::data::sampler::SamplerOptions;
 use crate::error::{Error, Result};
 use crate::graph::ops::{CrossEntropyAttrs, DiceAttrs, Reduction, SgdAttrs};
@@ -51,7 +52,9 @@ pub struct TrainFlags {
     /// 0..1 with norm_clip), equalize (each value's rank in the image,
     /// centred: unchanged by gain, offset and gamma) or equalize-normal
     /// (the rank's standard normal quantile: the same invariance, with the
-    /// brightest and darkest ranks spread out).
+    /// brightest and darkest ranks spread out) or log (z-score of
+    /// ln(max(x - min, p1 - min)): unchanged by gain, offset and a gamma
+    /// over the image's range, distances kept).
     /// auto: robust when most images are dark with bright objects (median
     /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
     /// labelled objects are sparse (under 10 % of the pixels), else zscore.
@@ -465,18 +468,7 @@ impl TrainConfig {
             }
         };
         one_of("model", &self.model, &["unet2d", "unet3d"])?;
-        one_of(
-            "normalize",
-            &self.normalize,
-            &[
-                "auto",
-                "zscore",
-                "percentile",
-                "robust",
-                "equalize",
-                "equalize-normal",
-            ],
-        )?;
+        one_of("normalize", &self.normalize, TRAINING_KEYS)?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("val_part", &self.val_part, &["last", "first"])?;
         one_of("padding", &self.padding, &["valid", "same"])?;

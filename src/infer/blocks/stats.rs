@@ -11,11 +11,17 @@
 //!   16 high and then the 16 low bits of each value's total-order key, the
 //!   same ranks and interpolation as [`crate::data::normalize::percentiles`].
 //!
+//! - log (`normalize = log`): its three percentiles as above, then the
+//!   z-score sums of the logs.
+//!
 //! A 2D model normalises each section on its own (`per_section`), a 3D
 //! model the whole volume. Memory: one box of the store's chunk columns
 //! (one slab of sections by one chunk in y and x) and the histograms.
 
-use crate::data::normalize::{NormStats, Normalize};
+use crate::data::normalize::{
+    log_above, log_floor, NormStats, Normalize, LOG_FLOOR_PERCENTILE, LOG_HI_PERCENTILE,
+    LOG_LO_PERCENTILE,
+};
 use crate::data::zarr::ZarrSource;
 use crate::error::Result;
 
@@ -30,16 +36,17 @@ pub fn volume_stats(
     match mode {
         Normalize::None => Ok(vec![NormStats::None; groups]),
         Normalize::ZScore => zscore(src, per_section),
-        Normalize::Percentile { lo, hi, clip } => Ok(percentile(src, per_section, lo, hi)?
+        Normalize::Percentile { lo, hi, clip } => Ok(percentile(src, per_section, lo, hi, None)?
             .into_iter()
             .map(|s| match s {
                 NormStats::Clip { lo, hi } => NormStats::percentile(lo, hi, clip),
                 s => s,
             })
             .collect()),
+        Normalize::Log => log(src, per_section),
         Normalize::Equalize(_) => Err(crate::error::Error::Unsupported {
             op: "predict (block-wise)",
-            msg: "the checkpoint equalises its input (normalize = equalize or equalize-normal), which needs every value's rank in the volume; block-wise prediction measures only streamed statistics; predict the volume whole (a .npy or TIFF input) or use a zscore / percentile / robust model".into(),
+            msg: "the checkpoint equalises its input (normalize = equalize or equalize-normal), which needs every value's rank in the volume; block-wise prediction measures only streamed statistics; predict the volume whole (a .npy or TIFF input) or use a zscore / percentile / robust / log model".into(),
         }),
     }
 }
@@ -116,6 +123,39 @@ fn zscore(src: &ZarrSource, per_section: bool) -> Result<Vec<NormStats>> {
         .collect())
 }
 
+/// [`Normalize::Log`] per group: the black level and the upper percentile
+/// ([`percentile`]), the floor's percentile of the values above the black
+/// level, then the z-score sums of the logs.
+fn log(src: &ZarrSource, per_section: bool) -> Result<Vec<NormStats>> {
+    let pair = |s: &NormStats| match *s {
+        NormStats::Clip { lo, hi } => (lo, hi),
+        _ => (0.0, 0.0),
+    };
+    let range: Vec<(f32, f32)> =
+        percentile(src, per_section, LOG_LO_PERCENTILE, LOG_HI_PERCENTILE, None)?
+            .iter()
+            .map(pair)
+            .collect();
+    let q: Vec<f32> = range.iter().map(|r| r.0).collect();
+    let f = LOG_FLOOR_PERCENTILE;
+    let clip = percentile(src, per_section, f, f, Some(&q))?;
+    let levels: Vec<(f32, f32)> = range
+        .iter()
+        .zip(&clip)
+        .map(|(&(q, hi), c)| (q, log_floor(q, pair(c).0, hi)))
+        .collect();
+    let t = |g: usize, v: f32| log_above(v, levels[g].0, levels[g].1);
+    let sums = grouped_sums(src, per_section, t)?;
+    let mean: Vec<f64> = sums.iter().map(|&(s, n)| s / n as f64).collect();
+    let sq = grouped_sums(src, per_section, |g, v| (t(g, v) - mean[g]).powi(2))?;
+    Ok(sq
+        .iter()
+        .zip(&mean)
+        .zip(&levels)
+        .map(|((&(s, n), &m), &(q, eps))| NormStats::log(q, eps, m, s / n as f64))
+        .collect())
+}
+
 /// A monotone map of f32 onto u32 in `total_cmp` order.
 fn key(v: f32) -> u32 {
     let b = v.to_bits();
@@ -132,7 +172,16 @@ fn unkey(k: u32) -> f32 {
 
 /// Percentiles per group; groups are processed a slab at a time (sections)
 /// or all at once (the volume).
-fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<Vec<NormStats>> {
+///
+/// With `above`, only the values above `above[group]` (groups numbered
+/// over the whole volume) count, as the in-memory path filters them.
+fn percentile(
+    src: &ZarrSource,
+    per_section: bool,
+    lo: f32,
+    hi: f32,
+    above: Option<&[f32]>,
+) -> Result<Vec<NormStats>> {
     // sections: at most 4 at a time (their histograms take 2.5 MiB each)
     let ranges: Vec<(usize, usize)> = if per_section {
         (0..src.dims[0])
@@ -146,6 +195,11 @@ fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<V
     for (z0, z1) in ranges {
         let groups = if per_section { z1 - z0 } else { 1 };
         let group_of = |z: usize| if per_section { z - z0 } else { 0 };
+        // NaN never counts; with `above`, neither does a value at or below it
+        let counts = |z: usize, x: f32| match above {
+            Some(a) => x > a[if per_section { z } else { 0 }],
+            None => !x.is_nan(),
+        };
         let zr = if per_section {
             vec![(z0, z1)]
         } else {
@@ -156,8 +210,9 @@ fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<V
         for &r in &zr {
             for_each_box(src, r, |lo_, d, v| {
                 for (i, &x) in v.iter().enumerate() {
-                    if !x.is_nan() {
-                        high[group_of(lo_[0] + i / (d[1] * d[2]))][(key(x) >> 16) as usize] += 1;
+                    let z = lo_[0] + i / (d[1] * d[2]);
+                    if counts(z, x) {
+                        high[group_of(z)][(key(x) >> 16) as usize] += 1;
                     }
                 }
             })?;
@@ -177,11 +232,12 @@ fn percentile(src: &ZarrSource, per_section: bool, lo: f32, hi: f32) -> Result<V
         for &r in &zr {
             for_each_box(src, r, |lo_, d, v| {
                 for (i, &x) in v.iter().enumerate() {
-                    if x.is_nan() {
+                    let z = lo_[0] + i / (d[1] * d[2]);
+                    if !counts(z, x) {
                         continue;
                     }
                     let k = key(x);
-                    let g = group_of(lo_[0] + i / (d[1] * d[2]));
+                    let g = group_of(z);
                     if let Some((_, h)) = low[g].iter_mut().find(|(b, _)| *b == k >> 16) {
                         h[(k & 0xffff) as usize] += 1;
                     }
