@@ -267,7 +267,7 @@ fn checkpoints_without_the_new_keys_still_load() {
 }
 
 #[test]
-fn auto_normalization_on_nih3t3_is_zscore_dark_but_dense() {
+fn auto_normalization_on_nih3t3_is_log_dark_and_dense() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/nuclei2d/nih3t3");
     if !dir.is_dir() {
         eprintln!("skip: {} not found (the NIH3T3 nuclei)", dir.display());
@@ -275,7 +275,7 @@ fn auto_normalization_on_nih3t3_is_zscore_dark_but_dense() {
     }
     let ds = Dataset::load(&dir, &DatasetOptions::from_keys("none", false, -1)).unwrap();
     assert_eq!(ds.samples.len(), 18);
-    // dark images: robust if the nuclei were sparse; 15-26 % of the pixels: zscore
+    // dark images: robust if the nuclei were sparse; 15-26 % of the pixels: log
     let images = || ds.samples.iter().map(|s| s.image.data.as_slice());
     assert_eq!(auto_key(images(), 0.05), "robust");
     let fg: usize = ds
@@ -286,5 +286,5 @@ fn auto_normalization_on_nih3t3_is_zscore_dark_but_dense() {
     let n: usize = ds.samples.iter().map(|s| s.labels.data.len()).sum();
     let share = fg as f64 / n as f64;
     assert!((0.15..0.27).contains(&share), "{share}");
-    assert_eq!(auto_key(images(), share), "zscore");
+    assert_eq!(auto_key(images(), share), "log");
 }

@@ -50,14 +50,16 @@ pub struct TrainFlags {
     /// Per-image intensity normalisation: auto, zscore, percentile (1-99 %,
     /// clipped), robust (median -> 0, 99.8th percentile -> 1; clipped to
     /// 0..1 with norm_clip), equalize (each value's rank in the image,
-    /// centred: unchanged by gain, offset and gamma) or equalize-normal
-    /// (the rank's standard normal quantile: the same invariance, with the
+    /// centred: unchanged by gain, offset and gamma), equalize-normal (the
+    /// rank's standard normal quantile: the same invariance, with the
     /// brightest and darkest ranks spread out) or log (z-score of
-    /// ln(max(x - min, p1 - min)): unchanged by gain, offset and a gamma
-    /// over the image's range, distances kept).
-    /// auto: robust when most images are dark with bright objects (median
-    /// within 10 % of the 1-99.8 % range above the 1st percentile) and the
-    /// labelled objects are sparse (under 10 % of the pixels), else zscore.
+    /// ln(max(x - min, floor)), the floor the 1st percentile of the values
+    /// above the minimum: unchanged by gain, offset and a gamma over the
+    /// image's range, distances kept).
+    /// auto: when most images are dark with bright objects (median within
+    /// 10 % of the 1-99.8 % range above the 1st percentile), robust if the
+    /// labelled objects are sparse (under 10 % of the pixels), else log;
+    /// other images (EM, bright field) zscore.
     #[arg(long)]
     pub normalize: Option<String>,
     /// robust normalisation: clip to its percentile range (0..1).
