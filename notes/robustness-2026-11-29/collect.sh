@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Copy the run folders' logs (not the checkpoints) from /work/exp/runs into
+# this folder: collect.sh NAME...
+set -eu
+here=$(dirname "$0")
+for n in "$@"; do
+  src=/work/exp/runs/$n
+  mkdir -p "$here/$n"
+  cp "$src"/train.log "$src"/config.toml "$src"/robustness.md "$here/$n/" 2>/dev/null || true
+  cp "$src"/eval-*.log "$here/$n/" 2>/dev/null || true
+done
