@@ -227,14 +227,7 @@ pub fn noise_before_equalize(
     scale: RankScale,
     sd: f32,
 ) {
-    let (_, std) = mean_std(levels);
-    let sd = sd as f64 * std;
-    let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
-    for _ in 0..NOISY_DRAWS {
-        for &l in levels {
-            noisy.push((l as f64 + sd * normal(rng) as f64) as f32);
-        }
-    }
+    let (mut noisy, sd) = noisy_levels(rng, levels, sd);
     noisy.sort_unstable_by(f32::total_cmp);
     let last = (levels.len() - 1) as f64;
     let n = noisy.len() as f64;
@@ -250,6 +243,21 @@ pub fn noise_before_equalize(
         let upto = noisy.partition_point(|&x| x <= y);
         *v = scale.from_unit((below + upto) as f64 * 0.5 / n) as f32;
     }
+}
+
+/// The raw `levels` plus Gaussian noise, [`NOISY_DRAWS`] draws each (in
+/// level order, unsorted), as a sample of the noisy image; and the noise's
+/// standard deviation in raw units: `sd` times the levels' std.
+fn noisy_levels(rng: &mut impl Rng, levels: &[f32], sd: f32) -> (Vec<f32>, f64) {
+    let (_, std) = mean_std(levels);
+    let sd = sd as f64 * std;
+    let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
+    for _ in 0..NOISY_DRAWS {
+        for &l in levels {
+            noisy.push((l as f64 + sd * normal(rng) as f64) as f32);
+        }
+    }
+    (noisy, sd)
 }
 
 /// Gaussian noise of `sd` times the raw image's standard deviation added
@@ -270,14 +278,7 @@ pub fn noise_before_log(
     let NormStats::Log { q, mean, inv, .. } = clean else {
         return;
     };
-    let (_, std) = mean_std(levels);
-    let sd = sd as f64 * std;
-    let mut noisy = Vec::with_capacity(NOISY_DRAWS * levels.len());
-    for _ in 0..NOISY_DRAWS {
-        for &l in levels {
-            noisy.push((l as f64 + sd * normal(rng) as f64) as f32);
-        }
-    }
+    let (noisy, sd) = noisy_levels(rng, levels, sd);
     let stats = NormStats::of(&noisy, noisy.len(), Normalize::Log);
     for v in patch.iter_mut() {
         *v = (log_to_raw(*v, q, mean, inv) + sd * normal(rng) as f64) as f32;
