@@ -309,8 +309,7 @@ impl NormStats {
         match mode {
             Normalize::None => NormStats::None,
             Normalize::ZScore => {
-                let mean = row_sums(data, w, |v| v as f64) / n as f64;
-                let var = row_sums(data, w, |v| (v as f64 - mean).powi(2)) / n as f64;
+                let (mean, var) = moments(data, w, |v| v as f64);
                 NormStats::zscore(mean, var)
             }
             Normalize::Percentile { lo, hi, clip } => {
@@ -323,9 +322,7 @@ impl NormStats {
                 let above: Vec<f32> = data.iter().copied().filter(|&v| v > q).collect();
                 let (clip, _) = percentiles(&above, LOG_FLOOR_PERCENTILE, LOG_FLOOR_PERCENTILE);
                 let eps = log_floor(q, clip, hi);
-                let t = |v: f32| log_above(v, q, eps);
-                let mean = row_sums(data, w, t) / n as f64;
-                let var = row_sums(data, w, |v| (t(v) - mean).powi(2)) / n as f64;
+                let (mean, var) = moments(data, w, |v| log_above(v, q, eps));
                 NormStats::log(q, eps, mean, var)
             }
         }
@@ -388,6 +385,15 @@ impl NormStats {
             }
         }
     }
+}
+
+/// Mean and variance of `t(v)` over `data` (rows of `w`), summed in the
+/// order of [`row_sums`]; `data` must not be empty.
+fn moments(data: &[f32], w: usize, t: impl Fn(f32) -> f64) -> (f64, f64) {
+    let n = data.len() as f64;
+    let mean = row_sums(data, w, &t) / n;
+    let var = row_sums(data, w, |v| (t(v) - mean).powi(2)) / n;
+    (mean, var)
 }
 
 /// The floor of [`Normalize::Log`] for a black level `q`, the

@@ -113,13 +113,26 @@ fn grouped_sums(
 }
 
 fn zscore(src: &ZarrSource, per_section: bool) -> Result<Vec<NormStats>> {
-    let sums = grouped_sums(src, per_section, |_, v| v as f64)?;
+    Ok(moments(src, per_section, |_, v| v as f64)?
+        .into_iter()
+        .map(|(m, var)| NormStats::zscore(m, var))
+        .collect())
+}
+
+/// Mean and variance of `t(group, v)` per group: the sums, then the squared
+/// deviations, in the order of [`crate::data::normalize::row_sums`].
+fn moments(
+    src: &ZarrSource,
+    per_section: bool,
+    t: impl Fn(usize, f32) -> f64,
+) -> Result<Vec<(f64, f64)>> {
+    let sums = grouped_sums(src, per_section, &t)?;
     let mean: Vec<f64> = sums.iter().map(|&(s, n)| s / n as f64).collect();
-    let sq = grouped_sums(src, per_section, |g, v| (v as f64 - mean[g]).powi(2))?;
+    let sq = grouped_sums(src, per_section, |g, v| (t(g, v) - mean[g]).powi(2))?;
     Ok(sq
         .iter()
         .zip(&mean)
-        .map(|(&(s, n), &m)| NormStats::zscore(m, s / n as f64))
+        .map(|(&(s, n), &m)| (m, s / n as f64))
         .collect())
 }
 
@@ -145,14 +158,10 @@ fn log(src: &ZarrSource, per_section: bool) -> Result<Vec<NormStats>> {
         .map(|(&(q, hi), c)| (q, log_floor(q, pair(c).0, hi)))
         .collect();
     let t = |g: usize, v: f32| log_above(v, levels[g].0, levels[g].1);
-    let sums = grouped_sums(src, per_section, t)?;
-    let mean: Vec<f64> = sums.iter().map(|&(s, n)| s / n as f64).collect();
-    let sq = grouped_sums(src, per_section, |g, v| (t(g, v) - mean[g]).powi(2))?;
-    Ok(sq
-        .iter()
-        .zip(&mean)
+    Ok(moments(src, per_section, t)?
+        .into_iter()
         .zip(&levels)
-        .map(|((&(s, n), &m), &(q, eps))| NormStats::log(q, eps, m, s / n as f64))
+        .map(|((m, var), &(q, eps))| NormStats::log(q, eps, m, var))
         .collect())
 }
 
