@@ -4,7 +4,8 @@
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
 use crate::data::instances::{
-    check_seed_threshold, watershed_instances, WatershedOptions, DEFAULT_SEED_THRESHOLD,
+    check_neck_ratio, check_seed_threshold, watershed_instances, WatershedOptions,
+    DEFAULT_NECK_RATIO, DEFAULT_SEED_THRESHOLD,
 };
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
@@ -67,13 +68,20 @@ pub struct WatershedFlags {
     /// (default: the checkpoint's, 1/20 of its median training object).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub min_size: Option<usize>,
+    /// Instances: split a seed at a neck thinner than this share of its
+    /// radius (distance to its edge), in [0, 1); 0: no splitting. Two
+    /// nuclei whose confident interiors touch through a thin bridge become
+    /// two objects.
+    #[arg(long, default_value_t = DEFAULT_NECK_RATIO, allow_hyphen_values = true)]
+    pub neck_ratio: f32,
 }
 
 impl WatershedFlags {
     /// Refuse a `--seed-threshold` outside [0.5, 1).
     pub fn check(&self) -> Result<()> {
         check_seed_threshold(self.seed_threshold)
-            .map_err(|m| Error::Other(format!("--seed-threshold {m}")))
+            .map_err(|m| Error::Other(format!("--seed-threshold {m}")))?;
+        check_neck_ratio(self.neck_ratio).map_err(|m| Error::Other(format!("--neck-ratio {m}")))
     }
 
     /// The watershed options for a checkpoint with `meta`.
@@ -81,6 +89,7 @@ impl WatershedFlags {
         self.check()?;
         Ok(WatershedOptions {
             seed_threshold: self.seed_threshold,
+            neck_ratio: self.neck_ratio,
             min_size: self
                 .min_size
                 .unwrap_or(meta.min_object_size.max(1) as usize),

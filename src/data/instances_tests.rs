@@ -210,3 +210,65 @@ fn default_min_size_is_a_twentieth_of_the_median_object() {
     assert_eq!(default_min_size([&b]), 1);
     assert_eq!(default_min_size([&lv([1, 1, 4], vec![0; 4])]), 0);
 }
+
+/// Confident interior (0.9) inside `inside(z, y, x)`, background elsewhere.
+fn shape_probs(dims: [usize; 3], inside: impl Fn(f32, f32, f32) -> bool) -> ChannelVolume {
+    let n = numel(dims);
+    let mut v = ChannelVolume::zeros(3, dims);
+    for i in 0..n {
+        let (z, y, x) = (i / (dims[1] * dims[2]), i / dims[2] % dims[1], i % dims[2]);
+        let p = if inside(z as f32, y as f32, x as f32) {
+            [0.05, 0.9, 0.05]
+        } else {
+            [0.9, 0.05, 0.05]
+        };
+        for (k, &pk) in p.iter().enumerate() {
+            v.data[k * n + i] = pk;
+        }
+    }
+    v
+}
+
+#[test]
+fn neck_splitting_cuts_thin_bridges_and_keeps_whole_ellipsoids() {
+    let count = |p: &ChannelVolume, r: f32| {
+        let opts = WatershedOptions {
+            neck_ratio: r,
+            ..WatershedOptions::default()
+        };
+        let ids = watershed_instances(p, &opts).unwrap();
+        (ids.data.iter().copied().max().unwrap(), ids)
+    };
+    // two balls of radius 6 (centres x = 8, 24) joined by a rod of radius 1.5
+    let ball = |z: f32, y: f32, x: f32, cx: f32| {
+        (z - 8.0).powi(2) + (y - 8.0).powi(2) + (x - cx).powi(2) <= 36.0
+    };
+    let rod = |z: f32, y: f32| (z - 8.0).powi(2) + (y - 8.0).powi(2) <= 2.25;
+    let dumbbell = shape_probs([17, 17, 33], |z, y, x| {
+        ball(z, y, x, 8.0) || ball(z, y, x, 24.0) || (rod(z, y) && (8.0..=24.0).contains(&x))
+    });
+    assert_eq!(count(&dumbbell, 0.0).0, 1, "no splitting: one object");
+    let (n, ids) = count(&dumbbell, 0.5);
+    assert_eq!(n, 2, "split at the neck");
+    let at = |z: usize, y: usize, x: usize| ids.data[(z * 17 + y) * 33 + x];
+    assert_ne!(at(8, 8, 8), at(8, 8, 24));
+    // every object voxel is kept: the neck goes to one side or the other
+    let object = dumbbell.data[..numel([17, 17, 33])]
+        .iter()
+        .filter(|&&p| p < 0.5)
+        .count();
+    assert_eq!(ids.data.iter().filter(|&&v| v > 0).count(), object);
+    // an elongated ellipsoid (semi-axes 4, 4, 12) stays whole
+    let cigar = shape_probs([11, 11, 31], |z, y, x| {
+        ((z - 5.0) / 4.0).powi(2) + ((y - 5.0) / 4.0).powi(2) + ((x - 15.0) / 12.0).powi(2) <= 1.0
+    });
+    assert_eq!(count(&cigar, 0.5).0, 1);
+    for r in [-0.1, 1.0, f32::NAN] {
+        let opts = WatershedOptions {
+            neck_ratio: r,
+            ..WatershedOptions::default()
+        };
+        let e = watershed_instances(&cigar, &opts).unwrap_err().to_string();
+        assert!(e.contains("neck ratio"), "{e}");
+    }
+}
