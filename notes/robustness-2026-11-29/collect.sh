@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Copy the run folders' logs (not the checkpoints) from /work/exp/runs into
-# this folder: collect.sh NAME...
+# this folder (or OUT=folder): collect.sh NAME...
 set -eu
-here=$(dirname "$0")
+here=${OUT:-$(dirname "$0")}
 for n in "$@"; do
   src=/work/exp/runs/$n
   mkdir -p "$here/$n"
