@@ -4,8 +4,8 @@
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
 use crate::data::instances::{
-    check_neck_ratio, check_seed_threshold, watershed_instances, WatershedOptions,
-    DEFAULT_NECK_RATIO, DEFAULT_SEED_THRESHOLD,
+    check_seed_threshold, watershed_instances, WatershedOptions, DEFAULT_NECK_RATIO,
+    DEFAULT_SEED_THRESHOLD, NECK_RATIO_RANGE,
 };
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
@@ -77,11 +77,12 @@ pub struct WatershedFlags {
 }
 
 impl WatershedFlags {
-    /// Refuse a `--seed-threshold` outside [0.5, 1).
+    /// Refuse a `--seed-threshold` outside [0.5, 1) and a `--neck-ratio`
+    /// outside [0, 1).
     pub fn check(&self) -> Result<()> {
         check_seed_threshold(self.seed_threshold)
             .map_err(|m| Error::Other(format!("--seed-threshold {m}")))?;
-        check_neck_ratio(self.neck_ratio).map_err(|m| Error::Other(format!("--neck-ratio {m}")))
+        crate::checks::check_f64("--neck-ratio", self.neck_ratio as f64, NECK_RATIO_RANGE)
     }
 
     /// The watershed options for a checkpoint with `meta`.

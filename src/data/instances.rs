@@ -28,6 +28,7 @@
 
 use super::weightmap::{connected_components, edt_sq};
 use super::{numel, ChannelVolume, LabelVolume, Volume};
+use crate::checks::{check_f64, Range};
 use crate::error::{Error, Result};
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -121,16 +122,8 @@ pub const DEFAULT_SEED_THRESHOLD: f32 = 0.7;
 /// The default [`WatershedOptions::neck_ratio`].
 pub const DEFAULT_NECK_RATIO: f32 = 0.0;
 
-/// Refuse a neck ratio outside [0, 1); the message starts with the value.
-pub fn check_neck_ratio(r: f32) -> std::result::Result<(), String> {
-    if (0.0..1.0).contains(&r) {
-        Ok(())
-    } else {
-        Err(format!(
-            "{r}: outside [0, 1) (0: no neck splitting; 0.5: split seeds at necks under half their radius)"
-        ))
-    }
-}
+/// The range of [`WatershedOptions::neck_ratio`] (0: no splitting).
+pub const NECK_RATIO_RANGE: Range = Range::HalfOpen(0.0, 1.0);
 
 /// Refuse a seed threshold outside [0.5, 1); the message starts with the value.
 pub fn check_seed_threshold(t: f32) -> std::result::Result<(), String> {
@@ -211,8 +204,11 @@ pub fn watershed_instances(probs: &ChannelVolume, opts: &WatershedOptions) -> Re
     }
     check_seed_threshold(opts.seed_threshold)
         .map_err(|m| Error::Other(format!("instances: seed threshold {m}")))?;
-    check_neck_ratio(opts.neck_ratio)
-        .map_err(|m| Error::Other(format!("instances: neck ratio {m}")))?;
+    check_f64(
+        "instances: neck ratio",
+        opts.neck_ratio as f64,
+        NECK_RATIO_RANGE,
+    )?;
     let background = probs.channel(BACKGROUND as usize)?;
     let interior = probs.channel(INTERIOR as usize)?;
     let object: Vec<bool> = background.data.iter().map(|&p| p < 0.5).collect();
