@@ -227,6 +227,87 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
 }
 
 #[test]
+fn scaled_prediction_equals_the_in_memory_scaled_predictor() {
+    let Some((ck3, ck2)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("scaled");
+    // a 3D model, the volume enlarged 1.5x in (y, x), chunks that cut the
+    // resized tiles anywhere, probabilities compared too
+    let (zarr, npy, _) = volume(&dir, [13, 31, 26], [8, 16, 16]);
+    let (seg_npy, prob_npy) = (dir.join("seg.npy"), dir.join("prob.npy"));
+    let scale = ["--scale", "1.5", "--blend", "gaussian"];
+    let prob = p(&prob_npy);
+    predict_ok(
+        ck3,
+        &npy,
+        &seg_npy,
+        &[&["--probabilities", prob.as_str()], &scale[..]].concat(),
+    );
+    let (out, out_p) = (dir.join("seg.zarr"), dir.join("seg_p.zarr"));
+    let outp = p(&out_p);
+    let flags = [
+        &["--probabilities", outp.as_str(), "--chunk", "8x16x16"],
+        &scale[..],
+    ]
+    .concat();
+    predict_ok(ck3, &zarr, &out, &flags);
+    let want: Vec<u8> = read_labels(&seg_npy)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as u8)
+        .collect();
+    same(&labels_of(&out), &want, "3D, --scale 1.5");
+    let want_p: Vec<half::f16> = npy_f32(&prob_npy)
+        .iter()
+        .map(|&v| half::f16::from_f32(v))
+        .collect();
+    let got_p = probs_of(&out_p);
+    let bad = got_p
+        .iter()
+        .zip(&want_p)
+        .filter(|(a, b)| a.to_bits() != b.to_bits())
+        .count();
+    assert_eq!(
+        (got_p.len(), bad),
+        (want_p.len(), 0),
+        "probabilities under --scale 1.5"
+    );
+    // (the scale changes the result: the comparison above is not blind to it)
+    let plain = dir.join("plain.npy");
+    predict_ok(ck3, &npy, &plain, &["--blend", "gaussian"]);
+    assert_ne!(
+        read_labels(&plain).unwrap().data,
+        read_labels(&seg_npy).unwrap().data
+    );
+    // the store records the scale: a rerun with another one is refused
+    let mut again = flags.clone();
+    again[5] = "2";
+    let e = predict_fails(ck3, &zarr, &out, &again);
+    assert!(e.contains("scale = 1.5") && e.contains("scale = 2"), "{e}");
+    // a 2D model on a stack, shrunk (0.7x)
+    let dir = tmp("scaled2d");
+    let (stack, stack_npy, _) = volume(&dir, [3, 50, 44], [2, 32, 32]);
+    let (seg2, out2) = (dir.join("seg2.npy"), dir.join("seg2.zarr"));
+    predict_ok(ck2, &stack_npy, &seg2, &["--scale", "0.7"]);
+    predict_ok(
+        ck2,
+        &stack,
+        &out2,
+        &["--scale", "0.7", "--chunk", "2x24x24"],
+    );
+    let want: Vec<u8> = read_labels(&seg2)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| (v > 0) as u8)
+        .collect();
+    let got: Vec<u8> = labels_of(&out2).iter().map(|&v| (v > 0) as u8).collect();
+    same(&got, &want, "2D model on a stack, --scale 0.7");
+}
+
+#[test]
 fn ome_zarr_levels_zarr_v2_and_regions() {
     let Some((ck3, _)) = checkpoints() else {
         return;

@@ -123,7 +123,7 @@ pub struct InferFlags {
     pub precision: String,
     /// Resize the input's (y, x) by this factor before the network and the
     /// outputs back to the input's size (objects smaller than in training:
-    /// > 1). In-memory inputs only (not Zarr, not texture prediction).
+    /// > 1). Files and Zarr volumes (not texture prediction).
     #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     pub scale: f32,
 }

@@ -70,12 +70,6 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
             "--overlay: not written for Zarr outputs".into(),
         ));
     }
-    if a.infer.scale != 1.0 {
-        return Err(Error::Other(format!(
-            "--scale {}: not for Zarr volumes yet (block-wise prediction runs at the stored resolution); resize the volume, or predict an image file",
-            a.infer.scale
-        )));
-    }
     if a.instances {
         return Err(Error::Other(
             "--instances: not for Zarr outputs yet (objects that cross chunks are not joined); Zarr outputs hold the class labels (background / interior / boundary) and their probabilities".into(),

@@ -30,6 +30,7 @@ pub mod store;
 use super::predict::{Output, PredictOptions, Predictor};
 use super::tiles::{grid, plan_box, TileGeometry, TileGrid};
 use crate::data::normalize::NormStats;
+use crate::data::resize::Zoom;
 use crate::data::tiling::{Accumulator, Blend};
 use crate::data::zarr::{Compression, ImageSpec, OutType, ZarrSink, ZarrSource};
 use crate::data::{numel, reflect_index, Array3};
@@ -96,6 +97,9 @@ struct Setup {
     rec: Record,
     labels: ZarrSink,
     probs: Option<(ZarrSink, OutType)>,
+    /// `--scale`: the network sees the volume resized in (y, x), and the
+    /// tile grid is the resized volume's.
+    zoom: Option<Zoom>,
 }
 
 /// Run one worker's share with the checkpoint `ck` (read from
@@ -116,12 +120,12 @@ pub fn run(
     let mut s = setup(ctx, job, ck, meta, &mut created)?;
     let all = store::chunks_of(&s.rec);
     let mine: Vec<[usize; 3]> = all.iter().copied().skip(k - 1).step_by(n).collect();
-    let roi = s.rec.roi;
+    let (rlo, rhi) = network_box(&s.zoom, s.rec.roi.map(|r| r[0]), s.rec.roi.map(|r| r[1]));
     let whole = plan_box(
         &s.grid,
         &s.pred.geometry,
-        roi.map(|r| r[0]),
-        roi.map(|r| r[1]),
+        rlo,
+        rhi,
         s.pred.opts.blend == Blend::Gaussian,
     );
     let mut rep = BlockReport {
@@ -178,10 +182,13 @@ fn setup(
         .map_err(|e| Error::file(&job.checkpoint, e.to_string()))?;
     let src = ZarrSource::open(&job.input, job.level)?;
     model_fits(&cfg, &src)?;
+    let zoom = Zoom::new(src.dims, job.opts.scale);
+    // the volume the network sees
+    let seen = zoom.as_ref().map_or(src.dims, |z| z.resized);
     let fit = if cfg.dims == 2 {
-        [1, src.dims[1], src.dims[2]]
+        [1, seen[1], seen[2]]
     } else {
-        src.dims
+        seen
     };
     let pred = Predictor::from_loaded(
         ctx,
@@ -193,7 +200,7 @@ fn setup(
         &job.opts,
     )?;
     let g = pred.geometry;
-    let grid = grid(src.dims, &g, job.opts.overlap)?;
+    let grid = grid(seen, &g, job.opts.overlap)?;
     let roi = region(job.roi, src.dims)?;
     let est = |c: [usize; 3]| chunk_bytes(c, &g, src.dims, cfg.classes, job);
     let chunk = choose_chunk(job.chunk, src.chunk, src.dims, &g, job.max_memory, est)?;
@@ -218,6 +225,7 @@ fn setup(
         probabilities: job.probabilities.as_ref().map(|p| p.1.name().to_string()),
         normalize: meta.normalize.clone(),
         zarr_format: job.zarr_format,
+        scale: job.opts.scale,
         stats: Vec::new(),
     };
     let rec = open_or_create(job, &src, &cfg, meta, &mut want, label_type, created)?;
@@ -233,7 +241,17 @@ fn setup(
         rec,
         labels,
         probs,
+        zoom,
     })
+}
+
+/// The box `[lo, hi)` of the volume the network sees (the resized one
+/// under `--scale`) whose outputs the source box `[lo, hi)` is made of.
+fn network_box(zoom: &Option<Zoom>, lo: [usize; 3], hi: [usize; 3]) -> ([usize; 3], [usize; 3]) {
+    match zoom {
+        Some(z) => z.resized_box(lo, hi),
+        None => (lo, hi),
+    }
 }
 
 /// A 3D model needs a volume; the input must have one channel.
@@ -296,7 +314,9 @@ fn label_type(values: &[i64]) -> Result<OutType> {
 }
 
 /// Host bytes one chunk's work needs: the input box read and normalised,
-/// the accumulators and outputs of the chunk, one batch of tiles.
+/// the accumulators and outputs of the chunk, one batch of tiles; under
+/// `--scale F` the resized input box and accumulators too (F^2 as many
+/// voxels where F > 1).
 pub fn chunk_bytes(
     c: [usize; 3],
     g: &TileGeometry,
@@ -310,7 +330,13 @@ pub fn chunk_bytes(
     let per_voxel = 4 * classes + 4 + 4 + 4 + 4 + classes * prob;
     let out = numel(c) as u64 * per_voxel as u64;
     let tiles = job.opts.batch * numel(g.in_tile) * 4 * (2 + 3 * classes);
-    window + out + tiles as u64
+    let zoomed = if job.opts.scale == 1.0 {
+        0
+    } else {
+        let f2 = (job.opts.scale as f64).max(1.0).powi(2);
+        ((numel(w) as u64 * 4 + numel(c) as u64 * (8 * classes as u64 + 4)) as f64 * f2) as u64
+    };
+    window + out + tiles as u64 + zoomed
 }
 
 /// The output chunk: `--chunk` checked against the budget, or the input's
@@ -453,9 +479,12 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, u
     let dims: [usize; 3] = std::array::from_fn(|a| hi[a] - lo[a]);
     let g = s.pred.geometry;
     let blend = s.pred.opts.blend;
-    let tplan = plan_box(&s.grid, &g, lo, hi, blend == Blend::Gaussian);
-    let window = InputWindow::read(&s.src, &tplan.tiles, g.in_tile, &rec.stats)?;
-    let mut acc = Accumulator::region(&tplan, lo, dims, rec.classes, blend);
+    // the network's box: the chunk, or under --scale what it is resized from
+    let (nlo, nhi) = network_box(&s.zoom, lo, hi);
+    let ndims: [usize; 3] = std::array::from_fn(|a| nhi[a] - nlo[a]);
+    let tplan = plan_box(&s.grid, &g, nlo, nhi, blend == Blend::Gaussian);
+    let window = InputWindow::read(&s.src, s.zoom.as_ref(), &tplan.tiles, g.in_tile, &rec.stats)?;
+    let mut acc = Accumulator::region(&tplan, nlo, ndims, rec.classes, blend);
     s.pred.run_tiles(
         ctx,
         &tplan.tiles,
@@ -463,7 +492,10 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, u
         |t| Ok(window.extract(t.in_origin, g.in_tile)),
         |t, out| acc.add(t, out),
     )?;
-    let probs = acc.finish();
+    let probs = match &s.zoom {
+        Some(z) => z.back_box(&acc.finish(), nlo, lo, hi),
+        None => acc.finish(),
+    };
     let labels = stored_labels(&probs.argmax(), &rec.class_values, false);
     let off: [usize; 3] = std::array::from_fn(|a| lo[a] - ci[a] * c[a]);
     let skip = if rec.flat { 1 } else { 0 };
@@ -534,8 +566,11 @@ fn place<T: Copy>(
 }
 
 /// The normalised input box that a chunk's tiles read, with the mirror
-/// mapping of the whole volume (numpy `reflect`, as [`crate::data::augment::crop_reflect`]).
+/// mapping of the whole volume (numpy `reflect`, as [`crate::data::augment::crop_reflect`]);
+/// under `--scale` a box of the resized volume, resized from the source box
+/// it reads.
 struct InputWindow {
+    /// The volume the tiles index (the resized one under `--scale`).
     image: [usize; 3],
     /// Source box origin and values.
     lo: [usize; 3],
@@ -545,11 +580,12 @@ struct InputWindow {
 impl InputWindow {
     fn read(
         src: &ZarrSource,
+        zoom: Option<&Zoom>,
         tiles: &[crate::data::tiling::Tile],
         in_tile: [usize; 3],
         stats: &[NormStats],
     ) -> Result<Self> {
-        let n = src.dims;
+        let n = zoom.map_or(src.dims, |z| z.resized);
         let mut lo = n;
         let mut hi = [0usize; 3];
         for t in tiles {
@@ -561,6 +597,24 @@ impl InputWindow {
                 hi[a] = hi[a].max(m1);
             }
         }
+        let data = match zoom {
+            Some(z) => {
+                let (slo, shi) = z.source_box(lo, hi);
+                z.resize_box(&Self::normalised(src, slo, shi, stats)?, slo, lo, hi)
+            }
+            None => Self::normalised(src, lo, hi, stats)?,
+        };
+        Ok(InputWindow { image: n, lo, data })
+    }
+
+    /// The source box `[lo, hi)`, normalised with the volume's (or each
+    /// section's) statistics.
+    fn normalised(
+        src: &ZarrSource,
+        lo: [usize; 3],
+        hi: [usize; 3],
+        stats: &[NormStats],
+    ) -> Result<Array3<f32>> {
         let dims: [usize; 3] = std::array::from_fn(|a| hi[a].saturating_sub(lo[a]));
         let mut data = Array3::from_vec(dims, src.read_box(lo, dims)?)?;
         let sec = dims[1] * dims[2];
@@ -572,7 +626,7 @@ impl InputWindow {
             };
             st.apply(&mut data.data[z * sec..(z + 1) * sec]);
         }
-        Ok(InputWindow { image: n, lo, data })
+        Ok(data)
     }
 
     /// The mirrored input window at `origin` (image coordinates).

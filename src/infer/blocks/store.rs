@@ -53,8 +53,16 @@ pub struct Record {
     pub normalize: String,
     /// Zarr format of the outputs (2 or 3).
     pub zarr_format: u8,
+    /// `--scale`: the (y, x) factor the network saw the volume resized by
+    /// (stores made before it was recorded: 1).
+    #[serde(default = "unscaled")]
+    pub scale: f32,
     /// One per volume (3D model) or per section (2D model).
     pub stats: Vec<NormStats>,
+}
+
+fn unscaled() -> f32 {
+    1.0
 }
 
 /// FNV-1a (64 bit) of a file's bytes, as hex.
