@@ -267,6 +267,16 @@ fn wrong_textures_are_named_errors() {
     let cfg = config(Padding::Same);
     let (ck, meta) = model(c, &cfg, "32x32");
     let path = Path::new("model.safetensors");
+    // a resize is not done on textures: refused, not ignored
+    let scaled = PredictOptions {
+        scale: 2.0,
+        ..Default::default()
+    };
+    let e = TexturePredictor::from_loaded(c, ck.clone(), meta.clone(), path, &scaled)
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+    assert!(e.contains("scale = 2") && e.contains("texture"), "{e}");
     let mut seg =
         TexturePredictor::from_loaded(c, ck, meta, path, &PredictOptions::default()).unwrap();
     let usage = wgpu::TextureUsages::COPY_SRC | wgpu::TextureUsages::COPY_DST;

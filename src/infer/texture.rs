@@ -216,6 +216,12 @@ impl TexturePredictor {
                 ),
             ));
         }
+        if opts.scale != 1.0 {
+            return Err(Error::Other(format!(
+                "PredictOptions::scale = {}: texture prediction runs at the texture's own resolution (1 only); resize the texture, or use Predictor",
+                opts.scale
+            )));
+        }
         let normalize = match meta.dataset_options().normalize {
             n @ (Normalize::ZScore | Normalize::None) => n,
             Normalize::Percentile { .. } => {
