@@ -14,6 +14,12 @@
 //! Tiles that straddle a chunk face run once for each chunk they reach: a
 //! chunk of several output tiles per axis (the default) keeps that small.
 //!
+//! With `--scale F` the network sees the volume resized in (y, x) by F
+//! ([`Zoom`]): the tile grid is the resized volume's, a chunk's input box is
+//! read from the source and resized with the taps of the whole volume's
+//! resize, and its probabilities are resized back the same way, so the
+//! store still equals the in-memory `--scale` result bit for bit.
+//!
 //! Memory: the input box, the chunk's accumulators and outputs, and one
 //! batch of tiles, whatever the volume's size; [`chunk_bytes`] estimates it
 //! and the chunk shape is chosen (or checked) against `--max-memory`. The
