@@ -125,6 +125,8 @@ fn instances_2d_train_predict_eval_and_errors() {
             "64",
             "--val-fraction",
             "0.25",
+            "--neck-ratio",
+            "0.4",
         ],
     );
     assert!(ok, "{so}\n{se}");
@@ -150,7 +152,13 @@ fn instances_2d_train_predict_eval_and_errors() {
     };
     let (so, se, ok) = predict_with(&[]);
     assert!(ok, "{so}\n{se}");
-    assert!(so.contains("instances:"), "{so}");
+    // the training key neck_ratio is the checkpoint's default, the flag wins
+    assert!(
+        so.contains("instances:") && so.contains("neck ratio 0.4"),
+        "{so}"
+    );
+    let (so, se, ok) = predict_with(&["--neck-ratio", "0"]);
+    assert!(ok && so.contains("neck ratio 0,"), "{so}\n{se}");
     // the checkpoint's smallest object: 1/20 of its median training blob
     // (discs of radius 6, about 110 pixels, some cut by a neighbour)
     let min_size: usize = so

@@ -4,8 +4,8 @@
 use super::predict_zarr::{self, required, ZarrFlags};
 use crate::data::dataset::{normalize, normalize_sections};
 use crate::data::instances::{
-    check_seed_threshold, watershed_instances, WatershedOptions, DEFAULT_NECK_RATIO,
-    DEFAULT_SEED_THRESHOLD, NECK_RATIO_RANGE,
+    check_seed_threshold, watershed_instances, WatershedOptions, DEFAULT_SEED_THRESHOLD,
+    NECK_RATIO_RANGE,
 };
 use crate::data::io::read_image;
 use crate::data::{ChannelVolume, Volume};
@@ -71,9 +71,10 @@ pub struct WatershedFlags {
     /// Instances: split a seed at a neck thinner than this share of its
     /// radius (distance to its edge), in [0, 1); 0: no splitting. Two
     /// nuclei whose confident interiors touch through a thin bridge become
-    /// two objects.
-    #[arg(long, default_value_t = DEFAULT_NECK_RATIO, allow_hyphen_values = true)]
-    pub neck_ratio: f32,
+    /// two objects (default: the checkpoint's, its training key
+    /// `neck_ratio`).
+    #[arg(long, allow_hyphen_values = true)]
+    pub neck_ratio: Option<f32>,
 }
 
 impl WatershedFlags {
@@ -82,15 +83,24 @@ impl WatershedFlags {
     pub fn check(&self) -> Result<()> {
         check_seed_threshold(self.seed_threshold)
             .map_err(|m| Error::Other(format!("--seed-threshold {m}")))?;
-        crate::checks::check_f64("--neck-ratio", self.neck_ratio as f64, NECK_RATIO_RANGE)
+        match self.neck_ratio {
+            Some(r) => crate::checks::check_f64("--neck-ratio", r as f64, NECK_RATIO_RANGE),
+            None => Ok(()),
+        }
     }
 
     /// The watershed options for a checkpoint with `meta`.
     pub fn options(&self, meta: &InferMeta) -> Result<WatershedOptions> {
         self.check()?;
+        let neck_ratio = self.neck_ratio.unwrap_or(meta.neck_ratio);
+        crate::checks::check_f64(
+            "the checkpoint's neck_ratio",
+            neck_ratio as f64,
+            NECK_RATIO_RANGE,
+        )?;
         Ok(WatershedOptions {
             seed_threshold: self.seed_threshold,
-            neck_ratio: self.neck_ratio,
+            neck_ratio,
             min_size: self
                 .min_size
                 .unwrap_or(meta.min_object_size.max(1) as usize),
@@ -325,8 +335,8 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         write_instances(output, &ids)?;
         let n = ids.data.iter().copied().max().unwrap_or(0);
         s += &format!(
-            "instances: {n} objects (ids 1..{n}, 0 = background; seeds p(interior) > {}, objects of >= {} voxels)\n",
-            opts.seed_threshold, opts.min_size
+            "instances: {n} objects (ids 1..{n}, 0 = background; seeds p(interior) > {}, neck ratio {}, objects of >= {} voxels)\n",
+            opts.seed_threshold, opts.neck_ratio, opts.min_size
         );
     } else {
         write_labels(output, &pred, &meta.class_values)?;

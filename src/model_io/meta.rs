@@ -174,6 +174,11 @@ pub struct InferMeta {
     /// the key existed: 0, none dropped.
     #[serde(default)]
     pub min_object_size: u64,
+    /// Instances: the watershed's neck ratio unless `--neck-ratio` says
+    /// otherwise (the training key `neck_ratio`). Absent in checkpoints
+    /// written before the key existed: 0, no splitting.
+    #[serde(default)]
+    pub neck_ratio: f32,
 }
 
 impl InferMeta {

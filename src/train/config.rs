@@ -41,6 +41,11 @@ pub struct TrainFlags {
     /// The class keys (foreground_value, classes, class_values) are not used.
     #[arg(long, num_args = 0..=1, default_missing_value = "true")]
     pub instances: Option<bool>,
+    /// Instances: the watershed's neck ratio stored in the checkpoint, the
+    /// default of `wunet predict` / `eval --neck-ratio` (in [0, 1); 0: no
+    /// splitting).
+    #[arg(long, allow_hyphen_values = true)]
+    pub neck_ratio: Option<f32>,
     /// Number of synthetic images / volumes (when no --data).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]
     pub synthetic_images: Option<usize>,
@@ -342,6 +347,8 @@ pub struct TrainConfig {
     pub blend: String,
     pub out: String,
     pub instances: bool,
+    #[serde(default)]
+    pub neck_ratio: f32,
 }
 
 /// Keys that may differ between a run and its resumption.
@@ -424,6 +431,7 @@ impl TrainConfig {
             blend: "gaussian".into(),
             out: String::new(),
             instances: false,
+            neck_ratio: crate::data::instances::DEFAULT_NECK_RATIO,
         }
     }
 
@@ -558,6 +566,11 @@ impl TrainConfig {
                 Range::NonNegative,
             ),
             ("fg_prob", self.fg_prob as f64, Range::Closed(0.0, 1.0)),
+            (
+                "neck_ratio",
+                self.neck_ratio as f64,
+                crate::data::instances::NECK_RATIO_RANGE,
+            ),
             (
                 "rotate_degrees",
                 self.rotate_degrees as f64,

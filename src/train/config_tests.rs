@@ -98,6 +98,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "gamma_range",
         "gamma_range_of",
         "val_part",
+        "neck_ratio",
     ];
     let old: String = text
         .lines()
@@ -122,6 +123,8 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         ("gamma_range_of", "'volume'"),
         ("noise_prob", "1.5"),
         ("rotate_degrees", "200.0"),
+        ("neck_ratio", "1.0"),
+        ("neck_ratio", "-0.1"),
     ] {
         let f: TrainFlags = toml::from_str(&format!("{k} = {v}")).unwrap();
         let e = TrainConfig::resolve(&[("x".into(), f)])

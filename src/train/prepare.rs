@@ -448,6 +448,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         tile: cfg.tile.clone(),
         blend: cfg.blend.clone(),
         instances: cfg.instances,
+        neck_ratio: cfg.neck_ratio,
         min_object_size: crate::data::instances::default_min_size(
             data.train
                 .samples
