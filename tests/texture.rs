@@ -58,6 +58,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         blend: "gaussian".into(),
         instances: false,
         min_object_size: 0,
+        neck_ratio: 0.0,
     };
     (exec.export(c).unwrap(), meta)
 }
