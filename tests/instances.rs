@@ -303,6 +303,59 @@ fn instances_3d_npy_ids_beside_a_mask() {
     assert!((0.0..=1.0).contains(&metric(&so, "instance_ap50")), "{so}");
 }
 
+/// The neck split on the real nuclei's geometry: the one-hot classes of
+/// stage 8's true ids (a perfect network) give back the 8 nuclei whole at
+/// the neck ratios `configs/embryo3d_instances.toml` may use, none split
+/// or merged (the split is for bridges between nuclei, not for nuclei).
+#[test]
+fn true_nuclei_stay_whole_under_the_neck_split() {
+    use wunet::data::instances::{instance_target, watershed_instances, WatershedOptions};
+    use wunet::data::io::read_labels;
+    use wunet::data::ChannelVolume;
+    let f = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mouse_embryo_nuclei3d/stage08_instances.npy");
+    if !f.exists() {
+        eprintln!("skip: {} is absent (../shared data)", f.display());
+        return;
+    }
+    let ids = read_labels(&f).unwrap().map(|&v| v as i32);
+    let classes = instance_target(&ids);
+    let n = classes.data.len();
+    let mut probs = ChannelVolume::zeros(3, classes.dims);
+    for (i, &c) in classes.data.iter().enumerate() {
+        probs.data[c as usize * n + i] = 1.0;
+    }
+    let truth = ids.data.iter().copied().max().unwrap_or(0);
+    assert_eq!(truth, 8);
+    for r in [0.0, 0.3, 0.4, 0.5, 0.6] {
+        let opts = WatershedOptions {
+            neck_ratio: r,
+            ..Default::default()
+        };
+        let got = watershed_instances(&probs, &opts).unwrap();
+        assert_eq!(
+            got.data.iter().copied().max(),
+            Some(truth),
+            "neck ratio {r}"
+        );
+        // each true nucleus is one predicted object, and only its own
+        for id in 1..=truth {
+            let mut seen: Vec<i32> = (0..n)
+                .filter(|&i| ids.data[i] == id)
+                .map(|i| got.data[i])
+                .collect();
+            seen.sort_unstable();
+            seen.dedup();
+            assert_eq!(
+                seen.len(),
+                1,
+                "neck ratio {r}: nucleus {id} became {seen:?}"
+            );
+            assert!(seen[0] > 0, "neck ratio {r}: nucleus {id} lost");
+        }
+    }
+}
+
 #[test]
 fn shared_3d_nuclei_load_as_instances() {
     use wunet::data::dataset::{Dataset, DatasetOptions, ValPart};
