@@ -318,7 +318,7 @@ fn true_nuclei_stay_whole_under_the_neck_split() {
         eprintln!("skip: {} is absent (../shared data)", f.display());
         return;
     }
-    let ids = read_labels(&f).unwrap().map(|&v| v as i32);
+    let ids = read_labels(&f).unwrap();
     let classes = instance_target(&ids);
     let n = classes.data.len();
     let mut probs = ChannelVolume::zeros(3, classes.dims);
