@@ -77,29 +77,18 @@ fn four_workers_equal_one_worker_and_the_in_memory_predictor() {
     }
     let want = read_labels(&seg_npy).unwrap();
     let want: Vec<u8> = want.data.iter().map(|&v| v as u8).collect();
-    let want_p: Vec<half::f16> = npy_f32(&prob_npy)
-        .iter()
-        .map(|&v| half::f16::from_f32(v))
-        .collect();
+    let want_p = npy_f16(&prob_npy);
     for (s, sp) in [
         (&one, &one_p),
         (&four, &four_p),
         (&dir.join("four2.zarr"), &dir.join("four2_p.zarr")),
     ] {
         same(&labels_of(s), &want, &s.display().to_string());
-        let got = probs_of(sp);
-        assert_eq!(got.len(), want_p.len());
-        let bad = got
-            .iter()
-            .zip(&want_p)
-            .filter(|(a, b)| a.to_bits() != b.to_bits())
-            .count();
-        assert_eq!(
-            bad,
-            0,
-            "{}: probabilities differ from the in-memory predictor",
+        let what = format!(
+            "{}: probabilities against the in-memory predictor",
             sp.display()
         );
+        same_probs(sp, &want_p, &what);
     }
     let st = ok(&["predict", "--status", &p(&four)]);
     assert!(st.contains("27 of 27 chunks done, 0 missing"), "{st}");
@@ -259,20 +248,10 @@ fn scaled_prediction_equals_the_in_memory_scaled_predictor() {
         .map(|&v| v as u8)
         .collect();
     same(&labels_of(&out), &want, "3D, --scale 1.5");
-    let want_p: Vec<half::f16> = npy_f32(&prob_npy)
-        .iter()
-        .map(|&v| half::f16::from_f32(v))
-        .collect();
-    let got_p = probs_of(&out_p);
-    let bad = got_p
-        .iter()
-        .zip(&want_p)
-        .filter(|(a, b)| a.to_bits() != b.to_bits())
-        .count();
-    assert_eq!(
-        (got_p.len(), bad),
-        (want_p.len(), 0),
-        "probabilities under --scale 1.5"
+    same_probs(
+        &out_p,
+        &npy_f16(&prob_npy),
+        "probabilities under --scale 1.5",
     );
     // (the scale changes the result: the comparison above is not blind to it)
     let plain = dir.join("plain.npy");

@@ -170,6 +170,20 @@ pub fn npy_f32(path: &Path) -> Vec<f32> {
         .unwrap()
 }
 
+/// A `.npy` of f32 values as f16 (what a probability store holds).
+pub fn npy_f16(path: &Path) -> Vec<half::f16> {
+    npy_f32(path)
+        .iter()
+        .map(|&v| half::f16::from_f32(v))
+        .collect()
+}
+
+/// Assert that the probability store holds `want` bit for bit.
+pub fn same_probs(store: &Path, want: &[half::f16], what: &str) {
+    let bits = |v: &[half::f16]| v.iter().map(|x| x.to_bits()).collect::<Vec<u16>>();
+    same(&bits(&probs_of(store)), &bits(want), what);
+}
+
 /// Assert `a == b` element by element, reporting the count and first
 /// mismatch (not the whole volumes).
 pub fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
