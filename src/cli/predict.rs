@@ -92,12 +92,19 @@ impl WatershedFlags {
     /// The watershed options for a checkpoint with `meta`.
     pub fn options(&self, meta: &InferMeta) -> Result<WatershedOptions> {
         self.check()?;
-        let neck_ratio = self.neck_ratio.unwrap_or(meta.neck_ratio);
-        crate::checks::check_f64(
-            "the checkpoint's neck_ratio",
-            neck_ratio as f64,
-            NECK_RATIO_RANGE,
-        )?;
+        // the flag was checked above; the checkpoint's value is checked here
+        let neck_ratio = match self.neck_ratio {
+            Some(r) => r,
+            None => {
+                let r = meta.neck_ratio;
+                crate::checks::check_f64(
+                    "the checkpoint's neck_ratio",
+                    r as f64,
+                    NECK_RATIO_RANGE,
+                )?;
+                r
+            }
+        };
         Ok(WatershedOptions {
             seed_threshold: self.seed_threshold,
             neck_ratio,
