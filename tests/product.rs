@@ -558,6 +558,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
         instances: false,
         min_object_size: 0,
         neck_ratio: 0.0,
+        tta: false,
     }
     .store(&mut ck)
     .unwrap();

@@ -234,6 +234,7 @@ fn checkpoints_without_the_new_keys_still_load() {
         "gamma_invert_prob",
         "gamma_range",
         "gamma_range_of",
+        "tta",
     ];
     let mut ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
     let mut stripped = 0;
@@ -264,6 +265,53 @@ fn checkpoints_without_the_new_keys_still_load() {
         dir.join("out.png").to_str().unwrap(),
     ]);
     assert!(ok, "{o}\n{e}");
+    // without the key, no flips: as `wunet predict` ran before it existed
+    assert!(e.contains("test-time flips: off (the checkpoint's"), "{e}");
+}
+
+#[test]
+fn flips_are_the_checkpoints_default_and_the_flag_wins() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("tta");
+    write_pairs(&dir);
+    // the training key: on by default for unet2d; the same weights either way
+    let on = dir.join("on");
+    let off = dir.join("off");
+    train_tiny(&on, &[]);
+    train_tiny(&off, &["--tta", "false"]);
+    let eval = |run: &Path, extra: &[&str]| -> (Vec<(String, String)>, String) {
+        let ck = run.join("best.safetensors");
+        let mut a = vec![
+            "eval",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--data",
+            dir.to_str().unwrap(),
+            "--class-values",
+            "0,255",
+        ];
+        a.extend_from_slice(extra);
+        let (o, e, ok) = wunet(&a);
+        assert!(ok, "{extra:?}: {o}\n{e}");
+        (metrics(&o), e)
+    };
+    let (on_default, e) = eval(&on, &[]);
+    assert!(e.contains("test-time flips: on (the checkpoint's"), "{e}");
+    let (on_flag, e) = eval(&on, &["--tta"]);
+    assert!(e.contains("test-time flips: on (--tta)"), "{e}");
+    assert_eq!(on_default, on_flag);
+    let (on_off, e) = eval(&on, &["--tta", "false"]);
+    assert!(e.contains("test-time flips: off (--tta)"), "{e}");
+    assert_ne!(on_off, on_default, "the flips changed no metric");
+    let (off_default, e) = eval(&off, &[]);
+    assert!(e.contains("test-time flips: off (the checkpoint's"), "{e}");
+    assert_eq!(
+        off_default, on_off,
+        "same weights, no flips: the same metrics"
+    );
 }
 
 #[test]

@@ -59,6 +59,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         instances: false,
         min_object_size: 0,
         neck_ratio: 0.0,
+        tta: false,
     };
     (exec.export(c).unwrap(), meta)
 }

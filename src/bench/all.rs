@@ -424,6 +424,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
         instances: false,
         min_object_size: 0,
         neck_ratio: 0.0,
+        tta: false,
     };
     let opts = crate::infer::PredictOptions::default();
     let path = std::path::Path::new("(bench model)");

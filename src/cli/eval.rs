@@ -185,6 +185,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         ));
     }
     let (tile, opts) = a.infer.resolve(ctx, &meta, cfg.dims)?;
+    eprintln!("{}", a.infer.tta_line(&opts));
     let max: [usize; 3] = std::array::from_fn(|k| {
         ds.samples
             .iter()

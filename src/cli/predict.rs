@@ -119,9 +119,11 @@ impl WatershedFlags {
 /// The inference flags that `predict` and `eval` share.
 #[derive(Args, Debug, Clone)]
 pub struct InferFlags {
-    /// Flip test-time augmentation (average of the softmax over all flips).
-    #[arg(long)]
-    pub tta: bool,
+    /// Flip test-time augmentation: the softmax averaged over all flips
+    /// (4 in 2D, 8 in 3D); `--tta false` turns it off (default: the
+    /// checkpoint's, its training key `tta`).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tta: Option<bool>,
     /// Overlapping tiles: gaussian or none (default: the checkpoint's).
     #[arg(long)]
     pub blend: Option<String>,
@@ -182,6 +184,15 @@ impl InferFlags {
         check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
     }
 
+    /// One line for stderr: whether the flips are on, and who said so.
+    pub fn tta_line(&self, opts: &PredictOptions) -> String {
+        let on = if opts.tta { "on" } else { "off" };
+        match self.tta {
+            Some(_) => format!("test-time flips: {on} (--tta)"),
+            None => format!("test-time flips: {on} (the checkpoint's training key tta; --tta true|false overrides)"),
+        }
+    }
+
     /// The `--tile` request (`None`: the checkpoint's tile) and the
     /// predictor options; what a flag leaves open comes from the checkpoint.
     pub fn resolve(
@@ -198,7 +209,7 @@ impl InferFlags {
         let opts = PredictOptions {
             batch: self.batch,
             blend: parse_blend(self.blend.as_deref().unwrap_or(&meta.blend))?,
-            tta: self.tta,
+            tta: self.tta.unwrap_or(meta.tta),
             overlap: self.overlap,
             precision: ctx.precision(&self.precision)?,
             scale: self.scale,
@@ -224,6 +235,7 @@ pub fn predict_volume(
         .unet()
         .map_err(|e| Error::file(checkpoint, e.to_string()))?;
     let (tile, opts) = a.infer.resolve(ctx, meta, cfg.dims)?;
+    eprintln!("{}", a.infer.tta_line(&opts));
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
             input,

@@ -179,6 +179,11 @@ pub struct InferMeta {
     /// written before the key existed: 0, no splitting.
     #[serde(default)]
     pub neck_ratio: f32,
+    /// Flip test-time augmentation unless `--tta` says otherwise (the
+    /// training key `tta`). Absent in checkpoints written before the key
+    /// existed: `false`, as `wunet predict` and `eval` ran then.
+    #[serde(default)]
+    pub tta: bool,
 }
 
 impl InferMeta {

@@ -102,6 +102,8 @@ pub struct TrainConfig {
     pub checkpoint_every: u64,
     pub val_metric: String,
     pub val_tta: bool,
+    #[serde(default)]
+    pub tta: bool,
     pub blend: String,
     pub out: String,
     pub instances: bool,
@@ -186,6 +188,7 @@ impl TrainConfig {
             checkpoint_every: 100,
             val_metric: "mean_dice".into(),
             val_tta: false,
+            tta: !three,
             blend: "gaussian".into(),
             out: String::new(),
             instances: false,

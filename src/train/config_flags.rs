@@ -236,6 +236,11 @@ pub struct TrainFlags {
     /// Validation: flip test-time augmentation.
     #[arg(long)]
     pub val_tta: Option<bool>,
+    /// Flip test-time augmentation stored in the checkpoint: the default of
+    /// `wunet predict` / `eval --tta` (the softmax averaged over the 4 flips
+    /// of (y, x), as nnU-Net's mirroring; unet3d: 8 flips, off by default).
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tta: Option<bool>,
     /// Overlapping tiles: gaussian or none.
     #[arg(long)]
     pub blend: Option<String>,

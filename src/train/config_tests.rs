@@ -44,6 +44,8 @@ fn layers_override_in_order() {
     assert_eq!(c.lr, 0.25);
     assert_eq!(c.model, "unet3d");
     assert_eq!(c.patch, TrainConfig::defaults("unet3d").patch);
+    // test-time flips: on for 2D models (4 passes), off for 3D (8)
+    assert!(!c.tta && TrainConfig::defaults("unet2d").tta);
     // round trip through config.toml
     let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
     assert_eq!(back, c);

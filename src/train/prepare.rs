@@ -449,6 +449,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         blend: cfg.blend.clone(),
         instances: cfg.instances,
         neck_ratio: cfg.neck_ratio,
+        tta: cfg.tta,
         min_object_size: crate::data::instances::default_min_size(
             data.train
                 .samples
