@@ -9,7 +9,8 @@
 # Writes OUT_DIR/robustness.md (a Markdown table) and one eval log per row
 # (default OUT_DIR: the checkpoint's folder). Env: WUNET (binary, default
 # target/release/wunet), SPLIT (default val), MAX_LOSS (default 0.05: rows
-# losing more are marked "no").
+# losing more are marked "no"), EVAL_FLAGS (more `wunet eval` flags for
+# every row, e.g. "--tta false").
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 CHECKPOINT DATA [OUT_DIR]" >&2
@@ -56,6 +57,8 @@ for row in "${rows[@]}"; do
   log="$out/eval-${tag//[:.]/_}.log"
   args=(eval --checkpoint "$ck" --data "$data" --split "$split")
   [ -n "$p" ] && args+=(--perturb "$p")
+  # shellcheck disable=SC2206 # EVAL_FLAGS is split into flags on purpose
+  [ -n "${EVAL_FLAGS:-}" ] && args+=(${EVAL_FLAGS})
   echo "== $name: $wunet ${args[*]}" >&2
   "$wunet" "${args[@]}" > "$log" 2> "$log.stderr"
   d=$(dice_of "$log")
