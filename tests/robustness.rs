@@ -71,8 +71,8 @@ fn write_pairs(dir: &Path) {
 }
 
 /// `wunet eval` of checkpoint `ck` on the pairs of [`write_pairs`] in
-/// `dir` (stored 0 / 255), with `extra` flags: its metric lines.
-fn eval_pairs(ck: &Path, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
+/// `dir` (stored 0 / 255), with `extra` flags: its metric lines and stderr.
+fn eval_pairs_stderr(ck: &Path, dir: &Path, extra: &[&str]) -> (Vec<(String, String)>, String) {
     let mut a = vec![
         "eval",
         "--checkpoint",
@@ -85,7 +85,12 @@ fn eval_pairs(ck: &Path, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
     a.extend_from_slice(extra);
     let (o, e, ok) = wunet(&a);
     assert!(ok, "{extra:?}: {o}\n{e}");
-    metrics(&o)
+    (metrics(&o), e)
+}
+
+/// [`eval_pairs_stderr`]'s metric lines.
+fn eval_pairs(ck: &Path, dir: &Path, extra: &[&str]) -> Vec<(String, String)> {
+    eval_pairs_stderr(ck, dir, extra).0
 }
 
 #[test]
@@ -282,22 +287,8 @@ fn flips_are_the_checkpoints_default_and_the_flag_wins() {
     let off = dir.join("off");
     train_tiny(&on, &[]);
     train_tiny(&off, &["--tta", "false"]);
-    let eval = |run: &Path, extra: &[&str]| -> (Vec<(String, String)>, String) {
-        let ck = run.join("best.safetensors");
-        let mut a = vec![
-            "eval",
-            "--checkpoint",
-            ck.to_str().unwrap(),
-            "--data",
-            dir.to_str().unwrap(),
-            "--class-values",
-            "0,255",
-        ];
-        a.extend_from_slice(extra);
-        let (o, e, ok) = wunet(&a);
-        assert!(ok, "{extra:?}: {o}\n{e}");
-        (metrics(&o), e)
-    };
+    let eval =
+        |run: &Path, extra: &[&str]| eval_pairs_stderr(&run.join("best.safetensors"), &dir, extra);
     let (on_default, e) = eval(&on, &[]);
     assert!(e.contains("test-time flips: on (the checkpoint's"), "{e}");
     let (on_flag, e) = eval(&on, &["--tta"]);
