@@ -8,13 +8,15 @@
 //! ```
 //!
 //! `--mask-out FILE` also writes the mask as `wunet predict` would (class values
-//! from the checkpoint); `--frames N --screenshot FILE` closes the window after N
+//! from the checkpoint; test-time flips where the checkpoint asks for them,
+//! `--tta false` for one pass a frame); `--frames N --screenshot FILE` closes the window after N
 //! frames, saving the last one (for scripted runs under Xvfb).
 
 use clap::Parser;
 use std::path::PathBuf;
 use wunet::data::io::{read_image, write_png_rgb};
 use wunet::infer::output::write_labels;
+use wunet::infer::predict::{load_checkpoint, PredictOptions};
 use wunet::infer::texture::{TextureInput, TextureOutput, TexturePredictor};
 use wunet::Context;
 
@@ -35,6 +37,10 @@ pub struct Args {
     /// Also write the mask, as `wunet predict --output` writes it.
     #[arg(long)]
     pub mask_out: Option<PathBuf>,
+    /// Test-time flips (four passes a frame instead of one); by default
+    /// the checkpoint's training key `tta`, as `wunet predict` does.
+    #[arg(long, num_args = 0..=1, default_missing_value = "true")]
+    pub tta: Option<bool>,
     /// Window mode: close after this many frames.
     #[arg(long)]
     pub frames: Option<u64>,
@@ -178,7 +184,10 @@ impl Scene {
             .iter()
             .fold((f32::MAX, f32::MIN), |(a, b), &v| (a.min(v), b.max(v)));
         let (pipeline, layout) = pipeline(d, target);
-        let seg = TexturePredictor::from_checkpoint(&ctx, &args.checkpoint, &Default::default())?;
+        let (ck, meta) = load_checkpoint(&args.checkpoint)?;
+        let mut opts = PredictOptions::from_meta(&meta)?;
+        opts.tta = args.tta.unwrap_or(opts.tta);
+        let seg = TexturePredictor::from_loaded(&ctx, ck, meta, &args.checkpoint, &opts)?;
         let view = View {
             lo,
             scale: 1.0 / (hi - lo).max(1e-6),

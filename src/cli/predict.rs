@@ -206,10 +206,14 @@ impl InferFlags {
             .as_deref()
             .map(|t| parse_dims("--tile", t, dims))
             .transpose()?;
+        let base = PredictOptions::from_meta(meta)?;
         let opts = PredictOptions {
             batch: self.batch,
-            blend: parse_blend(self.blend.as_deref().unwrap_or(&meta.blend))?,
-            tta: self.tta.unwrap_or(meta.tta),
+            blend: match self.blend.as_deref() {
+                Some(b) => parse_blend(b)?,
+                None => base.blend,
+            },
+            tta: self.tta.unwrap_or(base.tta),
             overlap: self.overlap,
             precision: ctx.precision(&self.precision)?,
             scale: self.scale,

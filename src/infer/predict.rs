@@ -51,6 +51,19 @@ impl Default for PredictOptions {
     }
 }
 
+impl PredictOptions {
+    /// The defaults a checkpoint asks for: its blend and its test-time
+    /// flips (the training keys `blend` and `tta`), the rest as
+    /// [`Default`]. `wunet predict` starts from these before its flags.
+    pub fn from_meta(meta: &InferMeta) -> Result<Self> {
+        Ok(PredictOptions {
+            blend: parse_blend(&meta.blend)?,
+            tta: meta.tta,
+            ..Default::default()
+        })
+    }
+}
+
 /// What [`Predictor::run`] accumulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Output {
