@@ -29,7 +29,7 @@ pub struct PredictArgs {
     pub input: Option<PathBuf>,
     /// Label output (.png, .tif/.tiff, .npy, or .zarr for a Zarr input), in the
     /// training data's label values; with instances, the object ids (0 =
-    /// background, 1..N): a 16-bit PNG or a u32 .npy.
+    /// background, 1..N): a 16-bit PNG, a u32 .npy or a uint32 Zarr store.
     #[arg(long, required_unless_present = "status")]
     pub output: Option<PathBuf>,
     /// Instance segmentation: write object ids (seeded watershed of the

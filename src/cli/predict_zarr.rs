@@ -1,10 +1,11 @@
 //! `wunet predict` on Zarr stores: block-wise, bounded memory, any number
 //! of workers (see [`crate::infer::blocks`]).
 
-use super::predict::PredictArgs;
+use super::predict::{instances_wanted, PredictArgs};
 use crate::data::zarr::{is_zarr, Compression, OutType};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::infer::blocks::instances::InstanceRecord;
 use crate::infer::blocks::{self, BlockJob};
 use crate::infer::predict::load_checkpoint;
 use crate::model_io::parse_dims;
@@ -70,11 +71,7 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
             "--overlay: not written for Zarr outputs".into(),
         ));
     }
-    if a.instances {
-        return Err(Error::Other(
-            "--instances: not for Zarr outputs yet (objects that cross chunks are not joined); Zarr outputs hold the class labels (background / interior / boundary) and their probabilities".into(),
-        ));
-    }
+    a.watershed.check()?;
     if !input.exists() {
         return Err(Error::file(input, "no such Zarr store"));
     }
@@ -101,12 +98,20 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
             )))
         }
     };
-    let (tile, opts) = match resolve {
-        Some((ctx, meta)) => a.infer.resolve(ctx, meta, meta.model.dims)?,
-        None => (None, Default::default()),
+    let checkpoint = required(&a.checkpoint, "--checkpoint")?;
+    let (tile, opts, instances) = match resolve {
+        Some((ctx, meta)) => {
+            let (tile, opts) = a.infer.resolve(ctx, meta, meta.model.dims)?;
+            let instances = match instances_wanted(a.instances, meta, checkpoint)? {
+                true => Some(InstanceRecord::of(&a.watershed.options(meta)?)),
+                false => None,
+            };
+            (tile, opts, instances)
+        }
+        None => (None, Default::default(), None),
     };
     Ok(BlockJob {
-        checkpoint: required(&a.checkpoint, "--checkpoint")?.to_path_buf(),
+        checkpoint: checkpoint.to_path_buf(),
         input: required(&a.input, "--input")?.to_path_buf(),
         level: z.level,
         output: required(&a.output, "--output")?.to_path_buf(),
@@ -122,6 +127,7 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
         },
         tile,
         opts,
+        instances,
     })
 }
 
@@ -231,6 +237,27 @@ pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
         );
     } else {
         s += &format!("tiles: {} run\n", r.tiles);
+    }
+    if let Some(j) = &r.join {
+        let ir = job
+            .instances
+            .unwrap_or_else(|| InstanceRecord::of(&Default::default()));
+        s += &format!(
+            "instances: {} objects (ids 1..{}, 0 = background; {} pieces joined across chunk faces, {} objects under {} voxels dropped; seeds p(interior) > {}, neck ratio {}){}\n",
+            j.objects,
+            j.objects,
+            j.merges,
+            j.dropped,
+            ir.min_size,
+            ir.seed_threshold,
+            ir.neck_ratio,
+            if j.rewritten == 0 { "; joined before" } else { "" }
+        );
+    } else if job.instances.is_some() {
+        s += &format!(
+            "instances: not joined yet: {} chunks of the region are not done; the worker that finds every chunk done joins them (rerun any part)\n",
+            r.join_waiting
+        );
     }
     if let Some(kib) = peak_resident_kib() {
         s += &format!("peak resident memory: {:.1} MiB\n", kib as f64 / 1024.0);

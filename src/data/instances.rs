@@ -191,6 +191,24 @@ impl Default for WatershedOptions {
 /// Instance ids (0 = background, `1..N`) from 3-class probabilities
 /// (background, interior, boundary); see the module docs.
 pub fn watershed_instances(probs: &ChannelVolume, opts: &WatershedOptions) -> Result<LabelVolume> {
+    let (ids, _) = watershed_parts(probs, opts)?;
+    Ok(drop_small(ids, opts.min_size))
+}
+
+/// Is a voxel of these class probabilities a seed voxel: an object voxel
+/// (`p(background) < 0.5`) with `p(interior) > seed_threshold`?
+pub fn is_seed_voxel(p_background: f32, p_interior: f32, seed_threshold: f32) -> bool {
+    p_background < 0.5 && p_interior > seed_threshold
+}
+
+/// The watershed before the size filter: ids `1..=K` grew from the `K`
+/// seeds, ids above `K` are object components that held no seed; returns
+/// the ids and `K`. Block-wise prediction runs this per chunk and joins
+/// the chunks' objects afterwards ([`crate::infer::blocks::instances`]).
+pub fn watershed_parts(
+    probs: &ChannelVolume,
+    opts: &WatershedOptions,
+) -> Result<(LabelVolume, usize)> {
     if probs.channels != INSTANCE_CLASSES
         || probs.data.len() != INSTANCE_CLASSES * numel(probs.dims)
     {
@@ -212,20 +230,25 @@ pub fn watershed_instances(probs: &ChannelVolume, opts: &WatershedOptions) -> Re
     let background = probs.channel(BACKGROUND as usize)?;
     let interior = probs.channel(INTERIOR as usize)?;
     let object: Vec<bool> = background.data.iter().map(|&p| p < 0.5).collect();
-    let seeds = seed_labels(&interior, &object, opts)?;
+    let seeds = seed_labels(&interior, &background, opts)?;
+    let seeded = seeds.data.iter().copied().max().unwrap_or(0).max(0) as usize;
     let mut ids = flood(&seeds, &object, &interior.data);
     label_unseeded(&mut ids, &object)?;
-    Ok(drop_small(ids, opts.min_size))
+    Ok((ids, seeded))
 }
 
 /// Components of the object voxels with `p(interior) > seed_threshold` that
 /// hold at least `min_seed` voxels, `1..K`.
-fn seed_labels(interior: &Volume, object: &[bool], opts: &WatershedOptions) -> Result<LabelVolume> {
+fn seed_labels(
+    interior: &Volume,
+    background: &Volume,
+    opts: &WatershedOptions,
+) -> Result<LabelVolume> {
     let mask: Vec<bool> = interior
         .data
         .iter()
-        .zip(object)
-        .map(|(&p, &o)| o && p > opts.seed_threshold)
+        .zip(&background.data)
+        .map(|(&p, &b)| is_seed_voxel(b, p, opts.seed_threshold))
         .collect();
     let (mut cc, mut n) = connected_components(&mask, interior.dims, false)?;
     if opts.neck_ratio > 0.0 {

@@ -30,6 +30,7 @@
 //! in the store (see [`store`]), so a rerun skips them and a killed
 //! worker's share can be rerun by anyone.
 
+pub mod instances;
 pub mod stats;
 pub mod store;
 
@@ -45,6 +46,7 @@ use crate::gpu::Context;
 use crate::infer::output::stored_labels;
 use crate::model_io::{Checkpoint, InferMeta};
 use crate::models::UNetConfig;
+use instances::InstanceRecord;
 use std::path::PathBuf;
 use store::Record;
 
@@ -74,6 +76,9 @@ pub struct BlockJob {
     /// Input tile request (`None`: the checkpoint's).
     pub tile: Option<[usize; 3]>,
     pub opts: PredictOptions,
+    /// Instance ids instead of class labels: each chunk's watershed, then
+    /// the join ([`instances`]).
+    pub instances: Option<InstanceRecord>,
 }
 
 /// What a worker did.
@@ -93,6 +98,10 @@ pub struct BlockReport {
     pub seconds: f64,
     /// Whether this worker created the stores (and measured the statistics).
     pub created: bool,
+    /// Instances: the join, once every chunk is done.
+    pub join: Option<instances::JoinReport>,
+    /// Instances: chunks of the region not done yet (the join waits for them).
+    pub join_waiting: usize,
 }
 
 /// Everything a worker sets up before its first chunk.
@@ -101,6 +110,8 @@ struct Setup {
     src: ZarrSource,
     grid: TileGrid,
     rec: Record,
+    /// The label store's folder.
+    root: PathBuf,
     labels: ZarrSink,
     probs: Option<(ZarrSink, OutType)>,
     /// `--scale`: the network sees the volume resized in (y, x), and the
@@ -161,14 +172,38 @@ pub fn run(
         rep.chunks_done += 1;
         fault_point("WUNET_FAULT_ABORT_AFTER_CHUNKS", rep.chunks_done);
     }
+    if let Some(ir) = s.rec.instances {
+        rep.join_waiting = all
+            .iter()
+            .filter(|&&c| !store::is_done(&job.output, c))
+            .count();
+        if rep.join_waiting == 0 {
+            eprintln!("predict: joining the instances of {} chunks", all.len());
+            let rec = &s.rec;
+            rep.join = Some(instances::finish(
+                &job.output,
+                &s.labels,
+                &all,
+                ir.min_size,
+                |c| chunk_index(rec, c),
+            )?);
+        }
+    }
     rep.seconds = t.elapsed().as_secs_f64();
     Ok(rep)
+}
+
+/// A chunk's index in the output arrays (a 2D store drops z).
+fn chunk_index(rec: &Record, ci: [usize; 3]) -> Vec<u64> {
+    let skip = if rec.flat { 1 } else { 0 };
+    ci[skip..].iter().map(|&v| v as u64).collect()
 }
 
 /// Fault injection for the tests: the process aborts (as a kill would) at
 /// its k-th chunk, with `WUNET_FAULT_ABORT_BEFORE_MARK=k` after writing the
 /// chunk's arrays but before its marker, with
-/// `WUNET_FAULT_ABORT_AFTER_CHUNKS=k` after the marker.
+/// `WUNET_FAULT_ABORT_AFTER_CHUNKS=k` after the marker, with
+/// `WUNET_FAULT_ABORT_IN_JOIN=k` after the join rewrote its k-th chunk.
 fn fault_point(var: &str, chunk: usize) {
     let at = std::env::var(var).ok();
     if at.and_then(|v| v.parse::<usize>().ok()) == Some(chunk) {
@@ -210,7 +245,10 @@ fn setup(
     let roi = region(job.roi, src.dims)?;
     let est = |c: [usize; 3]| chunk_bytes(c, &g, src.dims, cfg.classes, job);
     let chunk = choose_chunk(job.chunk, src.chunk, src.dims, &g, job.max_memory, est)?;
-    let label_type = label_type(&meta.class_values)?;
+    let label_type = match job.instances {
+        Some(_) => OutType::U32,
+        None => label_type(&meta.class_values)?,
+    };
     let mut want = Record {
         version: 1,
         input: absolute(&src.name),
@@ -232,6 +270,7 @@ fn setup(
         normalize: meta.normalize.clone(),
         zarr_format: job.zarr_format,
         scale: job.opts.scale,
+        instances: job.instances,
         stats: Vec::new(),
     };
     let rec = open_or_create(job, &src, &cfg, meta, &mut want, label_type, created)?;
@@ -245,6 +284,7 @@ fn setup(
         src,
         grid,
         rec,
+        root: job.output.clone(),
         labels,
         probs,
         zoom,
@@ -502,10 +542,8 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, u
         Some(z) => z.back_box(&acc.finish(), nlo, lo, hi),
         None => acc.finish(),
     };
-    let labels = stored_labels(&probs.argmax(), &rec.class_values, false);
     let off: [usize; 3] = std::array::from_fn(|a| lo[a] - ci[a] * c[a]);
-    let skip = if rec.flat { 1 } else { 0 };
-    let index: Vec<u64> = ci[skip..].iter().map(|&v| v as u64).collect();
+    let index = chunk_index(rec, ci);
     if let Some((sink, t)) = &s.probs {
         let mut pindex = vec![0u64];
         pindex.extend(&index);
@@ -536,6 +574,14 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, u
             )?,
         }
     }
+    if let Some(ir) = &rec.instances {
+        let parts = instances::ChunkParts::new(&probs, ir)?;
+        let full = place(&parts.provisional(), dims, off, c, 0u32);
+        s.labels.store_chunk(&index, &full)?;
+        instances::write_summary(&s.root, ci, &parts.summary)?;
+        return Ok((numel(dims) as u64, tplan.tiles.len()));
+    }
+    let labels = stored_labels(&probs.argmax(), &rec.class_values, false);
     let full = place(&labels.data, dims, off, c, 0);
     match label_type(&rec.class_values)? {
         OutType::U8 => s

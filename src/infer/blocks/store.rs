@@ -57,6 +57,10 @@ pub struct Record {
     /// (stores made before it was recorded: 1).
     #[serde(default = "unscaled")]
     pub scale: f32,
+    /// Instance ids (the watershed's settings) instead of class labels
+    /// (stores made before instances were possible: none).
+    #[serde(default)]
+    pub instances: Option<super::instances::InstanceRecord>,
     /// One per volume (3D model) or per section (2D model).
     pub stats: Vec<NormStats>,
 }
@@ -205,6 +209,15 @@ pub fn status(root: &Path) -> Result<String> {
         rec.chunk,
         rec.roi
     );
+    if let Some(ir) = rec.instances {
+        s += &match super::instances::joined(root)? {
+            Some(j) => format!(
+                "instances: joined, {} objects ({} pieces merged across chunk faces, {} under {} voxels dropped)\n",
+                j.objects, j.merges, j.dropped, ir.min_size
+            ),
+            None => "instances: not joined yet (the worker that finds every chunk done joins them; rerun any part once all are)\n".into(),
+        };
+    }
     if !missing.is_empty() {
         let shown: Vec<String> = missing.iter().take(20).map(|c| format!("{c:?}")).collect();
         s += &format!(

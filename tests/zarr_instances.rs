@@ -1,0 +1,260 @@
+//! `wunet predict --instances` on Zarr stores, as users run it: each chunk's
+//! watershed, then the join across chunk faces. Against the in-memory
+//! `wunet predict` on the same volume (the same object voxels, the same
+//! objects up to a few voxels near chunk faces), two workers equal to one
+//! bit for bit, a join killed half-way and rerun equal to an uninterrupted
+//! one, `--status`, and the error for a semantic checkpoint.
+//! (The chunked watershed against the whole-volume one on exact synthetic
+//! probabilities: `src/infer/blocks/instances_tests.rs`.)
+
+mod common;
+#[path = "zarr/support.rs"]
+#[allow(dead_code)] // the helpers of tests/zarr.rs this file does not use
+mod support;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use support::*;
+use wunet::data::io::write_npy;
+use wunet::data::zarr::ZarrSink;
+use wunet::data::Array3;
+
+/// Balls (ids 1..) of radius 5-7 on a dark background, some touching, with
+/// the image bright inside; `(image u16, ids)`.
+fn balls(dims: [usize; 3]) -> (Vec<u16>, Array3<u8>) {
+    let centres = [
+        [5.0, 9.0, 9.0, 6.0],
+        [6.0, 9.0, 20.0, 5.5],
+        [7.0, 24.0, 14.0, 7.0],
+        [5.0, 27.0, 34.0, 6.0],
+        [8.0, 12.0, 40.0, 5.0],
+    ];
+    let mut ids = Array3::filled(dims, 0u8);
+    let mut img = vec![0u16; ids.data.len()];
+    for z in 0..dims[0] {
+        for y in 0..dims[1] {
+            for x in 0..dims[2] {
+                let mut best = (f32::MAX, 0u8);
+                for (k, c) in centres.iter().enumerate() {
+                    let d = ((z as f32 - c[0]) * 1.5).powi(2)
+                        + (y as f32 - c[1]).powi(2)
+                        + (x as f32 - c[2]).powi(2);
+                    let r = d / (c[3] * c[3]);
+                    if r <= 1.0 && r < best.0 {
+                        best = (r, k as u8 + 1);
+                    }
+                }
+                let i = ids.idx(z, y, x);
+                ids.data[i] = best.1;
+                img[i] = if best.1 > 0 {
+                    (3000.0 - 1500.0 * best.0) as u16
+                } else {
+                    200
+                };
+            }
+        }
+    }
+    (img, ids)
+}
+
+/// The instance checkpoint and the volume (Zarr and .npy), made once.
+fn fixture() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
+    common::ctx()?;
+    static F: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    Some(F.get_or_init(|| {
+        let dir = tmp("inst-fixture");
+        let dims = [12, 36, 48];
+        let (img, ids) = balls(dims);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let image = Array3::from_vec(dims, img.clone()).unwrap();
+        write_npy(&data.join("v_image.npy"), &image).unwrap();
+        write_npy(&data.join("v_mask.npy"), &ids.map(|&v| (v > 0) as u8)).unwrap();
+        write_npy(&data.join("v_instances.npy"), &ids).unwrap();
+        let run = dir.join("run");
+        ok(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--instances",
+            "--model",
+            "unet3d",
+            "--base",
+            "4",
+            "--depth",
+            "1",
+            "--patch",
+            "8x24x24",
+            "--tile",
+            "12x32x32",
+            "--batch",
+            "2",
+            "--val-fraction",
+            "0.3",
+            "--steps",
+            "40",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        let zarr = dir.join("vol.zarr");
+        write_v3(&zarr, "/", dims, [6, 16, 16], &img);
+        (run.join("last.safetensors"), zarr, data.join("v_image.npy"))
+    }))
+}
+
+fn ids_of(store: &Path) -> Vec<u32> {
+    let s = ZarrSink::open(store).unwrap();
+    let (shape, _, dtype) = s.layout();
+    assert!(dtype.starts_with("uint32"), "{}: {dtype}", store.display());
+    s.read::<u32>(shape.iter().map(|&v| 0..v).collect())
+        .unwrap()
+}
+
+/// Ids `1..N` all present; returns N.
+fn dense(v: &[u32]) -> u32 {
+    let n = v.iter().copied().max().unwrap_or(0);
+    let mut seen = vec![false; n as usize + 1];
+    for &x in v {
+        seen[x as usize] = true;
+    }
+    assert!(seen.iter().all(|&s| s), "ids 1..{n} not all present");
+    n
+}
+
+fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
+    let mut args = vec![
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+        "--chunk",
+        "5x13x17",
+    ];
+    args.extend(extra);
+    ok(&args)
+}
+
+#[test]
+fn chunked_instances_agree_with_the_in_memory_watershed() {
+    let Some((ck, zarr, npy)) = fixture() else {
+        return;
+    };
+    let dir = tmp("inst-agree");
+    let mem = dir.join("mem.npy");
+    ok(&[
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--input",
+        npy.to_str().unwrap(),
+        "--output",
+        mem.to_str().unwrap(),
+    ]);
+    let want: Vec<u32> = npyz::NpyFile::new(std::fs::File::open(&mem).unwrap())
+        .unwrap()
+        .into_vec()
+        .unwrap();
+    let out = dir.join("one.zarr");
+    let report = predict(ck, zarr, &out, &[]);
+    assert!(
+        report.contains("instances:") && report.contains("joined across chunk faces"),
+        "{report}"
+    );
+    let got = ids_of(&out);
+    let (n, m) = (dense(&got), dense(&want));
+    // the same probabilities: the same object voxels
+    let fg = |v: &[u32]| v.iter().map(|&x| x > 0).collect::<Vec<_>>();
+    assert_eq!(fg(&got), fg(&want), "object voxels");
+    // each chunked object: the share of its voxels in its best in-memory object
+    let mut pairs: HashMap<(u32, u32), usize> = HashMap::new();
+    for (&a, &b) in got.iter().zip(&want) {
+        if a > 0 {
+            *pairs.entry((a, b)).or_default() += 1;
+        }
+    }
+    let mut best: HashMap<u32, usize> = HashMap::new();
+    for (&(a, _), &c) in &pairs {
+        let e = best.entry(a).or_default();
+        *e = (*e).max(c);
+    }
+    let share = best.values().sum::<usize>() as f64 / got.iter().filter(|&&v| v > 0).count() as f64;
+    println!("objects: chunked {n}, in memory {m}; voxels in the matching object: {share:.4}");
+    assert!(m >= 3, "the fixture's model finds objects ({m})");
+    assert!(n.abs_diff(m) <= 1, "objects: chunked {n}, in memory {m}");
+    assert!(share >= 0.95, "{share:.4}");
+    let status = ok(&["predict", "--status", out.to_str().unwrap()]);
+    assert!(
+        status.contains(&format!("instances: joined, {n} objects")),
+        "{status}"
+    );
+}
+
+#[test]
+fn two_workers_and_a_killed_join_equal_one_worker() {
+    let Some((ck, zarr, _)) = fixture() else {
+        return;
+    };
+    let dir = tmp("inst-workers");
+    let one = dir.join("one.zarr");
+    predict(ck, zarr, &one, &[]);
+    let want = ids_of(&one);
+    let again = predict(ck, zarr, &one, &[]);
+    assert!(again.contains("joined before"), "{again}");
+    assert_eq!(ids_of(&one), want, "a rerun changes nothing");
+    // two workers: the first finds chunks missing, the second joins
+    let two = dir.join("two.zarr");
+    let first = predict(ck, zarr, &two, &["--part", "1/2"]);
+    assert!(first.contains("instances: not joined yet"), "{first}");
+    let status = ok(&["predict", "--status", two.to_str().unwrap()]);
+    assert!(status.contains("instances: not joined yet"), "{status}");
+    let second = predict(ck, zarr, &two, &["--part", "2/2"]);
+    assert!(second.contains("joined across chunk faces"), "{second}");
+    assert_eq!(ids_of(&two), want, "two workers");
+    // a join killed after rewriting 3 chunks, then rerun
+    let killed = dir.join("killed.zarr");
+    let args = [
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--input",
+        zarr.to_str().unwrap(),
+        "--output",
+        killed.to_str().unwrap(),
+        "--chunk",
+        "5x13x17",
+    ];
+    let o = wunet(&args, &[("WUNET_FAULT_ABORT_IN_JOIN", "3")]);
+    assert!(!o.status.success(), "the fault point aborts:\n{}", text(&o));
+    let half = ids_of(&killed);
+    assert!(half.iter().any(|&v| v >= 1 << 31), "provisional ids left");
+    let rerun = ok(&args);
+    assert!(rerun.contains("joined across chunk faces"), "{rerun}");
+    assert_eq!(ids_of(&killed), want, "killed join, rerun");
+}
+
+#[test]
+fn instances_need_an_instance_checkpoint() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let dir = tmp("inst-semantic");
+    let (zarr, _, _) = volume(&dir, [10, 20, 20], [8, 16, 16]);
+    let e = fails(&[
+        "predict",
+        "--checkpoint",
+        ck3.to_str().unwrap(),
+        "--input",
+        zarr.to_str().unwrap(),
+        "--output",
+        dir.join("x.zarr").to_str().unwrap(),
+        "--instances",
+    ]);
+    assert!(e.contains("trained without --instances"), "{e}");
+    assert!(!dir.join("x.zarr").exists(), "no store made");
+}
