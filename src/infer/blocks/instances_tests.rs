@@ -267,3 +267,38 @@ fn sidecars_round_trip_and_refuse_damage() {
     assert!(e.contains("1.0.2.bin") && e.contains("damaged"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// The real nuclei of ../shared (stage 8, 51x120x122, 8 nuclei) as a
+/// perfect network's probabilities, cut into chunks of several shapes:
+/// the join gives back the whole-volume watershed's objects.
+#[test]
+fn the_real_nuclei_cut_into_chunks_equal_the_whole_volume() {
+    let f = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/mouse_embryo_nuclei3d/stage08_instances.npy");
+    if !f.exists() {
+        eprintln!("skip: {} is absent (../shared data)", f.display());
+        return;
+    }
+    let ids = crate::data::io::read_labels(&f).unwrap();
+    let p = probs_of(&ids);
+    for neck_ratio in [0.0, 0.5] {
+        let r = InstanceRecord {
+            neck_ratio,
+            ..rec(100)
+        };
+        let opts = WatershedOptions {
+            min_size: 100,
+            ..r.chunk_options()
+        };
+        let whole = watershed_instances(&p, &opts).unwrap();
+        assert_eq!(whole.data.iter().copied().max(), Some(8));
+        for chunk in [[16, 32, 32], [51, 40, 17], [7, 120, 30], [10, 10, 10]] {
+            let (got, j) = chunked(&p, chunk, &r);
+            assert_eq!(j.objects, 8, "neck {neck_ratio}, chunk {chunk:?}");
+            assert!(
+                same_partition(&got, &whole),
+                "neck {neck_ratio}, chunk {chunk:?}"
+            );
+        }
+    }
+}
