@@ -238,10 +238,7 @@ pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
     } else {
         s += &format!("tiles: {} run\n", r.tiles);
     }
-    if let Some(j) = &r.join {
-        let ir = job
-            .instances
-            .unwrap_or_else(|| InstanceRecord::of(&Default::default()));
+    if let (Some(j), Some(ir)) = (&r.join, job.instances) {
         s += &format!(
             "instances: {} objects (ids 1..{}, 0 = background; {} pieces joined across chunk faces, {} objects under {} voxels dropped; seeds p(interior) > {}, neck ratio {}){}\n",
             j.objects,
