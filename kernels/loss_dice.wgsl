@@ -5,9 +5,10 @@
 // sum and get gradient 0. Terms ("batch": one per class c, sums over n and space; flags & 1
 // "sample": one per (n, c), sums over space, term index n*C + c):
 //   I = sum p*t, Pp = sum p, T = sum t,  dice = (2I + smooth)/(Pp + T + smooth)
-//   loss = scale * (1 - mean over the terms of dice)
+//   loss = scale * (1 - mean over the counted terms of dice); with flags & 128 class 0's terms
+//   are not counted (no loss, no gradient; their dice is still written), inv_terms = 1/counted
 // Gradient (upstream 1): with U = Pp + T + smooth, V = 2I + smooth, per term
-//   dloss/dp = a*t + b,  a = -2*scale/(terms*U),  b = scale*V/(terms*U^2)
+//   dloss/dp = a*t + b,  a = -2*scale/(counted*U),  b = scale*V/(counted*U^2)  (0 uncounted)
 //   dloss/dz_c = p_c * (g_c - sum_k p_k g_k),  g_k = dloss/dp_k at this pixel.
 // Entry points (grids linearised over x and y; 64 invocations per workgroup):
 //   lse       one workgroup per (n, chunk of pixels): lse[n*S + s] = logsumexp_c z (max-shifted).
@@ -15,7 +16,7 @@
 //             of that chunk; invocation lid handles pixels lid, lid + 64, ...; one barrier.
 //   combine   one workgroup per term: sums its partials; dice[term] = V/U;
 //             part[coef_off + 2*term ..] = (a, b).
-//   total     one workgroup: loss[0] = scale*(1 - sum(dice)/terms) (+ loss[0] with flags & 32).
+//   total     one workgroup: loss[0] = scale*(1 - sum(counted dice)/counted) (+ loss[0] with flags & 32).
 //   grad      one workgroup per (n, chunk of pixels): grad = dloss/dz (+ grad with flags & 64).
 // Bindings: 0 params, 1 logits (read), 2 labels (read, i32), 3 lse (read_write, N*S),
 //           4 part (read_write: 3 per (c, n, chunk), then 2 per term at coef_off),
@@ -46,6 +47,18 @@ var<workgroup> red_c: array<f32, 64>;
 
 fn is_valid(l: i32) -> bool {
     return l >= 0 && l < i32(P.c) && !((P.flags & 4u) != 0u && l == P.ignore);
+}
+
+// Whether term t counts in the loss (flags & 128: class 0's terms do not).
+fn counted(t: u32) -> bool {
+    if ((P.flags & 128u) == 0u) {
+        return true;
+    }
+    var c = t;
+    if ((P.flags & 1u) != 0u) {
+        c = t % P.c;
+    }
+    return c != 0u;
 }
 
 fn term_of(n: u32, c: u32) -> u32 {
@@ -169,7 +182,10 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
         let u = tp + tt + P.smoothing;
         let v = 2.0 * ti + P.smoothing;
         dice[t] = v / u;
-        let f = P.scale * P.inv_terms / u;
+        var f = P.scale * P.inv_terms / u;
+        if (!counted(t)) {
+            f = 0.0;
+        }
         part[P.coef_off + 2u * t] = -2.0 * f;
         part[P.coef_off + 2u * t + 1u] = f * v / u;
     }
@@ -179,7 +195,9 @@ fn combine(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn total(@builtin(local_invocation_index) lid: u32) {
     var sd = 0.0;
     for (var j = lid; j < P.terms; j += WG) {
-        sd += dice[j];
+        if (counted(j)) {
+            sd += dice[j];
+        }
     }
     red_a[lid] = sd;
     workgroupBarrier();

@@ -192,6 +192,7 @@ fn cross_entropy_all_ignored_is_zero() {
     assert!(read(c, &out.grad).iter().all(|v| *v == 0.0));
 }
 
+#[derive(Clone)]
 struct DiceCase {
     xs: Shape,
     batch_dice: bool,
@@ -250,7 +251,9 @@ fn dice_cases() -> Vec<DiceCase> {
 #[test]
 fn dice_matches_reference() {
     let Some(c) = ctx() else { return };
-    for (ci, k) in dice_cases().into_iter().enumerate() {
+    let cases = dice_cases().into_iter().enumerate();
+    // every case with and without the background's terms
+    for ((ci, k), include_background) in cases.flat_map(|c| [(c.clone(), true), (c, false)]) {
         let ls = label_map_shape(&k.xs);
         let zv = scaled(k.xs.numel(), 50 + ci as u64, 3.0);
         let lv = labels(ls.numel(), k.present, 60 + ci as u64, k.ignore);
@@ -258,12 +261,16 @@ fn dice_matches_reference() {
             batch_dice: k.batch_dice,
             smooth: 1e-5,
             ignore_label: k.ignore.map(|i| i.0),
+            include_background,
         };
         let z = up(c, &zv, k.xs);
         let lab = Tensor::from_i32(c, &lv, ls).unwrap();
         let out = c.run(|rec| gl::dice_loss(rec, &z, &lab, &cfg)).unwrap();
         let want = r::dice_loss(&zv, &k.xs, &lv, &cfg);
-        let name = format!("dice case {ci} {} batch_dice {}", k.xs, k.batch_dice);
+        let name = format!(
+            "dice case {ci} {} batch_dice {} background {include_background}",
+            k.xs, k.batch_dice
+        );
         assert_close(
             &format!("{name} loss"),
             &read(c, &out.loss),
@@ -313,6 +320,7 @@ fn dice_ce_matches_reference_and_replays() {
                 batch_dice: true,
                 smooth: 1e-5,
                 ignore_label: Some(-100),
+                include_background: true,
             },
             weight_ce: 0.7,
             weight_dice: 1.3,
@@ -475,16 +483,19 @@ fn reference_gradients_match_finite_differences() {
     let xs4 = Shape::new5(2, 4, 2, 1, 3);
     let z4 = scaled(xs4.numel(), 4, 2.0);
     let l4 = labels(label_map_shape(&xs4).numel(), 2, 5, None);
-    for batch_dice in [true, false] {
+    for (batch_dice, include_background) in
+        [(true, true), (false, true), (true, false), (false, false)]
+    {
         let cfg = DiceAttrs {
             batch_dice,
             smooth: 1e-5,
             ignore_label: None,
+            include_background,
         };
         let an = r::dice_loss(&z4, &xs4, &l4, &cfg);
         let mut f = |z: &[f32]| r::dice_loss(z, &xs4, &l4, &cfg).loss;
         fd_check(
-            &format!("fd dice batch {batch_dice}"),
+            &format!("fd dice batch {batch_dice} background {include_background}"),
             &an.grad,
             &mut f,
             &z4,
@@ -501,6 +512,7 @@ fn reference_gradients_match_finite_differences() {
             batch_dice: false,
             smooth: 1e-5,
             ignore_label: Some(5),
+            include_background: true,
         },
         weight_ce: 0.5,
         weight_dice: 2.0,

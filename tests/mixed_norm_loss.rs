@@ -392,9 +392,10 @@ fn cross_entropy_in_f16() {
 #[test]
 fn dice_in_f16() {
     let Some(c) = f16_ctx() else { return };
-    for (ci, (xs, batch_dice, ignore)) in [
-        (Shape::new4(2, 3, 5, 6), true, Some((1, 6))),
-        (Shape::new5(2, 2, 3, 4, 5), false, None),
+    for (ci, (xs, batch_dice, ignore, include_background)) in [
+        (Shape::new4(2, 3, 5, 6), true, Some((1, 6)), true),
+        (Shape::new5(2, 2, 3, 4, 5), false, None, true),
+        (Shape::new4(2, 3, 5, 6), false, Some((1, 6)), false),
     ]
     .into_iter()
     .enumerate()
@@ -406,6 +407,7 @@ fn dice_in_f16() {
             batch_dice,
             smooth: 1e-5,
             ignore_label: ignore.map(|i| i.0),
+            include_background,
         };
         let [h, f] = both(|dt| {
             let z = act_t(c, &zv, xs, dt);
@@ -453,6 +455,7 @@ fn dice_ce_in_f16() {
                 batch_dice: ci == 0,
                 smooth: 1e-5,
                 ignore_label: Some(-100),
+                include_background: true,
             },
             weight_ce: 0.7,
             weight_dice: 1.3,

@@ -232,6 +232,7 @@ fn dice_ce_with_weight_map() {
         smooth: 1.0,
         batch_dice: true,
         ignore_label: None,
+        include_background: true,
     };
     let net = build_unet(
         &cfg,

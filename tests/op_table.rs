@@ -155,6 +155,7 @@ fn every_op_graph(half: bool) -> wunet::Result<(Graph, ValueId)> {
         smooth: 1.0,
         batch_dice: false,
         ignore_label: None,
+        include_background: true,
     };
     let dice = g.dice_loss(logits, labels, dice)?;
     let half = g.scale(dice, 0.5)?;
@@ -482,7 +483,7 @@ fn attributes_are_checked_at_build() {
         smooth: -1.0,
         ..DiceAttrs::default()
     };
-    let msg = dice.check().unwrap_err();
+    let msg = dice.check(&zs).unwrap_err();
     let z = g.input("z", zs).unwrap();
     let lab = g.label("lab", ls, DType::I32).unwrap();
     let ge = g.dice_loss(z, lab, dice).err();
@@ -491,6 +492,21 @@ fn attributes_are_checked_at_build() {
         loss::dice_loss(rec, &zeros(c, zs), &lab, &dice)
     });
     agree("dice smooth", &msg, "DiceLoss", ge, oe);
+    // Dice without the background on one class.
+    let z1s = Shape::new4(1, 1, 3, 3);
+    let dice = DiceAttrs {
+        include_background: false,
+        ..DiceAttrs::default()
+    };
+    let msg = dice.check(&z1s).unwrap_err();
+    assert!(msg.contains("at least 2 classes"), "{msg}");
+    let z1 = g.input("z1", z1s).unwrap();
+    let ge = g.dice_loss(z1, lab, dice).err();
+    let oe = gpu_err("dice", |c, rec| {
+        let lab = Tensor::zeros(c, ls, DType::I32)?;
+        loss::dice_loss(rec, &zeros(c, z1s), &lab, &dice)
+    });
+    agree("dice background", &msg, "DiceLoss", ge, oe);
     // Optimisers: Nesterov without momentum, beta1 = 1.
     let ps = Shape::vector(5);
     let p = g.param("p", ps, Init::Zeros).unwrap();

@@ -313,6 +313,7 @@ fn dice(g: &mut Graph, x: ValueId) -> Result<()> {
         smooth: 1.0,
         batch_dice: false,
         ignore_label: None,
+        include_background: true,
     };
     g.dice_loss(x, l, a)?;
     Ok(())

@@ -234,6 +234,7 @@ fn combined_loss_and_optimizer() {
                 smooth: 1.0,
                 batch_dice: false,
                 ignore_label: None,
+                include_background: true,
             },
         )
         .unwrap();
@@ -408,6 +409,7 @@ fn every_family_net(dims: usize, act: DType) -> (Graph, Gradients) {
                 smooth: 1.0,
                 batch_dice: false,
                 ignore_label: None,
+                include_background: true,
             },
         )
         .unwrap();

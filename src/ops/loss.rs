@@ -70,6 +70,7 @@ const CE_NLL_MAP: u32 = 16;
 const DICE_SAMPLE: u32 = 1;
 const DICE_ACC_LOSS: u32 = 32;
 const DICE_ACC_GRAD: u32 = 64;
+const DICE_NO_BACKGROUND: u32 = 128;
 
 /// Uniform block of `loss_ce.wgsl` and `loss_ce_grad.wgsl`.
 #[repr(C)]
@@ -251,10 +252,13 @@ fn dispatch_dice(
     let cpp = s.div_ceil(chunk);
     let nparts = c * n * cpp;
     let per_sample = !cfg.batch_dice;
-    let terms = if per_sample { n * c } else { c };
+    let (terms, counted) = cfg.terms(&xs);
     let mut flags = 0;
     if per_sample {
         flags |= DICE_SAMPLE;
+    }
+    if !cfg.include_background {
+        flags |= DICE_NO_BACKGROUND;
     }
     if cfg.ignore_label.is_some() {
         flags |= IGNORE;
@@ -273,7 +277,7 @@ fn dispatch_dice(
         coef_off: (3 * nparts) as u32,
         smooth: cfg.smooth,
         scale,
-        inv_terms: (1.0 / terms as f64) as f32,
+        inv_terms: (1.0 / counted as f64) as f32,
         terms: terms as u32,
     };
     let part = scratch(rec, 3 * nparts + 2 * terms)?;
@@ -352,7 +356,7 @@ fn check_dice(
     dice: &Tensor,
     grad: &Tensor,
 ) -> Result<()> {
-    checked(op, cfg.check())?;
+    checked(op, cfg.check(&logits.shape))?;
     let ds = dice_shape(&logits.shape, !cfg.batch_dice);
     expect(op, "dice", dice, ds, DType::F32)?;
     distinct(op, ("dice", dice), &[("logits", logits), ("grad", grad)])

@@ -118,12 +118,17 @@ pub fn softmax_cross_entropy(
 }
 
 /// Soft Dice: per term (class, or (sample, class)) `dice = (2*sum(p*t) + smooth) /
-/// (sum(p) + sum(t) + smooth)`, `loss = 1 - mean(dice)` over all terms (background included).
+/// (sum(p) + sum(t) + smooth)`, `loss = 1 - mean(dice)` over the terms, class 0's left out
+/// unless `include_background` (their dice still returned).
 pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceAttrs) -> DiceOut {
     let (c, sp) = (xs.c(), xs.spatial_numel());
     let per_sample = !cfg.batch_dice;
     let terms = if per_sample { xs.n() * c } else { c };
     let term = |n: usize, k: usize| if per_sample { n * c + k } else { k };
+    // the weight of term t in the mean: 1/counted, or 0 for class 0 without the background
+    let skip = |t: usize| !cfg.include_background && t % c == 0;
+    let counted = (0..terms).filter(|&t| !skip(t)).count();
+    let wt = |t: usize| if skip(t) { 0.0 } else { 1.0 / counted as f64 };
     let (mut si, mut sp_, mut st) = (vec![0f64; terms], vec![0f64; terms], vec![0f64; terms]);
     for n in 0..xs.n() {
         for s in 0..sp {
@@ -143,7 +148,7 @@ pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceAttrs) ->
     let u: Vec<f64> = (0..terms).map(|t| sp_[t] + st[t] + sm).collect();
     let v: Vec<f64> = (0..terms).map(|t| 2.0 * si[t] + sm).collect();
     let dice: Vec<f64> = (0..terms).map(|t| v[t] / u[t]).collect();
-    let loss = 1.0 - dice.iter().sum::<f64>() / terms as f64;
+    let loss = 1.0 - (0..terms).map(|t| dice[t] * wt(t)).sum::<f64>();
     // d loss / d p_k = -(1/terms) * (2 t U - V) / U^2, then through the softmax.
     let mut grad = vec![0f32; logits.len()];
     for n in 0..xs.n() {
@@ -156,7 +161,7 @@ pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceAttrs) ->
             let gp: Vec<f64> = (0..c)
                 .map(|k| {
                     let (tt, t) = (term(n, k), if k == l as usize { 1.0 } else { 0.0 });
-                    -(2.0 * t * u[tt] - v[tt]) / (u[tt] * u[tt]) / terms as f64
+                    -(2.0 * t * u[tt] - v[tt]) / (u[tt] * u[tt]) * wt(tt)
                 })
                 .collect();
             let dp: f64 = (0..c).map(|k| p[k] * gp[k]).sum();

@@ -49,6 +49,10 @@ pub struct TrainConfig {
     pub batch: usize,
     pub tile: String,
     pub loss: String,
+    /// Dice + CE: whether the background's Dice counts (configs written
+    /// before the key: it did).
+    #[serde(default = "yes")]
+    pub dice_background: bool,
     pub w0: f32,
     pub wmap_sigma: f32,
     pub wmap_balance: bool,
@@ -149,6 +153,7 @@ impl TrainConfig {
             batch: if three { 2 } else { 4 },
             tile: if three { "64x160x160" } else { "512x512" }.into(),
             loss: "auto".into(),
+            dice_background: true,
             w0: 10.0,
             wmap_sigma: 5.0,
             wmap_balance: true,
@@ -467,6 +472,7 @@ impl TrainConfig {
                     smooth: 1e-5,
                     batch_dice: true,
                     ignore_label: None,
+                    include_background: self.dice_background,
                 },
                 dice_weight: 1.0,
             },
@@ -617,4 +623,8 @@ mod tests;
 /// `val_part` of a config written before the key existed.
 fn default_val_part() -> String {
     "last".into()
+}
+
+fn yes() -> bool {
+    true
 }

@@ -109,6 +109,10 @@ pub struct TrainFlags {
     /// ce, or auto (wce for binary labels, dicece otherwise).
     #[arg(long)]
     pub loss: Option<String>,
+    /// Dice + CE: false leaves the background class out of the Dice term
+    /// (nnU-Net's choice; MONAI's include_background); its CE stays.
+    #[arg(long)]
+    pub dice_background: Option<bool>,
     /// Weight map: border weight w0 (paper: 10).
     #[arg(long, allow_hyphen_values = true)]
     pub w0: Option<f32>,

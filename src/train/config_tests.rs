@@ -46,6 +46,15 @@ fn layers_override_in_order() {
     assert_eq!(c.patch, TrainConfig::defaults("unet3d").patch);
     // test-time flips: on for 2D models (4 passes), off for 3D (8)
     assert!(!c.tta && TrainConfig::defaults("unet2d").tta);
+    // the Dice term counts the background unless told otherwise, and the
+    // key reaches the loss
+    assert!(c.dice_background);
+    let nobg: TrainFlags = toml::from_str("loss = 'dicece'\ndice_background = false").unwrap();
+    let c2 = TrainConfig::resolve(&[("f".into(), nobg)]).unwrap();
+    match c2.loss_fn(2) {
+        Loss::DiceCe { dice, .. } => assert!(!dice.include_background),
+        l => panic!("{l:?}"),
+    }
     // round trip through config.toml
     let back: TrainConfig = toml::from_str(&c.to_toml().unwrap()).unwrap();
     assert_eq!(back, c);

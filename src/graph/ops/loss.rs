@@ -44,29 +44,53 @@ pub struct DiceAttrs {
     pub smooth: f32,
     pub batch_dice: bool,
     pub ignore_label: Option<i32>,
+    /// Whether class 0's terms count in the mean (MONAI's
+    /// `include_background`; nnU-Net leaves them out, `do_bg = False`).
+    /// Without them the loss and its gradient see only classes `1..C`;
+    /// class 0's Dice is still reported.
+    pub include_background: bool,
 }
 
 impl Default for DiceAttrs {
-    /// Batch Dice, `smooth = 1e-5`, no ignore label.
+    /// Batch Dice, `smooth = 1e-5`, no ignore label, background included.
     fn default() -> Self {
         DiceAttrs {
             smooth: 1e-5,
             batch_dice: true,
             ignore_label: None,
+            include_background: true,
         }
     }
 }
 
 impl DiceAttrs {
-    /// `smooth` must be finite and >= 0.
-    pub fn check(&self) -> Check<()> {
+    /// `smooth` must be finite and >= 0; without the background, logits
+    /// `x` need a class besides it.
+    pub fn check(&self, x: &Shape) -> Check<()> {
         if !(self.smooth.is_finite() && self.smooth >= 0.0) {
             return Err(format!(
                 "smooth must be finite and >= 0, got {}",
                 self.smooth
             ));
         }
+        if !self.include_background && x.c() < 2 {
+            return Err(format!(
+                "include_background = false needs at least 2 classes, logits {x} have {}",
+                x.c()
+            ));
+        }
         Ok(())
+    }
+
+    /// The terms of the mean: `(terms, counted)`, counted = the terms
+    /// without class 0's when the background is left out.
+    pub fn terms(&self, x: &Shape) -> (usize, usize) {
+        let per = if self.batch_dice { 1 } else { x.n() };
+        let terms = per * x.c();
+        match self.include_background {
+            true => (terms, terms),
+            false => (terms, terms - per),
+        }
     }
 }
 
@@ -125,7 +149,7 @@ fn shapes(op: &Op, ins: &[Shape]) -> Check<Vec<Shape>> {
             }
             a.check(x)?;
         }
-        Op::DiceLoss(a) => a.check()?,
+        Op::DiceLoss(a) => a.check(x)?,
         op => return Err(foreign("loss", op)),
     }
     Ok(vec![Shape::scalar(), *x])
