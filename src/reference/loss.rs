@@ -126,7 +126,7 @@ pub fn dice_loss(logits: &[f32], xs: &Shape, labels: &[i32], cfg: &DiceAttrs) ->
     let terms = if per_sample { xs.n() * c } else { c };
     let term = |n: usize, k: usize| if per_sample { n * c + k } else { k };
     // the weight of term t in the mean: 1/counted, or 0 for class 0 without the background
-    let skip = |t: usize| !cfg.include_background && t % c == 0;
+    let skip = |t: usize| !cfg.include_background && t.is_multiple_of(c);
     let counted = (0..terms).filter(|&t| !skip(t)).count();
     let wt = |t: usize| if skip(t) { 0.0 } else { 1.0 / counted as f64 };
     let (mut si, mut sp_, mut st) = (vec![0f64; terms], vec![0f64; terms], vec![0f64; terms]);

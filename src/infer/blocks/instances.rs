@@ -104,7 +104,8 @@ pub struct ChunkSummary {
     /// Local ids `1..=seeded` grew from a seed; the others from none.
     pub seeded: u32,
     /// `faces[2 * axis + side]`: the layer at the low (side 0) or high
-    /// (side 1) end of `axis`, the other two axes in order; local ids,
+    /// (side 1) end of `axis` (empty where no chunks meet along it), the
+    /// other two axes in order; local ids,
     /// with the top bit set on seed voxels.
     pub faces: [Vec<u32>; 6],
 }
@@ -117,8 +118,10 @@ pub struct ChunkParts {
 }
 
 impl ChunkParts {
-    /// Run the chunk's watershed on its 3-class probabilities.
-    pub fn new(probs: &ChannelVolume, rec: &InstanceRecord) -> Result<Self> {
+    /// Run the chunk's watershed on its 3-class probabilities; `joined[a]`:
+    /// whether chunks meet along axis `a` (else its faces are not kept: a
+    /// 2D store's z faces would be the whole chunk twice).
+    pub fn new(probs: &ChannelVolume, rec: &InstanceRecord, joined: [bool; 3]) -> Result<Self> {
         let (ids, seeded) = watershed_parts(probs, &rec.chunk_options())?;
         let dims = ids.dims;
         let n = ids.data.iter().copied().max().unwrap_or(0).max(0) as usize;
@@ -138,8 +141,10 @@ impl ChunkParts {
             let seed = is_seed_voxel(bg.data[i], interior.data[i], rec.seed_threshold);
             ids[i] | if seed && ids[i] > 0 { SEED } else { 0 }
         };
-        let faces =
-            std::array::from_fn(|f| face_indices(dims, f / 2, f % 2).map(flagged).collect());
+        let faces = std::array::from_fn(|f| match joined[f / 2] {
+            true => face_indices(dims, f / 2, f % 2).map(flagged).collect(),
+            false => Vec::new(),
+        });
         Ok(ChunkParts {
             ids,
             summary: ChunkSummary {
@@ -505,10 +510,9 @@ pub fn read_summary(root: &Path, c: [usize; 3]) -> Result<ChunkSummary> {
         .iter()
         .map(|&l| l as usize)
         .collect();
-    let want: Vec<usize> = (0..6)
-        .map(|f| face_indices(dims, f / 2, f % 2).count())
-        .collect();
-    if lens != want || w.len() != lens_at + 6 + want.iter().sum::<usize>() || seeded as usize > n {
+    // each face: whole, or not kept (an axis along which no chunks meet)
+    let fits = (0..6).all(|f| lens[f] == 0 || lens[f] == face_indices(dims, f / 2, f % 2).count());
+    if !fits || w.len() != lens_at + 6 + lens.iter().sum::<usize>() || seeded as usize > n {
         return Err(damaged("sizes do not fit"));
     }
     let mut at = lens_at + 6;

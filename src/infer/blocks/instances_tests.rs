@@ -76,7 +76,11 @@ fn chunked(p: &ChannelVolume, chunk: [usize; 3], rec: &InstanceRecord) -> (Label
                 let c = [z, y, x];
                 let lo: [usize; 3] = std::array::from_fn(|a| c[a] * chunk[a]);
                 let dims: [usize; 3] = std::array::from_fn(|a| chunk[a].min(p.dims[a] - lo[a]));
-                parts.push((c, lo, ChunkParts::new(&sub(p, lo, dims), rec).unwrap()));
+                parts.push((
+                    c,
+                    lo,
+                    ChunkParts::new(&sub(p, lo, dims), rec, [true; 3]).unwrap(),
+                ));
             }
         }
     }
@@ -256,7 +260,8 @@ fn sidecars_round_trip_and_refuse_damage() {
     let dir = std::env::temp_dir().join(format!("wunet-inst-sidecar-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     let ids = balls([4, 9, 7], &[[2.0, 4.0, 3.0, 2.5]]);
-    let parts = ChunkParts::new(&probs_of(&ids), &rec(1)).unwrap();
+    let parts = ChunkParts::new(&probs_of(&ids), &rec(1), [true, false, true]).unwrap();
+    assert!(parts.summary.faces[2].is_empty() && !parts.summary.faces[0].is_empty());
     write_summary(&dir, [1, 0, 2], &parts.summary).unwrap();
     assert_eq!(read_summary(&dir, [1, 0, 2]).unwrap(), parts.summary);
     let path = sidecar(&dir, [1, 0, 2]);

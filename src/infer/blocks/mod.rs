@@ -575,7 +575,10 @@ fn predict_chunk(ctx: &Context, s: &mut Setup, ci: [usize; 3]) -> Result<(u64, u
         }
     }
     if let Some(ir) = &rec.instances {
-        let parts = instances::ChunkParts::new(&probs, ir)?;
+        // the axes along which the region has more than one chunk
+        let joined =
+            std::array::from_fn(|a| rec.roi[a][1].div_ceil(c[a]) - rec.roi[a][0] / c[a] > 1);
+        let parts = instances::ChunkParts::new(&probs, ir, joined)?;
         let full = place(&parts.provisional(), dims, off, c, 0u32);
         s.labels.store_chunk(&index, &full)?;
         instances::write_summary(&s.root, ci, &parts.summary)?;
