@@ -118,9 +118,13 @@ fn run_options(a: &TrainArgs) -> RunOptions {
 /// `train --help`: every key's help with its defaults appended (they
 /// depend on the model, so clap cannot show them itself).
 pub fn help_with_defaults(cmd: clap::Command) -> clap::Command {
-    let two = crate::train::config::TrainConfig::defaults("unet2d");
-    let three = crate::train::config::TrainConfig::defaults("unet3d");
-    let (Ok(t2), Ok(t3)) = (toml::Table::try_from(&two), toml::Table::try_from(&three)) else {
+    use crate::train::config::TrainConfig;
+    let tables = (
+        toml::Table::try_from(TrainConfig::defaults("unet2d")),
+        toml::Table::try_from(TrainConfig::defaults_for("unet2d", true)),
+        toml::Table::try_from(TrainConfig::defaults("unet3d")),
+    );
+    let (Ok(t2), Ok(t2d), Ok(t3)) = tables else {
         return cmd;
     };
     let show = |v: &toml::Value| match v {
@@ -130,11 +134,18 @@ pub fn help_with_defaults(cmd: clap::Command) -> clap::Command {
     };
     cmd.mut_args(|arg| {
         let id = arg.get_id().as_str().to_string();
-        let (Some(a), Some(b)) = (t2.get(&id), t3.get(&id)) else {
+        let (Some(a), Some(ad), Some(b)) = (t2.get(&id), t2d.get(&id), t3.get(&id)) else {
             return arg;
         };
         let help = arg.get_help().map(|h| h.to_string()).unwrap_or_default();
-        let d = if a == b {
+        let d = if a != ad {
+            format!(
+                "[default: {} (unet2d with --data), {} (unet2d on the built-in data), {} (unet3d)]",
+                show(ad),
+                show(a),
+                show(b)
+            )
+        } else if a == b {
             format!("[default: {}]", show(a))
         } else {
             format!("[default: {} (unet2d), {} (unet3d)]", show(a), show(b))

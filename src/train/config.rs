@@ -126,6 +126,33 @@ pub const RESUMABLE_KEYS: [&str; 6] = [
 ];
 
 impl TrainConfig {
+    /// The defaults of a run on the user's data (`data`: `--data` given)
+    /// or on the built-in synthetic data. 2D models on the user's data
+    /// train with the NIH3T3-measured recipe ([`Self::data_recipe_2d`]);
+    /// everything else as [`Self::defaults`].
+    pub fn defaults_for(model: &str, data: bool) -> TrainConfig {
+        let mut d = TrainConfig::defaults(model);
+        if data && d.model == "unet2d" {
+            d.data_recipe_2d();
+        }
+        d
+    }
+
+    /// The 2D recipe for the user's data: Dice + CE (instead of the
+    /// border-weighted CE for binary labels), Gaussian noise on 30 % of the
+    /// patches at up to 0.5x the image's variance (nnU-Net: 10 % at up to
+    /// 0.1x), 16 patches per step (nnU-Net's 2D batches are 12 or more).
+    /// On NIH3T3 at 400 steps it gave validation Dice 0.899 / 0.8xx (seeds
+    /// 1 / 3) against 0.846 / 0.856 (seeds 1 / 2) of the synthetic demo's
+    /// recipe (README, Robustness); it takes four times the demo's compute
+    /// per step, which is why the built-in demo keeps 4 patches.
+    fn data_recipe_2d(&mut self) {
+        self.loss = "dicece".into();
+        self.noise_prob = 0.3;
+        self.noise_variance = "0,0.5".into();
+        self.batch = 16;
+    }
+
     /// Built-in defaults: sized so that `wunet train` with no flags finishes
     /// in a few minutes on a 2-core CPU (lavapipe) with a useful result.
     pub fn defaults(model: &str) -> TrainConfig {
@@ -214,8 +241,13 @@ impl TrainConfig {
                 "model '{model}': expected unet2d or unet3d"
             )));
         }
-        let mut table = to_table(&TrainConfig::defaults(&model))?;
-        let mut cfg = TrainConfig::defaults(&model);
+        let data = layers
+            .iter()
+            .rev()
+            .find_map(|(_, l)| l.data.clone())
+            .is_some_and(|d| !d.is_empty());
+        let mut table = to_table(&TrainConfig::defaults_for(&model, data))?;
+        let mut cfg = TrainConfig::defaults_for(&model, data);
         // check after each layer, so that an error names the layer (file or
         // flags) that brought the bad value
         for (source, l) in layers {

@@ -175,7 +175,7 @@ pub struct TrainFlags {
     /// false: none of them).
     #[arg(long)]
     pub intensity: Option<bool>,
-    /// Probability of additive Gaussian noise, variance 0-0.1 (nnU-Net: 0.1).
+    /// Probability of additive Gaussian noise (nnU-Net: 0.1).
     #[arg(long, allow_hyphen_values = true)]
     pub noise_prob: Option<f32>,
     /// Variance range "lo,hi" of that noise, in units of the image's variance
