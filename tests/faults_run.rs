@@ -251,6 +251,13 @@ fn a_closed_pipe_ends_quietly_and_help_shows_defaults() {
         stdout.contains("[default: 3 (unet2d), 2 (unet3d)]"),
         "{stdout}"
     );
+    // the keys whose 2D default depends on --data show all three
+    assert!(
+        stdout.contains(
+            "[default: 16 (unet2d with --data), 4 (unet2d on the built-in data), 2 (unet3d)]"
+        ),
+        "{stdout}"
+    );
 }
 
 /// A device error outside an error scope (here an invalid buffer; on a real

@@ -130,6 +130,8 @@ pub fn help_with_defaults(cmd: clap::Command) -> clap::Command {
     let show = |v: &toml::Value| match v {
         toml::Value::String(s) if s.is_empty() => "\"\"".to_string(),
         toml::Value::String(s) => s.clone(),
+        // the f32 keys widen to f64 in TOML: show the shortest f32 text
+        toml::Value::Float(f) if (*f as f32) as f64 == *f => (*f as f32).to_string(),
         v => v.to_string(),
     };
     cmd.mut_args(|arg| {

@@ -53,14 +53,23 @@ fn layers_override_in_order() {
         TrainConfig::resolve(&[("f".into(), f)]).unwrap()
     };
     let d = with_data("");
-    assert_eq!((d.batch, d.loss.as_str(), d.noise_prob), (16, "dicece", 0.3));
+    assert_eq!(
+        (d.batch, d.loss.as_str(), d.noise_prob),
+        (16, "dicece", 0.3)
+    );
     assert_eq!(d.noise_variance, "0,0.5");
     let demo = TrainConfig::defaults("unet2d");
-    assert_eq!((demo.batch, demo.loss.as_str(), demo.noise_prob), (4, "auto", 0.1));
+    assert_eq!(
+        (demo.batch, demo.loss.as_str(), demo.noise_prob),
+        (4, "auto", 0.1)
+    );
     let d3 = with_data("model = 'unet3d'");
     assert_eq!((d3.batch, d3.loss.as_str()), (2, "auto"));
     let pinned = with_data("batch = 4\nloss = 'wce'\nnoise_prob = 0.1");
-    assert_eq!((pinned.batch, pinned.loss.as_str(), pinned.noise_prob), (4, "wce", 0.1));
+    assert_eq!(
+        (pinned.batch, pinned.loss.as_str(), pinned.noise_prob),
+        (4, "wce", 0.1)
+    );
     // the Dice term counts the background unless told otherwise, and the
     // key reaches the loss
     assert!(c.dice_background);
