@@ -128,7 +128,7 @@ pub const RESUMABLE_KEYS: [&str; 6] = [
 impl TrainConfig {
     /// The defaults of a run on the user's data (`data`: `--data` given)
     /// or on the built-in synthetic data. 2D models on the user's data
-    /// train with the NIH3T3-measured recipe ([`Self::data_recipe_2d`]);
+    /// train with the NIH3T3-measured recipe (Dice + CE, more noise, 16 patches);
     /// everything else as [`Self::defaults`].
     pub fn defaults_for(model: &str, data: bool) -> TrainConfig {
         let mut d = TrainConfig::defaults(model);
