@@ -14,9 +14,9 @@
 //! chunk's done marker, so a done chunk always has one.
 //!
 //! # The join
-//! Once every chunk of the region is done, [`join`] reads the sidecars
-//! (memory: the chunk faces and one number per piece, never a chunk) and
-//! merges pieces with a union-find:
+//! Once every chunk of the region is done, [`join_streamed`] reads the
+//! sidecars (memory: the faces of two chunks at a time and one number per
+//! piece, never a chunk) and merges pieces with a union-find:
 //! - two pieces whose **seed voxels touch across a face** are one object:
 //!   in the whole volume their seeds are one connected seed component;
 //! - a piece that **grew from no seed** in its chunk (the part of an object
@@ -201,36 +201,60 @@ pub struct Joined {
 /// Join the pieces of `chunks` (`(chunk index, summary)`, in chunk order);
 /// see the module docs.
 pub fn join(chunks: &[([usize; 3], &ChunkSummary)], min_size: usize) -> Result<Joined> {
-    let offsets: Vec<usize> = chunks
+    let index: Vec<[usize; 3]> = chunks.iter().map(|c| c.0).collect();
+    join_streamed(&index, |k| Ok(chunks[k].1.clone()), min_size)
+}
+
+/// As [`join`], reading the summary of `chunks[k]` with `read(k)` each time
+/// it is needed: the faces of two chunks in memory at a time, and the
+/// sizes of every piece (a volume's faces may not fit).
+pub fn join_streamed(
+    chunks: &[[usize; 3]],
+    read: impl Fn(usize) -> Result<ChunkSummary>,
+    min_size: usize,
+) -> Result<Joined> {
+    let pieces: Vec<ChunkSummary> = (0..chunks.len())
+        .map(|k| {
+            read(k).map(|s| ChunkSummary {
+                faces: Default::default(),
+                ..s
+            })
+        })
+        .collect::<Result<_>>()?;
+    let list: Vec<([usize; 3], &ChunkSummary)> = chunks.iter().copied().zip(&pieces).collect();
+    let offsets: Vec<usize> = pieces
         .iter()
-        .scan(0, |o, (_, s)| {
+        .scan(0, |o, s| {
             let at = *o;
             *o += s.sizes.len();
             Some(at)
         })
         .collect();
-    let total = offsets.last().map_or(0, |&o| o) + chunks.last().map_or(0, |c| c.1.sizes.len());
+    let total = pieces.iter().map(|s| s.sizes.len()).sum();
     let mut uf = UnionFind::new(total);
-    let contacts = face_contacts(chunks, &offsets, &mut uf)?;
-    attach_unseeded(chunks, &offsets, &contacts, &mut uf);
-    Ok(number(chunks, &offsets, &mut uf, min_size))
+    let contacts = face_contacts(chunks, &read, &offsets, &mut uf)?;
+    attach_unseeded(&list, &offsets, &contacts, &mut uf);
+    Ok(number(&list, &offsets, &mut uf, min_size))
 }
 
 /// Union the pieces whose seed voxels touch across a face; returns the
 /// contact counts of every pair of pieces that touch.
 fn face_contacts(
-    chunks: &[([usize; 3], &ChunkSummary)],
+    chunks: &[[usize; 3]],
+    read: &impl Fn(usize) -> Result<ChunkSummary>,
     offsets: &[usize],
     uf: &mut UnionFind,
 ) -> Result<HashMap<(usize, usize), u32>> {
-    let at: HashMap<[usize; 3], usize> = chunks.iter().enumerate().map(|(k, c)| (c.0, k)).collect();
+    let at: HashMap<[usize; 3], usize> = chunks.iter().enumerate().map(|(k, &c)| (c, k)).collect();
     let mut contacts = HashMap::new();
-    for (p, (ci, s)) in chunks.iter().enumerate() {
+    for (p, ci) in chunks.iter().enumerate() {
+        let s = read(p)?;
         for axis in 0..3 {
             let mut next = *ci;
             next[axis] += 1;
             let Some(&q) = at.get(&next) else { continue };
-            let (hi, lo) = (&s.faces[2 * axis + 1], &chunks[q].1.faces[2 * axis]);
+            let t = read(q)?;
+            let (hi, lo) = (&s.faces[2 * axis + 1], &t.faces[2 * axis]);
             if hi.len() != lo.len() {
                 return Err(Error::Other(format!(
                     "instances: the faces of chunks {ci:?} and {next:?} differ in size ({} and {} voxels); the store is damaged, predict it again",
@@ -436,12 +460,7 @@ pub fn finish(
     if let Some(r) = joined(root)? {
         return Ok(r);
     }
-    let summaries: Vec<ChunkSummary> = chunks
-        .iter()
-        .map(|&c| read_summary(root, c))
-        .collect::<Result<_>>()?;
-    let list: Vec<([usize; 3], &ChunkSummary)> = chunks.iter().copied().zip(&summaries).collect();
-    let j = join(&list, min_size)?;
+    let j = join_streamed(chunks, |k| read_summary(root, chunks[k]), min_size)?;
     let mut rewritten = 0;
     for (&c, map) in chunks.iter().zip(&j.maps) {
         let mut values: Vec<u32> = labels.read_chunk(&index(c))?;
