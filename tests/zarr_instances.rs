@@ -124,20 +124,11 @@ fn dense(v: &[u32]) -> u32 {
     n
 }
 
+/// `predict` into a store of 5x13x17 chunks (support's `predict_ok`).
 fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
-    let mut args = vec![
-        "predict",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-        "--chunk",
-        "5x13x17",
-    ];
-    args.extend(extra);
-    ok(&args)
+    let mut flags = vec!["--chunk", "5x13x17"];
+    flags.extend(extra);
+    predict_ok(ck, input, out, &flags)
 }
 
 #[test]
@@ -218,17 +209,8 @@ fn two_workers_and_a_killed_join_equal_one_worker() {
     assert_eq!(ids_of(&two), want, "two workers");
     // a join killed after rewriting 3 chunks, then rerun
     let killed = dir.join("killed.zarr");
-    let args = [
-        "predict",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--input",
-        zarr.to_str().unwrap(),
-        "--output",
-        killed.to_str().unwrap(),
-        "--chunk",
-        "5x13x17",
-    ];
+    let a = predict_args(ck, zarr, &killed, &["--chunk", "5x13x17"]);
+    let args: Vec<&str> = a.iter().map(String::as_str).collect();
     let o = wunet(&args, &[("WUNET_FAULT_ABORT_IN_JOIN", "3")]);
     assert!(!o.status.success(), "the fault point aborts:\n{}", text(&o));
     let half = ids_of(&killed);
@@ -245,16 +227,7 @@ fn instances_need_an_instance_checkpoint() {
     };
     let dir = tmp("inst-semantic");
     let (zarr, _, _) = volume(&dir, [10, 20, 20], [8, 16, 16]);
-    let e = fails(&[
-        "predict",
-        "--checkpoint",
-        ck3.to_str().unwrap(),
-        "--input",
-        zarr.to_str().unwrap(),
-        "--output",
-        dir.join("x.zarr").to_str().unwrap(),
-        "--instances",
-    ]);
+    let e = predict_fails(ck3, &zarr, &dir.join("x.zarr"), &["--instances"]);
     assert!(e.contains("trained without --instances"), "{e}");
     assert!(!dir.join("x.zarr").exists(), "no store made");
 }
