@@ -331,7 +331,10 @@ def dice_loss(inp, a, aux=True):
     den = jnp.sum(p, axis=axes) + jnp.sum(t, axis=axes)
     sm = a["smooth"]
     dice = (2 * inter + sm) / (den + sm)
-    return {"loss": 1 - jnp.mean(dice), "dice": dice}
+    # MONAI's include_background=False, nnU-Net's do_bg=False: every class's
+    # dice is returned, the loss averages classes 1..C-1 only.
+    counted = dice if a["include_background"] else dice[..., 1:]
+    return {"loss": 1 - jnp.mean(counted), "dice": dice}
 
 
 # ----------------------------------------------------------------- upsampling

@@ -413,18 +413,25 @@ def loss_cases(cs, ids):
         pix = n * prod(shape[2:])
         cs.add(cid, "softmax_cross_entropy", attrs, inputs, ["logits"], loss=True, note=note,
                k_out={"loss": pix * c, "nll_map": c}, k_grad={"logits": 1})
-    for desc, shape, over, allowed, note in (
-        ("2d_c3_batch", (2, 3, 7, 9), "batch", None, "sums over batch and space per class"),
-        ("2d_c2_sample", (2, 2, 8, 8), "sample", None, "sums over space per (n, c)"),
-        ("2d_c4_absent_class", (2, 4, 6, 7), "batch", [0, 1, 3], "class 2 never occurs in the labels"),
-        ("3d_c2_batch", (1, 2, 4, 5, 6), "batch", None, "3D"),
-        ("3d_c3_sample_absent_class", (2, 3, 3, 4, 5), "sample", [0, 2], "class 1 absent, per sample"),
+    for desc, shape, over, allowed, bg, note in (
+        ("2d_c3_batch", (2, 3, 7, 9), "batch", None, True, "sums over batch and space per class"),
+        ("2d_c2_sample", (2, 2, 8, 8), "sample", None, True, "sums over space per (n, c)"),
+        ("2d_c4_absent_class", (2, 4, 6, 7), "batch", [0, 1, 3], True, "class 2 never occurs in the labels"),
+        ("3d_c2_batch", (1, 2, 4, 5, 6), "batch", None, True, "3D"),
+        ("3d_c3_sample_absent_class", (2, 3, 3, 4, 5), "sample", [0, 2], True, "class 1 absent, per sample"),
+        ("2d_c3_batch_no_background", (2, 3, 7, 9), "batch", None, False,
+         "loss over classes 1..2 only; dice of all 3 returned"),
+        ("2d_c2_sample_no_background", (3, 2, 5, 6), "sample", None, False,
+         "two classes: the loss is the foreground dice of each sample"),
+        ("3d_c4_sample_no_background_absent", (2, 4, 3, 4, 5), "sample", [0, 1, 3], False,
+         "3D, class 2 absent, background left out"),
     ):
         cid = ids("dice_loss", desc)
         rng = cs.rng(cid)
         n, c = shape[:2]
         inputs = {"logits": normal(rng, shape), "labels": labels(rng, (n,) + shape[2:], c, allowed)}
-        attrs = {"axis": 1, "smooth": 1e-5, "reduce_over": over, "input": "logits (softmax over axis 1 inside)"}
+        attrs = {"axis": 1, "smooth": 1e-5, "reduce_over": over, "include_background": bg,
+                 "input": "logits (softmax over axis 1 inside)"}
         red = (n if over == "batch" else 1) * prod(shape[2:])
         cs.add(cid, "dice_loss", attrs, inputs, ["logits"], loss=True, note=note,
                k_out={"loss": red * c, "dice": red}, k_grad={"logits": red})

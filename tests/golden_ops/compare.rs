@@ -490,8 +490,10 @@ fn dice_slack(case: &Case, name: &str, grad: bool) -> Result<Slack, Outcome> {
     })
 }
 
-/// `max 1/(T (S + smooth))` over the Dice terms (per class, or per sample and
-/// class), `S = sum p + sum onehot` from a float64 softmax of the logits.
+/// `max 1/(T (S + smooth))` over the Dice terms the loss averages (per class, or
+/// per sample and class; class 0 left out unless `include_background`, and `T`
+/// counts only the averaged terms), `S = sum p + sum onehot` from a float64
+/// softmax of the logits.
 fn dice_max_a(case: &Case) -> Result<f64, Outcome> {
     let z = floats(case.input("logits")?, "logits")?;
     let Data::I64(t) = case.input("labels")?.data else {
@@ -502,7 +504,10 @@ fn dice_max_a(case: &Case) -> Result<f64, Outcome> {
     let sp: usize = shape[2..].iter().product();
     let batch = case.attr_str("reduce_over")? == "batch";
     let smooth = case.attr_f64("smooth")?;
+    let background = case.attr_bool("include_background")?;
     let terms = if batch { c } else { n * c };
+    let counted = |term: usize| background || !term.is_multiple_of(c);
+    let averaged = (0..terms).filter(|&t| counted(t)).count();
     let mut den = vec![0.0f64; terms];
     for ni in 0..n {
         for i in 0..sp {
@@ -518,7 +523,9 @@ fn dice_max_a(case: &Case) -> Result<f64, Outcome> {
     }
     Ok(den
         .iter()
-        .map(|&d| 1.0 / (terms as f64 * (d + smooth)))
+        .enumerate()
+        .filter(|&(term, _)| counted(term))
+        .map(|(_, &d)| 1.0 / (averaged as f64 * (d + smooth)))
         .fold(0.0f64, f64::max))
 }
 

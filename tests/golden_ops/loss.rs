@@ -94,7 +94,7 @@ pub fn dice_loss(case: &Case) -> AdapterResult {
         batch_dice,
         smooth: case.attr_f64("smooth")? as f32,
         ignore_label: ignore_index(case)?,
-        include_background: true,
+        include_background: case.attr_bool("include_background")?,
     };
     let logits = case.upload_act("logits")?;
     let labels = case.upload_labels("labels")?;
