@@ -192,12 +192,7 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
         .map(|&v| (v * 3000.0).clamp(0.0, 65535.0) as u16)
         .collect();
     let flat = dir.join("flat.zarr");
-    let store = Arc::new(FilesystemStore::new(&flat).unwrap());
-    let a = ArrayBuilder::new(vec![61, 87], vec![32, 32], data_type::uint16(), 0u16)
-        .build(store, "/")
-        .unwrap();
-    a.store_metadata().unwrap();
-    a.store_array_subset(&[0..61u64, 0..87], &data[..]).unwrap();
+    write_flat(&flat, [61, 87], [32, 32], &data);
     let npy2 = dir.join("flat.npy");
     write_npy(&npy2, &Array3::from_vec([1, 61, 87], data).unwrap()).unwrap();
     let (seg2, out2) = (dir.join("seg2.npy"), dir.join("seg2.zarr"));

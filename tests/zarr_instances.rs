@@ -3,7 +3,8 @@
 //! `wunet predict` on the same volume (the same object voxels, the same
 //! objects up to a few voxels near chunk faces), two workers equal to one
 //! bit for bit, a join killed half-way and rerun equal to an uninterrupted
-//! one, `--status`, and the error for a semantic checkpoint.
+//! one, `--status`, a flat (y, x) store of a 2D model, and the error for a
+//! semantic checkpoint.
 //! (The chunked watershed against the whole-volume one on exact synthetic
 //! probabilities: `src/infer/blocks/instances_tests.rs`.)
 
@@ -18,16 +19,30 @@ use wunet::data::io::write_npy;
 use wunet::data::zarr::ZarrSink;
 use wunet::data::Array3;
 
-/// Balls (ids 1..) of radius 5-7 on a dark background, some touching, with
-/// the image bright inside; `(image u16, ids)`.
-fn balls(dims: [usize; 3]) -> (Vec<u16>, Array3<u8>) {
-    let centres = [
-        [5.0, 9.0, 9.0, 6.0],
-        [6.0, 9.0, 20.0, 5.5],
-        [7.0, 24.0, 14.0, 7.0],
-        [5.0, 27.0, 34.0, 6.0],
-        [8.0, 12.0, 40.0, 5.0],
-    ];
+/// The 3D fixture's balls: `[z, y, x, radius]`, some touching.
+const BALLS: [[f32; 4]; 5] = [
+    [5.0, 9.0, 9.0, 6.0],
+    [6.0, 9.0, 20.0, 5.5],
+    [7.0, 24.0, 14.0, 7.0],
+    [5.0, 27.0, 34.0, 6.0],
+    [8.0, 12.0, 40.0, 5.0],
+];
+
+/// The 2D fixture's discs (section 0), some touching, some cut by the
+/// 17x23 output chunks.
+const DISCS: [[f32; 4]; 6] = [
+    [0.0, 10.0, 10.0, 6.0],
+    [0.0, 11.0, 22.0, 6.5],
+    [0.0, 30.0, 15.0, 7.0],
+    [0.0, 34.0, 40.0, 6.0],
+    [0.0, 14.0, 47.0, 5.5],
+    [0.0, 37.0, 55.0, 5.0],
+];
+
+/// Balls (ids 1.. in the order of `centres`, `[z, y, x, radius]`, z
+/// stretched 1.5x) on a dark background, the image bright inside;
+/// `(image u16, ids)`. With `dims[0] = 1` and z = 0: discs.
+fn balls(dims: [usize; 3], centres: &[[f32; 4]]) -> (Vec<u16>, Array3<u8>) {
     let mut ids = Array3::filled(dims, 0u8);
     let mut img = vec![0u16; ids.data.len()];
     for z in 0..dims[0] {
@@ -63,7 +78,7 @@ fn fixture() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
     Some(F.get_or_init(|| {
         let dir = tmp("inst-fixture");
         let dims = [12, 36, 48];
-        let (img, ids) = balls(dims);
+        let (img, ids) = balls(dims, &BALLS);
         let data = dir.join("data");
         std::fs::create_dir_all(&data).unwrap();
         let image = Array3::from_vec(dims, img.clone()).unwrap();
@@ -105,6 +120,55 @@ fn fixture() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
     }))
 }
 
+/// The 2D instance checkpoint, a flat (y, x) Zarr image and the same
+/// image as a one-section .npy, made once.
+fn fixture_2d() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
+    common::ctx()?;
+    static F: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
+    Some(F.get_or_init(|| {
+        let dir = tmp("inst-fixture-2d");
+        let dims = [1, 48, 64];
+        let (img, ids) = balls(dims, &DISCS);
+        let data = dir.join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let image = Array3::from_vec(dims, img.clone()).unwrap();
+        write_npy(&data.join("d_image.npy"), &image).unwrap();
+        write_npy(&data.join("d_instances.npy"), &ids).unwrap();
+        let run = dir.join("run");
+        ok(&[
+            "train",
+            "--data",
+            data.to_str().unwrap(),
+            "--instances",
+            "--base",
+            "4",
+            "--depth",
+            "1",
+            "--padding",
+            "same",
+            "--patch",
+            "24",
+            "--tile",
+            "32",
+            "--batch",
+            "2",
+            "--val-fraction",
+            "0.3",
+            "--steps",
+            "40",
+            "--lr",
+            "0.01",
+            "--seed",
+            "3",
+            "--out",
+            run.to_str().unwrap(),
+        ]);
+        let flat = dir.join("flat.zarr");
+        write_flat(&flat, [48, 64], [16, 16], &img);
+        (run.join("last.safetensors"), flat, data.join("d_image.npy"))
+    }))
+}
+
 fn ids_of(store: &Path) -> Vec<u32> {
     let s = ZarrSink::open(store).unwrap();
     let (shape, _, dtype) = s.layout();
@@ -131,40 +195,33 @@ fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
     predict_ok(ck, input, out, &flags)
 }
 
-#[test]
-fn chunked_instances_agree_with_the_in_memory_watershed() {
-    let Some((ck, zarr, npy)) = fixture() else {
-        return;
-    };
-    let dir = tmp("inst-agree");
+/// The in-memory `predict --instances` of `input` (a u32 .npy).
+fn predict_in_memory(ck: &Path, input: &Path, dir: &Path) -> Vec<u32> {
     let mem = dir.join("mem.npy");
     ok(&[
         "predict",
         "--checkpoint",
         ck.to_str().unwrap(),
         "--input",
-        npy.to_str().unwrap(),
+        input.to_str().unwrap(),
         "--output",
         mem.to_str().unwrap(),
     ]);
-    let want: Vec<u32> = npyz::NpyFile::new(std::fs::File::open(&mem).unwrap())
+    npyz::NpyFile::new(std::fs::File::open(&mem).unwrap())
         .unwrap()
         .into_vec()
-        .unwrap();
-    let out = dir.join("one.zarr");
-    let report = predict(ck, zarr, &out, &[]);
-    assert!(
-        report.contains("instances:") && report.contains("joined across chunk faces"),
-        "{report}"
-    );
-    let got = ids_of(&out);
-    let (n, m) = (dense(&got), dense(&want));
-    // the same probabilities: the same object voxels
+        .unwrap()
+}
+
+/// Chunked ids against in-memory ids of the same probabilities: the same
+/// object voxels, the object counts within one, each chunked object's
+/// voxels >= 95% in its best in-memory object. Returns the chunked count.
+fn agree(got: &[u32], want: &[u32], min_objects: u32) -> u32 {
+    let (n, m) = (dense(got), dense(want));
     let fg = |v: &[u32]| v.iter().map(|&x| x > 0).collect::<Vec<_>>();
-    assert_eq!(fg(&got), fg(&want), "object voxels");
-    // each chunked object: the share of its voxels in its best in-memory object
+    assert_eq!(fg(got), fg(want), "object voxels");
     let mut pairs: HashMap<(u32, u32), usize> = HashMap::new();
-    for (&a, &b) in got.iter().zip(&want) {
+    for (&a, &b) in got.iter().zip(want) {
         if a > 0 {
             *pairs.entry((a, b)).or_default() += 1;
         }
@@ -176,9 +233,53 @@ fn chunked_instances_agree_with_the_in_memory_watershed() {
     }
     let share = best.values().sum::<usize>() as f64 / got.iter().filter(|&&v| v > 0).count() as f64;
     println!("objects: chunked {n}, in memory {m}; voxels in the matching object: {share:.4}");
-    assert!(m >= 3, "the fixture's model finds objects ({m})");
+    assert!(m >= min_objects, "the fixture's model finds objects ({m})");
     assert!(n.abs_diff(m) <= 1, "objects: chunked {n}, in memory {m}");
     assert!(share >= 0.95, "{share:.4}");
+    n
+}
+
+#[test]
+fn chunked_instances_agree_with_the_in_memory_watershed() {
+    let Some((ck, zarr, npy)) = fixture() else {
+        return;
+    };
+    let dir = tmp("inst-agree");
+    let want = predict_in_memory(ck, npy, &dir);
+    let out = dir.join("one.zarr");
+    let report = predict(ck, zarr, &out, &[]);
+    assert!(
+        report.contains("instances:") && report.contains("joined across chunk faces"),
+        "{report}"
+    );
+    let n = agree(&ids_of(&out), &want, 3);
+    let status = ok(&["predict", "--status", out.to_str().unwrap()]);
+    assert!(
+        status.contains(&format!("instances: joined, {n} objects")),
+        "{status}"
+    );
+}
+
+#[test]
+fn a_flat_2d_store_gets_the_in_memory_objects() {
+    let Some((ck, flat, npy)) = fixture_2d() else {
+        return;
+    };
+    let dir = tmp("inst-flat");
+    let want = predict_in_memory(ck, npy, &dir);
+    let out = dir.join("seg.zarr");
+    let report = predict_ok(ck, flat, &out, &["--chunk", "1x17x23"]);
+    assert!(report.contains("joined across chunk faces"), "{report}");
+    let s = ZarrSink::open(&out).unwrap();
+    assert_eq!(s.layout().0, vec![48, 64], "a 2D input gives a 2D output");
+    let n = agree(&ids_of(&out), &want, 4);
+    // the sidecar of a flat store keeps no z faces: one chunk's faces are
+    // 2 x (17 + 23) ids at most, not its 17 x 23 ids twice
+    let side = out.join(".wunet/instances");
+    for e in std::fs::read_dir(&side).unwrap() {
+        let len = e.unwrap().metadata().unwrap().len();
+        assert!(len < 2 * 17 * 23 * 4, "{}: {len} bytes", side.display());
+    }
     let status = ok(&["predict", "--status", out.to_str().unwrap()]);
     assert!(
         status.contains(&format!("instances: joined, {n} objects")),

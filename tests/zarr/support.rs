@@ -134,6 +134,18 @@ pub fn write_v3(root: &Path, node: &str, dims: [usize; 3], chunk: [u64; 3], data
     a.store_array_subset(&r, data).unwrap();
 }
 
+/// Write `data` (u16, `dims` y, x) as a flat 2D Zarr v3 array at the root.
+pub fn write_flat(root: &Path, dims: [usize; 2], chunk: [u64; 2], data: &[u16]) {
+    let store = Arc::new(FilesystemStore::new(root).unwrap());
+    let shape: Vec<u64> = dims.iter().map(|&v| v as u64).collect();
+    let a = ArrayBuilder::new(shape.clone(), chunk.to_vec(), data_type::uint16(), 0u16)
+        .build(store, "/")
+        .unwrap();
+    a.store_metadata().unwrap();
+    a.store_array_subset(&[0..shape[0], 0..shape[1]], data)
+        .unwrap();
+}
+
 /// The volume of the 3D tests: synthetic nuclei as u16 (and the same as .npy).
 pub fn volume(dir: &Path, dims: [usize; 3], chunk: [u64; 3]) -> (PathBuf, PathBuf, Vec<u16>) {
     let img = nuclei_3d(7, dims).image;
