@@ -559,6 +559,7 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
         min_object_size: 0,
         neck_ratio: 0.0,
         tta: false,
+        object_diameter: 0.0,
     }
     .store(&mut ck)
     .unwrap();

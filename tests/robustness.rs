@@ -12,7 +12,7 @@ use wunet::data::normalize::auto_key;
 use wunet::data::synthetic::em_cells_2d;
 use wunet::infer::predict::PredictOptions;
 use wunet::infer::texture::TexturePredictor;
-use wunet::model_io::checkpoint;
+use wunet::model_io::{checkpoint, InferMeta};
 
 fn tmp(name: &str) -> PathBuf {
     tmp_dir("robust", name)
@@ -27,8 +27,9 @@ fn metrics(stdout: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Train the tiny synthetic 2D model (4 steps) into `run`, with `extra` flags.
-fn train_tiny(run: &Path, extra: &[&str]) {
+/// Train the tiny synthetic 2D model (4 steps) into `run`, with `extra`
+/// flags; its stderr.
+fn train_tiny(run: &Path, extra: &[&str]) -> String {
     let mut a = vec![
         "train",
         "--synthetic-images",
@@ -55,6 +56,7 @@ fn train_tiny(run: &Path, extra: &[&str]) {
     a.extend_from_slice(extra);
     let (o, e, ok) = wunet(&a);
     assert!(ok, "{o}\n{e}");
+    e
 }
 
 /// Two 8-bit synthetic image / label pairs in `dir/images`, `dir/labels`.
@@ -193,6 +195,76 @@ fn scale_and_perturb_through_the_cli() {
     }
 }
 
+/// `wunet predict` of `input` into `out` with `extra` flags: (stdout, stderr, ok).
+fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> (String, String, bool) {
+    let mut a = vec![
+        "predict",
+        "--checkpoint",
+        ck.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+        "--output",
+        out.to_str().unwrap(),
+    ];
+    a.extend_from_slice(extra);
+    wunet(&a)
+}
+
+#[test]
+fn diameter_is_the_scale_worked_out_from_the_training_objects() {
+    if ctx().is_none() {
+        eprintln!("skip: no GPU adapter");
+        return;
+    }
+    let dir = tmp("diameter");
+    let run = dir.join("run");
+    let train_err = train_tiny(&run, &[]);
+    write_pairs(&dir);
+    let ck = run.join("best.safetensors");
+    let meta = InferMeta::from_checkpoint(&checkpoint::load(&ck).unwrap(), &ck).unwrap();
+    let trained = meta.object_diameter;
+    assert!(trained > 5.0, "synthetic cells' median diameter: {trained}");
+    assert!(
+        train_err.contains(&format!("objects: median diameter {trained:.1} px")),
+        "{train_err}"
+    );
+    // --diameter D: the same output as --scale trained / D, bit for bit
+    let input = dir.join("images/s0.png");
+    let d: f32 = (trained / 1.5 * 100.0).round() / 100.0;
+    let f = trained / d;
+    let (by_d, by_s) = (dir.join("by-d.npy"), dir.join("by-s.npy"));
+    let (o, e, ok) = predict(&ck, &input, &by_d, &["--diameter", &d.to_string()]);
+    assert!(ok, "{o}\n{e}");
+    assert!(
+        e.contains(&format!("resize: x{f:.3} in (y, x) (--diameter {d}")),
+        "{e}"
+    );
+    let (o, e, ok) = predict(&ck, &input, &by_s, &["--scale", &f.to_string()]);
+    assert!(ok, "{o}\n{e}");
+    assert_eq!(
+        std::fs::read(&by_d).unwrap(),
+        std::fs::read(&by_s).unwrap(),
+        "--diameter {d} against --scale {f}"
+    );
+    // named errors: both flags, a non-positive diameter, a resize out of range
+    let out = dir.join("x.png");
+    let (_, e, ok) = predict(&ck, &input, &out, &["--diameter", "9", "--scale", "2"]);
+    assert!(
+        !ok && e.contains("--diameter") && e.contains("--scale"),
+        "{e}"
+    );
+    for bad in ["0", "-3", "nan"] {
+        let (_, e, ok) = predict(&ck, &input, &out, &["--diameter", bad]);
+        assert!(!ok && e.contains("--diameter"), "--diameter {bad}: {e}");
+    }
+    let (_, e, ok) = predict(&ck, &input, &out, &["--diameter", "0.01"]);
+    assert!(
+        !ok && e.contains("--diameter 0.01") && e.contains("outside [0.05, 20]"),
+        "{e}"
+    );
+    assert!(!out.exists(), "no output written on an error");
+}
+
 #[test]
 fn checkpoints_without_the_new_keys_still_load() {
     if ctx().is_none() {
@@ -240,6 +312,7 @@ fn checkpoints_without_the_new_keys_still_load() {
         "gamma_range",
         "gamma_range_of",
         "tta",
+        "object_diameter",
     ];
     let mut ck = checkpoint::load(&run.join("best.safetensors")).unwrap();
     let mut stripped = 0;
@@ -272,6 +345,12 @@ fn checkpoints_without_the_new_keys_still_load() {
     assert!(ok, "{o}\n{e}");
     // without the key, no flips: as `wunet predict` ran before it existed
     assert!(e.contains("test-time flips: off (the checkpoint's"), "{e}");
+    // without a training diameter, --diameter is refused naming the file
+    let (_, e, ok) = predict(&old, &input, &dir.join("d.png"), &["--diameter", "12"]);
+    assert!(
+        !ok && e.contains("old.safetensors") && e.contains("--scale F"),
+        "{e}"
+    );
 }
 
 #[test]

@@ -60,6 +60,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         min_object_size: 0,
         neck_ratio: 0.0,
         tta: false,
+        object_diameter: 0.0,
     };
     (exec.export(c).unwrap(), meta)
 }

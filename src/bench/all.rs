@@ -425,6 +425,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
         min_object_size: 0,
         neck_ratio: 0.0,
         tta: false,
+        object_diameter: 0.0,
     };
     let opts = crate::infer::PredictOptions::default();
     let path = std::path::Path::new("(bench model)");

@@ -184,7 +184,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             ),
         ));
     }
-    let (tile, opts) = a.infer.resolve(ctx, &meta, cfg.dims)?;
+    let (tile, opts) = a.infer.resolve(ctx, &meta, &a.checkpoint, cfg.dims)?;
     eprintln!("{}", a.infer.tta_line(&opts));
     let max: [usize; 3] = std::array::from_fn(|k| {
         ds.samples

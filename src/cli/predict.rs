@@ -142,9 +142,15 @@ pub struct InferFlags {
     pub precision: String,
     /// Resize the input's (y, x) by this factor before the network and the
     /// outputs back to the input's size (objects smaller than in training:
-    /// > 1). Files and Zarr volumes (not texture prediction).
-    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
-    pub scale: f32,
+    /// > 1; default 1). Files and Zarr volumes (not texture prediction).
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "diameter")]
+    pub scale: Option<f32>,
+    /// The typical object diameter in the input, pixels in (y, x), as
+    /// Cellpose's `diameter`: the input is resized by the checkpoint's
+    /// median training diameter / D (printed by `wunet train`), i.e.
+    /// `--scale` worked out for you.
+    #[arg(long, allow_hyphen_values = true)]
+    pub diameter: Option<f32>,
 }
 
 impl PredictArgs {
@@ -175,13 +181,51 @@ impl PredictArgs {
     }
 }
 
+/// The range of the (y, x) resize factor (`--scale`, or `--diameter`'s).
+const SCALE_LO: f32 = 0.05;
+const SCALE_HI: f32 = 20.0;
+
 impl InferFlags {
     /// Range-check the numeric flags (see [`crate::checks`]).
     pub fn check(&self) -> Result<()> {
         use crate::checks::{check_f64, check_int, Range};
         check_int("--batch", self.batch as i128, 1, 1024)?;
-        check_f64("--scale", self.scale as f64, Range::Closed(0.05, 20.0))?;
+        if let Some(f) = self.scale {
+            check_f64(
+                "--scale",
+                f as f64,
+                Range::Closed(SCALE_LO as f64, SCALE_HI as f64),
+            )?;
+        }
+        if let Some(d) = self.diameter {
+            check_f64("--diameter", d as f64, Range::Positive)?;
+        }
         check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
+    }
+
+    /// The (y, x) resize factor: `--scale`, or the checkpoint's training
+    /// diameter over `--diameter` (with a line for stderr), or 1.
+    pub fn scale(&self, meta: &InferMeta, checkpoint: &Path) -> Result<(f32, Option<String>)> {
+        let Some(d) = self.diameter else {
+            return Ok((self.scale.unwrap_or(1.0), None));
+        };
+        let trained = meta.object_diameter;
+        if trained.is_nan() || trained <= 0.0 {
+            return Err(Error::file(
+                checkpoint,
+                "--diameter: the checkpoint does not know its training objects' diameter (written before wunet recorded it, or trained on labels with no object); give --scale F instead",
+            ));
+        }
+        let f = trained / d;
+        if !(SCALE_LO..=SCALE_HI).contains(&f) {
+            return Err(Error::Other(format!(
+                "--diameter {d}: the resize {trained:.1} / {d} = {f:.3} is outside [{SCALE_LO}, {SCALE_HI}] (the checkpoint's training objects are {trained:.1} px across)"
+            )));
+        }
+        let line = format!(
+            "resize: x{f:.3} in (y, x) (--diameter {d}: the checkpoint's training objects are {trained:.1} px across)"
+        );
+        Ok((f, Some(line)))
     }
 
     /// One line for stderr: whether the flips are on, and who said so.
@@ -199,6 +243,7 @@ impl InferFlags {
         &self,
         ctx: &Context,
         meta: &InferMeta,
+        checkpoint: &Path,
         dims: usize,
     ) -> Result<(Option<[usize; 3]>, PredictOptions)> {
         let tile = self
@@ -207,6 +252,10 @@ impl InferFlags {
             .map(|t| parse_dims("--tile", t, dims))
             .transpose()?;
         let base = PredictOptions::from_meta(meta)?;
+        let (scale, line) = self.scale(meta, checkpoint)?;
+        if let Some(line) = line {
+            eprintln!("{line}");
+        }
         let opts = PredictOptions {
             batch: self.batch,
             blend: match self.blend.as_deref() {
@@ -216,7 +265,7 @@ impl InferFlags {
             tta: self.tta.unwrap_or(base.tta),
             overlap: self.overlap,
             precision: ctx.precision(&self.precision)?,
-            scale: self.scale,
+            scale,
         };
         Ok((tile, opts))
     }
@@ -238,7 +287,7 @@ pub fn predict_volume(
     let cfg = meta
         .unet()
         .map_err(|e| Error::file(checkpoint, e.to_string()))?;
-    let (tile, opts) = a.infer.resolve(ctx, meta, cfg.dims)?;
+    let (tile, opts) = a.infer.resolve(ctx, meta, checkpoint, cfg.dims)?;
     eprintln!("{}", a.infer.tta_line(&opts));
     if cfg.dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(

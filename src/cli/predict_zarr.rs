@@ -101,7 +101,7 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
     let checkpoint = required(&a.checkpoint, "--checkpoint")?;
     let (tile, opts, instances) = match resolve {
         Some((ctx, meta)) => {
-            let (tile, opts) = a.infer.resolve(ctx, meta, meta.model.dims)?;
+            let (tile, opts) = a.infer.resolve(ctx, meta, checkpoint, meta.model.dims)?;
             let instances = match instances_wanted(a.instances, meta, checkpoint)? {
                 true => Some(InstanceRecord::of(&a.watershed.options(meta)?)),
                 false => None,

@@ -30,6 +30,7 @@ pub mod isbi_metrics;
 pub mod labels;
 pub mod metrics;
 pub mod normalize;
+pub mod objects;
 pub mod perturb;
 pub mod resize;
 pub mod sampler;

@@ -184,6 +184,12 @@ pub struct InferMeta {
     /// existed: `false`, as `wunet predict` and `eval` ran then.
     #[serde(default)]
     pub tta: bool,
+    /// The median diameter of the training objects, pixels in (y, x)
+    /// ([`crate::data::objects`]): `wunet predict --diameter D` resizes the
+    /// input by this / D. Absent in checkpoints written before the key
+    /// existed, or trained on labels with no object: 0, unknown.
+    #[serde(default)]
+    pub object_diameter: f32,
 }
 
 impl InferMeta {

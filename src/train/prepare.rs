@@ -9,8 +9,10 @@ use super::run::RunOptions;
 use super::session::{Session, SessionSpec};
 use crate::data::dataset::{Dataset, DatasetOptions, LabelMapping, Normalize};
 use crate::data::normalize::auto_key;
+use crate::data::objects::{class_objects, median_diameter, Diameter};
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
+use crate::data::LabelVolume;
 use crate::error::{Error, Result};
 use crate::fsutil::remove_stale_temps;
 use crate::gpu::Context;
@@ -18,6 +20,7 @@ use crate::infer::eval::auto_objects_class;
 use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
 use crate::model_io::{InferMeta, ModelMeta};
 use crate::models::{Padding, UNetConfig};
+use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -435,6 +438,13 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         };
         data.train.compute_weight_maps(objects, &wopts)?;
     }
+    let diameter = training_diameter(&cfg, &data.train, objects);
+    if let (true, Some(d)) = (opts.progress, diameter) {
+        eprintln!(
+            "objects: median diameter {:.1} px in (y, x) over {} training objects (predict --diameter D resizes new images to it)",
+            d.diameter, d.objects
+        );
+    }
     let meta = InferMeta {
         model: ModelMeta::from(&unet),
         normalize: data.normalize.clone(),
@@ -450,6 +460,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         instances: cfg.instances,
         neck_ratio: cfg.neck_ratio,
         tta: cfg.tta,
+        object_diameter: diameter.map_or(0.0, |d| d.diameter),
         min_object_size: crate::data::instances::default_min_size(
             data.train
                 .samples
@@ -501,6 +512,22 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         predictor,
         cfg,
     })
+}
+
+/// The median diameter of the training objects: the instance ids, else
+/// the components of the objects class (a 2D model's sections each on
+/// their own).
+fn training_diameter(cfg: &TrainConfig, train: &Dataset, objects: i32) -> Option<Diameter> {
+    let sections = cfg.dims() == 2;
+    let ids: Vec<Cow<LabelVolume>> = train
+        .samples
+        .iter()
+        .map(|s| match &s.instances {
+            Some(ids) => Cow::Borrowed(ids),
+            None => Cow::Owned(class_objects(&s.labels, objects, sections)),
+        })
+        .collect();
+    median_diameter(ids.iter().map(|v| v.as_ref()), sections)
 }
 
 /// The data and model lines a run starts with.
