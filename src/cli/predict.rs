@@ -8,6 +8,7 @@ use crate::data::instances::{
     NECK_RATIO_RANGE,
 };
 use crate::data::io::read_image;
+use crate::data::objects::{scale_for_diameter, DiameterError, SCALE_RANGE};
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
@@ -181,10 +182,6 @@ impl PredictArgs {
     }
 }
 
-/// The range of the (y, x) resize factor (`--scale`, or `--diameter`'s).
-const SCALE_LO: f32 = 0.05;
-const SCALE_HI: f32 = 20.0;
-
 impl InferFlags {
     /// Range-check the numeric flags (see [`crate::checks`]).
     pub fn check(&self) -> Result<()> {
@@ -194,7 +191,7 @@ impl InferFlags {
             check_f64(
                 "--scale",
                 f as f64,
-                Range::Closed(SCALE_LO as f64, SCALE_HI as f64),
+                Range::Closed(SCALE_RANGE[0] as f64, SCALE_RANGE[1] as f64),
             )?;
         }
         if let Some(d) = self.diameter {
@@ -210,18 +207,19 @@ impl InferFlags {
             return Ok((self.scale.unwrap_or(1.0), None));
         };
         let trained = meta.object_diameter;
-        if trained.is_nan() || trained <= 0.0 {
-            return Err(Error::file(
+        let [lo, hi] = SCALE_RANGE;
+        let f = scale_for_diameter(trained, d).map_err(|e| match e {
+            DiameterError::Unknown => Error::file(
                 checkpoint,
                 "--diameter: the checkpoint does not know its training objects' diameter (written before wunet recorded it, or trained on labels with no object); give --scale F instead",
-            ));
-        }
-        let f = trained / d;
-        if !(SCALE_LO..=SCALE_HI).contains(&f) {
-            return Err(Error::Other(format!(
-                "--diameter {d}: the resize {trained:.1} / {d} = {f:.3} is outside [{SCALE_LO}, {SCALE_HI}] (the checkpoint's training objects are {trained:.1} px across)"
-            )));
-        }
+            ),
+            DiameterError::NotPositive => {
+                Error::Other(format!("--diameter {d}: must be a positive number of pixels"))
+            }
+            DiameterError::OutOfRange(f) => Error::Other(format!(
+                "--diameter {d}: the resize {trained:.1} / {d} = {f:.3} is outside [{lo}, {hi}] (the checkpoint's training objects are {trained:.1} px across)"
+            )),
+        })?;
         let line = format!(
             "resize: x{f:.3} in (y, x) (--diameter {d}: the checkpoint's training objects are {trained:.1} px across)"
         );

@@ -18,11 +18,49 @@
 //! }
 //! let d = median_diameter([&ids], true).unwrap();
 //! assert!((d.diameter - 11.28).abs() < 0.01 && d.objects == 1);
+//!
+//! // objects 8 px across in a new image: the factor that brings them to 11.28
+//! let f = wunet::data::objects::scale_for_diameter(d.diameter, 8.0).unwrap();
+//! assert!((f - 1.41).abs() < 0.01);
 //! ```
 
 use super::weightmap::instances_of_class;
 use super::{Array3, LabelVolume};
 use std::collections::HashMap;
+
+/// The (y, x) resize factors prediction accepts (`--scale`, and the factor
+/// `--diameter` works out), inclusive.
+pub const SCALE_RANGE: [f32; 2] = [0.05, 20.0];
+
+/// Why [`scale_for_diameter`] has no factor.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum DiameterError {
+    /// The model's training diameter is unknown (0: a checkpoint written
+    /// before it was recorded, or training labels with no object).
+    Unknown,
+    /// The given diameter is not a positive finite number.
+    NotPositive,
+    /// The factor is outside [`SCALE_RANGE`].
+    OutOfRange(f32),
+}
+
+/// The (y, x) resize factor that brings objects `d` pixels across to the
+/// size of a model's training objects, `trained` pixels across
+/// (`InferMeta::object_diameter`): `trained / d`, as Cellpose's diameter.
+pub fn scale_for_diameter(trained: f32, d: f32) -> Result<f32, DiameterError> {
+    if trained.is_nan() || trained <= 0.0 {
+        return Err(DiameterError::Unknown);
+    }
+    if !d.is_finite() || d <= 0.0 {
+        return Err(DiameterError::NotPositive);
+    }
+    let f = trained / d;
+    if (SCALE_RANGE[0]..=SCALE_RANGE[1]).contains(&f) {
+        Ok(f)
+    } else {
+        Err(DiameterError::OutOfRange(f))
+    }
+}
 
 /// The median object diameter of a set of label volumes.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -164,6 +202,24 @@ mod tests {
             per.diameter < whole.diameter && per.diameter > 10.0,
             "{per:?}"
         );
+    }
+
+    #[test]
+    fn the_factor_is_trained_over_given_within_the_range() {
+        assert_eq!(scale_for_diameter(30.0, 15.0), Ok(2.0));
+        assert_eq!(scale_for_diameter(0.0, 15.0), Err(DiameterError::Unknown));
+        assert_eq!(
+            scale_for_diameter(f32::NAN, 15.0),
+            Err(DiameterError::Unknown)
+        );
+        for d in [0.0, -1.0, f32::NAN, f32::INFINITY] {
+            assert_eq!(scale_for_diameter(30.0, d), Err(DiameterError::NotPositive));
+        }
+        assert_eq!(
+            scale_for_diameter(30.0, 1.0),
+            Err(DiameterError::OutOfRange(30.0))
+        );
+        assert_eq!(scale_for_diameter(1.0, 20.0), Ok(0.05));
     }
 
     #[test]

@@ -186,7 +186,8 @@ pub struct InferMeta {
     pub tta: bool,
     /// The median diameter of the training objects, pixels in (y, x)
     /// ([`crate::data::objects`]): `wunet predict --diameter D` resizes the
-    /// input by this / D. Absent in checkpoints written before the key
+    /// input by this / D ([`crate::data::objects::scale_for_diameter`], the
+    /// factor to put in `PredictOptions::scale`). Absent in checkpoints written before the key
     /// existed, or trained on labels with no object: 0, unknown.
     #[serde(default)]
     pub object_diameter: f32,
