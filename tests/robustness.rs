@@ -4,7 +4,7 @@
 //! (../shared/data/nuclei2d when present).
 
 mod common;
-use common::{ctx, run_wunet as wunet, tmp_dir};
+use common::{ctx, predict_args, run_wunet as wunet, tmp_dir};
 use std::path::{Path, PathBuf};
 use wunet::data::dataset::{Dataset, DatasetOptions};
 use wunet::data::io::{read_labels, write_png_gray8, write_png_labels};
@@ -148,17 +148,7 @@ fn scale_and_perturb_through_the_cli() {
     // --scale: the output has the input's size
     for f in ["1.5", "0.5"] {
         let out = dir.join(format!("pred-{f}.png"));
-        let (o, e, ok) = wunet(&[
-            "predict",
-            "--checkpoint",
-            ck_s,
-            "--input",
-            input.to_str().unwrap(),
-            "--output",
-            out.to_str().unwrap(),
-            "--scale",
-            f,
-        ]);
+        let (o, e, ok) = predict(&ck, &input, &out, &["--scale", f]);
         assert!(ok, "{o}\n{e}");
         let m = read_labels(&out).unwrap();
         assert_eq!(m.dims, [1, 72, 60], "--scale {f}");
@@ -197,17 +187,8 @@ fn scale_and_perturb_through_the_cli() {
 
 /// `wunet predict` of `input` into `out` with `extra` flags: (stdout, stderr, ok).
 fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> (String, String, bool) {
-    let mut a = vec![
-        "predict",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        out.to_str().unwrap(),
-    ];
-    a.extend_from_slice(extra);
-    wunet(&a)
+    let a = predict_args(ck, input, out, extra);
+    wunet(&a.iter().map(String::as_str).collect::<Vec<_>>())
 }
 
 #[test]
@@ -333,15 +314,7 @@ fn checkpoints_without_the_new_keys_still_load() {
         .map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8);
     let input = dir.join("in.png");
     write_png_gray8(&input, &img).unwrap();
-    let (o, e, ok) = wunet(&[
-        "predict",
-        "--checkpoint",
-        old.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        dir.join("out.png").to_str().unwrap(),
-    ]);
+    let (o, e, ok) = predict(&old, &input, &dir.join("out.png"), &[]);
     assert!(ok, "{o}\n{e}");
     // without the key, no flips: as `wunet predict` ran before it existed
     assert!(e.contains("test-time flips: off (the checkpoint's"), "{e}");

@@ -71,52 +71,67 @@ fn balls(dims: [usize; 3], centres: &[[f32; 4]]) -> (Vec<u16>, Array3<u8>) {
     (img, ids)
 }
 
-/// The instance checkpoint and the volume (Zarr and .npy), made once.
+/// A tiny instance model trained (40 steps) on `centres`' balls in `dims`,
+/// with the model's `flags`: the image (u16), its .npy and the checkpoint.
+/// The data folder holds `img_image.npy` and `img_instances.npy` (with
+/// `mask`, also a class mask `img_mask.npy`, which `--instances` must pass
+/// over for the ids).
+fn train_instance_model(
+    dir: &Path,
+    dims: [usize; 3],
+    centres: &[[f32; 4]],
+    mask: bool,
+    flags: &[&str],
+) -> (Vec<u16>, PathBuf, PathBuf) {
+    let (img, ids) = balls(dims, centres);
+    let data = dir.join("data");
+    std::fs::create_dir_all(&data).unwrap();
+    let npy = data.join("img_image.npy");
+    write_npy(&npy, &Array3::from_vec(dims, img.clone()).unwrap()).unwrap();
+    if mask {
+        write_npy(&data.join("img_mask.npy"), &ids.map(|&v| (v > 0) as u8)).unwrap();
+    }
+    write_npy(&data.join("img_instances.npy"), &ids).unwrap();
+    let run = dir.join("run");
+    let (data_s, run_s) = (p(&data), p(&run));
+    let mut args = vec!["train", "--data", &data_s, "--instances"];
+    args.extend_from_slice(flags);
+    args.extend_from_slice(&[
+        "--base",
+        "4",
+        "--depth",
+        "1",
+        "--batch",
+        "2",
+        "--val-fraction",
+        "0.3",
+        "--steps",
+        "40",
+        "--lr",
+        "0.01",
+        "--seed",
+        "3",
+        "--out",
+        &run_s,
+    ]);
+    ok(&args);
+    (img, npy, run.join("last.safetensors"))
+}
+
+/// The 3D instance checkpoint and the volume (Zarr and .npy), made once.
 fn fixture() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
     common::ctx()?;
     static F: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
     Some(F.get_or_init(|| {
         let dir = tmp("inst-fixture");
         let dims = [12, 36, 48];
-        let (img, ids) = balls(dims, &BALLS);
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let image = Array3::from_vec(dims, img.clone()).unwrap();
-        write_npy(&data.join("v_image.npy"), &image).unwrap();
-        write_npy(&data.join("v_mask.npy"), &ids.map(|&v| (v > 0) as u8)).unwrap();
-        write_npy(&data.join("v_instances.npy"), &ids).unwrap();
-        let run = dir.join("run");
-        ok(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--instances",
-            "--model",
-            "unet3d",
-            "--base",
-            "4",
-            "--depth",
-            "1",
-            "--patch",
-            "8x24x24",
-            "--tile",
-            "12x32x32",
-            "--batch",
-            "2",
-            "--val-fraction",
-            "0.3",
-            "--steps",
-            "40",
-            "--lr",
-            "0.01",
-            "--seed",
-            "3",
-            "--out",
-            run.to_str().unwrap(),
-        ]);
+        let flags = [
+            "--model", "unet3d", "--patch", "8x24x24", "--tile", "12x32x32",
+        ];
+        let (img, npy, ck) = train_instance_model(&dir, dims, &BALLS, true, &flags);
         let zarr = dir.join("vol.zarr");
         write_v3(&zarr, "/", dims, [6, 16, 16], &img);
-        (run.join("last.safetensors"), zarr, data.join("v_image.npy"))
+        (ck, zarr, npy)
     }))
 }
 
@@ -127,45 +142,11 @@ fn fixture_2d() -> Option<&'static (PathBuf, PathBuf, PathBuf)> {
     static F: std::sync::OnceLock<(PathBuf, PathBuf, PathBuf)> = std::sync::OnceLock::new();
     Some(F.get_or_init(|| {
         let dir = tmp("inst-fixture-2d");
-        let dims = [1, 48, 64];
-        let (img, ids) = balls(dims, &DISCS);
-        let data = dir.join("data");
-        std::fs::create_dir_all(&data).unwrap();
-        let image = Array3::from_vec(dims, img.clone()).unwrap();
-        write_npy(&data.join("d_image.npy"), &image).unwrap();
-        write_npy(&data.join("d_instances.npy"), &ids).unwrap();
-        let run = dir.join("run");
-        ok(&[
-            "train",
-            "--data",
-            data.to_str().unwrap(),
-            "--instances",
-            "--base",
-            "4",
-            "--depth",
-            "1",
-            "--padding",
-            "same",
-            "--patch",
-            "24",
-            "--tile",
-            "32",
-            "--batch",
-            "2",
-            "--val-fraction",
-            "0.3",
-            "--steps",
-            "40",
-            "--lr",
-            "0.01",
-            "--seed",
-            "3",
-            "--out",
-            run.to_str().unwrap(),
-        ]);
+        let flags = ["--padding", "same", "--patch", "24", "--tile", "32"];
+        let (img, npy, ck) = train_instance_model(&dir, [1, 48, 64], &DISCS, false, &flags);
         let flat = dir.join("flat.zarr");
         write_flat(&flat, [48, 64], [16, 16], &img);
-        (run.join("last.safetensors"), flat, data.join("d_image.npy"))
+        (ck, flat, npy)
     }))
 }
 
@@ -198,15 +179,7 @@ fn predict(ck: &Path, input: &Path, out: &Path, extra: &[&str]) -> String {
 /// The in-memory `predict --instances` of `input` (a u32 .npy).
 fn predict_in_memory(ck: &Path, input: &Path, dir: &Path) -> Vec<u32> {
     let mem = dir.join("mem.npy");
-    ok(&[
-        "predict",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-        "--output",
-        mem.to_str().unwrap(),
-    ]);
+    predict_ok(ck, input, &mem, &[]);
     npyz::NpyFile::new(std::fs::File::open(&mem).unwrap())
         .unwrap()
         .into_vec()

@@ -26,6 +26,7 @@
 
 use super::weightmap::instances_of_class;
 use super::{Array3, LabelVolume};
+use std::borrow::Borrow;
 use std::collections::HashMap;
 
 /// The (y, x) resize factors prediction accepts (`--scale`, and the factor
@@ -75,15 +76,16 @@ pub struct Diameter {
 /// values = objects); `None` with no object. With `sections` each z section
 /// holds its own objects (a 2D model's images: an id in two sections is two
 /// objects); else an id is one object through z, measured at its largest
-/// section.
-pub fn median_diameter<'a>(
-    ids: impl IntoIterator<Item = &'a LabelVolume>,
+/// section. Each volume is read once, in turn (an iterator that makes
+/// them, e.g. [`class_objects`] per sample, holds one at a time).
+pub fn median_diameter(
+    ids: impl IntoIterator<Item = impl Borrow<LabelVolume>>,
     sections: bool,
 ) -> Option<Diameter> {
     let mut diameters = Vec::new();
     for v in ids {
         diameters.extend(
-            largest_sections(v, sections)
+            largest_sections(v.borrow(), sections)
                 .into_values()
                 .map(disc_diameter),
         );

@@ -12,7 +12,6 @@ use crate::data::normalize::auto_key;
 use crate::data::objects::{class_objects, median_diameter, Diameter};
 use crate::data::synthetic::{synthetic_dataset, SyntheticKind};
 use crate::data::weightmap::WeightMapOptions;
-use crate::data::LabelVolume;
 use crate::error::{Error, Result};
 use crate::fsutil::remove_stale_temps;
 use crate::gpu::Context;
@@ -519,15 +518,11 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
 /// their own).
 fn training_diameter(cfg: &TrainConfig, train: &Dataset, objects: i32) -> Option<Diameter> {
     let sections = cfg.dims() == 2;
-    let ids: Vec<Cow<LabelVolume>> = train
-        .samples
-        .iter()
-        .map(|s| match &s.instances {
-            Some(ids) => Cow::Borrowed(ids),
-            None => Cow::Owned(class_objects(&s.labels, objects, sections)),
-        })
-        .collect();
-    median_diameter(ids.iter().map(|v| v.as_ref()), sections)
+    let ids = train.samples.iter().map(|s| match &s.instances {
+        Some(ids) => Cow::Borrowed(ids),
+        None => Cow::Owned(class_objects(&s.labels, objects, sections)),
+    });
+    median_diameter(ids, sections)
 }
 
 /// The data and model lines a run starts with.

@@ -28,6 +28,27 @@ pub fn run_wunet(args: &[&str]) -> (String, String, bool) {
     )
 }
 
+/// The arguments of `wunet predict --checkpoint CK --input IN --output OUT EXTRA...`.
+pub fn predict_args(
+    ck: &std::path::Path,
+    input: &std::path::Path,
+    output: &std::path::Path,
+    extra: &[&str],
+) -> Vec<String> {
+    let paths = [ck, input, output].map(|p| p.display().to_string());
+    let mut a: Vec<String> = vec![
+        "predict".into(),
+        "--checkpoint".into(),
+        paths[0].clone(),
+        "--input".into(),
+        paths[1].clone(),
+        "--output".into(),
+        paths[2].clone(),
+    ];
+    a.extend(extra.iter().map(|s| s.to_string()));
+    a
+}
+
 /// The test context, or `None` (with a message) where no adapter exists.
 pub fn ctx() -> Option<&'static Context> {
     static CTX: OnceLock<Option<Context>> = OnceLock::new();

@@ -2,6 +2,7 @@
 //! Zarr v2/v3 inputs, reading outputs back, comparing volumes.
 
 use super::common::ctx;
+pub use super::common::predict_args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
@@ -210,24 +211,6 @@ pub fn same<T: PartialEq + std::fmt::Debug>(a: &[T], b: &[T], what: &str) {
             b[i]
         );
     }
-}
-
-/// The arguments of `wunet predict --checkpoint CK --input IN --output OUT EXTRA...`.
-pub fn predict_args(ck: &Path, input: &Path, output: &Path, extra: &[&str]) -> Vec<String> {
-    let mut a: Vec<String> = [
-        "predict",
-        "--checkpoint",
-        &p(ck),
-        "--input",
-        &p(input),
-        "--output",
-        &p(output),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    a.extend(extra.iter().map(|s| s.to_string()));
-    a
 }
 
 /// `wunet predict ...` ([`predict_args`]) that must succeed; its output.
