@@ -143,6 +143,57 @@ fn train_leaves_a_complete_run_folder() {
     assert!(!ok && stderr.contains("--resume"), "{stderr}");
 }
 
+#[test]
+fn validation_by_the_challenge_rand_error_logs_it_and_picks_best_by_it() {
+    let Some(c) = ctx() else { return };
+    let dir = tmp("val-isbi");
+    let flags = TrainFlags {
+        val_every: Some(2),
+        val_metric: Some("isbi_rand_error".into()),
+        ..tiny_flags(&dir.join("run"), 6)
+    };
+    let r = train(c, &flags, &RunOptions::default()).unwrap();
+    let rows = read_rows(&dir.join("run/log.csv")).unwrap();
+    let logged: Vec<(u64, f64)> = rows
+        .iter()
+        .filter_map(|r| r.val_isbi_rand_error.map(|v| (r.step, v)))
+        .collect();
+    assert_eq!(logged.iter().map(|p| p.0).collect::<Vec<_>>(), [2, 4, 6]);
+    assert!(
+        logged.iter().all(|p| (0.0..=1.0).contains(&p.1)),
+        "{logged:?}"
+    );
+    // the first of the lowest values picks best.safetensors
+    let lowest = logged
+        .iter()
+        .fold(logged[0], |b, &p| if p.1 < b.1 { p } else { b });
+    assert_eq!(r.best, Some(lowest));
+    let last = r
+        .val
+        .expect("the last validation")
+        .challenge
+        .expect("challenge scores");
+    assert_eq!(last.rand_error, logged[2].1);
+    // the argmax Rand error is a different score, logged beside it
+    assert!(rows.iter().filter(|r| r.val_rand_error.is_some()).count() == 3);
+    // 3D: refused by name
+    let flags3 = TrainFlags {
+        model: Some("unet3d".into()),
+        synthetic_size: Some("8x32x32".into()),
+        patch: Some("8x16x16".into()),
+        tile: Some("8x32x32".into()),
+        out: Some(dir.join("run3d").display().to_string()),
+        ..flags.clone()
+    };
+    let e = train(c, &flags3, &RunOptions::default())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("val_metric = isbi_rand_error is defined for 2D data only"),
+        "{e}"
+    );
+}
+
 fn tensors_equal(a: &Checkpoint, b: &Checkpoint) {
     assert_eq!(a.tensors.len(), b.tensors.len());
     for (x, y) in a.tensors.iter().zip(&b.tensors) {

@@ -173,6 +173,12 @@ pub fn lower_is_better(metric: &str) -> bool {
     metric.ends_with("error")
 }
 
+/// `true` if `metric` is one of the ISBI 2012 challenge's scores
+/// (`isbi_*`), which [`evaluate`] computes only when asked for.
+pub fn is_challenge_metric(metric: &str) -> bool {
+    metric.starts_with("isbi_")
+}
+
 /// The class whose face-connected components are the objects: for binary
 /// labels, the class with more components summed over the samples (cells
 /// between a connected membrane network: class 0 on ISBI 2012; nuclei on

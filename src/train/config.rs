@@ -289,7 +289,13 @@ impl TrainConfig {
         one_of(
             "val_metric",
             &self.val_metric,
-            &["mean_dice", "pixel_error", "rand_error"],
+            &[
+                "mean_dice",
+                "pixel_error",
+                "rand_error",
+                "isbi_rand_error",
+                "isbi_pixel_error",
+            ],
         )?;
         one_of("blend", &self.blend, &["gaussian", "none"])?;
         one_of("gamma_range_of", &self.gamma_range_of, GAMMA_RANGE_OF)?;

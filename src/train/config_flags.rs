@@ -234,7 +234,9 @@ pub struct TrainFlags {
     /// Write last.safetensors every N steps (and at the end).
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<u64>)]
     pub checkpoint_every: Option<u64>,
-    /// Metric that picks best.safetensors: mean_dice, pixel_error or rand_error.
+    /// Metric that picks best.safetensors: mean_dice, pixel_error, rand_error
+    /// (this crate's, of the argmax map), or the ISBI 2012 challenge's
+    /// isbi_rand_error / isbi_pixel_error (best over thresholds; 2D).
     #[arg(long)]
     pub val_metric: Option<String>,
     /// Validation: flip test-time augmentation.

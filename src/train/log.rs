@@ -1,9 +1,11 @@
 //! The run's CSV log, `log.csv`: one row per logged step
-//! (`step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps`),
-//! validation columns empty where no validation ran, the last two (mixed
-//! precision: the loss scale and the steps skipped so far for a non-finite
-//! gradient) empty in f32 runs. Logs of the older 7-column format are read
-//! and, on resume, rewritten in this one. A resumed run first
+//! (`step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps,val_isbi_rand_error`),
+//! validation columns empty where no validation ran, `loss_scale` and
+//! `skipped_steps` (mixed precision: the loss scale and the steps skipped so
+//! far for a non-finite gradient) empty in f32 runs, `val_isbi_rand_error`
+//! (the ISBI 2012 challenge's Rand error, 1 - max V_Rand over thresholds)
+//! empty unless `val_metric` is one of the challenge's scores. Logs of the
+//! older 7- and 9-column formats are read and, on resume, rewritten in this one. A resumed run first
 //! drops the rows after its checkpoint's step (written before an
 //! interruption, and about to be redone), so every step appears once.
 
@@ -14,8 +16,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 pub const HEADER: &str =
+    "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps,val_isbi_rand_error";
+/// The header before the challenge's Rand error became a validation metric.
+const HEADER_9: &str =
     "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s,loss_scale,skipped_steps";
-/// The header before mixed precision added the last two columns.
+/// The header before mixed precision added `loss_scale` and `skipped_steps`.
 const HEADER_7: &str = "step,loss,lr,val_pixel_error,val_rand_error,val_mean_dice,elapsed_s";
 
 /// One row of `log.csv`.
@@ -32,6 +37,9 @@ pub struct Row {
     pub loss_scale: Option<f64>,
     /// Mixed precision: steps skipped so far for a non-finite gradient.
     pub skipped_steps: Option<f64>,
+    /// The ISBI 2012 challenge's Rand error of the validation images (when
+    /// `val_metric` is `isbi_rand_error` or `isbi_pixel_error`).
+    pub val_isbi_rand_error: Option<f64>,
 }
 
 fn cell(v: Option<f64>) -> String {
@@ -41,7 +49,7 @@ fn cell(v: Option<f64>) -> String {
 impl Row {
     pub fn to_line(&self) -> String {
         format!(
-            "{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{}",
             self.step,
             cell(self.loss),
             cell(self.lr),
@@ -53,12 +61,13 @@ impl Row {
                 .unwrap_or_default(),
             cell(self.loss_scale),
             cell(self.skipped_steps),
+            cell(self.val_isbi_rand_error),
         )
     }
 
     fn parse(line: &str) -> Option<Row> {
         let f: Vec<&str> = line.split(',').collect();
-        if f.len() != 7 && f.len() != 9 {
+        if ![7, 9, 10].contains(&f.len()) {
             return None;
         }
         let num = |s: &str| -> Option<Option<f64>> {
@@ -78,6 +87,7 @@ impl Row {
             elapsed_s: num(f[6])?,
             loss_scale: f.get(7).map_or(Some(None), |s| num(s))?,
             skipped_steps: f.get(8).map_or(Some(None), |s| num(s))?,
+            val_isbi_rand_error: f.get(9).map_or(Some(None), |s| num(s))?,
         })
     }
 }
@@ -88,7 +98,7 @@ pub fn read_rows(path: &Path) -> Result<Vec<Row>> {
         .map_err(|e| Error::file(path, format!("cannot read log: {e}")))?;
     let mut lines = text.lines();
     match lines.next() {
-        Some(h) if h.trim() == HEADER || h.trim() == HEADER_7 => {}
+        Some(h) if [HEADER, HEADER_9, HEADER_7].contains(&h.trim()) => {}
         _ => {
             return Err(Error::file(
                 path,
@@ -198,6 +208,39 @@ mod tests {
         std::fs::write(&p, "nope\n").unwrap();
         let e = read_rows(&p).unwrap_err().to_string();
         assert!(e.contains("log.csv"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn older_formats_read_and_resume_into_this_one() {
+        let dir = std::env::temp_dir().join(format!("wunet-log-old-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("log.csv");
+        for (header, row) in [
+            (HEADER_7, "5,0.5,0.01,0.1,0.2,0.7,1.500"),
+            (HEADER_9, "5,0.5,0.01,0.1,0.2,0.7,1.500,1024,3"),
+        ] {
+            std::fs::write(&p, format!("{header}\n{row}\n6,0.4,0.01,,,,2.000\n")).unwrap();
+            let rows = read_rows(&p).unwrap();
+            assert_eq!(rows.len(), 2, "{header}");
+            assert_eq!(rows[0].val_mean_dice, Some(0.7));
+            assert_eq!(rows[0].val_isbi_rand_error, None);
+            let (_, kept) = CsvLog::resume(&p, 5).unwrap();
+            assert_eq!(kept.len(), 1);
+            let text = std::fs::read_to_string(&p).unwrap();
+            assert_eq!(
+                text.lines().next(),
+                Some(HEADER),
+                "rewritten in the new format"
+            );
+            assert_eq!(read_rows(&p).unwrap(), kept);
+        }
+        let r = Row {
+            step: 7,
+            val_isbi_rand_error: Some(0.0625),
+            ..Default::default()
+        };
+        assert_eq!(Row::parse(&r.to_line()), Some(r));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -99,9 +99,10 @@ pub fn render(rows: &[Row], text: bool) -> Result<Vec<u8>> {
         c.draw_series(LineSeries::new(loss, &BLUE)).map_err(perr)?;
         // validation metrics
         type Get = fn(&Row) -> Option<f64>;
-        let series: [(&str, RGBColor, Get); 3] = [
+        let series: [(&str, RGBColor, Get); 4] = [
             ("val pixel error", RED, |r| r.val_pixel_error),
             ("val Rand error", MAGENTA, |r| r.val_rand_error),
+            ("val ISBI Rand error", CYAN, |r| r.val_isbi_rand_error),
             ("val mean Dice", GREEN, |r| r.val_mean_dice),
         ];
         let mut c = chart(&bottom, text, "validation", max_step, 1.0)?;

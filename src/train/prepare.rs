@@ -15,7 +15,7 @@ use crate::data::weightmap::WeightMapOptions;
 use crate::error::{Error, Result};
 use crate::fsutil::remove_stale_temps;
 use crate::gpu::Context;
-use crate::infer::eval::auto_objects_class;
+use crate::infer::eval::{auto_objects_class, is_challenge_metric};
 use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
 use crate::model_io::{InferMeta, ModelMeta};
 use crate::models::{Padding, UNetConfig};
@@ -550,11 +550,12 @@ fn print_plan(cfg: &TrainConfig, data: &RunData, out: &Path) {
 /// Check that the validation metric and the objects class fit the data;
 /// returns the objects class (`objects_class`, or chosen from the data).
 fn check_metrics(cfg: &TrainConfig, train: &Dataset) -> Result<i32> {
-    if cfg.val_metric == "rand_error" && cfg.dims() == 3 {
-        return Err(Error::Other(
-            "val_metric = rand_error is defined for 2D data only; use mean_dice or pixel_error"
-                .into(),
-        ));
+    let two_d_only = cfg.val_metric == "rand_error" || is_challenge_metric(&cfg.val_metric);
+    if two_d_only && cfg.dims() == 3 {
+        return Err(Error::Other(format!(
+            "val_metric = {} is defined for 2D data only; use mean_dice or pixel_error",
+            cfg.val_metric
+        )));
     }
     let classes = train.n_classes;
     if cfg.objects_class >= 0 {

@@ -9,7 +9,7 @@ use super::run::Run;
 use crate::data::sampler::{Batch, Prefetcher};
 use crate::error::{Error, Result};
 use crate::graph::ops::Reduction;
-use crate::infer::eval::{evaluate, lower_is_better};
+use crate::infer::eval::{evaluate, is_challenge_metric, lower_is_better};
 use crate::model_io::checkpoint::{self, Checkpoint};
 use crate::models::Loss;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -141,22 +141,24 @@ impl Run<'_> {
     pub(super) fn validate(&mut self, ck: &Checkpoint, st: &mut Step) -> Result<()> {
         let predictor = &mut self.p.predictor;
         predictor.load(self.ctx, ck, &self.p.files.memory)?;
+        let metric = &self.p.cfg.val_metric;
+        let challenge = is_challenge_metric(metric);
         let m = evaluate(
             self.ctx,
             predictor,
             &self.p.val,
             self.p.objects,
-            false,
+            challenge,
             None,
         )?;
         if let Some(r) = st.row.as_mut() {
             r.val_pixel_error = Some(m.pixel_error);
             r.val_rand_error = m.rand_error;
             r.val_mean_dice = m.mean_dice;
+            r.val_isbi_rand_error = m.challenge.as_ref().map(|c| c.rand_error);
         }
         // an undefined metric (e.g. no object in the validation images)
         // is reported, not fatal: best.safetensors waits for a value
-        let metric = &self.p.cfg.val_metric;
         let v = m.get(metric);
         if v.is_none() {
             self.progress.say(format!(
@@ -176,7 +178,7 @@ impl Run<'_> {
             self.last_loss.unwrap_or(f64::NAN),
             m.lines()
                 .iter()
-                .filter(|(n, _)| !n.starts_with("dice_") && !n.starts_with("iou_"))
+                .filter(|(n, _)| shown_in_progress(n))
                 .map(|(n, v)| format!("{n} {v:.4}"))
                 .collect::<Vec<_>>()
                 .join(", ")
@@ -346,4 +348,14 @@ fn pixel_accuracy(logits: &[f32], labels: &[i32], n: usize, classes: usize) -> f
         }
     }
     right as f64 / labels.len().max(1) as f64
+}
+
+/// The validation metrics printed on the progress line: the per-class Dice
+/// and IoU and the challenge's split, merge and threshold terms stay in
+/// `wunet eval`.
+fn shown_in_progress(name: &str) -> bool {
+    let per_class = name.starts_with("dice_") || name.starts_with("iou_");
+    let challenge_detail = name.starts_with("isbi_")
+        && !matches!(name, "isbi_pixel_error" | "isbi_rand_error" | "isbi_v_info");
+    !per_class && !challenge_detail
 }
