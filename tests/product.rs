@@ -598,19 +598,8 @@ fn large_image_tiled_is_seamless_and_predict_writes_it() {
     let dir = tmp("large");
     let mut ck = ck;
     InferMeta {
-        model: ModelMeta::from(&cfg),
-        normalize: "zscore".into(),
-        norm_clip: false,
-        class_values: vec![0, 1, 2],
-        foreground_value: -1,
-        objects_class: 1,
-        tile: "256".into(),
         blend: "none".into(),
-        instances: false,
-        min_object_size: 0,
-        neck_ratio: 0.0,
-        tta: false,
-        object_diameter: 0.0,
+        ..InferMeta::for_model(ModelMeta::from(&cfg), "256")
     }
     .store(&mut ck)
     .unwrap();

@@ -47,21 +47,7 @@ fn model(c: &Context, cfg: &UNetConfig, tile: &str) -> (Checkpoint, InferMeta) {
         },
     )
     .unwrap();
-    let meta = InferMeta {
-        model: ModelMeta::from(cfg),
-        normalize: "zscore".into(),
-        norm_clip: false,
-        class_values: vec![0, 1, 2],
-        foreground_value: -1,
-        objects_class: 1,
-        tile: tile.into(),
-        blend: "gaussian".into(),
-        instances: false,
-        min_object_size: 0,
-        neck_ratio: 0.0,
-        tta: false,
-        object_diameter: 0.0,
-    };
+    let meta = InferMeta::for_model(ModelMeta::from(cfg), tile);
     (exec.export(c).unwrap(), meta)
 }
 

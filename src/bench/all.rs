@@ -412,21 +412,7 @@ fn small_texture_model(ctx: &Context) -> Result<TexturePredictor> {
             ..Default::default()
         },
     )?;
-    let meta = InferMeta {
-        model: ModelMeta::from(&cfg),
-        normalize: "zscore".into(),
-        norm_clip: false,
-        class_values: vec![0, 1],
-        foreground_value: 1,
-        objects_class: 1,
-        tile: "64x64".into(),
-        blend: "gaussian".into(),
-        instances: false,
-        min_object_size: 0,
-        neck_ratio: 0.0,
-        tta: false,
-        object_diameter: 0.0,
-    };
+    let meta = InferMeta::for_model(ModelMeta::from(&cfg), "64x64");
     let opts = crate::infer::PredictOptions::default();
     let path = std::path::Path::new("(bench model)");
     TexturePredictor::from_loaded(ctx, exec.export(ctx)?, meta, path, &opts)

@@ -194,6 +194,42 @@ pub struct InferMeta {
 }
 
 impl InferMeta {
+    /// The metadata of a network made in code rather than by `wunet train`:
+    /// per-image z-scores, class `c` stored as the value `c`, class 1 the
+    /// objects, input tiles of `tile` (`HxW` or `DxHxW`) blended with a
+    /// Gaussian, and none of training's options (no instances, no TTA, the
+    /// objects' diameter unknown). Change fields with struct update syntax.
+    ///
+    /// ```
+    /// use wunet::model_io::{InferMeta, ModelMeta};
+    /// use wunet::models::UNetConfig;
+    ///
+    /// let net = UNetConfig::ronneberger2015();
+    /// let meta = InferMeta {
+    ///     blend: "none".into(),
+    ///     ..InferMeta::for_model(ModelMeta::from(&net), "572x572")
+    /// };
+    /// assert_eq!(meta.class_values, [0, 1]);
+    /// assert_eq!(meta.unet().unwrap(), net);
+    /// ```
+    pub fn for_model(model: ModelMeta, tile: &str) -> InferMeta {
+        InferMeta {
+            class_values: (0..model.classes as i64).collect(),
+            model,
+            normalize: "zscore".into(),
+            norm_clip: false,
+            foreground_value: -1,
+            objects_class: 1,
+            tile: tile.into(),
+            blend: "gaussian".into(),
+            instances: false,
+            min_object_size: 0,
+            neck_ratio: 0.0,
+            tta: false,
+            object_diameter: 0.0,
+        }
+    }
+
     /// Store into a checkpoint's metadata.
     pub fn store(&self, ck: &mut Checkpoint) -> Result<()> {
         let s = toml::to_string(self).map_err(|e| Error::Other(format!("metadata: {e}")))?;
