@@ -488,3 +488,179 @@ fn memory_does_not_grow_with_the_volume() {
         "the in-memory path should grow ({mem_peaks:?}): is the measurement blind?"
     );
 }
+
+/// A seeded, untrained 2D network (same padding, 2 classes, percentile
+/// normalisation) saved as a checkpoint: its output follows its input, as
+/// the tiny trained one's does not at these sizes.
+fn seeded_2d_checkpoint(c: &wunet::Context, path: &Path) {
+    use wunet::exec::{ExecOptions, Executor};
+    use wunet::model_io::{InferMeta, ModelMeta};
+    use wunet::models::{build_unet_with, Mode, Padding, UNetConfig};
+    let mut cfg = UNetConfig::ronneberger2015();
+    (cfg.base, cfg.depth, cfg.padding, cfg.dropout) = (4, 2, Padding::Same, 0.0);
+    let net = build_unet_with(
+        &cfg,
+        1,
+        &[32, 32],
+        &Mode::Inference,
+        wunet::shape::Precision::F32,
+    )
+    .unwrap();
+    let opts = ExecOptions {
+        seed: 9,
+        keep: vec![],
+        ..Default::default()
+    };
+    let mut ck = Executor::new(c, net.graph, &opts)
+        .unwrap()
+        .export(c)
+        .unwrap();
+    InferMeta {
+        normalize: "percentile".into(),
+        ..InferMeta::for_model(ModelMeta::from(&cfg), "32")
+    }
+    .store(&mut ck)
+    .unwrap();
+    wunet::model_io::checkpoint::save(path, &ck).unwrap();
+}
+
+#[test]
+fn norm_scope_stack_normalises_a_2d_models_volume_once() {
+    let Some((ck3, _)) = checkpoints() else {
+        return;
+    };
+    let c = common::ctx().expect("checkpoints() needs a GPU");
+    let dir = tmp("stack");
+    let ck2 = &dir.join("seeded.safetensors");
+    seeded_2d_checkpoint(c, ck2);
+    // four sections, the last two at 5 % of the brightness: on its own each
+    // dim section is stretched to look like a bright one; as one stack it
+    // stays nearly dark
+    let [h, w] = [40, 52];
+    let mut data = Vec::new();
+    for (z, gain) in [1.0f32, 1.0, 0.05, 0.05].into_iter().enumerate() {
+        let s = em_cells_2d(20 + z as u64, h, w).image;
+        data.extend(s.data.iter().map(|&v| (v * 3000.0 * gain).round() as u16));
+    }
+    let dims = [4, h, w];
+    let npy = dir.join("vol.npy");
+    write_npy(&npy, &Array3::from_vec(dims, data.clone()).unwrap()).unwrap();
+    let zarr = dir.join("vol.zarr");
+    write_v3(&zarr, "/", dims, [2, 24, 24], &data);
+    // in memory: each scope's probabilities
+    let probs = |name: &str, extra: &[&str]| {
+        let (seg, pr) = (
+            dir.join(format!("{name}.npy")),
+            dir.join(format!("{name}_p.npy")),
+        );
+        predict_ok(
+            ck2,
+            &npy,
+            &seg,
+            &[&["--probabilities", &p(&pr)], extra].concat(),
+        );
+        npy_f32(&pr)
+    };
+    let section = probs("section", &[]);
+    let stack = probs("stack", &["--norm-scope", "stack"]);
+    // the library's route to the stack scope: normalise the volume whole,
+    // then predict each section
+    let ck = wunet::model_io::checkpoint::load(ck2).unwrap();
+    let meta = wunet::model_io::InferMeta::from_checkpoint(&ck, ck2).unwrap();
+    let mut vol = wunet::data::io::read_image(&npy).unwrap();
+    wunet::data::normalize::normalize(&mut vol, meta.dataset_options().normalize);
+    let opts = wunet::infer::PredictOptions::from_meta(&meta).unwrap();
+    let mut pr = wunet::infer::predict::Predictor::from_loaded(
+        c,
+        &ck,
+        &meta,
+        ck2,
+        None,
+        Some([1, h, w]),
+        &opts,
+    )
+    .unwrap();
+    let n = h * w;
+    for z in 0..4 {
+        let pz = pr.predict(c, &vol.section(z).unwrap()).unwrap();
+        for k in 0..2 {
+            let got = &stack[(k * 4 + z) * n..(k * 4 + z + 1) * n];
+            common::assert_close(
+                &format!("stack, section {z}"),
+                got,
+                &pz.data[k * n..(k + 1) * n],
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+    let dim = |v: &[f32]| v[2 * n..4 * n].to_vec();
+    // an untrained net's probabilities stay near 0.5; far beyond float noise
+    // they move where the dim sections' input did
+    let moved = dim(&stack)
+        .iter()
+        .zip(dim(&section))
+        .filter(|(a, b)| (*a - b).abs() > 1e-3)
+        .count();
+    assert!(
+        moved > n / 10,
+        "the dim sections' probabilities moved at {moved} of {} pixels",
+        2 * n
+    );
+    // block-wise: the same statistics, the same labels as in memory
+    let out = dir.join("stack_seg.zarr");
+    predict_ok(
+        ck2,
+        &zarr,
+        &out,
+        &["--norm-scope", "stack", "--chunk", "2x24x24"],
+    );
+    let want: Vec<u8> = read_labels(&dir.join("stack.npy"))
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| (v > 0) as u8)
+        .collect();
+    let got: Vec<u8> = labels_of(&out).iter().map(|&v| (v > 0) as u8).collect();
+    same(&got, &want, "block-wise --norm-scope stack");
+    // eval scores the same labels: its pixel error against a mask
+    let data_dir = dir.join("labelled");
+    std::fs::create_dir_all(&data_dir).unwrap();
+    std::fs::copy(&npy, data_dir.join("vol_image.npy")).unwrap();
+    let mask: Vec<u8> = (0..4 * n).map(|i| ((i / 7) % 2) as u8).collect();
+    write_npy(
+        &data_dir.join("vol_mask.npy"),
+        &Array3::from_vec(dims, mask.clone()).unwrap(),
+    )
+    .unwrap();
+    let wrong = want.iter().zip(&mask).filter(|(a, b)| a != b).count();
+    let text = ok(&[
+        "eval",
+        "--checkpoint",
+        &p(ck2),
+        "--data",
+        &p(&data_dir),
+        "--norm-scope",
+        "stack",
+    ]);
+    let pe: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("pixel_error: "))
+        .expect("pixel_error line")
+        .parse()
+        .unwrap();
+    assert!((pe - wrong as f64 / (4 * n) as f64).abs() < 1e-6, "{text}");
+    // a store begun with the other scope, and the flag's bad values
+    let e = predict_fails(ck2, &zarr, &out, &["--chunk", "2x24x24"]);
+    assert!(e.contains("--norm-scope"), "{e}");
+    let e = predict_fails(ck3, &npy, &dir.join("x.npy"), &["--norm-scope", "section"]);
+    assert!(
+        e.contains("--norm-scope section: the checkpoint is a 3D model"),
+        "{e}"
+    );
+    let e = predict_fails(ck2, &npy, &dir.join("x.npy"), &["--norm-scope", "slab"]);
+    assert!(
+        e.contains("--norm-scope slab: expected section or stack"),
+        "{e}"
+    );
+}

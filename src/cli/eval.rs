@@ -147,6 +147,13 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         }
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
     }
+    // --norm-scope stack: a 2D model's volumes normalised whole, before sectioning
+    let stacked = cfg.dims == 2 && ds.is_3d() && !a.infer.per_section(cfg.dims)?;
+    if stacked {
+        for smp in &mut ds.samples {
+            normalize(&mut smp.image, mode);
+        }
+    }
     if cfg.dims == 2 && ds.is_3d() {
         // a 2D model scores a volume section by section
         let mut secs = Vec::new();
@@ -170,7 +177,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
             "a 3D model needs volumes, but the data is 2D",
         ));
     }
-    if cfg.dims == 2 {
+    if cfg.dims == 2 && !stacked {
         for smp in &mut ds.samples {
             normalize(&mut smp.image, mode);
         }

@@ -152,6 +152,13 @@ pub struct InferFlags {
     /// `--scale` worked out for you.
     #[arg(long, allow_hyphen_values = true)]
     pub diameter: Option<f32>,
+    /// A 2D model on a stack of sections (a volume): normalise each section
+    /// on its own (`section`, as training normalised each 2D image; the
+    /// default) or the stack as a whole (`stack`: one set of statistics, so
+    /// that sections with few or no objects keep a dark background dark
+    /// instead of stretching its noise). A 3D model normalises whole volumes.
+    #[arg(long)]
+    pub norm_scope: Option<String>,
 }
 
 impl PredictArgs {
@@ -198,6 +205,22 @@ impl InferFlags {
             check_f64("--diameter", d as f64, Range::Positive)?;
         }
         check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
+    }
+
+    /// Whether each z-section of a volume is normalised on its own
+    /// (`--norm-scope`, for a model of `dims` dimensions).
+    pub fn per_section(&self, dims: usize) -> Result<bool> {
+        match (self.norm_scope.as_deref(), dims) {
+            (None, d) => Ok(d == 2),
+            (Some("stack"), _) => Ok(false),
+            (Some("section"), 2) => Ok(true),
+            (Some("section"), d) => Err(Error::Other(format!(
+                "--norm-scope section: the checkpoint is a {d}D model, which normalises whole volumes; leave the flag out"
+            ))),
+            (Some(s), _) => Err(Error::Other(format!(
+                "--norm-scope {s}: expected section or stack"
+            ))),
+        }
     }
 
     /// The (y, x) resize factor: `--scale`, or the checkpoint's training
@@ -383,7 +406,7 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     // the overlay shows the raw intensities; keep them only when asked
     let raw = a.overlay.as_ref().map(|_| image.clone());
     let mode = meta.dataset_options().normalize;
-    if meta.model.dims == 2 {
+    if a.infer.per_section(meta.model.dims)? {
         // as in training, where every 2D image was normalised on its own
         normalize_sections(&mut image, mode);
     } else {

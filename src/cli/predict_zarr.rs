@@ -102,6 +102,7 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
     let (tile, opts, instances) = match resolve {
         Some((ctx, meta)) => {
             let (tile, opts) = a.infer.resolve(ctx, meta, checkpoint, meta.model.dims)?;
+            a.infer.per_section(meta.model.dims)?; // --norm-scope checked against the model
             let instances = match instances_wanted(a.instances, meta, checkpoint)? {
                 true => Some(InstanceRecord::of(&a.watershed.options(meta)?)),
                 false => None,
@@ -128,6 +129,7 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
         tile,
         opts,
         instances,
+        norm_stack: a.infer.norm_scope.as_deref() == Some("stack"),
     })
 }
 

@@ -79,6 +79,9 @@ pub struct BlockJob {
     /// Instance ids instead of class labels: each chunk's watershed, then
     /// the join ([`instances`]).
     pub instances: Option<InstanceRecord>,
+    /// A 2D model: normalise the volume with one set of statistics
+    /// (`--norm-scope stack`) instead of each z-section with its own.
+    pub norm_stack: bool,
 }
 
 /// What a worker did.
@@ -455,7 +458,7 @@ fn open_or_create(
             "predict: measuring the normalisation statistics of {}",
             src.name
         );
-        want.stats = stats::volume_stats(src, mode, cfg.dims == 2)?;
+        want.stats = stats::volume_stats(src, mode, per_section(job, cfg))?;
         let mut attrs = serde_json::Map::new();
         let rec = serde_json::to_value(&*want).map_err(|e| Error::Other(e.to_string()))?;
         attrs.insert("wunet".into(), rec);
@@ -492,13 +495,24 @@ fn open_or_create(
     }
     let have = store::read_record(&job.output)?;
     store::check_matches(&job.output, &have, want)?;
-    if have.stats.len() != if cfg.dims == 2 { src.dims[0] } else { 1 } {
+    if have.stats.len()
+        != if per_section(job, cfg) {
+            src.dims[0]
+        } else {
+            1
+        }
+    {
         return Err(Error::file(
             &job.output,
-            "the record's normalisation statistics do not fit the input",
+            "the record's normalisation statistics do not fit the input (one per section or one for the volume: was the store begun with another --norm-scope?)",
         ));
     }
     Ok(have)
+}
+
+/// Whether each z-section has its own normalisation statistics.
+fn per_section(job: &BlockJob, cfg: &UNetConfig) -> bool {
+    cfg.dims == 2 && !job.norm_stack
 }
 
 /// Array shape and chunk shape of the label array (`classes: None`) or of
