@@ -6,7 +6,9 @@
 #     3D mask) — the 2D view of a 3D sample;
 #   * its 51 z sections one by one (`wunet eval` scores a volume section by section with a
 #     2D model; sections above and below the nuclei are empty, and a section's blur of a
-#     nucleus lying in the next sections is background in the 3D ground truth).
+#     nucleus lying in the next sections is background in the 3D ground truth), each
+#     normalised on its own (as training normalised each 2D image) and, with
+#     `--norm-scope stack`, the stack as a whole (empty sections stay dark).
 # Each as it comes and resized by `--diameter` (the checkpoint's training-object diameter
 # over the embryo's, 16.9 px: the median diameter of the nuclei's largest sections, as
 # `wunet train --data ../shared/data/mouse_embryo_nuclei3d --model unet3d --val-fraction 0.01` prints it).
@@ -49,4 +51,6 @@ row "projection" "$out/mip"
 row "projection, --diameter $diam" "$out/mip" --diameter "$diam"
 row "51 sections" "$data"
 row "51 sections, --diameter $diam" "$data" --diameter "$diam"
+row "51 sections, --norm-scope stack" "$data" --norm-scope stack
+row "51 sections, --norm-scope stack --diameter $diam" "$data" --norm-scope stack --diameter "$diam"
 } | tee "$out/transfer.md"
