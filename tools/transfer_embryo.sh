@@ -37,7 +37,7 @@ np.save(f"{dst}/embryo_mask.npy", np.load(f"{src}/stage08_mask.npy").max(0)[None
 PY
 row() { # name, data, flags...
     local name=$1 d=$2; shift 2
-    local log="$out/$(echo "$name" | tr ' /' '__').txt"
+    local log="$out/$(printf %s "$name" | tr -cs 'a-zA-Z0-9.' '_').txt"
     # the embryo masks store nucleus as 1 (the NIH3T3 masks as 255)
     "$wunet" eval --checkpoint "$ck" --data "$d" --split all --class-values 0,1 "$@" \
         ${EVAL_FLAGS:-} >"$log" 2>"$log.stderr"
