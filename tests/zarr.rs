@@ -663,4 +663,25 @@ fn norm_scope_stack_normalises_a_2d_models_volume_once() {
         e.contains("--norm-scope slab: expected section or stack"),
         "{e}"
     );
+    let eval = |ck: &Path, scope: &str| {
+        fails(&[
+            "eval",
+            "--checkpoint",
+            &p(ck),
+            "--data",
+            &p(&data_dir),
+            "--norm-scope",
+            scope,
+        ])
+    };
+    let e = eval(ck3, "section");
+    assert!(
+        e.contains("--norm-scope section: the checkpoint is a 3D model"),
+        "{e}"
+    );
+    let e = eval(ck2, "slab");
+    assert!(
+        e.contains("--norm-scope slab: expected section or stack"),
+        "{e}"
+    );
 }

@@ -88,6 +88,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     // own, as in training; a 3D model every volume
     let opts = meta.dataset_options();
     let mode = opts.normalize;
+    let per_section = a.infer.per_section(cfg.dims)?;
     let map = data_class_values(a, &meta.class_values, cfg.classes)?;
     let perturb = a
         .perturb
@@ -148,7 +149,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
     }
     // --norm-scope stack: a 2D model's volumes normalised whole, before sectioning
-    let stacked = cfg.dims == 2 && ds.is_3d() && !a.infer.per_section(cfg.dims)?;
+    let stacked = cfg.dims == 2 && ds.is_3d() && !per_section;
     if stacked {
         for smp in &mut ds.samples {
             normalize(&mut smp.image, mode);

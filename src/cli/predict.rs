@@ -204,6 +204,11 @@ impl InferFlags {
         if let Some(d) = self.diameter {
             check_f64("--diameter", d as f64, Range::Positive)?;
         }
+        if let Some(s) = self.norm_scope.as_deref() {
+            if s != "section" && s != "stack" {
+                return Err(bad_norm_scope(s));
+            }
+        }
         check_f64("--overlap", self.overlap as f64, Range::HalfOpen(0.0, 1.0))
     }
 
@@ -217,9 +222,7 @@ impl InferFlags {
             (Some("section"), d) => Err(Error::Other(format!(
                 "--norm-scope section: the checkpoint is a {d}D model, which normalises whole volumes; leave the flag out"
             ))),
-            (Some(s), _) => Err(Error::Other(format!(
-                "--norm-scope {s}: expected section or stack"
-            ))),
+            (Some(s), _) => Err(bad_norm_scope(s)),
         }
     }
 
@@ -290,6 +293,10 @@ impl InferFlags {
         };
         Ok((tile, opts))
     }
+}
+
+fn bad_norm_scope(s: &str) -> Error {
+    Error::Other(format!("--norm-scope {s}: expected section or stack"))
 }
 
 /// Probabilities of `image` (normalised as in training); a 2D model on a
