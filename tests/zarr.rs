@@ -75,8 +75,7 @@ fn four_workers_equal_one_worker_and_the_in_memory_predictor() {
     for c in procs.iter_mut() {
         assert!(c.wait().unwrap().success());
     }
-    let want = read_labels(&seg_npy).unwrap();
-    let want: Vec<u8> = want.data.iter().map(|&v| v as u8).collect();
+    let want = npy_labels(&seg_npy);
     let want_p = npy_f16(&prob_npy);
     for (s, sp) in [
         (&one, &one_p),
@@ -172,18 +171,11 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
     let (seg, out) = (dir.join("seg.npy"), dir.join("seg.zarr"));
     predict_ok(ck2, &npy, &seg, &[]);
     predict_ok(ck2, &zarr, &out, &["--chunk", "2x24x24"]);
-    let want: Vec<u8> = read_labels(&seg)
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| v as u8)
-        .collect();
-    let got: Vec<u8> = labels_of(&out)
-        .iter()
-        .map(|&v| if v > 0 { 255 } else { 0 })
-        .collect();
-    let want: Vec<u8> = want.iter().map(|&v| if v > 0 { 255 } else { 0 }).collect();
-    same(&got, &want, "2D model on a stack");
+    same(
+        &foreground(&labels_of(&out)),
+        &foreground(&npy_labels(&seg)),
+        "2D model on a stack",
+    );
     // a 2D array (y, x) gives a 2D label array
     let img = em_cells_2d(3, 61, 87).image;
     let data: Vec<u16> = img
@@ -200,14 +192,11 @@ fn a_2d_model_on_a_stack_and_on_a_2d_array_equals_the_in_memory_predictor() {
     predict_ok(ck2, &flat, &out2, &["--chunk", "1x40x40"]);
     let s = ZarrSink::open(&out2).unwrap();
     assert_eq!(s.layout().0, vec![61, 87], "a 2D input gives a 2D output");
-    let want: Vec<u8> = read_labels(&seg2)
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| (v > 0) as u8)
-        .collect();
-    let got: Vec<u8> = labels_of(&out2).iter().map(|&v| (v > 0) as u8).collect();
-    same(&got, &want, "2D array");
+    same(
+        &foreground(&labels_of(&out2)),
+        &foreground(&npy_labels(&seg2)),
+        "2D array",
+    );
 }
 
 #[test]
@@ -236,13 +225,7 @@ fn scaled_prediction_equals_the_in_memory_scaled_predictor() {
     ]
     .concat();
     predict_ok(ck3, &zarr, &out, &flags);
-    let want: Vec<u8> = read_labels(&seg_npy)
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| v as u8)
-        .collect();
-    same(&labels_of(&out), &want, "3D, --scale 1.5");
+    same(&labels_of(&out), &npy_labels(&seg_npy), "3D, --scale 1.5");
     same_probs(
         &out_p,
         &npy_f16(&prob_npy),
@@ -271,14 +254,11 @@ fn scaled_prediction_equals_the_in_memory_scaled_predictor() {
         &out2,
         &["--scale", "0.7", "--chunk", "2x24x24"],
     );
-    let want: Vec<u8> = read_labels(&seg2)
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| (v > 0) as u8)
-        .collect();
-    let got: Vec<u8> = labels_of(&out2).iter().map(|&v| (v > 0) as u8).collect();
-    same(&got, &want, "2D model on a stack, --scale 0.7");
+    same(
+        &foreground(&labels_of(&out2)),
+        &foreground(&npy_labels(&seg2)),
+        "2D model on a stack, --scale 0.7",
+    );
 }
 
 #[test]
@@ -307,12 +287,7 @@ fn ome_zarr_levels_zarr_v2_and_regions() {
     let (seg1, out1) = (dir.join("s1seg.npy"), dir.join("s1seg.zarr"));
     predict_ok(ck3, &npy1, &seg1, &[]);
     predict_ok(ck3, &ome, &out1, &["--level", "1"]);
-    let want: Vec<u8> = read_labels(&seg1)
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| v as u8)
-        .collect();
+    let want = npy_labels(&seg1);
     same(&labels_of(&out1), &want, "level 1 of the OME-Zarr image");
     let e = predict_fails(ck3, &ome, &dir.join("x.zarr"), &["--level", "2"]);
     assert!(e.contains("--level 2") && e.contains("2 levels"), "{e}");
@@ -615,14 +590,12 @@ fn norm_scope_stack_normalises_a_2d_models_volume_once() {
         &out,
         &["--norm-scope", "stack", "--chunk", "2x24x24"],
     );
-    let want: Vec<u8> = read_labels(&dir.join("stack.npy"))
-        .unwrap()
-        .data
-        .iter()
-        .map(|&v| (v > 0) as u8)
-        .collect();
-    let got: Vec<u8> = labels_of(&out).iter().map(|&v| (v > 0) as u8).collect();
-    same(&got, &want, "block-wise --norm-scope stack");
+    let want = foreground(&npy_labels(&dir.join("stack.npy")));
+    same(
+        &foreground(&labels_of(&out)),
+        &want,
+        "block-wise --norm-scope stack",
+    );
     // eval scores the same labels: its pixel error against a mask
     let data_dir = dir.join("labelled");
     std::fs::create_dir_all(&data_dir).unwrap();

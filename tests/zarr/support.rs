@@ -6,7 +6,7 @@ pub use super::common::predict_args;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, OnceLock};
-use wunet::data::io::write_npy;
+use wunet::data::io::{read_labels, write_npy};
 use wunet::data::synthetic::nuclei_3d;
 use wunet::data::zarr::ZarrSink;
 use wunet::data::Array3;
@@ -166,6 +166,23 @@ pub fn labels_of(store: &Path) -> Vec<u8> {
     let s = ZarrSink::open(store).unwrap();
     let (shape, _, _) = s.layout();
     s.read::<u8>(shape.iter().map(|&v| 0..v).collect()).unwrap()
+}
+
+/// The labels of an in-memory prediction (`wunet predict` to `.npy`), as
+/// the bytes a label store holds.
+pub fn npy_labels(path: &Path) -> Vec<u8> {
+    read_labels(path)
+        .unwrap()
+        .data
+        .iter()
+        .map(|&v| v as u8)
+        .collect()
+}
+
+/// 1 where a label is not background, else 0 (the in-memory output holds
+/// the data's label values, the store the class ids).
+pub fn foreground(labels: &[u8]) -> Vec<u8> {
+    labels.iter().map(|&v| (v > 0) as u8).collect()
 }
 
 pub fn probs_of(store: &Path) -> Vec<half::f16> {
