@@ -18,7 +18,7 @@
 mod common;
 use common::{assert_close, ctx, rand_vec};
 use wunet::gpu::Context;
-use wunet::ops::conv::{self, ConvKernel};
+use wunet::ops::conv::{self, tune, ConvKernel};
 use wunet::ops::coop;
 use wunet::reference::conv as r;
 use wunet::shape::conv_weight_shape;
@@ -589,6 +589,68 @@ fn direct_matches_reference_emulated() {
     let Some(c) = emu_ctx() else { return };
     direct_tiles_of_cases();
     check_list(c, ConvKernel::CoopDirectEmulated, &direct_cases());
+}
+
+/// The direct forward's tile chosen by measurement (`coop::tuned`), on the emulated kernels
+/// (the gate that keeps emulated kernels on the rule's tile is bypassed with
+/// `choose_among`): the candidates are the rule's tile first, then distinct neighbours, and
+/// each computes the reference's forward; the first choice is measured and written to the
+/// cache (in a folder of its own) with every candidate's time, the second is read from it.
+#[test]
+fn direct_tile_measured_then_cached_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    let dir = std::env::temp_dir().join(format!("wunet-coop-tune-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    // This file's only test that tunes: the others name their kernels and tiles.
+    std::env::set_var("WUNET_CACHE_DIR", &dir);
+    tune::set_mode(tune::Mode::Unbounded);
+    let case = &direct_cases()[0];
+    let ws = conv_weight_shape(case.o, case.x.c(), &case.win, false);
+    let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+    let cands = coop::tuned::candidates(c, &ys, &case.win);
+    assert_eq!(Some(cands[0]), coop::direct_tile(&ys, &case.win));
+    let names: Vec<String> = cands.iter().map(coop::tuned::tile_name).collect();
+    eprintln!("candidates of {} -> {ys}: {names:?}", case.x);
+    assert!(cands.len() >= 3, "{names:?}");
+    for (i, n) in names.iter().enumerate() {
+        assert!(tune::valid_name(n) && !names[..i].contains(n), "{names:?}");
+    }
+
+    let xv = round_f16(&rand_vec(case.x.numel(), 1));
+    let wv = round_f16(&rand_vec(ws.numel(), 2));
+    let bv = rand_vec(case.o, 3);
+    let (yref, _) = r::conv_fwd(&xv, &case.x, &wv, &ws, Some(&bv), &case.win);
+    let x = upload(c, &xv, case.x, DType::F16);
+    let w = Tensor::from_f32(c, &wv, ws).unwrap();
+    let b = Tensor::from_f32(c, &bv, Shape::vector(case.o)).unwrap();
+    let (at, rt) = tol(case.x.c() * 9, amax(&xv), amax(&wv));
+    for (t, name) in cands.iter().zip(&names) {
+        let y = Tensor::empty(c, ys, DType::F16).unwrap();
+        coop::tuned::with_tile(*t, || {
+            c.run(|rec| {
+                let k = ConvKernel::CoopDirectEmulated;
+                conv::conv_into(rec, &x, &w, Some(&b), &case.win, &y, k)
+            })
+        })
+        .unwrap();
+        assert_close(name, &y.to_f32_vec(c).unwrap(), &yref, at, rt);
+    }
+
+    let mode = coop::coop_mode(ConvKernel::CoopDirectEmulated).unwrap();
+    let shapes = (&case.x, &ys);
+    let (t1, how) = coop::tuned::choose_among(c, mode, shapes, &case.win, DType::F16).unwrap();
+    assert_eq!(how, "measured");
+    assert!(cands.contains(&t1));
+    let key = coop::tuned::key(&case.x, case.o, &case.win, DType::F16);
+    assert_eq!(key, "coop fwd 2x5x17x19 o7 k1x3x3 p1,1 f16");
+    let text = std::fs::read_to_string(dir.join("conv-variants.txt")).unwrap();
+    let line = text.lines().find(|l| l.contains(&key)).expect("cached");
+    for n in &names {
+        assert!(line.contains(&format!("{n}=")), "{n} not timed: {line}");
+    }
+    let again = coop::tuned::choose_among(c, mode, shapes, &case.win, DType::F16);
+    assert_eq!(again, Some((t1, "cache")));
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The stagings of the direct forward other than the default (which every direct test

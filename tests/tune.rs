@@ -47,6 +47,7 @@ fn corrupt_file_is_ignored_and_rewritten() {
         "garbage\n",
         "wunet-conv-variants 1\na\tb\n",
         "wunet-conv-variants 999\n",
+        "wunet-conv-variants 3\na\td\tfwd k\tbad=name\tbad=name=1.0\n",
         "",
     ] {
         std::fs::write(&p, junk).unwrap();
@@ -143,6 +144,32 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
         &mut |k| fake(&mut calls, k),
     );
     assert_eq!((k, calls), (ConvKernel::Cpu, 9));
+    // Named candidates (the matrix-unit conv's tiles): the same cache, the index returned,
+    // the choice and how in `decisions`.
+    let names: Vec<String> = [
+        "bm64-wnf4-w32-db1",
+        "bm32-wnf4-w32-db1",
+        "bm64-wnf2-w32-db1",
+    ]
+    .map(String::from)
+    .to_vec();
+    let time = |ncalls: &mut usize, i: usize| -> wunet::Result<f64> {
+        *ncalls += 1;
+        Ok([3.0, 2.0, 4.0][i])
+    };
+    let mut ncalls = 0;
+    let got = tune::choose_named(&info("drv A"), budget, "coop fwd t", &names, &mut |i| {
+        time(&mut ncalls, i)
+    });
+    assert_eq!((got, ncalls), ((1, "measured"), 3));
+    let got = tune::choose_named(&info("drv A"), budget, "coop fwd t", &names, &mut |i| {
+        time(&mut ncalls, i)
+    });
+    assert_eq!((got, ncalls), ((1, "cache"), 3));
+    let dec = tune::decisions();
+    assert!(dec.contains(&("coop fwd t".into(), "bm32-wnf4-w32-db1".into(), "cache")));
+    let text = std::fs::read_to_string(d.join("conv-variants.txt")).unwrap();
+    assert!(text.contains("bm32-wnf4-w32-db1=2.000"), "{text}");
     // Mode off: the fallback even where the cache has an entry.
     tune::set_mode(tune::Mode::Off);
     let k = tune::choose_for(&info("drv A"), budget, "fwd test", &cands, &mut |k| {

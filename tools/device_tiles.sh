@@ -8,6 +8,10 @@
 # default staging and with the f16-packed one (pack=1), and f32 for the "no slower" check; the
 # up-convolution on the FMA-unit kernel (up) and on the matrix units (coop) between them; the
 # Winograd f32 kernels beside the tiled f32 one at each conv size (issue 12's GPU figure).
+# Then (6.) the tiles chosen by measurement (src/ops/coop/tuned.rs): `wunet tune` measures
+# every direct forward of the U-Net steps in mixed precision into a fresh cache, and the
+# steps run on the measured tiles beside the rule's (WUNET_TUNE=0). Sections 3 and 5 set
+# WUNET_COOP_DIRECT_TILE (empty included), which turns the measurement off.
 # Binaries from .devbin/bin.tgz (tools/device_pack.sh conv_coop conv mixed), the environment
 # from device_env.sh. Output: $OUT/tiles.log.
 set -u
@@ -53,5 +57,21 @@ for m in unet2d unet3d; do
     echo "-- wunet bench $m --precision f32"
     t 120 $B/wunet bench $m --runs 20 --precision f32 | grep -E "precision|median"
 done
+echo "== 6. measured tiles (wunet tune, fresh cache) against the rule's (WUNET_TUNE=0)"
+export WUNET_CACHE_DIR=$(mktemp -d)
+for m in unet2d unet3d; do
+    echo "-- wunet tune $m --precision mixed"
+    t 150 $B/wunet tune $m --precision mixed | grep -E "coop|measuring"
+    echo "-- wunet bench $m --precision mixed (measured tiles)"
+    t 120 $B/wunet bench $m --runs 20 --precision mixed | grep -E "median"
+    echo "-- WUNET_TUNE=0 wunet bench $m --precision mixed (the rule's tiles)"
+    WUNET_TUNE=0 t 120 $B/wunet bench $m --runs 20 --precision mixed | grep -E "median"
+done
+for shape in "8x256x64x64 --out-channels 256" "1x64x256x256 --out-channels 64"; do
+    echo "-- bench conv $shape, measured tile"
+    t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant coop --precision mixed \
+        --runs 20 | grep -E "variant|median_ms|gflops"
+done
+cat "$WUNET_CACHE_DIR/conv-variants.txt" | grep coop
 date -u
 } 2>&1 | tee "$OUT/tiles.log"

@@ -255,13 +255,13 @@ fn bench_conv_one(
         Some(mode) if !transpose => {
             let mut d = format!(
                 ": fwd {}",
-                crate::ops::coop::describe_fwd(ctx, mode, &ys, &win)
+                crate::ops::coop::describe_fwd(ctx, mode, (&xs, &ys), &win, act)
             );
             if a.backward {
                 if let Some(fwin) = conv::flipped_window(&win) {
                     d += &format!(
                         "; dx {}",
-                        crate::ops::coop::describe_fwd(ctx, mode, &xs, &fwin)
+                        crate::ops::coop::describe_fwd(ctx, mode, (&ys, &xs), &fwin, act)
                     );
                 }
                 d += &format!(

@@ -43,8 +43,8 @@ pub fn run_tune(ctx: &Context, dims: usize, a: &UNetBenchArgs) -> Result<String>
 /// The conv variants chosen in this process, one line each (`bench --profile` prints it).
 pub fn decisions_report() -> String {
     let mut out = String::new();
-    for (key, k, how) in tune::decisions() {
-        out += &format!("  {key:<44} {:<10} ({how})\n", tune::variant_name(k));
+    for (key, name, how) in tune::decisions() {
+        out += &format!("  {key:<44} {name:<10} ({how})\n");
     }
     out
 }

@@ -11,6 +11,9 @@
 //! 4. the adapter-class default, when measurement is off (`WUNET_TUNE=0`: no cache, no
 //!    measurement; `WUNET_TUNE=cache`: the cache only), the budget is spent, or it failed.
 //!
+//! The matrix-unit convolution chooses its tile and staging the same way, in the same file
+//! and under the same budget ([`choose_named`], keys `coop ...`; `crate::ops::coop`).
+//!
 //! **Cache file**: `conv-variants.txt` in `$WUNET_CACHE_DIR`, else `$XDG_CACHE_HOME/wunet`,
 //! else `~/.cache/wunet`. A header line `wunet-conv-variants <version>`, then one
 //! tab-separated line per entry: adapter, driver (name and info), shape key, variant,
@@ -126,15 +129,13 @@ pub fn variant_name(k: ConvKernel) -> &'static str {
     }
 }
 
-fn variant_of(name: &str) -> Option<ConvKernel> {
-    Some(match name {
-        "cpu" => ConvKernel::Cpu,
-        "tiled" => ConvKernel::Tiled,
-        "direct" => ConvKernel::Direct,
-        "winograd2" => ConvKernel::Winograd2,
-        "winograd4" => ConvKernel::Winograd4,
-        _ => return None,
-    })
+/// Whether `name` can name a candidate in the cache file: non-empty, lower-case letters,
+/// digits, `-` and `_` (no tab, comma or `=`, which separate the file's fields).
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
 /// The adapter half of a key: (name, driver and driver info, backend).
@@ -156,7 +157,7 @@ pub fn parse(text: &str) -> std::result::Result<Entries, String> {
     let mut out = Entries::new();
     for (i, line) in lines.enumerate() {
         let f: Vec<&str> = line.split('\t').collect();
-        if f.len() != 5 || variant_of(f[3]).is_none() {
+        if f.len() != 5 || !valid_name(f[3]) {
             return Err(format!("line {} is malformed", i + 2));
         }
         let e = Entry {
@@ -213,7 +214,7 @@ struct State {
     loaded: Option<PathBuf>,
     entries: Entries,
     spent: Duration,
-    decisions: BTreeMap<String, (ConvKernel, &'static str)>,
+    decisions: BTreeMap<String, (String, &'static str)>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -223,18 +224,18 @@ static STATE: Mutex<State> = Mutex::new(State {
     decisions: BTreeMap::new(),
 });
 
-/// Note the variant chosen for `key` and why (`cache`, `measured`, `default`).
-fn decided(key: &str, k: ConvKernel, how: &'static str) -> ConvKernel {
-    with_state(|s| s.decisions.insert(key.to_string(), (k, how)));
-    k
+/// Note the candidate chosen for `key` (by name) and why (`cache`, `measured`, `default`).
+fn decided(key: &str, name: &str, how: &'static str) {
+    with_state(|s| s.decisions.insert(key.to_string(), (name.to_string(), how)));
 }
 
-/// The choices made in this process: (shape key, variant, `cache` | `measured` | `default`).
-pub fn decisions() -> Vec<(String, ConvKernel, &'static str)> {
+/// The choices made in this process: (key, candidate name, `cache` | `measured` |
+/// `default`).
+pub fn decisions() -> Vec<(String, String, &'static str)> {
     with_state(|s| {
         s.decisions
             .iter()
-            .map(|(k, (v, how))| (k.clone(), *v, *how))
+            .map(|(k, (v, how))| (k.clone(), v.clone(), *how))
             .collect()
     })
 }
@@ -244,11 +245,10 @@ fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
     f(&mut g)
 }
 
-/// The cached variant for `key` on this adapter, reading the cache file on first use
-/// (again when the cache path changed).
-/// The cached winner for `key`, where its entry measured every one of `candidates` (an
-/// entry from before a candidate was added is measured again).
-fn lookup(info: &wgpu::AdapterInfo, key: &str, candidates: &[ConvKernel]) -> Option<ConvKernel> {
+/// The index of the cached winner for `key` on this adapter among `names`, reading the
+/// cache file on first use (again when the cache path changed), where its entry measured
+/// every one of `names` (an entry from before a candidate was added is measured again).
+fn lookup(info: &wgpu::AdapterInfo, key: &str, names: &[String]) -> Option<usize> {
     let path = cache_path();
     let (a, d) = adapter_key(info);
     with_state(|s| {
@@ -259,16 +259,15 @@ fn lookup(info: &wgpu::AdapterInfo, key: &str, candidates: &[ConvKernel]) -> Opt
             }
         }
         let e = s.entries.get(&(a, d, key.to_string()))?;
-        let measured = |k: &ConvKernel| {
-            let name = variant_name(*k);
+        let measured = |name: &String| {
             e.times
                 .split(',')
-                .any(|t| t.split('=').next() == Some(name))
+                .any(|t| t.split('=').next() == Some(name.as_str()))
         };
-        if !candidates.iter().all(measured) {
+        if !names.iter().all(measured) {
             return None;
         }
-        variant_of(&e.variant).filter(|k| candidates.contains(k))
+        names.iter().position(|n| *n == e.variant)
     })
 }
 
@@ -281,15 +280,15 @@ fn time_left(budget: Duration, m: Mode) -> Option<Duration> {
 }
 
 /// Record a measured winner in memory and in the cache file.
-fn remember(info: &wgpu::AdapterInfo, key: &str, winner: ConvKernel, times: &[(ConvKernel, f64)]) {
+fn remember(info: &wgpu::AdapterInfo, key: &str, winner: &str, times: &[(&str, f64)]) {
     let (a, d) = adapter_key(info);
     let times = times
         .iter()
-        .map(|(k, ms)| format!("{}={ms:.3}", variant_name(*k)))
+        .map(|(name, ms)| format!("{name}={ms:.3}"))
         .collect::<Vec<_>>()
         .join(",");
     let e = Entry {
-        variant: variant_name(winner).into(),
+        variant: winner.into(),
         times,
     };
     let mut one = Entries::new();
@@ -320,31 +319,57 @@ pub fn choose_for(
     candidates: &[ConvKernel],
     time: &mut dyn FnMut(ConvKernel) -> Result<f64>,
 ) -> ConvKernel {
-    let fallback = candidates[0];
+    let names: Vec<String> = candidates
+        .iter()
+        .map(|k| variant_name(*k).to_string())
+        .collect();
+    let (i, _) = choose_named(info, budget, key, &names, &mut |i| time(candidates[i]));
+    candidates[i]
+}
+
+/// The general form of [`choose_for`]: candidates by name ([`valid_name`]; the first is the
+/// fallback), `time(i)` the milliseconds of candidate `i`. Returns the chosen index and how
+/// it was chosen (`cache`, `measured` or `default`), also noted in [`decisions`]. Other
+/// kernels' own tunings (the matrix-unit convolution's tiles) use it with their own keys.
+pub fn choose_named(
+    info: &wgpu::AdapterInfo,
+    budget: Duration,
+    key: &str,
+    names: &[String],
+    time: &mut dyn FnMut(usize) -> Result<f64>,
+) -> (usize, &'static str) {
+    let pick = |i: usize, how: &'static str| {
+        decided(key, &names[i], how);
+        (i, how)
+    };
     let m = mode();
-    if m == Mode::Off || candidates.len() < 2 {
-        return decided(key, fallback, "default");
+    if m == Mode::Off || names.len() < 2 {
+        return pick(0, "default");
     }
-    if let Some(k) = lookup(info, key, candidates) {
-        return decided(key, k, "cache");
+    if let Some(i) = lookup(info, key, names) {
+        return pick(i, "cache");
     }
     if m == Mode::CacheOnly || time_left(budget, m).is_some_and(|t| t.is_zero()) {
-        return decided(key, fallback, "default");
+        return pick(0, "default");
     }
     let start = Instant::now();
     let mut times = Vec::new();
-    for &k in candidates {
-        match time(k) {
-            Ok(ms) => times.push((k, ms)),
-            Err(e) => eprintln!("warning: tuning {key}: {k:?} failed: {e}"),
+    for (i, name) in names.iter().enumerate() {
+        match time(i) {
+            Ok(ms) => times.push((i, ms)),
+            Err(e) => eprintln!("warning: tuning {key}: {name} failed: {e}"),
         }
     }
     with_state(|s| s.spent += start.elapsed());
     let Some(&(winner, _)) = times.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else {
-        return decided(key, fallback, "default");
+        return pick(0, "default");
     };
-    remember(info, key, winner, &times);
-    decided(key, winner, "measured")
+    let named: Vec<(&str, f64)> = times
+        .iter()
+        .map(|&(i, ms)| (names[i].as_str(), ms))
+        .collect();
+    remember(info, key, &names[winner], &named);
+    pick(winner, "measured")
 }
 
 /// The cache entries for this adapter and driver: (shape key, entry).

@@ -12,7 +12,7 @@ use std::cell::Cell;
 
 use super::{kernel_name, tile_rows, CoopMode};
 use crate::error::{Error, Result};
-use crate::gpu::{Context, Recorder, Scratch, Tensor};
+use crate::gpu::{Context, DType, Recorder, Scratch, Tensor};
 use crate::ops::conv::{ConvParams, Epilogue, FlipParams};
 use crate::ops::groups_for;
 use crate::shape::{conv_weight_shape, Shape, Window};
@@ -68,9 +68,20 @@ pub fn with_staging<T>(s: Staging, f: impl FnOnce() -> T) -> T {
     out
 }
 
-/// The tile for output `ys` and window `win`: [`direct_tile`] with the thread's staging
+/// Whether this thread's stagings are overridden ([`with_staging`]).
+pub(super) fn staging_overridden() -> bool {
+    STAGING.with(|c| c.get()).is_some()
+}
+
+/// The tile for output `ys` and window `win`: the thread's forced tile
+/// ([`super::tuned::with_tile`]), else [`direct_tile`] with the thread's staging
 /// ([`with_staging`]) and `WUNET_COOP_DIRECT_TILE` applied.
 fn tile_for(ys: &Shape, win: &Window) -> Result<Option<DirectTile>> {
+    if direct_applies(win) {
+        if let Some(t) = super::tuned::forced(win) {
+            return Ok(Some(t));
+        }
+    }
     let Some(mut t) = direct_tile(ys, win) else {
         return Ok(None);
     };
@@ -252,7 +263,7 @@ pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
 
 /// The tile with `bm` rows and `wnf` column fragments per subgroup for output `ys`: the
 /// box and the tap rows per step of [`direct_tile`]'s rule, or `None` where none fits.
-fn tile_of(ys: &Shape, win: &Window, bm: usize, wnf: usize) -> Option<DirectTile> {
+pub(super) fn tile_of(ys: &Shape, win: &Window, bm: usize, wnf: usize) -> Option<DirectTile> {
     let is_3d = ys.is_3d() || win.kernel[0] > 1;
     let mut t = DirectTile {
         bm,
@@ -305,7 +316,15 @@ pub(super) fn best_box(
     best.map(|(_, b)| b)
 }
 
-/// The direct forward's tile and staging padding on this device, if it applies and fits.
+/// The staging padding (8, else 0 halves) with which tile `t` fits this device's workgroup
+/// memory, if any.
+pub(super) fn pad_for(ctx: &Context, t: &DirectTile) -> Option<usize> {
+    let lim = ctx.limits.max_compute_workgroup_storage_size as usize;
+    [8, 0].into_iter().find(|&p| t.workgroup_bytes(p) <= lim)
+}
+
+/// The direct forward's tile (the rule's, or the override's) and staging padding on this
+/// device, if it applies and fits.
 pub(super) fn direct_plan(
     ctx: &Context,
     ys: &Shape,
@@ -314,22 +333,47 @@ pub(super) fn direct_plan(
     let Some(t) = tile_for(ys, win)? else {
         return Ok(None);
     };
-    let lim = ctx.limits.max_compute_workgroup_storage_size as usize;
-    Ok([8, 0]
-        .into_iter()
-        .find(|&p| t.workgroup_bytes(p) <= lim)
-        .map(|pad| (t, pad)))
+    Ok(pad_for(ctx, &t).map(|pad| (t, pad)))
 }
 
-/// The forward kernel a coop mode runs for output `ys` and window `win` on this device:
-/// `conv_coop_direct (tile)` or `conv_coop (BM ..)` (for `wunet bench conv`).
-pub fn describe_fwd(ctx: &Context, mode: CoopMode, ys: &Shape, win: &Window) -> String {
+/// The plan of the direct forward `xs -> ys` (activations `act`) in `mode`: the measured
+/// tile where the tile is measured (`super::tuned`), else [`direct_plan`]'s.
+pub(super) fn fwd_plan(
+    ctx: &Context,
+    mode: CoopMode,
+    (xs, ys): (&Shape, &Shape),
+    win: &Window,
+    act: DType,
+) -> Result<Option<(DirectTile, usize)>> {
+    match super::tuned::choose(ctx, mode, (xs, ys), win, act) {
+        Some((t, _)) => Ok(pad_for(ctx, &t).map(|pad| (t, pad))),
+        None => direct_plan(ctx, ys, win),
+    }
+}
+
+/// The forward kernel a coop mode runs for `xs -> ys` (activations `act`) with window
+/// `win` on this device: `conv_coop_direct (tile)` or `conv_coop (BM ..)` (for `wunet bench
+/// conv`; a measured tile is the cached one the timed run used).
+pub fn describe_fwd(
+    ctx: &Context,
+    mode: CoopMode,
+    (xs, ys): (&Shape, &Shape),
+    win: &Window,
+    act: DType,
+) -> String {
     let emu = if mode.emulated { " (emulated)" } else { "" };
-    let plan = match direct_plan(ctx, ys, win) {
+    if !mode.direct_allowed(ctx).0 {
+        return format!(
+            "conv_coop{emu}, BM {} x BN {}",
+            tile_rows(ys.c()),
+            16384 / tile_rows(ys.c())
+        );
+    }
+    let plan = match fwd_plan(ctx, mode, (xs, ys), win, act) {
         Ok(p) => p,
         Err(e) => return e.to_string(),
     };
-    match plan.filter(|_| mode.direct_allowed(ctx).0) {
+    match plan {
         Some((t, _)) => format!("conv_coop_direct{emu}, {t}"),
         None => format!(
             "conv_coop{emu}, BM {} x BN {}",

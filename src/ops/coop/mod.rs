@@ -26,8 +26,9 @@
 //!
 //! **Tiles.** im2col: a workgroup owns a 128 x 128 block of the output GEMM when the
 //! output (M) side has more than 64 channels, else 64 x 256 (`BM` override). Direct:
-//! BM output channels x an output box ([`direct_tile`]). See the kernel headers for thread
-//! mapping, staging and epilogue.
+//! BM output channels x an output box, the rule's ([`direct_tile`]) or, on real matrix
+//! units, the fastest of it and its neighbours measured on the device and cached
+//! ([`tuned`]). See the kernel headers for thread mapping, staging and epilogue.
 
 use super::conv::{ConvKernel, ConvParams, Epilogue};
 use super::groups_for;
@@ -37,6 +38,7 @@ use crate::shape::{Shape, Window};
 
 mod direct;
 mod selftest;
+pub mod tuned;
 pub(crate) use direct::up_forward;
 use direct::{best_box, direct_plan, DIRECT_MAX_BOX, DIRECT_SCRATCH_BYTES, DIRECT_STAGING_HALVES};
 pub use direct::{
@@ -402,7 +404,7 @@ pub(crate) fn dispatch_fwd(
     let params = ConvParams::new(&xs, &ys, win, false).with_epilogue(&ep);
     let bias = ep.bias_or(w);
     if mode.direct_allowed(rec.ctx).0 {
-        if let Some(plan) = direct_plan(rec.ctx, &ys, win)? {
+        if let Some(plan) = direct::fwd_plan(rec.ctx, mode, (&xs, &ys), win, x.dtype)? {
             return direct::dispatch(rec, mode, plan, x, w, ep, win, y);
         }
     }

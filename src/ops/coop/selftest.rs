@@ -59,6 +59,17 @@ pub fn self_test_parts(
     std::result::Result<(), String>,
     std::result::Result<(), String>,
 ) {
+    super::tuned::with_rule_tiles(|| parts(ctx, emulated))
+}
+
+/// [`self_test_parts`] on the rule's tiles.
+fn parts(
+    ctx: &Context,
+    emulated: bool,
+) -> (
+    std::result::Result<(), String>,
+    std::result::Result<(), String>,
+) {
     let (im2col, direct) = if emulated {
         (
             ConvKernel::CoopIm2colEmulated,
