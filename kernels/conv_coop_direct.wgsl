@@ -14,12 +14,15 @@
 // where the subgroup size is exactly 32) owns BM output channels x one output box of
 // TD x TH x TW positions of one batch item (BN = TD*TH*TW positions, TW a multiple of 16, so
 // that a 16-column fragment is 16 consecutive ow of one output row). Subgroup s owns rows
-// wm0 = (s % (BM/32))*32 (2 fragments of 16) and box-linear columns
-// wn0 = (s / (BM/32)) * WNF*16 (WNF = 2 or 4 fragments): accumulators acc{0,1}{0..WNF-1}.
-// BN = (8 / (BM/32)) * 16 * WNF. The host picks BM, WNF and the box (src/ops/coop.rs,
-// direct_tile): BM = 32 for O <= 32, 64 for O <= 64 (and every O > 64 in 3D), else 128;
-// WNF = 4 in 2D (BN 512 / 256 / 128), 2 in 3D (BN 256 / 128); the box TD x TH x TW with
-// that many positions staging the fewest input positions per useful output (ties: wider).
+// wm0 = (s % WM)*16*WMF (WMF = 2 or 4 fragments of 16; WM = BM/(16*WMF) subgroups along M)
+// and box-linear columns wn0 = (s / WM) * WNF*16 (WNF = 2 or 4 fragments): accumulators
+// acc{0..WMF-1}{0..WNF-1}, so per tap WMF + WNF fragment loads feed WMF*WNF multiply-adds.
+// BN = (8 / WM) * 16 * WNF. The host's rule (src/ops/coop/direct.rs, direct_tile): WMF = 2,
+// BM = 32 for O <= 32, 64 for O <= 64 (and every O > 64 in 3D), else 128; WNF = 4 in 2D
+// (BN 512 / 256 / 128), 2 in 3D (BN 256 / 128); the box TD x TH x TW with that many
+// positions staging the fewest input positions per useful output (ties: wider). On real
+// matrix units the host measures the rule's tile against its neighbours (WMF = 4 among
+// them: 64 x 64 per subgroup with BM 128 or 64) and keeps the fastest (src/ops/coop/tuned.rs).
 //
 // Staging, per chunk of 16 input channels (K = 16 = one fragment step per tap):
 //   Bs[p * CS + c]   the input box of the chunk, channel-innermost: box position
@@ -49,7 +52,7 @@
 //                    lid + 256i (i < WPW = TPS*BM/32), coalesced, no conversion.
 // Steps: chunk-major, RSTEPS = KD*KH/RPS steps per chunk; a step stages the W rows of its taps
 // (and, at the chunk's first step, the input box), then multiplies every tap of its rows:
-// per tap 2 A loads, WNF B loads, 2*WNF multiply-adds per subgroup. DB = 1: double buffering
+// per tap WMF A loads, WNF B loads, WMF*WNF multiply-adds per subgroup. DB = 1: double buffering
 // through registers: step i+1 is loaded from global memory into registers (xr, wr / wp)
 // while step i is multiplied (loop: fetch(i+1), compute(i), barrier, store(i+1), barrier).
 // DB = 0: fetched after the barrier (compute(i), barrier, fetch(i+1), store(i+1), barrier):
@@ -72,7 +75,7 @@
 // UKH, UKW; out_* = the GEMM's positions = the input's).
 // Bindings: 0 params (uniform), 1 x (read, act), 2 w (read, u32 words: f32 bits or packed f16
 //           pairs, see WPACK), 3 bias (read, f32; used when flags & 1), 4 y (read_write, act).
-// Overrides: BM (32, 64, 128), WNF (2, 4), TD, TH, TW (box), KD, KH, KW (kernel), RPS (rows of
+// Overrides: BM (32, 64, 128), WMF (2, 4; BM >= 16*WMF), WNF (2, 4), TD, TH, TW (box), KD, KH, KW (kernel), RPS (rows of
 // taps per step, divides KD*KH), PAD (8; the emulated variant used in tests may set 0),
 // WPACK (0, 1: weight layout), DB (0, 1: register double buffering).
 enable f16;
@@ -95,6 +98,7 @@ struct Params {
 @group(0) @binding(4) var<storage, read_write> y: array<act>;
 
 override BM: u32 = 64u;
+override WMF: u32 = 2u;
 override WNF: u32 = 4u;
 override TD: u32 = 1u;
 override TH: u32 = 16u;
@@ -108,7 +112,7 @@ override WPACK: u32 = 0u;
 override DB: u32 = 1u;
 // Derived (not meant to be set): staging stride, box extents, per-invocation counts.
 override CS: u32 = 16u + PAD;
-override WM: u32 = BM / 32u;
+override WM: u32 = BM / (16u * WMF);
 override BD: u32 = TD + KD - 1u;
 override BH: u32 = TH + KH - 1u;
 override BW: u32 = TW + KW - 1u;
@@ -312,7 +316,7 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let n = s / tdn;
     let warp = lid / 32u;
     let lane = lid % 32u;
-    let wm0 = (warp % WM) * 32u;
+    let wm0 = (warp % WM) * 16u * WMF;
     let wn0 = (warp / WM) * WNF * 16u;
     let in_sp = P.in_d * P.in_h * P.in_w;
 
@@ -346,6 +350,15 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
     var acc11 = frag_zero(lane);
     var acc12 = frag_zero(lane);
     var acc13 = frag_zero(lane);
+    // WMF = 4: rows 32..63 of the subgroup's block
+    var acc20 = frag_zero(lane);
+    var acc21 = frag_zero(lane);
+    var acc22 = frag_zero(lane);
+    var acc23 = frag_zero(lane);
+    var acc30 = frag_zero(lane);
+    var acc31 = frag_zero(lane);
+    var acc32 = frag_zero(lane);
+    var acc33 = frag_zero(lane);
 
     let nsteps = ((P.c + 15u) / 16u) * RSTEPS;
     var step = 0u;
@@ -364,19 +377,41 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
                     let xo = ((kd * BH + kh) * BW + kw) * CS;
                     let a0 = load_a((t * BM + wm0) * CS, CS);
                     let a1 = load_a((t * BM + wm0 + 16u) * CS, CS);
+                    var a2 = a0;
+                    var a3 = a1;
+                    if (WMF > 2u) {
+                        a2 = load_a((t * BM + wm0 + 32u) * CS, CS);
+                        a3 = load_a((t * BM + wm0 + 48u) * CS, CS);
+                    }
                     let b0 = load_b_cols(xf[0] + xo, CS);
                     acc00 = mma(a0, b0, acc00);
                     acc10 = mma(a1, b0, acc10);
+                    if (WMF > 2u) {
+                        acc20 = mma(a2, b0, acc20);
+                        acc30 = mma(a3, b0, acc30);
+                    }
                     let b1 = load_b_cols(xf[1] + xo, CS);
                     acc01 = mma(a0, b1, acc01);
                     acc11 = mma(a1, b1, acc11);
+                    if (WMF > 2u) {
+                        acc21 = mma(a2, b1, acc21);
+                        acc31 = mma(a3, b1, acc31);
+                    }
                     if (WNF > 2u) {
                         let b2 = load_b_cols(xf[2] + xo, CS);
                         acc02 = mma(a0, b2, acc02);
                         acc12 = mma(a1, b2, acc12);
+                        if (WMF > 2u) {
+                            acc22 = mma(a2, b2, acc22);
+                            acc32 = mma(a3, b2, acc32);
+                        }
                         let b3 = load_b_cols(xf[3] + xo, CS);
                         acc03 = mma(a0, b3, acc03);
                         acc13 = mma(a1, b3, acc13);
+                        if (WMF > 2u) {
+                            acc23 = mma(a2, b3, acc23);
+                            acc33 = mma(a3, b3, acc33);
+                        }
                     }
                 }
             }
@@ -405,5 +440,17 @@ fn main(@builtin(workgroup_id) wid: vec3<u32>, @builtin(num_workgroups) nwg: vec
         write_frag(acc03, cs0, o0, wn0 + 48u, lane, n, od0, oh0, ow0);
         write_frag(acc12, cs0, o0 + 16u, wn0 + 32u, lane, n, od0, oh0, ow0);
         write_frag(acc13, cs0, o0 + 16u, wn0 + 48u, lane, n, od0, oh0, ow0);
+    }
+    if (WMF > 2u) {
+        write_frag(acc20, cs0, o0 + 32u, wn0, lane, n, od0, oh0, ow0);
+        write_frag(acc21, cs0, o0 + 32u, wn0 + 16u, lane, n, od0, oh0, ow0);
+        write_frag(acc30, cs0, o0 + 48u, wn0, lane, n, od0, oh0, ow0);
+        write_frag(acc31, cs0, o0 + 48u, wn0 + 16u, lane, n, od0, oh0, ow0);
+        if (WNF > 2u) {
+            write_frag(acc22, cs0, o0 + 32u, wn0 + 32u, lane, n, od0, oh0, ow0);
+            write_frag(acc23, cs0, o0 + 32u, wn0 + 48u, lane, n, od0, oh0, ow0);
+            write_frag(acc32, cs0, o0 + 48u, wn0 + 32u, lane, n, od0, oh0, ow0);
+            write_frag(acc33, cs0, o0 + 48u, wn0 + 48u, lane, n, od0, oh0, ow0);
+        }
     }
 }

@@ -591,6 +591,61 @@ fn direct_matches_reference_emulated() {
     check_list(c, ConvKernel::CoopDirectEmulated, &direct_cases());
 }
 
+/// The direct forward (`k`: on matrix units or emulated) of `case` in f16 with tile `t`
+/// forced against the reference.
+fn forward_f16_matches(c: &Context, k: ConvKernel, case: &Case, t: coop::DirectTile) {
+    let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
+    let xv = round_f16(&rand_vec(case.x.numel(), 1));
+    let wv = round_f16(&rand_vec(ws.numel(), 2));
+    let bv = rand_vec(case.o, 3);
+    let (yref, ys) = r::conv_fwd(&xv, &case.x, &wv, &ws, Some(&bv), &case.win);
+    let x = upload(c, &xv, case.x, DType::F16);
+    let w = Tensor::from_f32(c, &wv, ws).unwrap();
+    let b = Tensor::from_f32(c, &bv, Shape::vector(case.o)).unwrap();
+    let y = Tensor::empty(c, ys, DType::F16).unwrap();
+    coop::tuned::with_tile(t, || {
+        c.run(|rec| conv::conv_into(rec, &x, &w, Some(&b), &case.win, &y, k))
+    })
+    .unwrap();
+    let (at, rt) = tol(case.x.c() * case.win.kernel_numel(), amax(&xv), amax(&wv));
+    let name = format!("{} -> {ys} on {}", case.x, coop::tuned::tile_name(&t));
+    assert_close(&name, &y.to_f32_vec(c).unwrap(), &yref, at, rt);
+}
+
+/// 64 x 64 output blocks per subgroup (WMF 4, a candidate of the measured choice, never the
+/// rule's): BM 64 with all eight subgroups along the positions and BM 128 with two along the
+/// channels (O = 70: the second subgroup's rows partly past O), emulated, in f16.
+#[test]
+fn direct_wmf4_matches_reference_emulated() {
+    let Some(c) = emu_ctx() else { return };
+    let cases = direct_cases();
+    for (i, bm) in [(1, 64), (2, 128)] {
+        let case = &cases[i];
+        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, false);
+        let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+        let t = coop::tuned::candidates(c, &ys, &case.win)
+            .into_iter()
+            .find(|t| t.wmf == 4 && t.bm == bm)
+            .unwrap_or_else(|| panic!("no WMF 4 candidate with BM {bm} for case {i}"));
+        eprintln!("case {i}: {t}");
+        forward_f16_matches(c, ConvKernel::CoopDirectEmulated, case, t);
+    }
+}
+
+/// On matrix units: every measured candidate of every direct case (WMF 4 included), forward
+/// in f16, against the reference.
+#[test]
+fn direct_candidates_match_reference() {
+    let Some(c) = coop_ctx() else { return };
+    for case in direct_cases() {
+        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
+        let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+        for t in coop::tuned::candidates(c, &ys, &case.win) {
+            forward_f16_matches(c, ConvKernel::CoopDirect, &case, t);
+        }
+    }
+}
+
 /// The direct forward's tile chosen by measurement (`coop::tuned`), on the emulated kernels
 /// (the gate that keeps emulated kernels on the rule's tile is bypassed with
 /// `choose_among`): the candidates are the rule's tile first, then distinct neighbours, and
@@ -616,24 +671,8 @@ fn direct_tile_measured_then_cached_emulated() {
         assert!(tune::valid_name(n) && !names[..i].contains(n), "{names:?}");
     }
 
-    let xv = round_f16(&rand_vec(case.x.numel(), 1));
-    let wv = round_f16(&rand_vec(ws.numel(), 2));
-    let bv = rand_vec(case.o, 3);
-    let (yref, _) = r::conv_fwd(&xv, &case.x, &wv, &ws, Some(&bv), &case.win);
-    let x = upload(c, &xv, case.x, DType::F16);
-    let w = Tensor::from_f32(c, &wv, ws).unwrap();
-    let b = Tensor::from_f32(c, &bv, Shape::vector(case.o)).unwrap();
-    let (at, rt) = tol(case.x.c() * 9, amax(&xv), amax(&wv));
-    for (t, name) in cands.iter().zip(&names) {
-        let y = Tensor::empty(c, ys, DType::F16).unwrap();
-        coop::tuned::with_tile(*t, || {
-            c.run(|rec| {
-                let k = ConvKernel::CoopDirectEmulated;
-                conv::conv_into(rec, &x, &w, Some(&b), &case.win, &y, k)
-            })
-        })
-        .unwrap();
-        assert_close(name, &y.to_f32_vec(c).unwrap(), &yref, at, rt);
+    for t in &cands {
+        forward_f16_matches(c, ConvKernel::CoopDirectEmulated, case, *t);
     }
 
     let mode = coop::coop_mode(ConvKernel::CoopDirectEmulated).unwrap();

@@ -178,7 +178,8 @@ type Overrides = Vec<(&'static str, f64)>;
 /// have no defaults).
 fn coop_override_sets() -> Vec<(&'static str, Vec<Overrides>)> {
     // Override sets per kernel: the im2col kernels' two tiles; the direct kernel's tiles of
-    // the U-Net layers (2D BM 32 / 64 / 128, 3D BM 32 / 64), a 1x1 and a 3x1 kernel.
+    // the U-Net layers (2D BM 32 / 64 / 128, 3D BM 32 / 64), a 1x1 and a 3x1 kernel, and
+    // 64 x 64 blocks per subgroup (WMF 4) in 2D and 3D.
     let bm = |v: f64| vec![("BM", v)];
     let direct = |bm: f64, wnf: f64, b: [f64; 3], k: [f64; 3], rps: f64| {
         vec![
@@ -192,6 +193,10 @@ fn coop_override_sets() -> Vec<(&'static str, Vec<Overrides>)> {
             ("KW", k[2]),
             ("RPS", rps),
         ]
+    };
+    let wmf4 = |mut o: Overrides| {
+        o.push(("WMF", 4.0));
+        o
     };
     let wgrad = |bm: f64, upw: f64, b: [f64; 3], k: [f64; 3]| {
         vec![
@@ -220,6 +225,10 @@ fn coop_override_sets() -> Vec<(&'static str, Vec<Overrides>)> {
                 direct(64.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0),
                 direct(128.0, 4.0, [1.0, 2.0, 64.0], [1.0, 1.0, 1.0], 1.0),
                 direct(32.0, 4.0, [1.0, 8.0, 64.0], [1.0, 3.0, 1.0], 3.0),
+                // 64 x 64 per subgroup (WMF 4; measured candidates, not the rule's)
+                wmf4(direct(128.0, 4.0, [1.0, 8.0, 32.0], k2, 1.0)),
+                wmf4(direct(64.0, 2.0, [1.0, 16.0, 16.0], k2, 1.0)),
+                wmf4(direct(128.0, 2.0, [2.0, 4.0, 16.0], k3, 1.0)),
             ],
         ),
         (

@@ -4,7 +4,7 @@
 //!
 //! The tile is a function of the shapes ([`direct_tile`]); the staging is
 //! [`Staging::DEFAULT`]. `WUNET_COOP_DIRECT_TILE` replaces either for benchmarks and
-//! sweeps, e.g. `bm=64,wnf=4,box=1x16x16,rps=1,pack=1,db=0` (any subset of the keys; the
+//! sweeps, e.g. `bm=64,wmf=2,wnf=4,box=1x16x16,rps=1,pack=1,db=0` (any subset of the keys; the
 //! result must fit the kernel or the dispatch fails naming it); [`with_staging`] does the
 //! same for the staging alone on one thread (tests).
 
@@ -94,9 +94,9 @@ fn tile_for(ys: &Shape, win: &Window) -> Result<Option<DirectTile>> {
     Ok(Some(t))
 }
 
-/// `t` with the keys of a `WUNET_COOP_DIRECT_TILE` value replaced (a new `bm` or `wnf`
-/// without `box` / `rps` takes the rule's box and tap rows for it); an error names the key
-/// or the tile that does not fit.
+/// `t` with the keys of a `WUNET_COOP_DIRECT_TILE` value replaced (a new `bm`, `wmf` or
+/// `wnf` without `box` / `rps` takes the rule's box and tap rows for it); an error names the
+/// key or the tile that does not fit.
 fn apply_spec(mut t: DirectTile, ys: &Shape, win: &Window, spec: &str) -> Result<DirectTile> {
     let bad = |what: String| Error::Gpu(format!("WUNET_COOP_DIRECT_TILE={spec:?}: {what}"));
     let keys: Vec<&str> = spec
@@ -115,6 +115,7 @@ fn apply_spec(mut t: DirectTile, ys: &Shape, win: &Window, spec: &str) -> Result
         };
         match k {
             "bm" => t.bm = num(v)?,
+            "wmf" => t.wmf = num(v)?,
             "wnf" => t.wnf = num(v)?,
             "rps" => t.rps = num(v)?,
             "pack" => t.staging.packed_weights = num(v)? != 0,
@@ -127,19 +128,25 @@ fn apply_spec(mut t: DirectTile, ys: &Shape, win: &Window, spec: &str) -> Result
             }
             _ => {
                 return Err(bad(format!(
-                    "unknown key {k:?} (bm, wnf, box, rps, pack, db)"
+                    "unknown key {k:?} (bm, wmf, wnf, box, rps, pack, db)"
                 )))
             }
         }
     }
-    if (given("bm") || given("wnf")) && !given("box") && !given("rps") {
+    if (given("bm") || given("wmf") || given("wnf")) && !given("box") && !given("rps") {
         let staging = t.staging;
-        t = tile_of(ys, win, t.bm, t.wnf)
-            .ok_or_else(|| bad(format!("no box fits BM {} x WNF {}", t.bm, t.wnf)))?;
+        t = tile_of(ys, win, t.bm, t.wmf, t.wnf).ok_or_else(|| {
+            bad(format!(
+                "no box fits BM {} x WMF {} x WNF {}",
+                t.bm, t.wmf, t.wnf
+            ))
+        })?;
         t.staging = staging;
     }
     let rows = t.kernel[0] * t.kernel[1];
     let ok = [32, 64, 128].contains(&t.bm)
+        && [2, 4].contains(&t.wmf)
+        && t.bm >= 16 * t.wmf
         && [2, 4].contains(&t.wnf)
         && t.out_box.iter().product::<usize>() == t.bn()
         && t.out_box[2].is_multiple_of(16)
@@ -148,8 +155,9 @@ fn apply_spec(mut t: DirectTile, ys: &Shape, win: &Window, spec: &str) -> Result
         && t.fits();
     if !ok {
         return Err(bad(format!(
-            "tile {t} does not fit the kernel (BM 32/64/128, WNF 2/4, box of BN = {} \
-             positions with W a multiple of 16, RPS dividing KD*KH, staging within budget)",
+            "tile {t} does not fit the kernel (BM 32/64/128, WMF 2/4 with BM >= 16*WMF, \
+             WNF 2/4, box of BN = {} positions with W a multiple of 16, RPS dividing KD*KH, \
+             staging within budget)",
             t.bn()
         )));
     }
@@ -172,7 +180,9 @@ pub(super) const DIRECT_SCRATCH_BYTES: usize = 8 * 256 * 4;
 pub struct DirectTile {
     /// Output channels per workgroup (32, 64, 128).
     pub bm: usize,
-    /// Column fragments per subgroup (2 or 4).
+    /// Row fragments (of 16 output channels) per subgroup (2 or 4; `bm >= 16 * wmf`).
+    pub wmf: usize,
+    /// Column fragments (of 16 positions) per subgroup (2 or 4).
     pub wnf: usize,
     /// Output box (TD, TH, TW); TD*TH*TW = [`DirectTile::bn`], TW a multiple of 16.
     pub out_box: [usize; 3],
@@ -187,7 +197,7 @@ pub struct DirectTile {
 impl DirectTile {
     /// Output positions per workgroup.
     pub fn bn(&self) -> usize {
-        (8 / (self.bm / 32)) * 16 * self.wnf
+        (8 / (self.bm / (16 * self.wmf))) * 16 * self.wnf
     }
     /// Staged input box (positions): the output box plus the kernel's halo.
     pub fn box_positions(&self) -> usize {
@@ -221,8 +231,12 @@ impl std::fmt::Display for DirectTile {
         let [td, th, tw] = self.out_box;
         write!(
             f,
-            "BM {} x box {td}x{th}x{tw}, {} tap rows per step, {}",
-            self.bm, self.rps, self.staging
+            "BM {} x box {td}x{th}x{tw}, {} x {} per subgroup, {} tap rows per step, {}",
+            self.bm,
+            16 * self.wmf,
+            16 * self.wnf,
+            self.rps,
+            self.staging
         )
     }
 }
@@ -258,15 +272,26 @@ pub fn direct_tile(ys: &Shape, win: &Window) -> Option<DirectTile> {
         128
     };
     let wnf = if is_3d { 2 } else { 4 };
-    tile_of(ys, win, bm, wnf)
+    tile_of(ys, win, bm, 2, wnf)
 }
 
-/// The tile with `bm` rows and `wnf` column fragments per subgroup for output `ys`: the
-/// box and the tap rows per step of [`direct_tile`]'s rule, or `None` where none fits.
-pub(super) fn tile_of(ys: &Shape, win: &Window, bm: usize, wnf: usize) -> Option<DirectTile> {
+/// The tile with `bm` rows, `wmf` row and `wnf` column fragments per subgroup for output
+/// `ys`: the box and the tap rows per step of [`direct_tile`]'s rule, or `None` where none
+/// fits (or `bm < 16 * wmf`).
+pub(super) fn tile_of(
+    ys: &Shape,
+    win: &Window,
+    bm: usize,
+    wmf: usize,
+    wnf: usize,
+) -> Option<DirectTile> {
+    if bm < 16 * wmf {
+        return None;
+    }
     let is_3d = ys.is_3d() || win.kernel[0] > 1;
     let mut t = DirectTile {
         bm,
+        wmf,
         wnf,
         out_box: [1, 1, 16],
         kernel: win.kernel,
@@ -479,6 +504,7 @@ fn launch(
     let [kd, kh, kw] = t.kernel;
     let ov = [
         ("BM", t.bm as f64),
+        ("WMF", t.wmf as f64),
         ("WNF", t.wnf as f64),
         ("TD", td as f64),
         ("TH", th as f64),
@@ -527,6 +553,10 @@ mod tests {
         assert!(u.staging.packed_weights && !u.staging.prefetch);
         let v = apply_spec(t, &ys, &win, "box=1x4x32").unwrap();
         assert_eq!(v.out_box, [1, 4, 32]);
+        // 64 x 64 per subgroup: two subgroups along M, four along N
+        let m = apply_spec(t, &ys, &win, "wmf=4").unwrap();
+        assert_eq!((m.bm, m.wmf, m.wnf, m.bn()), (128, 4, 4, 256));
+        assert_eq!(m.out_box.iter().product::<usize>(), 256);
     }
 
     #[test]
@@ -535,6 +565,8 @@ mod tests {
         let t = direct_tile(&ys, &win).unwrap();
         for (spec, says) in [
             ("bm=48", "does not fit"),
+            ("bm=32,wmf=4", "no box fits BM 32 x WMF 4"),
+            ("wmf=3", "does not fit"),
             ("box=1x8x8", "does not fit"),
             ("wnf", "not key=value"),
             ("bm=x", "\"x\" is not a number"),

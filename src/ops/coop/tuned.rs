@@ -8,12 +8,13 @@
 //! process's budget, else the rule; `wunet tune` measures a model's layers without a budget):
 //! * candidates ([`candidates`]): the rule's tile first (the fallback), then its neighbours:
 //!   the other BM of 32 / 64 / 128 that keep at least half of the rows busy, the other WNF,
-//!   the f16-packed weights, register double buffering toggled; each with the rule's box
-//!   and tap rows for its BM and WNF, and only those that fit the device;
+//!   64 x 64 per subgroup (WMF 4) at the rule's BM and at 128, the f16-packed weights,
+//!   register double buffering toggled; each with the rule's box and tap rows for its BM,
+//!   WMF and WNF, and only those that fit the device;
 //! * timing: each candidate forced ([`with_tile`]) on zero-filled tensors of the real shapes
 //!   and activation type, one warm-up run and five timed, the best;
 //! * cache key ([`key`]): `coop fwd <input> o<O> k<KDxKHxKW> p<pads> <f16|f32>`, names as
-//!   [`tile_name`], e.g. `bm128-wnf4-w32-db1`.
+//!   [`tile_name`], e.g. `bm128-wmf2-wnf4-w32-db1`.
 //!
 //! Not measured (the rule's tile, or the override, as before): the emulated kernels (CPU
 //! adapters and the tests pin their tiles), a `WUNET_COOP_DIRECT_TILE` or
@@ -68,12 +69,12 @@ pub(super) fn forced(win: &Window) -> Option<DirectTile> {
     }
 }
 
-/// A tile's name in the tuning cache and in `wunet tune`'s report: BM, WNF, weight staging
-/// (`w32`: f32 converted while staging, `w16`: packed f16) and double buffering.
+/// A tile's name in the tuning cache and in `wunet tune`'s report: BM, WMF, WNF, weight
+/// staging (`w32`: f32 converted while staging, `w16`: packed f16) and double buffering.
 pub fn tile_name(t: &DirectTile) -> String {
     let w = if t.staging.packed_weights { 16 } else { 32 };
     let db = u8::from(t.staging.prefetch);
-    format!("bm{}-wnf{}-w{w}-db{db}", t.bm, t.wnf)
+    format!("bm{}-wmf{}-wnf{}-w{w}-db{db}", t.bm, t.wmf, t.wnf)
 }
 
 /// The cache key of a direct forward with input `xs`, `o` output channels, window `win` and
@@ -105,19 +106,27 @@ pub fn candidates(ctx: &Context, ys: &Shape, win: &Window) -> Vec<DirectTile> {
             out.push(t);
         }
     };
-    for bm in [32, 64, 128] {
-        if bm != rule.bm && bm < 2 * o {
-            add(tile_of(ys, win, bm, rule.wnf).map(|t| DirectTile {
-                staging: rule.staging,
-                ..t
-            }));
-        }
-    }
-    let other_wnf = if rule.wnf == 4 { 2 } else { 4 };
-    add(tile_of(ys, win, rule.bm, other_wnf).map(|t| DirectTile {
+    let with_rule_staging = |t: DirectTile| DirectTile {
         staging: rule.staging,
         ..t
-    }));
+    };
+    for bm in [32, 64, 128] {
+        if bm != rule.bm && bm < 2 * o {
+            add(tile_of(ys, win, bm, rule.wmf, rule.wnf).map(with_rule_staging));
+        }
+    }
+    let other = |f: usize| if f == 4 { 2 } else { 4 };
+    add(tile_of(ys, win, rule.bm, rule.wmf, other(rule.wnf)).map(with_rule_staging));
+    // The other WMF: at the rule's WNF, else (its box too large) at the other WNF; with
+    // 64-row subgroups at BM 128 where the rule's BM is 64 and O leaves half the rows busy.
+    for bm in [rule.bm, 128] {
+        if bm == rule.bm || bm < 2 * o {
+            let wmf = other(rule.wmf);
+            add(tile_of(ys, win, bm, wmf, rule.wnf)
+                .or_else(|| tile_of(ys, win, bm, wmf, other(rule.wnf)))
+                .map(with_rule_staging));
+        }
+    }
     let mut s = rule.staging;
     s.packed_weights = !s.packed_weights;
     add(Some(DirectTile { staging: s, ..rule }));
