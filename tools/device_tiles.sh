@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# Issue 11, the direct matrix-unit conv forward towards 150 TFLOP/s, one sitting of about 5
+# Issue 11, the direct matrix-unit conv forward towards 150 TFLOP/s, one sitting of about 7
 # minutes on a lent GPU: correctness first (the coop tests: every tile and every staging of
 # conv_coop_direct against the CPU reference on the matrix units), then the adapter's
 # ceilings, then a sweep of the direct forward's tiles and stagings at the conv sizes of the
-# README (WUNET_COOP_DIRECT_TILE: bm, wnf, pack = f16-packed weights, db = register double
-# buffering; empty = the tile rule's choice), then the U-Net steps in mixed precision with the
+# README (WUNET_COOP_DIRECT_TILE: bm, wmf (4: 64 x 64 per subgroup), wnf, pack = f16-packed
+# weights, db = register double buffering; empty = the tile rule's choice), then the U-Net steps in mixed precision with the
 # default staging and with the f16-packed one (pack=1), and f32 for the "no slower" check; the
 # up-convolution on the FMA-unit kernel (up) and on the matrix units (coop) between them; the
 # Winograd f32 kernels beside the tiled f32 one at each conv size (issue 12's GPU figure).
@@ -33,8 +33,8 @@ for shape in "8x256x64x64 --out-channels 256" "1x64x256x256 --out-channels 64" \
     # issue 12: Winograd f32 on the GPU (FMA units), against the tiled direct kernel above
     t 40 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant winograd2,winograd4 \
         --precision f32 --runs 20 | grep -E "variant|median_ms|gflops" | tr '\n' ' '; echo "[winograd f32]"
-    for spec in "" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 bm=32,db=0 bm=64,db=0 bm=128,db=0 \
-                wnf=2 wnf=2,db=0 wnf=4 wnf=4,db=0; do
+    for spec in "" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 wnf=2 wnf=4 bm=128,wmf=4 \
+                bm=128,wmf=4,db=0 bm=128,wmf=4,pack=1 bm=128,wmf=4,wnf=2 bm=64,wmf=4,wnf=2; do
         r=$(WUNET_COOP_DIRECT_TILE="$spec" t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 \
             --variant coop-direct --precision mixed --runs 20 | grep -E "variant|median_ms|gflops|rror" \
             | sed -E 's/.*ran CoopDirect: fwd conv_coop_direct, //; s/, precision mixed\)//' | tr '\n' ' ')
