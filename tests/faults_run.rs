@@ -8,6 +8,7 @@ mod common;
 #[path = "faults/support.rs"]
 mod support;
 use common::ctx;
+use std::path::Path;
 use std::process::{Command, Stdio};
 use support::*;
 use wunet::model_io::checkpoint;
@@ -118,6 +119,72 @@ fn sigint_and_sigterm_finish_the_step_write_last_and_exit_130() {
         assert_eq!(code, Some(0), "{name}: {stderr}");
         assert!(stdout.contains("this run: 2 steps"), "{name}: {stdout}");
     }
+}
+
+/// A resumed run computes with the conv kernels it began with, whatever the tuning cache
+/// says by then (with a cold cache, each process's time budget leaves different layers
+/// measured, so a resume could otherwise switch kernels midway): the first process runs the
+/// adapter's defaults (`WUNET_TUNE=0`), a cache is then written that names another variant
+/// for every one of its layers, and the resumed process (tuning on, that cache) equals an
+/// uninterrupted default run bit for bit, its checkpoint naming the same kernels.
+#[test]
+fn resume_keeps_the_kernels_the_run_began_with() {
+    if ctx().is_none() {
+        return;
+    }
+    let d = tmp("pinned");
+    let cache = d.join("cache");
+    let train = |out: &str, steps: &str, resume: bool, env: &[(&str, &str)]| {
+        let mut args = vec!["train", "--steps", steps, "--checkpoint-every", "2"];
+        args.extend(["--val-every", "0", "--schedule", "constant"]);
+        args.extend(TINY);
+        args.extend(["--out", out]);
+        if resume {
+            args.push("--resume");
+        }
+        let (stdout, stderr, code) = wunet_env(&args, env);
+        assert_eq!(code, Some(0), "{out}: {stdout}\n{stderr}");
+    };
+    let (straight, cut) = (d.join("straight"), d.join("cut"));
+    let (straight, cut) = (straight.to_str().unwrap(), cut.to_str().unwrap());
+    let defaults = [("WUNET_TUNE", "0")];
+    train(straight, "4", false, &defaults);
+    train(cut, "2", false, &defaults);
+    let first = checkpoint::load(&Path::new(cut).join("last.safetensors")).unwrap();
+    let kernels = first
+        .meta
+        .get("kernels")
+        .expect("the checkpoint names its kernels");
+    let mut lines = kernels.lines();
+    let adapter = lines.next().unwrap();
+    let choices: Vec<(&str, &str)> = lines.filter_map(|l| l.split_once('\t')).collect();
+    assert!(!choices.is_empty(), "{kernels}");
+    // every layer's cache entry names Winograd F(4x4), measured fastest
+    let mut text = "wunet-conv-variants 3\n".to_string();
+    for (key, name) in &choices {
+        assert_ne!(*name, "winograd4", "{kernels}");
+        let times = format!("{name}=9.000,winograd2=9.000,winograd4=1.000");
+        text += &format!("{adapter}\t{key}\twinograd4\t{times}\n");
+    }
+    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::write(cache.join("conv-variants.txt"), text).unwrap();
+    let tuned = [
+        ("WUNET_TUNE", "measure"),
+        ("WUNET_CACHE_DIR", cache.to_str().unwrap()),
+    ];
+    train(cut, "4", true, &tuned);
+    let a = checkpoint::load(&Path::new(straight).join("last.safetensors")).unwrap();
+    let b = checkpoint::load(&Path::new(cut).join("last.safetensors")).unwrap();
+    assert_eq!(a.meta.get("step"), b.meta.get("step"));
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        let same = x
+            .data
+            .iter()
+            .zip(&y.data)
+            .all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(x.name == y.name && same, "tensor {} differs", x.name);
+    }
+    assert_eq!(b.meta.get("kernels"), Some(kernels), "the resume's kernels");
 }
 
 // ------------------------------------------------------------ 6. output paths

@@ -17,8 +17,9 @@ use crate::fsutil::remove_stale_temps;
 use crate::gpu::Context;
 use crate::infer::eval::{auto_objects_class, is_challenge_metric};
 use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
-use crate::model_io::{InferMeta, ModelMeta};
+use crate::model_io::{checkpoint, Checkpoint, InferMeta, ModelMeta};
 use crate::models::{Padding, UNetConfig};
+use crate::ops::conv::tune;
 use std::borrow::Cow;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -384,6 +385,10 @@ impl RunFiles {
 pub(super) struct Prepared {
     /// The run folder's lock, held until the run ends.
     pub _lock: RunLock,
+    /// A resumed run's kernel choices, pinned until the run ends.
+    pub _pins: Option<tune::Pins>,
+    /// A resumed run's `last.safetensors` (taken when it is loaded into the session).
+    pub resume_from: Option<Checkpoint>,
     pub cfg: TrainConfig,
     pub files: RunFiles,
     pub train: Arc<Dataset>,
@@ -468,6 +473,14 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         ),
     };
     let config_text = cfg.to_toml()?;
+    // --resume: the checkpoint first, so that the session computes with the kernels the run
+    // began with (its `kernels` entry pins them; see `ops::conv::tune::pin`)
+    let (resume_from, pins) = if opts.resume {
+        let (ck, pins) = load_resume_checkpoint(ctx, &out.join("last.safetensors"), opts)?;
+        (Some(ck), pins)
+    } else {
+        (None, None)
+    };
     let session = Session::new(
         ctx,
         &SessionSpec {
@@ -496,6 +509,8 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     }
     Ok(Prepared {
         _lock: lock,
+        _pins: pins,
+        resume_from,
         files: RunFiles::new(out),
         baseline_pixel_error: background_pixel_error(&data.val),
         train: Arc::new(data.train),
@@ -511,6 +526,24 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         predictor,
         cfg,
     })
+}
+
+/// The checkpoint a resumed run continues from, and its kernel choices pinned (none where
+/// it predates them or comes from another adapter or driver).
+fn load_resume_checkpoint(
+    ctx: &Context,
+    last: &Path,
+    opts: &RunOptions,
+) -> Result<(Checkpoint, Option<tune::Pins>)> {
+    let ck = checkpoint::load(last)?;
+    let Some(text) = ck.meta.get("kernels") else {
+        return Ok((ck, None));
+    };
+    let (pins, n) = tune::pin(&ctx.info, text);
+    if opts.progress && n > 0 {
+        eprintln!("resume: {n} kernel choices of the run pinned");
+    }
+    Ok((ck, Some(pins)))
 }
 
 /// The median diameter of the training objects: the instance ids, else

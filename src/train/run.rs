@@ -161,7 +161,10 @@ fn best_of(ck: &Checkpoint) -> Option<(u64, f64)> {
 /// and its best validation so far.
 fn resume_session(ctx: &Context, p: &mut Prepared) -> Result<(Prior, Option<(u64, f64)>)> {
     let last = &p.files.last;
-    let ck = checkpoint::load(last)?;
+    let ck = match p.resume_from.take() {
+        Some(ck) => ck,
+        None => checkpoint::load(last)?,
+    };
     ck.check_against(last, &p.session.exec.expected_tensors(true))?;
     p.session.exec.import(ctx, &ck)?;
     let prior = Prior {

@@ -222,6 +222,9 @@ impl Run<'_> {
         ck.meta.insert("config".into(), self.p.config_text.clone());
         ck.meta.insert("elapsed_s".into(), format!("{elapsed}"));
         ck.meta.insert("train_s".into(), format!("{train_s}"));
+        // the conv kernels chosen so far, which --resume pins (bitwise resume)
+        let kernels = crate::ops::conv::tune::decisions_text(&self.ctx.info);
+        ck.meta.insert("kernels".into(), kernels);
         if let Some((s, v)) = self.best {
             ck.meta.insert("best_step".into(), s.to_string());
             ck.meta.insert("best_value".into(), format!("{v}"));

@@ -11,6 +11,9 @@
 //! 4. the adapter-class default, when measurement is off (`WUNET_TUNE=0`: no cache, no
 //!    measurement; `WUNET_TUNE=cache`: the cache only), the budget is spent, or it failed.
 //!
+//! A resumed training run first replays the choices its checkpoint names ([`pin`]), so a
+//! layer never changes kernel midway through a run (bitwise resume).
+//!
 //! The matrix-unit convolution chooses its tile and staging the same way, in the same file
 //! and under the same budget ([`choose_named`], keys `coop ...`; `crate::ops::coop`).
 //!
@@ -215,6 +218,8 @@ struct State {
     entries: Entries,
     spent: Duration,
     decisions: BTreeMap<String, (String, &'static str)>,
+    /// (adapter, driver, key) -> candidate name: choices a resumed run replays ([`pin`]).
+    pins: BTreeMap<(String, String, String), String>,
 }
 
 static STATE: Mutex<State> = Mutex::new(State {
@@ -222,6 +227,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     entries: BTreeMap::new(),
     spent: Duration::ZERO,
     decisions: BTreeMap::new(),
+    pins: BTreeMap::new(),
 });
 
 /// Note the candidate chosen for `key` (by name) and why (`cache`, `measured`, `default`).
@@ -229,8 +235,8 @@ fn decided(key: &str, name: &str, how: &'static str) {
     with_state(|s| s.decisions.insert(key.to_string(), (name.to_string(), how)));
 }
 
-/// The choices made in this process: (key, candidate name, `cache` | `measured` |
-/// `default`).
+/// The choices made in this process: (key, candidate name, `pinned` | `cache` | `measured`
+/// | `default`).
 pub fn decisions() -> Vec<(String, String, &'static str)> {
     with_state(|s| {
         s.decisions
@@ -238,6 +244,70 @@ pub fn decisions() -> Vec<(String, String, &'static str)> {
             .map(|(k, (v, how))| (k.clone(), v.clone(), *how))
             .collect()
     })
+}
+
+/// The choices made in this process on adapter `info`, as text for a checkpoint's metadata
+/// (a training run's `kernels` entry): a first line naming the adapter and driver, then one
+/// `key<TAB>name` line per choice. [`pin`] reads it back.
+pub fn decisions_text(info: &wgpu::AdapterInfo) -> String {
+    let (a, d) = adapter_key(info);
+    let mut out = format!("{a}\t{d}\n");
+    for (key, name, _) in decisions() {
+        out += &format!("{key}\t{name}\n");
+    }
+    out
+}
+
+/// Pinned choices, in force until dropped (see [`pin`]).
+#[must_use = "the choices are pinned only while the guard lives"]
+pub struct Pins {
+    keys: Vec<(String, String, String)>,
+}
+
+impl Drop for Pins {
+    fn drop(&mut self) {
+        with_state(|s| {
+            for k in &self.keys {
+                s.pins.remove(k);
+            }
+        });
+    }
+}
+
+/// Pin the choices of `text` ([`decisions_text`] of an earlier process): while the guard
+/// lives, a choice for one of its keys on the same adapter and driver returns the pinned
+/// candidate (`pinned`) before the cache, measurement or `WUNET_TUNE` are consulted, so a
+/// resumed training run computes with the kernels it began with (bitwise resume: a cold
+/// cache's budget leaves different layers measured in different processes). A pinned
+/// name that is no longer among the candidates is ignored. Text from another adapter or
+/// driver pins nothing; returns the guard and how many choices it pins.
+pub fn pin(info: &wgpu::AdapterInfo, text: &str) -> (Pins, usize) {
+    let (a, d) = adapter_key(info);
+    let mut lines = text.lines();
+    let same = lines.next() == Some(format!("{a}\t{d}").as_str());
+    let choices: Vec<(&str, &str)> = lines
+        .filter_map(|l| l.split_once('\t'))
+        .filter(|(_, name)| same && valid_name(name))
+        .collect();
+    let keys: Vec<(String, String, String)> = with_state(|s| {
+        choices
+            .into_iter()
+            .map(|(k, name)| {
+                let key = (a.clone(), d.clone(), k.to_string());
+                s.pins.insert(key.clone(), name.to_string());
+                key
+            })
+            .collect()
+    });
+    let n = keys.len();
+    (Pins { keys }, n)
+}
+
+/// The pinned candidate of `key` on this adapter among `names`, if any.
+fn pinned(info: &wgpu::AdapterInfo, key: &str, names: &[String]) -> Option<usize> {
+    let (a, d) = adapter_key(info);
+    let name = with_state(|s| s.pins.get(&(a, d, key.to_string())).cloned())?;
+    names.iter().position(|n| *n == name)
 }
 
 fn with_state<T>(f: impl FnOnce(&mut State) -> T) -> T {
@@ -329,7 +399,7 @@ pub fn choose_for(
 
 /// The general form of [`choose_for`]: candidates by name ([`valid_name`]; the first is the
 /// fallback), `time(i)` the milliseconds of candidate `i`. Returns the chosen index and how
-/// it was chosen (`cache`, `measured` or `default`), also noted in [`decisions`]. Other
+/// it was chosen (`pinned`, `cache`, `measured` or `default`), also noted in [`decisions`]. Other
 /// kernels' own tunings (the matrix-unit convolution's tiles) use it with their own keys.
 pub fn choose_named(
     info: &wgpu::AdapterInfo,
@@ -342,6 +412,9 @@ pub fn choose_named(
         decided(key, &names[i], how);
         (i, how)
     };
+    if let Some(i) = pinned(info, key, names) {
+        return pick(i, "pinned");
+    }
     let m = mode();
     if m == Mode::Off || names.len() < 2 {
         return pick(0, "default");

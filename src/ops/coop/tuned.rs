@@ -162,8 +162,8 @@ pub(super) fn choose(
     choose_among(ctx, mode, (xs, ys), win, act)
 }
 
-/// [`choose`] without the gate: also for emulated kernels (what the tests drive on CPU
-/// adapters).
+/// The measured choice (`choose`, which the dispatch calls) without its gate: also for
+/// emulated kernels (what the tests drive on CPU adapters).
 pub fn choose_among(
     ctx: &Context,
     mode: CoopMode,
