@@ -2,8 +2,9 @@
 //! operand staging, and its dispatch (forwards and, through the flipped weight, stride-1
 //! grad inputs).
 //!
-//! The tile is a function of the shapes ([`direct_tile`]); the staging is
-//! [`Staging::DEFAULT`]. `WUNET_COOP_DIRECT_TILE` replaces either for benchmarks and
+//! The rule's tile is a function of the shapes ([`direct_tile`]) with the staging
+//! [`Staging::DEFAULT`]; on real matrix units the tile is measured against its neighbours
+//! and cached (`super::tuned`). `WUNET_COOP_DIRECT_TILE` replaces either for benchmarks and
 //! sweeps, e.g. `bm=64,wmf=2,wnf=4,box=1x16x16,rps=1,pack=1,db=0` (any subset of the keys; the
 //! result must fit the kernel or the dispatch fails naming it); [`with_staging`] does the
 //! same for the staging alone on one thread (tests).
