@@ -144,6 +144,9 @@ fn measured_once_then_cached_and_driver_change_invalidates() {
         &mut |k| fake(&mut calls, k),
     );
     assert_eq!((k, calls), (ConvKernel::Cpu, 9));
+    let dec = tune::decisions();
+    assert!(dec.contains(&("fwd other".into(), "cpu".into(), "budget")));
+    assert!(tune::unmeasured() >= 1);
     // Named candidates (the matrix-unit conv's tiles): the same cache, the index returned,
     // the choice and how in `decisions`.
     let names: Vec<String> = [

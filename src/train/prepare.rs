@@ -495,6 +495,15 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         },
     )?;
     let predictor = validation_predictor(ctx, &cfg, &unet, &data.val)?;
+    let unmeasured = tune::unmeasured();
+    if opts.progress && unmeasured > 0 {
+        eprintln!(
+            "conv tuning: {unmeasured} layer(s) run the adapter's default kernel in this run \
+             (the measuring budget of {} ms per process is spent); later runs measure more \
+             of them and keep the winners (WUNET_CACHE_DIR)",
+            tune::budget(ctx).as_millis(),
+        );
+    }
     // the folder appears once data, model and sizes have passed their checks
     std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
     // one training per folder; then what an interrupted write left behind goes

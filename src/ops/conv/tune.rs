@@ -236,7 +236,7 @@ fn decided(key: &str, name: &str, how: &'static str) {
 }
 
 /// The choices made in this process: (key, candidate name, `pinned` | `cache` | `measured`
-/// | `default`).
+/// | `default` | `budget`).
 pub fn decisions() -> Vec<(String, String, &'static str)> {
     with_state(|s| {
         s.decisions
@@ -244,6 +244,12 @@ pub fn decisions() -> Vec<(String, String, &'static str)> {
             .map(|(k, (v, how))| (k.clone(), v.clone(), *how))
             .collect()
     })
+}
+
+/// How many choices of this process fell back to the default because the measuring budget
+/// was spent (`budget` in [`decisions`]): layers a later process (or `wunet tune`) measures.
+pub fn unmeasured() -> usize {
+    decisions().iter().filter(|d| d.2 == "budget").count()
 }
 
 /// The choices made in this process on adapter `info`, as text for a checkpoint's metadata
@@ -399,7 +405,8 @@ pub fn choose_for(
 
 /// The general form of [`choose_for`]: candidates by name ([`valid_name`]; the first is the
 /// fallback), `time(i)` the milliseconds of candidate `i`. Returns the chosen index and how
-/// it was chosen (`pinned`, `cache`, `measured` or `default`), also noted in [`decisions`]. Other
+/// it was chosen (`pinned`, `cache`, `measured`, `default`, or `budget`: the fallback
+/// because this process's measuring budget is spent), also noted in [`decisions`]. Other
 /// kernels' own tunings (the matrix-unit convolution's tiles) use it with their own keys.
 pub fn choose_named(
     info: &wgpu::AdapterInfo,
@@ -422,8 +429,11 @@ pub fn choose_named(
     if let Some(i) = lookup(info, key, names) {
         return pick(i, "cache");
     }
-    if m == Mode::CacheOnly || time_left(budget, m).is_some_and(|t| t.is_zero()) {
+    if m == Mode::CacheOnly {
         return pick(0, "default");
+    }
+    if time_left(budget, m).is_some_and(|t| t.is_zero()) {
+        return pick(0, "budget");
     }
     let start = Instant::now();
     let mut times = Vec::new();
