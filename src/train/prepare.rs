@@ -500,8 +500,9 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         eprintln!(
             "conv tuning: {unmeasured} layer(s) run the adapter's default kernel in this run \
              (the measuring budget of {} ms per process is spent); later runs measure more \
-             of them and keep the winners (WUNET_CACHE_DIR)",
+             of them and keep the winners in {}",
             tune::budget(ctx).as_millis(),
+            tune::cache_path().map_or("no cache (no HOME)".into(), |p| p.display().to_string()),
         );
     }
     // the folder appears once data, model and sizes have passed their checks
