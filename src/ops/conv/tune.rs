@@ -230,7 +230,7 @@ static STATE: Mutex<State> = Mutex::new(State {
     pins: BTreeMap::new(),
 });
 
-/// Note the candidate chosen for `key` (by name) and why (`cache`, `measured`, `default`).
+/// Note the candidate chosen for `key` (by name) and why (see [`decisions`]).
 fn decided(key: &str, name: &str, how: &'static str) {
     with_state(|s| s.decisions.insert(key.to_string(), (name.to_string(), how)));
 }

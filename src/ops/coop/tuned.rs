@@ -29,9 +29,10 @@ use crate::gpu::{Context, DType, Tensor};
 use crate::ops::conv::{self, tune, ConvKernel};
 use crate::shape::{Shape, Window};
 
-/// What this thread's direct forwards use instead of a measured tile.
+/// What this thread's direct forwards use instead of a measured tile (not to be confused
+/// with `tune::pin`, which replays a resumed run's choices).
 #[derive(Clone, Copy)]
-enum Pin {
+enum Fixed {
     /// This tile (where the kernel size matches).
     Tile(DirectTile),
     /// The rule's tile (or the override's): nothing measured.
@@ -39,32 +40,32 @@ enum Pin {
 }
 
 thread_local! {
-    static PIN: Cell<Option<Pin>> = const { Cell::new(None) };
+    static FIXED: Cell<Option<Fixed>> = const { Cell::new(None) };
 }
 
-fn pinned<T>(p: Pin, f: impl FnOnce() -> T) -> T {
-    let old = PIN.with(|c| c.replace(Some(p)));
+fn fixed<T>(p: Fixed, f: impl FnOnce() -> T) -> T {
+    let old = FIXED.with(|c| c.replace(Some(p)));
     let out = f();
-    PIN.with(|c| c.set(old));
+    FIXED.with(|c| c.set(old));
     out
 }
 
 /// Run `f` with every direct forward recorded on this thread using tile `t` (where it
 /// applies to the shapes: same kernel size), neither measured nor overridden.
 pub fn with_tile<T>(t: DirectTile, f: impl FnOnce() -> T) -> T {
-    pinned(Pin::Tile(t), f)
+    fixed(Fixed::Tile(t), f)
 }
 
 /// Run `f` with every direct forward recorded on this thread on the rule's tile (or the
 /// override's), nothing measured (the self-test checks the kernel, not a tuning).
 pub fn with_rule_tiles<T>(f: impl FnOnce() -> T) -> T {
-    pinned(Pin::Rule, f)
+    fixed(Fixed::Rule, f)
 }
 
 /// The tile forced on this thread for window `win`, if any.
 pub(super) fn forced(win: &Window) -> Option<DirectTile> {
-    match PIN.with(|c| c.get()) {
-        Some(Pin::Tile(t)) if t.kernel == win.kernel => Some(t),
+    match FIXED.with(|c| c.get()) {
+        Some(Fixed::Tile(t)) if t.kernel == win.kernel => Some(t),
         _ => None,
     }
 }
@@ -136,11 +137,11 @@ pub fn candidates(ctx: &Context, ys: &Shape, win: &Window) -> Vec<DirectTile> {
     out
 }
 
-/// Whether the tile of this forward is measured: real matrix units, nothing pinned, no
+/// Whether the tile of this forward is measured: real matrix units, nothing fixed on this thread, no
 /// override.
 fn measured(mode: CoopMode) -> bool {
     !mode.emulated
-        && PIN.with(|c| c.get()).is_none()
+        && FIXED.with(|c| c.get()).is_none()
         && std::env::var_os("WUNET_COOP_DIRECT_TILE").is_none()
         && !super::direct::staging_overridden()
 }
