@@ -475,12 +475,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     let config_text = cfg.to_toml()?;
     // --resume: the checkpoint first, so that the session computes with the kernels the run
     // began with (its `kernels` entry pins them; see `ops::conv::tune::pin`)
-    let (resume_from, pins) = if opts.resume {
-        let (ck, pins) = load_resume_checkpoint(ctx, &out.join("last.safetensors"), opts)?;
-        (Some(ck), pins)
-    } else {
-        (None, None)
-    };
+    let (resume_from, pins) = load_resume_checkpoint(ctx, &out, opts)?;
     let session = Session::new(
         ctx,
         &SessionSpec {
@@ -495,15 +490,8 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         },
     )?;
     let predictor = validation_predictor(ctx, &cfg, &unet, &data.val)?;
-    let unmeasured = tune::unmeasured();
-    if opts.progress && unmeasured > 0 {
-        eprintln!(
-            "conv tuning: {unmeasured} layer(s) run the adapter's default kernel in this run \
-             (the measuring budget of {} ms per process is spent); later runs measure more \
-             of them and keep the winners in {}",
-            tune::budget(ctx).as_millis(),
-            tune::cache_path().map_or("no cache (no HOME)".into(), |p| p.display().to_string()),
-        );
+    if opts.progress {
+        note_unmeasured_layers(ctx);
     }
     // the folder appears once data, model and sizes have passed their checks
     std::fs::create_dir_all(&out).map_err(|e| Error::file(&out, format!("cannot create: {e}")))?;
@@ -538,22 +526,42 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     })
 }
 
-/// The checkpoint a resumed run continues from, and its kernel choices pinned (none where
-/// it predates them or comes from another adapter or driver).
+/// With `--resume`: the checkpoint the run continues from (`last.safetensors` in `out`), and
+/// its kernel choices pinned (none where it predates them or comes from another adapter or
+/// driver). Without: nothing.
 fn load_resume_checkpoint(
     ctx: &Context,
-    last: &Path,
+    out: &Path,
     opts: &RunOptions,
-) -> Result<(Checkpoint, Option<tune::Pins>)> {
-    let ck = checkpoint::load(last)?;
+) -> Result<(Option<Checkpoint>, Option<tune::Pins>)> {
+    if !opts.resume {
+        return Ok((None, None));
+    }
+    let ck = checkpoint::load(&out.join("last.safetensors"))?;
     let Some(text) = ck.meta.get("kernels") else {
-        return Ok((ck, None));
+        return Ok((Some(ck), None));
     };
     let (pins, n) = tune::pin(&ctx.info, text);
     if opts.progress && n > 0 {
         eprintln!("resume: {n} kernel choices of the run pinned");
     }
-    Ok((ck, Some(pins)))
+    Ok((Some(ck), Some(pins)))
+}
+
+/// Say how many conv layers run the adapter's default kernel because this process's
+/// measuring budget was spent (nothing when none).
+fn note_unmeasured_layers(ctx: &Context) {
+    let n = tune::unmeasured();
+    if n == 0 {
+        return;
+    }
+    let cache = tune::cache_path().map_or("no cache (no HOME)".into(), |p| p.display().to_string());
+    eprintln!(
+        "conv tuning: {n} layer(s) run the adapter's default kernel in this run (the \
+         measuring budget of {} ms per process is spent); later runs measure more of them \
+         and keep the winners in {cache}",
+        tune::budget(ctx).as_millis(),
+    );
 }
 
 /// The median diameter of the training objects: the instance ids, else
