@@ -387,7 +387,8 @@ pub(super) struct Prepared {
     pub _lock: RunLock,
     /// A resumed run's kernel choices, pinned until the run ends.
     pub _pins: Option<tune::Pins>,
-    /// A resumed run's `last.safetensors` (taken when it is loaded into the session).
+    /// With `--resume`: the run's `last.safetensors` (taken when it is loaded into the
+    /// session); `None` for a new run.
     pub resume_from: Option<Checkpoint>,
     pub cfg: TrainConfig,
     pub files: RunFiles,

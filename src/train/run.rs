@@ -157,15 +157,14 @@ fn best_of(ck: &Checkpoint) -> Option<(u64, f64)> {
         .zip(meta_f64(ck, "best_value"))
 }
 
-/// Load `last.safetensors` into the session; returns what the run had done
-/// and its best validation so far.
-fn resume_session(ctx: &Context, p: &mut Prepared) -> Result<(Prior, Option<(u64, f64)>)> {
-    let last = &p.files.last;
-    let ck = match p.resume_from.take() {
-        Some(ck) => ck,
-        None => checkpoint::load(last)?,
-    };
-    ck.check_against(last, &p.session.exec.expected_tensors(true))?;
+/// Load the run's `last.safetensors` (`ck`, read by `prepare`) into the session; returns
+/// what the run had done and its best validation so far.
+fn resume_session(
+    ctx: &Context,
+    p: &mut Prepared,
+    ck: Checkpoint,
+) -> Result<(Prior, Option<(u64, f64)>)> {
+    ck.check_against(&p.files.last, &p.session.exec.expected_tensors(true))?;
     p.session.exec.import(ctx, &ck)?;
     let prior = Prior {
         step: p.session.exec.step,
@@ -187,8 +186,8 @@ impl<'a> Run<'a> {
     /// drops the rows after its step) or start a new `log.csv`; then write
     /// `config.toml`.
     fn resume_or_start(ctx: &'a Context, opts: &'a RunOptions, mut p: Prepared) -> Result<Self> {
-        let (prior, best, (log, rows)) = if opts.resume {
-            let (prior, best) = resume_session(ctx, &mut p)?;
+        let (prior, best, (log, rows)) = if let Some(ck) = p.resume_from.take() {
+            let (prior, best) = resume_session(ctx, &mut p, ck)?;
             (prior, best, CsvLog::resume(&p.files.log, prior.step)?)
         } else {
             let log = CsvLog::create(&p.files.log)?;

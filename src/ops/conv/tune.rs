@@ -28,7 +28,7 @@
 
 use super::ConvKernel;
 use crate::error::Result;
-use crate::gpu::{AdapterClass, Context, DType, Tensor};
+use crate::gpu::{AdapterClass, Context, DType, Program, Tensor};
 use crate::shape::{Shape, Window};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -517,8 +517,8 @@ pub fn candidates(op: ConvOp, xs: &Shape, win: &Window, fallback: ConvKernel) ->
     }
 }
 
-/// Best-of-two milliseconds of `op` with kernel `k` on zero-filled tensors of these shapes
-/// (after one warm-up run, which also builds the pipelines).
+/// Best-of-two milliseconds of `op` with kernel `k` on zero-filled f32 tensors of these
+/// shapes (after one warm-up run, which also builds the pipelines).
 pub fn time_candidate(
     ctx: &Context,
     op: ConvOp,
@@ -527,27 +527,46 @@ pub fn time_candidate(
     win: &Window,
     k: ConvKernel,
 ) -> Result<f64> {
+    let prog = zero_program(ctx, op, xs, ws, win, k, DType::F32)?;
+    best_ms(ctx, &prog, 2)
+}
+
+/// The program of `op` with kernel `k` on zero-filled tensors of these shapes: activations
+/// (and activation gradients) `act`, weight and bias f32.
+pub fn zero_program(
+    ctx: &Context,
+    op: ConvOp,
+    xs: &Shape,
+    ws: &Shape,
+    win: &Window,
+    k: ConvKernel,
+    act: DType,
+) -> Result<Program> {
     let ys = super::conv_out_shape(xs, ws, win)?;
     let w = Tensor::zeros(ctx, *ws, DType::F32)?;
-    let prog = match op {
+    match op {
         ConvOp::Forward => {
-            let x = Tensor::zeros(ctx, *xs, DType::F32)?;
+            let x = Tensor::zeros(ctx, *xs, act)?;
             let b = Tensor::zeros(ctx, Shape::vector(ys.c()), DType::F32)?;
-            let y = Tensor::empty(ctx, ys, DType::F32)?;
-            ctx.record(|rec| super::conv_into(rec, &x, &w, Some(&b), win, &y, k))?
+            let y = Tensor::empty(ctx, ys, act)?;
+            ctx.record(|rec| super::conv_into(rec, &x, &w, Some(&b), win, &y, k))
         }
         ConvOp::GradInput => {
-            let dy = Tensor::zeros(ctx, ys, DType::F32)?;
-            let dx = Tensor::empty(ctx, *xs, DType::F32)?;
-            ctx.record(|rec| super::conv_grad_input_into(rec, &dy, &w, win, &dx, k))?
+            let dy = Tensor::zeros(ctx, ys, act)?;
+            let dx = Tensor::empty(ctx, *xs, act)?;
+            ctx.record(|rec| super::conv_grad_input_into(rec, &dy, &w, win, &dx, k))
         }
         ConvOp::GradWeight => {
-            let x = Tensor::zeros(ctx, *xs, DType::F32)?;
-            let dy = Tensor::zeros(ctx, ys, DType::F32)?;
-            ctx.record(|rec| super::conv_grad_weight_into(rec, &x, &dy, win, &w, k))?
+            let x = Tensor::zeros(ctx, *xs, act)?;
+            let dy = Tensor::zeros(ctx, ys, act)?;
+            ctx.record(|rec| super::conv_grad_weight_into(rec, &x, &dy, win, &w, k))
         }
-    };
-    let (_, ms) = crate::bench::time_program_best(ctx, &prog, 1, 2)?;
+    }
+}
+
+/// The best of `runs` timed runs of `prog` in milliseconds, after one warm-up run.
+pub fn best_ms(ctx: &Context, prog: &Program, runs: usize) -> Result<f64> {
+    let (_, ms) = crate::bench::time_program_best(ctx, prog, 1, runs)?;
     Ok(ms.first().copied().unwrap_or(f64::INFINITY))
 }
 

@@ -25,8 +25,8 @@ use std::cell::Cell;
 use super::direct::{direct_tile, pad_for, tile_of, DirectTile};
 use super::CoopMode;
 use crate::error::Result;
-use crate::gpu::{Context, DType, Tensor};
-use crate::ops::conv::{self, tune, ConvKernel};
+use crate::gpu::{Context, DType};
+use crate::ops::conv::{tune, ConvKernel};
 use crate::shape::{Shape, Window};
 
 /// What this thread's direct forwards use instead of a measured tile (not to be confused
@@ -107,25 +107,20 @@ pub fn candidates(ctx: &Context, ys: &Shape, win: &Window) -> Vec<DirectTile> {
             out.push(t);
         }
     };
-    let with_rule_staging = |t: DirectTile| DirectTile {
-        staging: rule.staging,
-        ..t
-    };
     for bm in [32, 64, 128] {
         if bm != rule.bm && bm < 2 * o {
-            add(tile_of(ys, win, bm, rule.wmf, rule.wnf).map(with_rule_staging));
+            add(tile_of(ys, win, bm, rule.wmf, rule.wnf));
         }
     }
     let other = |f: usize| if f == 4 { 2 } else { 4 };
-    add(tile_of(ys, win, rule.bm, rule.wmf, other(rule.wnf)).map(with_rule_staging));
+    add(tile_of(ys, win, rule.bm, rule.wmf, other(rule.wnf)));
     // The other WMF: at the rule's WNF, else (its box too large) at the other WNF; with
     // 64-row subgroups at BM 128 where the rule's BM is 64 and O leaves half the rows busy.
     for bm in [rule.bm, 128] {
         if bm == rule.bm || bm < 2 * o {
             let wmf = other(rule.wmf);
             add(tile_of(ys, win, bm, wmf, rule.wnf)
-                .or_else(|| tile_of(ys, win, bm, wmf, other(rule.wnf)))
-                .map(with_rule_staging));
+                .or_else(|| tile_of(ys, win, bm, wmf, other(rule.wnf))));
         }
     }
     let mut s = rule.staging;
@@ -137,8 +132,8 @@ pub fn candidates(ctx: &Context, ys: &Shape, win: &Window) -> Vec<DirectTile> {
     out
 }
 
-/// Whether the tile of this forward is measured: real matrix units, nothing fixed on this thread, no
-/// override.
+/// Whether the tile of this forward is measured: real matrix units, nothing fixed on this
+/// thread, no override.
 fn measured(mode: CoopMode) -> bool {
     !mode.emulated
         && FIXED.with(|c| c.get()).is_none()
@@ -193,18 +188,13 @@ pub fn time_tile(
     t: DirectTile,
 ) -> Result<f64> {
     let ws = crate::shape::conv_weight_shape(ys.c(), xs.c(), win, xs.is_3d());
-    let x = Tensor::zeros(ctx, *xs, act)?;
-    let w = Tensor::zeros(ctx, ws, DType::F32)?;
-    let b = Tensor::zeros(ctx, Shape::vector(ys.c()), DType::F32)?;
-    let y = Tensor::empty(ctx, *ys, act)?;
     let k = if mode.emulated {
         ConvKernel::CoopDirectEmulated
     } else {
         ConvKernel::CoopDirect
     };
     let prog = with_tile(t, || {
-        ctx.record(|rec| conv::conv_into(rec, &x, &w, Some(&b), win, &y, k))
+        tune::zero_program(ctx, tune::ConvOp::Forward, xs, &ws, win, k, act)
     })?;
-    let (_, ms) = crate::bench::time_program_best(ctx, &prog, 1, 5)?;
-    Ok(ms.first().copied().unwrap_or(f64::INFINITY))
+    tune::best_ms(ctx, &prog, 5)
 }
