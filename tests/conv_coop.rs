@@ -254,6 +254,15 @@ struct Case {
     bias: bool,
 }
 
+impl Case {
+    /// The case's weight and output shapes.
+    fn shapes(&self) -> (Shape, Shape) {
+        let ws = conv_weight_shape(self.o, self.x.c(), &self.win, self.x.is_3d());
+        let ys = conv::conv_out_shape(&self.x, &ws, &self.win).unwrap();
+        (ws, ys)
+    }
+}
+
 fn w2(k: [usize; 2], s: [usize; 2], p: [usize; 2], d: [usize; 2]) -> Window {
     Window::new(&k, &s, &p, &d)
 }
@@ -543,8 +552,7 @@ fn direct_tiles_of_cases() -> Vec<DirectTiles> {
     direct_cases()
         .iter()
         .map(|case| {
-            let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
-            let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+            let (_, ys) = case.shapes();
             let fwd = coop::direct_tile(&ys, &case.win).expect("direct forward applies");
             let fwin = conv::flipped_window(&case.win).expect("stride 1");
             let dx = coop::direct_tile(&case.x, &fwin).expect("direct grad input applies");
@@ -621,8 +629,7 @@ fn direct_wmf4_matches_reference_emulated() {
     let cases = direct_cases();
     for (i, bm) in [(1, 64), (2, 128)] {
         let case = &cases[i];
-        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, false);
-        let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+        let (_, ys) = case.shapes();
         let t = coop::tuned::candidates(c, &ys, &case.win)
             .into_iter()
             .find(|t| t.wmf == 4 && t.bm == bm)
@@ -638,8 +645,7 @@ fn direct_wmf4_matches_reference_emulated() {
 fn direct_candidates_match_reference() {
     let Some(c) = coop_ctx() else { return };
     for case in direct_cases() {
-        let ws = conv_weight_shape(case.o, case.x.c(), &case.win, case.x.is_3d());
-        let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+        let (_, ys) = case.shapes();
         for t in coop::tuned::candidates(c, &ys, &case.win) {
             forward_f16_matches(c, ConvKernel::CoopDirect, &case, t);
         }
@@ -660,8 +666,7 @@ fn direct_tile_measured_then_cached_emulated() {
     std::env::set_var("WUNET_CACHE_DIR", &dir);
     tune::set_mode(tune::Mode::Unbounded);
     let case = &direct_cases()[0];
-    let ws = conv_weight_shape(case.o, case.x.c(), &case.win, false);
-    let ys = conv::conv_out_shape(&case.x, &ws, &case.win).unwrap();
+    let (_, ys) = case.shapes();
     let cands = coop::tuned::candidates(c, &ys, &case.win);
     assert_eq!(Some(cands[0]), coop::direct_tile(&ys, &case.win));
     let names: Vec<String> = cands.iter().map(coop::tuned::tile_name).collect();

@@ -4,7 +4,7 @@
 //! image from ../shared/data/nuclei2d when present).
 
 mod common;
-use common::{assert_close, ctx, run_wunet as wunet, tmp_dir};
+use common::{assert_close, ctx, run_wunet as wunet, tensors_equal, tmp_dir};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use wunet::data::io::{read_image, read_labels, write_png_gray8, write_png_labels};
@@ -192,21 +192,6 @@ fn validation_by_the_challenge_rand_error_logs_it_and_picks_best_by_it() {
         e.contains("val_metric = isbi_rand_error is defined for 2D data only"),
         "{e}"
     );
-}
-
-fn tensors_equal(a: &Checkpoint, b: &Checkpoint) {
-    assert_eq!(a.tensors.len(), b.tensors.len());
-    for (x, y) in a.tensors.iter().zip(&b.tensors) {
-        assert_eq!(x.name, y.name);
-        assert_eq!(x.shape, y.shape);
-        let same = x
-            .data
-            .iter()
-            .zip(&y.data)
-            .all(|(p, q)| p.to_bits() == q.to_bits());
-        assert!(same, "tensor {} differs", x.name);
-    }
-    assert_eq!(a.meta.get("step"), b.meta.get("step"));
 }
 
 #[test]

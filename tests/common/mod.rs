@@ -120,3 +120,19 @@ pub fn assert_close(what: &str, got: &[f32], want: &[f32], atol: f32, rtol: f32)
 }
 
 pub mod mixed;
+
+/// Two checkpoints hold the same tensors (names, shapes, bits) at the same step.
+pub fn tensors_equal(a: &wunet::model_io::Checkpoint, b: &wunet::model_io::Checkpoint) {
+    assert_eq!(a.tensors.len(), b.tensors.len());
+    for (x, y) in a.tensors.iter().zip(&b.tensors) {
+        assert_eq!(x.name, y.name);
+        assert_eq!(x.shape, y.shape);
+        let same = x
+            .data
+            .iter()
+            .zip(&y.data)
+            .all(|(p, q)| p.to_bits() == q.to_bits());
+        assert!(same, "tensor {} differs", x.name);
+    }
+    assert_eq!(a.meta.get("step"), b.meta.get("step"));
+}
