@@ -167,63 +167,11 @@ fn bench_conv_one(
             return Err(Error::Other(format!("no matrix-unit kernels here: {why}")));
         }
     }
-    let xs = parse_shape(&a.input)?;
-    fits(ctx, "--in", &xs.dims)?;
-    fits(
-        ctx,
-        "--out-channels",
-        &[a.out_channels, xs.c(), a.kernel, a.kernel, a.kernel],
-    )?;
-    let dims = if xs.is_3d() { 3 } else { 2 };
-    let win = Window::cube(dims, a.kernel, a.stride, a.pad);
-    let (ws, ys) = if transpose {
-        let ws = conv_weight_shape(xs.c(), a.out_channels, &win, xs.is_3d());
-        (ws, conv::conv_transpose_out_shape(&xs, &ws, &win)?)
-    } else {
-        let ws = conv_weight_shape(a.out_channels, xs.c(), &win, xs.is_3d());
-        (ws, conv::conv_out_shape(&xs, &ws, &win)?)
-    };
-    fits(ctx, "output", &ys.dims)?;
-    let x = filled(ctx, xs, 1, act)?;
-    let w = filled(ctx, ws, 2, DType::F32)?;
-    let b = filled(ctx, Shape::vector(ys.c()), 3, DType::F32)?;
-    let y = Tensor::empty(ctx, ys, act)?;
-    let g = filled(ctx, ys, 4, act)?;
-    let dx = Tensor::empty(ctx, xs, act)?;
-    let dw = Tensor::empty(ctx, ws, DType::F32)?;
-    let db = Tensor::empty(ctx, Shape::vector(ys.c()), DType::F32)?;
-    let prog = ctx.record(|rec| {
-        if transpose {
-            conv::conv_transpose_into(rec, &x, &w, Some(&b), &win, &y, variant)?;
-            if a.backward {
-                conv::conv_transpose_grad_input_into(rec, &g, &w, &win, &dx, variant)?;
-                conv::conv_transpose_grad_weight_into(rec, &x, &g, &win, &dw, variant)?;
-            }
-        } else {
-            conv::conv_into(rec, &x, &w, Some(&b), &win, &y, variant)?;
-            if a.backward {
-                conv::conv_grad_input_into(rec, &g, &w, &win, &dx, variant)?;
-                conv::conv_grad_weight_into(rec, &x, &g, &win, &dw, variant)?;
-            }
-        }
-        // The bias gradient (not in the FLOP count) reads dy as f32; skipped in mixed mode.
-        if a.backward && act == DType::F32 {
-            crate::ops::reduce::channel_sum_into(rec, &g, &db, false)?;
-        }
-        Ok(())
-    })?;
+    let (xs, ws, ys, win) = conv_bench_shapes(ctx, a, transpose)?;
+    let prog = record_conv_bench(ctx, a, transpose, variant, act, (xs, ws, ys), &win)?;
     let (timer, times) = time_program_best(ctx, &prog, 1, a.runs.max(1))?;
     let ms = median(&times);
-    // MACs: forward = every (output, tap) pair of the dense formula; the backward
-    // adds the same count twice (grad input, grad weight).
-    let k_per_out = xs.c() * win.kernel_numel();
-    let fwd_macs = if transpose {
-        (xs.numel() / xs.c()) as f64 * ys.c() as f64 * k_per_out as f64
-    } else {
-        ys.numel() as f64 * k_per_out as f64
-    };
-    let macs = if a.backward { 3.0 * fwd_macs } else { fwd_macs };
-    let gflops = 2.0 * macs / (ms * 1e6);
+    let gflops = 2.0 * conv_bench_macs(a.backward, transpose, &xs, &ys, &win) / (ms * 1e6);
     if let Some(peak) = peak {
         let shapes = (xs, ws, ys);
         let rec = conv_record(
@@ -234,56 +182,7 @@ fn bench_conv_one(
     }
     let what = if transpose { "conv_transpose" } else { "conv" };
     println!("adapter: {}", ctx.describe());
-    // The forward's kernel (grad input of a strided conv and transposed-conv forwards fall
-    // back from Coop to the adapter default).
-    let ran = if transpose {
-        conv::transposed_kernel(ctx, variant, &win, act)
-    } else {
-        conv::tune::resolve(
-            ctx,
-            variant,
-            conv::tune::ConvOp::Forward,
-            &xs,
-            &ws,
-            &win,
-            act,
-        )
-    };
-    // Coop: which coop kernels, forward (and grad input: the forward kernel on dy where the
-    // stride is 1) and weight gradient.
-    let detail = match crate::ops::coop::coop_mode(ran) {
-        Some(mode) if !transpose => {
-            let mut d = format!(
-                ": fwd {}",
-                crate::ops::coop::describe_fwd(ctx, mode, (&xs, &ys), &win, act)
-            );
-            if a.backward {
-                if let Some(fwin) = conv::flipped_window(&win) {
-                    d += &format!(
-                        "; dx {}",
-                        crate::ops::coop::describe_fwd(ctx, mode, (&ys, &xs), &fwin, act)
-                    );
-                }
-                d += &format!(
-                    "; dw {}",
-                    crate::ops::coop::describe_wgrad(ctx, mode, &ys, &win)
-                );
-            }
-            d
-        }
-        Some(mode) if variant.is_coop() && conv::up::qualifies(&win) => {
-            let mut d = format!(
-                ": fwd {}",
-                crate::ops::coop::describe_up(ctx, mode, &xs, &ys, &win)
-            );
-            if a.backward {
-                d += "; dx conv_coop; dw conv_coop_wgrad";
-            }
-            d
-        }
-        _ if !transpose && a.backward => grads_detail(ctx, variant, act, &xs, &ws, &win),
-        _ => String::new(),
-    };
+    let (ran, detail) = conv_bench_kernels(ctx, a, transpose, variant, act, (&xs, &ws, &ys), &win);
     println!(
         "{what} {} -> {} kernel {} stride {} pad {}{} variant {:?} (ran {ran:?}{detail}, precision {})",
         xs,
@@ -303,6 +202,134 @@ fn bench_conv_one(
     println!("median_ms: {ms:.3}");
     println!("gflops: {gflops:.2}");
     Ok((ms, gflops))
+}
+
+/// Input, weight and output shapes and the window of `bench conv|conv_transpose`,
+/// each checked against the device's limits.
+fn conv_bench_shapes(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+) -> Result<(Shape, Shape, Shape, Window)> {
+    let xs = parse_shape(&a.input)?;
+    fits(ctx, "--in", &xs.dims)?;
+    fits(
+        ctx,
+        "--out-channels",
+        &[a.out_channels, xs.c(), a.kernel, a.kernel, a.kernel],
+    )?;
+    let dims = if xs.is_3d() { 3 } else { 2 };
+    let win = Window::cube(dims, a.kernel, a.stride, a.pad);
+    let (ws, ys) = if transpose {
+        let ws = conv_weight_shape(xs.c(), a.out_channels, &win, xs.is_3d());
+        (ws, conv::conv_transpose_out_shape(&xs, &ws, &win)?)
+    } else {
+        let ws = conv_weight_shape(a.out_channels, xs.c(), &win, xs.is_3d());
+        (ws, conv::conv_out_shape(&xs, &ws, &win)?)
+    };
+    fits(ctx, "output", &ys.dims)?;
+    Ok((xs, ws, ys, win))
+}
+
+/// The timed program: the forward, and with `--backward` both gradients (and
+/// the bias gradient in f32) on filled tensors.
+fn record_conv_bench(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+    variant: ConvKernel,
+    act: DType,
+    (xs, ws, ys): (Shape, Shape, Shape),
+    win: &Window,
+) -> Result<crate::gpu::Program> {
+    let x = filled(ctx, xs, 1, act)?;
+    let w = filled(ctx, ws, 2, DType::F32)?;
+    let b = filled(ctx, Shape::vector(ys.c()), 3, DType::F32)?;
+    let y = Tensor::empty(ctx, ys, act)?;
+    let g = filled(ctx, ys, 4, act)?;
+    let dx = Tensor::empty(ctx, xs, act)?;
+    let dw = Tensor::empty(ctx, ws, DType::F32)?;
+    let db = Tensor::empty(ctx, Shape::vector(ys.c()), DType::F32)?;
+    ctx.record(|rec| {
+        if transpose {
+            conv::conv_transpose_into(rec, &x, &w, Some(&b), win, &y, variant)?;
+            if a.backward {
+                conv::conv_transpose_grad_input_into(rec, &g, &w, win, &dx, variant)?;
+                conv::conv_transpose_grad_weight_into(rec, &x, &g, win, &dw, variant)?;
+            }
+        } else {
+            conv::conv_into(rec, &x, &w, Some(&b), win, &y, variant)?;
+            if a.backward {
+                conv::conv_grad_input_into(rec, &g, &w, win, &dx, variant)?;
+                conv::conv_grad_weight_into(rec, &x, &g, win, &dw, variant)?;
+            }
+        }
+        // The bias gradient (not in the FLOP count) reads dy as f32; skipped in mixed mode.
+        if a.backward && act == DType::F32 {
+            crate::ops::reduce::channel_sum_into(rec, &g, &db, false)?;
+        }
+        Ok(())
+    })
+}
+
+/// MACs of the dense formula: forward = every (output, tap) pair; the backward
+/// adds the same count twice (grad input, grad weight).
+fn conv_bench_macs(backward: bool, transpose: bool, xs: &Shape, ys: &Shape, win: &Window) -> f64 {
+    let k_per_out = xs.c() * win.kernel_numel();
+    let fwd_macs = if transpose {
+        (xs.numel() / xs.c()) as f64 * ys.c() as f64 * k_per_out as f64
+    } else {
+        ys.numel() as f64 * k_per_out as f64
+    };
+    if backward {
+        3.0 * fwd_macs
+    } else {
+        fwd_macs
+    }
+}
+
+/// The forward's kernel as run (grad input of a strided conv and
+/// transposed-conv forwards fall back from Coop to the adapter default), and
+/// for matrix-unit kernels which ones ran the forward, grad input (the forward
+/// kernel on dy where the stride is 1) and weight gradient.
+fn conv_bench_kernels(
+    ctx: &Context,
+    a: &ConvBenchArgs,
+    transpose: bool,
+    variant: ConvKernel,
+    act: DType,
+    (xs, ws, ys): (&Shape, &Shape, &Shape),
+    win: &Window,
+) -> (ConvKernel, String) {
+    use crate::ops::coop::{coop_mode, describe_fwd, describe_up, describe_wgrad};
+    let ran = if transpose {
+        conv::transposed_kernel(ctx, variant, win, act)
+    } else {
+        let op = conv::tune::ConvOp::Forward;
+        conv::tune::resolve(ctx, variant, op, xs, ws, win, act)
+    };
+    let detail = match coop_mode(ran) {
+        Some(mode) if !transpose => {
+            let mut d = format!(": fwd {}", describe_fwd(ctx, mode, (xs, ys), win, act));
+            if a.backward {
+                if let Some(fwin) = conv::flipped_window(win) {
+                    d += &format!("; dx {}", describe_fwd(ctx, mode, (ys, xs), &fwin, act));
+                }
+                d += &format!("; dw {}", describe_wgrad(ctx, mode, ys, win));
+            }
+            d
+        }
+        Some(mode) if variant.is_coop() && conv::up::qualifies(win) => {
+            let mut d = format!(": fwd {}", describe_up(ctx, mode, xs, ys, win));
+            if a.backward {
+                d += "; dx conv_coop; dw conv_coop_wgrad";
+            }
+            d
+        }
+        _ if !transpose && a.backward => grads_detail(ctx, variant, act, xs, ws, win),
+        _ => String::new(),
+    };
+    (ran, detail)
 }
 
 /// Without matrix units: the kernels the two gradients ran after `Auto`'s tuning

@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::gpu::Context;
 use crate::infer::eval::{evaluate, Metrics};
 use crate::infer::predict::{load_checkpoint, Predictor};
+use crate::model_io::Checkpoint;
 use crate::train::config::{TrainConfig, TrainFlags};
 use clap::Args;
 use std::path::PathBuf;
@@ -125,29 +126,11 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         }
         eprintln!("perturbed: {p:?}");
     }
-    match a.split.as_str() {
-        "all" => {}
-        "val" => {
-            let text = ck.meta.get("config").ok_or_else(|| {
-                Error::file(
-                    &a.checkpoint,
-                    "no training configuration stored; use --split all",
-                )
-            })?;
-            // through the defaults, so that checkpoints written before a key
-            // existed still resolve
-            let flags: TrainFlags = toml::from_str(text)
-                .map_err(|e| Error::file(&a.checkpoint, format!("bad stored config: {e}")))?;
-            let tc = TrainConfig::resolve(&[(a.checkpoint.display().to_string(), flags)])?;
-            let f = tc.val_fraction as f32;
-            ds = if ds.samples.len() >= 2 {
-                ds.split_fraction(f)?.1
-            } else {
-                ds.split_spatial(f, tc.val_axis_index(), tc.val_part())?.1
-            };
-        }
+    ds = match a.split.as_str() {
+        "all" => ds,
+        "val" => validation_part(a, &ck, ds)?,
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
-    }
+    };
     // --norm-scope stack: a 2D model's volumes normalised whole, before sectioning
     let stacked = cfg.dims == 2 && ds.is_3d() && !per_section;
     if stacked {
@@ -156,21 +139,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         }
     }
     if cfg.dims == 2 && ds.is_3d() {
-        // a 2D model scores a volume section by section
-        let mut secs = Vec::new();
-        for s in &ds.samples {
-            for z in 0..s.image.dims[0] {
-                secs.push(Sample {
-                    name: format!("{}[{z}]", s.name),
-                    image: s.image.section(z)?,
-                    labels: s.labels.section(z)?,
-                    weights: None,
-                    instances: s.instances.as_ref().map(|v| v.section(z)).transpose()?,
-                    raw_levels: None,
-                });
-            }
-        }
-        ds.samples = secs;
+        ds.samples = sections(&ds)?;
     }
     if cfg.dims == 3 && !ds.is_3d() {
         return Err(Error::file(
@@ -208,4 +177,40 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         .then(|| a.watershed.options(&meta))
         .transpose()?;
     evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true, instances)
+}
+
+/// `--split val`: the part of the data the checkpoint's training held out for
+/// validation, by its stored configuration.
+fn validation_part(a: &EvalArgs, ck: &Checkpoint, ds: Dataset) -> Result<Dataset> {
+    let text = ck.meta.get("config").ok_or_else(|| {
+        Error::file(
+            &a.checkpoint,
+            "no training configuration stored; use --split all",
+        )
+    })?;
+    // through the defaults, so that checkpoints written before a key
+    // existed still resolve
+    let flags: TrainFlags = toml::from_str(text)
+        .map_err(|e| Error::file(&a.checkpoint, format!("bad stored config: {e}")))?;
+    let tc = TrainConfig::resolve(&[(a.checkpoint.display().to_string(), flags)])?;
+    Ok(crate::train::prepare::split(&tc, ds)?.1)
+}
+
+/// A 2D model scores a volume section by section: every section of every
+/// volume as a sample of its own, named `volume[z]`.
+fn sections(ds: &Dataset) -> Result<Vec<Sample>> {
+    let mut secs = Vec::new();
+    for s in &ds.samples {
+        for z in 0..s.image.dims[0] {
+            secs.push(Sample {
+                name: format!("{}[{z}]", s.name),
+                image: s.image.section(z)?,
+                labels: s.labels.section(z)?,
+                weights: None,
+                instances: s.instances.as_ref().map(|v| v.section(z)).transpose()?,
+                raw_levels: None,
+            });
+        }
+    }
+    Ok(secs)
 }

@@ -174,39 +174,7 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
             let p = [0.0, y as f32, x as f32];
             let py = y as f32 + 6.0 * (warp_y.at(p) - 0.5);
             let px = x as f32 + 6.0 * (warp_x.at(p) - 0.5);
-            let gy = (py / cell).floor() as isize + 1;
-            let gx = (px / cell).floor() as isize + 1;
-            // nearest seed among the 5x5 neighbourhood, then the distance to
-            // the nearest Voronoi boundary (bisector) over all neighbours
-            let mut cand = [(0usize, 0f32); 25];
-            let mut nc = 0;
-            for dy in -2..=2 {
-                for dx in -2..=2 {
-                    let (cy, cx) = (gy + dy, gx + dx);
-                    if cy < 0 || cx < 0 || cy >= gh || cx >= gw {
-                        continue;
-                    }
-                    let s = (cy * gw + cx) as usize;
-                    let (sy, sx) = seeds[s];
-                    cand[nc] = (s, (py - sy).powi(2) + (px - sx).powi(2));
-                    nc += 1;
-                }
-            }
-            let (a, da2) =
-                cand[..nc]
-                    .iter()
-                    .copied()
-                    .fold((0, f32::INFINITY), |b, c| if c.1 < b.1 { c } else { b });
-            let (ay, ax) = seeds[a];
-            let mut bd = f32::INFINITY;
-            for &(s, d2) in &cand[..nc] {
-                if s == a {
-                    continue;
-                }
-                let (sy, sx) = seeds[s];
-                let sep = ((sy - ay).powi(2) + (sx - ax).powi(2)).sqrt().max(1e-3);
-                bd = bd.min((d2 - da2) / (2.0 * sep));
-            }
+            let (a, bd) = nearest_seed(&seeds, (gh, gw), cell, (py, px));
             let i = y * w + x;
             owner[i] = a;
             bdist[i] = bd;
@@ -222,7 +190,73 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
             img.data[i] = v * (0.85 + 0.3 * shade.at(p));
         }
     }
-    // dark round organelles well inside cells (unlabelled: still class 0)
+    add_organelles(&mut rng, &mut img, &labels, &owner, &bdist);
+    blur(&mut img, [0.0, 1.0, 1.0]);
+    for v in &mut img.data {
+        *v += 0.05 * normal(&mut rng);
+    }
+    let inst = compact_instances(&labels, &owner, n_seeds);
+    SyntheticSample {
+        image: img,
+        labels,
+        instances: inst,
+    }
+}
+
+/// The seed nearest to (`py`, `px`) among the 5x5 grid cells around it, and
+/// the distance to the nearest Voronoi boundary (bisector) over those
+/// neighbours. `grid` = (rows, columns) of the seed grid, one seed per cell of
+/// edge `cell` with one extra ring outside the image.
+fn nearest_seed(
+    seeds: &[(f32, f32)],
+    (gh, gw): (isize, isize),
+    cell: f32,
+    (py, px): (f32, f32),
+) -> (usize, f32) {
+    let gy = (py / cell).floor() as isize + 1;
+    let gx = (px / cell).floor() as isize + 1;
+    let mut cand = [(0usize, 0f32); 25];
+    let mut nc = 0;
+    for dy in -2..=2 {
+        for dx in -2..=2 {
+            let (cy, cx) = (gy + dy, gx + dx);
+            if cy < 0 || cx < 0 || cy >= gh || cx >= gw {
+                continue;
+            }
+            let s = (cy * gw + cx) as usize;
+            let (sy, sx) = seeds[s];
+            cand[nc] = (s, (py - sy).powi(2) + (px - sx).powi(2));
+            nc += 1;
+        }
+    }
+    let (a, da2) =
+        cand[..nc]
+            .iter()
+            .copied()
+            .fold((0, f32::INFINITY), |b, c| if c.1 < b.1 { c } else { b });
+    let (ay, ax) = seeds[a];
+    let mut bd = f32::INFINITY;
+    for &(s, d2) in &cand[..nc] {
+        if s == a {
+            continue;
+        }
+        let (sy, sx) = seeds[s];
+        let sep = ((sy - ay).powi(2) + (sx - ax).powi(2)).sqrt().max(1e-3);
+        bd = bd.min((d2 - da2) / (2.0 * sep));
+    }
+    (a, bd)
+}
+
+/// Dark round organelles well inside cells (unlabelled: still class 0):
+/// discs kept within their cell (`owner`) and away from its membrane (`bdist`).
+fn add_organelles(
+    rng: &mut impl Rng,
+    img: &mut Array3<f32>,
+    labels: &Array3<i32>,
+    owner: &[usize],
+    bdist: &[f32],
+) {
+    let (h, w) = (img.dims[1], img.dims[2]);
     let n_org = (h * w) / 180;
     for _ in 0..n_org {
         let cy = rng.random::<f32>() * h as f32;
@@ -251,16 +285,16 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
             }
         }
     }
-    blur(&mut img, [0.0, 1.0, 1.0]);
-    for v in &mut img.data {
-        *v += 0.05 * normal(&mut rng);
-    }
-    // instances: cell pixels by owner seed, ids compacted to 1..n in scan order
+}
+
+/// Instances: cell pixels (class 0) by owner seed, ids compacted to 1..n in
+/// scan order.
+fn compact_instances(labels: &Array3<i32>, owner: &[usize], n_seeds: usize) -> Array3<i32> {
     let mut map = vec![0i32; n_seeds];
     let mut next = 0;
-    let mut inst = Array3::filled(dims, 0i32);
-    for i in 0..h * w {
-        if labels.data[i] == 0 {
+    let mut inst = Array3::filled(labels.dims, 0i32);
+    for (i, &l) in labels.data.iter().enumerate() {
+        if l == 0 {
             if map[owner[i]] == 0 {
                 next += 1;
                 map[owner[i]] = next;
@@ -268,11 +302,7 @@ pub fn em_cells_2d(seed: u64, h: usize, w: usize) -> SyntheticSample {
             inst.data[i] = map[owner[i]];
         }
     }
-    SyntheticSample {
-        image: img,
-        labels,
-        instances: inst,
-    }
+    inst
 }
 
 /// A fluorescence-like volume of `dims` (z, y, x) with ellipsoid nuclei.

@@ -295,6 +295,44 @@ impl Ctx<'_> {
             Act::LeakyRelu(s) => self.g.leaky_relu(x, s),
         }
     }
+    /// Level `l`'s upsampling of `h`: a 2x2 stride-2 transposed convolution,
+    /// or linear upsampling and a 1x1 convolution.
+    fn up(&mut self, l: usize, h: ValueId) -> Result<ValueId> {
+        let cfg = self.cfg;
+        let name = format!("up{l}");
+        self.g.set_scope(&name);
+        let up_c = cfg.up_channels(l, self.g.shape(h).c());
+        match cfg.upsample {
+            Upsampling::ConvTranspose => {
+                let two = Window::cube(cfg.dims, 2, 2, 0);
+                self.g
+                    .conv_transpose_layer(&name, h, up_c, two, cfg.upconv_bias)
+            }
+            Upsampling::LinearConv => {
+                let factor = if cfg.dims == 3 { [2, 2, 2] } else { [1, 2, 2] };
+                let u = self.g.upsample(h, UpsampleMode::Linear, factor)?;
+                let one = Window::cube(cfg.dims, 1, 1, 0);
+                self.g.conv_layer(&name, u, up_c, one, cfg.upconv_bias)
+            }
+        }
+    }
+    /// The 1x1 head. It is a linear layer whose logits should start near 0, so
+    /// the initial loss is ln(classes) (the sanity check every training run
+    /// makes): LeCun-normal scaled by 0.1 instead of He (He makes the initial
+    /// logits ~N(0, 1) after batch norm, and the initial loss ~1.4x ln 2).
+    fn head(&mut self, h: ValueId) -> Result<ValueId> {
+        self.g.set_scope("head");
+        let one = Window::cube(self.cfg.dims, 1, 1, 0);
+        let head = self.g.conv_layer("head", h, self.cfg.classes, one, true)?;
+        let head_w = self
+            .g
+            .find("head.weight")
+            .ok_or_else(|| Error::shape("unet", "head.weight missing"))?;
+        let fan_in = self.g.shape(h).c();
+        let std = 0.1 / (fan_in as f32).sqrt();
+        self.g.set_init(head_w, Init::Normal { std })?;
+        Ok(head)
+    }
     fn block(&mut self, name: &str, x: ValueId, c1: usize, c2: usize) -> Result<ValueId> {
         self.g.set_scope(name);
         let bias = self.cfg.conv_bias;
@@ -361,7 +399,6 @@ pub fn build_unet_with(
         conv: Window::cube(cfg.dims, 3, 1, pad),
     };
     let two = Window::cube(cfg.dims, 2, 2, 0);
-    let factor = if cfg.dims == 3 { [2, 2, 2] } else { [1, 2, 2] };
 
     let mut h = c.g.cast(input, precision.act())?;
     let mut skips = Vec::new();
@@ -377,52 +414,14 @@ pub fn build_unet_with(
         h = c.g.dropout(h, cfg.dropout, 0x5eed)?;
     }
     for l in (0..cfg.depth).rev() {
-        let name = format!("up{l}");
-        c.g.set_scope(&name);
-        let up_c = cfg.up_channels(l, c.g.shape(h).c());
-        h = match cfg.upsample {
-            Upsampling::ConvTranspose => {
-                c.g.conv_transpose_layer(&name, h, up_c, two, cfg.upconv_bias)?
-            }
-            Upsampling::LinearConv => {
-                let u = c.g.upsample(h, UpsampleMode::Linear, factor)?;
-                c.g.conv_layer(
-                    &name,
-                    u,
-                    up_c,
-                    Window::cube(cfg.dims, 1, 1, 0),
-                    cfg.upconv_bias,
-                )?
-            }
-        };
+        h = c.up(l, h)?;
         c.g.set_scope(&format!("dec{l}"));
         let skip = c.g.center_crop(skips[l], c.g.shape(h).spatial())?;
         h = c.g.concat(&[skip, h])?;
         let dc = cfg.decoder_channels(l);
         h = c.block(&format!("dec{l}"), h, dc, dc)?;
     }
-    c.g.set_scope("head");
-    let head = c.g.conv_layer(
-        "head",
-        h,
-        cfg.classes,
-        Window::cube(cfg.dims, 1, 1, 0),
-        true,
-    )?;
-    // The head is a linear layer whose logits should start near 0, so the
-    // initial loss is ln(classes) (the sanity check every training run makes):
-    // LeCun-normal scaled by 0.1 instead of He (He makes the initial logits
-    // ~N(0, 1) after batch norm, and the initial loss ~1.4x ln 2).
-    let head_w =
-        c.g.find("head.weight")
-            .ok_or_else(|| Error::shape("unet", "head.weight missing"))?;
-    let fan_in = c.g.shape(h).c();
-    c.g.set_init(
-        head_w,
-        Init::Normal {
-            std: 0.1 / (fan_in as f32).sqrt(),
-        },
-    )?;
+    let head = c.head(h)?;
     c.g.set_scope("loss");
     let scaler = match (precision, training) {
         (Precision::Mixed, true) => Some(c.g.loss_scaler(LOSS_SCALER, INIT_SCALE)?),
@@ -432,33 +431,10 @@ pub fn build_unet_with(
         Some(s) => c.g.cast_for_loss(head, s)?,
         None => c.g.cast(head, DType::F32)?,
     };
-
-    let (mut labels, mut weight_map, mut loss) = (None, None, None);
-    if let Mode::Training(obj) = mode {
-        let ls = c.g.shape(logits).with_c(1);
-        let lab = c.g.label("labels", ls, DType::I32)?;
-        labels = Some(lab);
-        let mut ce = |g: &mut Graph, a: &CrossEntropyAttrs| -> Result<ValueId> {
-            if a.weight_map {
-                weight_map = Some(g.label("weight_map", ls, DType::F32)?);
-            }
-            g.softmax_cross_entropy(logits, lab, weight_map, a.clone())
-        };
-        loss = Some(match obj {
-            Loss::CrossEntropy(a) => ce(c.g, a)?,
-            Loss::Dice(d) => c.g.dice_loss(logits, lab, *d)?,
-            Loss::DiceCe {
-                ce: a,
-                dice,
-                dice_weight,
-            } => {
-                let l1 = ce(c.g, a)?;
-                let l2 = c.g.dice_loss(logits, lab, *dice)?;
-                let l2 = c.g.scale(l2, *dice_weight)?;
-                c.g.add(l1, l2)?
-            }
-        });
-    }
+    let (labels, weight_map, loss) = match mode {
+        Mode::Training(obj) => attach_loss(c.g, logits, obj)?,
+        _ => (None, None, None),
+    };
     g.set_scope("");
     Ok(UNet {
         graph: g,
@@ -471,4 +447,38 @@ pub fn build_unet_with(
         scaler,
         precision,
     })
+}
+
+/// The labels (and the weight map where the cross entropy takes one) and the
+/// objective's loss on `logits`.
+#[allow(clippy::type_complexity)]
+fn attach_loss(
+    g: &mut Graph,
+    logits: ValueId,
+    obj: &Loss,
+) -> Result<(Option<ValueId>, Option<ValueId>, Option<ValueId>)> {
+    let ls = g.shape(logits).with_c(1);
+    let lab = g.label("labels", ls, DType::I32)?;
+    let mut weight_map = None;
+    let mut ce = |g: &mut Graph, a: &CrossEntropyAttrs| -> Result<ValueId> {
+        if a.weight_map {
+            weight_map = Some(g.label("weight_map", ls, DType::F32)?);
+        }
+        g.softmax_cross_entropy(logits, lab, weight_map, a.clone())
+    };
+    let loss = match obj {
+        Loss::CrossEntropy(a) => ce(g, a)?,
+        Loss::Dice(d) => g.dice_loss(logits, lab, *d)?,
+        Loss::DiceCe {
+            ce: a,
+            dice,
+            dice_weight,
+        } => {
+            let l1 = ce(g, a)?;
+            let l2 = g.dice_loss(logits, lab, *dice)?;
+            let l2 = g.scale(l2, *dice_weight)?;
+            g.add(l1, l2)?
+        }
+    };
+    Ok((Some(lab), weight_map, Some(loss)))
 }

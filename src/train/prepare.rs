@@ -41,145 +41,28 @@ pub struct RunData {
 
 /// Load (or synthesise) the data and split it.
 pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
-    let three = cfg.dims() == 3;
     if cfg.instances && cfg.data.is_empty() {
         return Err(Error::Other(
             "--instances needs --data with instance-id labels (0 = background, 1..N objects); the built-in synthetic data has classes only".into(),
         ));
     }
-    // the built-in data is made z-scored
-    let mut norm_key = if cfg.normalize == "auto" {
-        "zscore".to_string()
+    let (ds, what, norm_key) = if cfg.data.is_empty() {
+        load_synthetic(cfg)?
     } else {
-        cfg.normalize.clone()
+        let (ds, norm_key) = load_files(cfg)?;
+        (ds, cfg.data.clone(), norm_key)
     };
-    let (ds, what) = if cfg.data.is_empty() {
-        let kind = if three {
-            SyntheticKind::Nuclei3d
-        } else {
-            SyntheticKind::EmCells2d
-        };
-        let d = cfg.synthetic_dims()?;
-        // images, labels, weight maps and their copies: check before generating
-        let n = [cfg.synthetic_images, d[0], d[1], d[2]].map(|v| v as u64);
-        crate::checks::checked_count(&n, 24).map_err(|m| {
-            Error::Other(format!(
-                "synthetic_images = {} x synthetic_size = {}: {m}",
-                cfg.synthetic_images, cfg.synthetic_size
-            ))
-        })?;
-        let mut ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
-        // made z-scored; another mode chosen by name is applied on top, so that
-        // the checkpoint's mode is what its training images went through
-        if norm_key != "zscore" {
-            ds.normalize_images(
-                Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?,
-            );
-        }
-        (
-            ds,
-            format!(
-                "built-in synthetic {} ({} x {:?})",
-                if three {
-                    "3D nuclei"
-                } else {
-                    "2D EM-like cells (class 1 = membrane)"
-                },
-                cfg.synthetic_images,
-                &d[3 - cfg.dims()..]
-            ),
-        )
-    } else {
-        let path = Path::new(&cfg.data);
-        let auto = cfg.normalize == "auto";
-        let opts = DatasetOptions {
-            classes: cfg.classes,
-            class_values: cfg.class_values_list()?,
-            instances: cfg.instances,
-            ..DatasetOptions::from_keys(
-                if auto { "none" } else { &cfg.normalize },
-                cfg.norm_clip,
-                cfg.foreground_value,
-            )
-        };
-        let mut ds = Dataset::load(path, &opts)?;
-        if auto {
-            norm_key = auto_key(
-                ds.samples.iter().map(|s| s.image.data.as_slice()),
-                foreground_share(&ds),
-            )
-            .into();
-            ds.normalize_images(
-                Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?,
-            );
-        }
-        if cfg.instances
-            && ds.samples.iter().all(|s| {
-                s.instances
-                    .as_ref()
-                    .is_some_and(|i| i.data.iter().all(|&v| v == 0))
-            })
-        {
-            return Err(Error::file(
-                path,
-                "--instances: no label file holds any object (every id is 0)",
-            ));
-        }
-        if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
-            if v > 0 && *foreground as i64 != v {
-                return Err(Error::file(
-                    path,
-                    format!(
-                        "foreground_value = {v}, but the binary labels hold 0 and {foreground}"
-                    ),
-                ));
-            }
-        }
-        (ds, cfg.data.clone())
-    };
-    for s in &ds.samples {
-        if three != (s.image.dims[0] > 1) {
-            return Err(Error::Other(format!(
-                "{}: {} is {:?} (z, y, x): use --model {}",
-                what,
-                s.name,
-                s.image.dims,
-                if three { "unet2d" } else { "unet3d" }
-            )));
-        }
-    }
+    check_dims(cfg, &ds, &what)?;
     let class_values = ds.labels.class_values(ds.n_classes);
-    let n = ds.samples.len();
-    let (train, val) = if n >= 2 {
-        ds.split_fraction(cfg.val_fraction as f32)?
-    } else {
-        ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index(), cfg.val_part())
-            .map_err(|e| {
-                Error::Other(format!(
-                    "{e}: one image is split for validation along val_axis = {}; choose an axis the image has (x or y for 2D)",
-                    cfg.val_axis
-                ))
-            })?
-    };
-    let names = |d: &Dataset| {
-        let v: Vec<&str> = d.samples.iter().map(|s| s.name.as_str()).collect();
-        if v.len() > 4 {
-            format!("{} .. {} ({})", v[0], v[v.len() - 1], v.len())
-        } else {
-            v.join(", ")
-        }
-    };
+    let single = ds.samples.len() < 2;
+    let (train, val) = split(cfg, ds)?;
     let note = format!(
         "data: {what}; normalize: {norm_key}{}; {} classes (stored values {class_values:?}); train: {}; validation: {}{}",
-        if cfg.normalize == "auto" {
-            " (auto)"
-        } else {
-            ""
-        },
+        if cfg.normalize == "auto" { " (auto)" } else { "" },
         train.n_classes,
-        names(&train),
-        names(&val),
-        if n < 2 {
+        sample_names(&train),
+        sample_names(&val),
+        if single {
             format!(" ({} part along {})", cfg.val_part, cfg.val_axis)
         } else {
             String::new()
@@ -192,6 +75,138 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         class_values,
         normalize: norm_key,
     })
+}
+
+/// The built-in synthetic data (made z-scored; another mode chosen by name is
+/// applied on top, so that the checkpoint's mode is what its training images
+/// went through), its description and the normalisation's key.
+fn load_synthetic(cfg: &TrainConfig) -> Result<(Dataset, String, String)> {
+    let three = cfg.dims() == 3;
+    let norm_key = if cfg.normalize == "auto" {
+        "zscore".to_string()
+    } else {
+        cfg.normalize.clone()
+    };
+    let kind = if three {
+        SyntheticKind::Nuclei3d
+    } else {
+        SyntheticKind::EmCells2d
+    };
+    let d = cfg.synthetic_dims()?;
+    // images, labels, weight maps and their copies: check before generating
+    let n = [cfg.synthetic_images, d[0], d[1], d[2]].map(|v| v as u64);
+    crate::checks::checked_count(&n, 24).map_err(|m| {
+        Error::Other(format!(
+            "synthetic_images = {} x synthetic_size = {}: {m}",
+            cfg.synthetic_images, cfg.synthetic_size
+        ))
+    })?;
+    let mut ds = synthetic_dataset(kind, cfg.synthetic_images, d, SYNTHETIC_SEED)?;
+    if norm_key != "zscore" {
+        ds.normalize_images(Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?);
+    }
+    let what = format!(
+        "built-in synthetic {} ({} x {:?})",
+        if three {
+            "3D nuclei"
+        } else {
+            "2D EM-like cells (class 1 = membrane)"
+        },
+        cfg.synthetic_images,
+        &d[3 - cfg.dims()..]
+    );
+    Ok((ds, what, norm_key))
+}
+
+/// The user's data from `--data`, normalised (`auto` resolved from the
+/// images and labels) and checked against `--instances` and
+/// `foreground_value`; with the normalisation's key.
+fn load_files(cfg: &TrainConfig) -> Result<(Dataset, String)> {
+    let path = Path::new(&cfg.data);
+    let auto = cfg.normalize == "auto";
+    let opts = DatasetOptions {
+        classes: cfg.classes,
+        class_values: cfg.class_values_list()?,
+        instances: cfg.instances,
+        ..DatasetOptions::from_keys(
+            if auto { "none" } else { &cfg.normalize },
+            cfg.norm_clip,
+            cfg.foreground_value,
+        )
+    };
+    let mut ds = Dataset::load(path, &opts)?;
+    let mut norm_key = cfg.normalize.clone();
+    if auto {
+        norm_key = auto_key(
+            ds.samples.iter().map(|s| s.image.data.as_slice()),
+            foreground_share(&ds),
+        )
+        .into();
+        ds.normalize_images(Normalize::from_key(&norm_key, cfg.norm_clip).map_err(Error::Other)?);
+    }
+    if cfg.instances
+        && ds.samples.iter().all(|s| {
+            s.instances
+                .as_ref()
+                .is_some_and(|i| i.data.iter().all(|&v| v == 0))
+        })
+    {
+        return Err(Error::file(
+            path,
+            "--instances: no label file holds any object (every id is 0)",
+        ));
+    }
+    if let (LabelMapping::Binary { foreground, .. }, v) = (&ds.labels, cfg.foreground_value) {
+        if v > 0 && *foreground as i64 != v {
+            return Err(Error::file(
+                path,
+                format!("foreground_value = {v}, but the binary labels hold 0 and {foreground}"),
+            ));
+        }
+    }
+    Ok((ds, norm_key))
+}
+
+/// Every image has the model's dimensionality (3D images have depth > 1).
+fn check_dims(cfg: &TrainConfig, ds: &Dataset, what: &str) -> Result<()> {
+    let three = cfg.dims() == 3;
+    for s in &ds.samples {
+        if three != (s.image.dims[0] > 1) {
+            return Err(Error::Other(format!(
+                "{}: {} is {:?} (z, y, x): use --model {}",
+                what,
+                s.name,
+                s.image.dims,
+                if three { "unet2d" } else { "unet3d" }
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Training and validation sets: the last `val_fraction` of the images by
+/// name, or with one image a part of it along `val_axis`.
+pub(crate) fn split(cfg: &TrainConfig, ds: Dataset) -> Result<(Dataset, Dataset)> {
+    if ds.samples.len() >= 2 {
+        return ds.split_fraction(cfg.val_fraction as f32);
+    }
+    ds.split_spatial(cfg.val_fraction as f32, cfg.val_axis_index(), cfg.val_part())
+        .map_err(|e| {
+            Error::Other(format!(
+                "{e}: one image is split for validation along val_axis = {}; choose an axis the image has (x or y for 2D)",
+                cfg.val_axis
+            ))
+        })
+}
+
+/// The samples' names for the run's note: all, or the first and last.
+fn sample_names(d: &Dataset) -> String {
+    let v: Vec<&str> = d.samples.iter().map(|s| s.name.as_str()).collect();
+    if v.len() > 4 {
+        format!("{} .. {} ({})", v[0], v[v.len() - 1], v.len())
+    } else {
+        v.join(", ")
+    }
 }
 
 /// The share of the labelled voxels that are not background (class 0).

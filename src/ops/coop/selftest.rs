@@ -62,6 +62,10 @@ pub fn self_test_parts(
     super::tuned::with_rule_tiles(|| parts(ctx, emulated))
 }
 
+/// One self-test case: input, out channels, window, kernel, and what it
+/// checks (forward, grad input, grad weight).
+type SelfCase = (Shape, usize, Window, ConvKernel, [bool; 3]);
+
 /// [`self_test_parts`] on the rule's tiles.
 fn parts(
     ctx: &Context,
@@ -78,12 +82,7 @@ fn parts(
     } else {
         (ConvKernel::CoopIm2col, ConvKernel::CoopDirect)
     };
-    let reference = match ctx.class {
-        crate::gpu::AdapterClass::Cpu => ConvKernel::Cpu,
-        crate::gpu::AdapterClass::Gpu => ConvKernel::Tiled,
-    };
-    // (input, out channels, window, kernel, what it checks: forward, grad input, grad weight)
-    let cases = [
+    let cases: [SelfCase; 4] = [
         (
             Shape::new4(2, 24, 9, 13),
             40,
@@ -115,75 +114,9 @@ fn parts(
     ];
     let run = |family: ConvKernel| -> Result<Vec<String>> {
         let mut bad = Vec::new();
-        for (i, (xs, o, win, k, what)) in cases.iter().enumerate() {
-            if *k != family {
-                continue;
-            }
-            if *k == direct && direct_plan(ctx, &conv_out(xs, *o, win)?, win)?.is_none() {
-                bad.push(format!("direct kernel does not fit {xs} -> {o}"));
-                continue;
-            }
-            let ws = conv_weight_shape(*o, xs.c(), win, xs.is_3d());
-            let ys = conv_out(xs, *o, win)?;
-            let xv = test_values(xs.numel(), 1 + i as u32);
-            let wv = test_values(ws.numel(), 11 + i as u32);
-            let bv = test_values(*o, 21 + i as u32);
-            let gv = test_values(ys.numel(), 31 + i as u32);
-            let w = Tensor::from_f32(ctx, &wv, ws)?;
-            let b = Tensor::from_f32(ctx, &bv, Shape::vector(*o))?;
-            let (x32, g32) = (
-                Tensor::from_f32(ctx, &xv, *xs)?,
-                Tensor::from_f32(ctx, &gv, ys)?,
-            );
-            let (x16, g16) = (
-                Tensor::from_f32_as_f16(ctx, &xv, *xs)?,
-                Tensor::from_f32_as_f16(ctx, &gv, ys)?,
-            );
-            let y_ref = Tensor::empty(ctx, ys, DType::F32)?;
-            let dx_ref = Tensor::empty(ctx, *xs, DType::F32)?;
-            let dw_ref = Tensor::empty(ctx, ws, DType::F32)?;
-            let y = Tensor::empty(ctx, ys, DType::F16)?;
-            let dx = Tensor::empty(ctx, *xs, DType::F16)?;
-            let dw = Tensor::empty(ctx, ws, DType::F32)?;
-            ctx.run(|rec| {
-                use crate::ops::conv::{conv_grad_input_into, conv_grad_weight_into, conv_into};
-                if what[0] {
-                    conv_into(rec, &x32, &w, Some(&b), win, &y_ref, reference)?;
-                    conv_into(rec, &x16, &w, Some(&b), win, &y, *k)?;
-                }
-                if what[1] {
-                    conv_grad_input_into(rec, &g32, &w, win, &dx_ref, reference)?;
-                    conv_grad_input_into(rec, &g16, &w, win, &dx, *k)?;
-                }
-                if what[2] {
-                    conv_grad_weight_into(rec, &x32, &g32, win, &dw_ref, reference)?;
-                    conv_grad_weight_into(rec, &x16, &g16, win, &dw, *k)?;
-                }
-                Ok(())
-            })?;
-            let kf = (xs.c() * win.kernel_numel()) as f32;
-            let kx = (*o * win.kernel_numel()) as f32;
-            let kw = (ys.n() * ys.spatial_numel()) as f32;
-            let checks = [
-                ("forward", &y, &y_ref, kf),
-                ("grad input", &dx, &dx_ref, kx),
-                ("weight gradient", &dw, &dw_ref, kw),
-            ];
-            for (j, (name, got, want, kdim)) in checks.into_iter().enumerate() {
-                if !what[j] {
-                    continue;
-                }
-                let r = worst_ratio(
-                    &got.to_f32_vec(ctx)?,
-                    &want.to_f32_vec(ctx)?,
-                    1e-3 * kdim.sqrt(),
-                    2e-3,
-                );
-                if r > 1.0 {
-                    bad.push(format!(
-                        "{k:?} {name} {xs} -> {o} {win:?}: worst error {r:.2}x the tolerance"
-                    ));
-                }
+        for (i, case) in cases.iter().enumerate() {
+            if case.3 == family {
+                bad.extend(check_case(ctx, i as u32, case, family == direct)?);
             }
         }
         Ok(bad)
@@ -194,6 +127,81 @@ fn parts(
         Err(e) => Err(e.to_string()),
     };
     (verdict(run(im2col)), verdict(run(direct)))
+}
+
+/// Case `i` on f16 activations against the f32 reference kernel (the CPU
+/// kernel on CPU adapters, the tiled one on GPUs): one line per failed check.
+fn check_case(ctx: &Context, i: u32, case: &SelfCase, direct: bool) -> Result<Vec<String>> {
+    let (xs, o, win, k, what) = case;
+    let (xs, o, win, k) = (*xs, *o, win, *k);
+    let reference = match ctx.class {
+        crate::gpu::AdapterClass::Cpu => ConvKernel::Cpu,
+        crate::gpu::AdapterClass::Gpu => ConvKernel::Tiled,
+    };
+    let ys = conv_out(&xs, o, win)?;
+    if direct && direct_plan(ctx, &ys, win)?.is_none() {
+        return Ok(vec![format!("direct kernel does not fit {xs} -> {o}")]);
+    }
+    let ws = conv_weight_shape(o, xs.c(), win, xs.is_3d());
+    let xv = test_values(xs.numel(), 1 + i);
+    let wv = test_values(ws.numel(), 11 + i);
+    let bv = test_values(o, 21 + i);
+    let gv = test_values(ys.numel(), 31 + i);
+    let w = Tensor::from_f32(ctx, &wv, ws)?;
+    let b = Tensor::from_f32(ctx, &bv, Shape::vector(o))?;
+    let (x32, g32) = (
+        Tensor::from_f32(ctx, &xv, xs)?,
+        Tensor::from_f32(ctx, &gv, ys)?,
+    );
+    let (x16, g16) = (
+        Tensor::from_f32_as_f16(ctx, &xv, xs)?,
+        Tensor::from_f32_as_f16(ctx, &gv, ys)?,
+    );
+    let y_ref = Tensor::empty(ctx, ys, DType::F32)?;
+    let dx_ref = Tensor::empty(ctx, xs, DType::F32)?;
+    let dw_ref = Tensor::empty(ctx, ws, DType::F32)?;
+    let y = Tensor::empty(ctx, ys, DType::F16)?;
+    let dx = Tensor::empty(ctx, xs, DType::F16)?;
+    let dw = Tensor::empty(ctx, ws, DType::F32)?;
+    ctx.run(|rec| {
+        use crate::ops::conv::{conv_grad_input_into, conv_grad_weight_into, conv_into};
+        if what[0] {
+            conv_into(rec, &x32, &w, Some(&b), win, &y_ref, reference)?;
+            conv_into(rec, &x16, &w, Some(&b), win, &y, k)?;
+        }
+        if what[1] {
+            conv_grad_input_into(rec, &g32, &w, win, &dx_ref, reference)?;
+            conv_grad_input_into(rec, &g16, &w, win, &dx, k)?;
+        }
+        if what[2] {
+            conv_grad_weight_into(rec, &x32, &g32, win, &dw_ref, reference)?;
+            conv_grad_weight_into(rec, &x16, &g16, win, &dw, k)?;
+        }
+        Ok(())
+    })?;
+    // tolerance: 1e-3 x sqrt(reduction length) absolute, 2e-3 relative
+    let kf = (xs.c() * win.kernel_numel()) as f32;
+    let kx = (o * win.kernel_numel()) as f32;
+    let kw = (ys.n() * ys.spatial_numel()) as f32;
+    let checks = [
+        ("forward", &y, &y_ref, kf),
+        ("grad input", &dx, &dx_ref, kx),
+        ("weight gradient", &dw, &dw_ref, kw),
+    ];
+    let mut bad = Vec::new();
+    for (j, (name, got, want, kdim)) in checks.into_iter().enumerate() {
+        if !what[j] {
+            continue;
+        }
+        let (got, want) = (got.to_f32_vec(ctx)?, want.to_f32_vec(ctx)?);
+        let r = worst_ratio(&got, &want, 1e-3 * kdim.sqrt(), 2e-3);
+        if r > 1.0 {
+            bad.push(format!(
+                "{k:?} {name} {xs} -> {o} {win:?}: worst error {r:.2}x the tolerance"
+            ));
+        }
+    }
+    Ok(bad)
 }
 
 fn conv_out(xs: &Shape, o: usize, win: &Window) -> Result<Shape> {
