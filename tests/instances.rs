@@ -196,7 +196,12 @@ fn instances_2d_train_predict_eval_and_errors() {
     let (so, se, ok) = predict_with(&["--min-size", "100000"]);
     assert!(ok && so.contains("instances: 0 objects"), "{so}\n{se}");
 
-    // a class mask (every object 255) given as ids: the file and the cause named
+    refuses_a_class_mask_as_ids();
+    refuses_instances_on_a_semantic_checkpoint(&dir);
+}
+
+/// A class mask (every object 255) given as ids: the file and the cause named.
+fn refuses_a_class_mask_as_ids() {
     let bad = tmp("2d-mask");
     for sub in ["images", "labels"] {
         std::fs::create_dir_all(bad.join(sub)).unwrap();
@@ -214,10 +219,13 @@ fn instances_2d_train_predict_eval_and_errors() {
         "{so}\n{se}"
     );
     assert!(!se.contains("panicked"), "{se}");
-    // --instances on a checkpoint trained without it
+}
+
+/// `--instances` on a checkpoint trained without it.
+fn refuses_instances_on_a_semantic_checkpoint(dir: &Path) {
     let sem = dir.join("sem");
     let (so, se, ok) = train(
-        &dir,
+        dir,
         &sem,
         &[
             "--patch",

@@ -118,50 +118,9 @@ fn run(id: &str) {
         },
     )
     .expect("session");
-    let g = &s.net.graph;
 
-    // Parameter names must match exactly in both directions.
-    let ours: BTreeSet<String> = g
-        .trainable_params()
-        .iter()
-        .map(|&p| g.value(p).name.clone())
-        .collect();
-    let theirs: BTreeSet<String> = spec
-        .inputs
-        .keys()
-        .filter(|k| *k != "x" && *k != "labels")
-        .cloned()
-        .collect();
-    let only_ours: Vec<_> = ours.difference(&theirs).collect();
-    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
-    assert!(
-        only_ours.is_empty() && only_theirs.is_empty(),
-        "{id}: parameter names differ: only in the engine's graph {only_ours:?}, only in the golden {only_theirs:?}"
-    );
-    assert_eq!(
-        s.grads.len(),
-        ours.len(),
-        "{id}: every parameter must get a gradient"
-    );
-
-    // Load every golden parameter by name (shapes must match the graph's).
-    let mut ck = Checkpoint::default();
-    for name in &theirs {
-        let h = load(&dir(), &spec.inputs[name]).expect("parameter file");
-        let p = g.find(name).expect("checked above");
-        assert_eq!(
-            h.shape,
-            g.value(p).shape.logical(),
-            "{id}: parameter {name} has shape {:?} in the golden but {} in the graph",
-            h.shape,
-            g.value(p).shape
-        );
-        ck.tensors.push(NamedTensor {
-            name: name.clone(),
-            shape: h.shape.clone(),
-            data: f32s(&h).to_vec(),
-        });
-    }
+    let theirs = golden_params(id, spec, &s);
+    let ck = golden_checkpoint(id, spec, &s, &theirs);
     s.exec.import(ctx, &ck).expect("import");
 
     let lab: Vec<i32> = match &labels.data {
@@ -222,6 +181,64 @@ fn run(id: &str) {
         "{id}: some parameter gradients were not checked"
     );
     assert!(failures.is_empty(), "{id}: {failures:#?}");
+}
+
+/// The golden's parameter names: exactly the graph's trainable parameters,
+/// each with a gradient.
+fn golden_params(id: &str, spec: &CaseSpec, s: &Session) -> BTreeSet<String> {
+    let g = &s.net.graph;
+    let ours: BTreeSet<String> = g
+        .trainable_params()
+        .iter()
+        .map(|&p| g.value(p).name.clone())
+        .collect();
+    let theirs: BTreeSet<String> = spec
+        .inputs
+        .keys()
+        .filter(|k| *k != "x" && *k != "labels")
+        .cloned()
+        .collect();
+    let only_ours: Vec<_> = ours.difference(&theirs).collect();
+    let only_theirs: Vec<_> = theirs.difference(&ours).collect();
+    assert!(
+        only_ours.is_empty() && only_theirs.is_empty(),
+        "{id}: parameter names differ: only in the engine's graph {only_ours:?}, only in the golden {only_theirs:?}"
+    );
+    assert_eq!(
+        s.grads.len(),
+        ours.len(),
+        "{id}: every parameter must get a gradient"
+    );
+
+    theirs
+}
+
+/// Every golden parameter loaded by name (shapes must match the graph's).
+fn golden_checkpoint(
+    id: &str,
+    spec: &CaseSpec,
+    s: &Session,
+    theirs: &BTreeSet<String>,
+) -> Checkpoint {
+    let g = &s.net.graph;
+    let mut ck = Checkpoint::default();
+    for name in theirs {
+        let h = load(&dir(), &spec.inputs[name]).expect("parameter file");
+        let p = g.find(name).expect("checked above");
+        assert_eq!(
+            h.shape,
+            g.value(p).shape.logical(),
+            "{id}: parameter {name} has shape {:?} in the golden but {} in the graph",
+            h.shape,
+            g.value(p).shape
+        );
+        ck.tensors.push(NamedTensor {
+            name: name.clone(),
+            shape: h.shape.clone(),
+            data: f32s(&h).to_vec(),
+        });
+    }
+    ck
 }
 
 #[test]

@@ -538,37 +538,8 @@ fn norm_scope_stack_normalises_a_2d_models_volume_once() {
     };
     let section = probs("section", &[]);
     let stack = probs("stack", &["--norm-scope", "stack"]);
-    // the library's route to the stack scope: normalise the volume whole,
-    // then predict each section
-    let ck = wunet::model_io::checkpoint::load(ck2).unwrap();
-    let meta = wunet::model_io::InferMeta::from_checkpoint(&ck, ck2).unwrap();
-    let mut vol = wunet::data::io::read_image(&npy).unwrap();
-    wunet::data::normalize::normalize(&mut vol, meta.dataset_options().normalize);
-    let opts = wunet::infer::PredictOptions::from_meta(&meta).unwrap();
-    let mut pr = wunet::infer::predict::Predictor::from_loaded(
-        c,
-        &ck,
-        &meta,
-        ck2,
-        None,
-        Some([1, h, w]),
-        &opts,
-    )
-    .unwrap();
+    library_stack_matches(c, ck2, &npy, &stack, [h, w]);
     let n = h * w;
-    for z in 0..4 {
-        let pz = pr.predict(c, &vol.section(z).unwrap()).unwrap();
-        for k in 0..2 {
-            let got = &stack[(k * 4 + z) * n..(k * 4 + z + 1) * n];
-            common::assert_close(
-                &format!("stack, section {z}"),
-                got,
-                &pz.data[k * n..(k + 1) * n],
-                1e-4,
-                1e-4,
-            );
-        }
-    }
     let dim = |v: &[f32]| v[2 * n..4 * n].to_vec();
     // an untrained net's probabilities stay near 0.5; far beyond float noise
     // they move where the dim sections' input did
@@ -623,15 +594,68 @@ fn norm_scope_stack_normalises_a_2d_models_volume_once() {
         .parse()
         .unwrap();
     assert!((pe - wrong as f64 / (4 * n) as f64).abs() < 1e-6, "{text}");
-    // a store begun with the other scope, and the flag's bad values
-    let e = predict_fails(ck2, &zarr, &out, &["--chunk", "2x24x24"]);
+    scope_errors(ck2, ck3, &dir, &zarr, &out, &npy, &data_dir);
+}
+
+/// The library's route to the stack scope (normalise the volume whole, then
+/// predict each section) gives what `predict --norm-scope stack` wrote.
+fn library_stack_matches(
+    c: &wunet::gpu::Context,
+    ck2: &Path,
+    npy: &Path,
+    stack: &[f32],
+    [h, w]: [usize; 2],
+) {
+    let ck = wunet::model_io::checkpoint::load(ck2).unwrap();
+    let meta = wunet::model_io::InferMeta::from_checkpoint(&ck, ck2).unwrap();
+    let mut vol = wunet::data::io::read_image(npy).unwrap();
+    wunet::data::normalize::normalize(&mut vol, meta.dataset_options().normalize);
+    let opts = wunet::infer::PredictOptions::from_meta(&meta).unwrap();
+    let mut pr = wunet::infer::predict::Predictor::from_loaded(
+        c,
+        &ck,
+        &meta,
+        ck2,
+        None,
+        Some([1, h, w]),
+        &opts,
+    )
+    .unwrap();
+    let n = h * w;
+    for z in 0..4 {
+        let pz = pr.predict(c, &vol.section(z).unwrap()).unwrap();
+        for k in 0..2 {
+            let got = &stack[(k * 4 + z) * n..(k * 4 + z + 1) * n];
+            common::assert_close(
+                &format!("stack, section {z}"),
+                got,
+                &pz.data[k * n..(k + 1) * n],
+                1e-4,
+                1e-4,
+            );
+        }
+    }
+}
+
+/// A store begun with the other scope, and the flag's bad values, in
+/// predict and eval.
+fn scope_errors(
+    ck2: &Path,
+    ck3: &Path,
+    dir: &Path,
+    zarr: &Path,
+    out: &Path,
+    npy: &Path,
+    data_dir: &Path,
+) {
+    let e = predict_fails(ck2, zarr, out, &["--chunk", "2x24x24"]);
     assert!(e.contains("--norm-scope"), "{e}");
-    let e = predict_fails(ck3, &npy, &dir.join("x.npy"), &["--norm-scope", "section"]);
+    let e = predict_fails(ck3, npy, &dir.join("x.npy"), &["--norm-scope", "section"]);
     assert!(
         e.contains("--norm-scope section: the checkpoint is a 3D model"),
         "{e}"
     );
-    let e = predict_fails(ck2, &npy, &dir.join("x.npy"), &["--norm-scope", "slab"]);
+    let e = predict_fails(ck2, npy, &dir.join("x.npy"), &["--norm-scope", "slab"]);
     assert!(
         e.contains("--norm-scope slab: expected section or stack"),
         "{e}"
@@ -642,7 +666,7 @@ fn norm_scope_stack_normalises_a_2d_models_volume_once() {
             "--checkpoint",
             &p(ck),
             "--data",
-            &p(&data_dir),
+            &p(data_dir),
             "--norm-scope",
             scope,
         ])

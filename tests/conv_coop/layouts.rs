@@ -184,4 +184,3 @@ fn coop_matrix_layouts_on_device() {
     );
     assert!(ok, "coop layout semantics differ:\n{}", report.join("\n"));
 }
-

@@ -2,7 +2,10 @@
 //! `tests/golden.rs`).
 
 use super::compare::{compare, f16_slack, family, CompareFail, Slack};
-use super::harness::{load, load_manifest, AdapterResult, Case, Manifest, Outcome, Precision};
+use super::harness::{
+    load, load_manifest, AdapterResult, Case, Host, Manifest, Outcome, Precision, Produced,
+    TensorSpec,
+};
 use super::verdict::{skip_line, Tally, Verdict};
 use super::{activation, conv, loss, norm, optim, pool, tensor, upsample};
 use std::cell::Cell;
@@ -93,33 +96,9 @@ fn run_case(case: &Case) -> Ran {
         verdict: Verdict::Fail,
         bare: 0.0,
     };
-    let Some(f) = adapter(&case.spec.op) else {
-        return Ran {
-            verdict: Verdict::Skip(format!("op {} not implemented yet", case.spec.op)),
-            bare: 0.0,
-        };
-    };
-    let produced = match catch_unwind(AssertUnwindSafe(|| f(case))) {
-        Ok(Ok(p)) => p,
-        Ok(Err(Outcome::Skip(reason))) => {
-            return Ran {
-                verdict: Verdict::Skip(reason),
-                bare: 0.0,
-            }
-        }
-        Ok(Err(Outcome::Error(e))) => {
-            println!("FAIL {id}: {e}");
-            return fail;
-        }
-        Err(p) => {
-            let msg = p
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_default();
-            println!("FAIL {id}: adapter panicked: {msg}");
-            return fail;
-        }
+    let produced = match produce(case) {
+        Ok(p) => p,
+        Err(ran) => return ran,
     };
     let mixed = case.precision == Precision::Mixed && f32_only(&case.spec.op).is_none();
     if mixed && case.act_uploads.get() == 0 {
@@ -135,70 +114,9 @@ fn run_case(case: &Case) -> Ran {
     ];
     for (grad, expected, got) in groups {
         for (name, spec) in expected {
-            let tensor = spec.stem();
-            let exp = match load(case.dir, spec) {
-                Ok(e) => e,
-                Err(e) => {
-                    println!("FAIL {id} {tensor}: {e}");
-                    failed = true;
-                    continue;
-                }
-            };
-            let Some(g) = got.get(name) else {
-                println!("FAIL {id} {tensor}: the adapter produced no value for it");
-                failed = true;
-                continue;
-            };
-            let slack = if mixed && !spec.exact {
-                match f16_slack(case, name, grad, spec) {
-                    Ok(s) => s,
-                    Err(Outcome::Error(e) | Outcome::Skip(e)) => {
-                        println!("FAIL {id} {tensor}: {e}");
-                        failed = true;
-                        continue;
-                    }
-                }
-            } else {
-                Slack::NONE
-            };
-            match compare(spec, &exp, g, slack) {
-                Ok(r) => {
-                    worst = worst.max(r);
-                    let b = match compare(spec, &exp, g, Slack::NONE) {
-                        Ok(b) => b,
-                        Err(CompareFail::Values(m)) => m.ratio,
-                        Err(CompareFail::Shape(_)) => f64::INFINITY,
-                    };
-                    bare = bare.max(b);
-                    if mixed && verbose() {
-                        println!(
-                            "    {tensor}: ratio {r:.4}, {b:.4} against the f32 tolerance alone; \
-                             f16 term atol +{:.3e} rtol +{:.3e} (manifest atol {:.3e} rtol {:.3e})",
-                            slack.atol,
-                            slack.rtol,
-                            spec.atol.unwrap_or(0.0),
-                            spec.rtol.unwrap_or(0.0)
-                        );
-                    }
-                }
-                Err(CompareFail::Shape(msg)) => {
-                    println!("FAIL {id} {tensor}: {msg}");
-                    failed = true;
-                }
-                Err(CompareFail::Values(m)) => {
-                    println!("FAIL {id} {tensor}: {m}");
-                    println!("    {} of {} elements out of tolerance", m.bad, m.total);
-                    if mixed {
-                        println!(
-                            "    f16 term: atol +{:.3e}, rtol +{:.3e} (manifest atol {:.3e}, rtol {:.3e})",
-                            slack.atol,
-                            slack.rtol,
-                            spec.atol.unwrap_or(0.0),
-                            spec.rtol.unwrap_or(0.0)
-                        );
-                    }
-                    failed = true;
-                }
+            match check_tensor(case, mixed, grad, name, spec, got.get(name)) {
+                Some((r, b)) => (worst, bare) = (worst.max(r), bare.max(b)),
+                None => failed = true,
             }
         }
     }
@@ -212,6 +130,115 @@ fn run_case(case: &Case) -> Ran {
     Ran {
         verdict: Verdict::Pass(worst),
         bare,
+    }
+}
+
+/// The case's adapter run, or the case's outcome when it skipped, failed or
+/// panicked (the failure's line printed).
+fn produce(case: &Case) -> Result<Produced, Ran> {
+    let id = &case.spec.id;
+    let fail = Ran {
+        verdict: Verdict::Fail,
+        bare: 0.0,
+    };
+    let Some(f) = adapter(&case.spec.op) else {
+        return Err(Ran {
+            verdict: Verdict::Skip(format!("op {} not implemented yet", case.spec.op)),
+            bare: 0.0,
+        });
+    };
+    match catch_unwind(AssertUnwindSafe(|| f(case))) {
+        Ok(Ok(p)) => Ok(p),
+        Ok(Err(Outcome::Skip(reason))) => Err(Ran {
+            verdict: Verdict::Skip(reason),
+            bare: 0.0,
+        }),
+        Ok(Err(Outcome::Error(e))) => {
+            println!("FAIL {id}: {e}");
+            Err(fail)
+        }
+        Err(p) => {
+            let msg = p
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            println!("FAIL {id}: adapter panicked: {msg}");
+            Err(fail)
+        }
+    }
+}
+
+/// One expected tensor against what the adapter produced: the worst ratio to
+/// the tolerance (with the f16 slack in mixed runs) and to the f32 tolerance
+/// alone, or `None` after printing why it failed.
+fn check_tensor(
+    case: &Case,
+    mixed: bool,
+    grad: bool,
+    name: &str,
+    spec: &TensorSpec,
+    got: Option<&Host>,
+) -> Option<(f64, f64)> {
+    let (id, tensor) = (&case.spec.id, spec.stem());
+    let exp = match load(case.dir, spec) {
+        Ok(e) => e,
+        Err(e) => {
+            println!("FAIL {id} {tensor}: {e}");
+            return None;
+        }
+    };
+    let Some(g) = got else {
+        println!("FAIL {id} {tensor}: the adapter produced no value for it");
+        return None;
+    };
+    let slack = if mixed && !spec.exact {
+        match f16_slack(case, name, grad, spec) {
+            Ok(s) => s,
+            Err(Outcome::Error(e) | Outcome::Skip(e)) => {
+                println!("FAIL {id} {tensor}: {e}");
+                return None;
+            }
+        }
+    } else {
+        Slack::NONE
+    };
+    let f16_term = || {
+        format!(
+            "f16 term: atol +{:.3e}, rtol +{:.3e} (manifest atol {:.3e}, rtol {:.3e})",
+            slack.atol,
+            slack.rtol,
+            spec.atol.unwrap_or(0.0),
+            spec.rtol.unwrap_or(0.0)
+        )
+    };
+    match compare(spec, &exp, g, slack) {
+        Ok(r) => {
+            let b = match compare(spec, &exp, g, Slack::NONE) {
+                Ok(b) => b,
+                Err(CompareFail::Values(m)) => m.ratio,
+                Err(CompareFail::Shape(_)) => f64::INFINITY,
+            };
+            if mixed && verbose() {
+                println!(
+                    "    {tensor}: ratio {r:.4}, {b:.4} against the f32 tolerance alone; {}",
+                    f16_term()
+                );
+            }
+            Some((r, b))
+        }
+        Err(CompareFail::Shape(msg)) => {
+            println!("FAIL {id} {tensor}: {msg}");
+            None
+        }
+        Err(CompareFail::Values(m)) => {
+            println!("FAIL {id} {tensor}: {m}");
+            println!("    {} of {} elements out of tolerance", m.bad, m.total);
+            if mixed {
+                println!("    {}", f16_term());
+            }
+            None
+        }
     }
 }
 
