@@ -17,6 +17,13 @@
 set -u
 . "$(dirname "$0")/device_env.sh"
 t() { local s=$1; shift; timeout "$s" "$@" 2>&1; }
+# TILE_SPECS (space-separated; "rule" = the tile rule's choice) shortens section 3 when the
+# device time left is short, e.g. TILE_SPECS="rule bm=128,wmf=4 pack=1"
+specs=("" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 wnf=2 wnf=4 bm=128,wmf=4
+       bm=128,wmf=4,db=0 bm=128,wmf=4,pack=1 bm=128,wmf=4,wnf=2 bm=64,wmf=4,wnf=2)
+if [ -n "${TILE_SPECS:-}" ]; then
+    specs=(); for s in $TILE_SPECS; do [ "$s" = rule ] && specs+=("") || specs+=("$s"); done
+fi
 {
 date -u; nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,noheader
 $B/wunet devices | grep -E "^[^ ]|cooperative" | head -6
@@ -33,8 +40,7 @@ for shape in "8x256x64x64 --out-channels 256" "1x64x256x256 --out-channels 64" \
     # issue 12: Winograd f32 on the GPU (FMA units), against the tiled direct kernel above
     t 40 $B/wunet bench conv --in $shape --kernel 3 --pad 1 --variant winograd2,winograd4 \
         --precision f32 --runs 20 | grep -E "variant|median_ms|gflops" | tr '\n' ' '; echo "[winograd f32]"
-    for spec in "" pack=1 db=0 pack=1,db=0 bm=32 bm=64 bm=128 wnf=2 wnf=4 bm=128,wmf=4 \
-                bm=128,wmf=4,db=0 bm=128,wmf=4,pack=1 bm=128,wmf=4,wnf=2 bm=64,wmf=4,wnf=2; do
+    for spec in "${specs[@]}"; do
         r=$(WUNET_COOP_DIRECT_TILE="$spec" t 30 $B/wunet bench conv --in $shape --kernel 3 --pad 1 \
             --variant coop-direct --precision mixed --runs 20 | grep -E "variant|median_ms|gflops|rror" \
             | sed -E 's/.*ran CoopDirect: fwd conv_coop_direct, //; s/, precision mixed\)//' | tr '\n' ' ')
