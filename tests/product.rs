@@ -222,6 +222,93 @@ fn sanity_checks_initial_loss_and_overfit() {
     assert!(acc > 0.95, "2 fixed patches fitted to {acc} after 60 steps");
 }
 
+/// `--init` (fine-tuning): a new run starts from a checkpoint's weights whatever
+/// its seed, with a fresh optimiser and step count; a checkpoint whose model
+/// differs, or no file, is refused by name before the run folder appears.
+#[test]
+fn init_starts_from_a_checkpoints_weights() {
+    let Some(c) = ctx() else { return };
+    let Some(run) = trained() else { return };
+    let src = run.join("last.safetensors");
+    let dir = tmp("init");
+    let quiet = RunOptions::default();
+    // another seed than the source run's, and a learning rate too small to move
+    // the weights in one step
+    let flags = |out: &str, init: Option<&Path>| TrainFlags {
+        init: init.map(|p| p.display().to_string()),
+        lr: Some(1e-12),
+        seed: Some(6),
+        ..tiny_flags(&dir.join(out), 1)
+    };
+    train(c, &flags("init", Some(&src)), &quiet).unwrap();
+    train(c, &flags("fresh", None), &quiet).unwrap();
+    let load = |p: &Path| checkpoint::load(p).unwrap();
+    let a = load(&src);
+    let b = load(&dir.join("init/last.safetensors"));
+    let f = load(&dir.join("fresh/last.safetensors"));
+    assert_eq!(b.meta.get("step").map(String::as_str), Some("1"));
+    let mut weights = 0;
+    for t in a.tensors.iter().filter(|t| t.name.ends_with(".weight")) {
+        let got = b.get(&t.name).expect("the fine-tuned run has every weight");
+        assert_close(&t.name, &got.data, &t.data, 1e-6, 1e-6);
+        let fresh = &f.get(&t.name).expect("fresh weight").data;
+        let far = fresh
+            .iter()
+            .zip(&t.data)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max);
+        assert!(
+            far > 1e-3,
+            "{}: a fresh run's weights are {far} from the source's",
+            t.name
+        );
+        weights += 1;
+    }
+    assert!(weights >= 8, "{weights} weights compared");
+    // --resume continues the fine-tuning run from its own last.safetensors
+    let more = TrainFlags {
+        steps: Some(2),
+        ..flags("init", Some(&src))
+    };
+    resume(c, &dir.join("init"), more).unwrap();
+    let b2 = load(&dir.join("init/last.safetensors"));
+    assert_eq!(b2.meta.get("step").map(String::as_str), Some("2"));
+    // a model that differs: each differing key named with both values
+    let e = train(
+        c,
+        &TrainFlags {
+            base: Some(8),
+            ..flags("wide", Some(&src))
+        },
+        &quiet,
+    )
+    .map(|_| ())
+    .expect_err("base 8 from a base-4 checkpoint is refused")
+    .to_string();
+    assert!(
+        e.contains("--init")
+            && e.contains("base 4 (this run: 8)")
+            && e.contains("last.safetensors"),
+        "{e}"
+    );
+    assert!(
+        !dir.join("wide").exists(),
+        "no run folder for a refused run"
+    );
+    let e = train(
+        c,
+        &flags("none", Some(&dir.join("nope.safetensors"))),
+        &quiet,
+    )
+    .map(|_| ())
+    .expect_err("a missing checkpoint is refused")
+    .to_string();
+    assert!(
+        e.contains("--init") && e.contains("nope.safetensors"),
+        "{e}"
+    );
+}
+
 /// `wunet train --resume --out <out>` with the other keys of `flags`.
 fn resume(
     c: &wunet::Context,

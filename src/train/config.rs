@@ -113,6 +113,9 @@ pub struct TrainConfig {
     pub instances: bool,
     #[serde(default)]
     pub neck_ratio: f32,
+    /// A checkpoint to start from (fine-tuning); empty: random initialisation.
+    #[serde(default)]
+    pub init: String,
 }
 
 /// Keys that may differ between a run and its resumption.
@@ -225,6 +228,7 @@ impl TrainConfig {
             out: String::new(),
             instances: false,
             neck_ratio: crate::data::instances::DEFAULT_NECK_RATIO,
+            init: String::new(),
         }
     }
 

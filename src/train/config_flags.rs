@@ -16,6 +16,15 @@ pub struct TrainFlags {
     /// unet2d or unet3d.
     #[arg(long)]
     pub model: Option<String>,
+    /// Fine-tune: start from this checkpoint's weights (and batch-norm
+    /// statistics) instead of a random initialisation, as Cellpose's
+    /// `--pretrained_model` or nnU-Net's `-pretrained_weights`. The model keys
+    /// that shape the weights (dims, base, depth, classes, norm, ...) must
+    /// match the checkpoint's; the optimiser state, step count and schedule
+    /// start afresh, and the run's data, normalisation and augmentation are
+    /// its own.
+    #[arg(long)]
+    pub init: Option<String>,
     /// Instance segmentation: the label files hold instance ids (0 =
     /// background, 1..N objects; in a folder, `*instances*` files are
     /// preferred), trained as background / interior / boundary and turned

@@ -405,6 +405,9 @@ pub(super) struct Prepared {
     /// With `--resume`: the run's `last.safetensors` (taken when it is loaded into the
     /// session); `None` for a new run.
     pub resume_from: Option<Checkpoint>,
+    /// With `--init` on a new run: the checkpoint's weights and batch-norm statistics
+    /// (taken when they are loaded into the session).
+    pub init_from: Option<Checkpoint>,
     pub cfg: TrainConfig,
     pub files: RunFiles,
     pub train: Arc<Dataset>,
@@ -492,6 +495,11 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
     // --resume: the checkpoint first, so that the session computes with the kernels the run
     // began with (its `kernels` entry pins them; see `ops::conv::tune::pin`)
     let (resume_from, pins) = load_resume_checkpoint(ctx, &out, opts)?;
+    // --init: checked before the folder appears; a resumed run continues from its own weights
+    let init_from = match resume_from {
+        None => load_init_checkpoint(&cfg, &unet, opts.progress)?,
+        Some(_) => None,
+    };
     let session = Session::new(
         ctx,
         &SessionSpec {
@@ -525,6 +533,7 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         _lock: lock,
         _pins: pins,
         resume_from,
+        init_from,
         files: RunFiles::new(out),
         baseline_pixel_error: background_pixel_error(&data.val),
         train: Arc::new(data.train),
@@ -540,6 +549,65 @@ pub(super) fn prepare(ctx: &Context, flags: &TrainFlags, opts: &RunOptions) -> R
         predictor,
         cfg,
     })
+}
+
+/// The model keys that decide the weights' names and shapes: a checkpoint given to
+/// `--init` must agree with the run on each.
+const WEIGHT_KEYS: [&str; 11] = [
+    "dims",
+    "in_channels",
+    "classes",
+    "base",
+    "depth",
+    "norm",
+    "upsample",
+    "conv_bias",
+    "upconv_bias",
+    "channels",
+    "residual",
+];
+
+/// With `--init`: the checkpoint, its model checked against the run's on every
+/// [`WEIGHT_KEYS`] entry (an error lists each key that differs, with both values).
+fn load_init_checkpoint(
+    cfg: &TrainConfig,
+    unet: &UNetConfig,
+    progress: bool,
+) -> Result<Option<Checkpoint>> {
+    if cfg.init.is_empty() {
+        return Ok(None);
+    }
+    let path = Path::new(&cfg.init);
+    let ck = checkpoint::load(path).map_err(|e| Error::Other(format!("--init: {e}")))?;
+    let meta = InferMeta::from_checkpoint(&ck, path)?;
+    let table =
+        |m: &ModelMeta| toml::Value::try_from(m).map_err(|e| Error::file(path, e.to_string()));
+    let (theirs, ours) = (table(&meta.model)?, table(&ModelMeta::from(unet))?);
+    let differ: Vec<String> = WEIGHT_KEYS
+        .iter()
+        .filter(|k| theirs.get(**k) != ours.get(**k))
+        .map(|k| {
+            let v = |t: &toml::Value| t.get(*k).map_or("-".into(), |v| v.to_string());
+            format!("{k} {} (this run: {})", v(&theirs), v(&ours))
+        })
+        .collect();
+    if !differ.is_empty() {
+        return Err(Error::file(
+            path,
+            format!(
+                "--init: the checkpoint's model differs from this run's in {}; set those keys to the checkpoint's (e.g. --base, --depth, --norm; classes follow the data's labels)",
+                differ.join(", ")
+            ),
+        ));
+    }
+    if progress {
+        let step = ck.meta.get("step").map_or("?", |s| s.as_str());
+        eprintln!(
+            "init: weights and batch-norm statistics from {} (step {step} of its run); optimiser and schedule start afresh",
+            path.display()
+        );
+    }
+    Ok(Some(ck))
 }
 
 /// With `--resume`: the checkpoint the run continues from (`last.safetensors` in `out`), and

@@ -181,6 +181,24 @@ fn resume_session(
     Ok((prior, best))
 }
 
+/// `--init`: the checkpoint's weights and batch-norm statistics into the new
+/// session; its optimiser state and step count are left out.
+fn init_session(ctx: &Context, p: &mut Prepared, ck: Checkpoint) -> Result<()> {
+    let model = p.session.exec.expected_tensors(false);
+    let keep: std::collections::HashSet<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
+    let weights = Checkpoint {
+        tensors: ck
+            .tensors
+            .into_iter()
+            .filter(|t| keep.contains(t.name.as_str()))
+            .collect(),
+        ..Checkpoint::default()
+    };
+    let path = std::path::Path::new(&p.cfg.init);
+    weights.check_against(path, &model)?;
+    p.session.exec.import(ctx, &weights)
+}
+
 impl<'a> Run<'a> {
     /// Resume from the run folder's `last.safetensors` (`--resume`; `log.csv`
     /// drops the rows after its step) or start a new `log.csv`; then write
@@ -190,6 +208,9 @@ impl<'a> Run<'a> {
             let (prior, best) = resume_session(ctx, &mut p, ck)?;
             (prior, best, CsvLog::resume(&p.files.log, prior.step)?)
         } else {
+            if let Some(ck) = p.init_from.take() {
+                init_session(ctx, &mut p, ck)?;
+            }
             let log = CsvLog::create(&p.files.log)?;
             (Prior::default(), None, (log, Vec::new()))
         };

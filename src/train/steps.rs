@@ -83,14 +83,14 @@ impl Run<'_> {
         } else {
             format!("ln {classes} x mean weight {wmean:.3} = {expected:.4}")
         };
-        self.progress.say(format!(
-            "step 1: loss {l:.4} (a fresh network starts near {how}{})",
-            if far {
-                "; far from it: check the labels, the loss weights and the initialisation"
-            } else {
-                ""
-            }
-        ));
+        let note = if !self.p.cfg.init.is_empty() {
+            format!("from --init; a fresh network would start near {how}")
+        } else if far {
+            format!("a fresh network starts near {how}; far from it: check the labels, the loss weights and the initialisation")
+        } else {
+            format!("a fresh network starts near {how}")
+        };
+        self.progress.say(format!("step 1: loss {l:.4} ({note})"));
         self.initial_loss = Some((l, expected));
         Ok(())
     }
