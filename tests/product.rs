@@ -273,6 +273,19 @@ fn init_starts_from_a_checkpoints_weights() {
     resume(c, &dir.join("init"), more).unwrap();
     let b2 = load(&dir.join("init/last.safetensors"));
     assert_eq!(b2.meta.get("step").map(String::as_str), Some("2"));
+    // the model keys a run leaves unset come from the checkpoint (base 4, depth 2;
+    // the defaults are 8 and 3)
+    let adopt = TrainFlags {
+        base: None,
+        depth: None,
+        ..flags("adopt", Some(&src))
+    };
+    train(c, &adopt, &quiet).unwrap();
+    let cfg = std::fs::read_to_string(dir.join("adopt/config.toml")).unwrap();
+    assert!(
+        cfg.contains("base = 4") && cfg.contains("depth = 2"),
+        "{cfg}"
+    );
     // a model that differs: each differing key named with both values
     let e = train(
         c,

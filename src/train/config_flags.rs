@@ -18,11 +18,12 @@ pub struct TrainFlags {
     pub model: Option<String>,
     /// Fine-tune: start from this checkpoint's weights (and batch-norm
     /// statistics) instead of a random initialisation, as Cellpose's
-    /// `--pretrained_model` or nnU-Net's `-pretrained_weights`. The model keys
-    /// that shape the weights (dims, base, depth, classes, norm, ...) must
-    /// match the checkpoint's; the optimiser state, step count and schedule
-    /// start afresh, and the run's data, normalisation and augmentation are
-    /// its own.
+    /// `--pretrained_model` or nnU-Net's `-pretrained_weights`. The run takes
+    /// the checkpoint's model, base, depth, padding, norm and upsample unless it
+    /// sets them; what shapes the weights (those, and the classes of the data)
+    /// must match the checkpoint's. The optimiser state, step count and
+    /// schedule start afresh, and the run's data, normalisation and
+    /// augmentation are its own.
     #[arg(long)]
     pub init: Option<String>,
     /// Instance segmentation: the label files hold instance ids (0 =

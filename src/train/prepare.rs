@@ -325,7 +325,13 @@ pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig
         layers.push((f.display().to_string(), read_config_file(f)?));
     }
     layers.push(("command line".to_string(), flags.clone()));
-    let pre = TrainConfig::resolve(&layers)?;
+    let mut pre = TrainConfig::resolve(&layers)?;
+    if !opts.resume && !pre.init.is_empty() {
+        // --init: the checkpoint's model keys below the user's, which still win
+        let init = init_model_layer(Path::new(&pre.init))?;
+        layers.insert(0, (format!("--init {}", pre.init), init));
+        pre = TrainConfig::resolve(&layers)?;
+    }
     let out = run_dir(&pre, opts.resume)?;
     let mut cfg = if opts.resume {
         let saved_path = out.join("config.toml");
@@ -365,6 +371,23 @@ pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig
     };
     cfg.out = out.display().to_string();
     Ok((cfg, out))
+}
+
+/// The model keys of an `--init` checkpoint as a configuration layer (model,
+/// base, depth, padding, norm, upsample), so that a run that does not set them
+/// takes the checkpoint's.
+fn init_model_layer(path: &Path) -> Result<TrainFlags> {
+    let ck = checkpoint::load(path).map_err(|e| Error::Other(format!("--init: {e}")))?;
+    let m = InferMeta::from_checkpoint(&ck, path)?.model;
+    Ok(TrainFlags {
+        model: Some(if m.dims == 3 { "unet3d" } else { "unet2d" }.into()),
+        base: Some(m.base),
+        depth: Some(m.depth),
+        padding: Some(m.padding),
+        norm: Some(m.norm),
+        upsample: Some(m.upsample),
+        ..Default::default()
+    })
 }
 
 /// The files of a run folder.
