@@ -133,6 +133,33 @@ pub fn save(path: &Path, ckpt: &Checkpoint) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+/// Only the metadata of a checkpoint (its header), without reading the tensors:
+/// for the configuration steps that need the model keys of a large file.
+pub fn load_meta(path: &Path) -> Result<BTreeMap<String, String>> {
+    use std::io::Read;
+    let len = crate::fsutil::check_regular_file(path)?;
+    let bad = |m: String| Error::file(path, format!("not a valid safetensors checkpoint: {m}"));
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::file(path, format!("cannot read checkpoint: {e}")))?;
+    let mut n = [0u8; 8];
+    f.read_exact(&mut n).map_err(|e| bad(e.to_string()))?;
+    let n = u64::from_le_bytes(n);
+    if n > len.saturating_sub(8) {
+        return Err(bad(format!("header of {n} bytes in a file of {len}")));
+    }
+    let mut header = vec![0u8; n as usize];
+    f.read_exact(&mut header).map_err(|e| bad(e.to_string()))?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("bad header: {e}")))?;
+    let meta = match json.get("__metadata__") {
+        Some(m) => {
+            serde_json::from_value(m.clone()).map_err(|e| bad(format!("bad header: {e}")))?
+        }
+        None => BTreeMap::new(),
+    };
+    Ok(meta)
+}
+
 /// Load and validate the file format (f32 tensors only, finite values only;
 /// the file size checked against the host memory budget before reading).
 pub fn load(path: &Path) -> Result<Checkpoint> {
@@ -236,6 +263,27 @@ mod tests {
             "{e}"
         );
         assert_eq!(load(&p).unwrap(), c);
+        // the header alone: the same metadata; a corrupt or truncated header refused
+        assert_eq!(load_meta(&p).unwrap(), c.meta);
+        let e = load_meta(&bad).unwrap_err().to_string();
+        assert!(
+            e.contains("corrupt.safetensors") && e.contains("not a valid"),
+            "{e}"
+        );
+        let json = dir.join("json.safetensors");
+        std::fs::write(&json, b"\x09\x00\x00\x00\x00\x00\x00\x00{not json").unwrap();
+        let e = load_meta(&json).unwrap_err().to_string();
+        assert!(
+            e.contains("json.safetensors") && e.contains("bad header"),
+            "{e}"
+        );
+        let short = dir.join("short.safetensors");
+        std::fs::write(&short, b"\xff\x00\x00\x00\x00\x00\x00\x00{}").unwrap();
+        let e = load_meta(&short).unwrap_err().to_string();
+        assert!(
+            e.contains("short.safetensors") && e.contains("header of 255 bytes"),
+            "{e}"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -377,8 +377,12 @@ pub fn resolve_run(flags: &TrainFlags, opts: &RunOptions) -> Result<(TrainConfig
 /// base, depth, padding, norm, upsample), so that a run that does not set them
 /// takes the checkpoint's.
 fn init_model_layer(path: &Path) -> Result<TrainFlags> {
-    let ck = checkpoint::load(path).map_err(|e| Error::Other(format!("--init: {e}")))?;
-    let m = InferMeta::from_checkpoint(&ck, path)?.model;
+    let meta = checkpoint::load_meta(path).map_err(|e| Error::Other(format!("--init: {e}")))?;
+    let header = Checkpoint {
+        tensors: Vec::new(),
+        meta,
+    };
+    let m = InferMeta::from_checkpoint(&header, path)?.model;
     Ok(TrainFlags {
         model: Some(if m.dims == 3 { "unet3d" } else { "unet2d" }.into()),
         base: Some(m.base),

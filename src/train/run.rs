@@ -182,20 +182,14 @@ fn resume_session(
 }
 
 /// `--init`: the checkpoint's weights and batch-norm statistics into the new
-/// session; its optimiser state and step count are left out.
+/// session; its optimiser state and step count (metadata) are left out.
 fn init_session(ctx: &Context, p: &mut Prepared, ck: Checkpoint) -> Result<()> {
-    let model = p.session.exec.expected_tensors(false);
-    let keep: std::collections::HashSet<&str> = model.iter().map(|(n, _)| n.as_str()).collect();
     let weights = Checkpoint {
-        tensors: ck
-            .tensors
-            .into_iter()
-            .filter(|t| keep.contains(t.name.as_str()))
-            .collect(),
-        ..Checkpoint::default()
+        meta: Default::default(),
+        ..ck.without_optimizer_state()
     };
     let path = std::path::Path::new(&p.cfg.init);
-    weights.check_against(path, &model)?;
+    weights.check_against(path, &p.session.exec.expected_tensors(false))?;
     p.session.exec.import(ctx, &weights)
 }
 
