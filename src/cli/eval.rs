@@ -1,23 +1,26 @@
 //! `wunet eval`: metrics of a checkpoint on a labelled dataset, one
 //! `name: value` line per metric on stdout (see [`crate::infer::eval`]).
 
+use crate::cli::predict::predictors;
 use crate::cli::predict::InferFlags;
 use crate::data::dataset::{normalize, Dataset, DatasetOptions, Normalize, Sample};
 use crate::data::perturb::Perturb;
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::infer::ensemble::load_members;
 use crate::infer::eval::{evaluate, Metrics};
-use crate::infer::predict::{load_checkpoint, Predictor};
-use crate::model_io::Checkpoint;
+use crate::model_io::{Checkpoint, InferMeta};
 use crate::train::config::{TrainConfig, TrainFlags};
 use clap::Args;
 use std::path::PathBuf;
 
 #[derive(Args, Debug, Clone)]
 pub struct EvalArgs {
-    /// A checkpoint written by `wunet train`.
-    #[arg(long)]
-    pub checkpoint: PathBuf,
+    /// A checkpoint written by `wunet train`. Several (the flag repeated, or
+    /// several paths after it) are an ensemble: their class probabilities
+    /// averaged before scoring (as `wunet predict`).
+    #[arg(long, required = true, num_args = 1.., action = clap::ArgAction::Append)]
+    pub checkpoint: Vec<PathBuf>,
     /// Labelled data (same layouts as `wunet train --data`).
     #[arg(long)]
     pub data: PathBuf,
@@ -58,7 +61,9 @@ impl EvalArgs {
         if let Some(p) = &self.perturb {
             Perturb::parse("--perturb", p)?;
         }
-        crate::fsutil::check_regular_file(&self.checkpoint)?;
+        for ck in &self.checkpoint {
+            crate::fsutil::check_regular_file(ck)?;
+        }
         Ok(())
     }
 }
@@ -73,24 +78,73 @@ fn data_class_values(a: &EvalArgs, ck_values: &[i64], classes: usize) -> Result<
     if v.len() != classes {
         return Err(Error::Other(format!(
             "--class-values {v:?}: the checkpoint {} predicts {classes} classes; give one stored value per class",
-            a.checkpoint.display()
+            a.first().display()
         )));
     }
     Ok(v)
 }
 
+impl EvalArgs {
+    /// The first `--checkpoint` (clap requires one; the members of an
+    /// ensemble agree on everything read from it).
+    fn first(&self) -> &std::path::Path {
+        self.checkpoint
+            .first()
+            .map_or(std::path::Path::new(""), |p| p)
+    }
+}
+
 /// Evaluate; returns the metrics (print them with [`Metrics::to_text`]).
 pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
-    let (ck, meta) = load_checkpoint(&a.checkpoint)?;
+    let members = load_members(&a.checkpoint)?; // refuses an empty list
+    let meta = &members[0].1;
     let cfg = meta
         .unet()
-        .map_err(|e| Error::file(&a.checkpoint, e.to_string()))?;
-    // a 2D model normalises every image (or section of a volume) on its
-    // own, as in training; a 3D model every volume
+        .map_err(|e| Error::file(a.first(), e.to_string()))?;
+    let ds = load_scored_data(a, meta, &members)?;
+    let max: [usize; 3] = std::array::from_fn(|k| {
+        ds.samples
+            .iter()
+            .map(|s| s.image.dims[k])
+            .max()
+            .unwrap_or(1)
+    });
+    if cfg.dims == 3 && !ds.is_3d() {
+        return Err(Error::file(
+            &a.data,
+            "a 3D model needs volumes, but the data is 2D",
+        ));
+    }
+    let mut ps = predictors(ctx, &a.infer, &a.checkpoint, &members, max)?;
+    eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
+    let instances = crate::cli::predict::instances_wanted(a.instances, meta, a.first())?
+        .then(|| a.watershed.options(meta))
+        .transpose()?;
+    evaluate(
+        ctx,
+        &mut ps,
+        &ds,
+        meta.objects_class as i32,
+        true,
+        instances,
+    )
+}
+
+/// The samples to score, as the model saw them in training: loaded with
+/// the checkpoint's label convention, perturbed (`--perturb`), the split
+/// (`--split`), normalised (a 2D model: every image or section on its own
+/// unless `--norm-scope stack`; a 3D model: every volume), a 2D model's
+/// volumes cut into sections.
+fn load_scored_data(
+    a: &EvalArgs,
+    meta: &InferMeta,
+    members: &[(Checkpoint, InferMeta)],
+) -> Result<Dataset> {
+    let dims = meta.model.dims;
     let opts = meta.dataset_options();
     let mode = opts.normalize;
-    let per_section = a.infer.per_section(cfg.dims)?;
-    let map = data_class_values(a, &meta.class_values, cfg.classes)?;
+    let per_section = a.infer.per_section(dims)?;
+    let map = data_class_values(a, &meta.class_values, meta.model.classes)?;
     let perturb = a
         .perturb
         .as_deref()
@@ -100,7 +154,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         &a.data,
         &DatasetOptions {
             // with --perturb, 3D volumes are normalised after it
-            normalize: if cfg.dims == 2 || perturb.is_some() {
+            normalize: if dims == 2 || perturb.is_some() {
                 Normalize::None
             } else {
                 mode
@@ -112,7 +166,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     .map_err(|e| {
         Error::Other(format!(
             "{e}\n{}: the checkpoint's classes are stored as {:?} (class c = the c-th value); the data's labels use other values: state the data's convention with --class-values (the data's stored value of each class, e.g. {})",
-            a.checkpoint.display(),
+            a.first().display(),
             meta.class_values,
             map.iter().rev().map(|v| v.to_string()).collect::<Vec<_>>().join(",")
         ))
@@ -120,7 +174,7 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     if let Some(p) = perturb {
         for (i, smp) in ds.samples.iter_mut().enumerate() {
             p.apply(smp, i as u64);
-            if cfg.dims == 3 {
+            if dims == 3 {
                 normalize(&mut smp.image, mode);
             }
         }
@@ -128,71 +182,82 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     }
     ds = match a.split.as_str() {
         "all" => ds,
-        "val" => validation_part(a, &ck, ds)?,
+        "val" => validation_part(a, members, ds)?,
         s => return Err(Error::Other(format!("--split {s}: expected all or val"))),
     };
     // --norm-scope stack: a 2D model's volumes normalised whole, before sectioning
-    let stacked = cfg.dims == 2 && ds.is_3d() && !per_section;
+    let stacked = dims == 2 && ds.is_3d() && !per_section;
     if stacked {
         for smp in &mut ds.samples {
             normalize(&mut smp.image, mode);
         }
     }
-    if cfg.dims == 2 && ds.is_3d() {
+    if dims == 2 && ds.is_3d() {
         ds.samples = sections(&ds)?;
     }
-    if cfg.dims == 3 && !ds.is_3d() {
-        return Err(Error::file(
-            &a.data,
-            "a 3D model needs volumes, but the data is 2D",
-        ));
-    }
-    if cfg.dims == 2 && !stacked {
+    if dims == 2 && !stacked {
         for smp in &mut ds.samples {
             normalize(&mut smp.image, mode);
         }
     }
-    if ds.n_classes > cfg.classes {
+    if ds.n_classes > meta.model.classes {
         return Err(Error::file(
             &a.data,
             format!(
                 "labels hold {} classes but the model predicts {}",
-                ds.n_classes, cfg.classes
+                ds.n_classes, meta.model.classes
             ),
         ));
     }
-    let (tile, opts) = a.infer.resolve(ctx, &meta, &a.checkpoint, cfg.dims)?;
-    eprintln!("{}", a.infer.tta_line(&opts));
-    let max: [usize; 3] = std::array::from_fn(|k| {
-        ds.samples
-            .iter()
-            .map(|s| s.image.dims[k])
-            .max()
-            .unwrap_or(1)
-    });
-    let mut p = Predictor::from_loaded(ctx, &ck, &meta, &a.checkpoint, tile, Some(max), &opts)?;
-    p.progress = true;
-    eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
-    let instances = crate::cli::predict::instances_wanted(a.instances, &meta, &a.checkpoint)?
-        .then(|| a.watershed.options(&meta))
-        .transpose()?;
-    evaluate(ctx, &mut p, &ds, meta.objects_class as i32, true, instances)
+    Ok(ds)
 }
 
-/// `--split val`: the part of the data the checkpoint's training held out for
-/// validation, by its stored configuration.
-fn validation_part(a: &EvalArgs, ck: &Checkpoint, ds: Dataset) -> Result<Dataset> {
-    let text = ck.meta.get("config").ok_or_else(|| {
-        Error::file(
-            &a.checkpoint,
-            "no training configuration stored; use --split all",
-        )
-    })?;
+/// `--split val`: the part of the data the checkpoints' training held out
+/// for validation, by their stored configurations; the members of an
+/// ensemble must have held out the same samples (cross-validation folds,
+/// which did not, have no common validation part).
+fn validation_part(
+    a: &EvalArgs,
+    members: &[(Checkpoint, InferMeta)],
+    ds: Dataset,
+) -> Result<Dataset> {
+    let names = |d: &Dataset| d.samples.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
+    let Some(((ck0, _), rest)) = members.split_first() else {
+        return Err(Error::Other("--checkpoint is required".into()));
+    };
+    let mut others = Vec::with_capacity(rest.len());
+    for (path, (ck, _)) in a.checkpoint[1..].iter().zip(rest) {
+        others.push(names(&held_out(path, ck, ds.clone())?));
+    }
+    let first = held_out(a.first(), ck0, ds)?;
+    for (path, p) in a.checkpoint[1..].iter().zip(&others) {
+        if *p != names(&first) {
+            return Err(Error::file(
+                path,
+                format!(
+                    "--split val: this checkpoint held out {:?}, the first ({}) {:?}; an ensemble is scored on data none of its members trained on: use --split all on separate data",
+                    p,
+                    a.first().display(),
+                    names(&first)
+                ),
+            ));
+        }
+    }
+    Ok(first)
+}
+
+/// The validation part of `ds` by the configuration stored in the
+/// checkpoint `ck` read from `path`.
+fn held_out(path: &std::path::Path, ck: &Checkpoint, ds: Dataset) -> Result<Dataset> {
+    let text = ck
+        .meta
+        .get("config")
+        .ok_or_else(|| Error::file(path, "no training configuration stored; use --split all"))?;
     // through the defaults, so that checkpoints written before a key
     // existed still resolve
-    let flags: TrainFlags = toml::from_str(text)
-        .map_err(|e| Error::file(&a.checkpoint, format!("bad stored config: {e}")))?;
-    let tc = TrainConfig::resolve(&[(a.checkpoint.display().to_string(), flags)])?;
+    let flags: TrainFlags =
+        toml::from_str(text).map_err(|e| Error::file(path, format!("bad stored config: {e}")))?;
+    let tc = TrainConfig::resolve(&[(path.display().to_string(), flags)])?;
     Ok(crate::train::prepare::split(&tc, ds)?.1)
 }
 

@@ -12,17 +12,22 @@ use crate::data::objects::{scale_for_diameter, DiameterError, SCALE_RANGE};
 use crate::data::{ChannelVolume, Volume};
 use crate::error::{Error, Result};
 use crate::gpu::Context;
+use crate::infer::ensemble::{load_members, predict_mean};
 use crate::infer::output::{write_instances, write_labels, write_overlay, write_probabilities};
-use crate::infer::predict::{load_checkpoint, parse_blend, PredictOptions, Predictor};
+use crate::infer::predict::{parse_blend, PredictOptions, Predictor};
 use crate::model_io::{parse_dims, Checkpoint, InferMeta};
 use clap::Args;
 use std::path::{Path, PathBuf};
 
 #[derive(Args, Debug, Clone)]
 pub struct PredictArgs {
-    /// A checkpoint written by `wunet train` (best.safetensors or last.safetensors).
-    #[arg(long, required_unless_present = "status")]
-    pub checkpoint: Option<PathBuf>,
+    /// A checkpoint written by `wunet train` (best.safetensors or
+    /// last.safetensors). Several (the flag repeated, or several paths after
+    /// it) are an ensemble: every one predicts the image and their class
+    /// probabilities are averaged (they must agree on dims, channels,
+    /// classes, label values and normalisation; files, not block-wise Zarr).
+    #[arg(long, required_unless_present = "status", num_args = 1.., action = clap::ArgAction::Append)]
+    pub checkpoint: Vec<PathBuf>,
     /// Image or volume: .png, .tif/.tiff (multi-page = volume) or .npy (z, y, x),
     /// or a Zarr / OME-Zarr store (vol.zarr, vol.zarr/path/to/array), predicted
     /// block by block. A 2D model predicts a volume section by section.
@@ -172,7 +177,14 @@ impl PredictArgs {
         if predict_zarr::is_blockwise(self) {
             return predict_zarr::check_before_gpu(self);
         }
-        crate::fsutil::check_regular_file(required(&self.checkpoint, "--checkpoint")?)?;
+        if self.checkpoint.is_empty() {
+            return Err(Error::Other(
+                "--checkpoint is required (unless --status is given)".into(),
+            ));
+        }
+        for ck in &self.checkpoint {
+            crate::fsutil::check_regular_file(ck)?;
+        }
         crate::fsutil::check_regular_file(required(&self.input, "--input")?)?;
         check_output_file(
             "--output",
@@ -186,6 +198,23 @@ impl PredictArgs {
             check_output_file("--probabilities", p, &["npy", "tif", "tiff", "png"])?;
         }
         Ok(())
+    }
+}
+
+impl PredictArgs {
+    /// The checkpoint of a run that takes exactly one (block-wise Zarr
+    /// prediction; an ensemble is refused with the count).
+    pub fn single_checkpoint(&self) -> Result<&Path> {
+        match self.checkpoint.as_slice() {
+            [] => Err(Error::Other(
+                "--checkpoint is required (unless --status is given)".into(),
+            )),
+            [one] => Ok(one),
+            many => Err(Error::Other(format!(
+                "--checkpoint: block-wise Zarr prediction takes one checkpoint, not an ensemble of {}; predict with each and average the probability stores, or predict files (.tif, .npy) with the ensemble",
+                many.len()
+            ))),
+        }
     }
 }
 
@@ -299,43 +328,65 @@ fn bad_norm_scope(s: &str) -> Error {
     Error::Other(format!("--norm-scope {s}: expected section or stack"))
 }
 
-/// Probabilities of `image` (normalised as in training); a 2D model on a
-/// volume runs section by section.
+/// One predictor per checkpoint of `members` (read from `paths`), each
+/// with the flags' options resolved against its own metadata and its tile
+/// fitted to `fit`; a line per member on stderr (the flips, and for an
+/// ensemble which member).
+pub fn predictors(
+    ctx: &Context,
+    infer: &InferFlags,
+    paths: &[PathBuf],
+    members: &[(Checkpoint, InferMeta)],
+    fit: [usize; 3],
+) -> Result<Vec<Predictor>> {
+    let mut ps = Vec::with_capacity(members.len());
+    for (k, (path, (ck, meta))) in paths.iter().zip(members).enumerate() {
+        let cfg = meta.unet().map_err(|e| Error::file(path, e.to_string()))?;
+        let (tile, opts) = infer.resolve(ctx, meta, path, cfg.dims)?;
+        let flips = infer.tta_line(&opts);
+        match members.len() {
+            1 => eprintln!("{flips}"),
+            n => eprintln!("ensemble: member {}/{n} {}: {flips}", k + 1, path.display()),
+        }
+        let mut p = Predictor::from_loaded(ctx, ck, meta, path, tile, Some(fit), &opts)?;
+        p.progress = true;
+        ps.push(p);
+    }
+    Ok(ps)
+}
+
+/// Probabilities of `image` (normalised as in training), averaged over the
+/// checkpoints of an ensemble; a 2D model on a volume runs section by section.
 pub fn predict_volume(
     ctx: &Context,
     a: &PredictArgs,
-    ck: &Checkpoint,
-    meta: &InferMeta,
+    members: &[(Checkpoint, InferMeta)],
     image: &Volume,
 ) -> Result<ChannelVolume> {
-    let (checkpoint, input) = (
-        required(&a.checkpoint, "--checkpoint")?,
-        required(&a.input, "--input")?,
-    );
-    let cfg = meta
-        .unet()
-        .map_err(|e| Error::file(checkpoint, e.to_string()))?;
-    let (tile, opts) = a.infer.resolve(ctx, meta, checkpoint, cfg.dims)?;
-    eprintln!("{}", a.infer.tta_line(&opts));
-    if cfg.dims == 3 && image.dims[0] == 1 {
+    let input = required(&a.input, "--input")?;
+    let meta = &members
+        .first()
+        .ok_or_else(|| Error::Other("--checkpoint is required".into()))?
+        .1;
+    let (dims, classes) = (meta.model.dims, meta.model.classes);
+    if dims == 3 && image.dims[0] == 1 {
         return Err(Error::file(
             input,
             "a 3D model needs a volume, but this is a 2D image",
         ));
     }
     let section = [1, image.dims[1], image.dims[2]];
-    let fit = if cfg.dims == 2 { section } else { image.dims };
-    let mut p = Predictor::from_loaded(ctx, ck, meta, checkpoint, tile, Some(fit), &opts)?;
-    p.progress = true;
-    if cfg.dims == 3 || image.dims[0] == 1 {
-        return p.predict(ctx, image);
+    let fit = if dims == 2 { section } else { image.dims };
+    let mut ps = predictors(ctx, &a.infer, &a.checkpoint, members, fit)?;
+    if dims == 3 || image.dims[0] == 1 {
+        return predict_mean(ctx, &mut ps, image);
     }
-    let mut out = ChannelVolume::zeros(cfg.classes, image.dims);
+    let mut out = ChannelVolume::zeros(classes, image.dims);
     let n = section[1] * section[2];
     for z in 0..image.dims[0] {
         eprintln!("predict: section {}/{}", z + 1, image.dims[0]);
-        let pz = p.predict(ctx, &image.section(z)?)?;
-        for c in 0..cfg.classes {
+        let pz = predict_mean(ctx, &mut ps, &image.section(z)?)?;
+        for c in 0..classes {
             let dst = (c * image.dims[0] + z) * n;
             out.data[dst..dst + n].copy_from_slice(&pz.data[c * n..(c + 1) * n]);
         }
@@ -402,7 +453,8 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         required(&a.input, "--input")?,
         required(&a.output, "--output")?,
     );
-    let (ck, meta) = load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
+    let members = load_members(&a.checkpoint)?; // refuses an empty list
+    let (first, meta) = (&a.checkpoint[0], &members[0].1);
     let mut image = read_image(input)?;
     png_outputs_fit(a, input, image.dims)?;
     // the probabilities, their blend weights and the labels, on the host
@@ -420,7 +472,7 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         normalize(&mut image, mode);
     }
     let t = std::time::Instant::now();
-    let probs = predict_volume(ctx, a, &ck, &meta, &image)?;
+    let probs = predict_volume(ctx, a, &members, &image)?;
     let secs = t.elapsed().as_secs_f64();
     let pred = probs.argmax();
     let mut s = format!(
@@ -429,8 +481,8 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         image.dims,
         output.display()
     );
-    if instances_wanted(a.instances, &meta, required(&a.checkpoint, "--checkpoint")?)? {
-        let opts = a.watershed.options(&meta)?;
+    if instances_wanted(a.instances, meta, first)? {
+        let opts = a.watershed.options(meta)?;
         let ids = watershed_instances(&probs, &opts)?;
         write_instances(output, &ids)?;
         let n = ids.data.iter().copied().max().unwrap_or(0);

@@ -72,10 +72,11 @@ pub fn check_before_gpu(a: &PredictArgs) -> Result<()> {
         ));
     }
     a.watershed.check()?;
+    let checkpoint = a.single_checkpoint()?;
     if !input.exists() {
         return Err(Error::file(input, "no such Zarr store"));
     }
-    crate::fsutil::check_regular_file(required(&a.checkpoint, "--checkpoint")?)?;
+    crate::fsutil::check_regular_file(checkpoint)?;
     job_of(a, None).map(|_| ())
 }
 
@@ -98,7 +99,7 @@ fn job_of(a: &PredictArgs, resolve: Option<(&Context, &InferMeta)>) -> Result<Bl
             )))
         }
     };
-    let checkpoint = required(&a.checkpoint, "--checkpoint")?;
+    let checkpoint = a.single_checkpoint()?;
     let (tile, opts, instances) = match resolve {
         Some((ctx, meta)) => {
             let (tile, opts) = a.infer.resolve(ctx, meta, checkpoint, meta.model.dims)?;
@@ -210,7 +211,7 @@ pub fn parse_bytes(flag: &str, s: &str) -> Result<u64> {
 
 /// Run the worker; returns its report.
 pub fn run(ctx: &Context, a: &PredictArgs) -> Result<String> {
-    let (ck, meta) = load_checkpoint(required(&a.checkpoint, "--checkpoint")?)?;
+    let (ck, meta) = load_checkpoint(a.single_checkpoint()?)?;
     let job = job_of(a, Some((ctx, &meta)))?;
     let r = blocks::run(ctx, &job, &ck, &meta)?;
     let vps = r.voxels as f64 / r.seconds.max(1e-9);

@@ -535,6 +535,22 @@ impl Dataset {
         self.split_indices(&val)
     }
 
+    /// Split into (train, validation) for cross-validation fold `k` of `n`:
+    /// the samples in name order cut into `n` contiguous groups (sizes
+    /// differing by at most one; neighbouring sections of a series stay
+    /// together), group `k` the validation set. Needs `n` samples or more.
+    pub fn split_fold(self, k: usize, n: usize) -> Result<(Dataset, Dataset)> {
+        let len = self.samples.len();
+        if n < 2 || k >= n || len < n {
+            return Err(Error::shape(
+                "Dataset::split_fold",
+                format!("fold {k}/{n} of {len} samples: needs 0 <= k < n, n >= 2 and at least n samples"),
+            ));
+        }
+        let val: Vec<usize> = (k * len / n..(k + 1) * len / n).collect();
+        self.split_indices(&val)
+    }
+
     /// Cut every sample along `axis` (0 = z, 1 = y, 2 = x) into (train,
     /// validation): `round(len * val_fraction)` sections at the `part` end
     /// are validation, the rest training.
@@ -743,6 +759,20 @@ mod tests {
         );
         assert_eq!(tr.len(), 8);
         assert!(d.clone().split_indices(&[10]).is_err());
+        // five folds of ten: contiguous pairs, every sample held out once
+        let mut held = Vec::new();
+        for k in 0..5 {
+            let (tr, va) = d.clone().split_fold(k, 5).unwrap();
+            assert_eq!((tr.len(), va.len()), (8, 2));
+            held.extend(va.samples.iter().map(|s| s.name.clone()));
+        }
+        assert_eq!(held, (0..10).map(|i| format!("s{i}")).collect::<Vec<_>>());
+        // three of ten: groups of 3, 3, 4
+        let sizes: Vec<usize> = (0..3)
+            .map(|k| d.clone().split_fold(k, 3).unwrap().1.len())
+            .collect();
+        assert_eq!(sizes, [3, 3, 4]);
+        assert!(d.clone().split_fold(5, 5).is_err() && d.clone().split_fold(0, 11).is_err());
         let one = Dataset::from_arrays(
             vec![item("v", vec![0, 1, 0, 1, 1, 0, 0, 1, 0, 1])],
             &Default::default(),

@@ -19,6 +19,7 @@
 //!   `instance_mean_ap` (DSB 2018: mean over IoU 0.5:0.05:0.95), per image
 //!   averaged; object counts, matches at IoU 0.5, splits and merges, summed.
 
+use super::ensemble::predict_mean;
 use super::predict::Predictor;
 use crate::data::dataset::Dataset;
 use crate::data::instance_metrics::{instance_scores, mean_scores, InstanceScores};
@@ -209,23 +210,29 @@ pub fn auto_objects_class(data: &Dataset) -> i32 {
 
 /// Predict every sample of `data` and score it; with `instances`, also
 /// score the watershed's objects (made with those options) against the
-/// samples' instance ids.
+/// samples' instance ids. Several `members` are an ensemble: their class
+/// probabilities are averaged ([`super::ensemble::predict_mean`]); one
+/// predictor is `std::slice::from_mut(&mut p)`.
 pub fn evaluate(
     ctx: &Context,
-    p: &mut Predictor,
+    members: &mut [Predictor],
     data: &Dataset,
     objects_class: i32,
     challenge: bool,
     instances: Option<WatershedOptions>,
 ) -> Result<Metrics> {
+    let (classes, progress) = match members.first() {
+        Some(p) => (p.config.classes, p.progress),
+        None => return Err(crate::error::Error::Other("eval: no predictor".into())),
+    };
     let mut inst = Vec::new();
-    let k = p.config.classes.max(data.n_classes);
+    let k = classes.max(data.n_classes);
     let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
     let (mut wrong, mut total) = (0u64, 0u64);
     let mut rand = Vec::new();
     let mut isbi = ChallengeAccumulator::new(challenge_thresholds());
     for (i, s) in data.samples.iter().enumerate() {
-        if p.progress {
+        if progress {
             eprintln!(
                 "eval: image {}/{} {} {:?}",
                 i + 1,
@@ -234,7 +241,7 @@ pub fn evaluate(
                 s.image.dims
             );
         }
-        let probs = p.predict(ctx, &s.image)?;
+        let probs = predict_mean(ctx, members, &s.image)?;
         let pred = probs.argmax();
         if let (Some(opts), Some(ids)) = (&instances, &s.instances) {
             let got = watershed_instances(&probs, opts)?;

@@ -39,6 +39,12 @@ pub struct TrainConfig {
     pub val_axis: String,
     #[serde(default = "default_val_part")]
     pub val_part: String,
+    /// Cross-validation fold `K/N` (empty: none): the images in name order
+    /// cut into N contiguous groups, group K (from 0) the validation set;
+    /// replaces `val_fraction`. Absent in configs written before the key
+    /// existed: none.
+    #[serde(default)]
+    pub fold: String,
     pub base: usize,
     pub depth: usize,
     pub padding: String,
@@ -173,6 +179,7 @@ impl TrainConfig {
             val_fraction: 0.1,
             val_axis: "x".into(),
             val_part: default_val_part(),
+            fold: String::new(),
             base: 8,
             depth: if three { 2 } else { 3 },
             padding: "same".into(),
@@ -283,6 +290,7 @@ impl TrainConfig {
         one_of("normalize", &self.normalize, TRAINING_KEYS)?;
         one_of("val_axis", &self.val_axis, &["x", "y", "z"])?;
         one_of("val_part", &self.val_part, &["last", "first"])?;
+        self.fold()?;
         one_of("padding", &self.padding, &["valid", "same"])?;
         one_of("norm", &self.norm, &["batch", "instance", "none"])?;
         one_of("upsample", &self.upsample, &["convt", "linear"])?;
@@ -455,6 +463,31 @@ impl TrainConfig {
             ValPart::First
         } else {
             ValPart::Last
+        }
+    }
+
+    /// `fold` as `(K, N)`, or `None` without one; `K/N` needs N >= 2 and
+    /// 0 <= K < N.
+    pub fn fold(&self) -> Result<Option<(usize, usize)>> {
+        if self.fold.is_empty() {
+            return Ok(None);
+        }
+        let parsed = self
+            .fold
+            .split_once('/')
+            .and_then(|(k, n)| {
+                Some((
+                    k.trim().parse::<usize>().ok()?,
+                    n.trim().parse::<usize>().ok()?,
+                ))
+            })
+            .filter(|&(k, n)| (2..=1000).contains(&n) && k < n);
+        match parsed {
+            Some(f) => Ok(Some(f)),
+            None => Err(Error::Other(format!(
+                "fold = '{}': expected K/N with 2 <= N <= 1000 and 0 <= K < N (e.g. 0/5 .. 4/5 for nnU-Net's five folds)",
+                self.fold
+            ))),
         }
     }
 

@@ -85,6 +85,12 @@ pub struct TrainFlags {
     /// (two runs, one of each, hold out every part once).
     #[arg(long)]
     pub val_part: Option<String>,
+    /// Cross-validation fold K/N: the images in name order cut into N
+    /// contiguous groups, group K (0..N-1) held out for validation instead
+    /// of val_fraction; N runs (0/N .. N-1/N) hold out every image once and
+    /// make an ensemble (`wunet predict --checkpoint` with all N).
+    #[arg(long, allow_hyphen_values = true)]
+    pub fold: Option<String>,
     // ---- model
     /// Channels of the first level.
     #[arg(long, allow_hyphen_values = true, value_parser = crate::checks::parse_count::<usize>)]

@@ -134,6 +134,7 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         "gamma_range_of",
         "val_part",
         "neck_ratio",
+        "fold",
     ];
     let old: String = text
         .lines()
@@ -160,6 +161,10 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
         ("rotate_degrees", "200.0"),
         ("neck_ratio", "1.0"),
         ("neck_ratio", "-0.1"),
+        ("fold", "'5/5'"),
+        ("fold", "'0/1'"),
+        ("fold", "'a/5'"),
+        ("fold", "'2'"),
     ] {
         let f: TrainFlags = toml::from_str(&format!("{k} = {v}")).unwrap();
         let e = TrainConfig::resolve(&[("x".into(), f)])
@@ -167,6 +172,14 @@ fn old_config_without_the_issue13_keys_loads_with_their_defaults() {
             .to_string();
         assert!(e.contains(k), "{e}");
     }
+}
+
+#[test]
+fn fold_parses_k_of_n() {
+    let mut d = TrainConfig::defaults("unet2d");
+    assert_eq!(d.fold().unwrap(), None);
+    d.fold = "4/5".into();
+    assert_eq!(d.fold().unwrap(), Some((4, 5)));
 }
 
 #[test]

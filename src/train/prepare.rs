@@ -62,10 +62,10 @@ pub fn load_data(cfg: &TrainConfig) -> Result<RunData> {
         train.n_classes,
         sample_names(&train),
         sample_names(&val),
-        if single {
-            format!(" ({} part along {})", cfg.val_part, cfg.val_axis)
-        } else {
-            String::new()
+        match (single, cfg.fold.is_empty()) {
+            (true, _) => format!(" ({} part along {})", cfg.val_part, cfg.val_axis),
+            (false, false) => format!(" (fold {})", cfg.fold),
+            (false, true) => String::new(),
         }
     );
     Ok(RunData {
@@ -184,9 +184,25 @@ fn check_dims(cfg: &TrainConfig, ds: &Dataset, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Training and validation sets: the last `val_fraction` of the images by
-/// name, or with one image a part of it along `val_axis`.
+/// Training and validation sets: fold K of N (`fold`), else the last
+/// `val_fraction` of the images by name, or with one image a part of it
+/// along `val_axis`.
 pub(crate) fn split(cfg: &TrainConfig, ds: Dataset) -> Result<(Dataset, Dataset)> {
+    if let Some((k, n)) = cfg.fold()? {
+        let len = ds.samples.len();
+        if len < n {
+            return Err(Error::Other(format!(
+                "fold = '{}': {n} folds need at least {n} images, but the data has {len}{}",
+                cfg.fold,
+                if len == 1 {
+                    " (one image or volume is split with val_fraction, val_axis and val_part instead)"
+                } else {
+                    ""
+                }
+            )));
+        }
+        return ds.split_fold(k, n);
+    }
     if ds.samples.len() >= 2 {
         return ds.split_fraction(cfg.val_fraction as f32);
     }

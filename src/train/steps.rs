@@ -145,7 +145,7 @@ impl Run<'_> {
         let challenge = is_challenge_metric(metric);
         let m = evaluate(
             self.ctx,
-            predictor,
+            std::slice::from_mut(predictor),
             &self.p.val,
             self.p.objects,
             challenge,
