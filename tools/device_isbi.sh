@@ -10,7 +10,8 @@
 #          lavapipe (2026-11-30), here at twice the width and more steps
 #   bn64   the same at base 64 (the paper's width)
 # then `wunet eval --split val` (sections 27-29) of each best and last, without and with
-# flip TTA: the challenge's scores (isbi_*) beside this crate's argmax ones. The paper run
+# flip TTA: the challenge's scores (isbi_*) beside this crate's argmax ones, and the three
+# best checkpoints as one ensemble (their probabilities averaged). The paper run
 # is the long one: about 3 minutes at 3000 steps on an H200 (17.8 steps/s measured
 # 2026-11-26) plus validations. Run it in its own `run` call after tools/device_tiles.sh.
 #
@@ -56,6 +57,13 @@ for name in paper bn32 bn64; do
     mkdir -p "$OUT/isbi-$name"
     cp "$run"/{log.csv,curves.png,overlay.png,config.toml} "$OUT/isbi-$name/" 2>/dev/null
     cp "$run.txt" "$OUT/isbi-$name/train.txt"
+done
+# the three best checkpoints as one ensemble (the same held-out sections 27-29)
+for tta in false true; do
+    echo "-- ensemble paper+bn32+bn64 (best): wunet eval --split val --tta $tta"
+    timeout 120 $B/wunet eval --checkpoint /tmp/isbi-{paper,bn32,bn64}/best.safetensors \
+        --data "$DATA/isbi2012" --split val --tta $tta 2>/dev/null |
+        grep -E "^(isbi_|pixel_error|rand_error|mean_dice)"
 done
 date -u
 } 2>&1 | tee "$OUT/isbi.log"
