@@ -4,60 +4,12 @@
 //! val` over different held-out images are clear errors.
 
 mod common;
-use common::{assert_close, ctx, predict_args, run_wunet as wunet, tmp_dir};
-use std::path::{Path, PathBuf};
-use wunet::data::io::{write_png_gray8, write_png_labels};
-use wunet::data::synthetic::em_cells_2d;
+use common::{
+    assert_close, ctx, labelled_pngs, predict_args, run_wunet as wunet, tiny_model, tiny_run,
+    tmp_dir,
+};
+use std::path::Path;
 use wunet::model_io::{checkpoint, InferMeta};
-
-/// Train a tiny 2D model on synthetic images into `dir/name`; its best
-/// checkpoint and what the run printed.
-fn tiny_run(dir: &Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
-    let out = dir.join(name).display().to_string();
-    let mut args = vec![
-        "train",
-        "--synthetic-images",
-        "4",
-        "--synthetic-size",
-        "64x64",
-        "--depth",
-        "2",
-        "--patch",
-        "32",
-        "--batch",
-        "2",
-        "--tile",
-        "64",
-        "--steps",
-        "4",
-        "--val-every",
-        "4",
-        "--out",
-        &out,
-    ];
-    args.extend(extra);
-    let (stdout, stderr, ok) = wunet(&args);
-    assert!(ok, "wunet train failed:\n{stdout}\n{stderr}");
-    (dir.join(name).join("best.safetensors"), stdout + &stderr)
-}
-
-/// [`tiny_run`]'s checkpoint.
-fn tiny_model(dir: &Path, name: &str, extra: &[&str]) -> PathBuf {
-    tiny_run(dir, name, extra).0
-}
-
-/// Four labelled PNGs (membrane stored as 255) under `dir/images|labels`.
-fn labelled_pngs(dir: &Path) {
-    for sub in ["images", "labels"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    for i in 0..4 {
-        let s = em_cells_2d(200 + i, 56, 72);
-        let img = s.image.map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8);
-        write_png_gray8(&dir.join(format!("images/s{i}.png")), &img).unwrap();
-        write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255).unwrap();
-    }
-}
 
 /// `wunet predict --checkpoint CK...` (each checkpoint after its own flag
 /// when `repeated`, else all after one) that must succeed; the

@@ -6,6 +6,7 @@ pub mod eval;
 pub mod model;
 pub mod peak;
 pub mod predict;
+pub mod predict_dir;
 pub mod predict_zarr;
 pub mod train;
 pub mod tune;

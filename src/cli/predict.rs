@@ -30,12 +30,15 @@ pub struct PredictArgs {
     pub checkpoint: Vec<PathBuf>,
     /// Image or volume: .png, .tif/.tiff (multi-page = volume) or .npy (z, y, x),
     /// or a Zarr / OME-Zarr store (vol.zarr, vol.zarr/path/to/array), predicted
-    /// block by block. A 2D model predicts a volume section by section.
+    /// block by block, or a folder of images (every one; --output,
+    /// --overlay and --probabilities are then folders). A 2D model predicts a
+    /// volume section by section.
     #[arg(long, required_unless_present = "status")]
     pub input: Option<PathBuf>,
     /// Label output (.png, .tif/.tiff, .npy, or .zarr for a Zarr input), in the
     /// training data's label values; with instances, the object ids (0 =
     /// background, 1..N): a 16-bit PNG, a u32 .npy or a uint32 Zarr store.
+    /// For a folder input, a folder (created if missing): NAME.EXT per image.
     #[arg(long, required_unless_present = "status")]
     pub output: Option<PathBuf>,
     /// Instance segmentation: write object ids (seeded watershed of the
@@ -46,11 +49,12 @@ pub struct PredictArgs {
     #[command(flatten)]
     pub watershed: WatershedFlags,
     /// Also write the segmentation over the input as an RGB PNG (3D: the section
-    /// with the most foreground).
+    /// with the most foreground); for a folder input, a folder (NAME.png).
     #[arg(long)]
     pub overlay: Option<PathBuf>,
     /// Also write class probabilities (.npy (classes, [z,] y, x), .tif, .png for 2
-    /// classes, or .zarr for a Zarr input).
+    /// classes, or .zarr for a Zarr input); for a folder input, a folder
+    /// (NAME.npy).
     #[allow(rustdoc::broken_intra_doc_links)] // the text is clap's --help, not a link
     #[arg(long)]
     pub probabilities: Option<PathBuf>,
@@ -177,6 +181,7 @@ impl PredictArgs {
         if predict_zarr::is_blockwise(self) {
             return predict_zarr::check_before_gpu(self);
         }
+        let input = required(&self.input, "--input")?;
         if self.checkpoint.is_empty() {
             return Err(Error::Other(
                 "--checkpoint is required (unless --status is given)".into(),
@@ -185,7 +190,10 @@ impl PredictArgs {
         for ck in &self.checkpoint {
             crate::fsutil::check_regular_file(ck)?;
         }
-        crate::fsutil::check_regular_file(required(&self.input, "--input")?)?;
+        if input.is_dir() {
+            return super::predict_dir::check_before_gpu(self, input);
+        }
+        crate::fsutil::check_regular_file(input)?;
         check_output_file(
             "--output",
             required(&self.output, "--output")?,
@@ -355,15 +363,45 @@ pub fn predictors(
     Ok(ps)
 }
 
-/// Probabilities of `image` (normalised as in training), averaged over the
-/// checkpoints of an ensemble; a 2D model on a volume runs section by section.
+/// The members' predictors, kept between the images of a folder while the
+/// size they are fitted to stays the same.
+#[derive(Default)]
+pub struct PredictorCache {
+    built: Option<([usize; 3], Vec<Predictor>)>,
+}
+
+impl PredictorCache {
+    /// The predictors fitted to `fit`: the kept ones, or built anew.
+    fn get(
+        &mut self,
+        ctx: &Context,
+        a: &PredictArgs,
+        members: &[(Checkpoint, InferMeta)],
+        fit: [usize; 3],
+    ) -> Result<&mut Vec<Predictor>> {
+        if self.built.as_ref().is_none_or(|(f, _)| *f != fit) {
+            self.built = None;
+            let ps = predictors(ctx, &a.infer, &a.checkpoint, members, fit)?;
+            self.built = Some((fit, ps));
+        }
+        match &mut self.built {
+            Some((_, ps)) => Ok(ps),
+            None => Err(Error::Other("predict: no predictor".into())),
+        }
+    }
+}
+
+/// Probabilities of `image` (normalised as in training), read from
+/// `input`, averaged over the checkpoints of an ensemble; a 2D model on a
+/// volume runs section by section.
 pub fn predict_volume(
     ctx: &Context,
     a: &PredictArgs,
     members: &[(Checkpoint, InferMeta)],
+    cache: &mut PredictorCache,
+    input: &Path,
     image: &Volume,
 ) -> Result<ChannelVolume> {
-    let input = required(&a.input, "--input")?;
     let meta = &members
         .first()
         .ok_or_else(|| Error::Other("--checkpoint is required".into()))?
@@ -377,15 +415,15 @@ pub fn predict_volume(
     }
     let section = [1, image.dims[1], image.dims[2]];
     let fit = if dims == 2 { section } else { image.dims };
-    let mut ps = predictors(ctx, &a.infer, &a.checkpoint, members, fit)?;
+    let ps = cache.get(ctx, a, members, fit)?;
     if dims == 3 || image.dims[0] == 1 {
-        return predict_mean(ctx, &mut ps, image);
+        return predict_mean(ctx, ps, image);
     }
     let mut out = ChannelVolume::zeros(classes, image.dims);
     let n = section[1] * section[2];
     for z in 0..image.dims[0] {
         eprintln!("predict: section {}/{}", z + 1, image.dims[0]);
-        let pz = predict_mean(ctx, &mut ps, &image.section(z)?)?;
+        let pz = predict_mean(ctx, ps, &image.section(z)?)?;
         for c in 0..classes {
             let dst = (c * image.dims[0] + z) * n;
             out.data[dst..dst + n].copy_from_slice(&pz.data[c * n..(c + 1) * n]);
@@ -394,34 +432,53 @@ pub fn predict_volume(
     Ok(out)
 }
 
-/// A PNG holds one 2D image: refuse PNG outputs for a volume before any
-/// prediction runs (the flag, the file and the volume's size named).
-fn png_outputs_fit(a: &PredictArgs, input: &Path, dims: [usize; 3]) -> Result<()> {
-    if dims[0] <= 1 {
-        return Ok(());
+/// Where one image's results go: the labels (or object ids) and, when
+/// asked for, the overlay and the probabilities.
+pub struct Outputs {
+    pub labels: PathBuf,
+    pub overlay: Option<PathBuf>,
+    pub probabilities: Option<PathBuf>,
+}
+
+impl Outputs {
+    /// The flags' files (`--output`, `--overlay`, `--probabilities`).
+    fn of(a: &PredictArgs) -> Result<Outputs> {
+        Ok(Outputs {
+            labels: required(&a.output, "--output")?.to_path_buf(),
+            overlay: a.overlay.clone(),
+            probabilities: a.probabilities.clone(),
+        })
     }
-    let outputs = [
-        ("--output", a.output.as_ref()),
-        ("--overlay", a.overlay.as_ref()),
-        ("--probabilities", a.probabilities.as_ref()),
-    ];
-    for (flag, path) in outputs {
-        let Some(p) = path else { continue };
-        let png = p
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| e.eq_ignore_ascii_case("png"));
-        if png {
-            return Err(Error::file(
-                p,
-                format!(
-                    "{flag}: a PNG holds one 2D image but {} is a volume {dims:?} (z, y, x); use .tif or .npy",
-                    input.display()
-                ),
-            ));
+
+    /// A PNG holds one 2D image: refuse PNG outputs for a volume before any
+    /// prediction runs (the flag, the file and the volume's size named).
+    fn fit(&self, input: &Path, dims: [usize; 3]) -> Result<()> {
+        if dims[0] <= 1 {
+            return Ok(());
         }
+        let outputs = [
+            ("--output", Some(&self.labels)),
+            ("--overlay", self.overlay.as_ref()),
+            ("--probabilities", self.probabilities.as_ref()),
+        ];
+        for (flag, path) in outputs {
+            let Some(p) = path else { continue };
+            let png = p
+                .extension()
+                .and_then(|e| e.to_str())
+                .is_some_and(|e| e.eq_ignore_ascii_case("png"));
+            if png {
+                return Err(Error::file(
+                    p,
+                    format!(
+                        "{flag}: a PNG holds one 2D image but {} is a volume {dims:?} (z, y, x); use .tif or .npy",
+                        input.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// Whether to write instances: the checkpoint's `instances`, which the
@@ -449,21 +506,38 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
     if predict_zarr::is_blockwise(a) {
         return predict_zarr::run(ctx, a);
     }
-    let (input, output) = (
-        required(&a.input, "--input")?,
-        required(&a.output, "--output")?,
-    );
+    let input = required(&a.input, "--input")?;
     let members = load_members(&a.checkpoint)?; // refuses an empty list
+    let mut cache = PredictorCache::default();
+    if input.is_dir() {
+        return super::predict_dir::run(ctx, a, &members, &mut cache);
+    }
+    let mut s = predict_file(ctx, a, &members, &mut cache, input, &Outputs::of(a)?)?;
+    if let Some(kib) = predict_zarr::peak_resident_kib() {
+        s += &format!("peak resident memory: {:.1} MiB\n", kib as f64 / 1024.0);
+    }
+    Ok(s)
+}
+
+/// Predict the image or volume at `input` into `out`; returns its report.
+pub fn predict_file(
+    ctx: &Context,
+    a: &PredictArgs,
+    members: &[(Checkpoint, InferMeta)],
+    cache: &mut PredictorCache,
+    input: &Path,
+    out: &Outputs,
+) -> Result<String> {
     let (first, meta) = (&a.checkpoint[0], &members[0].1);
     let mut image = read_image(input)?;
-    png_outputs_fit(a, input, image.dims)?;
+    out.fit(input, image.dims)?;
     // the probabilities, their blend weights and the labels, on the host
     let [d, h, w] = image.dims;
     let per_voxel = 2 * meta.model.classes as u64 + 2;
     crate::checks::checked_count(&[per_voxel, d as u64, h as u64, w as u64], 4)
         .map_err(|m| Error::file(input, format!("predict: the outputs of this image: {m}")))?;
     // the overlay shows the raw intensities; keep them only when asked
-    let raw = a.overlay.as_ref().map(|_| image.clone());
+    let raw = out.overlay.as_ref().map(|_| image.clone());
     let mode = meta.dataset_options().normalize;
     if a.infer.per_section(meta.model.dims)? {
         // as in training, where every 2D image was normalised on its own
@@ -472,48 +546,50 @@ pub fn run_predict(ctx: &Context, a: &PredictArgs) -> Result<String> {
         normalize(&mut image, mode);
     }
     let t = std::time::Instant::now();
-    let probs = predict_volume(ctx, a, &members, &image)?;
+    let probs = predict_volume(ctx, a, members, cache, input, &image)?;
     let secs = t.elapsed().as_secs_f64();
     let pred = probs.argmax();
     let mut s = format!(
         "{} {:?} (z, y, x) -> {} in {secs:.2} s\n",
         input.display(),
         image.dims,
-        output.display()
+        out.labels.display()
     );
     if instances_wanted(a.instances, meta, first)? {
         let opts = a.watershed.options(meta)?;
         let ids = watershed_instances(&probs, &opts)?;
-        write_instances(output, &ids)?;
+        write_instances(&out.labels, &ids)?;
         let n = ids.data.iter().copied().max().unwrap_or(0);
         s += &format!(
             "instances: {n} objects (ids 1..{n}, 0 = background; seeds p(interior) > {}, neck ratio {}, objects of >= {} voxels)\n",
             opts.seed_threshold, opts.neck_ratio, opts.min_size
         );
     } else {
-        write_labels(output, &pred, &meta.class_values)?;
+        write_labels(&out.labels, &pred, &meta.class_values)?;
     }
-    if let (Some(o), Some(raw)) = (&a.overlay, &raw) {
+    if let (Some(o), Some(raw)) = (&out.overlay, &raw) {
         write_overlay(o, raw, &pred)?;
         s += &format!("overlay: {}\n", o.display());
     }
-    if let Some(pp) = &a.probabilities {
+    if let Some(pp) = &out.probabilities {
         write_probabilities(pp, &probs)?;
         s += &format!("probabilities: {}\n", pp.display());
     }
-    let counts = (0..probs.channels)
+    s += &class_shares(&pred, probs.channels);
+    Ok(s)
+}
+
+/// One line: the share of the voxels of each class in `pred`.
+fn class_shares(pred: &crate::data::LabelVolume, classes: usize) -> String {
+    let counts = (0..classes)
         .map(|c| {
             let k = pred.data.iter().filter(|&&v| v == c as i32).count();
             format!(
                 "class {c}: {:.1}%",
-                100.0 * k as f64 / pred.data.len() as f64
+                100.0 * k as f64 / pred.data.len().max(1) as f64
             )
         })
         .collect::<Vec<_>>()
         .join(", ");
-    s += &format!("{counts}\n");
-    if let Some(kib) = predict_zarr::peak_resident_kib() {
-        s += &format!("peak resident memory: {:.1} MiB\n", kib as f64 / 1024.0);
-    }
-    Ok(s)
+    format!("{counts}\n")
 }

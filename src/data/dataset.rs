@@ -163,7 +163,9 @@ fn pair_key(stem: &str, words: &[&str]) -> Option<String> {
     })
 }
 
-fn listing(dir: &Path) -> Result<Vec<PathBuf>> {
+/// The supported image files of `dir` (`.png`, `.tif`, `.tiff`, `.npy`;
+/// hidden files skipped), in name order.
+pub(crate) fn image_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let rd =
         std::fs::read_dir(dir).map_err(|e| Error::file(dir, format!("cannot list folder: {e}")))?;
     let mut files = Vec::new();
@@ -243,16 +245,16 @@ pub fn find_pairs_for(path: &Path, instances: bool) -> Result<Vec<PairPaths>> {
         find_subdir(path, &IMAGE_DIRS),
         find_subdir(path, &LABEL_DIRS),
     ) {
-        for p in listing(&idir)? {
+        for p in image_files(&idir)? {
             let s = stem(&p);
             insert_unique(&mut images, pair_key(&s, &IMAGE_WORDS).unwrap_or(s), p)?;
         }
-        for p in listing(&ldir)? {
+        for p in image_files(&ldir)? {
             let s = stem(&p);
             insert_unique(&mut labels, pair_key(&s, &LABEL_WORDS).unwrap_or(s), p)?;
         }
     } else {
-        let files = listing(path)?;
+        let files = image_files(path)?;
         // instance ids: files named *instances* are the labels when present
         let ids_named = instances
             && files

@@ -136,3 +136,53 @@ pub fn tensors_equal(a: &wunet::model_io::Checkpoint, b: &wunet::model_io::Check
     }
     assert_eq!(a.meta.get("step"), b.meta.get("step"));
 }
+
+/// Train a tiny 2D model on synthetic images into `dir/name`; its best
+/// checkpoint and what the run printed.
+pub fn tiny_run(dir: &std::path::Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
+    let out = dir.join(name).display().to_string();
+    let mut args = vec![
+        "train",
+        "--synthetic-images",
+        "4",
+        "--synthetic-size",
+        "64x64",
+        "--depth",
+        "2",
+        "--patch",
+        "32",
+        "--batch",
+        "2",
+        "--tile",
+        "64",
+        "--steps",
+        "4",
+        "--val-every",
+        "4",
+        "--out",
+        &out,
+    ];
+    args.extend(extra);
+    let (stdout, stderr, ok) = run_wunet(&args);
+    assert!(ok, "wunet train failed:\n{stdout}\n{stderr}");
+    (dir.join(name).join("best.safetensors"), stdout + &stderr)
+}
+
+/// [`tiny_run`]'s checkpoint.
+pub fn tiny_model(dir: &std::path::Path, name: &str, extra: &[&str]) -> PathBuf {
+    tiny_run(dir, name, extra).0
+}
+
+/// Four labelled PNGs (membrane stored as 255) under `dir/images|labels`.
+pub fn labelled_pngs(dir: &std::path::Path) {
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(dir.join(sub)).unwrap();
+    }
+    for i in 0..4 {
+        let s = wunet::data::synthetic::em_cells_2d(200 + i, 56, 72);
+        let img = s.image.map(|&v| (v.clamp(0.0, 1.0) * 255.0) as u8);
+        wunet::data::io::write_png_gray8(&dir.join(format!("images/s{i}.png")), &img).unwrap();
+        wunet::data::io::write_png_labels(&dir.join(format!("labels/s{i}.png")), &s.labels, 255)
+            .unwrap();
+    }
+}
