@@ -48,6 +48,11 @@ pub struct EvalArgs {
     /// zoom:F or background0 (see `tools/robustness.sh`).
     #[arg(long, allow_hyphen_values = true)]
     pub perturb: Option<String>,
+    /// Also write every image's own scores as CSV (a row per image: pixel
+    /// error, Rand error, Dice per class, the challenge's scores at the
+    /// image's best threshold, instance AP), as nnU-Net's per-case summary.
+    #[arg(long)]
+    pub per_image: Option<PathBuf>,
     #[command(flatten)]
     pub infer: InferFlags,
 }
@@ -63,6 +68,9 @@ impl EvalArgs {
         }
         for ck in &self.checkpoint {
             crate::fsutil::check_regular_file(ck)?;
+        }
+        if let Some(p) = &self.per_image {
+            crate::fsutil::check_output_file("--per-image", p, &["csv"])?;
         }
         Ok(())
     }
@@ -120,14 +128,20 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
     let instances = crate::cli::predict::instances_wanted(a.instances, meta, a.first())?
         .then(|| a.watershed.options(meta))
         .transpose()?;
-    evaluate(
+    let m = evaluate(
         ctx,
         &mut ps,
         &ds,
         meta.objects_class as i32,
         true,
         instances,
-    )
+    )?;
+    if let Some(p) = &a.per_image {
+        let csv = crate::infer::eval::per_image_csv(&m.per_image);
+        crate::data::io::atomic_write(p, |w| std::io::Write::write_all(w, csv.as_bytes()))?;
+        eprintln!("per-image scores: {}", p.display());
+    }
+    Ok(m)
 }
 
 /// The samples to score, as the model saw them in training: loaded with

@@ -270,6 +270,37 @@ impl ChallengeAccumulator {
         Ok(())
     }
 
+    /// Add the sums of `other` (the same thresholds), e.g. one image's
+    /// accumulator into the dataset's.
+    pub fn merge(&mut self, other: &ChallengeAccumulator) -> Result<()> {
+        if other.thresholds != self.thresholds {
+            return Err(Error::shape(
+                "challenge metrics",
+                format!(
+                    "merging thresholds {:?} into {:?}",
+                    other.thresholds, self.thresholds
+                ),
+            ));
+        }
+        for (a, b) in self.levels.iter_mut().zip(&other.levels) {
+            a.tp += b.tp;
+            a.fp += b.fp;
+            a.fn_ += b.fn_;
+            a.rand = (
+                a.rand.0 + b.rand.0,
+                a.rand.1 + b.rand.1,
+                a.rand.2 + b.rand.2,
+            );
+            a.info = (
+                a.info.0 + b.info.0,
+                a.info.1 + b.info.1,
+                a.info.2 + b.info.2,
+            );
+        }
+        self.images += other.images;
+        Ok(())
+    }
+
     /// The best threshold of each score; `None` before any image with cells.
     pub fn finish(&self) -> Option<ChallengeScores> {
         if self.images == 0 || self.thresholds.is_empty() {

@@ -111,6 +111,21 @@ fn rand_error_best_threshold_and_pooling() {
     let s = acc.finish().unwrap();
     assert_eq!(s.images, 2);
     assert!(close(1.0 - s.rand_error, 2.0 * 41.0 / (41.0 + 73.0)));
+    // the same images, one accumulator each, merged: the same scores
+    let mut merged = ChallengeAccumulator::new(vec![0.5]);
+    let mut one = ChallengeAccumulator::new(vec![0.5]);
+    one.add(&prob, &gt, 0).unwrap();
+    merged.merge(&one).unwrap();
+    let mut two = ChallengeAccumulator::new(vec![0.5]);
+    two.add(
+        &Array3::from_vec([1, 1, 3], vec![0.9f32; 3]).unwrap(),
+        &gt2,
+        0,
+    )
+    .unwrap();
+    merged.merge(&two).unwrap();
+    assert_eq!(merged.finish().unwrap(), s);
+    assert!(merged.merge(&ChallengeAccumulator::new(vec![0.4])).is_err());
     assert!(ChallengeAccumulator::new(vec![0.5]).finish().is_none());
     assert!(acc.add(&prob, &gt2, 0).is_err());
 }

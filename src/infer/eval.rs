@@ -21,13 +21,13 @@
 
 use super::ensemble::predict_mean;
 use super::predict::Predictor;
-use crate::data::dataset::Dataset;
+use crate::data::dataset::{Dataset, Sample};
 use crate::data::instance_metrics::{instance_scores, mean_scores, InstanceScores};
 use crate::data::instances::{watershed_instances, WatershedOptions};
 use crate::data::isbi_metrics::{challenge_thresholds, ChallengeAccumulator, ChallengeScores};
 use crate::data::metrics::{dice_iou, isbi_rand_error};
 use crate::data::weightmap::instances_of_class;
-use crate::data::LabelVolume;
+use crate::data::{ChannelVolume, LabelVolume};
 use crate::error::Result;
 use crate::gpu::Context;
 
@@ -46,6 +46,8 @@ pub struct Metrics {
     pub challenge: Option<ChallengeScores>,
     /// Instance scores (mean over images) when asked for and the data has ids.
     pub instances: Option<InstanceScores>,
+    /// Every image's own scores, in the data's order.
+    pub per_image: Vec<ImageScores>,
 }
 
 impl Metrics {
@@ -208,6 +210,29 @@ pub fn auto_objects_class(data: &Dataset) -> i32 {
     }
 }
 
+/// One image's scores, `(name, value)` in the order of [`Metrics::lines`]
+/// (undefined ones left out): `pixel_error`, `rand_error`, `dice_<c>`, the
+/// challenge's `isbi_pixel_error`, `isbi_rand_error`, `isbi_v_info` (each at
+/// this image's best threshold) and `instance_ap50`, `instance_mean_ap`,
+/// `instance_true_objects`, `instance_pred_objects`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ImageScores {
+    pub name: String,
+    pub values: Vec<(String, f64)>,
+}
+
+/// The dataset's sums, image by image.
+struct Pooled {
+    tp: Vec<u64>,
+    fp: Vec<u64>,
+    fne: Vec<u64>,
+    wrong: u64,
+    total: u64,
+    rand: Vec<f64>,
+    isbi: ChallengeAccumulator,
+    inst: Vec<InstanceScores>,
+}
+
 /// Predict every sample of `data` and score it; with `instances`, also
 /// score the watershed's objects (made with those options) against the
 /// samples' instance ids. Several `members` are an ensemble: their class
@@ -225,12 +250,18 @@ pub fn evaluate(
         Some(p) => (p.config.classes, p.progress),
         None => return Err(crate::error::Error::Other("eval: no predictor".into())),
     };
-    let mut inst = Vec::new();
     let k = classes.max(data.n_classes);
-    let (mut tp, mut fp, mut fne) = (vec![0u64; k], vec![0u64; k], vec![0u64; k]);
-    let (mut wrong, mut total) = (0u64, 0u64);
-    let mut rand = Vec::new();
-    let mut isbi = ChallengeAccumulator::new(challenge_thresholds());
+    let mut pool = Pooled {
+        tp: vec![0; k],
+        fp: vec![0; k],
+        fne: vec![0; k],
+        wrong: 0,
+        total: 0,
+        rand: Vec::new(),
+        isbi: ChallengeAccumulator::new(challenge_thresholds()),
+        inst: Vec::new(),
+    };
+    let mut per_image = Vec::with_capacity(data.samples.len());
     for (i, s) in data.samples.iter().enumerate() {
         if progress {
             eprintln!(
@@ -242,50 +273,168 @@ pub fn evaluate(
             );
         }
         let probs = predict_mean(ctx, members, &s.image)?;
-        let pred = probs.argmax();
-        if let (Some(opts), Some(ids)) = (&instances, &s.instances) {
-            let got = watershed_instances(&probs, opts)?;
-            inst.push(instance_scores(&got, ids)?);
+        let want = Wanted {
+            k,
+            objects_class,
+            challenge,
+            instances: instances.as_ref(),
+        };
+        per_image.push(score_sample(&probs, s, &want, &mut pool)?);
+    }
+    Ok(pool.finish(data.samples.len(), per_image))
+}
+
+/// What [`score_sample`] computes.
+struct Wanted<'a> {
+    /// Classes scored (`0..k`).
+    k: usize,
+    objects_class: i32,
+    challenge: bool,
+    instances: Option<&'a WatershedOptions>,
+}
+
+/// Score one sample's probabilities: add to the dataset's sums and return
+/// the image's own scores.
+fn score_sample(
+    probs: &ChannelVolume,
+    s: &Sample,
+    want: &Wanted,
+    pool: &mut Pooled,
+) -> Result<ImageScores> {
+    let pred = probs.argmax();
+    let mut row = ImageScores {
+        name: s.name.clone(),
+        values: Vec::new(),
+    };
+    let wrong = pred
+        .data
+        .iter()
+        .zip(&s.labels.data)
+        .filter(|(a, b)| a != b)
+        .count() as u64;
+    pool.wrong += wrong;
+    pool.total += pred.data.len() as u64;
+    row.push("pixel_error", wrong as f64 / pred.data.len().max(1) as f64);
+    let oc = want.objects_class;
+    let objects = s.image.is_2d() && s.labels.data.contains(&oc);
+    if objects {
+        let r = isbi_rand_error(&pred, &s.labels, oc)?.error;
+        pool.rand.push(r);
+        row.push("rand_error", r);
+    }
+    for cs in dice_iou(&pred, &s.labels, want.k)? {
+        pool.tp[cs.class] += cs.tp;
+        pool.fp[cs.class] += cs.fp;
+        pool.fne[cs.class] += cs.fn_;
+        if let Some(d) = cs.dice {
+            row.push(&format!("dice_{}", cs.class), d);
         }
-        wrong += pred
-            .data
-            .iter()
-            .zip(&s.labels.data)
-            .filter(|(a, b)| a != b)
-            .count() as u64;
-        total += pred.data.len() as u64;
-        for cs in dice_iou(&pred, &s.labels, k)? {
-            tp[cs.class] += cs.tp;
-            fp[cs.class] += cs.fp;
-            fne[cs.class] += cs.fn_;
+    }
+    if objects && want.challenge && want.instances.is_none() && (oc as usize) < probs.channels {
+        let mut one = ChallengeAccumulator::new(challenge_thresholds());
+        one.add(&probs.channel(oc as usize)?, &s.labels, oc)?;
+        if let Some(c) = one.finish() {
+            row.push("isbi_pixel_error", c.pixel_error);
+            row.push("isbi_rand_error", c.rand_error);
+            row.push("isbi_v_info", c.v_info.f_score);
         }
-        if s.image.is_2d() && s.labels.data.contains(&objects_class) {
-            rand.push(isbi_rand_error(&pred, &s.labels, objects_class)?.error);
-            if challenge && instances.is_none() && (objects_class as usize) < probs.channels {
-                isbi.add(
-                    &probs.channel(objects_class as usize)?,
-                    &s.labels,
-                    objects_class,
-                )?;
+        pool.isbi.merge(&one)?;
+    }
+    if let (Some(opts), Some(ids)) = (want.instances, &s.instances) {
+        let got = watershed_instances(probs, opts)?;
+        let sc = instance_scores(&got, ids)?;
+        row.push("instance_ap50", sc.ap50);
+        row.push("instance_mean_ap", sc.mean_ap);
+        row.push("instance_true_objects", sc.true_objects as f64);
+        row.push("instance_pred_objects", sc.pred_objects as f64);
+        pool.inst.push(sc);
+    }
+    Ok(row)
+}
+
+impl ImageScores {
+    fn push(&mut self, name: &str, v: f64) {
+        self.values.push((name.to_string(), v));
+    }
+}
+
+impl Pooled {
+    /// The dataset's metrics from the sums of `images` images.
+    fn finish(self, images: usize, per_image: Vec<ImageScores>) -> Metrics {
+        let score = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
+        let k = self.tp.len();
+        let dice: Vec<Option<f64>> = (0..k)
+            .map(|c| score(2 * self.tp[c], 2 * self.tp[c] + self.fp[c] + self.fne[c]))
+            .collect();
+        let iou: Vec<Option<f64>> = (0..k)
+            .map(|c| score(self.tp[c], self.tp[c] + self.fp[c] + self.fne[c]))
+            .collect();
+        let fg: Vec<f64> = dice.iter().skip(1).flatten().copied().collect();
+        let rand = &self.rand;
+        Metrics {
+            pixel_error: self.wrong as f64 / self.total.max(1) as f64,
+            rand_error: (!rand.is_empty()).then(|| rand.iter().sum::<f64>() / rand.len() as f64),
+            mean_dice: (!fg.is_empty()).then(|| fg.iter().sum::<f64>() / fg.len() as f64),
+            dice,
+            iou,
+            images,
+            challenge: self.isbi.finish(),
+            instances: mean_scores(&self.inst),
+            per_image,
+        }
+    }
+}
+
+/// `per_image` as CSV: a header `image,<every score any image has>` (in
+/// first-seen order) and a row per image, a score the image lacks left
+/// empty.
+pub fn per_image_csv(per_image: &[ImageScores]) -> String {
+    let mut cols: Vec<&str> = Vec::new();
+    for r in per_image {
+        for (n, _) in &r.values {
+            if !cols.contains(&n.as_str()) {
+                cols.push(n);
             }
         }
     }
-    let score = |num: u64, den: u64| (den > 0).then(|| num as f64 / den as f64);
-    let dice: Vec<Option<f64>> = (0..k)
-        .map(|c| score(2 * tp[c], 2 * tp[c] + fp[c] + fne[c]))
-        .collect();
-    let iou: Vec<Option<f64>> = (0..k)
-        .map(|c| score(tp[c], tp[c] + fp[c] + fne[c]))
-        .collect();
-    let fg: Vec<f64> = dice.iter().skip(1).flatten().copied().collect();
-    Ok(Metrics {
-        pixel_error: wrong as f64 / total.max(1) as f64,
-        rand_error: (!rand.is_empty()).then(|| rand.iter().sum::<f64>() / rand.len() as f64),
-        mean_dice: (!fg.is_empty()).then(|| fg.iter().sum::<f64>() / fg.len() as f64),
-        dice,
-        iou,
-        images: data.samples.len(),
-        challenge: isbi.finish(),
-        instances: mean_scores(&inst),
-    })
+    let mut s = format!("image,{}\n", cols.join(","));
+    for r in per_image {
+        let cells: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                r.values
+                    .iter()
+                    .find(|(n, _)| n == c)
+                    .map_or(String::new(), |(_, v)| format!("{v:.6}"))
+            })
+            .collect();
+        let name = if r.name.contains([',', '"']) {
+            format!("\"{}\"", r.name.replace('"', "\"\""))
+        } else {
+            r.name.clone()
+        };
+        s += &format!("{name},{}\n", cells.join(","));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_image_csv_has_every_score_and_quotes_names() {
+        let row = |name: &str, v: &[(&str, f64)]| ImageScores {
+            name: name.into(),
+            values: v.iter().map(|(n, x)| (n.to_string(), *x)).collect(),
+        };
+        let csv = per_image_csv(&[
+            row("a", &[("pixel_error", 0.5), ("dice_1", 0.25)]),
+            row("b,\"c\"", &[("pixel_error", 0.125), ("rand_error", 1.0)]),
+        ]);
+        assert_eq!(
+            csv,
+            "image,pixel_error,dice_1,rand_error\na,0.500000,0.250000,\n\"b,\"\"c\"\"\",0.125000,,1.000000\n"
+        );
+    }
 }
