@@ -233,6 +233,7 @@ fn metrics_undefined_on_an_image_without_foreground_are_marked() {
         images: 1,
         challenge: None,
         instances: None,
+        per_image: Vec::new(),
     };
     let t = m.to_text();
     assert!(t.contains("pixel_error: 0.000000"), "{t}");
