@@ -207,9 +207,7 @@ impl PredictArgs {
         }
         Ok(())
     }
-}
 
-impl PredictArgs {
     /// The checkpoint of a run that takes exactly one (block-wise Zarr
     /// prediction; an ensemble is refused with the count).
     pub fn single_checkpoint(&self) -> Result<&Path> {
