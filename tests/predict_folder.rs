@@ -109,13 +109,17 @@ fn folder_refusals_come_before_any_prediction() {
     let (_, stderr, ok) = predict(&ck, &images, &images, &[]);
     assert!(!ok && stderr.contains("is the input folder"), "{stderr}");
     // a file as the output folder
-    let file = dir.join("file.png");
+    let file = dir.join("file");
     std::fs::write(&file, b"x").unwrap();
     let (_, stderr, ok) = predict(&ck, &images, &file, &[]);
     assert!(
         !ok && stderr.contains("is a file, not a folder"),
         "{stderr}"
     );
+    // a file name for a folder output
+    let (_, stderr, ok) = predict(&ck, &images, &dir.join("labels.png"), &[]);
+    assert!(!ok && stderr.contains("give a folder name"), "{stderr}");
+    assert!(!dir.join("labels.png").exists());
     // two inputs that would write the same outputs
     std::fs::copy(images.join("s0.png"), images.join("s0.tif")).unwrap();
     let (_, stderr, ok) = predict(&ck, &images, &dir.join("o"), &[]);

@@ -21,6 +21,14 @@ use std::path::{Path, PathBuf};
 pub fn check_before_gpu(a: &PredictArgs, input: &Path) -> Result<()> {
     let files = images(input)?;
     for (flag, dir) in output_dirs(a)? {
+        let file_like = crate::data::io::is_supported(dir);
+        if file_like && !dir.is_dir() {
+            return Err(Error::Other(format!(
+                "{flag} {}: the input {} is a folder, so this is a folder too (NAME.EXT per image); give a folder name, not a file name",
+                dir.display(),
+                input.display()
+            )));
+        }
         check_output_dir(flag, dir)?;
         if same_folder(dir, input) {
             return Err(Error::Other(format!(
