@@ -164,6 +164,36 @@ fn members_that_disagree_are_refused_with_both_values() {
         "{stderr}"
     );
 
+    // one image split from the other end: the same name and size, other
+    // pixels, so no common validation part either
+    let one = dir.join("one");
+    for sub in ["images", "labels"] {
+        std::fs::create_dir_all(one.join(sub)).unwrap();
+        std::fs::copy(dir.join(sub).join("s0.png"), one.join(sub).join("s0.png")).unwrap();
+    }
+    let mut ck = checkpoint::load(&a).unwrap();
+    let cfg = ck.meta["config"].replace("val_part = \"last\"", "val_part = \"first\"");
+    assert_ne!(cfg, ck.meta["config"]);
+    ck.meta.insert("config".into(), cfg);
+    let first_part = dir.join("first-part.safetensors");
+    checkpoint::save(&first_part, &ck).unwrap();
+    let (_, stderr, ok) = wunet(&[
+        "eval",
+        "--checkpoint",
+        a.to_str().unwrap(),
+        first_part.to_str().unwrap(),
+        "--data",
+        one.to_str().unwrap(),
+        "--class-values",
+        "0,255",
+        "--split",
+        "val",
+    ]);
+    assert!(
+        !ok && stderr.contains("--split val: this checkpoint held out [\"s0 [1, 56, 7]\"]"),
+        "{stderr}"
+    );
+
     // block-wise Zarr prediction takes one checkpoint
     let (_, stderr, ok) = wunet(&[
         "predict",

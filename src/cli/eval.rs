@@ -235,29 +235,50 @@ fn validation_part(
     members: &[(Checkpoint, InferMeta)],
     ds: Dataset,
 ) -> Result<Dataset> {
-    let names = |d: &Dataset| d.samples.iter().map(|s| s.name.clone()).collect::<Vec<_>>();
     let Some(((ck0, _), rest)) = members.split_first() else {
         return Err(Error::Other("--checkpoint is required".into()));
     };
     let mut others = Vec::with_capacity(rest.len());
     for (path, (ck, _)) in a.checkpoint[1..].iter().zip(rest) {
-        others.push(names(&held_out(path, ck, ds.clone())?));
+        others.push(held_out(path, ck, ds.clone())?);
     }
     let first = held_out(a.first(), ck0, ds)?;
     for (path, p) in a.checkpoint[1..].iter().zip(&others) {
-        if *p != names(&first) {
+        if !same_samples(p, &first) {
             return Err(Error::file(
                 path,
                 format!(
                     "--split val: this checkpoint held out {:?}, the first ({}) {:?}; an ensemble is scored on data none of its members trained on: use --split all on separate data",
-                    p,
+                    part_names(p),
                     a.first().display(),
-                    names(&first)
+                    part_names(&first)
                 ),
             ));
         }
     }
     Ok(first)
+}
+
+/// Whether two held-out parts are the same samples: names, sizes and
+/// voxels (one volume split at another fraction or from the other end
+/// keeps its name).
+fn same_samples(a: &Dataset, b: &Dataset) -> bool {
+    let same = |x: &Sample, y: &Sample| {
+        x.name == y.name
+            && x.image.dims == y.image.dims
+            && (x.image.data.iter())
+                .zip(&y.image.data)
+                .all(|(p, q)| p.to_bits() == q.to_bits())
+    };
+    a.samples.len() == b.samples.len() && a.samples.iter().zip(&b.samples).all(|(x, y)| same(x, y))
+}
+
+/// A held-out part for a message: each sample's name and (z, y, x) size.
+fn part_names(d: &Dataset) -> Vec<String> {
+    d.samples
+        .iter()
+        .map(|s| format!("{} {:?}", s.name, s.image.dims))
+        .collect()
 }
 
 /// The validation part of `ds` by the configuration stored in the
