@@ -5,8 +5,8 @@
 
 mod common;
 use common::{
-    assert_close, ctx, labelled_pngs, predict_args, run_wunet as wunet, tiny_model, tiny_run,
-    tmp_dir,
+    assert_close, ctx, eval_labelled, labelled_pngs, npy_f32, predict_args, run_wunet as wunet,
+    tiny_model, tmp_dir, train_tiny,
 };
 use std::path::Path;
 use wunet::model_io::{checkpoint, InferMeta};
@@ -33,9 +33,9 @@ fn probabilities(dir: &Path, cks: &[&Path], repeated: bool, name: &str) -> Vec<f
     let args: Vec<&str> = a.iter().map(String::as_str).collect();
     let (stdout, stderr, ok) = wunet(&args);
     assert!(ok, "{stdout}\n{stderr}");
-    let f = npyz::NpyFile::new(std::fs::File::open(&p).unwrap()).unwrap();
-    assert_eq!(f.shape(), &[2u64, 56, 72]);
-    f.into_vec::<f32>().unwrap()
+    let (shape, v) = npy_f32(&p);
+    assert_eq!(shape, [2, 56, 72]);
+    v
 }
 
 #[test]
@@ -65,16 +65,7 @@ fn an_ensemble_predicts_the_mean_of_its_members() {
 
     // eval scores the ensemble: its mean Dice differs from each member's
     let dice = |cks: &[&Path]| {
-        let mut args = vec![
-            "eval",
-            "--data",
-            dir.to_str().unwrap(),
-            "--class-values",
-            "0,255",
-        ];
-        args.push("--checkpoint");
-        args.extend(cks.iter().map(|p| p.to_str().unwrap()));
-        let (stdout, stderr, ok) = wunet(&args);
+        let (stdout, stderr, ok) = eval_labelled(cks, &dir, &[]);
         assert!(ok, "{stdout}\n{stderr}");
         if cks.len() > 1 {
             assert!(stderr.contains("ensemble: member 2/2"), "{stderr}");
@@ -92,18 +83,7 @@ fn an_ensemble_predicts_the_mean_of_its_members() {
     );
 
     // --split val: the same held-out images for both members
-    let (stdout, stderr, ok) = wunet(&[
-        "eval",
-        "--checkpoint",
-        a.to_str().unwrap(),
-        b.to_str().unwrap(),
-        "--data",
-        dir.to_str().unwrap(),
-        "--class-values",
-        "0,255",
-        "--split",
-        "val",
-    ]);
+    let (stdout, stderr, ok) = eval_labelled(&[&a, &b], &dir, &["--split", "val"]);
     assert!(
         ok && stdout.starts_with("pixel_error: "),
         "{stdout}\n{stderr}"
@@ -145,20 +125,13 @@ fn members_that_disagree_are_refused_with_both_values() {
 
     // cross-validation folds hold out other images: --split val has no
     // common validation part
-    let (c, said) = tiny_run(&dir, "c", &["--seed", "7", "--base", "4", "--fold", "1/2"]);
+    let (_, said) = train_tiny(
+        &dir.join("c"),
+        &["--seed", "7", "--base", "4", "--fold", "1/2"],
+    );
     assert!(said.contains("(fold 1/2)"), "{said}");
-    let (_, stderr, ok) = wunet(&[
-        "eval",
-        "--checkpoint",
-        a.to_str().unwrap(),
-        c.to_str().unwrap(),
-        "--data",
-        dir.to_str().unwrap(),
-        "--class-values",
-        "0,255",
-        "--split",
-        "val",
-    ]);
+    let c = dir.join("c/best.safetensors");
+    let (_, stderr, ok) = eval_labelled(&[&a, &c], &dir, &["--split", "val"]);
     assert!(
         !ok && stderr.contains("--split val: this checkpoint held out"),
         "{stderr}"
@@ -177,18 +150,7 @@ fn members_that_disagree_are_refused_with_both_values() {
     ck.meta.insert("config".into(), cfg);
     let first_part = dir.join("first-part.safetensors");
     checkpoint::save(&first_part, &ck).unwrap();
-    let (_, stderr, ok) = wunet(&[
-        "eval",
-        "--checkpoint",
-        a.to_str().unwrap(),
-        first_part.to_str().unwrap(),
-        "--data",
-        one.to_str().unwrap(),
-        "--class-values",
-        "0,255",
-        "--split",
-        "val",
-    ]);
+    let (_, stderr, ok) = eval_labelled(&[&a, &first_part], &one, &["--split", "val"]);
     assert!(
         !ok && stderr.contains("--split val: this checkpoint held out [\"s0 [1, 56, 7]\"]"),
         "{stderr}"

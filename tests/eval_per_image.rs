@@ -2,23 +2,13 @@
 //! with the pooled ones, and a bad file name refused before the GPU opens.
 
 mod common;
-use common::{ctx, labelled_pngs, run_wunet as wunet, tiny_model, tmp_dir};
+use common::{ctx, eval_labelled, labelled_pngs, tiny_model, tmp_dir};
 use std::path::Path;
 
-/// `wunet eval` of `ck` on `data` (membrane stored as 255) with `extra`
-/// flags that must succeed: its `name: value` lines.
+/// [`eval_labelled`] of `ck` on `data` with `extra` flags that must
+/// succeed: its `name: value` lines.
 fn eval(ck: &Path, data: &Path, extra: &[&str]) -> Vec<(String, f64)> {
-    let mut args = vec![
-        "eval",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--data",
-        data.to_str().unwrap(),
-        "--class-values",
-        "0,255",
-    ];
-    args.extend(extra);
-    let (stdout, stderr, ok) = wunet(&args);
+    let (stdout, stderr, ok) = eval_labelled(&[ck], data, extra);
     assert!(ok, "{stdout}\n{stderr}");
     stdout
         .lines()
@@ -86,14 +76,7 @@ fn per_image_scores_agree_with_the_pooled_ones() {
     }
 
     // not a .csv: refused before anything runs
-    let (_, stderr, ok) = wunet(&[
-        "eval",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--data",
-        dir.to_str().unwrap(),
-        "--per-image",
-        dir.join("scores.txt").to_str().unwrap(),
-    ]);
+    let bad = dir.join("scores.txt");
+    let (_, stderr, ok) = eval_labelled(&[&ck], &dir, &["--per-image", bad.to_str().unwrap()]);
     assert!(!ok && stderr.contains("--per-image"), "{stderr}");
 }

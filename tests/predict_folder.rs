@@ -4,7 +4,7 @@
 //! refusals before the GPU opens.
 
 mod common;
-use common::{ctx, labelled_pngs, predict_args, run_wunet as wunet, tiny_model, tmp_dir};
+use common::{ctx, labelled_pngs, npy_f32, predict_args, run_wunet as wunet, tiny_model, tmp_dir};
 use std::path::Path;
 use wunet::data::io::{read_labels, write_npy, write_png_gray8};
 use wunet::data::synthetic::em_cells_2d;
@@ -16,12 +16,6 @@ fn predict(ck: &Path, input: &Path, output: &Path, extra: &[&str]) -> (String, S
     let a = predict_args(ck, input, output, extra);
     let args: Vec<&str> = a.iter().map(String::as_str).collect();
     wunet(&args)
-}
-
-/// The `.npy` array at `p`, flattened.
-fn npy(p: &Path) -> Vec<f32> {
-    let f = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
-    f.into_vec::<f32>().unwrap()
 }
 
 #[test]
@@ -81,7 +75,11 @@ fn a_folder_is_predicted_image_by_image() {
         assert!(ok, "{stdout}\n{stderr}");
         let folder = read_labels(&out.join(format!("{name}.png"))).unwrap();
         assert_eq!(read_labels(&one).unwrap().data, folder.data, "{name}");
-        assert_eq!(npy(&p), npy(&probs.join(format!("{name}.npy"))), "{name}");
+        assert_eq!(
+            npy_f32(&p),
+            npy_f32(&probs.join(format!("{name}.npy"))),
+            "{name}"
+        );
     }
 
     // a broken image: the others are written, the run fails naming it

@@ -27,36 +27,10 @@ fn metrics(stdout: &str) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Train the tiny synthetic 2D model (4 steps) into `run`, with `extra`
-/// flags; its stderr.
+/// Train the tiny synthetic 2D model (4 steps, base 4, seed 3) into
+/// `run`, with `extra` flags; its stderr.
 fn train_tiny(run: &Path, extra: &[&str]) -> String {
-    let mut a = vec![
-        "train",
-        "--synthetic-images",
-        "4",
-        "--synthetic-size",
-        "64x64",
-        "--base",
-        "4",
-        "--depth",
-        "2",
-        "--patch",
-        "32",
-        "--batch",
-        "2",
-        "--tile",
-        "64",
-        "--steps",
-        "4",
-        "--seed",
-        "3",
-        "--out",
-        run.to_str().unwrap(),
-    ];
-    a.extend_from_slice(extra);
-    let (o, e, ok) = wunet(&a);
-    assert!(ok, "{o}\n{e}");
-    e
+    common::train_tiny(run, &[&["--base", "4", "--seed", "3"], extra].concat()).1
 }
 
 /// Two 8-bit synthetic image / label pairs in `dir/images`, `dir/labels`.
@@ -75,17 +49,7 @@ fn write_pairs(dir: &Path) {
 /// `wunet eval` of checkpoint `ck` on the pairs of [`write_pairs`] in
 /// `dir` (stored 0 / 255), with `extra` flags: its metric lines and stderr.
 fn eval_pairs_stderr(ck: &Path, dir: &Path, extra: &[&str]) -> (Vec<(String, String)>, String) {
-    let mut a = vec![
-        "eval",
-        "--checkpoint",
-        ck.to_str().unwrap(),
-        "--data",
-        dir.to_str().unwrap(),
-        "--class-values",
-        "0,255",
-    ];
-    a.extend_from_slice(extra);
-    let (o, e, ok) = wunet(&a);
+    let (o, e, ok) = common::eval_labelled(&[ck], dir, extra);
     assert!(ok, "{extra:?}: {o}\n{e}");
     (metrics(&o), e)
 }

@@ -110,20 +110,13 @@ pub fn run_eval(ctx: &Context, a: &EvalArgs) -> Result<Metrics> {
         .unet()
         .map_err(|e| Error::file(a.first(), e.to_string()))?;
     let ds = load_scored_data(a, meta, &members)?;
-    let max: [usize; 3] = std::array::from_fn(|k| {
-        ds.samples
-            .iter()
-            .map(|s| s.image.dims[k])
-            .max()
-            .unwrap_or(1)
-    });
     if cfg.dims == 3 && !ds.is_3d() {
         return Err(Error::file(
             &a.data,
             "a 3D model needs volumes, but the data is 2D",
         ));
     }
-    let mut ps = predictors(ctx, &a.infer, &a.checkpoint, &members, max)?;
+    let mut ps = predictors(ctx, &a.infer, &a.checkpoint, &members, ds.max_dims())?;
     eprintln!("{}", crate::infer::eval::METRICS_LEGEND);
     let instances = crate::cli::predict::instances_wanted(a.instances, meta, a.first())?
         .then(|| a.watershed.options(meta))

@@ -378,6 +378,7 @@ impl PredictorCache {
         fit: [usize; 3],
     ) -> Result<&mut Vec<Predictor>> {
         if self.built.as_ref().is_none_or(|(f, _)| *f != fit) {
+            // drop the old networks first: both sets need not fit on the GPU
             self.built = None;
             let ps = predictors(ctx, &a.infer, &a.checkpoint, members, fit)?;
             self.built = Some((fit, ps));

@@ -477,6 +477,12 @@ impl Dataset {
     pub fn is_3d(&self) -> bool {
         self.samples.iter().any(|s| s.image.dims[0] > 1)
     }
+    /// The largest (z, y, x) extent of the samples' images, axis by axis
+    /// (1 without samples): the size a predictor for all of them fits.
+    pub fn max_dims(&self) -> [usize; 3] {
+        let most = |a: usize| self.samples.iter().map(|s| s.image.dims[a]).max();
+        std::array::from_fn(|a| most(a).unwrap_or(1))
+    }
     /// Voxel count per class over all samples (length `n_classes`).
     pub fn class_counts(&self) -> Vec<u64> {
         let mut c = vec![0u64; self.n_classes];

@@ -261,6 +261,12 @@ pub fn evaluate(
         isbi: ChallengeAccumulator::new(challenge_thresholds()),
         inst: Vec::new(),
     };
+    let want = Wanted {
+        k,
+        objects_class,
+        challenge,
+        instances: instances.as_ref(),
+    };
     let mut per_image = Vec::with_capacity(data.samples.len());
     for (i, s) in data.samples.iter().enumerate() {
         if progress {
@@ -273,12 +279,6 @@ pub fn evaluate(
             );
         }
         let probs = predict_mean(ctx, members, &s.image)?;
-        let want = Wanted {
-            k,
-            objects_class,
-            challenge,
-            instances: instances.as_ref(),
-        };
         per_image.push(score_sample(&probs, s, &want, &mut pool)?);
     }
     Ok(pool.finish(data.samples.len(), per_image))

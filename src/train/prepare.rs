@@ -758,13 +758,6 @@ fn validation_predictor(
     unet: &UNetConfig,
     val: &Dataset,
 ) -> Result<Predictor> {
-    let max_val: [usize; 3] = std::array::from_fn(|a| {
-        val.samples
-            .iter()
-            .map(|s| s.image.dims[a])
-            .max()
-            .unwrap_or(1)
-    });
     let popts = PredictOptions {
         batch: 1,
         blend: parse_blend(&cfg.blend)?,
@@ -773,7 +766,7 @@ fn validation_predictor(
         precision: ctx.precision(&cfg.precision)?,
         scale: 1.0,
     };
-    Predictor::for_image(ctx, unet, cfg.tile_dims()?, max_val, &popts)
+    Predictor::for_image(ctx, unet, cfg.tile_dims()?, val.max_dims(), &popts)
 }
 
 /// Pixel error of predicting class 0 everywhere: the share of non-zero labels.

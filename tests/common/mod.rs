@@ -137,10 +137,10 @@ pub fn tensors_equal(a: &wunet::model_io::Checkpoint, b: &wunet::model_io::Check
     assert_eq!(a.meta.get("step"), b.meta.get("step"));
 }
 
-/// Train a tiny 2D model on synthetic images into `dir/name`; its best
-/// checkpoint and what the run printed.
-pub fn tiny_run(dir: &std::path::Path, name: &str, extra: &[&str]) -> (PathBuf, String) {
-    let out = dir.join(name).display().to_string();
+/// Train a tiny 2D model (4 steps on 4 synthetic 64x64 images, depth 2)
+/// into the run folder `out`, with `extra` flags (e.g. `--base`, `--seed`);
+/// what it printed, (stdout, stderr).
+pub fn train_tiny(out: &std::path::Path, extra: &[&str]) -> (String, String) {
     let mut args = vec![
         "train",
         "--synthetic-images",
@@ -157,20 +157,41 @@ pub fn tiny_run(dir: &std::path::Path, name: &str, extra: &[&str]) -> (PathBuf, 
         "64",
         "--steps",
         "4",
-        "--val-every",
-        "4",
         "--out",
-        &out,
+        out.to_str().unwrap(),
     ];
     args.extend(extra);
     let (stdout, stderr, ok) = run_wunet(&args);
-    assert!(ok, "wunet train failed:\n{stdout}\n{stderr}");
-    (dir.join(name).join("best.safetensors"), stdout + &stderr)
+    assert!(ok, "wunet train {extra:?} failed:\n{stdout}\n{stderr}");
+    (stdout, stderr)
 }
 
-/// [`tiny_run`]'s checkpoint.
+/// [`train_tiny`] into `dir/name`; its best checkpoint.
 pub fn tiny_model(dir: &std::path::Path, name: &str, extra: &[&str]) -> PathBuf {
-    tiny_run(dir, name, extra).0
+    train_tiny(&dir.join(name), extra);
+    dir.join(name).join("best.safetensors")
+}
+
+/// `wunet eval --checkpoint CK... --data DATA --class-values 0,255 EXTRA...`
+/// (data whose class 1 is stored as 255, as [`labelled_pngs`] writes it):
+/// (stdout, stderr, success).
+pub fn eval_labelled(
+    cks: &[&std::path::Path],
+    data: &std::path::Path,
+    extra: &[&str],
+) -> (String, String, bool) {
+    let mut args = vec!["eval", "--checkpoint"];
+    args.extend(cks.iter().map(|p| p.to_str().unwrap()));
+    args.extend(["--data", data.to_str().unwrap(), "--class-values", "0,255"]);
+    args.extend(extra);
+    run_wunet(&args)
+}
+
+/// The f32 `.npy` array at `p`: its shape and its values, flattened.
+pub fn npy_f32(p: &std::path::Path) -> (Vec<u64>, Vec<f32>) {
+    let f = npyz::NpyFile::new(std::fs::File::open(p).unwrap()).unwrap();
+    let shape = f.shape().to_vec();
+    (shape, f.into_vec::<f32>().unwrap())
 }
 
 /// Four labelled PNGs (membrane stored as 255) under `dir/images|labels`.
